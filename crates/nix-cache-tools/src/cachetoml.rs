@@ -1,0 +1,429 @@
+//! `cache.toml`: a project's binary caches, described once and read by all three tools
+//! and by the flake (`builtins.fromTOML`).
+//!
+//! ```toml
+//! [[cache]]
+//! url = "https://nanna-coder.cachix.org"     # or: cachix = "nanna-coder"
+//! public-key = "nanna-coder.cachix.org-1:U/8OwBxzrmKhrghm7KtNA3cRnYR5ioKlB637gbc2BF4="
+//! # token-env = "CACHIX_AUTH_TOKEN"
+//!
+//! [push]
+//! to = "cachix:nanna-coder"
+//! filter = '(-source$|nixpkgs\.tar\.gz$)'
+//! # secret-key-file = "/run/secrets/cache-signing-key"
+//! ```
+//!
+//! Parsing keeps spans, so every error names the file, the line and the key. Writing
+//! (`setup-cache --save`) goes through `toml_edit`, so comments and layout survive.
+
+use crate::keys::PublicKey;
+use crate::url;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml_edit::{ImDocument, Item, Table};
+
+pub const FILE_NAME: &str = "cache.toml";
+
+/// The default push filter: sources and nixpkgs tarballs are cheap to refetch.
+pub const DEFAULT_PUSH_FILTER: &str = r"(-source$|nixpkgs\.tar\.gz$)";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheToml {
+    /// Where it was read from (`None` when parsed from a string).
+    pub path: Option<PathBuf>,
+    pub caches: Vec<Cache>,
+    pub push: Option<Push>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cache {
+    /// Substituter URL (`https://NAME.cachix.org` for `cachix = "NAME"`).
+    pub url: String,
+    /// Set when the entry was given as `cachix = "NAME"`.
+    pub cachix: Option<String>,
+    pub public_key: String,
+    /// Environment variable holding a netrc password/token for a private cache.
+    pub token_env: Option<String>,
+    /// 1-based line of the `[[cache]]` header.
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Push {
+    /// `cachix:NAME`, `attic:CACHE` or a Nix store URI.
+    pub to: Option<String>,
+    pub filter: Option<String>,
+    /// Resolved against the directory holding cache.toml when relative.
+    pub secret_key_file: Option<PathBuf>,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct CacheTomlError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for CacheTomlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if let Some(k) = &self.key {
+            write!(f, ": `{k}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Looks for `cache.toml` in `start` and its parents.
+pub fn find(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|d| d.join(FILE_NAME))
+        .find(|p| p.is_file())
+}
+
+/// Reads and validates a cache.toml file.
+pub fn load(path: &Path) -> Result<CacheToml, CacheTomlError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CacheTomlError {
+        file: path.display().to_string(),
+        line: None,
+        key: None,
+        message: format!("cannot read the file: {e}"),
+    })?;
+    let mut c = parse(&text, &path.display().to_string())?;
+    if let Some(push) = &mut c.push {
+        if let Some(k) = &push.secret_key_file {
+            if k.is_relative() {
+                let dir = path.parent().unwrap_or(Path::new("."));
+                push.secret_key_file = Some(dir.join(k));
+            }
+        }
+    }
+    c.path = Some(path.to_owned());
+    Ok(c)
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, span: Option<std::ops::Range<usize>>) -> Option<usize> {
+        span.map(|s| self.text[..s.start.min(self.text.len())].matches('\n').count() + 1)
+    }
+    fn err(&self, span: Option<std::ops::Range<usize>>, key: Option<&str>, msg: impl Into<String>) -> CacheTomlError {
+        CacheTomlError {
+            file: self.file.to_owned(),
+            line: self.line_of(span),
+            key: key.map(str::to_owned),
+            message: msg.into(),
+        }
+    }
+    fn string(&self, table: &Table, key: &str, prefix: &str) -> Result<Option<String>, CacheTomlError> {
+        let Some(item) = table.get(key) else {
+            return Ok(None);
+        };
+        match item.as_str() {
+            Some(s) => Ok(Some(s.to_owned())),
+            None => Err(self.err(
+                item.span().or_else(|| table.key(key).and_then(|k| k.span())),
+                Some(&format!("{prefix}{key}")),
+                format!("must be a string, e.g. {key} = \"...\""),
+            )),
+        }
+    }
+    fn only_keys(&self, table: &Table, allowed: &[&str], prefix: &str) -> Result<(), CacheTomlError> {
+        for (k, _) in table.iter() {
+            if !allowed.contains(&k) {
+                let span = table.key(k).and_then(|key| key.span());
+                return Err(self.err(
+                    span,
+                    Some(&format!("{prefix}{k}")),
+                    format!("unknown key; allowed here: {}", allowed.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses cache.toml text; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<CacheToml, CacheTomlError> {
+    let ctx = Ctx { file, text };
+    let doc = ImDocument::parse(text).map_err(|e| CacheTomlError {
+        file: file.to_owned(),
+        line: ctx.line_of(e.span()),
+        key: None,
+        message: format!("not valid TOML: {}", e.message()),
+    })?;
+    let root = doc.as_table();
+    ctx.only_keys(root, &["cache", "push"], "")?;
+
+    let mut caches = Vec::new();
+    if let Some(item) = root.get("cache") {
+        let tables: Vec<&Table> = match item {
+            Item::ArrayOfTables(a) => a.iter().collect(),
+            _ => {
+                return Err(ctx.err(
+                    item.span().or_else(|| root.key("cache").and_then(|k| k.span())),
+                    Some("cache"),
+                    "must be a list of tables: write each cache under its own `[[cache]]` header",
+                ));
+            }
+        };
+        for t in tables {
+            caches.push(parse_cache(&ctx, t)?);
+        }
+    }
+
+    let push = match root.get("push") {
+        None => None,
+        Some(Item::Table(t)) => Some(parse_push(&ctx, t)?),
+        Some(other) => {
+            return Err(ctx.err(other.span(), Some("push"), "must be a table: `[push]`"));
+        }
+    };
+
+    Ok(CacheToml {
+        path: None,
+        caches,
+        push,
+    })
+}
+
+fn parse_cache(ctx: &Ctx, t: &Table) -> Result<Cache, CacheTomlError> {
+    let line = ctx.line_of(t.span()).unwrap_or(0);
+    let at = |key: &str| t.get(key).and_then(|i| i.span()).or(t.span());
+    ctx.only_keys(t, &["url", "cachix", "public-key", "token-env"], "cache.")?;
+    let url_v = ctx.string(t, "url", "cache.")?;
+    let cachix = ctx.string(t, "cachix", "cache.")?;
+    let url = match (url_v, &cachix) {
+        (Some(_), Some(_)) => {
+            return Err(ctx.err(at("cachix"), Some("cache.cachix"), "give either `url` or `cachix`, not both"));
+        }
+        (Some(u), None) => {
+            url::validate_substituter(&u).map_err(|e| ctx.err(at("url"), Some("cache.url"), e.to_string()))?;
+            u
+        }
+        (None, Some(name)) => {
+            let ok = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                return Err(ctx.err(
+                    at("cachix"),
+                    Some("cache.cachix"),
+                    format!("`{name}` is not a Cachix cache name (letters, digits and `-` only)"),
+                ));
+            }
+            url::cachix_url(name)
+        }
+        (None, None) => {
+            return Err(ctx.err(
+                t.span(),
+                Some("cache.url"),
+                "missing: each [[cache]] needs `url = \"https://...\"` or `cachix = \"NAME\"`",
+            ));
+        }
+    };
+    let public_key = ctx.string(t, "public-key", "cache.")?.ok_or_else(|| {
+        ctx.err(
+            t.span(),
+            Some("cache.public-key"),
+            "missing: the cache's public key, NAME:BASE64 (shown on the cache's page or by `nix key convert-secret-to-public`)",
+        )
+    })?;
+    PublicKey::parse(&public_key).map_err(|e| ctx.err(at("public-key"), Some("cache.public-key"), e.to_string()))?;
+    let token_env = ctx.string(t, "token-env", "cache.")?;
+    if let Some(v) = &token_env {
+        let ok = !v.is_empty()
+            && !v.starts_with(|c: char| c.is_ascii_digit())
+            && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(ctx.err(
+                at("token-env"),
+                Some("cache.token-env"),
+                format!("`{v}` is not an environment variable name"),
+            ));
+        }
+    }
+    Ok(Cache {
+        url,
+        cachix,
+        public_key,
+        token_env,
+        line,
+    })
+}
+
+fn parse_push(ctx: &Ctx, t: &Table) -> Result<Push, CacheTomlError> {
+    ctx.only_keys(t, &["to", "filter", "secret-key-file"], "push.")?;
+    let at = |key: &str| t.get(key).and_then(|i| i.span()).or(t.span());
+    let to = ctx.string(t, "to", "push.")?;
+    if let Some(to) = &to {
+        validate_push_target(to).map_err(|m| ctx.err(at("to"), Some("push.to"), m))?;
+    }
+    let filter = ctx.string(t, "filter", "push.")?;
+    if let Some(f) = &filter {
+        regex::Regex::new(f).map_err(|e| ctx.err(at("filter"), Some("push.filter"), format!("not a valid regex: {e}")))?;
+    }
+    let secret_key_file = ctx.string(t, "secret-key-file", "push.")?.map(PathBuf::from);
+    Ok(Push {
+        to,
+        filter,
+        secret_key_file,
+        line: ctx.line_of(t.span()).unwrap_or(0),
+    })
+}
+
+/// `cachix:NAME`, `attic:[SERVER:]CACHE`, or a store URI with a scheme.
+pub fn validate_push_target(to: &str) -> Result<(), String> {
+    if let Some(name) = to.strip_prefix("cachix:") {
+        if name.is_empty() || name.contains('/') {
+            return Err(format!("`{to}`: expected cachix:NAME"));
+        }
+        return Ok(());
+    }
+    if let Some(name) = to.strip_prefix("attic:") {
+        if name.is_empty() {
+            return Err(format!("`{to}`: expected attic:CACHE or attic:SERVER:CACHE"));
+        }
+        return Ok(());
+    }
+    if url::scheme(to).is_none() {
+        return Err(format!(
+            "`{to}` is not a push target: use cachix:NAME, attic:CACHE, or a Nix store URI such as file:///path, https://host, s3://bucket, ssh-ng://host"
+        ));
+    }
+    Ok(())
+}
+
+/// Adds a `[[cache]]` entry to the cache.toml at `path` (created when missing), keeping
+/// every comment and the layout of what is there. Returns `false` when an entry with
+/// that URL already exists (nothing written).
+pub fn save_cache(path: &Path, url_: &str, public_key: &str) -> Result<bool, CacheTomlError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(CacheTomlError {
+                file: path.display().to_string(),
+                line: None,
+                key: None,
+                message: format!("cannot read the file: {e}"),
+            });
+        }
+    };
+    let existing = parse(&text, &path.display().to_string())?;
+    if existing.caches.iter().any(|c| url::normalize(&c.url) == url::normalize(url_)) {
+        return Ok(false);
+    }
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| CacheTomlError {
+        file: path.display().to_string(),
+        line: None,
+        key: None,
+        message: e.to_string(),
+    })?;
+    let mut t = Table::new();
+    t.insert("url", toml_edit::value(url_));
+    t.insert("public-key", toml_edit::value(public_key));
+    match doc.get_mut("cache") {
+        Some(Item::ArrayOfTables(a)) => a.push(t),
+        _ => {
+            let mut a = toml_edit::ArrayOfTables::new();
+            a.push(t);
+            doc.insert("cache", Item::ArrayOfTables(a));
+        }
+    }
+    let out = doc.to_string();
+    crate::fsutil::write_atomic(path, out.as_bytes()).map_err(|e| CacheTomlError {
+        file: path.display().to_string(),
+        line: None,
+        key: None,
+        message: e.to_string(),
+    })?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"# our caches
+[[cache]]                       # one or more caches to pull from
+url = "https://nanna-coder.cachix.org"
+public-key = "nanna-coder.cachix.org-1:U/8OwBxzrmKhrghm7KtNA3cRnYR5ioKlB637gbc2BF4="
+
+[[cache]]
+cachix = "other"
+public-key = "other.cachix.org-1:U/8OwBxzrmKhrghm7KtNA3cRnYR5ioKlB637gbc2BF4="
+token-env = "CACHIX_AUTH_TOKEN"
+
+[push]
+to = "cachix:nanna-coder"
+filter = '(-source$|nixpkgs\.tar\.gz$)'
+"#;
+
+    #[test]
+    fn parses_the_documented_format() {
+        let c = parse(EXAMPLE, "cache.toml").unwrap();
+        assert_eq!(c.caches.len(), 2);
+        assert_eq!(c.caches[0].url, "https://nanna-coder.cachix.org");
+        assert_eq!(c.caches[0].line, 2);
+        assert_eq!(c.caches[1].url, "https://other.cachix.org");
+        assert_eq!(c.caches[1].cachix.as_deref(), Some("other"));
+        assert_eq!(c.caches[1].token_env.as_deref(), Some("CACHIX_AUTH_TOKEN"));
+        let p = c.push.unwrap();
+        assert_eq!(p.to.as_deref(), Some("cachix:nanna-coder"));
+        assert_eq!(p.filter.as_deref(), Some(DEFAULT_PUSH_FILTER));
+    }
+
+    fn err(text: &str) -> CacheTomlError {
+        parse(text, "cache.toml").unwrap_err()
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = err("[[cache]]\nurl = \"https://x.org\"\npublic-key = \"x:AAAA\"\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("cache.public-key")));
+        assert!(e.to_string().starts_with("cache.toml:3: `cache.public-key`:"), "{e}");
+
+        let e = err("[[cache]]\nurl = \"https://x.org\"\npublic-key = \"cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\"\nprio = 3\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("cache.prio")));
+
+        let e = err("[push]\nfilter = '(unclosed'\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("push.filter")));
+
+        let e = err("[push]\nto = \"nowhere\"\n");
+        assert_eq!(e.key.as_deref(), Some("push.to"));
+
+        let e = err("colour = 1\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("colour")));
+
+        let e = err("[[cache]]\nurl = \"cache.example.org\"\n");
+        assert_eq!(e.key.as_deref(), Some("cache.url"));
+
+        let e = err("[[cache]\n");
+        assert_eq!(e.line, Some(1));
+    }
+
+    #[test]
+    fn save_keeps_comments_and_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cache.toml");
+        std::fs::write(&p, "# team caches\n\n[push] # where CI pushes\nto = \"file:///tmp/c\"\n").unwrap();
+        let key = "x-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+        assert!(save_cache(&p, "https://x.example", key).unwrap());
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.starts_with("# team caches\n\n[push] # where CI pushes\n"), "{text}");
+        let c = load(&p).unwrap();
+        assert_eq!(c.caches[0].url, "https://x.example");
+        assert!(!save_cache(&p, "https://x.example/", key).unwrap());
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
+    }
+}

@@ -1,0 +1,411 @@
+//! The one wrapper through which every external program (`nix`, `cachix`, `attic`,
+//! `systemctl`...) is run.
+//!
+//! A [`Cmd`] is a plain description (program, argv, environment, stdin) built apart from
+//! running it, so tests can check the exact argument vector without running anything.
+//! A [`Runner`] runs it. Dry-run lives here and only here: a command that changes
+//! something is printed instead of run when the runner is in dry-run mode, while commands
+//! marked [`Cmd::read_only`] (queries) still run. Every failure carries the full command
+//! line, the exit status and the program's stderr.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+
+/// A command to run: program, arguments, environment changes and optional stdin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    program: OsString,
+    args: Vec<OsString>,
+    env: Vec<(OsString, Option<OsString>)>,
+    stdin: Option<Vec<u8>>,
+    cwd: Option<PathBuf>,
+    read_only: bool,
+}
+
+impl Cmd {
+    pub fn new(program: impl AsRef<OsStr>) -> Self {
+        Cmd {
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+            cwd: None,
+            read_only: false,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
+        self
+    }
+
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.env.push((key.as_ref().to_owned(), None));
+        self
+    }
+
+    /// Bytes written to the program's stdin.
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Marks the command as a query that changes nothing: it runs even in dry-run mode.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    pub fn program(&self) -> &OsStr {
+        &self.program
+    }
+
+    /// Program followed by its arguments, lossily converted for display and tests.
+    pub fn argv(&self) -> Vec<String> {
+        std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    pub fn stdin_bytes(&self) -> Option<&[u8]> {
+        self.stdin.as_deref()
+    }
+
+    pub fn env_changes(&self) -> &[(OsString, Option<OsString>)] {
+        &self.env
+    }
+
+    /// The command line as a user could paste it into a POSIX shell.
+    pub fn display(&self) -> String {
+        self.argv()
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn to_command(&self) -> Command {
+        let mut c = Command::new(&self.program);
+        c.args(&self.args);
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        if let Some(dir) = &self.cwd {
+            c.current_dir(dir);
+        }
+        c
+    }
+}
+
+impl fmt::Display for Cmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+/// Quotes one word for a POSIX shell, leaving plain words as they are.
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"-_./:=@%+,^".contains(&b)
+        });
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// What a finished (or dry-run) command produced.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// `None` when the command was not run because of dry-run.
+    pub status: Option<ExitStatus>,
+}
+
+impl Output {
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+    pub fn was_run(&self) -> bool {
+        self.status.is_some()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CmdError {
+    #[error("`{program}` was not found on PATH (needed to run `{cmdline}`){hint}")]
+    NotFound {
+        program: String,
+        cmdline: String,
+        hint: String,
+    },
+    #[error("could not run `{cmdline}`: {source}")]
+    Spawn {
+        cmdline: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{cmdline}` failed ({status}){}", stderr_tail(.stderr))]
+    Failed {
+        cmdline: String,
+        status: String,
+        stderr: String,
+        stdout: String,
+    },
+}
+
+impl CmdError {
+    /// The program's stderr, when it ran and failed.
+    pub fn stderr(&self) -> Option<&str> {
+        match self {
+            CmdError::Failed { stderr, .. } => Some(stderr),
+            _ => None,
+        }
+    }
+}
+
+fn stderr_tail(stderr: &str) -> String {
+    let s = stderr.trim_end();
+    if s.is_empty() {
+        return " with no output on stderr".to_owned();
+    }
+    // Keep the end, where programs put the actual error; a whole build log is noise.
+    let lines: Vec<&str> = s.lines().collect();
+    let start = lines.len().saturating_sub(25);
+    let mut out = String::from(":\n");
+    if start > 0 {
+        out.push_str(&format!("  ... ({start} earlier lines of stderr)\n"));
+    }
+    for l in &lines[start..] {
+        out.push_str("  ");
+        out.push_str(l);
+        out.push('\n');
+    }
+    out.trim_end().to_owned()
+}
+
+/// A hint printed when a program is missing.
+pub fn install_hint(program: &str) -> &'static str {
+    match program {
+        "nix" | "nix-store" | "nix-build" | "nix-instantiate" => {
+            ": install Nix (https://nixos.org/download) or run from a shell where `nix` is on PATH"
+        }
+        "cachix" => {
+            ": run inside `nix shell nixpkgs#cachix`, or add `cachix` to your CI image (this tool never installs it)"
+        }
+        "attic" => {
+            ": run inside `nix shell nixpkgs#attic-client`, or add the attic client to your CI image (this tool never installs it)"
+        }
+        _ => "",
+    }
+}
+
+/// Runs [`Cmd`]s, printing instead of running mutating ones in dry-run mode.
+#[derive(Debug, Clone, Default)]
+pub struct Runner {
+    dry_run: bool,
+    verbose: bool,
+}
+
+impl Runner {
+    pub fn new() -> Self {
+        Runner::default()
+    }
+
+    pub fn dry_run(mut self, yes: bool) -> Self {
+        self.dry_run = yes;
+        self
+    }
+
+    /// Echo every command to stderr before running it.
+    pub fn verbose(mut self, yes: bool) -> Self {
+        self.verbose = yes;
+        self
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// Runs the command to completion, capturing stdout and stderr. A non-zero exit is an
+    /// error carrying the command line, status and stderr. In dry-run mode a command not
+    /// marked read-only is printed to stderr as `would run: ...` and not run.
+    pub fn run(&self, cmd: &Cmd) -> Result<Output, CmdError> {
+        let out = self.run_unchecked(cmd)?;
+        match out.status {
+            Some(status) if !status.success() => Err(CmdError::Failed {
+                cmdline: cmd.display(),
+                status: describe_status(status),
+                stderr: out.stderr_str(),
+                stdout: out.stdout_str(),
+            }),
+            _ => Ok(out),
+        }
+    }
+
+    /// Like [`Runner::run`] but a non-zero exit status is returned, not an error.
+    pub fn run_unchecked(&self, cmd: &Cmd) -> Result<Output, CmdError> {
+        if self.dry_run && !cmd.read_only {
+            eprintln!("would run: {}", cmd.display());
+            return Ok(Output::default());
+        }
+        if self.verbose {
+            eprintln!("+ {}", cmd.display());
+        }
+        let mut command = cmd.to_command();
+        command
+            .stdin(if cmd.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(|e| spawn_error(cmd, e))?;
+        // Feed stdin from a thread so a child that writes a lot before reading cannot
+        // deadlock against us; `wait_with_output` drains stdout and stderr concurrently.
+        let writer = match (child.stdin.take(), cmd.stdin.clone()) {
+            (Some(mut pipe), Some(bytes)) => Some(std::thread::spawn(move || {
+                // A child that exits without reading all of stdin is not our error: its
+                // exit status tells what happened.
+                let _ = pipe.write_all(&bytes);
+            })),
+            _ => None,
+        };
+        let output = child.wait_with_output().map_err(|e| CmdError::Spawn {
+            cmdline: cmd.display(),
+            source: e,
+        })?;
+        if let Some(w) = writer {
+            let _ = w.join();
+        }
+        Ok(Output {
+            stdout: output.stdout,
+            stderr: output.stderr,
+            status: Some(output.status),
+        })
+    }
+}
+
+fn spawn_error(cmd: &Cmd, e: std::io::Error) -> CmdError {
+    let program = cmd.program.to_string_lossy().into_owned();
+    if e.kind() == std::io::ErrorKind::NotFound {
+        let base = Path::new(&program)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| program.clone());
+        CmdError::NotFound {
+            hint: install_hint(&base).to_owned(),
+            program,
+            cmdline: cmd.display(),
+        }
+    } else {
+        CmdError::Spawn {
+            cmdline: cmd.display(),
+            source: e,
+        }
+    }
+}
+
+/// "exit status 3" or "killed by signal 9".
+pub fn describe_status(status: ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return format!("killed by signal {sig}");
+        }
+    }
+    match status.code() {
+        Some(c) => format!("exit status {c}"),
+        None => "unknown exit status".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_is_built_apart_from_running() {
+        let c = Cmd::new("nix").args(["copy", "--to", "file:///tmp/c"]).arg("/nix/store/x y");
+        assert_eq!(c.argv(), ["nix", "copy", "--to", "file:///tmp/c", "/nix/store/x y"]);
+        assert_eq!(c.display(), "nix copy --to file:///tmp/c '/nix/store/x y'");
+    }
+
+    #[test]
+    fn failure_carries_cmdline_status_and_stderr() {
+        let c = Cmd::new("sh").args(["-c", "echo oops >&2; exit 3"]);
+        let err = Runner::new().run(&c).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("sh -c 'echo oops >&2; exit 3'"), "{msg}");
+        assert!(msg.contains("exit status 3"), "{msg}");
+        assert!(msg.contains("oops"), "{msg}");
+    }
+
+    #[test]
+    fn missing_program_is_named_with_a_hint() {
+        let c = Cmd::new("cachix-definitely-missing-xyz").arg("push");
+        let err = Runner::new().run(&c).unwrap_err();
+        assert!(matches!(err, CmdError::NotFound { .. }), "{err}");
+        assert!(err.to_string().contains("cachix-definitely-missing-xyz"));
+    }
+
+    #[test]
+    fn dry_run_skips_mutations_but_runs_queries() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let touch = Cmd::new("touch").arg(&marker);
+        let out = Runner::new().dry_run(true).run(&touch).unwrap();
+        assert!(!out.was_run());
+        assert!(!marker.exists());
+        let out = Runner::new().dry_run(true).run(&touch.clone().read_only()).unwrap();
+        assert!(out.was_run());
+        assert!(marker.exists());
+    }
+
+    #[test]
+    fn stdin_is_fed_and_large_output_does_not_deadlock() {
+        let input: Vec<u8> = (0..200_000).map(|i| b'a' + (i % 26) as u8).collect();
+        let c = Cmd::new("sh").args(["-c", "cat; cat /dev/null >&2"]).stdin(input.clone());
+        let out = Runner::new().run(&c).unwrap();
+        assert_eq!(out.stdout, input);
+    }
+}

@@ -1,0 +1,202 @@
+//! Careful file writes: every error names the path, writes are atomic (temp file in the
+//! same directory, fsync, rename, directory fsync), permissions and owner are kept, and
+//! symlinks are never written through.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{action} `{path}`: {source}{hint}")]
+pub struct FsError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+    pub hint: String,
+}
+
+impl FsError {
+    pub fn new(action: &'static str, path: &Path, source: io::Error) -> Self {
+        let hint = match source.kind() {
+            io::ErrorKind::PermissionDenied => {
+                " (permission denied: run as a user who may write there, e.g. with sudo for system files)".to_owned()
+            }
+            _ if source.raw_os_error() == Some(libc::EROFS) => {
+                " (read-only file system: on NixOS or home-manager this file is generated; change the Nix configuration instead)".to_owned()
+            }
+            _ => String::new(),
+        };
+        FsError {
+            action,
+            path: path.to_owned(),
+            source,
+            hint,
+        }
+    }
+}
+
+pub fn read_to_string(path: &Path) -> Result<String, FsError> {
+    fs::read_to_string(path).map_err(|e| FsError::new("failed to read", path, e))
+}
+
+/// Reads a file as bytes; `Ok(None)` when it does not exist.
+pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FsError> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(FsError::new("failed to read", path, e)),
+    }
+}
+
+/// Replaces `path` with `contents` atomically. An existing file keeps its mode and (when
+/// we may set it) owner; a new one gets 0644. Missing parent directories are created.
+/// Refuses to replace a symlink.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FsError> {
+    write_atomic_mode(path, contents, None)
+}
+
+/// Like [`write_atomic`], with an explicit mode for the file (e.g. 0600 for netrc).
+pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: Option<u32>) -> Result<(), FsError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let existing = match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(FsError::new(
+                "refusing to write through the symlink",
+                path,
+                io::Error::other("the target is a symbolic link"),
+            ));
+        }
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(FsError::new("failed to inspect", path, e)),
+    };
+    fs::create_dir_all(dir).map_err(|e| FsError::new("failed to create directory", dir, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(
+            ".{}.",
+            path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()
+        ))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| FsError::new("failed to create a temporary file in", dir, e))?;
+    tmp.write_all(contents)
+        .map_err(|e| FsError::new("failed to write", tmp.path(), e))?;
+    let perm_mode = mode
+        .or(existing.as_ref().map(|m| m.mode() & 0o7777))
+        .unwrap_or(0o644);
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(perm_mode))
+        .map_err(|e| FsError::new("failed to set permissions on", tmp.path(), e))?;
+    if let Some(m) = &existing {
+        // Keep the owner: only possible (and only needed) when we are root.
+        let _ = std::os::unix::fs::chown(tmp.path(), Some(m.uid()), Some(m.gid()));
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| FsError::new("failed to sync", tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| FsError::new("failed to replace", path, e.error))?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// An exclusive advisory lock on `<path>.lock`, released on drop.
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl FileLock {
+    /// Blocks until the lock is held.
+    pub fn acquire(target: &Path) -> Result<Self, FsError> {
+        let mut name = target.file_name().unwrap_or_default().to_owned();
+        name.push(".lock");
+        let path = target.with_file_name(name);
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| FsError::new("failed to create directory", dir, e))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| FsError::new("failed to open lock file", &path, e))?;
+        flock(&file, libc::LOCK_EX).map_err(|e| FsError::new("failed to lock", &path, e))?;
+        Ok(FileLock { file, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = flock(&self.file, libc::LOCK_UN);
+    }
+}
+
+#[allow(unsafe_code)]
+fn flock(file: &File, op: libc::c_int) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: flock on a file descriptor we own for the duration of the call.
+        let r = unsafe { libc::flock(file.as_raw_fd(), op) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_keeps_mode_and_refuses_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/nix.conf");
+        write_atomic(&p, b"a = b\n").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"a = b\n");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&p, b"c = d\n").unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o640);
+        let link = dir.path().join("link.conf");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        let e = write_atomic(&link, b"x").unwrap_err();
+        assert!(e.to_string().contains("link.conf"), "{e}");
+        assert_eq!(fs::read(&p).unwrap(), b"c = d\n");
+        // No temporary files are left behind.
+        let names: Vec<_> = fs::read_dir(dir.path().join("sub")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn lock_is_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("nix.conf");
+        let l = FileLock::acquire(&target).unwrap();
+        let f = OpenOptions::new().write(true).open(l.path()).unwrap();
+        use std::os::fd::AsRawFd;
+        #[allow(unsafe_code)]
+        // SAFETY: non-blocking flock probe on an owned fd.
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_eq!(r, -1);
+        drop(l);
+        #[allow(unsafe_code)]
+        // SAFETY: as above.
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_eq!(r, 0);
+    }
+}

@@ -1,0 +1,228 @@
+//! Nix signing keys: `name:base64`. A public key is 32 bytes (44 base64 characters), a
+//! secret key 64 bytes (seed ‖ public, 88 characters), a signature 64 bytes. Key files
+//! written by `nix key generate-secret` have no trailing newline; one is tolerated.
+//!
+//! The signed fingerprint of a path is
+//! `1;<store path>;<nar hash as sha256:nix32>;<nar size>;<comma-joined sorted references>`.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use std::fmt;
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("`{0}` is not a Nix key: expected NAME:BASE64, e.g. `cache.example.org-1:AbC...=`")]
+    NoColon(String),
+    #[error("`{0}` has an empty key name before the `:`")]
+    EmptyName(String),
+    #[error("the key `{key}` is not valid base64 after the `:` ({reason})")]
+    BadBase64 { key: String, reason: String },
+    #[error(
+        "the key `{key}` decodes to {got} bytes, a Nix {kind} key has {want}: check that it was copied whole"
+    )]
+    BadLength {
+        key: String,
+        kind: &'static str,
+        got: usize,
+        want: usize,
+    },
+    #[error("the secret key `{name}` is inconsistent: its public half does not match its seed")]
+    Inconsistent { name: String },
+    #[error("could not read key file {path}: {reason}")]
+    Read { path: String, reason: String },
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    pub name: String,
+    pub key: [u8; 32],
+}
+
+#[derive(Clone)]
+pub struct SecretKey {
+    pub name: String,
+    signing: SigningKey,
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey({}:<redacted>)", self.name)
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({self})")
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.name, STANDARD.encode(self.key))
+    }
+}
+
+fn split_key(s: &str) -> Result<(&str, &str), KeyError> {
+    let (name, b64) = s.split_once(':').ok_or_else(|| KeyError::NoColon(s.to_owned()))?;
+    if name.is_empty() {
+        return Err(KeyError::EmptyName(s.to_owned()));
+    }
+    Ok((name, b64))
+}
+
+fn decode(s: &str, b64: &str, kind: &'static str, want: usize) -> Result<Vec<u8>, KeyError> {
+    let bytes = STANDARD.decode(b64).map_err(|e| KeyError::BadBase64 {
+        key: s.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if bytes.len() != want {
+        return Err(KeyError::BadLength {
+            key: s.to_owned(),
+            kind,
+            got: bytes.len(),
+            want,
+        });
+    }
+    Ok(bytes)
+}
+
+impl PublicKey {
+    pub fn parse(s: &str) -> Result<Self, KeyError> {
+        let s = s.trim();
+        let (name, b64) = split_key(s)?;
+        let bytes = decode(s, b64, "public", 32)?;
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&bytes);
+        Ok(PublicKey {
+            name: name.to_owned(),
+            key,
+        })
+    }
+
+    /// Checks a `name:base64` signature over `fingerprint`. `false` for another key's
+    /// name or a bad signature.
+    pub fn verify(&self, fingerprint: &str, sig: &str) -> bool {
+        let Some((name, b64)) = sig.split_once(':') else {
+            return false;
+        };
+        if name != self.name {
+            return false;
+        }
+        let Ok(bytes) = STANDARD.decode(b64) else {
+            return false;
+        };
+        let Ok(sig) = Signature::from_slice(&bytes) else {
+            return false;
+        };
+        let Ok(vk) = VerifyingKey::from_bytes(&self.key) else {
+            return false;
+        };
+        vk.verify(fingerprint.as_bytes(), &sig).is_ok()
+    }
+}
+
+impl SecretKey {
+    pub fn parse(s: &str) -> Result<Self, KeyError> {
+        let s = s.trim();
+        let (name, b64) = split_key(s)?;
+        // Never echo secret material in errors.
+        let redacted = format!("{name}:<secret>");
+        let bytes = decode(&redacted, b64, "secret", 64)?;
+        let mut seed = [0u8; 32];
+        seed.copy_from_slice(&bytes[..32]);
+        let signing = SigningKey::from_bytes(&seed);
+        if signing.verifying_key().as_bytes()[..] != bytes[32..] {
+            return Err(KeyError::Inconsistent {
+                name: name.to_owned(),
+            });
+        }
+        Ok(SecretKey {
+            name: name.to_owned(),
+            signing,
+        })
+    }
+
+    pub fn read(path: &Path) -> Result<Self, KeyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| KeyError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        SecretKey::parse(&text)
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey {
+            name: self.name.clone(),
+            key: self.signing.verifying_key().to_bytes(),
+        }
+    }
+
+    /// `name:base64(signature)` over `fingerprint`.
+    pub fn sign(&self, fingerprint: &str) -> String {
+        let sig = self.signing.sign(fingerprint.as_bytes());
+        format!("{}:{}", self.name, STANDARD.encode(sig.to_bytes()))
+    }
+}
+
+/// The string a path's signature covers. `nar_hash` must be `sha256:<nix32>`;
+/// `references` are full store paths.
+pub fn fingerprint(store_path: &str, nar_hash: &str, nar_size: u64, references: &[String]) -> String {
+    let mut refs: Vec<&str> = references.iter().map(String::as_str).collect();
+    refs.sort_unstable();
+    format!("1;{store_path};{nar_hash};{nar_size};{}", refs.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The public key cache.nixos.org publishes (from NixOS's default nix.conf).
+    const NIXOS: &str = "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+
+    #[test]
+    fn parses_real_public_key() {
+        let k = PublicKey::parse(NIXOS).unwrap();
+        assert_eq!(k.name, "cache.nixos.org-1");
+        assert_eq!(k.to_string(), NIXOS);
+    }
+
+    #[test]
+    fn rejects_malformed_keys() {
+        assert!(matches!(PublicKey::parse("nocolon"), Err(KeyError::NoColon(_))));
+        assert!(matches!(PublicKey::parse(":abc"), Err(KeyError::EmptyName(_))));
+        assert!(matches!(
+            PublicKey::parse("x:not base64!"),
+            Err(KeyError::BadBase64 { .. })
+        ));
+        assert!(matches!(
+            PublicKey::parse("x:AAAA"),
+            Err(KeyError::BadLength { got: 3, .. })
+        ));
+        // Truncated real key: a copy-paste accident.
+        assert!(PublicKey::parse(&NIXOS[..NIXOS.len() - 4]).is_err());
+    }
+
+    #[test]
+    fn sign_and_verify_round_trip() {
+        let seed = [7u8; 32];
+        let sk = SigningKey::from_bytes(&seed);
+        let mut raw = seed.to_vec();
+        raw.extend_from_slice(sk.verifying_key().as_bytes());
+        let text = format!("test-1:{}", STANDARD.encode(&raw));
+        let secret = SecretKey::parse(&text).unwrap();
+        let fp = fingerprint("/nix/store/aaa-x", "sha256:0000", 1, &[]);
+        let sig = secret.sign(&fp);
+        assert!(secret.public().verify(&fp, &sig));
+        assert!(!secret.public().verify(&format!("{fp}x"), &sig));
+        assert!(format!("{secret:?}").contains("redacted"));
+    }
+
+    #[test]
+    fn secret_key_errors_never_show_the_secret() {
+        let err = SecretKey::parse("mykey:c2VjcmV0c2VjcmV0").unwrap_err().to_string();
+        assert!(!err.contains("c2VjcmV0c2VjcmV0"), "{err}");
+        assert!(err.contains("mykey"), "{err}");
+    }
+}

@@ -1,0 +1,28 @@
+//! # nix-cache-tools
+//!
+//! The library behind three small binaries that make Nix binary caches painless for a
+//! team: `setup-cache` (onboarding: add a substituter and its key to nix.conf, safely),
+//! `push-cache` (upload a build's closure, filtered and signed, skipping what is there)
+//! and `cache-analytics` (store size, largest paths and closures, config validity and
+//! cache coverage, fast).
+//!
+//! All logic lives here; the binaries parse arguments, call one function and map its
+//! error to an exit code. Modules:
+//!
+//! - [`cmd`]: the one wrapper for running external programs (argv apart from running,
+//!   dry-run, stderr and exit status in every failure).
+//! - [`nixcli`]: the installed Nix through its CLI, across versions 2.8 → today and Lix.
+//! - [`cachetoml`]: the project's `cache.toml`.
+//! - [`keys`], [`url`], [`nix32`], [`storepath`]: Nix's small formats.
+//! - [`fsutil`]: atomic writes, locks, errors that name the path.
+//! - [`output`]: terminal / JSON / Markdown conventions.
+
+pub mod cachetoml;
+pub mod cmd;
+pub mod fsutil;
+pub mod keys;
+pub mod nix32;
+pub mod nixcli;
+pub mod output;
+pub mod storepath;
+pub mod url;

@@ -1,0 +1,370 @@
+//! Talking to the installed Nix through its command line, on every version from 2.8 to
+//! today and on Lix.
+//!
+//! Differences handled here, once:
+//! - `nix` subcommands need `--extra-experimental-features nix-command` everywhere.
+//! - `nix path-info --json` prints an array of objects with a `path` field (Nix 2.8–2.18,
+//!   Lix; invalid paths as `{"path":…,"valid":false}`) or an object keyed by path (2.19+;
+//!   invalid paths as `null`). [`parse_path_info`] reads both.
+//! - `nix show-config` (≤ 2.19) became `nix config show` (2.20+).
+//! - `nix store ping` became `nix store info` (2.19+); `--json` and `trusted` exist only on
+//!   newer versions (absent on 2.8).
+
+use crate::cmd::{Cmd, CmdError, Runner};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NixError {
+    #[error(transparent)]
+    Cmd(#[from] CmdError),
+    #[error("could not understand the output of `{cmdline}`: {reason}")]
+    Parse { cmdline: String, reason: String },
+}
+
+/// `nix --version`, e.g. `nix (Nix) 2.8.0`, `nix (Lix, like Nix) 2.91.1`,
+/// `nix (Determinate Nix 3.6.2) 2.29.0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NixVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+    pub lix: bool,
+}
+
+impl NixVersion {
+    pub fn parse(version_output: &str) -> Option<Self> {
+        let line = version_output.lines().next()?;
+        let lix = line.contains("Lix");
+        // The version is the last word; Determinate puts its own version in parentheses.
+        let word = line.split_whitespace().last()?;
+        let mut nums = word
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<u32>().ok());
+        let major = nums.next()??;
+        let minor = nums.next().flatten().unwrap_or(0);
+        let patch = nums.next().flatten().unwrap_or(0);
+        Some(NixVersion {
+            major,
+            minor,
+            patch,
+            lix,
+        })
+    }
+
+    /// Compares against an upstream Nix version. Lix forked at Nix 2.18 and keeps the
+    /// 2.18-era CLI (array-shaped `path-info --json`, `show-config`), so it counts as 2.18.
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        let (ma, mi) = if self.lix {
+            (2, 18)
+        } else {
+            (self.major, self.minor)
+        };
+        (ma, mi) >= (major, minor)
+    }
+}
+
+impl fmt::Display for NixVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = if self.lix { "Lix" } else { "Nix" };
+        write!(f, "{n} {}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// One entry of `nix path-info --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct PathInfo {
+    pub path: String,
+    pub valid: bool,
+    /// As Nix printed it: `sha256-<base64>` (SRI) or `sha256:<nix32>`.
+    pub nar_hash: Option<String>,
+    pub nar_size: u64,
+    /// Present with `--closure-size` (`-S`).
+    pub closure_size: Option<u64>,
+    /// Full store paths.
+    pub references: Vec<String>,
+    pub deriver: Option<String>,
+    pub signatures: Vec<String>,
+    pub ca: Option<String>,
+}
+
+/// Reads `nix path-info --json` output of any Nix version.
+pub fn parse_path_info(json: &str, store_dir: &str) -> Result<Vec<PathInfo>, String> {
+    let v: Value = serde_json::from_str(json).map_err(|e| format!("invalid JSON: {e}"))?;
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                let path = item
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .ok_or("array entry without a `path` field")?;
+                Ok(one_path_info(path, Some(item), store_dir))
+            })
+            .collect(),
+        Value::Object(map) => Ok(map
+            .iter()
+            .map(|(path, item)| one_path_info(path, Some(item).filter(|i| !i.is_null()), store_dir))
+            .collect()),
+        _ => Err("expected a JSON array or object".to_owned()),
+    }
+}
+
+fn one_path_info(path: &str, item: Option<&Value>, store_dir: &str) -> PathInfo {
+    let Some(item) = item.filter(|i| i.get("valid") != Some(&Value::Bool(false))) else {
+        return PathInfo {
+            path: path.to_owned(),
+            valid: false,
+            ..PathInfo::default()
+        };
+    };
+    let full = |s: &str| {
+        if s.starts_with('/') {
+            s.to_owned()
+        } else {
+            format!("{store_dir}/{s}")
+        }
+    };
+    let strings = |key: &str| -> Vec<String> {
+        item.get(key)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    let hash = match item.get("narHash") {
+        Some(Value::String(s)) => Some(s.clone()),
+        // Newer JSON formats may describe a hash as an object {algorithm, hash}.
+        Some(Value::Object(o)) => match (o.get("algorithm"), o.get("hash")) {
+            (Some(Value::String(a)), Some(Value::String(h))) => Some(format!("{a}-{h}")),
+            _ => None,
+        },
+        _ => None,
+    };
+    let ca = match item.get("ca") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v @ Value::Object(_)) => Some(v.to_string()),
+        _ => None,
+    };
+    PathInfo {
+        path: path.to_owned(),
+        valid: true,
+        nar_hash: hash,
+        nar_size: item.get("narSize").and_then(Value::as_u64).unwrap_or(0),
+        closure_size: item.get("closureSize").and_then(Value::as_u64),
+        references: strings("references").iter().map(|r| full(r)).collect(),
+        deriver: item
+            .get("deriver")
+            .and_then(Value::as_str)
+            .map(|d| full(d)),
+        signatures: strings("signatures"),
+        ca,
+    }
+}
+
+/// The installed Nix, reached through its CLI.
+#[derive(Debug, Clone)]
+pub struct Nix {
+    program: String,
+    store: Option<String>,
+    version: NixVersion,
+    runner: Runner,
+}
+
+impl Nix {
+    /// Finds `nix` on PATH and asks its version. `store` is passed as `--store`.
+    pub fn detect(runner: Runner, store: Option<String>) -> Result<Self, NixError> {
+        let cmd = Cmd::new("nix").arg("--version").read_only();
+        let out = runner.run(&cmd)?;
+        let text = out.stdout_str();
+        let version = NixVersion::parse(&text).ok_or_else(|| NixError::Parse {
+            cmdline: cmd.display(),
+            reason: format!("no version in {:?}", text.trim()),
+        })?;
+        Ok(Nix {
+            program: "nix".to_owned(),
+            store,
+            version,
+            runner,
+        })
+    }
+
+    /// For tests and for callers that know the version.
+    pub fn with_version(version: NixVersion, store: Option<String>, runner: Runner) -> Self {
+        Nix {
+            program: "nix".to_owned(),
+            store,
+            version,
+            runner,
+        }
+    }
+
+    pub fn version(&self) -> NixVersion {
+        self.version
+    }
+
+    pub fn runner(&self) -> &Runner {
+        &self.runner
+    }
+
+    pub fn store(&self) -> Option<&str> {
+        self.store.as_deref()
+    }
+
+    /// `nix --extra-experimental-features nix-command [--store S] <args>`.
+    pub fn command<I, S>(&self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut c = Cmd::new(&self.program).args(["--extra-experimental-features", "nix-command"]);
+        if let Some(s) = &self.store {
+            c = c.args(["--store", s.as_str()]);
+        }
+        c.args(args)
+    }
+
+    /// Argument vector of `nix path-info --json [-r] [-S] PATHS...`.
+    pub fn path_info_cmd(&self, paths: &[String], recursive: bool, closure_size: bool) -> Cmd {
+        let mut args = vec!["path-info".to_owned(), "--json".to_owned()];
+        if recursive {
+            args.push("--recursive".to_owned());
+        }
+        if closure_size {
+            args.push("--closure-size".to_owned());
+        }
+        args.extend(paths.iter().cloned());
+        self.command(args).read_only()
+    }
+
+    /// Path infos of `paths` (and of their closure with `recursive`).
+    pub fn path_info(&self, paths: &[String], recursive: bool) -> Result<Vec<PathInfo>, NixError> {
+        let cmd = self.path_info_cmd(paths, recursive, false);
+        let out = self.runner.run(&cmd)?;
+        parse_path_info(&out.stdout_str(), crate::storepath::DEFAULT_STORE_DIR).map_err(|reason| {
+            NixError::Parse {
+                cmdline: cmd.display(),
+                reason,
+            }
+        })
+    }
+
+    /// Argument vector for the settings in force, as the client sees them.
+    pub fn show_config_cmd(&self) -> Cmd {
+        let args: &[&str] = if self.version.at_least(2, 20) {
+            &["config", "show", "--json"]
+        } else {
+            &["show-config", "--json"]
+        };
+        // Never point at a store: reading config must not need one.
+        Cmd::new(&self.program)
+            .args(["--extra-experimental-features", "nix-command"])
+            .args(args)
+            .read_only()
+    }
+
+    /// `{name: value}` of every setting in force.
+    pub fn show_config(&self) -> Result<BTreeMap<String, Value>, NixError> {
+        let cmd = self.show_config_cmd();
+        let out = self.runner.run(&cmd)?;
+        parse_show_config(&out.stdout_str()).map_err(|reason| NixError::Parse {
+            cmdline: cmd.display(),
+            reason,
+        })
+    }
+
+    /// Whether the store (daemon) says we are trusted: `Some(bool)` on Nix 2.15+ (as an
+    /// integer until 2.32, a boolean from 2.33), `None` where Nix cannot tell.
+    pub fn store_trusted(&self) -> Option<bool> {
+        if !self.version.at_least(2, 15) {
+            return None;
+        }
+        let sub = if self.version.at_least(2, 19) { "info" } else { "ping" };
+        let cmd = self.command(["store", sub, "--json"]).read_only();
+        let out = self.runner.run(&cmd).ok()?;
+        let v: Value = serde_json::from_str(&out.stdout_str()).ok()?;
+        match v.get("trusted")? {
+            Value::Bool(b) => Some(*b),
+            Value::Number(n) => Some(n.as_u64()? != 0),
+            _ => None,
+        }
+    }
+}
+
+/// Reads `nix show-config --json` / `nix config show --json`: `{name: {value, ...}}`.
+pub fn parse_show_config(json: &str) -> Result<BTreeMap<String, Value>, String> {
+    let v: Value = serde_json::from_str(json).map_err(|e| format!("invalid JSON: {e}"))?;
+    let obj = v.as_object().ok_or("expected a JSON object")?;
+    Ok(obj
+        .iter()
+        .map(|(k, s)| (k.clone(), s.get("value").cloned().unwrap_or(Value::Null)))
+        .collect())
+}
+
+/// A list/set setting's value as strings: Nix prints lists as JSON arrays, older
+/// versions some as space-separated strings.
+pub fn setting_strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Value::String(s) => s.split_whitespace().map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        let v = NixVersion::parse("nix (Nix) 2.8.0\n").unwrap();
+        assert_eq!((v.major, v.minor, v.patch, v.lix), (2, 8, 0, false));
+        assert!(!v.at_least(2, 19));
+        let v = NixVersion::parse("nix (Lix, like Nix) 2.91.1").unwrap();
+        assert!(v.lix && v.at_least(2, 18) && !v.at_least(2, 19));
+        let v = NixVersion::parse("nix (Determinate Nix 3.6.2) 2.29.0").unwrap();
+        assert_eq!((v.major, v.minor), (2, 29));
+        let v = NixVersion::parse("nix (Nix) 2.34.0pre20251101_dirty").unwrap();
+        assert!(v.at_least(2, 33));
+    }
+
+    // Captured from Debian's nix-bin 2.8.0: `nix path-info --json -r` on a test closure.
+    const ARRAY_SHAPE: &str = r#"[{"path":"/nix/store/4qlx2j065zn4jpg4bs70kqq4r8kjliwh-b","narHash":"sha256-U8IYiG9ULgAItYGGnjRFDbwF8JT32k1DMg+WfkfgaBs=","narSize":336,"references":["/nix/store/xj5gbkqjpb65ilmdi7a23vdqmcfzgdd1-a-source"],"deriver":"/nix/store/k0xyg0cgva4byzg87l040h5j5ia4y6dc-b.drv","registrationTime":1795251548,"ultimate":true},{"path":"/nix/store/xj5gbkqjpb65ilmdi7a23vdqmcfzgdd1-a-source","narHash":"sha256-MyEwKR7frLkJXyCTAYmhACAemt2h4EszAo04ltEu78o=","narSize":288,"references":[],"deriver":"/nix/store/k78g6pbsgb7874n4xdjp2csbb76a03jj-a-source.drv","registrationTime":1795251548,"ultimate":true},{"path":"/nix/store/00000000000000000000000000000000-gone","valid":false}]"#;
+
+    // The 2.19+ shape (object keyed by path, `null` for invalid), same data.
+    const OBJECT_SHAPE: &str = r#"{"/nix/store/4qlx2j065zn4jpg4bs70kqq4r8kjliwh-b":{"narHash":"sha256-U8IYiG9ULgAItYGGnjRFDbwF8JT32k1DMg+WfkfgaBs=","narSize":336,"references":["/nix/store/xj5gbkqjpb65ilmdi7a23vdqmcfzgdd1-a-source"],"deriver":"/nix/store/k0xyg0cgva4byzg87l040h5j5ia4y6dc-b.drv","registrationTime":1795251548,"ultimate":true,"signatures":[],"ca":null},"/nix/store/xj5gbkqjpb65ilmdi7a23vdqmcfzgdd1-a-source":{"narHash":"sha256-MyEwKR7frLkJXyCTAYmhACAemt2h4EszAo04ltEu78o=","narSize":288,"references":[],"deriver":"/nix/store/k78g6pbsgb7874n4xdjp2csbb76a03jj-a-source.drv","ultimate":true,"signatures":[],"ca":null},"/nix/store/00000000000000000000000000000000-gone":null}"#;
+
+    #[test]
+    fn both_path_info_shapes_read_the_same() {
+        let mut a = parse_path_info(ARRAY_SHAPE, "/nix/store").unwrap();
+        let mut o = parse_path_info(OBJECT_SHAPE, "/nix/store").unwrap();
+        a.sort_by(|x, y| x.path.cmp(&y.path));
+        o.sort_by(|x, y| x.path.cmp(&y.path));
+        assert_eq!(a, o);
+        assert_eq!(a.len(), 3);
+        assert!(!a[0].valid);
+        let b = a.iter().find(|p| p.path.ends_with("-b")).unwrap();
+        assert_eq!(b.nar_size, 336);
+        assert_eq!(b.references, ["/nix/store/xj5gbkqjpb65ilmdi7a23vdqmcfzgdd1-a-source"]);
+    }
+
+    #[test]
+    fn show_config_value_extraction() {
+        let j = r#"{"substituters":{"value":["https://cache.nixos.org/"],"defaultValue":[]},"require-sigs":{"value":true}}"#;
+        let m = parse_show_config(j).unwrap();
+        assert_eq!(setting_strings(&m["substituters"]), ["https://cache.nixos.org/"]);
+        assert_eq!(m["require-sigs"], Value::Bool(true));
+    }
+
+    #[test]
+    fn config_command_follows_version() {
+        let old = Nix::with_version(NixVersion::parse("nix (Nix) 2.8.0").unwrap(), None, Runner::new());
+        assert!(old.show_config_cmd().argv().contains(&"show-config".to_owned()));
+        let new = Nix::with_version(NixVersion::parse("nix (Nix) 2.24.1").unwrap(), Some("/tmp/s".into()), Runner::new());
+        let argv = new.show_config_cmd().argv();
+        assert_eq!(&argv[3..], ["config", "show", "--json"]);
+        let pi = new.path_info_cmd(&["/nix/store/x".into()], true, false).argv();
+        assert_eq!(pi, ["nix", "--extra-experimental-features", "nix-command", "--store", "/tmp/s", "path-info", "--json", "--recursive", "/nix/store/x"]);
+    }
+}

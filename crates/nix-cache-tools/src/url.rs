@@ -1,0 +1,136 @@
+//! Substituter / store URIs as Nix understands them.
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("`{0}` is not a store URL: expected SCHEME://..., e.g. https://cache.example.org")]
+    NoScheme(String),
+    #[error(
+        "`{url}` uses the scheme `{scheme}`, which Nix cannot substitute from: use one of http, https, file, s3, ssh, ssh-ng, gs"
+    )]
+    UnknownScheme { url: String, scheme: String },
+    #[error("`{0}` has no host after `://`")]
+    NoHost(String),
+    #[error("`{url}` contains `{ch}`, which Nix's config parser would cut or split: {why}")]
+    BadChar {
+        url: String,
+        ch: char,
+        why: &'static str,
+    },
+}
+
+/// Schemes a binary cache substituter may use (`local`/`daemon` are stores, not caches).
+const SCHEMES: &[&str] = &["http", "https", "file", "s3", "ssh", "ssh-ng", "gs"];
+
+/// The scheme of a URL, lowercased (`https` for `https://x`).
+pub fn scheme(url: &str) -> Option<String> {
+    let (s, _) = url.split_once("://")?;
+    if s.is_empty()
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.')
+    {
+        return None;
+    }
+    Some(s.to_ascii_lowercase())
+}
+
+/// Checks a URL before it goes into nix.conf or cache.toml.
+pub fn validate_substituter(url: &str) -> Result<(), UrlError> {
+    if let Some(ch) = url.chars().find(|c| c.is_whitespace()) {
+        return Err(UrlError::BadChar {
+            url: url.to_owned(),
+            ch,
+            why: "nix.conf values are split on white space",
+        });
+    }
+    if url.contains('#') {
+        return Err(UrlError::BadChar {
+            url: url.to_owned(),
+            ch: '#',
+            why: "`#` starts a comment in nix.conf, even inside a value",
+        });
+    }
+    let scheme = scheme(url).ok_or_else(|| UrlError::NoScheme(url.to_owned()))?;
+    if !SCHEMES.contains(&scheme.as_str()) {
+        return Err(UrlError::UnknownScheme {
+            url: url.to_owned(),
+            scheme,
+        });
+    }
+    if scheme != "file" && host(url).is_none_or(str::is_empty) {
+        return Err(UrlError::NoHost(url.to_owned()));
+    }
+    Ok(())
+}
+
+/// The host of `scheme://[user@]host[:port]/...`, without port or user.
+pub fn host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split_once(']').map(|(h, _)| h);
+    }
+    Some(authority.split(':').next().unwrap_or(authority))
+}
+
+/// Nix compares substituter URLs after dropping a trailing slash.
+pub fn normalize(url: &str) -> &str {
+    url.trim_end_matches('/')
+}
+
+/// `https://NAME.cachix.org` for a Cachix cache name.
+pub fn cachix_url(name: &str) -> String {
+    format!("https://{name}.cachix.org")
+}
+
+/// True for `http://localhost`, `http://127.x.y.z`, `http://[::1]`: plain HTTP there is fine.
+pub fn is_loopback(url: &str) -> bool {
+    match host(url) {
+        Some(h) => {
+            h == "localhost"
+                || h == "::1"
+                || h.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates() {
+        for ok in [
+            "https://cache.nixos.org",
+            "https://nanna-coder.cachix.org/",
+            "http://127.0.0.1:8080",
+            "file:///var/cache/nix",
+            "s3://bucket?region=eu-west-1",
+            "ssh-ng://builder@host",
+        ] {
+            validate_substituter(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        assert!(matches!(validate_substituter("cache.nixos.org"), Err(UrlError::NoScheme(_))));
+        assert!(matches!(
+            validate_substituter("ftp://x"),
+            Err(UrlError::UnknownScheme { .. })
+        ));
+        assert!(matches!(validate_substituter("https://"), Err(UrlError::NoHost(_))));
+        assert!(matches!(
+            validate_substituter("https://x/#frag"),
+            Err(UrlError::BadChar { ch: '#', .. })
+        ));
+    }
+
+    #[test]
+    fn hosts_and_loopback() {
+        assert_eq!(host("https://user@cache.example.org:443/x"), Some("cache.example.org"));
+        assert_eq!(host("http://[::1]:80/"), Some("::1"));
+        assert!(is_loopback("http://127.0.0.1:5000"));
+        assert!(is_loopback("http://localhost/"));
+        assert!(!is_loopback("http://cache.example.org"));
+        assert_eq!(cachix_url("nanna-coder"), "https://nanna-coder.cachix.org");
+    }
+}

@@ -1,0 +1,1 @@
+//! Integration tests for cache-analytics (real Nix).

@@ -1,0 +1,1 @@
+//! Integration tests for push-cache (real Nix).

@@ -1,0 +1,215 @@
+//! A binary cache over HTTP on 127.0.0.1, served from a directory: GET and HEAD for Nix's
+//! substituter, PUT for `nix copy --to http://...` uploads (what an nginx WebDAV or S3
+//! front would do). Keep-alive, `Expect: 100-continue` and chunked bodies are handled,
+//! since curl (inside Nix) uses all three. Every request is logged for assertions.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+}
+
+/// Decides the status of a request before it is served normally; `None` = serve it.
+pub type Fault = Arc<dyn Fn(&str, &str) -> Option<u16> + Send + Sync>;
+
+pub struct HttpCache {
+    pub url: String,
+    pub root: PathBuf,
+    log: Arc<Mutex<Vec<Request>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl HttpCache {
+    /// Serves `root` read-only (PUT answers 405).
+    pub fn serve(root: &Path) -> Self {
+        Self::start(root, false, None)
+    }
+
+    /// Serves `root` and stores PUT uploads into it.
+    pub fn serve_writable(root: &Path) -> Self {
+        Self::start(root, true, None)
+    }
+
+    /// Like [`serve_writable`], with a fault injector (e.g. fail the first PUT of a NAR).
+    pub fn serve_with_faults(root: &Path, writable: bool, fault: Fault) -> Self {
+        Self::start(root, writable, Some(fault))
+    }
+
+    fn start(root: &Path, writable: bool, fault: Option<Fault>) -> Self {
+        std::fs::create_dir_all(root).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (root2, log2, stop2) = (root.to_owned(), log.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (root, log, fault) = (root2.clone(), log2.clone(), fault.clone());
+                        std::thread::spawn(move || {
+                            let _ = handle(stream, &root, writable, &log, fault.as_ref());
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        HttpCache {
+            url,
+            root: root.to_owned(),
+            log,
+            stop,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, method: &str) -> usize {
+        self.requests().iter().filter(|r| r.method == method).count()
+    }
+}
+
+impl Drop for HttpCache {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn handle(
+    stream: TcpStream,
+    root: &Path,
+    writable: bool,
+    log: &Mutex<Vec<Request>>,
+    fault: Option<&Fault>,
+) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let (method, target) = match (parts.next(), parts.next()) {
+            (Some(m), Some(t)) => (m.to_owned(), t.to_owned()),
+            _ => return Ok(()),
+        };
+        let mut content_length = 0usize;
+        let (mut chunked, mut expect_continue, mut close) = (false, false, false);
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h)?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(':').unwrap_or((h, ""));
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
+            match k.as_str() {
+                "content-length" => content_length = v.parse().unwrap_or(0),
+                "transfer-encoding" => chunked = v.eq_ignore_ascii_case("chunked"),
+                "expect" => expect_continue = v.eq_ignore_ascii_case("100-continue"),
+                "connection" => close = v.eq_ignore_ascii_case("close"),
+                _ => {}
+            }
+        }
+        let path = target.split('?').next().unwrap_or("").to_owned();
+        let injected = fault.and_then(|f| f(&method, &path));
+        let has_body = content_length > 0 || chunked;
+        let mut body = Vec::new();
+        if has_body && (injected.is_none() || !expect_continue) {
+            if expect_continue {
+                out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            }
+            body = read_body(&mut reader, content_length, chunked)?;
+        }
+        let file = root.join(path.trim_start_matches('/'));
+        let safe = !path.split('/').any(|c| c == "..");
+        let (status, payload): (u16, Vec<u8>) = match (injected, method.as_str()) {
+            (Some(code), _) => (code, Vec::new()),
+            _ if !safe => (400, Vec::new()),
+            (None, "GET" | "HEAD") => match std::fs::read(&file) {
+                Ok(b) if file.is_file() => (200, b),
+                _ => (404, Vec::new()),
+            },
+            (None, "PUT") if writable => {
+                std::fs::create_dir_all(file.parent().unwrap())?;
+                let tmp = file.with_extension("upload-tmp");
+                std::fs::write(&tmp, &body)?;
+                std::fs::rename(&tmp, &file)?;
+                (201, Vec::new())
+            }
+            _ => (405, Vec::new()),
+        };
+        log.lock().unwrap().push(Request {
+            method: method.clone(),
+            path: path.clone(),
+            status,
+        });
+        let reason = match status {
+            200 => "OK",
+            201 => "Created",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            _ => "Status",
+        };
+        let send_body = method != "HEAD";
+        write!(
+            out,
+            "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n{}\r\n",
+            payload.len(),
+            if close || (has_body && body.is_empty()) { "Connection: close\r\n" } else { "" }
+        )?;
+        if send_body {
+            out.write_all(&payload)?;
+        }
+        out.flush()?;
+        if close || (has_body && body.is_empty()) {
+            return Ok(());
+        }
+    }
+}
+
+fn read_body(reader: &mut impl BufRead, len: usize, chunked: bool) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    if !chunked {
+        body.resize(len, 0);
+        reader.read_exact(&mut body)?;
+        return Ok(body);
+    }
+    loop {
+        let mut size_line = String::new();
+        reader.read_line(&mut size_line)?;
+        let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+        if size == 0 {
+            // Trailers, then the blank line.
+            loop {
+                let mut t = String::new();
+                reader.read_line(&mut t)?;
+                if t.trim_end().is_empty() {
+                    return Ok(body);
+                }
+            }
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..])?;
+        let mut crlf = [0u8; 2];
+        reader.read_exact(&mut crlf)?;
+    }
+}
