@@ -19,8 +19,15 @@ fn harness_substitutes_from_loopback_http_cache() {
     let chroot = env.path().join("chroot");
     let store = chroot.display().to_string();
     run_ok(env.nix(&[
-        "copy", "--from", &server.url, "--to", &store,
-        "--option", "trusted-public-keys", &key.public, &top,
+        "copy",
+        "--from",
+        &server.url,
+        "--to",
+        &store,
+        "--option",
+        "trusted-public-keys",
+        &key.public,
+        &top,
     ]));
     let out = run_ok(env.nix(&["path-info", "--store", &store, "-r", &top]));
     assert_eq!(stdout(&out).lines().count(), 4);

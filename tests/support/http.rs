@@ -78,7 +78,10 @@ impl HttpCache {
     }
 
     pub fn count(&self, method: &str) -> usize {
-        self.requests().iter().filter(|r| r.method == method).count()
+        self.requests()
+            .iter()
+            .filter(|r| r.method == method)
+            .count()
     }
 }
 
@@ -173,7 +176,11 @@ fn handle(
             out,
             "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n{}\r\n",
             payload.len(),
-            if close || (has_body && body.is_empty()) { "Connection: close\r\n" } else { "" }
+            if close || (has_body && body.is_empty()) {
+                "Connection: close\r\n"
+            } else {
+                ""
+            }
         )?;
         if send_body {
             out.write_all(&payload)?;
@@ -195,7 +202,8 @@ fn read_body(reader: &mut impl BufRead, len: usize, chunked: bool) -> std::io::R
     loop {
         let mut size_line = String::new();
         reader.read_line(&mut size_line)?;
-        let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+        let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
+            .unwrap_or(0);
         if size == 0 {
             // Trailers, then the blank line.
             loop {

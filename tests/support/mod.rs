@@ -19,7 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Panics with instructions when Nix is missing. Never skips: a test that needs Nix and
 /// cannot run is a failure.
 pub fn require_nix() {
-    let ok = Command::new("nix").arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("nix")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     assert!(
         ok,
         "these tests need a real Nix: run `.ci/run` once, or `sudo apt-get install -y nix-bin` \
@@ -46,7 +49,12 @@ pub fn unique(tag: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("{tag}-{}-{}-{}", std::process::id(), nanos, N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{tag}-{}-{}-{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// The system-level nix.conf every isolated environment starts with: what Debian's
@@ -116,14 +124,18 @@ impl NixEnv {
     /// `nix --extra-experimental-features nix-command ARGS` in this environment.
     pub fn nix(&self, args: &[&str]) -> Command {
         let mut c = self.command("nix");
-        c.args(["--extra-experimental-features", "nix-command"]).args(args);
+        c.args(["--extra-experimental-features", "nix-command"])
+            .args(args);
         c
     }
 
     /// The settings Nix itself reports in this environment (`nix show-config --json` on
     /// 2.8-2.19, `nix config show --json` later).
     pub fn nix_config(&self) -> serde_json::Value {
-        for args in [&["config", "show", "--json"][..], &["show-config", "--json"][..]] {
+        for args in [
+            &["config", "show", "--json"][..],
+            &["show-config", "--json"][..],
+        ] {
             let out = self.nix(args).output().unwrap();
             if out.status.success() {
                 return serde_json::from_slice(&out.stdout).unwrap();
@@ -137,7 +149,9 @@ impl NixEnv {
         let cfg = self.nix_config();
         let v = &cfg[name]["value"];
         match v {
-            serde_json::Value::Array(a) => a.iter().map(|s| s.as_str().unwrap().to_owned()).collect(),
+            serde_json::Value::Array(a) => {
+                a.iter().map(|s| s.as_str().unwrap().to_owned()).collect()
+            }
             serde_json::Value::String(s) => s.split_whitespace().map(str::to_owned).collect(),
             other => panic!("setting {name}: unexpected {other}"),
         }
@@ -153,7 +167,9 @@ impl Default for NixEnv {
 /// Runs a command, panicking with its stderr when it fails.
 pub fn run_ok(mut cmd: impl std::borrow::BorrowMut<Command>) -> Output {
     let cmd = cmd.borrow_mut();
-    let out = cmd.output().unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
@@ -232,14 +248,21 @@ pub fn generate_key(env: &NixEnv, name: &str) -> KeyPair {
     KeyPair {
         name: name.to_owned(),
         secret_file,
-        public: std::fs::read_to_string(&public_file).unwrap().trim().to_owned(),
+        public: std::fs::read_to_string(&public_file)
+            .unwrap()
+            .trim()
+            .to_owned(),
     }
 }
 
 /// Copies `paths` (with their closure) into a `file://` binary cache at `dir`, signed
 /// with `key`. Uses plain `nix copy`, independent of the tools under test.
 pub fn nix_copy_to_file_cache(env: &NixEnv, dir: &Path, key: &KeyPair, paths: &[String]) {
-    let to = format!("file://{}?secret-key={}", dir.display(), key.secret_file.display());
+    let to = format!(
+        "file://{}?secret-key={}",
+        dir.display(),
+        key.secret_file.display()
+    );
     let mut c = env.nix(&["copy", "--to", &to]);
     c.args(paths);
     run_ok(c);

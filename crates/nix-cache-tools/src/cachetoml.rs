@@ -115,9 +115,19 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn line_of(&self, span: Option<std::ops::Range<usize>>) -> Option<usize> {
-        span.map(|s| self.text[..s.start.min(self.text.len())].matches('\n').count() + 1)
+        span.map(|s| {
+            self.text[..s.start.min(self.text.len())]
+                .matches('\n')
+                .count()
+                + 1
+        })
     }
-    fn err(&self, span: Option<std::ops::Range<usize>>, key: Option<&str>, msg: impl Into<String>) -> CacheTomlError {
+    fn err(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        key: Option<&str>,
+        msg: impl Into<String>,
+    ) -> CacheTomlError {
         CacheTomlError {
             file: self.file.to_owned(),
             line: self.line_of(span),
@@ -125,20 +135,31 @@ impl Ctx<'_> {
             message: msg.into(),
         }
     }
-    fn string(&self, table: &Table, key: &str, prefix: &str) -> Result<Option<String>, CacheTomlError> {
+    fn string(
+        &self,
+        table: &Table,
+        key: &str,
+        prefix: &str,
+    ) -> Result<Option<String>, CacheTomlError> {
         let Some(item) = table.get(key) else {
             return Ok(None);
         };
         match item.as_str() {
             Some(s) => Ok(Some(s.to_owned())),
             None => Err(self.err(
-                item.span().or_else(|| table.key(key).and_then(|k| k.span())),
+                item.span()
+                    .or_else(|| table.key(key).and_then(|k| k.span())),
                 Some(&format!("{prefix}{key}")),
                 format!("must be a string, e.g. {key} = \"...\""),
             )),
         }
     }
-    fn only_keys(&self, table: &Table, allowed: &[&str], prefix: &str) -> Result<(), CacheTomlError> {
+    fn only_keys(
+        &self,
+        table: &Table,
+        allowed: &[&str],
+        prefix: &str,
+    ) -> Result<(), CacheTomlError> {
         for (k, _) in table.iter() {
             if !allowed.contains(&k) {
                 let span = table.key(k).and_then(|key| key.span());
@@ -171,7 +192,8 @@ pub fn parse(text: &str, file: &str) -> Result<CacheToml, CacheTomlError> {
             Item::ArrayOfTables(a) => a.iter().collect(),
             _ => {
                 return Err(ctx.err(
-                    item.span().or_else(|| root.key("cache").and_then(|k| k.span())),
+                    item.span()
+                        .or_else(|| root.key("cache").and_then(|k| k.span())),
                     Some("cache"),
                     "must be a list of tables: write each cache under its own `[[cache]]` header",
                 ));
@@ -205,15 +227,22 @@ fn parse_cache(ctx: &Ctx, t: &Table) -> Result<Cache, CacheTomlError> {
     let cachix = ctx.string(t, "cachix", "cache.")?;
     let url = match (url_v, &cachix) {
         (Some(_), Some(_)) => {
-            return Err(ctx.err(at("cachix"), Some("cache.cachix"), "give either `url` or `cachix`, not both"));
+            return Err(ctx.err(
+                at("cachix"),
+                Some("cache.cachix"),
+                "give either `url` or `cachix`, not both",
+            ));
         }
         (Some(u), None) => {
-            url::validate_substituter(&u).map_err(|e| ctx.err(at("url"), Some("cache.url"), e.to_string()))?;
+            url::validate_substituter(&u)
+                .map_err(|e| ctx.err(at("url"), Some("cache.url"), e.to_string()))?;
             u
         }
         (None, Some(name)) => {
             let ok = !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !ok {
                 return Err(ctx.err(
                     at("cachix"),
@@ -238,7 +267,8 @@ fn parse_cache(ctx: &Ctx, t: &Table) -> Result<Cache, CacheTomlError> {
             "missing: the cache's public key, NAME:BASE64 (shown on the cache's page or by `nix key convert-secret-to-public`)",
         )
     })?;
-    PublicKey::parse(&public_key).map_err(|e| ctx.err(at("public-key"), Some("cache.public-key"), e.to_string()))?;
+    PublicKey::parse(&public_key)
+        .map_err(|e| ctx.err(at("public-key"), Some("cache.public-key"), e.to_string()))?;
     let token_env = ctx.string(t, "token-env", "cache.")?;
     if let Some(v) = &token_env {
         let ok = !v.is_empty()
@@ -270,9 +300,17 @@ fn parse_push(ctx: &Ctx, t: &Table) -> Result<Push, CacheTomlError> {
     }
     let filter = ctx.string(t, "filter", "push.")?;
     if let Some(f) = &filter {
-        regex::Regex::new(f).map_err(|e| ctx.err(at("filter"), Some("push.filter"), format!("not a valid regex: {e}")))?;
+        regex::Regex::new(f).map_err(|e| {
+            ctx.err(
+                at("filter"),
+                Some("push.filter"),
+                format!("not a valid regex: {e}"),
+            )
+        })?;
     }
-    let secret_key_file = ctx.string(t, "secret-key-file", "push.")?.map(PathBuf::from);
+    let secret_key_file = ctx
+        .string(t, "secret-key-file", "push.")?
+        .map(PathBuf::from);
     Ok(Push {
         to,
         filter,
@@ -291,7 +329,9 @@ pub fn validate_push_target(to: &str) -> Result<(), String> {
     }
     if let Some(name) = to.strip_prefix("attic:") {
         if name.is_empty() {
-            return Err(format!("`{to}`: expected attic:CACHE or attic:SERVER:CACHE"));
+            return Err(format!(
+                "`{to}`: expected attic:CACHE or attic:SERVER:CACHE"
+            ));
         }
         return Ok(());
     }
@@ -320,15 +360,21 @@ pub fn save_cache(path: &Path, url_: &str, public_key: &str) -> Result<bool, Cac
         }
     };
     let existing = parse(&text, &path.display().to_string())?;
-    if existing.caches.iter().any(|c| url::normalize(&c.url) == url::normalize(url_)) {
+    if existing
+        .caches
+        .iter()
+        .any(|c| url::normalize(&c.url) == url::normalize(url_))
+    {
         return Ok(false);
     }
-    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| CacheTomlError {
-        file: path.display().to_string(),
-        line: None,
-        key: None,
-        message: e.to_string(),
-    })?;
+    let mut doc: toml_edit::DocumentMut =
+        text.parse()
+            .map_err(|e: toml_edit::TomlError| CacheTomlError {
+                file: path.display().to_string(),
+                line: None,
+                key: None,
+                message: e.to_string(),
+            })?;
     let mut t = Table::new();
     t.insert("url", toml_edit::value(url_));
     t.insert("public-key", toml_edit::value(public_key));
@@ -390,10 +436,19 @@ filter = '(-source$|nixpkgs\.tar\.gz$)'
     #[test]
     fn errors_name_file_line_and_key() {
         let e = err("[[cache]]\nurl = \"https://x.org\"\npublic-key = \"x:AAAA\"\n");
-        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("cache.public-key")));
-        assert!(e.to_string().starts_with("cache.toml:3: `cache.public-key`:"), "{e}");
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(3), Some("cache.public-key"))
+        );
+        assert!(
+            e.to_string()
+                .starts_with("cache.toml:3: `cache.public-key`:"),
+            "{e}"
+        );
 
-        let e = err("[[cache]]\nurl = \"https://x.org\"\npublic-key = \"cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\"\nprio = 3\n");
+        let e = err(
+            "[[cache]]\nurl = \"https://x.org\"\npublic-key = \"cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\"\nprio = 3\n",
+        );
         assert_eq!((e.line, e.key.as_deref()), (Some(4), Some("cache.prio")));
 
         let e = err("[push]\nfilter = '(unclosed'\n");
@@ -416,11 +471,18 @@ filter = '(-source$|nixpkgs\.tar\.gz$)'
     fn save_keeps_comments_and_is_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("cache.toml");
-        std::fs::write(&p, "# team caches\n\n[push] # where CI pushes\nto = \"file:///tmp/c\"\n").unwrap();
+        std::fs::write(
+            &p,
+            "# team caches\n\n[push] # where CI pushes\nto = \"file:///tmp/c\"\n",
+        )
+        .unwrap();
         let key = "x-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
         assert!(save_cache(&p, "https://x.example", key).unwrap());
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.starts_with("# team caches\n\n[push] # where CI pushes\n"), "{text}");
+        assert!(
+            text.starts_with("# team caches\n\n[push] # where CI pushes\n"),
+            "{text}"
+        );
         let c = load(&p).unwrap();
         assert_eq!(c.caches[0].url, "https://x.example");
         assert!(!save_cache(&p, "https://x.example/", key).unwrap());

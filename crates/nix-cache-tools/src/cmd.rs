@@ -47,7 +47,8 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
     }
 
@@ -137,9 +138,8 @@ impl fmt::Display for Cmd {
 /// Quotes one word for a POSIX shell, leaving plain words as they are.
 pub fn shell_quote(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"-_./:=@%+,^".contains(&b)
-        });
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,^".contains(&b));
     if plain {
         s.to_owned()
     } else {
@@ -365,8 +365,13 @@ mod tests {
 
     #[test]
     fn argv_is_built_apart_from_running() {
-        let c = Cmd::new("nix").args(["copy", "--to", "file:///tmp/c"]).arg("/nix/store/x y");
-        assert_eq!(c.argv(), ["nix", "copy", "--to", "file:///tmp/c", "/nix/store/x y"]);
+        let c = Cmd::new("nix")
+            .args(["copy", "--to", "file:///tmp/c"])
+            .arg("/nix/store/x y");
+        assert_eq!(
+            c.argv(),
+            ["nix", "copy", "--to", "file:///tmp/c", "/nix/store/x y"]
+        );
         assert_eq!(c.display(), "nix copy --to file:///tmp/c '/nix/store/x y'");
     }
 
@@ -396,7 +401,10 @@ mod tests {
         let out = Runner::new().dry_run(true).run(&touch).unwrap();
         assert!(!out.was_run());
         assert!(!marker.exists());
-        let out = Runner::new().dry_run(true).run(&touch.clone().read_only()).unwrap();
+        let out = Runner::new()
+            .dry_run(true)
+            .run(&touch.clone().read_only())
+            .unwrap();
         assert!(out.was_run());
         assert!(marker.exists());
     }
@@ -404,7 +412,9 @@ mod tests {
     #[test]
     fn stdin_is_fed_and_large_output_does_not_deadlock() {
         let input: Vec<u8> = (0..200_000).map(|i| b'a' + (i % 26) as u8).collect();
-        let c = Cmd::new("sh").args(["-c", "cat; cat /dev/null >&2"]).stdin(input.clone());
+        let c = Cmd::new("sh")
+            .args(["-c", "cat; cat /dev/null >&2"])
+            .stdin(input.clone());
         let out = Runner::new().run(&c).unwrap();
         assert_eq!(out.stdout, input);
     }

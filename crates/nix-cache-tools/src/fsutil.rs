@@ -79,7 +79,9 @@ pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: Option<u32>) -> Res
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(
             ".{}.",
-            path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()
+            path.file_name()
+                .map(|f| f.to_string_lossy())
+                .unwrap_or_default()
         ))
         .suffix(".tmp")
         .tempfile_in(dir)
@@ -120,7 +122,8 @@ impl FileLock {
         name.push(".lock");
         let path = target.with_file_name(name);
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(|e| FsError::new("failed to create directory", dir, e))?;
+            fs::create_dir_all(dir)
+                .map_err(|e| FsError::new("failed to create directory", dir, e))?;
         }
         let file = OpenOptions::new()
             .create(true)
@@ -178,7 +181,10 @@ mod tests {
         assert!(e.to_string().contains("link.conf"), "{e}");
         assert_eq!(fs::read(&p).unwrap(), b"c = d\n");
         // No temporary files are left behind.
-        let names: Vec<_> = fs::read_dir(dir.path().join("sub")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path().join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 

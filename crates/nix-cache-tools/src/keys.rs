@@ -65,7 +65,9 @@ impl fmt::Display for PublicKey {
 }
 
 fn split_key(s: &str) -> Result<(&str, &str), KeyError> {
-    let (name, b64) = s.split_once(':').ok_or_else(|| KeyError::NoColon(s.to_owned()))?;
+    let (name, b64) = s
+        .split_once(':')
+        .ok_or_else(|| KeyError::NoColon(s.to_owned()))?;
     if name.is_empty() {
         return Err(KeyError::EmptyName(s.to_owned()));
     }
@@ -168,7 +170,12 @@ impl SecretKey {
 
 /// The string a path's signature covers. `nar_hash` must be `sha256:<nix32>`;
 /// `references` are full store paths.
-pub fn fingerprint(store_path: &str, nar_hash: &str, nar_size: u64, references: &[String]) -> String {
+pub fn fingerprint(
+    store_path: &str,
+    nar_hash: &str,
+    nar_size: u64,
+    references: &[String],
+) -> String {
     let mut refs: Vec<&str> = references.iter().map(String::as_str).collect();
     refs.sort_unstable();
     format!("1;{store_path};{nar_hash};{nar_size};{}", refs.join(","))
@@ -190,8 +197,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed_keys() {
-        assert!(matches!(PublicKey::parse("nocolon"), Err(KeyError::NoColon(_))));
-        assert!(matches!(PublicKey::parse(":abc"), Err(KeyError::EmptyName(_))));
+        assert!(matches!(
+            PublicKey::parse("nocolon"),
+            Err(KeyError::NoColon(_))
+        ));
+        assert!(matches!(
+            PublicKey::parse(":abc"),
+            Err(KeyError::EmptyName(_))
+        ));
         assert!(matches!(
             PublicKey::parse("x:not base64!"),
             Err(KeyError::BadBase64 { .. })
@@ -221,7 +234,9 @@ mod tests {
 
     #[test]
     fn secret_key_errors_never_show_the_secret() {
-        let err = SecretKey::parse("mykey:c2VjcmV0c2VjcmV0").unwrap_err().to_string();
+        let err = SecretKey::parse("mykey:c2VjcmV0c2VjcmV0")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("c2VjcmV0c2VjcmV0"), "{err}");
         assert!(err.contains("mykey"), "{err}");
     }

@@ -130,7 +130,12 @@ fn one_path_info(path: &str, item: Option<&Value>, store_dir: &str) -> PathInfo 
     let strings = |key: &str| -> Vec<String> {
         item.get(key)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let hash = match item.get("narHash") {
@@ -154,10 +159,7 @@ fn one_path_info(path: &str, item: Option<&Value>, store_dir: &str) -> PathInfo 
         nar_size: item.get("narSize").and_then(Value::as_u64).unwrap_or(0),
         closure_size: item.get("closureSize").and_then(Value::as_u64),
         references: strings("references").iter().map(|r| full(r)).collect(),
-        deriver: item
-            .get("deriver")
-            .and_then(Value::as_str)
-            .map(|d| full(d)),
+        deriver: item.get("deriver").and_then(Value::as_str).map(full),
         signatures: strings("signatures"),
         ca,
     }
@@ -280,7 +282,11 @@ impl Nix {
         if !self.version.at_least(2, 15) {
             return None;
         }
-        let sub = if self.version.at_least(2, 19) { "info" } else { "ping" };
+        let sub = if self.version.at_least(2, 19) {
+            "info"
+        } else {
+            "ping"
+        };
         let cmd = self.command(["store", sub, "--json"]).read_only();
         let out = self.runner.run(&cmd).ok()?;
         let v: Value = serde_json::from_str(&out.stdout_str()).ok()?;
@@ -306,7 +312,11 @@ pub fn parse_show_config(json: &str) -> Result<BTreeMap<String, Value>, String> 
 /// versions some as space-separated strings.
 pub fn setting_strings(v: &Value) -> Vec<String> {
     match v {
-        Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Value::Array(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
         Value::String(s) => s.split_whitespace().map(str::to_owned).collect(),
         _ => Vec::new(),
     }
@@ -346,25 +356,58 @@ mod tests {
         assert!(!a[0].valid);
         let b = a.iter().find(|p| p.path.ends_with("-b")).unwrap();
         assert_eq!(b.nar_size, 336);
-        assert_eq!(b.references, ["/nix/store/xj5gbkqjpb65ilmdi7a23vdqmcfzgdd1-a-source"]);
+        assert_eq!(
+            b.references,
+            ["/nix/store/xj5gbkqjpb65ilmdi7a23vdqmcfzgdd1-a-source"]
+        );
     }
 
     #[test]
     fn show_config_value_extraction() {
         let j = r#"{"substituters":{"value":["https://cache.nixos.org/"],"defaultValue":[]},"require-sigs":{"value":true}}"#;
         let m = parse_show_config(j).unwrap();
-        assert_eq!(setting_strings(&m["substituters"]), ["https://cache.nixos.org/"]);
+        assert_eq!(
+            setting_strings(&m["substituters"]),
+            ["https://cache.nixos.org/"]
+        );
         assert_eq!(m["require-sigs"], Value::Bool(true));
     }
 
     #[test]
     fn config_command_follows_version() {
-        let old = Nix::with_version(NixVersion::parse("nix (Nix) 2.8.0").unwrap(), None, Runner::new());
-        assert!(old.show_config_cmd().argv().contains(&"show-config".to_owned()));
-        let new = Nix::with_version(NixVersion::parse("nix (Nix) 2.24.1").unwrap(), Some("/tmp/s".into()), Runner::new());
+        let old = Nix::with_version(
+            NixVersion::parse("nix (Nix) 2.8.0").unwrap(),
+            None,
+            Runner::new(),
+        );
+        assert!(
+            old.show_config_cmd()
+                .argv()
+                .contains(&"show-config".to_owned())
+        );
+        let new = Nix::with_version(
+            NixVersion::parse("nix (Nix) 2.24.1").unwrap(),
+            Some("/tmp/s".into()),
+            Runner::new(),
+        );
         let argv = new.show_config_cmd().argv();
         assert_eq!(&argv[3..], ["config", "show", "--json"]);
-        let pi = new.path_info_cmd(&["/nix/store/x".into()], true, false).argv();
-        assert_eq!(pi, ["nix", "--extra-experimental-features", "nix-command", "--store", "/tmp/s", "path-info", "--json", "--recursive", "/nix/store/x"]);
+        let pi = new
+            .path_info_cmd(&["/nix/store/x".into()], true, false)
+            .argv();
+        assert_eq!(
+            pi,
+            [
+                "nix",
+                "--extra-experimental-features",
+                "nix-command",
+                "--store",
+                "/tmp/s",
+                "path-info",
+                "--json",
+                "--recursive",
+                "/nix/store/x"
+            ]
+        );
     }
 }

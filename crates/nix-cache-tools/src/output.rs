@@ -31,7 +31,9 @@ pub fn progress_enabled() -> bool {
 
 /// Appends Markdown to the file named by `$GITHUB_STEP_SUMMARY`. Returns the path written,
 /// or `None` when the variable is unset (not in GitHub Actions).
-pub fn append_step_summary(markdown: &str) -> Result<Option<std::path::PathBuf>, crate::fsutil::FsError> {
+pub fn append_step_summary(
+    markdown: &str,
+) -> Result<Option<std::path::PathBuf>, crate::fsutil::FsError> {
     use std::io::Write;
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
         return Ok(None);

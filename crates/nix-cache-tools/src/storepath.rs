@@ -26,7 +26,9 @@ pub fn base_name(path: &str) -> &str {
 pub fn is_store_path(path: &str, store_dir: &str) -> bool {
     path.strip_prefix(store_dir)
         .and_then(|r| r.strip_prefix('/'))
-        .is_some_and(|base| !base.contains('/') && hash_part(base).is_some() && base.len() > HASH_LEN + 1)
+        .is_some_and(|base| {
+            !base.contains('/') && hash_part(base).is_some() && base.len() > HASH_LEN + 1
+        })
 }
 
 /// Cuts `/nix/store/<hash>-name/bin/x` to `/nix/store/<hash>-name`.

@@ -90,7 +90,8 @@ pub fn is_loopback(url: &str) -> bool {
         Some(h) => {
             h == "localhost"
                 || h == "::1"
-                || h.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+                || h.parse::<std::net::Ipv4Addr>()
+                    .is_ok_and(|ip| ip.is_loopback())
         }
         None => false,
     }
@@ -112,12 +113,18 @@ mod tests {
         ] {
             validate_substituter(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
-        assert!(matches!(validate_substituter("cache.nixos.org"), Err(UrlError::NoScheme(_))));
+        assert!(matches!(
+            validate_substituter("cache.nixos.org"),
+            Err(UrlError::NoScheme(_))
+        ));
         assert!(matches!(
             validate_substituter("ftp://x"),
             Err(UrlError::UnknownScheme { .. })
         ));
-        assert!(matches!(validate_substituter("https://"), Err(UrlError::NoHost(_))));
+        assert!(matches!(
+            validate_substituter("https://"),
+            Err(UrlError::NoHost(_))
+        ));
         assert!(matches!(
             validate_substituter("https://x/#frag"),
             Err(UrlError::BadChar { ch: '#', .. })
@@ -126,7 +133,10 @@ mod tests {
 
     #[test]
     fn hosts_and_loopback() {
-        assert_eq!(host("https://user@cache.example.org:443/x"), Some("cache.example.org"));
+        assert_eq!(
+            host("https://user@cache.example.org:443/x"),
+            Some("cache.example.org")
+        );
         assert_eq!(host("http://[::1]:80/"), Some("::1"));
         assert!(is_loopback("http://127.0.0.1:5000"));
         assert!(is_loopback("http://localhost/"));
