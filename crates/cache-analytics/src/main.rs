@@ -1,4 +1,122 @@
+//! `cache-analytics`: store size, largest paths and closures, garbage, config validity and
+//! cache coverage, fast. All logic is in `nix_cache_tools::analytics`.
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use nix_cache_tools::analytics::{self, ExitCode, render};
+use nix_cache_tools::output::{self, Stream};
+use nix_cache_tools::store::SourcePref;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SourceArg {
+    /// The store database when it opens read-only, else `nix path-info`.
+    Auto,
+    /// Only the store database.
+    Db,
+    /// Only `nix path-info --all --json`.
+    Nix,
+}
+
+/// Store size, largest paths and closures, garbage, nix.conf validity and binary cache
+/// coverage of a closure — read straight from the store database, in well under a second.
+#[derive(Debug, Parser)]
+#[command(name = "cache-analytics", version, after_help = ExitCode::HELP)]
+struct Cli {
+    /// The store, as Nix's --store takes it: a directory is a chroot store
+    /// (local?root=DIR); default: the machine's store.
+    #[arg(long, value_name = "URI|DIR")]
+    store: Option<String>,
+    /// How many largest paths and closures to list.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    top: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Also append the Markdown report to $GITHUB_STEP_SUMMARY (when it is set).
+    #[arg(long)]
+    summary: bool,
+    /// Exit with 1 when the report has any error or warning (for CI gates).
+    #[arg(long)]
+    check: bool,
+    /// Check how much of the closure of PATH (a store path or a link to one, like
+    /// ./result) each cache holds. Repeatable.
+    #[arg(long = "closure", value_name = "PATH")]
+    closures: Vec<String>,
+    /// A binary cache to check coverage against, instead of the substituters in effect.
+    /// Repeatable.
+    #[arg(long = "cache", value_name = "URL")]
+    caches: Vec<String>,
+    /// The project's cache.toml (its caches are also checked for coverage).
+    #[arg(long, value_name = "FILE", env = "CACHE_TOOLS_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    /// Where to read the store from.
+    #[arg(long, value_enum, default_value_t = SourceArg::Auto, env = "CACHE_ANALYTICS_SOURCE")]
+    source: SourceArg,
+    /// List every dead path in the JSON output (gc.dead), like `nix-store --gc --print-dead`.
+    #[arg(long)]
+    list_dead: bool,
+}
+
 fn main() {
-    eprintln!("cache-analytics: not implemented yet");
-    std::process::exit(1);
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => std::process::exit(code.code().into()),
+        Err(e) => {
+            eprintln!("cache-analytics: error: {e:#}");
+            std::process::exit(ExitCode::Error.code().into());
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let opts = analytics::Options {
+        store: cli.store.clone(),
+        top: cli.top,
+        source: match cli.source {
+            SourceArg::Auto => SourcePref::Auto,
+            SourceArg::Db => SourcePref::Database,
+            SourceArg::Nix => SourcePref::Nix,
+        },
+        closures: cli.closures.clone(),
+        caches: cli.caches.clone(),
+        list_dead: cli.list_dead,
+        ..analytics::Options::default()
+    };
+    let report = analytics::analyze(&opts).with_context(|| {
+        format!(
+            "could not read the store {}",
+            cli.store.as_deref().unwrap_or("(default)")
+        )
+    })?;
+    let text = match cli.format {
+        Format::Json => render::json(&report),
+        Format::Markdown => render::markdown(&report),
+        Format::Table => render::table(
+            &report,
+            output::is_tty(Stream::Stdout),
+            output::color_enabled(Stream::Stdout),
+        ),
+    };
+    print!("{text}");
+    if cli.summary {
+        let md = if cli.format == Format::Markdown {
+            text
+        } else {
+            render::markdown(&report)
+        };
+        match output::append_step_summary(&md).context("could not write the job summary")? {
+            Some(p) => eprintln!("cache-analytics: summary appended to {}", p.display()),
+            None => eprintln!(
+                "cache-analytics: --summary: GITHUB_STEP_SUMMARY is not set, no summary written"
+            ),
+        }
+    }
+    Ok(report.exit_code(cli.check))
 }

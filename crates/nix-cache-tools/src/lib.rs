@@ -16,7 +16,10 @@
 //! - [`keys`], [`url`], [`nix32`], [`storepath`]: Nix's small formats.
 //! - [`fsutil`]: atomic writes, locks, errors that name the path.
 //! - [`output`]: terminal / JSON / Markdown conventions.
+//! - [`store`]: the local store read fast (SQLite, `nix path-info` fallback), GC roots.
+//! - [`analytics`]: the `cache-analytics` report: model, sections, renderers.
 
+pub mod analytics;
 pub mod cachetoml;
 pub mod cmd;
 pub mod fsutil;
@@ -24,5 +27,6 @@ pub mod keys;
 pub mod nix32;
 pub mod nixcli;
 pub mod output;
+pub mod store;
 pub mod storepath;
 pub mod url;

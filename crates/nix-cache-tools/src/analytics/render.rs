@@ -1,0 +1,468 @@
+//! The three renderings of a [`Report`]: terminal tables (comfy-table), Markdown in the
+//! style of a CI job summary, and JSON.
+
+use super::{Finding, Report, Severity};
+use crate::output::human_bytes;
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn pct(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "0%".to_owned()
+    } else {
+        format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+    }
+}
+
+/// Bytes as `1.5 GiB (1,610,612,736 B)`-style text, short form for tables.
+fn bytes(n: u64) -> String {
+    human_bytes(n)
+}
+
+/// Pretty JSON of the report.
+pub fn json(report: &Report) -> String {
+    let mut s =
+        serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    s.push('\n');
+    s
+}
+
+fn headline(report: &Report) -> (bool, String) {
+    let e = report.count(Severity::Error);
+    let w = report.count(Severity::Warning);
+    if e + w == 0 {
+        (true, "no problems found".to_owned())
+    } else {
+        let mut parts = Vec::new();
+        if e > 0 {
+            parts.push(format!("{e} error{}", if e == 1 { "" } else { "s" }));
+        }
+        if w > 0 {
+            parts.push(format!("{w} warning{}", if w == 1 { "" } else { "s" }));
+        }
+        (false, parts.join(", "))
+    }
+}
+
+fn location(f: &Finding) -> String {
+    match (&f.file, f.line) {
+        (Some(file), Some(l)) => format!("{file}:{l}"),
+        (Some(file), None) => file.clone(),
+        _ => String::new(),
+    }
+}
+
+fn new_table(tty: bool) -> Table {
+    let mut t = Table::new();
+    if tty {
+        t.load_preset(presets::UTF8_FULL_CONDENSED);
+        t.set_content_arrangement(ContentArrangement::Dynamic);
+    } else {
+        t.load_preset(presets::ASCII_MARKDOWN);
+        t.set_content_arrangement(ContentArrangement::Disabled);
+    }
+    t
+}
+
+fn right(s: String) -> Cell {
+    Cell::new(s).set_alignment(CellAlignment::Right)
+}
+
+/// Terminal report: one table per section. `color` adds bold headings only (never in
+/// JSON or Markdown, never with NO_COLOR or off a terminal).
+pub fn table(report: &Report, tty: bool, color: bool) -> String {
+    let h = |s: &str| {
+        if color {
+            format!("\x1b[1m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    };
+    let mut out = String::new();
+    let (ok, text) = headline(report);
+    out.push_str(&format!(
+        "{} Nix store report: {text}\n",
+        if ok { "✅" } else { "⚠️ " }
+    ));
+    out.push_str(&format!("Source: {}\n\n", report.source.describe()));
+
+    let s = &report.store;
+    out.push_str(&h("Store"));
+    out.push('\n');
+    let mut t = new_table(tty);
+    t.set_header(vec!["", "paths", "NAR size", "share of NAR"]);
+    t.add_row(vec![
+        Cell::new("all valid paths"),
+        right(thousands(s.paths)),
+        right(bytes(s.nar_bytes)),
+        right("100%".to_owned()),
+    ]);
+    t.add_row(vec![
+        Cell::new(".drv files"),
+        right(thousands(s.drv.paths)),
+        right(bytes(s.drv.nar_bytes)),
+        right(pct(s.drv.nar_bytes, s.nar_bytes)),
+    ]);
+    t.add_row(vec![
+        Cell::new("-source paths"),
+        right(thousands(s.source_paths.paths)),
+        right(bytes(s.source_paths.nar_bytes)),
+        right(pct(s.source_paths.nar_bytes, s.nar_bytes)),
+    ]);
+    out.push_str(&t.to_string());
+    out.push('\n');
+    if let Some(fs) = &s.filesystem {
+        out.push_str(&format!(
+            "Filesystem {}: {} free of {}\n",
+            fs.mount_point.display(),
+            bytes(fs.available_bytes),
+            bytes(fs.total_bytes)
+        ));
+    }
+    out.push('\n');
+
+    if !report.largest_paths.is_empty() {
+        out.push_str(&h("Largest paths"));
+        out.push('\n');
+        let mut t = new_table(tty);
+        t.set_header(vec!["#", "path", "NAR size"]);
+        for (i, p) in report.largest_paths.iter().enumerate() {
+            t.add_row(vec![
+                right((i + 1).to_string()),
+                Cell::new(&p.path),
+                right(bytes(p.nar_size)),
+            ]);
+        }
+        out.push_str(&t.to_string());
+        out.push_str("\n\n");
+    }
+
+    if !report.largest_closures.is_empty() {
+        out.push_str(&h("Largest closures (GC roots)"));
+        out.push('\n');
+        let mut t = new_table(tty);
+        t.set_header(vec![
+            "#",
+            "root (delete to release)",
+            "store path",
+            "paths",
+            "closure size",
+        ]);
+        for (i, c) in report.largest_closures.iter().enumerate() {
+            let mut root = c.root.clone();
+            if c.roots.len() > 1 {
+                root.push_str(&format!(" (+{} more)", c.roots.len() - 1));
+            }
+            t.add_row(vec![
+                right((i + 1).to_string()),
+                Cell::new(root),
+                Cell::new(&c.path),
+                right(thousands(c.closure_paths)),
+                right(bytes(c.closure_size)),
+            ]);
+        }
+        out.push_str(&t.to_string());
+        out.push_str("\n\n");
+    }
+
+    if let Some(gc) = &report.gc {
+        out.push_str(&h("Garbage"));
+        out.push('\n');
+        out.push_str(&format!(
+            "{} dead paths ({}) not reachable from {} GC roots ({} rooted paths, {} live paths).\n",
+            thousands(gc.dead_paths),
+            bytes(gc.dead_nar_bytes),
+            thousands(gc.roots),
+            thousands(gc.root_paths),
+            thousands(gc.live_paths)
+        ));
+        for c in &gc.caveats {
+            out.push_str(&format!("  note: {c}\n"));
+        }
+        out.push('\n');
+    }
+
+    if let Some(c) = &report.closure {
+        out.push_str(&h("Closure"));
+        out.push('\n');
+        out.push_str(&format!(
+            "{}: {} paths, {}\n\n",
+            c.requested.join(" "),
+            thousands(c.paths),
+            bytes(c.nar_bytes)
+        ));
+    }
+    if !report.coverage.is_empty() {
+        out.push_str(&h("Cache coverage of the closure"));
+        out.push('\n');
+        let mut t = new_table(tty);
+        t.set_header(vec![
+            "cache",
+            "priority",
+            "paths",
+            "NAR bytes",
+            "hit rate (bytes)",
+            "note",
+        ]);
+        for c in &report.coverage {
+            t.add_row(vec![
+                Cell::new(&c.cache),
+                right(c.priority.map(|p| p.to_string()).unwrap_or_default()),
+                right(format!(
+                    "{} / {}",
+                    thousands(c.paths_present),
+                    thousands(c.paths_total)
+                )),
+                right(format!(
+                    "{} / {}",
+                    bytes(c.nar_bytes_present),
+                    bytes(c.nar_bytes_total)
+                )),
+                right(format!("{:.1}%", c.hit_rate_bytes)),
+                Cell::new(c.error.clone().unwrap_or_else(|| {
+                    if c.errors > 0 {
+                        format!("{} queries failed", c.errors)
+                    } else {
+                        String::new()
+                    }
+                })),
+            ]);
+        }
+        out.push_str(&t.to_string());
+        out.push_str("\n\n");
+    }
+
+    out.push_str(&h("Findings"));
+    out.push('\n');
+    if report.findings.is_empty() {
+        out.push_str("none\n");
+    } else {
+        let mut t = new_table(tty);
+        t.set_header(vec!["severity", "where", "finding", "what to do"]);
+        for f in &report.findings {
+            t.add_row(vec![
+                Cell::new(f.severity.as_str()),
+                Cell::new(location(f)),
+                Cell::new(&f.message),
+                Cell::new(&f.what_to_do),
+            ]);
+        }
+        out.push_str(&t.to_string());
+        out.push('\n');
+    }
+    if report.config.checked && report.config.findings.is_empty() {
+        out.push_str("Configuration: no problems in the files Nix reads.\n");
+    }
+    out.push('\n');
+
+    if !report.recommendations.is_empty() {
+        out.push_str(&h("Recommendations"));
+        out.push('\n');
+        for (i, r) in report.recommendations.iter().enumerate() {
+            out.push_str(&format!("{}. {}\n", i + 1, r.message));
+            if let Some(c) = &r.command {
+                out.push_str(&format!("   $ {c}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// Escapes text for a Markdown table cell.
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Markdown job summary: ✅/⚠️ headline, one section per area, a collapsed "what to
+/// do" under each finding.
+pub fn markdown(report: &Report) -> String {
+    let mut out = String::new();
+    let (ok, text) = headline(report);
+    out.push_str(&format!(
+        "## {} Nix store and cache report: {text}\n\n",
+        if ok { "✅" } else { "⚠️" }
+    ));
+    out.push_str(&format!(
+        "Source: {}\n\n",
+        md_cell(&report.source.describe())
+    ));
+
+    let s = &report.store;
+    out.push_str("### Store\n\n");
+    out.push_str("| | Paths | NAR size | Share of NAR |\n|---|---:|---:|---:|\n");
+    out.push_str(&format!(
+        "| All valid paths | {} | {} | 100% |\n",
+        thousands(s.paths),
+        bytes(s.nar_bytes)
+    ));
+    out.push_str(&format!(
+        "| `.drv` files | {} | {} | {} |\n",
+        thousands(s.drv.paths),
+        bytes(s.drv.nar_bytes),
+        pct(s.drv.nar_bytes, s.nar_bytes)
+    ));
+    out.push_str(&format!(
+        "| `-source` paths | {} | {} | {} |\n\n",
+        thousands(s.source_paths.paths),
+        bytes(s.source_paths.nar_bytes),
+        pct(s.source_paths.nar_bytes, s.nar_bytes)
+    ));
+    if let Some(fs) = &s.filesystem {
+        out.push_str(&format!(
+            "Filesystem `{}`: {} free of {}.\n\n",
+            fs.mount_point.display(),
+            bytes(fs.available_bytes),
+            bytes(fs.total_bytes)
+        ));
+    }
+
+    if !report.largest_paths.is_empty() {
+        out.push_str("### Largest paths\n\n| # | Path | NAR size |\n|---:|---|---:|\n");
+        for (i, p) in report.largest_paths.iter().enumerate() {
+            out.push_str(&format!(
+                "| {} | `{}` | {} |\n",
+                i + 1,
+                p.path,
+                bytes(p.nar_size)
+            ));
+        }
+        out.push('\n');
+    }
+    if !report.largest_closures.is_empty() {
+        out.push_str(
+            "### Largest closures (GC roots)\n\n| # | Root (delete to release) | Store path | Paths | Closure size |\n|---:|---|---|---:|---:|\n",
+        );
+        for (i, c) in report.largest_closures.iter().enumerate() {
+            out.push_str(&format!(
+                "| {} | `{}` | `{}` | {} | {} |\n",
+                i + 1,
+                md_cell(&c.root),
+                c.path,
+                thousands(c.closure_paths),
+                bytes(c.closure_size)
+            ));
+        }
+        out.push('\n');
+    }
+    if let Some(gc) = &report.gc {
+        out.push_str("### Garbage\n\n");
+        out.push_str(&format!(
+            "**{} dead paths ({})** are not reachable from the {} GC roots ({} live paths).\n\n",
+            thousands(gc.dead_paths),
+            bytes(gc.dead_nar_bytes),
+            thousands(gc.roots),
+            thousands(gc.live_paths)
+        ));
+        for c in &gc.caveats {
+            out.push_str(&format!("> {c}\n>\n"));
+        }
+        out.push('\n');
+    }
+
+    out.push_str("### Configuration\n\n");
+    if !report.config.checked {
+        out.push_str("Not checked.\n\n");
+    } else if report.config.findings.is_empty() {
+        out.push_str("✅ No problems in the files Nix reads.\n\n");
+    } else {
+        findings_md(&mut out, &report.config.findings);
+    }
+    let others: Vec<Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.area != "config")
+        .cloned()
+        .collect();
+    if !others.is_empty() {
+        out.push_str("### Other findings\n\n");
+        findings_md(&mut out, &others);
+    }
+
+    if let Some(c) = &report.closure {
+        out.push_str("### Cache coverage\n\n");
+        out.push_str(&format!(
+            "Closure of {}: {} paths, {}.\n\n",
+            c.requested
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            thousands(c.paths),
+            bytes(c.nar_bytes)
+        ));
+        if !report.coverage.is_empty() {
+            out.push_str("| Cache | Priority | Paths present | NAR bytes present | Hit rate |\n|---|---:|---:|---:|---:|\n");
+            for cv in &report.coverage {
+                out.push_str(&format!(
+                    "| {} | {} | {} / {} | {} / {} | {:.1}% |\n",
+                    md_cell(&cv.cache),
+                    cv.priority.map(|p| p.to_string()).unwrap_or_default(),
+                    thousands(cv.paths_present),
+                    thousands(cv.paths_total),
+                    bytes(cv.nar_bytes_present),
+                    bytes(cv.nar_bytes_total),
+                    cv.hit_rate_bytes
+                ));
+            }
+            out.push('\n');
+        }
+    }
+
+    if !report.recommendations.is_empty() {
+        out.push_str("### Recommendations\n\n");
+        for (i, r) in report.recommendations.iter().enumerate() {
+            out.push_str(&format!("{}. {}", i + 1, r.message));
+            if let Some(c) = &r.command {
+                out.push_str(&format!(" Run `{c}`."));
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn findings_md(out: &mut String, findings: &[Finding]) {
+    for f in findings {
+        let loc = location(f);
+        out.push_str(&format!(
+            "#### {} {}",
+            f.severity.icon(),
+            f.severity.as_str()
+        ));
+        if !loc.is_empty() {
+            out.push_str(&format!(": `{}`", md_cell(&loc)));
+        }
+        out.push_str("\n\n");
+        out.push_str(&f.message);
+        out.push_str("\n\n<details><summary>What to do</summary>\n\n");
+        out.push_str(&f.what_to_do);
+        out.push_str("\n\n</details>\n\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(200000), "200,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+}

@@ -1,0 +1,185 @@
+//! The local Nix store, read fast and exactly.
+//!
+//! [`load`] reads every valid path with its NAR size and references into a flat
+//! [`graph::Graph`] — straight from the SQLite database when it can be opened read-only
+//! ([`db`]), else through `nix path-info --all --json` ([`pathinfo`]) — and finds the GC
+//! roots ([`roots`]). The [`Source`] used is always recorded, so a report can say where
+//! its numbers came from. A store that does not exist is [`Source::Missing`], not an
+//! error: reporting it is the caller's job.
+
+pub mod db;
+pub mod graph;
+pub mod location;
+pub mod pathinfo;
+pub mod roots;
+
+use crate::cmd::Runner;
+use crate::nixcli::{Nix, NixError};
+use graph::Graph;
+use location::{StoreKind, StoreLocation};
+use roots::GcRoot;
+use std::path::PathBuf;
+
+/// Where the numbers came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Source {
+    /// The SQLite database, opened read-only.
+    Sqlite {
+        database: PathBuf,
+        mode: db::OpenMode,
+    },
+    /// `nix path-info --all --json`.
+    NixPathInfo {
+        command: String,
+        /// Why the database was not read directly, when it was tried.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// There is no store database at this location.
+    Missing { database: PathBuf },
+}
+
+impl Source {
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Sqlite { database, mode } => format!(
+                "store database {} (read-only{})",
+                database.display(),
+                if *mode == db::OpenMode::Immutable {
+                    ", immutable"
+                } else {
+                    ""
+                }
+            ),
+            Source::NixPathInfo { command, .. } => format!("`{command}`"),
+            Source::Missing { database } => format!("no store database at {}", database.display()),
+        }
+    }
+}
+
+/// Which source to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourcePref {
+    /// The database when it opens, else `nix path-info`.
+    #[default]
+    Auto,
+    /// Only the database (an error when it cannot be read).
+    Database,
+    /// Only `nix path-info` (what a non-root user on an old daemon gets).
+    Nix,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error("{source}{}", .db_error.as_ref().map(|e| format!(" (tried because the database could not be read: {e})")).unwrap_or_default())]
+    Nix {
+        #[source]
+        source: NixError,
+        db_error: Option<String>,
+    },
+}
+
+/// A loaded store.
+#[derive(Debug)]
+pub struct Store {
+    pub location: StoreLocation,
+    pub source: Source,
+    pub graph: Graph,
+    /// GC roots to valid paths, with the index of the path each keeps.
+    pub roots: Vec<(GcRoot, u32)>,
+    /// False when the store has no GC roots we can see (a remote store).
+    pub roots_known: bool,
+}
+
+/// Reads the store at `loc`.
+pub fn load(loc: &StoreLocation, pref: SourcePref, runner: &Runner) -> Result<Store, StoreError> {
+    let dbp = loc.db_path();
+    let (graph, source) = if loc.kind == StoreKind::Local && !dbp.exists() {
+        (Graph::default(), Source::Missing { database: dbp })
+    } else {
+        let db_result = if loc.kind == StoreKind::Local && pref != SourcePref::Nix {
+            Some(
+                db::open(&dbp)
+                    .and_then(|(conn, mode)| db::read_graph(&conn, &dbp).map(|g| (g, mode))),
+            )
+        } else {
+            None
+        };
+        match db_result {
+            Some(Ok((g, mode))) => (
+                g,
+                Source::Sqlite {
+                    database: dbp,
+                    mode,
+                },
+            ),
+            Some(Err(e)) if pref == SourcePref::Database => return Err(e.into()),
+            other => {
+                let db_error = match other {
+                    Some(Err(e)) => Some(e.to_string()),
+                    _ => None,
+                };
+                let nix = Nix::detect(runner.clone(), loc.uri.clone()).map_err(|source| {
+                    StoreError::Nix {
+                        source,
+                        db_error: db_error.clone(),
+                    }
+                })?;
+                let (g, command) =
+                    pathinfo::read_graph(&nix, &loc.store_dir).map_err(|source| {
+                        StoreError::Nix {
+                            source,
+                            db_error: db_error.clone(),
+                        }
+                    })?;
+                (
+                    g,
+                    Source::NixPathInfo {
+                        command,
+                        reason: db_error,
+                    },
+                )
+            }
+        }
+    };
+    let roots_known = loc.kind == StoreKind::Local;
+    let roots = if roots_known && !graph.is_empty() {
+        resolve_roots(
+            &graph,
+            roots::find_roots(&loc.state_dir(), &loc.store_dir, &|_| true),
+        )
+    } else {
+        Vec::new()
+    };
+    Ok(Store {
+        location: loc.clone(),
+        source,
+        graph,
+        roots,
+        roots_known,
+    })
+}
+
+/// Keeps the roots whose path is valid, with its index: one pass over the store against
+/// the (small) set of rooted paths, instead of an index of the whole store.
+fn resolve_roots(graph: &Graph, found: Vec<GcRoot>) -> Vec<(GcRoot, u32)> {
+    let mut wanted: std::collections::HashMap<&str, u32> =
+        found.iter().map(|r| (r.path.as_str(), u32::MAX)).collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    for (i, p) in graph.paths() {
+        if let Some(slot) = wanted.get_mut(p) {
+            *slot = i;
+        }
+    }
+    let idx: Vec<u32> = found.iter().map(|r| wanted[r.path.as_str()]).collect();
+    found
+        .into_iter()
+        .zip(idx)
+        .filter(|(_, i)| *i != u32::MAX)
+        .collect()
+}
