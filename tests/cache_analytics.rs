@@ -1,1 +1,519 @@
-//! Integration tests for cache-analytics (real Nix).
+//! Integration tests for cache-analytics, against the real Nix: every number the tool
+//! reports is compared with what `nix path-info`, `nix-store --gc --print-dead` and
+//! `nix-store --gc --print-roots` say about the same store.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/analytics_store.rs"]
+mod analytics_store;
+mod support;
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Output;
+use support::{NixEnv, require_nix, run_ok, stdout};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cache-analytics");
+
+fn analytics(env: &NixEnv, args: &[&str]) -> Output {
+    env.command(BIN).args(args).output().unwrap()
+}
+
+fn analytics_json(env: &NixEnv, args: &[&str]) -> Value {
+    let mut a = vec!["--format", "json"];
+    a.extend_from_slice(args);
+    let out = analytics(env, &a);
+    assert!(
+        out.status.success(),
+        "cache-analytics {a:?} failed ({}):\n{}",
+        out.status,
+        support::stderr(&out)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", stdout(&out)))
+}
+
+/// `path -> (narSize, references)` for every valid path, as Nix reports it.
+fn nix_all(env: &NixEnv, store: &str) -> BTreeMap<String, (u64, Vec<String>)> {
+    let out = run_ok(env.nix(&["path-info", "--store", store, "--all", "--json"]));
+    let infos = nix_cache_tools_parse(&stdout(&out));
+    infos.into_iter().collect()
+}
+
+fn nix_cache_tools_parse(json: &str) -> Vec<(String, (u64, Vec<String>))> {
+    // Both shapes: an array of objects with `path` (2.8–2.18) or an object keyed by path.
+    let v: Value = serde_json::from_str(json).unwrap();
+    let one = |p: &str, o: &Value| {
+        let refs = o["references"]
+            .as_array()
+            .map(|a| a.iter().map(|r| r.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
+        (p.to_owned(), (o["narSize"].as_u64().unwrap(), refs))
+    };
+    match v {
+        Value::Array(a) => a
+            .iter()
+            .map(|o| one(o["path"].as_str().unwrap(), o))
+            .collect(),
+        Value::Object(m) => m.iter().map(|(p, o)| one(p, o)).collect(),
+        _ => panic!("unexpected path-info JSON"),
+    }
+}
+
+/// `nix path-info -S` closure sizes of `paths`. Asked with `--all`: Nix 2.8 reads a
+/// `.drv` named on the command line as "its outputs", not as the path itself.
+fn nix_closure_sizes(env: &NixEnv, store: &str, paths: &[String]) -> BTreeMap<String, u64> {
+    let c = env.nix(&["path-info", "--store", store, "--json", "-S", "--all"]);
+    let v: Value = serde_json::from_str(&stdout(&run_ok(c))).unwrap();
+    let mut m = BTreeMap::new();
+    match v {
+        Value::Array(a) => {
+            for o in a {
+                m.insert(
+                    o["path"].as_str().unwrap().to_owned(),
+                    o["closureSize"].as_u64().unwrap(),
+                );
+            }
+        }
+        Value::Object(o) => {
+            for (p, i) in o {
+                m.insert(p, i["closureSize"].as_u64().unwrap());
+            }
+        }
+        _ => panic!(),
+    }
+    m.retain(|p, _| paths.contains(p));
+    assert_eq!(m.len(), paths.len(), "Nix knows every path asked for");
+    m
+}
+
+fn print_dead(env: &NixEnv, store: &str) -> BTreeSet<String> {
+    let out = run_ok(
+        env.command("nix-store")
+            .args(["--store", store, "--gc", "--print-dead"]),
+    );
+    stdout(&out).lines().map(str::to_owned).collect()
+}
+
+/// `(link, path)` of every root `nix-store --gc --print-roots` lists.
+fn print_roots(env: &NixEnv, store: &str) -> BTreeSet<(String, String)> {
+    let out = run_ok(
+        env.command("nix-store")
+            .args(["--store", store, "--gc", "--print-roots"]),
+    );
+    stdout(&out)
+        .lines()
+        .filter_map(|l| l.split_once(" -> "))
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect()
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Checks every store number of `report` against Nix on `store`.
+fn assert_matches_nix(env: &NixEnv, store: &str, report: &Value, top: usize) {
+    let all = nix_all(env, store);
+    let total: u64 = all.values().map(|(s, _)| s).sum();
+    assert_eq!(report["store"]["paths"].as_u64().unwrap(), all.len() as u64);
+    assert_eq!(report["store"]["nar_bytes"].as_u64().unwrap(), total);
+    let drv: u64 = all
+        .iter()
+        .filter(|(p, _)| p.ends_with(".drv"))
+        .map(|(_, (s, _))| s)
+        .sum();
+    assert_eq!(report["store"]["drv"]["nar_bytes"].as_u64().unwrap(), drv);
+
+    // Largest paths: the same sizes as Nix's, in order, each path with its own size.
+    let mut sizes: Vec<u64> = all.values().map(|(s, _)| *s).collect();
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    let lp = report["largest_paths"].as_array().unwrap();
+    assert_eq!(lp.len(), top.min(all.len()));
+    for (k, e) in lp.iter().enumerate() {
+        let p = e["path"].as_str().unwrap();
+        assert_eq!(e["nar_size"].as_u64().unwrap(), all[p].0, "{p}");
+        assert_eq!(e["nar_size"].as_u64().unwrap(), sizes[k], "rank {k}");
+    }
+
+    // Roots: exactly what nix-store --gc --print-roots lists.
+    let nix_roots = print_roots(env, store);
+    let rooted: BTreeSet<String> = nix_roots.iter().map(|(_, p)| p.clone()).collect();
+    assert_eq!(
+        report["gc"]["root_paths"].as_u64().unwrap(),
+        rooted.len() as u64
+    );
+    assert_eq!(
+        report["gc"]["roots"].as_u64().unwrap(),
+        nix_roots.len() as u64
+    );
+
+    // Largest closures: Nix's closure sizes of every rooted path, top N, same links.
+    let closures = nix_closure_sizes(env, store, &rooted.iter().cloned().collect::<Vec<_>>());
+    let mut want: Vec<u64> = closures.values().copied().collect();
+    want.sort_unstable_by(|a, b| b.cmp(a));
+    let lc = report["largest_closures"].as_array().unwrap();
+    assert_eq!(lc.len(), top.min(rooted.len()));
+    for (k, e) in lc.iter().enumerate() {
+        let p = e["path"].as_str().unwrap();
+        assert_eq!(e["closure_size"].as_u64().unwrap(), closures[p], "{p}");
+        assert_eq!(e["closure_size"].as_u64().unwrap(), want[k], "rank {k}");
+        let links: BTreeSet<String> = strs(&e["roots"]).into_iter().collect();
+        let nix_links: BTreeSet<String> = nix_roots
+            .iter()
+            .filter(|(_, t)| t == p)
+            .map(|(l, _)| l.clone())
+            .collect();
+        assert_eq!(links, nix_links, "links of {p}");
+        assert!(links.contains(e["root"].as_str().unwrap()));
+    }
+
+    // Garbage: the same set as nix-store --gc --print-dead, bytes from Nix's sizes.
+    let dead = print_dead(env, store);
+    let ours: BTreeSet<String> = strs(&report["gc"]["dead"]).into_iter().collect();
+    assert_eq!(ours.len(), dead.len(), "dead path count");
+    assert_eq!(ours, dead);
+    assert_eq!(
+        report["gc"]["dead_paths"].as_u64().unwrap(),
+        dead.len() as u64
+    );
+    let dead_bytes: u64 = dead.iter().map(|p| all[p].0).sum();
+    assert_eq!(report["gc"]["dead_nar_bytes"].as_u64().unwrap(), dead_bytes);
+}
+
+fn synthetic(env: &NixEnv, n: usize, roots: usize) -> String {
+    let dir = env.path().join("synthetic");
+    analytics_store::make(&dir, n, 42, roots, true);
+    let state = dir.join("nix/var/nix");
+    // An indirect root (auto/ -> a `result` link -> store path) and a profile, as
+    // nix-build and nix-env leave them, next to mkstore's direct roots.
+    let all = nix_all(env, dir.to_str().unwrap());
+    let some: Vec<&String> = all.keys().take(3).collect();
+    let proj = env.path().join("proj");
+    std::fs::create_dir_all(&proj).unwrap();
+    std::os::unix::fs::symlink(some[0], proj.join("result")).unwrap();
+    std::os::unix::fs::symlink(proj.join("result"), state.join("gcroots/auto/indirect")).unwrap();
+    let prof = state.join("profiles/per-user/root");
+    std::fs::create_dir_all(&prof).unwrap();
+    std::os::unix::fs::symlink(some[1], prof.join("profile-1-link")).unwrap();
+    std::os::unix::fs::symlink("profile-1-link", prof.join("profile")).unwrap();
+    // A stale indirect root: nothing.
+    std::os::unix::fs::symlink(proj.join("gone"), state.join("gcroots/auto/stale")).unwrap();
+    dir.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn synthetic_store_numbers_equal_nix() {
+    require_nix();
+    let env = NixEnv::new();
+    let store = synthetic(&env, 2000, 25);
+    let report = analytics_json(&env, &["--store", &store, "--top", "12", "--list-dead"]);
+    assert_eq!(report["source"]["kind"], "sqlite");
+    assert_eq!(report["store"]["exists"], true);
+    assert_matches_nix(&env, &store, &report, 12);
+    // The indirect root is shown by its `result` link, the one to delete.
+    let proj_result = env.path().join("proj/result").display().to_string();
+    let lc = report["largest_closures"].as_array().unwrap();
+    let all_links: Vec<String> = lc.iter().flat_map(|e| strs(&e["roots"])).collect();
+    let full = analytics_json(&env, &["--store", &store, "--top", "1000"]);
+    let every: Vec<String> = full["largest_closures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| strs(&e["roots"]))
+        .collect();
+    assert!(every.contains(&proj_result), "{every:?}");
+    assert!(all_links.len() <= every.len());
+}
+
+#[test]
+fn nix_path_info_fallback_gives_identical_numbers() {
+    require_nix();
+    let env = NixEnv::new();
+    let store = synthetic(&env, 800, 10);
+    let db = analytics_json(&env, &["--store", &store, "--list-dead"]);
+    let out = env
+        .command(BIN)
+        .args(["--store", &store, "--format", "json", "--list-dead"])
+        .env("CACHE_ANALYTICS_SOURCE", "nix")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let nix: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(nix["source"]["kind"], "nix-path-info");
+    assert!(
+        nix["source"]["command"]
+            .as_str()
+            .unwrap()
+            .contains("path-info")
+    );
+    for key in ["store", "largest_paths", "largest_closures", "gc"] {
+        let (mut a, mut b) = (db[key].clone(), nix[key].clone());
+        if key == "store" {
+            for v in [&mut a, &mut b] {
+                v.as_object_mut().unwrap().remove("filesystem");
+            }
+        }
+        assert_eq!(
+            a, b,
+            "section {key} differs between the database and nix path-info"
+        );
+    }
+    assert_matches_nix(&env, &store, &nix, 10);
+}
+
+#[test]
+fn real_store_built_in_the_test_equals_nix() {
+    require_nix();
+    let env = NixEnv::new();
+    let tag = support::unique("ana");
+    let kept = support::build_small_closure(&env, &format!("{tag}-kept"));
+    let gone = support::build_small_closure(&env, &format!("{tag}-gone"));
+    let drv = stdout(&run_ok(env.command("nix-store").args([
+        "-q",
+        "--deriver",
+        &kept,
+    ])))
+    .trim()
+    .to_owned();
+    assert!(drv.ends_with(".drv"), "{drv}");
+    let dir = env.path().join("chroot");
+    let to = format!("local?root={}", dir.display());
+    run_ok(env.nix(&["copy", "--no-check-sigs", "--to", &to, &kept, &gone, &drv]));
+    let state = dir.join("nix/var/nix");
+    // `kept` rooted the way nix-build does (auto/ -> ./result), one path of `gone` by a
+    // profile; the rest of `gone` is garbage, and so are the derivations of `gone`.
+    let result = env.path().join("result");
+    std::os::unix::fs::symlink(&kept, &result).unwrap();
+    std::fs::create_dir_all(state.join("gcroots/auto")).unwrap();
+    std::os::unix::fs::symlink(&result, state.join("gcroots/auto/0123abc")).unwrap();
+    let leaf = support::closure(&env, std::slice::from_ref(&gone))
+        .into_iter()
+        .find(|p| p.contains("-leaf-"))
+        .unwrap();
+    std::fs::create_dir_all(state.join("profiles")).unwrap();
+    std::os::unix::fs::symlink(&leaf, state.join("profiles/test-1-link")).unwrap();
+    let store = dir.to_str().unwrap();
+    let report = analytics_json(&env, &["--store", store, "--list-dead"]);
+    assert_eq!(report["source"]["kind"], "sqlite");
+    assert_matches_nix(&env, store, &report, 10);
+    let lc = report["largest_closures"].as_array().unwrap();
+    let k = lc.iter().find(|e| e["path"] == kept.as_str()).unwrap();
+    assert_eq!(k["root"], result.display().to_string());
+    // keep-derivations (Nix's default): the derivation of a live output stays.
+    let dead = strs(&report["gc"]["dead"]);
+    assert!(!dead.contains(&drv), "{drv} is the deriver of a live root");
+    assert!(dead.contains(&gone));
+    // -source share is there.
+    assert!(report["store"]["source_paths"]["paths"].as_u64().unwrap() >= 2);
+}
+
+#[test]
+fn markdown_and_summary_parse() {
+    require_nix();
+    let env = NixEnv::new();
+    let store = synthetic(&env, 300, 5);
+    let json = analytics_json(&env, &["--store", &store]);
+    let summary = env.path().join("summary.md");
+    std::fs::write(&summary, "# earlier step\n").unwrap();
+    let out = env
+        .command(BIN)
+        .args(["--store", &store, "--format", "markdown", "--summary"])
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let md = stdout(&out);
+    let first = md.lines().next().unwrap();
+    assert!(
+        first.starts_with("## ✅ ") || first.starts_with("## ⚠️ "),
+        "{first}"
+    );
+    let problems = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] != "info")
+        .count();
+    assert_eq!(first.starts_with("## ✅"), problems == 0);
+    let sections: Vec<&str> = md.lines().filter(|l| l.starts_with("### ")).collect();
+    for s in [
+        "### Store",
+        "### Largest paths",
+        "### Largest closures (GC roots)",
+        "### Garbage",
+        "### Configuration",
+    ] {
+        assert!(sections.contains(&s), "{s} missing in {sections:?}");
+    }
+    // Table cells parse back to the JSON numbers.
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| All valid paths |"))
+        .unwrap();
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!(
+        cells[2].replace(',', "").parse::<u64>().unwrap(),
+        json["store"]["paths"].as_u64().unwrap()
+    );
+    let first_rows: Vec<Vec<&str>> = md
+        .lines()
+        .filter(|l| l.starts_with("| 1 | `"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(
+        first_rows.len(),
+        2,
+        "first row of the largest paths and closures tables"
+    );
+    let lp0 = &json["largest_paths"][0];
+    assert_eq!(
+        first_rows[0][2],
+        format!("`{}`", lp0["path"].as_str().unwrap())
+    );
+    assert_eq!(
+        first_rows[0][3],
+        nix_cache_tools::output::human_bytes(lp0["nar_size"].as_u64().unwrap())
+    );
+    let lc0 = &json["largest_closures"][0];
+    assert_eq!(
+        first_rows[1][2],
+        format!("`{}`", lc0["root"].as_str().unwrap())
+    );
+    assert_eq!(
+        first_rows[1][3],
+        format!("`{}`", lc0["path"].as_str().unwrap())
+    );
+    assert_eq!(
+        first_rows[1][4].replace(',', "").parse::<u64>().unwrap(),
+        lc0["closure_paths"].as_u64().unwrap()
+    );
+    let dead_line = md
+        .lines()
+        .find(|l| l.starts_with("**") && l.contains("dead paths"))
+        .unwrap();
+    let n: u64 = dead_line
+        .trim_start_matches("**")
+        .split(' ')
+        .next()
+        .unwrap()
+        .replace(',', "")
+        .parse()
+        .unwrap();
+    assert_eq!(n, json["gc"]["dead_paths"].as_u64().unwrap());
+    // Every finding has a collapsed "what to do".
+    let findings = json["findings"].as_array().unwrap().len();
+    assert_eq!(
+        md.matches("<details><summary>What to do</summary>").count(),
+        findings
+    );
+    assert_eq!(
+        md.matches("<details>").count(),
+        md.matches("</details>").count()
+    );
+    // --summary appended exactly the Markdown.
+    let written = std::fs::read_to_string(&summary).unwrap();
+    assert_eq!(written, format!("# earlier step\n{md}"));
+}
+
+#[test]
+fn missing_and_empty_stores_are_reported_not_crashes() {
+    require_nix();
+    let env = NixEnv::new();
+    let missing = env.path().join("no-such-store");
+    let m = missing.to_str().unwrap();
+    let report = analytics_json(&env, &["--store", m]);
+    assert_eq!(report["store"]["exists"], false);
+    assert_eq!(report["store"]["paths"], 0);
+    assert_eq!(report["source"]["kind"], "missing");
+    let f = &report["findings"][0];
+    assert_eq!(f["severity"], "warning");
+    assert!(
+        f["message"].as_str().unwrap().contains("no Nix store"),
+        "{f}"
+    );
+    assert!(!missing.exists(), "the tool must not create a store");
+    let out = analytics(&env, &["--store", m, "--check"]);
+    assert_eq!(out.status.code(), Some(1), "--check fails on the warning");
+    let out = analytics(&env, &["--store", m]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("no Nix store"));
+
+    let empty = env.path().join("empty");
+    analytics_store::make(&empty, 0, 1, 0, false);
+    let e = empty.to_str().unwrap();
+    let report = analytics_json(&env, &["--store", e, "--check"]);
+    assert_eq!(report["store"]["exists"], true);
+    assert_eq!(report["store"]["paths"], 0);
+    assert_eq!(report["gc"]["dead_paths"], 0);
+    assert_eq!(report["largest_paths"].as_array().unwrap().len(), 0);
+    // Nix agrees that it is empty.
+    assert!(nix_all(&env, e).is_empty());
+}
+
+#[test]
+fn exit_codes() {
+    require_nix();
+    let env = NixEnv::new();
+    // 2: usage.
+    assert_eq!(
+        analytics(&env, &["--format", "yaml"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(analytics(&env, &["--no-such-flag"]).status.code(), Some(2));
+    // --help lists the exit codes.
+    let help = stdout(&analytics(&env, &["--help"]));
+    for c in [
+        "0  report produced",
+        "1  --check",
+        "2  bad command line",
+        "3  no report",
+    ] {
+        assert!(help.contains(c), "{c} missing from --help");
+    }
+    // 3: a store database that is not one (and Nix cannot read it either).
+    let bad = env.path().join("bad");
+    std::fs::create_dir_all(bad.join("nix/var/nix/db")).unwrap();
+    std::fs::write(bad.join("nix/var/nix/db/db.sqlite"), "this is not sqlite").unwrap();
+    let out = analytics(&env, &["--store", bad.to_str().unwrap(), "--source", "db"]);
+    assert_eq!(out.status.code(), Some(3), "{}", support::stderr(&out));
+    assert!(
+        support::stderr(&out).contains("db.sqlite"),
+        "{}",
+        support::stderr(&out)
+    );
+    // 0 and 1 on a sound store.
+    let store = synthetic(&env, 100, 3);
+    assert_eq!(analytics(&env, &["--store", &store]).status.code(), Some(0));
+}
+
+#[test]
+fn closure_argument_reports_its_size() {
+    require_nix();
+    let env = NixEnv::new();
+    let store = synthetic(&env, 500, 5);
+    let all = nix_all(&env, &store);
+    let (p, _) = all.iter().max_by_key(|(_, (_, r))| r.len()).unwrap();
+    let link = env.path().join("result-x");
+    std::os::unix::fs::symlink(p, &link).unwrap();
+    let report = analytics_json(
+        &env,
+        &["--store", &store, "--closure", link.to_str().unwrap()],
+    );
+    let want = nix_closure_sizes(&env, &store, std::slice::from_ref(p))[p];
+    assert_eq!(report["closure"]["nar_bytes"].as_u64().unwrap(), want);
+    let out = analytics(
+        &env,
+        &[
+            "--store",
+            &store,
+            "--closure",
+            "/nix/store/00000000000000000000000000000000-nope",
+            "--check",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
