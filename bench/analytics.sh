@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Benchmark: `cache-analytics --format json` against `nix path-info --all -s --json` on
+# the same synthetic store, in one run.
+#
+# Makes its own store with shared/tools/mkstore.py (N paths, ROOTS GC roots) in a
+# temporary directory, builds the release binary, times both tools (cache-analytics also
+# pinned to one core with `taskset -c 0`), prints the timings and the ratio, and checks
+# that the totals (valid paths, NAR bytes) are equal.
+#
+#   bench/analytics.sh                      # 200,000 paths, 150 roots
+#   N=50000 ROOTS=50 bench/analytics.sh
+#   MKSTORE=/path/to/mkstore.py bench/analytics.sh   # default ${SHARED:-../shared}/tools/mkstore.py
+#
+# Needs: python3, nix, cargo; taskset (util-linux) for the one-core figure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-200000}
+ROOTS=${ROOTS:-150}
+RUNS=${RUNS:-5}
+MKSTORE=${MKSTORE:-${SHARED:-../shared}/tools/mkstore.py}
+[ -f "$MKSTORE" ] || { echo "error: mkstore.py not found at $MKSTORE (set MKSTORE or SHARED)" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+store="$tmp/store"
+
+echo "== making a $N-path store with $ROOTS GC roots ($MKSTORE)"
+python3 "$MKSTORE" "$store" "$N" 1 "$ROOTS"
+
+echo "== building cache-analytics (release)"
+cargo build --release --quiet -p cache-analytics
+bin=$PWD/target/release/cache-analytics
+
+now() { date +%s.%N; }
+# Median wall time in seconds of RUNS runs of "$@" (stdout to $out).
+median() {
+  local out=$1; shift
+  local times=()
+  for _ in $(seq "$RUNS"); do
+    local t0 t1
+    t0=$(now); "$@" >"$out"; t1=$(now)
+    times+=("$(awk "BEGIN{print $t1 - $t0}")")
+  done
+  printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}'
+}
+
+# Same page-cache state for both: read the database once first.
+cat "$store/nix/var/nix/db/db.sqlite" >/dev/null
+
+echo "== nix path-info --store DIR --all -s --json ($(nix --version))"
+t0=$(now)
+nix --extra-experimental-features nix-command path-info --store "$store" --all -s --json >"$tmp/nix.json"
+t1=$(now)
+t_nix=$(awk "BEGIN{print $t1 - $t0}")
+
+echo "== cache-analytics --store DIR --format json (median of $RUNS)"
+t_ours=$(median "$tmp/ours.json" "$bin" --store "$store" --format json)
+t_one=""
+if command -v taskset >/dev/null 2>&1; then
+  echo "== taskset -c 0 cache-analytics --store DIR --format json (one core, median of $RUNS)"
+  t_one=$(median "$tmp/ours1.json" taskset -c 0 "$bin" --store "$store" --format json)
+fi
+
+python3 - "$tmp/nix.json" "$tmp/ours.json" <<'PY'
+import json, sys
+nix = json.load(open(sys.argv[1]))
+items = nix if isinstance(nix, list) else [dict(v, path=k) for k, v in nix.items() if v]
+ours = json.load(open(sys.argv[2]))
+paths, nar = len(items), sum(i.get("narSize", 0) for i in items)
+print(f"nix:             {paths} paths, {nar} NAR bytes")
+print(f"cache-analytics: {ours['store']['paths']} paths, {ours['store']['nar_bytes']} NAR bytes"
+      f" (source: {ours['source']['kind']}); {ours['gc']['dead_paths']} dead paths,"
+      f" {len(ours['largest_closures'])} largest closures of {ours['gc']['root_paths']} rooted paths")
+if (paths, nar) != (ours["store"]["paths"], ours["store"]["nar_bytes"]):
+    print("MISMATCH: totals differ", file=sys.stderr)
+    sys.exit(1)
+top = sorted((i.get("narSize", 0) for i in items), reverse=True)[: len(ours["largest_paths"])]
+if top != [p["nar_size"] for p in ours["largest_paths"]]:
+    print("MISMATCH: largest paths differ", file=sys.stderr)
+    sys.exit(1)
+print("totals and largest paths agree")
+PY
+
+printf '\n%-52s %8s s\n' "nix path-info --all -s --json" "$(printf %.3f "$t_nix")"
+printf '%-52s %8s s   (%.1fx faster)\n' "cache-analytics --format json (full report)" "$t_ours" "$(awk "BEGIN{print $t_nix / $t_ours}")"
+if [ -n "$t_one" ]; then
+  printf '%-52s %8s s   (%.1fx faster)\n' "taskset -c 0 cache-analytics --format json" "$t_one" "$(awk "BEGIN{print $t_nix / $t_one}")"
+fi
