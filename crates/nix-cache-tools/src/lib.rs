@@ -13,6 +13,8 @@
 //!   dry-run, stderr and exit status in every failure).
 //! - [`nixcli`]: the installed Nix through its CLI, across versions 2.8 → today and Lix.
 //! - [`cachetoml`]: the project's `cache.toml`.
+//! - [`nixconf`]: nix.conf as Nix reads it: lossless files, the layer stack, settings in
+//!   force with provenance.
 //! - [`keys`], [`url`], [`nix32`], [`storepath`]: Nix's small formats.
 //! - [`fsutil`]: atomic writes, locks, errors that name the path.
 //! - [`output`]: terminal / JSON / Markdown conventions.
@@ -23,6 +25,7 @@ pub mod fsutil;
 pub mod keys;
 pub mod nix32;
 pub mod nixcli;
+pub mod nixconf;
 pub mod output;
 pub mod storepath;
 pub mod url;
