@@ -157,7 +157,7 @@ fn one_path_info(path: &str, item: Option<&Value>, store_dir: &str) -> PathInfo 
         deriver: item
             .get("deriver")
             .and_then(Value::as_str)
-            .map(|d| full(d)),
+            .map(full),
         signatures: strings("signatures"),
         ca,
     }
