@@ -13,19 +13,27 @@
 //!   dry-run, stderr and exit status in every failure).
 //! - [`nixcli`]: the installed Nix through its CLI, across versions 2.8 → today and Lix.
 //! - [`cachetoml`]: the project's `cache.toml`.
+//! - [`nixconf`]: nix.conf as Nix reads it: lossless files, the layer stack, settings in
+//!   force with provenance.
 //! - [`keys`], [`url`], [`nix32`], [`storepath`]: Nix's small formats.
 //! - [`fsutil`]: atomic writes, locks, errors that name the path.
 //! - [`output`]: terminal / JSON / Markdown conventions.
+//! - [`narinfo`]: the `.narinfo` format, fingerprints and signature checks.
+//! - [`binarycache`]: a client for `file://` and `http(s)://` binary caches (which paths
+//!   does a cache hold, queried in parallel).
 //! - [`store`]: the local store read fast (SQLite, `nix path-info` fallback), GC roots.
 //! - [`analytics`]: the `cache-analytics` report: model, sections, renderers.
 
 pub mod analytics;
+pub mod binarycache;
 pub mod cachetoml;
 pub mod cmd;
 pub mod fsutil;
 pub mod keys;
+pub mod narinfo;
 pub mod nix32;
 pub mod nixcli;
+pub mod nixconf;
 pub mod output;
 pub mod store;
 pub mod storepath;
