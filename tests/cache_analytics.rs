@@ -9,6 +9,7 @@ mod support;
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::process::Output;
 use support::{NixEnv, require_nix, run_ok, stdout};
 
@@ -422,7 +423,8 @@ fn markdown_and_summary_parse() {
 #[test]
 fn missing_and_empty_stores_are_reported_not_crashes() {
     require_nix();
-    let env = NixEnv::new();
+    // A configuration with no findings, so `--check` only sees the store.
+    let env = NixEnv::with_system_conf("sandbox = false\n");
     let missing = env.path().join("no-such-store");
     let m = missing.to_str().unwrap();
     let report = analytics_json(&env, &["--store", m]);
@@ -516,4 +518,219 @@ fn closure_argument_reports_its_size() {
         ],
     );
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// Installs fixture `name` (tests/fixtures/analytics/NAME): `etc-nix/*` as the system
+/// configuration directory, `home-config-nix/nix.conf` as the user file.
+fn config_fixture(name: &str) -> NixEnv {
+    let env = NixEnv::new();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/analytics")
+        .join(name);
+    for e in std::fs::read_dir(src.join("etc-nix")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), env.nix_conf_dir.join(e.file_name())).unwrap();
+    }
+    let user = src.join("home-config-nix/nix.conf");
+    if user.exists() {
+        std::fs::create_dir_all(env.user_conf().parent().unwrap()).unwrap();
+        std::fs::copy(&user, env.user_conf()).unwrap();
+    }
+    env
+}
+
+/// `(file, line, severity, message)` of every config finding.
+fn config_findings(report: &Value) -> Vec<(String, u64, String, String)> {
+    report["config"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["file"].as_str().unwrap_or("").to_owned(),
+                f["line"].as_u64().unwrap_or(0),
+                f["severity"].as_str().unwrap().to_owned(),
+                format!(
+                    "{} {}",
+                    f["message"].as_str().unwrap(),
+                    f["what_to_do"].as_str().unwrap()
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn config_findings_at_their_file_and_line() {
+    require_nix();
+    let env = config_fixture("broken");
+    // Nix itself refuses this configuration.
+    assert!(!env.nix(&["show-config"]).output().unwrap().status.success());
+    let missing = env.path().join("no-store");
+    let out = env
+        .command(BIN)
+        .args(["--store", missing.to_str().unwrap(), "--format", "json"])
+        .env("NIX_CONFIG", "keep-outputs = true\nfoo-unknown = 1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = config_findings(&report);
+    let sys = env.system_conf().display().to_string();
+    let sub = env.nix_conf_dir.join("sub.conf").display().to_string();
+    let user = env.user_conf().display().to_string();
+    let want: &[(&str, u64, &str, &str)] = &[
+        (&sys, 3, "error", "needs spaces around `=`"),
+        (&sys, 4, "warning", "drops https://cache.nixos.org"),
+        (
+            &sys,
+            4,
+            "warning",
+            "`http://cache.example.com` is plain HTTP",
+        ),
+        (
+            &sys,
+            4,
+            "warning",
+            "No trusted public key can sign `https://mirror.example.org`",
+        ),
+        (
+            &sys,
+            4,
+            "warning",
+            "No trusted public key can sign `http://cache.example.com`",
+        ),
+        (&sys, 5, "error", "is not a valid public key"),
+        (&sys, 6, "error", "must be a whole number, not `many`"),
+        (&sys, 7, "error", "missing.conf"),
+        (&sys, 9, "warning", "`frobnicate` is not a setting"),
+        (&sys, 10, "warning", "`extra-` only works on list settings"),
+        (
+            &sys,
+            12,
+            "warning",
+            "line 11 of the same file has no effect",
+        ),
+        (&sub, 2, "error", "must be `true` or `false`, not `maybe`"),
+        (&user, 2, "info", "is already in `substituters`"),
+        ("NIX_CONFIG", 2, "warning", "`foo-unknown` is not a setting"),
+    ];
+    for (file, line, sev, text) in want {
+        assert!(
+            got.iter()
+                .any(|(f, l, s, m)| f == file && l == line && s == sev && m.contains(text)),
+            "expected {sev} at {file}:{line} containing {text:?}; got:\n{got:#?}"
+        );
+    }
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "unexpected extra findings:\n{got:#?}"
+    );
+    // Every layer was read, the missing optional include is not a problem.
+    let files: Vec<String> = report["config"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        files.contains(&sub) && files.contains(&user) && files.contains(&"NIX_CONFIG".to_owned()),
+        "{files:?}"
+    );
+    // --check fails on them.
+    let out = env
+        .command(BIN)
+        .args(["--store", missing.to_str().unwrap(), "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn clean_config_is_quiet() {
+    require_nix();
+    let env = config_fixture("clean");
+    run_ok(env.nix(&["show-config"]));
+    let store = synthetic(&env, 200, 5);
+    let out = analytics(&env, &["--store", &store, "--format", "json", "--check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["config"]["checked"], true);
+    assert_eq!(config_findings(&report), vec![]);
+    let md = stdout(&analytics(
+        &env,
+        &["--store", &store, "--format", "markdown"],
+    ));
+    assert!(md.starts_with("## ✅ "), "{md}");
+    assert!(md.contains("✅ No problems in the files Nix reads."));
+}
+
+#[test]
+fn key_without_a_cache_is_reported_in_the_user_file() {
+    require_nix();
+    let env = config_fixture("keys");
+    run_ok(env.nix(&["show-config"]));
+    let report = analytics_json(
+        &env,
+        &["--store", env.path().join("none").to_str().unwrap()],
+    );
+    let got = config_findings(&report);
+    let user = env.user_conf().display().to_string();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(
+        (got[0].0.as_str(), got[0].1, got[0].2.as_str()),
+        (user.as_str(), 2, "warning")
+    );
+    assert!(got[0].3.contains("orphan.example.net-1"), "{got:#?}");
+}
+
+#[test]
+fn untrusted_user_caches_are_flagged() {
+    require_nix();
+    assert!(
+        support::is_root(),
+        "this test runs the tool as `nobody` through runuser: run the tests as root (CI does)"
+    );
+    let env = config_fixture("clean");
+    // Let `nobody` read the configuration.
+    for d in [
+        env.path(),
+        env.home.as_path(),
+        env.xdg_config_home.as_path(),
+        env.nix_conf_dir.as_path(),
+    ] {
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let missing = env.path().join("no-store");
+    let out = env
+        .command("runuser")
+        .args([
+            "-u",
+            "nobody",
+            "--",
+            BIN,
+            "--format",
+            "json",
+            "--store",
+            missing.to_str().unwrap(),
+        ])
+        .env("NIX_REMOTE", "daemon")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = config_findings(&report);
+    let user = env.user_conf().display().to_string();
+    assert!(
+        got.iter().any(|(f, l, s, m)| f == &user
+            && *l == 3
+            && s == "warning"
+            && m.contains("`nobody` is not a trusted user")
+            && m.contains("trusted-users = root nobody")),
+        "{got:#?}"
+    );
+    // As root (trusted) the same files are clean.
+    let report = analytics_json(&env, &["--store", missing.to_str().unwrap()]);
+    assert_eq!(config_findings(&report), vec![]);
 }

@@ -59,6 +59,9 @@ struct Cli {
     /// Where to read the store from.
     #[arg(long, value_enum, default_value_t = SourceArg::Auto, env = "CACHE_ANALYTICS_SOURCE")]
     source: SourceArg,
+    /// Seconds before a cache query gives up.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    timeout: u64,
     /// List every dead path in the JSON output (gc.dead), like `nix-store --gc --print-dead`.
     #[arg(long)]
     list_dead: bool,
@@ -76,6 +79,19 @@ fn main() {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let toml_path = match &cli.config {
+        Some(p) => Some(p.clone()),
+        None => std::env::current_dir()
+            .ok()
+            .and_then(|d| nix_cache_tools::cachetoml::find(&d)),
+    };
+    let cache_toml = match &toml_path {
+        Some(p) => Some(
+            nix_cache_tools::cachetoml::load(p)
+                .with_context(|| format!("could not use the cache description {}", p.display()))?,
+        ),
+        None => None,
+    };
     let opts = analytics::Options {
         store: cli.store.clone(),
         top: cli.top,
@@ -87,6 +103,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         closures: cli.closures.clone(),
         caches: cli.caches.clone(),
         list_dead: cli.list_dead,
+        cache_toml,
+        timeout: std::time::Duration::from_secs(cli.timeout.max(1)),
         ..analytics::Options::default()
     };
     let report = analytics::analyze(&opts).with_context(|| {

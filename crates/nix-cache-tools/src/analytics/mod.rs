@@ -13,6 +13,8 @@
 //! come from a selection, not a full sort. A 200,000-path store takes a fraction of a
 //! second; `nix path-info --all -s --json` takes seconds on the same store.
 
+pub mod config;
+pub mod coverage;
 pub mod render;
 
 use crate::cmd::Runner;
@@ -277,6 +279,16 @@ pub struct Options {
     /// GC settings; `None`: Nix's defaults (keep-derivations = true, keep-outputs = false).
     pub keep_derivations: Option<bool>,
     pub keep_outputs: Option<bool>,
+    /// Check the Nix configuration (section 5).
+    pub check_config: bool,
+    /// The environment that decides which nix.conf files are read (default: this
+    /// process's).
+    pub nix_env: Option<crate::nixconf::Env>,
+    /// The project's cache.toml: its caches are coverage targets and are checked against
+    /// the substituters in effect.
+    pub cache_toml: Option<crate::cachetoml::CacheToml>,
+    /// Per-request timeout for cache queries.
+    pub timeout: std::time::Duration,
     pub runner: Runner,
 }
 
@@ -291,6 +303,10 @@ impl Default for Options {
             list_dead: false,
             keep_derivations: None,
             keep_outputs: None,
+            check_config: true,
+            nix_env: None,
+            cache_toml: None,
+            timeout: std::time::Duration::from_secs(10),
             runner: Runner::new(),
         }
     }
@@ -426,9 +442,63 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
         })
         .collect();
 
+    // 5. Configuration (read before the garbage section: keep-derivations/keep-outputs
+    // decide what the collector keeps).
+    let nix = config::detect_nix(&opts.runner, loc.uri.clone());
+    let mut config = ConfigSection::default();
+    let mut layers = None;
+    if opts.check_config {
+        let mut env = opts
+            .nix_env
+            .clone()
+            .unwrap_or_else(crate::nixconf::Env::from_process);
+        if let Some(n) = &nix {
+            env = env.for_nix_version(n.version());
+        }
+        let l = crate::nixconf::load(&env);
+        let settings = nix
+            .as_ref()
+            .and_then(|n| config::nix_settings(n, &opts.runner))
+            .unwrap_or_else(config::NixSettings::builtin);
+        let trust = config::detect_trust(nix.as_ref(), &l, &opts.runner);
+        config.findings = config::check(&config::ConfigCheck {
+            layers: &l,
+            settings: &settings,
+            trust: &trust,
+            cache_toml: opts.cache_toml.as_ref(),
+        });
+        config.files = l
+            .files
+            .iter()
+            .map(|f| ConfigFile {
+                path: f.path.display().to_string(),
+                layer: f.kind.to_string(),
+                exists: f.exists,
+            })
+            .collect();
+        config.checked = true;
+        layers = Some(l);
+    }
+    let conf_bool = |name: &str| {
+        layers
+            .as_ref()
+            .and_then(|l| l.effective_scalar(name))
+            .and_then(|s| match s.value.as_str() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            })
+    };
+
     // 4. Garbage.
-    let keep_derivations = opts.keep_derivations.unwrap_or(true);
-    let keep_outputs = opts.keep_outputs.unwrap_or(false);
+    let keep_derivations = opts
+        .keep_derivations
+        .or_else(|| conf_bool("keep-derivations"))
+        .unwrap_or(true);
+    let keep_outputs = opts
+        .keep_outputs
+        .or_else(|| conf_bool("keep-outputs"))
+        .unwrap_or(false);
     let gc = if st.roots_known && exists {
         let live = g.live_mask(&root_paths, keep_derivations, keep_outputs);
         let mut dead_paths = 0u64;
@@ -512,22 +582,114 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
             }
         }
         let mask = g.closure_mask(&starts);
-        let mut paths = 0u64;
-        let mut bytes = 0u64;
-        for (i, m) in mask.iter().enumerate() {
-            if *m {
-                paths += 1;
-                bytes += g.nar_size(i as u32);
-            }
-        }
-        Some(ClosureSection {
-            requested: opts.closures.clone(),
-            paths,
-            nar_bytes: bytes,
-        })
+        let members: Vec<(String, u64)> = mask
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| **m)
+            .map(|(i, _)| (g.path(i as u32).to_owned(), g.nar_size(i as u32)))
+            .collect();
+        Some((
+            ClosureSection {
+                requested: opts.closures.clone(),
+                paths: members.len() as u64,
+                nar_bytes: members.iter().map(|(_, s)| s).sum(),
+            },
+            members,
+        ))
     };
 
-    let config = ConfigSection::default();
+    // 6. Coverage of the closure by each cache.
+    let mut coverage_rows = Vec::new();
+    if let Some((_, members)) = &closure {
+        let mut targets: Vec<coverage::Target> = Vec::new();
+        let mut add = |url: &str, from: &str| {
+            if !targets
+                .iter()
+                .any(|t| crate::url::normalize(&t.url) == crate::url::normalize(url))
+            {
+                targets.push(coverage::Target {
+                    url: url.to_owned(),
+                    from: from.to_owned(),
+                });
+            }
+        };
+        if !opts.caches.is_empty() {
+            for c in &opts.caches {
+                add(c, "--cache");
+            }
+        } else {
+            if let Some(l) = &layers {
+                for s in l.effective("substituters") {
+                    add(&s.value, "nix.conf");
+                }
+            }
+            if let Some(t) = &opts.cache_toml {
+                for c in &t.caches {
+                    add(&c.url, "cache.toml");
+                }
+            }
+        }
+        coverage_rows = coverage::check_all(&targets, members, &loc.store_dir, opts.timeout);
+        for c in &coverage_rows {
+            if let Some(e) = &c.error {
+                findings.push(Finding {
+                    severity: Severity::Warning,
+                    area: "coverage",
+                    file: None,
+                    line: None,
+                    message: format!("The cache {} could not be checked: {e}.", c.cache),
+                    what_to_do: "Check the URL and that the cache is reachable (`curl -I URL/nix-cache-info`).".to_owned(),
+                });
+            } else if c.paths_present < c.paths_total && c.from != "nix.conf" {
+                recs.push(Recommendation {
+                    area: "coverage",
+                    message: format!(
+                        "{} has {} of {} paths ({:.1}% of the bytes) of the closure: push the rest so others download instead of building.",
+                        c.cache, c.paths_present, c.paths_total, c.hit_rate_bytes
+                    ),
+                    command: Some(format!(
+                        "push-cache --to {} {}",
+                        crate::cmd::shell_quote(&c.cache),
+                        opts.closures.iter().map(|p| crate::cmd::shell_quote(p)).collect::<Vec<_>>().join(" ")
+                    )),
+                });
+            }
+        }
+        if coverage_rows
+            .iter()
+            .all(|c| c.error.is_some() || c.paths_present == 0)
+            && !members.is_empty()
+        {
+            recs.push(Recommendation {
+                area: "coverage",
+                message: "No cache in effect holds any of this closure: add a binary cache for the project and push to it.".to_owned(),
+                command: Some("setup-cache --url URL --public-key KEY".to_owned()),
+            });
+        }
+    }
+    let closure = closure.map(|(c, _)| c);
+
+    let config_problems: Vec<&Finding> = config
+        .findings
+        .iter()
+        .filter(|f| f.severity <= Severity::Warning)
+        .collect();
+    if let Some(first) = config_problems.first() {
+        recs.insert(
+            0,
+            Recommendation {
+                area: "config",
+                message: format!(
+                    "Fix the {} configuration problem{} listed above, starting with {}:{}.",
+                    config_problems.len(),
+                    if config_problems.len() == 1 { "" } else { "s" },
+                    first.file.as_deref().unwrap_or("?"),
+                    first.line.map(|l| l.to_string()).unwrap_or_default()
+                ),
+                command: None,
+            },
+        );
+    }
     findings.extend(config.findings.iter().cloned());
     findings.sort_by_key(|f| f.severity);
 
@@ -540,7 +702,7 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
         gc,
         config,
         closure,
-        coverage: Vec::new(),
+        coverage: coverage_rows,
         findings,
         recommendations: recs,
     })

@@ -1,0 +1,680 @@
+//! Section 5: is the Nix configuration sound? Checks every layer Nix reads (system file,
+//! user files, `XDG_CONFIG_DIRS`, `NIX_USER_CONF_FILES`, `NIX_CONFIG`, includes), as
+//! loaded by [`crate::nixconf`], and reports each problem at its file and line with what
+//! to do:
+//!
+//! - lines Nix rejects (`a=b`, `a =b`), missing `include`s, include cycles, bad values
+//!   for boolean and integer settings (all fatal for every `nix` command) — errors;
+//! - malformed `trusted-public-keys` — errors;
+//! - substituters no trusted key could sign, keys no substituter uses, `require-sigs =
+//!   false`, plain-http caches other than loopback, a `substituters =` line that drops
+//!   cache.nixos.org, a setting assigned twice in one file, unknown settings (judged
+//!   against Nix's own list when `nix` is available), user-level caches an untrusted
+//!   user's daemon ignores — warnings;
+//! - the same cache or key listed twice — info.
+//!
+//! [`check`] is pure: the layers, Nix's settings list and the trust status are inputs,
+//! so every rule is tested on fixture files without touching the machine.
+
+use super::{Finding, Severity};
+use crate::cachetoml::CacheToml;
+use crate::cmd::{Cmd, Runner};
+use crate::keys::PublicKey;
+use crate::nixconf::{ConfFile, LayerKind, Layers, LoadError, Sourced};
+use crate::url;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// The type of a setting, as far as checking a value goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    Int,
+    List,
+    Other,
+}
+
+/// The settings this Nix knows, with their types.
+#[derive(Debug, Clone, Default)]
+pub struct NixSettings {
+    pub types: BTreeMap<String, Kind>,
+    /// Whether the list is Nix's own (from `show-config`), so unknown names can be judged.
+    pub complete: bool,
+}
+
+impl NixSettings {
+    /// From `nix show-config --json` / `nix config show --json` (names, aliases, and the
+    /// JSON type of each value).
+    pub fn from_show_config(json: &str) -> Result<Self, String> {
+        let v: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| format!("invalid JSON: {e}"))?;
+        let obj = v.as_object().ok_or("expected a JSON object")?;
+        let mut types = BTreeMap::new();
+        for (name, s) in obj {
+            let kind = match s.get("value").or_else(|| s.get("defaultValue")) {
+                Some(serde_json::Value::Bool(_)) => Kind::Bool,
+                Some(serde_json::Value::Number(_)) => Kind::Int,
+                Some(serde_json::Value::Array(_)) => Kind::List,
+                _ => Kind::Other,
+            };
+            types.insert(name.clone(), kind);
+            if let Some(aliases) = s.get("aliases").and_then(|a| a.as_array()) {
+                for a in aliases.iter().filter_map(|a| a.as_str()) {
+                    types.insert(a.to_owned(), kind);
+                }
+            }
+        }
+        Ok(NixSettings {
+            types,
+            complete: true,
+        })
+    }
+
+    /// A small built-in list for when `nix` is not available: value checks for common
+    /// settings, no unknown-setting judgement.
+    pub fn builtin() -> Self {
+        let mut types = BTreeMap::new();
+        for b in [
+            "require-sigs",
+            "sandbox",
+            "keep-derivations",
+            "keep-outputs",
+            "auto-optimise-store",
+            "fallback",
+            "builders-use-substitutes",
+            "substitute",
+            "accept-flake-config",
+            "keep-going",
+        ] {
+            types.insert(b.to_owned(), Kind::Bool);
+        }
+        for i in [
+            "cores",
+            "max-jobs",
+            "connect-timeout",
+            "download-attempts",
+            "narinfo-cache-negative-ttl",
+            "narinfo-cache-positive-ttl",
+            "min-free",
+            "max-free",
+            "http-connections",
+        ] {
+            types.insert(i.to_owned(), Kind::Int);
+        }
+        for l in [
+            "substituters",
+            "trusted-substituters",
+            "trusted-public-keys",
+            "trusted-users",
+            "allowed-users",
+            "experimental-features",
+            "extra-platforms",
+            "system-features",
+            "sandbox-paths",
+        ] {
+            types.insert(l.to_owned(), Kind::List);
+        }
+        NixSettings {
+            types,
+            complete: false,
+        }
+    }
+
+    fn kind(&self, name: &str) -> Option<Kind> {
+        self.types.get(name).copied()
+    }
+}
+
+/// Runs `cmd` with no configuration at all (an empty `NIX_CONF_DIR`, no user files, no
+/// `NIX_CONFIG`): Nix refuses to start, even for `--version`, when a nix.conf line is
+/// invalid, and a broken nix.conf is exactly what is being checked.
+fn isolated(cmd: Cmd, empty: &Path) -> Cmd {
+    cmd.env("NIX_CONF_DIR", empty)
+        .env("NIX_USER_CONF_FILES", empty.join("none"))
+        .env_remove("NIX_CONFIG")
+}
+
+/// The installed Nix (`None` when `nix` is not on PATH), found even when the
+/// configuration is broken. `store` is passed on as `--store`.
+pub fn detect_nix(runner: &Runner, store: Option<String>) -> Option<crate::nixcli::Nix> {
+    let empty = tempfile::tempdir().ok()?;
+    let out = runner
+        .run(&isolated(
+            Cmd::new("nix").arg("--version").read_only(),
+            empty.path(),
+        ))
+        .ok()?;
+    let v = crate::nixcli::NixVersion::parse(&out.stdout_str())?;
+    Some(crate::nixcli::Nix::with_version(v, store, runner.clone()))
+}
+
+/// Asks the installed Nix for its settings list without reading any configuration (an
+/// empty `NIX_CONF_DIR`, no user files, no `NIX_CONFIG`), so a broken nix.conf — the
+/// thing being checked — cannot make the question fail. `None` when `nix` is missing.
+pub fn nix_settings(nix: &crate::nixcli::Nix, runner: &Runner) -> Option<NixSettings> {
+    let empty = tempfile::tempdir().ok()?;
+    let cmd = isolated(nix.show_config_cmd(), empty.path());
+    let out = runner.run(&cmd).ok()?;
+    NixSettings::from_show_config(&out.stdout_str()).ok()
+}
+
+/// Whether the daemon honours this user's substituters and keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// Root, a single-user install, or a user in `trusted-users`.
+    Trusted,
+    /// A multi-user install and the user is not in `trusted-users`.
+    Untrusted {
+        user: String,
+    },
+    Unknown,
+}
+
+/// Decides [`Trust`] for the current user: root and `NIX_REMOTE=local` are trusted; with
+/// a daemon, Nix's own answer when it has one (2.15+), else the system configuration's
+/// `trusted-users` (names and `@group`s) against the user's name and groups.
+pub fn detect_trust(nix: Option<&crate::nixcli::Nix>, layers: &Layers, runner: &Runner) -> Trust {
+    let uid = current_uid(runner);
+    if uid == Some(0) {
+        return Trust::Trusted;
+    }
+    let remote = std::env::var("NIX_REMOTE").unwrap_or_default();
+    let daemon_socket = Path::new("/nix/var/nix/daemon-socket/socket").exists();
+    let uses_daemon =
+        remote == "daemon" || remote.starts_with("unix://") || (remote.is_empty() && daemon_socket);
+    if !uses_daemon {
+        return Trust::Trusted;
+    }
+    let user = run_line(runner, Cmd::new("id").arg("-un")).or_else(|| std::env::var("USER").ok());
+    let Some(user) = user else {
+        return Trust::Unknown;
+    };
+    if let Some(t) = nix.and_then(|n| n.store_trusted()) {
+        return if t {
+            Trust::Trusted
+        } else {
+            Trust::Untrusted { user }
+        };
+    }
+    let groups: Vec<String> = run_line(runner, Cmd::new("id").arg("-Gn"))
+        .map(|g| g.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let trusted = system_effective(layers, "trusted-users");
+    let ok = trusted.iter().any(|t| {
+        t.value == user
+            || t.value == "*"
+            || t.value
+                .strip_prefix('@')
+                .is_some_and(|g| groups.iter().any(|x| x == g))
+    });
+    if ok {
+        Trust::Trusted
+    } else {
+        Trust::Untrusted { user }
+    }
+}
+
+fn run_line(runner: &Runner, cmd: Cmd) -> Option<String> {
+    let out = runner.run(&cmd.read_only()).ok()?;
+    let s = out.stdout_str().trim().to_owned();
+    (!s.is_empty()).then_some(s)
+}
+
+fn current_uid(runner: &Runner) -> Option<u32> {
+    if let Ok(s) = std::fs::read_to_string("/proc/self/status") {
+        if let Some(l) = s.lines().find(|l| l.starts_with("Uid:")) {
+            return l.split_whitespace().nth(2).and_then(|u| u.parse().ok());
+        }
+    }
+    run_line(runner, Cmd::new("id").arg("-u")).and_then(|u| u.parse().ok())
+}
+
+/// Is the file at `idx` the system file or something it includes (what the daemon reads)?
+fn is_system(layers: &Layers, idx: usize) -> bool {
+    let mut i = idx;
+    loop {
+        let f = &layers.files[i];
+        match (f.kind, f.included_from) {
+            (LayerKind::System, _) => return true,
+            (LayerKind::Include, Some((parent, _))) => i = parent,
+            _ => return false,
+        }
+    }
+}
+
+/// A list setting in force from the system file and its includes only.
+fn system_effective(layers: &Layers, name: &str) -> Vec<Sourced> {
+    let a: Vec<_> = layers
+        .assignments()
+        .into_iter()
+        .filter(|a| is_system(layers, a.file_index))
+        .collect();
+    crate::nixconf::effective_of(&a, name)
+}
+
+/// Inputs of [`check`].
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigCheck<'a> {
+    pub layers: &'a Layers,
+    /// Nix's settings (from [`nix_settings`]) or [`NixSettings::builtin`].
+    pub settings: &'a NixSettings,
+    pub trust: &'a Trust,
+    pub cache_toml: Option<&'a CacheToml>,
+}
+
+fn finding(
+    sev: Severity,
+    file: &Path,
+    line: usize,
+    message: String,
+    what_to_do: String,
+) -> Finding {
+    Finding {
+        severity: sev,
+        area: "config",
+        file: Some(file.display().to_string()),
+        line: (line > 0).then_some(line),
+        message,
+        what_to_do,
+    }
+}
+
+const NIXOS_CACHE: &str = "https://cache.nixos.org";
+
+/// The name part of a key (`cache.nixos.org-1` → `cache.nixos.org`).
+fn key_base(name: &str) -> &str {
+    match name.rsplit_once('-') {
+        Some((b, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => b,
+        _ => name,
+    }
+}
+
+/// Whether a key's name ties it to a substituter URL (`cache.nixos.org-1` ↔
+/// `https://cache.nixos.org`, `foo.cachix.org-1` ↔ `https://foo.cachix.org`).
+fn key_names_cache(key_name: &str, url_: &str) -> bool {
+    let base = key_base(key_name).to_ascii_lowercase();
+    let Some(host) = url::host(url_).map(str::to_ascii_lowercase) else {
+        return false;
+    };
+    !host.is_empty()
+        && !base.is_empty()
+        && (host == base
+            || host.ends_with(&format!(".{base}"))
+            || base.ends_with(&format!(".{host}"))
+            || base == host.split('.').next().unwrap_or(""))
+}
+
+/// Runs every rule; findings come in file/line order within each rule.
+pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
+    let layers = c.layers;
+    let mut out = Vec::new();
+
+    // Loading problems: invalid lines, missing includes, cycles, unreadable files.
+    for e in &layers.errors {
+        match e {
+            LoadError::InvalidLine { file, line, reason } => out.push(finding(
+                Severity::Error,
+                file,
+                *line,
+                format!("Nix rejects this line, and then every nix command fails: {reason}."),
+                "Fix the line as shown, then check with `nix show-config` (or `nix config show`).".to_owned(),
+            )),
+            LoadError::MissingInclude { file, line, target } => out.push(finding(
+                Severity::Error,
+                file,
+                *line,
+                format!("`include {}` names a file that does not exist; Nix stops with \"file not found\".", target.display()),
+                format!("Create {}, fix the path (it is relative to this file's directory), or write `!include` to make it optional.", target.display()),
+            )),
+            LoadError::IncludeCycle { file, line, target } => out.push(finding(
+                Severity::Error,
+                file,
+                *line,
+                format!("Include cycle: {} is already being read.", target.display()),
+                "Remove one of the include lines that form the cycle.".to_owned(),
+            )),
+            LoadError::Unreadable { file, reason } => out.push(finding(
+                Severity::Warning,
+                file,
+                0,
+                format!("The file cannot be read ({reason}); Nix skips it, so its settings are not in force."),
+                format!("Make it readable: `chmod a+r {}`.", crate::cmd::shell_quote(&file.display().to_string())),
+            )),
+            LoadError::NotUtf8 { file } => out.push(finding(
+                Severity::Warning,
+                file,
+                0,
+                "The file is not UTF-8 text; it could not be checked.".to_owned(),
+                "Convert it to UTF-8 (e.g. `iconv -t UTF-8`).".to_owned(),
+            )),
+        }
+    }
+
+    let assignments = layers.assignments();
+    let file_of = |i: usize| -> &ConfFile { &layers.files[i] };
+
+    // Values, unknown names, duplicates within a file.
+    let mut seen_in_file: BTreeMap<(usize, String), usize> = BTreeMap::new();
+    for a in &assignments {
+        let f = &file_of(a.file_index).path;
+        let kind = c.settings.kind(a.name);
+        match kind {
+            None if c.settings.complete => {
+                out.push(finding(
+                    Severity::Warning,
+                    f,
+                    a.line,
+                    format!("`{}` is not a setting this Nix knows (it prints \"warning: unknown setting '{}'\" and ignores the line).", a.key, a.key),
+                    "Check the spelling against `nix show-config` (or `nix config show`); remove the line if it is for another Nix version.".to_owned(),
+                ));
+            }
+            Some(k) if a.is_extra && k != Kind::List && c.settings.complete => out.push(finding(
+                Severity::Warning,
+                f,
+                a.line,
+                format!("`{}`: `extra-` only works on list settings, and `{}` is not one; Nix ignores the line as an unknown setting.", a.key, a.name),
+                format!("Write `{} = {}` instead.", a.name, a.values.join(" ")),
+            )),
+            Some(Kind::Bool) if !a.is_extra => {
+                let v = a.values.join(" ");
+                if v != "true" && v != "false" {
+                    out.push(finding(
+                        Severity::Error,
+                        f,
+                        a.line,
+                        format!("`{}` must be `true` or `false`, not `{v}`; Nix stops with \"Boolean setting '{}' has invalid value\".", a.key, a.name),
+                        format!("Write `{} = true` or `{} = false`.", a.key, a.key),
+                    ));
+                }
+            }
+            Some(Kind::Int) if !a.is_extra => {
+                let v = a.values.join(" ");
+                let ok = v.parse::<i64>().is_ok() || (a.name == "max-jobs" && v == "auto");
+                if !ok {
+                    out.push(finding(
+                        Severity::Error,
+                        f,
+                        a.line,
+                        format!("`{}` must be a whole number, not `{v}`; Nix stops with \"setting '{}' has invalid value\".", a.key, a.name),
+                        format!("Write a number, e.g. `{} = 4`{}.", a.key, if a.name == "max-jobs" { " or `max-jobs = auto`" } else { "" }),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if !a.is_extra {
+            if let Some(prev) = seen_in_file.insert((a.file_index, a.name.to_owned()), a.line) {
+                out.push(finding(
+                    Severity::Warning,
+                    f,
+                    a.line,
+                    format!(
+                        "`{}` is set again here; line {prev} of the same file has no effect.",
+                        a.name
+                    ),
+                    format!(
+                        "Keep one of the two lines (use `extra-{}` to add to a list).",
+                        a.name
+                    ),
+                ));
+            }
+        }
+    }
+
+    // Keys: malformed ones are errors.
+    let mut good_keys: Vec<(Sourced, PublicKey)> = Vec::new();
+    for k in layers.effective("trusted-public-keys") {
+        match PublicKey::parse(&k.value) {
+            Ok(pk) => good_keys.push((k, pk)),
+            Err(e) => {
+                if let Some(file) = &k.file {
+                    out.push(finding(
+                        Severity::Error,
+                        file,
+                        k.line,
+                        format!("`{}` is not a valid public key: {e}.", k.value),
+                        "Copy the key exactly as the cache publishes it: NAME:BASE64 of 32 bytes (44 characters ending in `=`).".to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+
+    let subs = layers.effective("substituters");
+    let require_sigs = layers
+        .effective_scalar("require-sigs")
+        .map(|s| s.value != "false")
+        .unwrap_or(true);
+    if let Some(rs) = layers
+        .effective_scalar("require-sigs")
+        .filter(|s| s.value == "false")
+    {
+        if let Some(file) = &rs.file {
+            out.push(finding(
+                Severity::Warning,
+                file,
+                rs.line,
+                "`require-sigs = false`: Nix accepts unsigned paths from every substituter, so anyone who can answer for a cache URL can put anything in your store.".to_owned(),
+                "Remove the line, and add each cache's key to `extra-trusted-public-keys` instead.".to_owned(),
+            ));
+        }
+    }
+
+    // Plain http other than loopback.
+    for s in &subs {
+        if url::scheme(&s.value).as_deref() == Some("http") && !url::is_loopback(&s.value) {
+            if let Some(file) = &s.file {
+                out.push(finding(
+                    Severity::Warning,
+                    file,
+                    s.line,
+                    format!("`{}` is plain HTTP: what is downloaded can be read and (for unsigned metadata) tampered with on the way.", s.value),
+                    format!("Use `{}` if the cache serves HTTPS.", s.value.replacen("http://", "https://", 1)),
+                ));
+            }
+        }
+    }
+
+    // A `substituters =` line that drops cache.nixos.org.
+    let has_nixos = subs.iter().any(|s| url::normalize(&s.value) == NIXOS_CACHE);
+    if !has_nixos {
+        if let Some(a) = assignments
+            .iter()
+            .rfind(|a| a.name == "substituters" && !a.is_extra)
+        {
+            out.push(finding(
+                Severity::Warning,
+                &file_of(a.file_index).path,
+                a.line,
+                format!("`{} = {}` replaces the default list and drops {NIXOS_CACHE}: everything from nixpkgs will be built locally.", a.key, a.values.join(" ")),
+                format!("Write `extra-substituters = {}` instead (keeps the defaults), or add {NIXOS_CACHE}/ to this line.", a.values.join(" ")),
+            ));
+        }
+    }
+
+    // Substituters and keys that pair with nothing.
+    if require_sigs {
+        let toml_pairs: Vec<(String, String)> = c
+            .cache_toml
+            .map(|t| {
+                t.caches
+                    .iter()
+                    .map(|k| {
+                        (
+                            url::normalize(&k.url).to_owned(),
+                            k.public_key.split(':').next().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let pairs = |s: &str, k: &str| {
+            key_names_cache(k, s)
+                || toml_pairs
+                    .iter()
+                    .any(|(u, n)| u == url::normalize(s) && n == k)
+        };
+        let signable: Vec<&Sourced> = subs
+            .iter()
+            .filter(|s| {
+                !s.value.starts_with("daemon")
+                    && !s.value.starts_with("local")
+                    && !s.value.starts_with("auto")
+            })
+            .collect();
+        let lone_subs: Vec<&&Sourced> = signable
+            .iter()
+            .filter(|s| !good_keys.iter().any(|(_, k)| pairs(&s.value, &k.name)))
+            .collect();
+        let lone_keys: Vec<&(Sourced, PublicKey)> = good_keys
+            .iter()
+            .filter(|(_, k)| !signable.iter().any(|s| pairs(&s.value, &k.name)))
+            .collect();
+        // A key whose name matches no URL may still be the key of a substituter whose
+        // URL matches no key (a self-hosted cache named freely): only report when there
+        // is nothing on the other side to pair with.
+        if lone_keys.is_empty() {
+            for s in &lone_subs {
+                if let Some(file) = &s.file {
+                    out.push(finding(
+                        Severity::Warning,
+                        file,
+                        s.line,
+                        format!("No trusted public key can sign `{}`: with require-sigs on, Nix ignores everything it offers.", s.value),
+                        "Add the cache's public key: `extra-trusted-public-keys = NAME:KEY` (e.g. `setup-cache --url URL --public-key KEY`).".to_owned(),
+                    ));
+                }
+            }
+        }
+        if lone_subs.is_empty() {
+            for (k, pk) in &lone_keys {
+                if let Some(file) = &k.file {
+                    out.push(finding(
+                        Severity::Warning,
+                        file,
+                        k.line,
+                        format!("The key `{}` belongs to no substituter in effect: it trusts signatures nobody here downloads.", pk.name),
+                        "Add its cache to `extra-substituters`, or remove the key.".to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+
+    // The same cache or key listed twice.
+    for name in [
+        "substituters",
+        "trusted-public-keys",
+        "trusted-substituters",
+    ] {
+        let mut cur: BTreeMap<String, (String, usize)> = BTreeMap::new();
+        for a in assignments.iter().filter(|a| a.name == name) {
+            if !a.is_extra {
+                cur.clear();
+            }
+            let f = &file_of(a.file_index).path;
+            for v in a.values {
+                let key = if name == "trusted-public-keys" {
+                    v.clone()
+                } else {
+                    url::normalize(v).to_owned()
+                };
+                if let Some((pf, pl)) = cur.get(&key) {
+                    out.push(finding(
+                        Severity::Info,
+                        f,
+                        a.line,
+                        format!("`{v}` is already in `{name}` (from {pf}:{pl})."),
+                        "Remove the duplicate.".to_owned(),
+                    ));
+                } else {
+                    cur.insert(key, (f.display().to_string(), a.line));
+                }
+            }
+        }
+    }
+
+    // User-level caches an untrusted user's daemon ignores.
+    if let Trust::Untrusted { user } = c.trust {
+        let sys_subs: BTreeSet<String> = system_effective(layers, "substituters")
+            .into_iter()
+            .chain(system_effective(layers, "trusted-substituters"))
+            .map(|s| url::normalize(&s.value).to_owned())
+            .collect();
+        let sys_file = layers
+            .roots
+            .first()
+            .map(|&i| layers.files[i].path.display().to_string())
+            .unwrap_or_else(|| "/etc/nix/nix.conf".to_owned());
+        for s in &subs {
+            let from_user = s
+                .file
+                .as_ref()
+                .and_then(|f| layers.files.iter().position(|x| &x.path == f))
+                .is_some_and(|i| !is_system(layers, i));
+            if from_user && !sys_subs.contains(url::normalize(&s.value)) {
+                if let Some(file) = &s.file {
+                    out.push(finding(
+                        Severity::Warning,
+                        file,
+                        s.line,
+                        format!("`{}` is set in a user file, but `{user}` is not a trusted user: the nix-daemon ignores it (\"ignoring untrusted substituter\"), and user-level keys are dropped too.", s.value),
+                        format!("In {sys_file} add `trusted-users = root {user}` (or `trusted-substituters = {}` plus its key in `trusted-public-keys`), then restart the daemon: `sudo systemctl restart nix-daemon` (macOS: `sudo launchctl kickstart -k system/org.nixos.nix-daemon`).", s.value),
+                    ));
+                }
+            }
+        }
+    }
+
+    // cache.toml caches not in effect: informational (setup-cache fixes it).
+    if let Some(t) = c.cache_toml {
+        for cache in &t.caches {
+            if !subs
+                .iter()
+                .any(|s| url::normalize(&s.value) == url::normalize(&cache.url))
+            {
+                out.push(Finding {
+                    severity: Severity::Info,
+                    area: "config",
+                    file: t.path.as_ref().map(|p| p.display().to_string()),
+                    line: Some(cache.line),
+                    message: format!(
+                        "The project's cache {} is not among the substituters in effect here.",
+                        cache.url
+                    ),
+                    what_to_do:
+                        "Run `setup-cache` (or `nix run .#setup-cache`) to add it with its key."
+                            .to_owned(),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_pairing_by_name() {
+        assert!(key_names_cache(
+            "cache.nixos.org-1",
+            "https://cache.nixos.org/"
+        ));
+        assert!(key_names_cache(
+            "nanna-coder.cachix.org-1",
+            "https://nanna-coder.cachix.org"
+        ));
+        assert!(key_names_cache(
+            "nix-community.cachix.org-1",
+            "https://nix-community.cachix.org"
+        ));
+        assert!(!key_names_cache(
+            "cache.nixos.org-1",
+            "https://nanna-coder.cachix.org"
+        ));
+        assert_eq!(key_base("foo-bar-12"), "foo-bar");
+        assert_eq!(key_base("foo-bar"), "foo-bar");
+    }
+}

@@ -1,0 +1,189 @@
+//! Section 6: how much of a closure each binary cache already holds.
+//!
+//! Every cache is asked in parallel (one thread per cache, and the client's own bounded
+//! worker pool per cache), each request with a timeout. `nix-cache-info` is honoured as
+//! Nix honours it: a cache whose `StoreDir` is not this store's directory is unusable (Nix
+//! refuses it), and `Priority` (or a `?priority=` URL parameter) orders the caches.
+//! NAR bytes come from the local store's own sizes, which are what each narinfo's
+//! `NarSize` says for the same path.
+
+use super::Coverage;
+use crate::binarycache::{self, BinaryCache, QueryOptions};
+use std::time::Duration;
+
+/// A cache to check and where it came from (`--cache`, `nix.conf`, `cache.toml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub url: String,
+    pub from: String,
+}
+
+/// The `priority=N` store parameter of a URL, which overrides `nix-cache-info`.
+fn url_priority(url: &str) -> Option<u32> {
+    url.split_once('?')?
+        .1
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "priority")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+fn rate(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        100.0
+    } else {
+        (part as f64 * 10000.0 / whole as f64).round() / 100.0
+    }
+}
+
+/// Checks one cache. `closure` is `(path, nar_size)` of every path of the closure.
+pub fn check_one(
+    target: &Target,
+    closure: &[(String, u64)],
+    store_dir: &str,
+    timeout: Duration,
+) -> Coverage {
+    let paths_total = closure.len() as u64;
+    let nar_bytes_total: u64 = closure.iter().map(|(_, s)| s).sum();
+    let mut cov = Coverage {
+        cache: target.url.clone(),
+        from: target.from.clone(),
+        priority: url_priority(&target.url),
+        store_dir: None,
+        paths_total,
+        paths_present: 0,
+        nar_bytes_total,
+        nar_bytes_present: 0,
+        hit_rate_paths: 0.0,
+        hit_rate_bytes: 0.0,
+        errors: 0,
+        error: None,
+    };
+    let cache = match BinaryCache::with_timeout(&target.url, timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            cov.error = Some(e.to_string());
+            return cov;
+        }
+    };
+    match cache.cache_info() {
+        Ok(Some(info)) => {
+            cov.priority = cov.priority.or(info.priority);
+            if let Some(sd) = &info.store_dir {
+                cov.store_dir = Some(sd.clone());
+                if sd.trim_end_matches('/') != store_dir {
+                    cov.error = Some(format!(
+                        "the cache is for the store directory {sd}, not {store_dir}: Nix will not use it"
+                    ));
+                    return cov;
+                }
+            }
+        }
+        Ok(None) => {
+            cov.error = Some(
+                "the cache has no nix-cache-info: Nix does not treat it as a binary cache"
+                    .to_owned(),
+            );
+            return cov;
+        }
+        Err(e) => {
+            cov.error = Some(format!("could not read nix-cache-info: {e}"));
+            return cov;
+        }
+    }
+    let paths: Vec<String> = closure.iter().map(|(p, _)| p.clone()).collect();
+    let statuses = cache.query(&paths, &QueryOptions::default());
+    for (st, (_, size)) in statuses.iter().zip(closure) {
+        match &st.presence {
+            binarycache::Presence::Present { .. } => {
+                cov.paths_present += 1;
+                cov.nar_bytes_present += size;
+            }
+            binarycache::Presence::Absent => {}
+            binarycache::Presence::Error(_) => cov.errors += 1,
+        }
+    }
+    cov.hit_rate_paths = rate(cov.paths_present, paths_total);
+    cov.hit_rate_bytes = rate(cov.nar_bytes_present, nar_bytes_total);
+    cov
+}
+
+/// Checks every target in parallel; results sorted by priority (Nix's order: lower
+/// first, 50 when unset), then as given.
+pub fn check_all(
+    targets: &[Target],
+    closure: &[(String, u64)],
+    store_dir: &str,
+    timeout: Duration,
+) -> Vec<Coverage> {
+    let mut out: Vec<Coverage> = std::thread::scope(|s| {
+        let handles: Vec<_> = targets
+            .iter()
+            .map(|t| s.spawn(move || check_one(t, closure, store_dir, timeout)))
+            .collect();
+        handles
+            .into_iter()
+            .zip(targets)
+            .map(|(h, t)| {
+                h.join().unwrap_or_else(|_| Coverage {
+                    cache: t.url.clone(),
+                    from: t.from.clone(),
+                    priority: None,
+                    store_dir: None,
+                    paths_total: closure.len() as u64,
+                    paths_present: 0,
+                    nar_bytes_total: closure.iter().map(|(_, s)| s).sum(),
+                    nar_bytes_present: 0,
+                    hit_rate_paths: 0.0,
+                    hit_rate_bytes: 0.0,
+                    errors: 0,
+                    error: Some("internal error while querying".to_owned()),
+                })
+            })
+            .collect()
+    });
+    out.sort_by_key(|c| c.priority.unwrap_or(50));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priority_param_and_rates() {
+        assert_eq!(
+            url_priority("https://c.example?priority=30&trusted=1"),
+            Some(30)
+        );
+        assert_eq!(url_priority("https://c.example"), None);
+        assert_eq!(rate(1, 3), 33.33);
+        assert_eq!(rate(0, 0), 100.0);
+    }
+
+    #[test]
+    fn file_cache_with_foreign_store_dir_is_unusable() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            d.path().join("nix-cache-info"),
+            "StoreDir: /gnu/store\nPriority: 10\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let t = Target {
+            url: format!("file://{}", d.path().display()),
+            from: "--cache".into(),
+        };
+        let c = check_one(
+            &t,
+            &[("/nix/store/4qlx2j065zn4jpg4bs70kqq4r8kjliwh-b".into(), 10)],
+            "/nix/store",
+            Duration::from_secs(5),
+        );
+        assert_eq!(c.paths_present, 0);
+        assert_eq!(c.priority, Some(10));
+        assert!(
+            c.error.as_deref().unwrap_or("").contains("/gnu/store"),
+            "{c:?}"
+        );
+    }
+}
