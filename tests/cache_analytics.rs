@@ -734,3 +734,156 @@ fn untrusted_user_caches_are_flagged() {
     let report = analytics_json(&env, &["--store", missing.to_str().unwrap()]);
     assert_eq!(config_findings(&report), vec![]);
 }
+
+#[test]
+fn coverage_against_http_and_file_caches_is_exact() {
+    require_nix();
+    let env = NixEnv::new();
+    let top = support::build_small_closure(&env, &support::unique("cov"));
+    let full = support::closure(&env, std::slice::from_ref(&top));
+    assert_eq!(full.len(), 4);
+    let mid = full.iter().find(|p| p.contains("-mid-")).unwrap().clone();
+    let part = support::closure(&env, std::slice::from_ref(&mid));
+    assert_eq!(part.len(), 2, "mid and leaf");
+    // The analysed store: a chroot store holding the closure.
+    let dir = env.path().join("chroot");
+    run_ok(env.nix(&[
+        "copy",
+        "--no-check-sigs",
+        "--to",
+        &format!("local?root={}", dir.display()),
+        &top,
+    ]));
+    let store = dir.to_str().unwrap();
+    let sizes = nix_all(&env, store);
+    // Cache A over HTTP holds part of the closure, with Priority 30.
+    let key = support::generate_key(&env, "cov-test-1");
+    let a_dir = env.path().join("cache-a");
+    support::nix_copy_to_file_cache(&env, &a_dir, &key, std::slice::from_ref(&mid));
+    let info = std::fs::read_to_string(a_dir.join("nix-cache-info")).unwrap();
+    let info: String = info
+        .lines()
+        .filter(|l| !l.starts_with("Priority"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(
+        a_dir.join("nix-cache-info"),
+        format!("{info}Priority: 30\n"),
+    )
+    .unwrap();
+    let http = support::http::HttpCache::serve(&a_dir);
+    // Cache B (file://) holds all of it; cache C is for another store directory.
+    let b_dir = env.path().join("cache-b");
+    support::nix_copy_to_file_cache(&env, &b_dir, &key, std::slice::from_ref(&top));
+    let c_dir = env.path().join("cache-c");
+    std::fs::create_dir_all(&c_dir).unwrap();
+    std::fs::write(c_dir.join("nix-cache-info"), "StoreDir: /gnu/store\n").unwrap();
+    let b_url = format!("file://{}", b_dir.display());
+    let c_url = format!("file://{}", c_dir.display());
+    let report = analytics_json(
+        &env,
+        &[
+            "--store",
+            store,
+            "--closure",
+            &top,
+            "--cache",
+            &b_url,
+            "--cache",
+            &http.url,
+            "--cache",
+            &c_url,
+        ],
+    );
+    let total: u64 = full.iter().map(|p| sizes[p].0).sum();
+    let part_bytes: u64 = part.iter().map(|p| sizes[p].0).sum();
+    assert_eq!(report["closure"]["paths"], 4);
+    assert_eq!(report["closure"]["nar_bytes"].as_u64().unwrap(), total);
+    let cov = report["coverage"].as_array().unwrap();
+    assert_eq!(cov.len(), 3);
+    // Sorted by priority: A (30) first, then B and C (default 50).
+    assert_eq!(cov[0]["cache"], http.url.as_str());
+    assert_eq!(cov[0]["priority"], 30);
+    assert_eq!(cov[0]["paths_present"], 2);
+    assert_eq!(cov[0]["paths_total"], 4);
+    assert_eq!(cov[0]["nar_bytes_present"].as_u64().unwrap(), part_bytes);
+    assert_eq!(cov[0]["nar_bytes_total"].as_u64().unwrap(), total);
+    assert_eq!(cov[0]["hit_rate_paths"].as_f64().unwrap(), 50.0);
+    let b = cov.iter().find(|c| c["cache"] == b_url.as_str()).unwrap();
+    assert_eq!(b["paths_present"], 4);
+    assert_eq!(b["nar_bytes_present"].as_u64().unwrap(), total);
+    assert_eq!(b["hit_rate_bytes"].as_f64().unwrap(), 100.0);
+    let c = cov.iter().find(|c| c["cache"] == c_url.as_str()).unwrap();
+    assert_eq!(c["paths_present"], 0);
+    assert!(c["error"].as_str().unwrap().contains("/gnu/store"), "{c}");
+    // The HTTP cache was asked about every path of the closure (and nothing was uploaded).
+    let narinfo_requests = http
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with(".narinfo"))
+        .count();
+    assert_eq!(narinfo_requests, 4);
+    assert_eq!(http.count("PUT"), 0);
+
+    // Without --cache: the substituters in effect (here the HTTP cache from nix.conf).
+    std::fs::create_dir_all(env.user_conf().parent().unwrap()).unwrap();
+    std::fs::write(
+        env.user_conf(),
+        format!(
+            "extra-substituters = {}\nextra-trusted-public-keys = {}\n",
+            http.url, key.public
+        ),
+    )
+    .unwrap();
+    let report = analytics_json(&env, &["--store", store, "--closure", &top]);
+    let cov = report["coverage"].as_array().unwrap();
+    assert_eq!(cov.len(), 1, "{cov:?}");
+    assert_eq!(cov[0]["from"], "nix.conf");
+    assert_eq!(cov[0]["paths_present"], 2);
+    assert_eq!(cov[0]["nar_bytes_present"].as_u64().unwrap(), part_bytes);
+}
+
+#[test]
+fn non_root_reads_the_database_and_falls_back_to_immutable() {
+    require_nix();
+    assert!(
+        support::is_root(),
+        "this test runs the tool as `nobody` through runuser: run the tests as root (CI does)"
+    );
+    let env = NixEnv::with_system_conf("sandbox = false\n");
+    let store = synthetic(&env, 300, 5);
+    for d in [env.path().to_owned(), env.path().join("synthetic")] {
+        std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let as_root = analytics_json(&env, &["--store", &store]);
+    assert_eq!(as_root["source"]["mode"], "read-only");
+    let as_nobody = || -> Value {
+        let out = env
+            .command("runuser")
+            .args([
+                "-u", "nobody", "--", BIN, "--format", "json", "--store", &store,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", support::stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // A user who cannot write the database directory still reads it read-only.
+    let r = as_nobody();
+    assert_eq!(r["source"]["kind"], "sqlite");
+    for key in ["largest_paths", "largest_closures", "gc"] {
+        assert_eq!(as_root[key], r[key], "{key}");
+    }
+    // A -shm file the user cannot open makes `mode=ro` fail; with no -wal data there is
+    // nothing uncheckpointed, so the tool opens the file `immutable=1`, and says so.
+    let shm = Path::new(&store).join("nix/var/nix/db/db.sqlite-shm");
+    std::fs::write(&shm, []).unwrap();
+    std::fs::set_permissions(&shm, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let r = as_nobody();
+    assert_eq!(r["source"]["kind"], "sqlite");
+    assert_eq!(r["source"]["mode"], "immutable");
+    for key in ["largest_paths", "largest_closures", "gc"] {
+        assert_eq!(as_root[key], r[key], "{key}");
+    }
+    assert_eq!(as_root["store"]["nar_bytes"], r["store"]["nar_bytes"]);
+}
