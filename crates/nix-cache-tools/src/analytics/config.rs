@@ -482,12 +482,35 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
             .iter()
             .rfind(|a| a.name == "substituters" && !a.is_extra)
         {
+            let (message, fix) = if a.values.is_empty() {
+                (
+                    format!(
+                        "`{} =` with no value turns substitution off and drops {NIXOS_CACHE}: every path is built locally.",
+                        a.key
+                    ),
+                    format!(
+                        "Remove the line (the default is {NIXOS_CACHE}/), or list the caches to use with `extra-substituters = URL`."
+                    ),
+                )
+            } else {
+                (
+                    format!(
+                        "`{} = {}` replaces the default list and drops {NIXOS_CACHE}: everything from nixpkgs will be built locally.",
+                        a.key,
+                        a.values.join(" ")
+                    ),
+                    format!(
+                        "Write `extra-substituters = {}` instead (keeps the defaults), or add {NIXOS_CACHE}/ to this line.",
+                        a.values.join(" ")
+                    ),
+                )
+            };
             out.push(finding(
                 Severity::Warning,
                 &file_of(a.file_index).path,
                 a.line,
-                format!("`{} = {}` replaces the default list and drops {NIXOS_CACHE}: everything from nixpkgs will be built locally.", a.key, a.values.join(" ")),
-                format!("Write `extra-substituters = {}` instead (keeps the defaults), or add {NIXOS_CACHE}/ to this line.", a.values.join(" ")),
+                message,
+                fix,
             ));
         }
     }

@@ -518,7 +518,8 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
             recs.push(Recommendation {
                 area: "gc",
                 message: format!(
-                    "Collect garbage: {dead_paths} paths ({}) are not reachable from any GC root. The disk space freed is at most that (less for files `nix-store --optimise` hard-linked, and running programs' runtime roots are kept).",
+                    "Collect garbage: {} paths ({}) are not reachable from any GC root. The disk space freed is at most that (less for files `nix-store --optimise` hard-linked, and running programs' runtime roots are kept).",
+                    render::thousands(dead_paths),
                     crate::output::human_bytes(dead_bytes)
                 ),
                 command: Some(format!("nix-store{store_hint} --gc")),

@@ -365,9 +365,8 @@ pub fn markdown(report: &Report) -> String {
             thousands(gc.roots),
             thousands(gc.live_paths)
         ));
-        for c in &gc.caveats {
-            out.push_str(&format!("> {c}\n>\n"));
-        }
+        let quoted: Vec<String> = gc.caveats.iter().map(|c| format!("> {c}\n")).collect();
+        out.push_str(&quoted.join(">\n"));
         out.push('\n');
     }
 
