@@ -23,6 +23,7 @@ in
     ];
     buildPhase = ''
       runHook preBuild
+      export HOME=$TMPDIR
       cargo clippy --workspace --all-targets --offline --locked -- -D warnings
       runHook postBuild
     '';
@@ -38,7 +39,8 @@ in
         ];
       }
       ''
-        cd ${sources.lint}
+        export HOME=$TMPDIR
+        cp -r ${sources.lint} source && chmod -R u+w source && cd source
         cargo fmt --all --check
         touch $out
       '';
@@ -49,9 +51,9 @@ in
         nativeBuildInputs = [ pkgs.nix ];
       }
       ''
-        # Evaluation only, against a throw-away store under $TMPDIR.
+        # Evaluation only (run.sh uses --store dummy://); keep Nix's own files in $TMPDIR.
         export HOME=$TMPDIR/home NIX_CONF_DIR=$TMPDIR/etc NIX_STATE_DIR=$TMPDIR/state \
-          NIX_LOG_DIR=$TMPDIR/log NIX_STORE_DIR=$TMPDIR/store
+          NIX_LOG_DIR=$TMPDIR/log
         mkdir -p "$HOME" "$NIX_CONF_DIR"
         sh ${sources.nix}/nix/tests/run.sh ${sources.nix}
         touch $out

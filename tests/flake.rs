@@ -20,6 +20,8 @@
 // Helpers outside #[test] functions unwrap too (clippy.toml allows it only inside them).
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use nix_cache_tools::cachetoml;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -671,5 +673,137 @@ fn nix_check_script_runs() {
         stdout.matches("\nok   bad-").count(),
         bad_fixtures().len(),
         "{stdout}"
+    );
+}
+
+/// A stand-in nixpkgs flake: just what the template and the apps touch.
+const STUB_NIXPKGS: &str = r#"{
+  outputs = _: let
+    systems = [ "x86_64-linux" "aarch64-linux" "x86_64-darwin" "aarch64-darwin" ];
+    genAttrs = ns: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) ns);
+    pkgs = {
+      writeText = name: text: "/nix/store/${builtins.hashString "sha256" text}-${name}";
+      writeShellScript = name: text: text;
+      callPackage = path: _: "/nix/store/stub-${baseNameOf path}";
+      emptyFile = "/nix/store/stub-empty";
+    };
+  in { lib = { inherit genAttrs; }; legacyPackages = genAttrs systems (_: pkgs); };
+}
+"#;
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The same outputs through Nix's real flake machinery (`nix eval path:...`), with the
+/// real flake.lock: `lib` evaluates without fetching nixpkgs (there is no network here),
+/// and with nixpkgs overridden by a stub flake, the apps of this flake and of the
+/// template (with `cache-tools` pointing here) evaluate. Uses a chroot store in a
+/// temporary directory, so nothing touches the machine's store.
+#[test]
+fn real_flake_evaluation_with_a_stub_nixpkgs() {
+    support::require_nix();
+    let env = support::NixEnv::with_system_conf(
+        "experimental-features = nix-command flakes\nsubstituters =\naccept-flake-config = false\n",
+    );
+    let ours = env.path().join("nix-cache-tools");
+    std::fs::create_dir_all(&ours).unwrap();
+    for f in ["flake.nix", "flake.lock"] {
+        std::fs::copy(root().join(f), ours.join(f)).unwrap();
+    }
+    copy_tree(&root().join("nix"), &ours.join("nix"));
+    copy_tree(&root().join("templates"), &ours.join("templates"));
+    let stub = env.path().join("stub-nixpkgs");
+    std::fs::create_dir_all(&stub).unwrap();
+    std::fs::write(stub.join("flake.nix"), STUB_NIXPKGS).unwrap();
+    let consumer = env.path().join("consumer");
+    copy_tree(&root().join("templates/default"), &consumer);
+
+    let store = env.path().join("store").display().to_string();
+    let ours_ref = format!("path:{}", ours.display());
+    let stub_ref = format!("path:{}", stub.display());
+    let eval = |installable: String, extra: &[&str]| -> Value {
+        let mut c = env.command("nix");
+        c.args(["--store", &store, "eval", "--json", "--no-write-lock-file"])
+            .args(extra)
+            .arg(&installable);
+        let out = support::run_ok(c);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    let meta = support::run_ok({
+        let mut c = env.command("nix");
+        c.args(["--store", &store, "flake", "metadata", "--json", &ours_ref]);
+        c
+    });
+    let meta: Value = serde_json::from_slice(&meta.stdout).unwrap();
+    assert_eq!(
+        meta["locks"]["nodes"]["root"]["inputs"],
+        json!({"nixpkgs": "nixpkgs"})
+    );
+
+    let key = "team.cachix.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+    assert_eq!(
+        eval(
+            format!("{ours_ref}#lib"),
+            &[
+                "--apply",
+                &format!(
+                    r#"l: l.nixSettings {{ cache = [ {{ cachix = "team"; public-key = "{key}"; }} ]; }}"#
+                ),
+            ]
+        ),
+        json!({"extra-substituters": ["https://team.cachix.org"], "extra-trusted-public-keys": [key]})
+    );
+
+    let override_nixpkgs = ["--override-input", "nixpkgs", stub_ref.as_str()];
+    let apps = eval(format!("{ours_ref}#apps.x86_64-linux"), &override_nixpkgs);
+    for tool in ["setup-cache", "push-cache", "cache-analytics"] {
+        assert_eq!(apps[tool]["type"], "app");
+        assert_eq!(
+            apps[tool]["program"],
+            format!("/nix/store/stub-package.nix/bin/{tool}")
+        );
+    }
+
+    let consumer_ref = format!("path:{}", consumer.display());
+    let overrides = [
+        "--override-input",
+        "nixpkgs",
+        stub_ref.as_str(),
+        "--override-input",
+        "cache-tools",
+        ours_ref.as_str(),
+    ];
+    let program = eval(
+        format!("{consumer_ref}#apps.aarch64-darwin.push-cache.program"),
+        &overrides,
+    );
+    let program = program.as_str().unwrap();
+    assert!(
+        program.contains("export CACHE_TOOLS_CONFIG=/nix/store/"),
+        "{program}"
+    );
+    assert!(program.contains("-cache.toml\n"), "{program}");
+    assert!(
+        program.contains("exec /nix/store/stub-package.nix/bin/push-cache \"$@\""),
+        "{program}"
+    );
+    assert_eq!(
+        eval(format!("{consumer_ref}#checks.x86_64-linux"), &overrides),
+        json!({"nixconfig-matches-cache-toml": "/nix/store/stub-empty"})
+    );
+    assert!(
+        !consumer.join("flake.lock").exists(),
+        "the template got a lock file written"
     );
 }
