@@ -96,7 +96,8 @@
 
       formatter = forAllSystems (system: (pkgsFor system).nixfmt-rfc-style);
 
-      overlays.default = final: _prev: {
+      # `prev` unused, but older `nix flake check` insists on the argument names final/prev.
+      overlays.default = final: prev: {
         nix-cache-tools = final.callPackage ./nix/package.nix { };
       };
 

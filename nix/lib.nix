@@ -66,7 +66,7 @@ let
     let
       n = stringLength infix;
     in
-    any (i: substring i n s == infix) (genList (i: i) (stringLength s - n + 1));
+    n <= stringLength s && any (i: substring i n s == infix) (genList (i: i) (stringLength s - n + 1));
 
   # Keeps the first occurrence of each element, in order.
   unique = foldl' (acc: x: if elem x acc then acc else acc ++ [ x ]) [ ];

@@ -21,7 +21,8 @@ let
 
   hasInfix =
     infix: s:
-    builtins.any (i: substring i (stringLength infix) s == infix) (
+    stringLength infix <= stringLength s
+    && builtins.any (i: substring i (stringLength infix) s == infix) (
       builtins.genList (i: i) (stringLength s - stringLength infix + 1)
     );
 
