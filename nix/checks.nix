@@ -7,43 +7,37 @@
 let
   inherit (pkgs) lib;
   sources = import ./source.nix { inherit lib; };
+
+  # A cargo command over the workspace, offline against the dependencies vendored from
+  # Cargo.lock (the same vendoring buildRustPackage uses).
+  cargoCheck =
+    name: tools: command:
+    pkgs.stdenv.mkDerivation {
+      name = "nix-cache-tools-${name}";
+      src = sources.lint;
+      cargoDeps = pkgs.rustPlatform.importCargoLock { lockFile = ../Cargo.lock; };
+      nativeBuildInputs = [
+        pkgs.rustPlatform.cargoSetupHook
+        pkgs.cargo
+        pkgs.rustc
+      ] ++ tools;
+      buildPhase = ''
+        runHook preBuild
+        export HOME=$TMPDIR
+        ${command}
+        runHook postBuild
+      '';
+      installPhase = "touch $out";
+    };
 in
 {
   inherit package;
 
-  clippy = pkgs.stdenv.mkDerivation {
-    name = "nix-cache-tools-clippy";
-    src = sources.lint;
-    cargoDeps = pkgs.rustPlatform.importCargoLock { lockFile = ../Cargo.lock; };
-    nativeBuildInputs = [
-      pkgs.rustPlatform.cargoSetupHook
-      pkgs.cargo
-      pkgs.rustc
-      pkgs.clippy
-    ];
-    buildPhase = ''
-      runHook preBuild
-      export HOME=$TMPDIR
-      cargo clippy --workspace --all-targets --offline --locked -- -D warnings
-      runHook postBuild
-    '';
-    installPhase = "touch $out";
-  };
+  clippy = cargoCheck "clippy" [
+    pkgs.clippy
+  ] "cargo clippy --workspace --all-targets --offline --locked -- -D warnings";
 
-  fmt =
-    pkgs.runCommand "nix-cache-tools-rustfmt"
-      {
-        nativeBuildInputs = [
-          pkgs.cargo
-          pkgs.rustfmt
-        ];
-      }
-      ''
-        export HOME=$TMPDIR
-        cp -r ${sources.lint} source && chmod -R u+w source && cd source
-        cargo fmt --all --check
-        touch $out
-      '';
+  fmt = cargoCheck "rustfmt" [ pkgs.rustfmt ] "cargo fmt --all --check";
 
   nix-lib =
     pkgs.runCommand "nix-cache-tools-nix-lib-tests"
