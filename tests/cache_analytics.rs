@@ -273,20 +273,35 @@ fn real_store_built_in_the_test_equals_nix() {
     let tag = support::unique("ana");
     let kept = support::build_small_closure(&env, &format!("{tag}-kept"));
     let gone = support::build_small_closure(&env, &format!("{tag}-gone"));
-    let drv = stdout(&run_ok(env.command("nix-store").args([
-        "-q",
-        "--deriver",
-        &kept,
-    ])))
-    .trim()
-    .to_owned();
-    assert!(drv.ends_with(".drv"), "{drv}");
+    let deriver = |p: &str| {
+        let d = stdout(&run_ok(env.command("nix-store").args([
+            "-q",
+            "--deriver",
+            p,
+        ])))
+        .trim()
+        .to_owned();
+        assert!(d.ends_with(".drv"), "{d}");
+        d
+    };
+    let (kept_drv, gone_drv) = (deriver(&kept), deriver(&gone));
     let dir = env.path().join("chroot");
     let to = format!("local?root={}", dir.display());
-    run_ok(env.nix(&["copy", "--no-check-sigs", "--to", &to, &kept, &gone, &drv]));
+    run_ok(env.nix(&["copy", "--no-check-sigs", "--to", &to, &kept, &gone]));
+    // The derivations too (`--derivation`: a .drv on Nix 2.8's command line otherwise
+    // means its outputs), so DerivationOutputs and derivers are there for the GC rules.
+    run_ok(env.nix(&[
+        "copy",
+        "--derivation",
+        "--no-check-sigs",
+        "--to",
+        &to,
+        &kept_drv,
+        &gone_drv,
+    ]));
     let state = dir.join("nix/var/nix");
     // `kept` rooted the way nix-build does (auto/ -> ./result), one path of `gone` by a
-    // profile; the rest of `gone` is garbage, and so are the derivations of `gone`.
+    // profile; the rest of `gone` is garbage, and so is its derivation.
     let result = env.path().join("result");
     std::os::unix::fs::symlink(&kept, &result).unwrap();
     std::fs::create_dir_all(state.join("gcroots/auto")).unwrap();
@@ -304,12 +319,54 @@ fn real_store_built_in_the_test_equals_nix() {
     let lc = report["largest_closures"].as_array().unwrap();
     let k = lc.iter().find(|e| e["path"] == kept.as_str()).unwrap();
     assert_eq!(k["root"], result.display().to_string());
+    assert!(report["store"]["drv"]["paths"].as_u64().unwrap() >= 8);
+    assert!(report["store"]["source_paths"]["paths"].as_u64().unwrap() >= 2);
     // keep-derivations (Nix's default): the derivation of a live output stays.
     let dead = strs(&report["gc"]["dead"]);
-    assert!(!dead.contains(&drv), "{drv} is the deriver of a live root");
-    assert!(dead.contains(&gone));
-    // -source share is there.
-    assert!(report["store"]["source_paths"]["paths"].as_u64().unwrap() >= 2);
+    assert!(
+        !dead.contains(&kept_drv),
+        "{kept_drv} is the deriver of a live root"
+    );
+    assert!(dead.contains(&gone_drv) && dead.contains(&gone));
+    // The `nix path-info` fallback (derivers from its JSON) reaches the same verdicts.
+    let out = env
+        .command(BIN)
+        .args([
+            "--store",
+            store,
+            "--format",
+            "json",
+            "--list-dead",
+            "--source",
+            "nix",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let via_nix: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(via_nix["source"]["kind"], "nix-path-info");
+    for key in ["largest_paths", "largest_closures", "gc"] {
+        assert_eq!(report[key], via_nix[key], "{key}");
+    }
+
+    // The collector's settings come from nix.conf, for Nix and for the tool alike.
+    let base = support::BASE_SYSTEM_CONF;
+    std::fs::write(
+        env.system_conf(),
+        format!("{base}gc-keep-derivations = false\n"),
+    )
+    .unwrap();
+    let report = analytics_json(&env, &["--store", store, "--list-dead"]);
+    assert_eq!(report["gc"]["keep_derivations"], false);
+    assert_matches_nix(&env, store, &report, 10);
+    assert!(strs(&report["gc"]["dead"]).contains(&kept_drv));
+    // keep-outputs: a rooted derivation keeps its outputs.
+    std::fs::write(env.system_conf(), format!("{base}keep-outputs = true\n")).unwrap();
+    std::os::unix::fs::symlink(&gone_drv, state.join("gcroots/drv-root")).unwrap();
+    let report = analytics_json(&env, &["--store", store, "--list-dead"]);
+    assert_eq!(report["gc"]["keep_outputs"], true);
+    assert_matches_nix(&env, store, &report, 10);
+    assert!(!strs(&report["gc"]["dead"]).contains(&gone));
 }
 
 #[test]
@@ -418,6 +475,25 @@ fn markdown_and_summary_parse() {
     // --summary appended exactly the Markdown.
     let written = std::fs::read_to_string(&summary).unwrap();
     assert_eq!(written, format!("# earlier step\n{md}"));
+}
+
+#[test]
+fn table_output_has_no_colour_off_a_terminal() {
+    require_nix();
+    let env = NixEnv::with_system_conf("sandbox = false\n");
+    let store = synthetic(&env, 200, 5);
+    for no_color in [true, false] {
+        let mut c = env.command(BIN);
+        c.args(["--store", &store]);
+        if !no_color {
+            c.env_remove("NO_COLOR");
+        }
+        let out = run_ok(c);
+        let text = stdout(&out);
+        assert!(!text.contains('\x1b'), "escape codes in:\n{text}");
+        assert!(text.starts_with("✅ Nix store report"), "{text}");
+        assert!(text.contains("Largest closures (GC roots)"));
+    }
 }
 
 #[test]

@@ -479,25 +479,29 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
         config.checked = true;
         layers = Some(l);
     }
-    let conf_bool = |name: &str| {
-        layers
-            .as_ref()
-            .and_then(|l| l.effective_scalar(name))
-            .and_then(|s| match s.value.as_str() {
-                "true" => Some(true),
-                "false" => Some(false),
-                _ => None,
-            })
+    // The last assignment of a boolean setting under any of its names (Nix 2.8 still
+    // accepts `gc-keep-derivations` / `gc-keep-outputs`).
+    let conf_bool = |names: &[&str]| {
+        layers.as_ref().and_then(|l| {
+            l.assignments()
+                .into_iter()
+                .rfind(|a| !a.is_extra && names.contains(&a.name))
+                .and_then(|a| match a.values.join(" ").as_str() {
+                    "true" => Some(true),
+                    "false" => Some(false),
+                    _ => None,
+                })
+        })
     };
 
     // 4. Garbage.
     let keep_derivations = opts
         .keep_derivations
-        .or_else(|| conf_bool("keep-derivations"))
+        .or_else(|| conf_bool(&["keep-derivations", "gc-keep-derivations"]))
         .unwrap_or(true);
     let keep_outputs = opts
         .keep_outputs
-        .or_else(|| conf_bool("keep-outputs"))
+        .or_else(|| conf_bool(&["keep-outputs", "gc-keep-outputs"]))
         .unwrap_or(false);
     let gc = if st.roots_known && exists {
         let live = g.live_mask(&root_paths, keep_derivations, keep_outputs);
