@@ -18,6 +18,7 @@
 //! - [`keys`], [`url`], [`nix32`], [`storepath`]: Nix's small formats.
 //! - [`fsutil`]: atomic writes, locks, errors that name the path.
 //! - [`output`]: terminal / JSON / Markdown conventions.
+//! - [`setup`]: setup-cache: add / remove a cache in nix.conf, safely, trust-aware.
 
 pub mod cachetoml;
 pub mod cmd;
@@ -27,5 +28,6 @@ pub mod nix32;
 pub mod nixcli;
 pub mod nixconf;
 pub mod output;
+pub mod setup;
 pub mod storepath;
 pub mod url;
