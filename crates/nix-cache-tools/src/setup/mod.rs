@@ -1101,7 +1101,15 @@ impl Report {
         }
         if let Some(c) = &self.nix_check {
             if c.ok {
-                o.push_str(&format!("  checked with {}: in effect\n", c.version));
+                let state = if self.mode == "remove" {
+                    "no longer in effect"
+                } else {
+                    "in effect"
+                };
+                o.push_str(&format!(
+                    "  checked with {} (the client's view): {state}\n",
+                    c.version
+                ));
             } else {
                 for p in &c.problems {
                     o.push_str(&format!("  checked with {}: {p}\n", c.version));
