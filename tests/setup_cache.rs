@@ -868,3 +868,193 @@ fn harness_substitutes_from_loopback_http_cache() {
     assert_eq!(stdout(&out).lines().count(), 4);
     assert!(server.count("GET") >= 8, "{:?}", server.requests());
 }
+
+/// Nix's own view (`nix show-config`) of a list setting, with extra environment.
+fn nix_list(env: &NixEnv, vars: &[(&str, &str)], name: &str) -> Vec<String> {
+    let mut c = env.nix(&["show-config", "--json"]);
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    let out = run_ok(c);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    nix_cache_tools::nixcli::setting_strings(&v[name]["value"])
+}
+
+/// The library's reading of the layers agrees with Nix itself: system file with
+/// includes, XDG_CONFIG_DIRS, the user file, NIX_USER_CONF_FILES order, NIX_CONFIG,
+/// aliases, plain resets and defaults.
+#[test]
+fn layer_model_agrees_with_nix() {
+    use nix_cache_tools::nixconf::{self, Env};
+    require_nix();
+    let env = NixEnv::with_system_conf(
+        "sandbox = false\nsubstituters = http://s1\n!include sys-extra.conf\n!include missing-is-fine.conf\nextra-substituters = http://s3\n",
+    );
+    std::fs::write(
+        env.nix_conf_dir.join("sys-extra.conf"),
+        "extra-substituters = http://s2\n",
+    )
+    .unwrap();
+    let xdg = env.path().join("xdg-dirs");
+    std::fs::create_dir_all(xdg.join("nix")).unwrap();
+    std::fs::write(
+        xdg.join("nix/nix.conf"),
+        "extra-binary-caches = http://x1\ntrusted-users = @wheel\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(env.user_conf().parent().unwrap()).unwrap();
+    std::fs::write(
+        env.user_conf(),
+        "extra-substituters = http://u1\nextra-binary-cache-public-keys = u1-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\nextra-trusted-users = alice\n",
+    )
+    .unwrap();
+    let model = |e: &Env, name: &str| -> Vec<String> {
+        nixconf::load(e)
+            .effective(name)
+            .into_iter()
+            .map(|s| s.value.trim_end_matches('/').to_owned())
+            .collect()
+    };
+    let nix_norm = |vars: &[(&str, &str)], name: &str| -> Vec<String> {
+        nix_list(&env, vars, name)
+            .into_iter()
+            .map(|s| s.trim_end_matches('/').to_owned())
+            .collect()
+    };
+    let xdg_s = xdg.display().to_string();
+    let mut e = Env {
+        nix_conf_dir: Some(env.nix_conf_dir.clone()),
+        xdg_config_home: Some(env.xdg_config_home.clone()),
+        xdg_config_dirs: Some(xdg.clone().into_os_string()),
+        home: Some(env.home.clone()),
+        ..Env::default()
+    };
+    for name in ["substituters", "trusted-public-keys", "trusted-users"] {
+        let nix = nix_norm(&[("XDG_CONFIG_DIRS", &xdg_s)], name);
+        assert_eq!(model(&e, name), nix, "{name}");
+    }
+    assert_eq!(
+        model(&e, "substituters"),
+        [
+            "http://s1",
+            "http://s2",
+            "http://s3",
+            "http://x1",
+            "http://u1"
+        ]
+    );
+
+    // NIX_CONFIG comes last; a plain set there resets.
+    e.nix_config = Some("extra-substituters = http://e1".into());
+    let vars = [
+        ("XDG_CONFIG_DIRS", xdg_s.as_str()),
+        ("NIX_CONFIG", "extra-substituters = http://e1"),
+    ];
+    assert_eq!(model(&e, "substituters"), nix_norm(&vars, "substituters"));
+    e.nix_config = Some("substituters = http://e2\nextra-substituters = http://e3".into());
+    let vars = [
+        ("XDG_CONFIG_DIRS", xdg_s.as_str()),
+        (
+            "NIX_CONFIG",
+            "substituters = http://e2\nextra-substituters = http://e3",
+        ),
+    ];
+    assert_eq!(model(&e, "substituters"), nix_norm(&vars, "substituters"));
+
+    // NIX_USER_CONF_FILES replaces the XDG files, the first entry applied last.
+    let (f1, f2) = (env.path().join("f1.conf"), env.path().join("f2.conf"));
+    std::fs::write(&f1, "extra-substituters = http://f1\n").unwrap();
+    std::fs::write(&f2, "substituters = http://f2\n").unwrap();
+    let files = format!("{}:{}", f1.display(), f2.display());
+    let e = Env {
+        nix_user_conf_files: Some(files.clone().into()),
+        nix_config: None,
+        ..e
+    };
+    let vars = [("NIX_USER_CONF_FILES", files.as_str())];
+    assert_eq!(model(&e, "substituters"), nix_norm(&vars, "substituters"));
+    assert_eq!(model(&e, "substituters"), ["http://f2", "http://f1"]);
+}
+
+#[test]
+fn nix_user_conf_files_first_entry_is_the_target_and_wins() {
+    require_nix();
+    let env = NixEnv::new();
+    let (f1, f2) = (env.path().join("f1.conf"), env.path().join("f2.conf"));
+    std::fs::write(&f2, "substituters = http://127.0.0.1:1/reset\n").unwrap();
+    let files = format!("{}:{}", f1.display(), f2.display());
+    let url = "http://127.0.0.1:1/first";
+    let out = env
+        .command(BIN)
+        .env("NIX_USER_CONF_FILES", &files)
+        .args(cache_args(url, OTHER_KEY))
+        .arg("--json")
+        .output()
+        .unwrap();
+    let r = finish(out, true);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(r.json["target"], f1.display().to_string());
+    assert_eq!(r.json["nix_check"]["ok"], true);
+    // Writing into the lower-priority file instead: overridden, and Nix agrees.
+    let other = "http://127.0.0.1:1/second";
+    let out = env
+        .command(BIN)
+        .env("NIX_USER_CONF_FILES", &files)
+        .args(cache_args(other, OTHER_KEY))
+        .args(["--json", "--file"])
+        .arg(&f2)
+        .output()
+        .unwrap();
+    let r = finish(out, true);
+    assert_eq!(
+        r.code, 0,
+        "f2's own reset comes before the appended line: {}",
+        r.stdout
+    );
+    std::fs::write(&f1, "substituters = http://127.0.0.1:1/f1-reset\n").unwrap();
+    let third = "http://127.0.0.1:1/third";
+    let out = env
+        .command(BIN)
+        .env("NIX_USER_CONF_FILES", &files)
+        .args(cache_args(third, OTHER_KEY))
+        .args(["--json", "--file"])
+        .arg(&f2)
+        .output()
+        .unwrap();
+    let r = finish(out, true);
+    assert_eq!(r.code, 5, "{}", r.stdout);
+    assert_eq!(
+        r.json["caches"][0]["overridden_by"],
+        format!("{}:1", f1.display())
+    );
+    assert_eq!(r.json["nix_check"]["ok"], false);
+}
+
+#[test]
+fn permissions_are_kept_and_the_previous_version_is_backed_up() {
+    require_nix();
+    let env = NixEnv::new();
+    std::fs::create_dir_all(env.user_conf().parent().unwrap()).unwrap();
+    std::fs::write(env.user_conf(), "max-jobs = 4\n").unwrap();
+    std::fs::set_permissions(env.user_conf(), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let r = setup_cache(&env, &cache_args("http://127.0.0.1:1/perm", OTHER_KEY));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::metadata(env.user_conf())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o640
+    );
+    let backup = PathBuf::from(r.json["backup"].as_str().unwrap());
+    assert_eq!(
+        backup,
+        env.user_conf().with_file_name("nix.conf.setup-cache.bak")
+    );
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), "max-jobs = 4\n");
+    assert_eq!(
+        std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+}

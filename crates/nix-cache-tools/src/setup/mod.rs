@@ -755,9 +755,12 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         ));
     }
     for e in &layers.errors {
-        report
-            .warnings
-            .push(format!("configuration problem Nix will hit: {e}"));
+        // Nix skips unreadable top-level files silently; everything else stops it.
+        if !matches!(e, nixconf::LoadError::Unreadable { .. }) {
+            report
+                .warnings
+                .push(format!("configuration problem Nix will hit: {e}"));
+        }
     }
     let old_text = read_text(&target)?;
     let old = old_text.clone().unwrap_or_default();
