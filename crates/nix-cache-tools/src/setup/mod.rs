@@ -19,10 +19,9 @@
 //! Nothing here installs software or runs `nix-env`; the only programs run are `id` and
 //! read-only `nix` queries.
 
+pub mod managed;
 pub mod netrc;
-
-mod managed;
-mod trust;
+pub mod trust;
 
 pub use managed::Managed;
 pub use trust::{StoreMode, TrustInput, TrustReport, TrustStatus, assess};
@@ -587,6 +586,18 @@ fn read_text(path: &Path) -> Result<Option<String>, SetupError> {
     }
 }
 
+/// The same path, or two names of the same existing file (`./`, `..`, hard links).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if a == b {
+        return true;
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
 fn backup_path(target: &Path) -> PathBuf {
     let mut name = target.file_name().unwrap_or_default().to_owned();
     name.push(".setup-cache.bak");
@@ -670,7 +681,8 @@ fn netrc_path(req: &Request, layers: &Layers, target: &Path, system: bool) -> Pa
     target.parent().unwrap_or(Path::new(".")).join("netrc")
 }
 
-/// Runs setup-cache. Errors are returned before anything is written.
+/// Runs setup-cache. Bad input (tokens, unreadable or non-UTF-8 files) is an error
+/// before anything is written; a managed target is a report with exit code 3.
 pub fn run(req: &Request) -> Result<Report, SetupError> {
     let pre_layers = nixconf::load(&req.env);
     let Resolution {
@@ -741,7 +753,7 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         .files
         .iter()
         .enumerate()
-        .filter(|(_, f)| f.path == target)
+        .filter(|(_, f)| same_file(&f.path, &target))
         .map(|(i, _)| i)
         .collect();
     if target_idx.is_empty() {

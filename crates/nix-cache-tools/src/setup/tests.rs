@@ -247,3 +247,22 @@ fn overridden_values_are_not_duplicated_on_rerun() {
     assert_eq!(r.caches[0].status, CacheStatus::Overridden);
     assert_eq!(r.exit_code, ExitCode::NotInEffect);
 }
+
+#[test]
+fn a_file_named_differently_is_still_recognised_as_read_by_nix() {
+    let t = T::new("!include custom.conf\n");
+    fs::write(t.dir.path().join("etc/custom.conf"), "").unwrap();
+    let mut req = t.req(&[("http://a.example", KEY_A)]);
+    req.target = Target::File(t.dir.path().join("etc/./custom.conf"));
+    let r = run(&req).unwrap();
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    assert_eq!(r.exit_code, ExitCode::Ok);
+    // A file Nix does not read gets a warning.
+    req.target = Target::File(t.dir.path().join("elsewhere.conf"));
+    let r = run(&req).unwrap();
+    assert!(
+        r.warnings[0].contains("Nix does not read"),
+        "{:?}",
+        r.warnings
+    );
+}
