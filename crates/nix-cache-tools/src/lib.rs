@@ -19,11 +19,16 @@
 //! - [`fsutil`]: atomic writes, locks, errors that name the path.
 //! - [`output`]: terminal / JSON / Markdown conventions.
 //! - [`setup`]: setup-cache: add / remove a cache in nix.conf, safely, trust-aware.
+//! - [`narinfo`]: the `.narinfo` format, fingerprints and signature checks.
+//! - [`binarycache`]: a client for `file://` and `http(s)://` binary caches (which paths
+//!   does a cache hold, queried in parallel).
 
+pub mod binarycache;
 pub mod cachetoml;
 pub mod cmd;
 pub mod fsutil;
 pub mod keys;
+pub mod narinfo;
 pub mod nix32;
 pub mod nixcli;
 pub mod nixconf;
