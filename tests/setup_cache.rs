@@ -414,7 +414,29 @@ fn trust_untrusted_user_is_told_the_fix_and_nix_really_ignores_the_cache() {
         server.requests()
     );
 
-    // Apply fix (b) as the administrator would, restart the daemon: now it works.
+    // Fix (a) as the administrator would: trust the substituter and its key for all
+    // users, restart the daemon. The tool now says "allowed" and the daemon substitutes.
+    std::fs::write(
+        conf_dir.join("nix.conf"),
+        format!(
+            "{system_conf}extra-trusted-substituters = {}\nextra-trusted-public-keys = {}\n",
+            server.url, key.public
+        ),
+    )
+    .unwrap();
+    let daemon = daemon.restart();
+    let r = tool(&daemon);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json["trust"]["status"], "allowed", "{}", r.json["trust"]);
+    let out = realise(&daemon);
+    assert!(
+        out.status.success(),
+        "after fix (a) the daemon must substitute: {}",
+        stderr(&out)
+    );
+    run_ok(env.command("nix-store").args(["--delete", &top]));
+
+    // Fix (b) instead: trust the user. Now the user's own key is honoured too.
     std::fs::write(
         conf_dir.join("nix.conf"),
         format!("{system_conf}extra-trusted-users = {}\n", user.name),
@@ -428,7 +450,7 @@ fn trust_untrusted_user_is_told_the_fix_and_nix_really_ignores_the_cache() {
     let out = realise(&daemon);
     assert!(
         out.status.success(),
-        "after the fix the daemon must substitute: {}",
+        "after fix (b) the daemon must substitute: {}",
         stderr(&out)
     );
 }
@@ -1056,5 +1078,48 @@ fn permissions_are_kept_and_the_previous_version_is_backed_up() {
     assert_eq!(
         std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777,
         0o640
+    );
+}
+
+/// setup-cache never installs anything: `nix-env` (and package managers) placed first on
+/// PATH as recording stand-ins are never called, through add, re-add and remove.
+#[test]
+fn never_runs_nix_env_or_installers() {
+    require_nix();
+    let env = NixEnv::new();
+    let shims = env.path().join("shims");
+    std::fs::create_dir_all(&shims).unwrap();
+    let log = env.path().join("called.log");
+    for name in ["nix-env", "apt-get", "brew", "cachix", "curl"] {
+        let p = shims.join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\necho {name} \"$@\" >> {}\nexit 1\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        shims.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for extra in [&[][..], &[][..], &["--remove"][..]] {
+        let out = env
+            .command(BIN)
+            .env("PATH", &path)
+            .args(["--cachix", "nct-test", "--public-key", OTHER_KEY])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert!(
+        !log.exists(),
+        "called: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
 }
