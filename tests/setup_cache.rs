@@ -927,7 +927,7 @@ fn layer_model_agrees_with_nix() {
     std::fs::create_dir_all(env.user_conf().parent().unwrap()).unwrap();
     std::fs::write(
         env.user_conf(),
-        "extra-substituters = http://u1\nextra-binary-cache-public-keys = u1-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\nextra-trusted-users = alice\n",
+        "extra-substituters = http://u1 http://s1\nextra-binary-cache-public-keys = u1-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\nextra-trusted-users = alice\n",
     )
     .unwrap();
     let model = |e: &Env, name: &str| -> Vec<String> {
@@ -962,7 +962,8 @@ fn layer_model_agrees_with_nix() {
             "http://s2",
             "http://s3",
             "http://x1",
-            "http://u1"
+            "http://u1",
+            "http://s1"
         ]
     );
 
