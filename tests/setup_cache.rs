@@ -1124,3 +1124,47 @@ fn never_runs_nix_env_or_installers() {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
 }
+
+/// The model calls a line invalid exactly when Nix itself refuses the file.
+#[test]
+fn invalid_line_classification_matches_nix() {
+    require_nix();
+    let env = NixEnv::new();
+    std::fs::create_dir_all(env.user_conf().parent().unwrap()).unwrap();
+    std::fs::write(env.nix_conf_dir.join("exists.conf"), "").unwrap();
+    let lines = [
+        "a=b",
+        "max-jobs =4",
+        "max-jobs= 4",
+        "max-jobs 4",
+        "lonely",
+        "include",
+        "include = exists.conf",
+        "!include a b",
+        "max-jobs = 4",
+        "max-jobs\t=\t4",
+        "max-jobs = 4\r",
+        "substituters =",
+        "  # only a comment = x",
+        "substituters = http://x/#frag",
+        "!include does-not-exist.conf",
+        "extra-substituters = http://a http://b   # c",
+    ];
+    for line in lines {
+        std::fs::write(env.user_conf(), format!("{line}\n")).unwrap();
+        let model_ok = NixConf::parse(line).invalid_lines().count() == 0;
+        let out = env.nix(&["show-config", "--json"]).output().unwrap();
+        assert_eq!(
+            out.status.success(),
+            model_ok,
+            "{line:?}: Nix {} it, the model says {}: {}",
+            if out.status.success() {
+                "accepts"
+            } else {
+                "rejects"
+            },
+            if model_ok { "valid" } else { "invalid" },
+            stderr(&out)
+        );
+    }
+}

@@ -338,3 +338,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn invalid_lines_say_what_to_write() {
+    let msg = |line: &str| match classify(line) {
+        LineKind::Invalid(i) => i.to_string(),
+        other => panic!("{line}: {other:?}"),
+    };
+    assert!(msg("a=b").contains("write `a = b`"));
+    assert!(msg("a =b").contains("write `a = b`"));
+    assert!(msg("a= b").contains("write `a = b`"));
+    assert!(msg("a b").contains("write `a = b`"));
+    assert!(msg("include").contains("exactly one path"));
+}
