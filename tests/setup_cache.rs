@@ -967,6 +967,17 @@ fn layer_model_agrees_with_nix() {
         ]
     );
 
+    // Set but empty is not unset for Nix: no XDG_CONFIG_DIRS at all.
+    let no_dirs = Env {
+        xdg_config_dirs: Some(Default::default()),
+        ..e.clone()
+    };
+    assert_eq!(
+        model(&no_dirs, "substituters"),
+        nix_norm(&[("XDG_CONFIG_DIRS", "")], "substituters")
+    );
+    assert!(!model(&no_dirs, "substituters").contains(&"http://x1".to_owned()));
+
     // NIX_CONFIG comes last; a plain set there resets.
     e.nix_config = Some("extra-substituters = http://e1".into());
     let vars = [
@@ -1167,4 +1178,18 @@ fn invalid_line_classification_matches_nix() {
             stderr(&out)
         );
     }
+}
+
+#[test]
+fn empty_xdg_config_home_is_explained_not_guessed() {
+    let env = NixEnv::new();
+    let out = env
+        .command(BIN)
+        .env("XDG_CONFIG_HOME", "")
+        .args(cache_args("http://127.0.0.1:1/x", OTHER_KEY))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nix/nix.conf"), "{}", stderr(&out));
+    assert!(!env.user_conf().exists());
 }

@@ -147,10 +147,9 @@ pub enum SetupError {
         "{origin}: the private cache's token is read from ${var}, which is not set: `export {var}=...` first (the token is only written to the netrc file, never printed)"
     )]
     TokenMissing { origin: String, var: String },
-    #[error(
-        "cannot tell where your user nix.conf is: HOME and XDG_CONFIG_HOME are both unset; pass --file PATH"
-    )]
-    NoUserFile,
+    /// No usable default target; the message says why and what to pass.
+    #[error("{0}")]
+    NoUserFile(String),
     #[error("`{}` is not UTF-8 text; setup-cache only edits UTF-8 nix.conf files: fix its encoding or edit it by hand", .path.display())]
     NotUtf8 { path: PathBuf },
     #[error(transparent)]
@@ -165,10 +164,9 @@ impl SetupError {
             | SetupError::BadUrl { .. }
             | SetupError::BadKey { .. }
             | SetupError::Usage(_)
-            | SetupError::TokenMissing { .. } => ExitCode::Usage,
-            SetupError::NoUserFile | SetupError::NotUtf8 { .. } | SetupError::Fs(_) => {
-                ExitCode::Error
-            }
+            | SetupError::TokenMissing { .. }
+            | SetupError::NoUserFile(_) => ExitCode::Usage,
+            SetupError::NotUtf8 { .. } | SetupError::Fs(_) => ExitCode::Error,
         }
     }
 }
@@ -624,11 +622,31 @@ struct Resolution {
 
 fn resolve_target(req: &Request, layers: &Layers) -> Result<Resolution, SetupError> {
     Ok(match &req.target {
-        Target::User => Resolution {
-            target: req.env.default_user_file().ok_or(SetupError::NoUserFile)?,
-            kind: "user",
-            determinate: false,
-        },
+        Target::User => {
+            if req.env.xdg_config_home_is_empty() {
+                return Err(SetupError::NoUserFile(
+                    "XDG_CONFIG_HOME is set but empty, so Nix reads /nix/nix.conf as your user file: \
+                     unset XDG_CONFIG_HOME (or set it to ~/.config), or pass --file PATH"
+                        .into(),
+                ));
+            }
+            let target = req.env.default_user_file().ok_or_else(|| {
+                SetupError::NoUserFile(if req.env.nix_user_conf_files.is_some() {
+                    "NIX_USER_CONF_FILES is set but empty, so Nix reads no user nix.conf: unset it, \
+                     or pass --file PATH or --system"
+                        .into()
+                } else {
+                    "cannot tell where your user nix.conf is: HOME and XDG_CONFIG_HOME are both \
+                     unset; pass --file PATH"
+                        .into()
+                })
+            })?;
+            Resolution {
+                target,
+                kind: "user",
+                determinate: false,
+            }
+        }
         Target::File(p) => {
             let abs = if p.is_absolute() {
                 p.clone()

@@ -66,7 +66,10 @@ fn exit_codes_are_distinct_and_documented() {
             "{help}"
         );
     }
-    assert_eq!(SetupError::NoUserFile.exit_code(), ExitCode::Error);
+    assert_eq!(
+        SetupError::NoUserFile(String::new()).exit_code(),
+        ExitCode::Usage
+    );
     assert_eq!(SetupError::Usage("x".into()).exit_code(), ExitCode::Usage);
 }
 
