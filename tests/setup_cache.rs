@@ -1193,3 +1193,33 @@ fn empty_xdg_config_home_is_explained_not_guessed() {
     assert!(stderr(&out).contains("/nix/nix.conf"), "{}", stderr(&out));
     assert!(!env.user_conf().exists());
 }
+
+/// NIX_CONFIG_HOME exists only from Nix 2.25: with Nix 2.8 it must not move the target.
+#[test]
+fn nix_config_home_is_ignored_where_nix_ignores_it() {
+    require_nix();
+    let env = NixEnv::new();
+    let elsewhere = env.path().join("nix-config-home");
+    let out = env
+        .command(BIN)
+        .env("NIX_CONFIG_HOME", &elsewhere)
+        .args(cache_args("http://127.0.0.1:1/nch", OTHER_KEY))
+        .arg("--json")
+        .output()
+        .unwrap();
+    let r = finish(out, true);
+    let version = stdout(&run_ok(env.command("nix").arg("--version")));
+    let v = nix_cache_tools::nixcli::NixVersion::parse(&version).unwrap();
+    let expected = if v.at_least(2, 25) {
+        elsewhere.join("nix.conf")
+    } else {
+        env.user_conf()
+    };
+    assert_eq!(
+        r.json["target"],
+        expected.display().to_string(),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.json["nix_check"]["ok"], true, "{}", r.stdout);
+}

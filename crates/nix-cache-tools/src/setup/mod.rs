@@ -702,6 +702,21 @@ fn netrc_path(req: &Request, layers: &Layers, target: &Path, system: bool) -> Pa
 /// Runs setup-cache. Bad input (tokens, unreadable or non-UTF-8 files) is an error
 /// before anything is written; a managed target is a report with exit code 3.
 pub fn run(req: &Request) -> Result<Report, SetupError> {
+    let nix = if req.ask_nix || req.check_trust {
+        which::which("nix")
+            .ok()
+            .and_then(|_| Nix::detect(Runner::new(), None).ok())
+    } else {
+        None
+    };
+    // Read the layers the installed Nix reads (NIX_CONFIG_HOME only from 2.25 on).
+    let req = &Request {
+        env: match &nix {
+            Some(n) => req.env.clone().for_nix_version(n.version()),
+            None => req.env.clone(),
+        },
+        ..req.clone()
+    };
     let pre_layers = nixconf::load(&req.env);
     let Resolution {
         target,
@@ -973,14 +988,6 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
     if system {
         report.restart = Some(restart_command(determinate).to_owned());
     }
-
-    let nix = if req.ask_nix || req.check_trust {
-        which::which("nix")
-            .ok()
-            .and_then(|_| Nix::detect(Runner::new(), None).ok())
-    } else {
-        None
-    };
 
     if req.check_trust && !req.remove && !system {
         let input = trust::gather(&req.env, &Runner::new(), nix.as_ref());
