@@ -381,6 +381,14 @@ pub fn save_cache(path: &Path, url_: &str, public_key: &str) -> Result<bool, Cac
     match doc.get_mut("cache") {
         Some(Item::ArrayOfTables(a)) => a.push(t),
         _ => {
+            // Comments after the last table (all of them, in a file with no table yet)
+            // are the document's trailing decor, which toml_edit prints after every
+            // table: keep them above the new entry instead of moving them below it.
+            let trailing = doc.trailing().as_str().unwrap_or("").to_owned();
+            if !trailing.trim().is_empty() {
+                t.decor_mut().set_prefix(trailing);
+                doc.set_trailing("");
+            }
             let mut a = toml_edit::ArrayOfTables::new();
             a.push(t);
             doc.insert("cache", Item::ArrayOfTables(a));
@@ -478,6 +486,11 @@ filter = '(-source$|nixpkgs\.tar\.gz$)'
         .unwrap();
         let key = "x-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
         assert!(save_cache(&p, "https://x.example", key).unwrap());
+        let only_comments = dir.path().join("only-comments.toml");
+        std::fs::write(&only_comments, "# team caches\n").unwrap();
+        save_cache(&only_comments, "https://x.example", key).unwrap();
+        let text = std::fs::read_to_string(&only_comments).unwrap();
+        assert!(text.starts_with("# team caches\n[[cache]]\n"), "{text}");
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(
             text.starts_with("# team caches\n\n[push] # where CI pushes\n"),

@@ -18,6 +18,7 @@
 //! - [`keys`], [`url`], [`nix32`], [`storepath`]: Nix's small formats.
 //! - [`fsutil`]: atomic writes, locks, errors that name the path.
 //! - [`output`]: terminal / JSON / Markdown conventions.
+//! - [`setup`]: setup-cache: add / remove a cache in nix.conf, safely, trust-aware.
 //! - [`narinfo`]: the `.narinfo` format, fingerprints and signature checks.
 //! - [`binarycache`]: a client for `file://` and `http(s)://` binary caches (which paths
 //!   does a cache hold, queried in parallel).
@@ -35,6 +36,7 @@ pub mod nix32;
 pub mod nixcli;
 pub mod nixconf;
 pub mod output;
+pub mod setup;
 pub mod store;
 pub mod storepath;
 pub mod url;

@@ -78,11 +78,11 @@ impl fmt::Display for Invalid {
                 ),
             },
             Invalid::NoEquals { key, second } => {
-                let rest = second.trim_start_matches('=');
                 let k = key.trim_end_matches('=');
+                let v = second.trim_start_matches('=');
                 write!(
                     f,
-                    "the word after `{key}` must be `=` on its own, found `{second}`: write `{k} = {rest}...` (Nix rejects the line and then every nix command fails)"
+                    "`=` must stand alone between spaces, found `{key} {second}`: write `{k} = {v}` (Nix rejects the line and then every nix command fails)"
                 )
             }
             Invalid::BadInclude { words } => write!(

@@ -80,7 +80,7 @@ impl Layers {
 
     /// The value of a list setting in force (`substituters`, `trusted-public-keys`,
     /// `trusted-users`, ...): a plain assignment replaces, `extra-` appends, later wins,
-    /// duplicates are dropped (first kept); Nix's default when nothing sets it.
+    /// duplicates are kept (as Nix keeps them); Nix's default when nothing sets it.
     pub fn effective(&self, name: &str) -> Vec<Sourced> {
         effective_of(&self.assignments(), name)
     }
@@ -119,15 +119,12 @@ pub fn effective_of(assignments: &[Assignment<'_>], name: &str) -> Vec<Sourced> 
         if !a.is_extra {
             cur.clear();
         }
-        for v in a.values {
-            if !cur.iter().any(|c| &c.value == v) {
-                cur.push(Sourced {
-                    value: v.clone(),
-                    file: Some(a.file.to_owned()),
-                    line: a.line,
-                });
-            }
-        }
+        // Nix keeps duplicates in list settings (`show-config` prints them), so do we.
+        cur.extend(a.values.iter().map(|v| Sourced {
+            value: v.clone(),
+            file: Some(a.file.to_owned()),
+            line: a.line,
+        }));
     }
     cur
 }

@@ -22,6 +22,15 @@ pub struct Env {
     pub cwd: Option<PathBuf>,
 }
 
+/// `dir + "/" + rest` as Nix builds it (an empty `dir` gives `/rest`).
+fn concat(dir: &Path, rest: &str) -> PathBuf {
+    if dir.as_os_str().is_empty() {
+        Path::new("/").join(rest)
+    } else {
+        dir.join(rest)
+    }
+}
+
 /// Nix's compiled-in default for `NIX_CONF_DIR`.
 pub const DEFAULT_NIX_CONF_DIR: &str = "/etc/nix";
 
@@ -36,9 +45,12 @@ impl Env {
         Env {
             nix_conf_dir: non_empty_path(var("NIX_CONF_DIR")),
             nix_user_conf_files: var("NIX_USER_CONF_FILES"),
-            xdg_config_home: non_empty_path(var("XDG_CONFIG_HOME")),
-            xdg_config_dirs: var("XDG_CONFIG_DIRS").filter(|v| !v.is_empty()),
-            home: non_empty_path(var("HOME")).or_else(dirs::home_dir),
+            // Set-but-empty is kept: Nix uses the empty string as is (an empty
+            // XDG_CONFIG_HOME makes it read `/nix/nix.conf`, an empty XDG_CONFIG_DIRS
+            // means no system XDG directories), unlike the XDG spec.
+            xdg_config_home: var("XDG_CONFIG_HOME").map(PathBuf::from),
+            xdg_config_dirs: var("XDG_CONFIG_DIRS"),
+            home: var("HOME").map(PathBuf::from).or_else(dirs::home_dir),
             nix_config: std::env::var("NIX_CONFIG").ok(),
             nix_config_home: non_empty_path(var("NIX_CONFIG_HOME")),
             cwd: std::env::current_dir().ok(),
@@ -65,11 +77,22 @@ impl Env {
         self.conf_dir().join("nix.conf")
     }
 
-    /// `$XDG_CONFIG_HOME` or `$HOME/.config` (also on macOS).
+    /// `$XDG_CONFIG_HOME` or `$HOME/.config` (also on macOS). Nix joins them as strings:
+    /// an empty `XDG_CONFIG_HOME` gives `/nix/nix.conf` as the user file.
     pub fn config_home(&self) -> Option<PathBuf> {
         self.xdg_config_home
             .clone()
-            .or_else(|| self.home.as_ref().map(|h| h.join(".config")))
+            .or_else(|| self.home.as_ref().map(|h| concat(h, ".config")))
+    }
+
+    /// Set but empty: Nix then reads `/nix/nix.conf`, surely not what the user meant.
+    pub fn xdg_config_home_is_empty(&self) -> bool {
+        self.nix_user_conf_files.is_none()
+            && self.nix_config_home.is_none()
+            && self
+                .xdg_config_home
+                .as_ref()
+                .is_some_and(|p| p.as_os_str().is_empty())
     }
 
     /// The user files in priority order, FIRST = highest priority (Nix applies them in
@@ -88,7 +111,7 @@ impl Env {
         if let Some(d) = &self.nix_config_home {
             out.push((d.join("nix.conf"), LayerKind::User));
         } else if let Some(h) = self.config_home() {
-            out.push((h.join("nix/nix.conf"), LayerKind::User));
+            out.push((concat(&h, "nix/nix.conf"), LayerKind::User));
         }
         let dirs = self
             .xdg_config_dirs

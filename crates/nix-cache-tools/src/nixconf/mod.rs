@@ -43,8 +43,16 @@
 //! include line), each with file, line, alias-resolved name, `is_extra` and values.
 //! [`Layers::effective`] applies Nix's rules (plain set replaces, `extra-` appends, later
 //! wins, defaults `substituters = https://cache.nixos.org/`, `trusted-public-keys =
-//! cache.nixos.org-1:…`, `trusted-users = root`) and returns each value with its file
-//! and line ([`Sourced`]; `file: None` for a default).
+//! cache.nixos.org-1:…`, `trusted-users = root`; duplicates kept, as Nix keeps them) and
+//! returns each value with its file and line ([`Sourced`]; `file: None` for a default).
+//! [`effective_of`] does the same over a chosen subset of assignments (e.g. only the
+//! system layers the daemon reads); [`Layers::effective_scalar`] gives the last plain
+//! value of a scalar setting (`require-sigs`, `netrc-file`).
+//!
+//! Empty variables are taken the way Nix takes them, not the XDG spec's way: an empty
+//! `XDG_CONFIG_HOME` makes the user file `/nix/nix.conf`, an empty `XDG_CONFIG_DIRS`
+//! means no system XDG directories, an empty `NIX_USER_CONF_FILES` means no user file.
+//! `tests/setup_cache.rs` checks the model against `nix show-config` on real layers.
 //!
 //! ```
 //! use nix_cache_tools::nixconf::NixConf;

@@ -338,3 +338,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn invalid_lines_say_what_to_write() {
+    let msg = |line: &str| match classify(line) {
+        LineKind::Invalid(i) => i.to_string(),
+        other => panic!("{line}: {other:?}"),
+    };
+    assert!(msg("a=b").contains("write `a = b`"));
+    assert!(msg("a =b").contains("write `a = b`"));
+    assert!(msg("a= b").contains("write `a = b`"));
+    assert!(msg("a b").contains("write `a = b`"));
+    assert!(msg("include").contains("exactly one path"));
+}
+
+#[test]
+fn empty_variables_mean_what_they_mean_to_nix() {
+    let env = Env {
+        home: Some(PathBuf::from("/h")),
+        xdg_config_home: Some(PathBuf::new()),
+        xdg_config_dirs: Some(Default::default()),
+        ..Env::default()
+    };
+    assert_eq!(
+        env.user_files(),
+        [(PathBuf::from("/nix/nix.conf"), LayerKind::User)]
+    );
+    assert!(env.xdg_config_home_is_empty());
+    let env = Env {
+        nix_user_conf_files: Some(Default::default()),
+        ..env
+    };
+    assert!(env.user_files().is_empty());
+    assert_eq!(env.default_user_file(), None);
+}

@@ -1,0 +1,271 @@
+use super::*;
+use std::fs;
+
+const KEY_A: &str = "a.example-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+const KEY_B: &str = "b.example-1:U/8OwBxzrmKhrghm7KtNA3cRnYR5ioKlB637gbc2BF4=";
+
+struct T {
+    dir: tempfile::TempDir,
+    env: Env,
+}
+
+impl T {
+    fn new(system: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("etc")).unwrap();
+        fs::write(dir.path().join("etc/nix.conf"), system).unwrap();
+        let env = Env {
+            nix_conf_dir: Some(dir.path().join("etc")),
+            xdg_config_home: Some(dir.path().join("cfg")),
+            xdg_config_dirs: Some(dir.path().join("none").into_os_string()),
+            home: Some(dir.path().join("home")),
+            cwd: Some(dir.path().to_owned()),
+            ..Env::default()
+        };
+        T { dir, env }
+    }
+    fn user(&self) -> PathBuf {
+        self.dir.path().join("cfg/nix/nix.conf")
+    }
+    fn req(&self, caches: &[(&str, &str)]) -> Request {
+        Request {
+            caches: caches
+                .iter()
+                .map(|(u, k)| CacheSpec {
+                    url: (*u).into(),
+                    public_key: (*k).into(),
+                    token_env: None,
+                })
+                .collect(),
+            target: Target::User,
+            remove: false,
+            dry_run: false,
+            env: self.env.clone(),
+            ask_nix: false,
+            check_trust: false,
+            cli_args: String::new(),
+        }
+    }
+    fn write_user(&self, text: &str) {
+        fs::create_dir_all(self.user().parent().unwrap()).unwrap();
+        fs::write(self.user(), text).unwrap();
+    }
+    fn read_user(&self) -> String {
+        fs::read_to_string(self.user()).unwrap()
+    }
+}
+
+#[test]
+fn exit_codes_are_distinct_and_documented() {
+    let codes: Vec<i32> = ExitCode::ALL.iter().map(|c| c.code()).collect();
+    assert_eq!(codes, [0, 1, 2, 3, 4, 5]);
+    let help = exit_codes_help();
+    for c in ExitCode::ALL {
+        assert!(
+            help.contains(&format!("  {}  {}", c.code(), c.describe())),
+            "{help}"
+        );
+    }
+    assert_eq!(
+        SetupError::NoUserFile(String::new()).exit_code(),
+        ExitCode::Usage
+    );
+    assert_eq!(SetupError::Usage("x".into()).exit_code(), ExitCode::Usage);
+}
+
+#[test]
+fn adds_creates_and_is_idempotent() {
+    let t = T::new("substituters =\n");
+    let r = run(&t.req(&[("http://a.example", KEY_A)])).unwrap();
+    assert_eq!(r.exit_code, ExitCode::Ok);
+    assert!(r.changed && r.backup.is_none());
+    assert_eq!(
+        t.read_user(),
+        format!("extra-substituters = http://a.example\nextra-trusted-public-keys = {KEY_A}\n")
+    );
+    assert_eq!(r.caches[0].status, CacheStatus::Added);
+    let r = run(&t.req(&[("http://a.example/", KEY_A)])).unwrap();
+    assert_eq!(
+        (r.changed, r.caches[0].status),
+        (false, CacheStatus::AlreadyConfigured)
+    );
+    assert!(
+        r.caches[0]
+            .substituter_from
+            .as_deref()
+            .unwrap()
+            .ends_with("nix.conf:1")
+    );
+}
+
+#[test]
+fn appends_to_an_extra_line_only_when_that_stays_in_effect() {
+    let t = T::new("");
+    t.write_user("extra-substituters = http://x.example # mine\ntrusted-public-keys = k:1\n");
+    let r = run(&t.req(&[("http://a.example", KEY_A)])).unwrap();
+    assert_eq!(
+        t.read_user(),
+        format!(
+            "extra-substituters = http://x.example http://a.example # mine\ntrusted-public-keys = k:1\nextra-trusted-public-keys = {KEY_A}\n"
+        )
+    );
+    assert_eq!(r.backup.as_deref(), Some(backup_path(&t.user()).as_path()));
+    assert_eq!(
+        fs::read_to_string(backup_path(&t.user())).unwrap(),
+        "extra-substituters = http://x.example # mine\ntrusted-public-keys = k:1\n"
+    );
+
+    // A later plain `substituters =` resets the extra- line: add at the end instead.
+    let t = T::new("");
+    t.write_user(
+        "extra-substituters = http://x.example\nsubstituters = https://cache.nixos.org/\n",
+    );
+    run(&t.req(&[("http://a.example", KEY_A)])).unwrap();
+    let text = t.read_user();
+    assert!(text.starts_with("extra-substituters = http://x.example\nsubstituters = https://cache.nixos.org/\nextra-substituters = http://a.example\n"), "{text}");
+}
+
+#[test]
+fn overridden_by_nix_config_is_reported() {
+    let mut t = T::new("");
+    t.env.nix_config = Some("substituters = https://only.example".into());
+    let r = run(&t.req(&[("http://a.example", KEY_A)])).unwrap();
+    assert_eq!(r.exit_code, ExitCode::NotInEffect);
+    assert_eq!(r.caches[0].overridden_by.as_deref(), Some("NIX_CONFIG:1"));
+    assert!(r.human().contains("NOT in effect"), "{}", r.human());
+}
+
+#[test]
+fn remove_restores_bytes_and_dry_run_writes_nothing() {
+    for original in [
+        "a = b",
+        "a = b\r\nc = d\r\n",
+        "",
+        "extra-substituters = http://x.example   # c\n",
+    ] {
+        let t = T::new("");
+        if !original.is_empty() {
+            t.write_user(original);
+        }
+        let mut req = t.req(&[("http://a.example", KEY_A), ("http://b.example", KEY_B)]);
+        req.dry_run = true;
+        let r = run(&req).unwrap();
+        assert!(
+            r.changed && r.diff.contains("+extra-trusted-public-keys"),
+            "{}",
+            r.diff
+        );
+        assert_eq!(
+            fs::read_to_string(t.user()).ok().unwrap_or_default(),
+            original
+        );
+        assert!(!t.user().with_file_name("nix.conf.lock").exists() || !original.is_empty());
+        req.dry_run = false;
+        run(&req).unwrap();
+        req.remove = true;
+        let r = run(&req).unwrap();
+        assert!(r.caches.iter().all(|c| c.status == CacheStatus::Removed));
+        assert_eq!(t.read_user(), original, "{original:?}");
+        let r = run(&req).unwrap();
+        assert!(!r.changed && r.caches.iter().all(|c| c.status == CacheStatus::NotPresent));
+    }
+}
+
+#[test]
+fn system_target_follows_determinate_include() {
+    let t = T::new("build-users-group = nixbld\n!include nix.custom.conf\n");
+    let mut req = t.req(&[("http://a.example", KEY_A)]);
+    req.target = Target::System;
+    let r = run(&req).unwrap();
+    assert_eq!(r.target, t.dir.path().join("etc/nix.custom.conf"));
+    assert!(r.restart.is_some());
+    assert_eq!(
+        fs::read_to_string(t.dir.path().join("etc/nix.conf")).unwrap(),
+        "build-users-group = nixbld\n!include nix.custom.conf\n"
+    );
+    assert!(
+        fs::read_to_string(&r.target)
+            .unwrap()
+            .contains("extra-substituters = http://a.example")
+    );
+}
+
+#[test]
+fn symlinks_are_never_written_through() {
+    let t = T::new("");
+    let real = t.dir.path().join("dotfiles-nix.conf");
+    fs::write(&real, "x = 1\n").unwrap();
+    fs::create_dir_all(t.user().parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&real, t.user()).unwrap();
+    let r = run(&t.req(&[("http://a.example", KEY_A)])).unwrap();
+    assert_eq!(r.exit_code, ExitCode::StoreManaged);
+    assert!(matches!(r.managed, Some(Managed::Symlink { .. })));
+    assert!(r.advice.unwrap().contains("--file"));
+    assert_eq!(fs::read_to_string(&real).unwrap(), "x = 1\n");
+}
+
+#[test]
+fn resolves_flags_and_cache_toml() {
+    let d = tempfile::tempdir().unwrap();
+    let a = CacheArgs {
+        cwd: d.path().to_owned(),
+        ..CacheArgs::default()
+    };
+    assert!(matches!(
+        resolve_caches(&a),
+        Err(SetupError::NoCaches { .. })
+    ));
+    let bad = CacheArgs {
+        url: Some("https://x.example".into()),
+        public_key: Some("x:AAAA".into()),
+        ..a.clone()
+    };
+    let e = resolve_caches(&bad).unwrap_err();
+    assert_eq!(e.exit_code(), ExitCode::Usage);
+    assert!(e.to_string().contains("--public-key"), "{e}");
+    let cachix = CacheArgs {
+        cachix: Some("nanna-coder".into()),
+        public_key: Some(KEY_A.into()),
+        ..a.clone()
+    };
+    assert_eq!(
+        resolve_caches(&cachix).unwrap().caches[0].url,
+        "https://nanna-coder.cachix.org"
+    );
+    fs::write(d.path().join("cache.toml"), format!("[[cache]]\nurl = \"https://t.example\"\npublic-key = \"{KEY_B}\"\ntoken-env = \"TOK\"\n")).unwrap();
+    let r = resolve_caches(&a).unwrap();
+    assert_eq!(r.caches[0].token_env.as_deref(), Some("TOK"));
+    assert!(r.cli_args.contains("--config"));
+}
+
+#[test]
+fn overridden_values_are_not_duplicated_on_rerun() {
+    let mut t = T::new("");
+    t.env.nix_config = Some("substituters = https://only.example".into());
+    run(&t.req(&[("http://a.example", KEY_A)])).unwrap();
+    let first = t.read_user();
+    let r = run(&t.req(&[("http://a.example", KEY_A)])).unwrap();
+    assert_eq!(t.read_user(), first);
+    assert!(!r.changed);
+    assert_eq!(r.caches[0].status, CacheStatus::Overridden);
+    assert_eq!(r.exit_code, ExitCode::NotInEffect);
+}
+
+#[test]
+fn a_file_named_differently_is_still_recognised_as_read_by_nix() {
+    let t = T::new("!include custom.conf\n");
+    fs::write(t.dir.path().join("etc/custom.conf"), "").unwrap();
+    let mut req = t.req(&[("http://a.example", KEY_A)]);
+    req.target = Target::File(t.dir.path().join("etc/./custom.conf"));
+    let r = run(&req).unwrap();
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    assert_eq!(r.exit_code, ExitCode::Ok);
+    // A file Nix does not read gets a warning.
+    req.target = Target::File(t.dir.path().join("elsewhere.conf"));
+    let r = run(&req).unwrap();
+    assert!(
+        r.warnings[0].contains("Nix does not read"),
+        "{:?}",
+        r.warnings
+    );
+}

@@ -1,0 +1,194 @@
+//! Multi-user Nix for tests: an unprivileged user and a real `nix-daemon` on a test
+//! socket with its own system configuration (`NIX_CONF_DIR`), serving the real store.
+//! Needs root (to create the user, switch to it with `setpriv`, and run the daemon):
+//! tests that use it fail with instructions when not root, they never skip.
+//!
+//! Include it from a test file with `#[path = "support/setup_daemon.rs"] mod setup_daemon;`.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The unprivileged account the tests run tools as (created when missing).
+pub const TEST_USER: &str = "nct-setup";
+
+pub fn require_root(what: &str) {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        })
+        .unwrap_or_default();
+    assert!(
+        uid == "0",
+        "{what} needs root (to create a test user, switch to it and start a nix-daemon): \
+         run the tests as root, as `.ci/run` does in CI"
+    );
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+fn id_of(flag: &str, name: &str) -> Option<u32> {
+    let out = Command::new("id").args([flag, name]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// The test user, created with `useradd --system` if it does not exist yet.
+pub fn test_user() -> User {
+    require_root("creating the unprivileged test user");
+    if id_of("-u", TEST_USER).is_none() {
+        let out = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                TEST_USER,
+            ])
+            .output()
+            .expect("useradd is needed to create the test user (package passwd)");
+        // Another test process may have created it in the meantime.
+        assert!(
+            out.status.success() || id_of("-u", TEST_USER).is_some(),
+            "useradd {TEST_USER} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    User {
+        name: TEST_USER.to_owned(),
+        uid: id_of("-u", TEST_USER).unwrap(),
+        gid: id_of("-g", TEST_USER).unwrap(),
+    }
+}
+
+/// A directory tree the test user may enter: `root` (0755), `home` owned by the user.
+pub struct SharedDir {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+}
+
+impl SharedDir {
+    pub fn new(user: &User) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        std::os::unix::fs::chown(&home, Some(user.uid), Some(user.gid)).unwrap();
+        SharedDir { dir, home }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A copy of `program` the user can execute (the build directory may be private).
+    pub fn executable(&self, program: &Path) -> PathBuf {
+        let dest = self.path().join(program.file_name().unwrap());
+        if !dest.exists() {
+            std::fs::copy(program, &dest).unwrap();
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        dest
+    }
+}
+
+/// `program` run as `user` through `setpriv`, with a clean environment: PATH, HOME and
+/// XDG_CONFIG_HOME under `home`, NO_COLOR. Add the Nix variables yourself.
+pub fn as_user(user: &User, home: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={}", user.uid))
+        .arg(format!("--regid={}", user.gid))
+        .arg("--init-groups")
+        .arg("--")
+        .arg(program)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_CONFIG_DIRS", home.join("no-xdg-dirs"))
+        .env("NO_COLOR", "1")
+        .current_dir(home);
+    c
+}
+
+/// A running `nix-daemon` on its own socket, reading `conf_dir/nix.conf`. Killed on drop.
+pub struct Daemon {
+    child: Child,
+    pub socket: PathBuf,
+    pub conf_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts the daemon with `NIX_CONF_DIR=conf_dir` and waits for its socket.
+    pub fn start(conf_dir: &Path, socket: &Path) -> Self {
+        require_root("starting a nix-daemon");
+        let _ = std::fs::remove_file(socket);
+        let log = socket.with_extension("log");
+        let root_home = conf_dir.join("daemon-home");
+        std::fs::create_dir_all(&root_home).unwrap();
+        let child = Command::new("nix-daemon")
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("HOME", &root_home)
+            .env("XDG_CONFIG_HOME", root_home.join(".config"))
+            .env("NIX_USER_CONF_FILES", "")
+            .env("NIX_CONF_DIR", conf_dir)
+            .env("NIX_DAEMON_SOCKET_PATH", socket)
+            .env("NIX_REMOTE", "local")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
+            .spawn()
+            .expect("nix-daemon must be on PATH (Debian package nix-bin)");
+        let start = Instant::now();
+        while !socket.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "nix-daemon did not create {} within 20 s; its stderr: {}",
+                socket.display(),
+                std::fs::read_to_string(log.with_extension("err")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Daemon {
+            child,
+            socket: socket.to_owned(),
+            conf_dir: conf_dir.to_owned(),
+            log,
+        }
+    }
+
+    /// Stops and starts again, so the daemon re-reads nix.conf (as after
+    /// `systemctl restart nix-daemon`).
+    pub fn restart(self) -> Self {
+        let (conf, sock) = (self.conf_dir.clone(), self.socket.clone());
+        drop(self);
+        Daemon::start(&conf, &sock)
+    }
+
+    /// Environment a client needs to talk to this daemon.
+    pub fn client_env(&self, c: &mut Command) {
+        c.env("NIX_REMOTE", "daemon")
+            .env("NIX_DAEMON_SOCKET_PATH", &self.socket)
+            .env("NIX_CONF_DIR", &self.conf_dir);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Only the daemon process this test started, by its pid.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
