@@ -252,6 +252,21 @@ fn system_effective(layers: &Layers, name: &str) -> Vec<Sourced> {
     crate::nixconf::effective_of(&a, name)
 }
 
+/// A list setting in force, each value once (the first occurrence: Nix keeps duplicates
+/// in the list, and they are reported separately as such).
+fn effective_unique(layers: &Layers, name: &str) -> Vec<Sourced> {
+    let mut out: Vec<Sourced> = Vec::new();
+    for s in layers.effective(name) {
+        if !out
+            .iter()
+            .any(|o| url::normalize(&o.value) == url::normalize(&s.value))
+        {
+            out.push(s);
+        }
+    }
+    out
+}
+
 /// Inputs of [`check`].
 #[derive(Debug, Clone, Copy)]
 pub struct ConfigCheck<'a> {
@@ -423,7 +438,7 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
 
     // Keys: malformed ones are errors.
     let mut good_keys: Vec<(Sourced, PublicKey)> = Vec::new();
-    for k in layers.effective("trusted-public-keys") {
+    for k in effective_unique(layers, "trusted-public-keys") {
         match PublicKey::parse(&k.value) {
             Ok(pk) => good_keys.push((k, pk)),
             Err(e) => {
@@ -440,7 +455,7 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
         }
     }
 
-    let subs = layers.effective("substituters");
+    let subs = effective_unique(layers, "substituters");
     let require_sigs = layers
         .effective_scalar("require-sigs")
         .map(|s| s.value != "false")
