@@ -170,63 +170,35 @@ pub enum Trust {
     Unknown,
 }
 
-/// Decides [`Trust`] for the current user: root and `NIX_REMOTE=local` are trusted; with
-/// a daemon, Nix's own answer when it has one (2.15+), else the system configuration's
-/// `trusted-users` (names and `@group`s) against the user's name and groups.
-pub fn detect_trust(nix: Option<&crate::nixcli::Nix>, layers: &Layers, runner: &Runner) -> Trust {
-    let uid = current_uid(runner);
-    if uid == Some(0) {
+/// Decides [`Trust`] for the current user from the facts `setup-cache` gathers
+/// ([`crate::setup::trust::gather`]: user, groups, how the store is reached, the system
+/// configuration, Nix's own answer on 2.15+): root and a directly opened store are
+/// trusted; through the daemon, Nix's answer when it has one, else `trusted-users`
+/// (names, `@group`, `*`) of the system configuration.
+pub fn detect_trust(
+    env: &crate::nixconf::Env,
+    nix: Option<&crate::nixcli::Nix>,
+    runner: &Runner,
+) -> Trust {
+    use crate::setup::trust::{StoreMode, gather};
+    let facts = gather(env, runner, nix);
+    if facts.uid == 0 || facts.store_mode == StoreMode::Local {
         return Trust::Trusted;
     }
-    let remote = std::env::var("NIX_REMOTE").unwrap_or_default();
-    let daemon_socket = Path::new("/nix/var/nix/daemon-socket/socket").exists();
-    let uses_daemon =
-        remote == "daemon" || remote.starts_with("unix://") || (remote.is_empty() && daemon_socket);
-    if !uses_daemon {
-        return Trust::Trusted;
-    }
-    let user = run_line(runner, Cmd::new("id").arg("-un")).or_else(|| std::env::var("USER").ok());
-    let Some(user) = user else {
-        return Trust::Unknown;
-    };
-    if let Some(t) = nix.and_then(|n| n.store_trusted()) {
-        return if t {
-            Trust::Trusted
-        } else {
-            Trust::Untrusted { user }
-        };
-    }
-    let groups: Vec<String> = run_line(runner, Cmd::new("id").arg("-Gn"))
-        .map(|g| g.split_whitespace().map(str::to_owned).collect())
-        .unwrap_or_default();
-    let trusted = system_effective(layers, "trusted-users");
-    let ok = trusted.iter().any(|t| {
-        t.value == user
-            || t.value == "*"
-            || t.value
-                .strip_prefix('@')
-                .is_some_and(|g| groups.iter().any(|x| x == g))
-    });
-    if ok {
+    let by_config = system_effective(&facts.system, "trusted-users")
+        .iter()
+        .any(|t| {
+            t.value == "*"
+                || t.value == facts.user
+                || t.value
+                    .strip_prefix('@')
+                    .is_some_and(|g| facts.groups.iter().any(|x| x == g))
+        });
+    if facts.nix_says.unwrap_or(by_config) {
         Trust::Trusted
     } else {
-        Trust::Untrusted { user }
+        Trust::Untrusted { user: facts.user }
     }
-}
-
-fn run_line(runner: &Runner, cmd: Cmd) -> Option<String> {
-    let out = runner.run(&cmd.read_only()).ok()?;
-    let s = out.stdout_str().trim().to_owned();
-    (!s.is_empty()).then_some(s)
-}
-
-fn current_uid(runner: &Runner) -> Option<u32> {
-    if let Ok(s) = std::fs::read_to_string("/proc/self/status") {
-        if let Some(l) = s.lines().find(|l| l.starts_with("Uid:")) {
-            return l.split_whitespace().nth(2).and_then(|u| u.parse().ok());
-        }
-    }
-    run_line(runner, Cmd::new("id").arg("-u")).and_then(|u| u.parse().ok())
 }
 
 /// Is the file at `idx` the system file or something it includes (what the daemon reads)?

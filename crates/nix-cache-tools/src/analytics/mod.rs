@@ -460,7 +460,7 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
             .as_ref()
             .and_then(|n| config::nix_settings(n, &opts.runner))
             .unwrap_or_else(config::NixSettings::builtin);
-        let trust = config::detect_trust(nix.as_ref(), &l, &opts.runner);
+        let trust = config::detect_trust(&env, nix.as_ref(), &opts.runner);
         config.findings = config::check(&config::ConfigCheck {
             layers: &l,
             settings: &settings,
