@@ -195,11 +195,26 @@ fn read_derivation_facts(
     if any.is_none() {
         return Ok(());
     }
-    let (index, deriver) = {
-        let mut index: HashMap<String, u32> = HashMap::with_capacity(b.len());
+    // Paths are looked up by their 32-character hash part, borrowed from the graph's
+    // arena: no string is allocated per path.
+    let key = |p: &str| -> Option<[u8; 32]> {
+        let h = crate::storepath::base_name(p).as_bytes().get(..32)?;
+        let mut k = [0u8; 32];
+        k.copy_from_slice(h);
+        Some(k)
+    };
+    let facts = {
+        let mut index: HashMap<[u8; 32], u32> = HashMap::with_capacity(b.len());
         for i in 0..b.len() as u32 {
-            index.insert(b.path(i).to_owned(), i);
+            if let Some(k) = key(b.path(i)) {
+                index.insert(k, i);
+            }
         }
+        let find = |p: &str| {
+            key(p)
+                .and_then(|k| index.get(&k).copied())
+                .filter(|&i| b.path(i) == p)
+        };
         let mut deriver = vec![u32::MAX; b.len()];
         let mut stmt =
             conn.prepare("SELECT id, deriver FROM ValidPaths WHERE deriver IS NOT NULL")?;
@@ -207,22 +222,22 @@ fn read_derivation_facts(
         while let Some(row) = rows.next()? {
             let id: i64 = row.get(0)?;
             let d = row.get_ref(1)?.as_str().unwrap_or("");
-            if let (Some(i), Some(&di)) = (ids.get(id), index.get(d)) {
+            if let (Some(i), Some(di)) = (ids.get(id), find(d)) {
                 deriver[i as usize] = di;
             }
         }
-        (index, deriver)
-    };
-    let mut stmt = conn.prepare("SELECT drv, path FROM DerivationOutputs")?;
-    let mut rows = stmt.query([])?;
-    let mut facts = Vec::new();
-    while let Some(row) = rows.next()? {
-        let drv: i64 = row.get(0)?;
-        let out = row.get_ref(1)?.as_str().unwrap_or("");
-        if let (Some(d), Some(&o)) = (ids.get(drv), index.get(out)) {
-            facts.push((d, o, deriver[o as usize] == d));
+        let mut stmt = conn.prepare("SELECT drv, path FROM DerivationOutputs")?;
+        let mut rows = stmt.query([])?;
+        let mut facts = Vec::new();
+        while let Some(row) = rows.next()? {
+            let drv: i64 = row.get(0)?;
+            let out = row.get_ref(1)?.as_str().unwrap_or("");
+            if let (Some(d), Some(o)) = (ids.get(drv), find(out)) {
+                facts.push((d, o, deriver[o as usize] == d));
+            }
         }
-    }
+        facts
+    };
     for (d, o, is) in facts {
         b.push_drv_output(d, o, is);
     }
