@@ -68,7 +68,11 @@ fn new_table(tty: bool) -> Table {
     let mut t = Table::new();
     if tty {
         t.load_preset(presets::UTF8_FULL_CONDENSED);
-        t.set_content_arrangement(ContentArrangement::Dynamic);
+        // Wrap to the terminal only when its width is known and usable; a pseudo-terminal
+        // without a size would squeeze every column to one character.
+        if t.width().is_some_and(|w| w >= 80) {
+            t.set_content_arrangement(ContentArrangement::Dynamic);
+        }
     } else {
         t.load_preset(presets::ASCII_MARKDOWN);
         t.set_content_arrangement(ContentArrangement::Disabled);
