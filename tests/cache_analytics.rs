@@ -33,56 +33,39 @@ fn analytics_json(env: &NixEnv, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", stdout(&out)))
 }
 
-/// `path -> (narSize, references)` for every valid path, as Nix reports it.
-fn nix_all(env: &NixEnv, store: &str) -> BTreeMap<String, (u64, Vec<String>)> {
-    let out = run_ok(env.nix(&["path-info", "--store", store, "--all", "--json"]));
-    let infos = nix_cache_tools_parse(&stdout(&out));
-    infos.into_iter().collect()
-}
-
-fn nix_cache_tools_parse(json: &str) -> Vec<(String, (u64, Vec<String>))> {
-    // Both shapes: an array of objects with `path` (2.8–2.18) or an object keyed by path.
-    let v: Value = serde_json::from_str(json).unwrap();
-    let one = |p: &str, o: &Value| {
-        let refs = o["references"]
-            .as_array()
-            .map(|a| a.iter().map(|r| r.as_str().unwrap().to_owned()).collect())
-            .unwrap_or_default();
-        (p.to_owned(), (o["narSize"].as_u64().unwrap(), refs))
-    };
-    match v {
+/// Every path `nix path-info ARGS --json` describes, as `path -> its JSON object`, from
+/// either JSON shape (an array with `path` fields before 2.19, an object keyed by path
+/// after). Read here independently of the library's parser, so a bug there cannot hide
+/// in the comparison.
+fn nix_path_info(env: &NixEnv, store: &str, args: &[&str]) -> BTreeMap<String, Value> {
+    let mut c = env.nix(&["path-info", "--store", store, "--json"]);
+    c.args(args);
+    match serde_json::from_str(&stdout(&run_ok(c))).unwrap() {
         Value::Array(a) => a
-            .iter()
-            .map(|o| one(o["path"].as_str().unwrap(), o))
+            .into_iter()
+            .map(|o| (o["path"].as_str().unwrap().to_owned(), o))
             .collect(),
-        Value::Object(m) => m.iter().map(|(p, o)| one(p, o)).collect(),
+        Value::Object(m) => m.into_iter().filter(|(_, o)| !o.is_null()).collect(),
         _ => panic!("unexpected path-info JSON"),
     }
+}
+
+/// `path -> (narSize, references)` for every valid path, as Nix reports it.
+fn nix_all(env: &NixEnv, store: &str) -> BTreeMap<String, (u64, Vec<String>)> {
+    nix_path_info(env, store, &["--all"])
+        .into_iter()
+        .map(|(p, o)| (p, (o["narSize"].as_u64().unwrap(), strs(&o["references"]))))
+        .collect()
 }
 
 /// `nix path-info -S` closure sizes of `paths`. Asked with `--all`: Nix 2.8 reads a
 /// `.drv` named on the command line as "its outputs", not as the path itself.
 fn nix_closure_sizes(env: &NixEnv, store: &str, paths: &[String]) -> BTreeMap<String, u64> {
-    let c = env.nix(&["path-info", "--store", store, "--json", "-S", "--all"]);
-    let v: Value = serde_json::from_str(&stdout(&run_ok(c))).unwrap();
-    let mut m = BTreeMap::new();
-    match v {
-        Value::Array(a) => {
-            for o in a {
-                m.insert(
-                    o["path"].as_str().unwrap().to_owned(),
-                    o["closureSize"].as_u64().unwrap(),
-                );
-            }
-        }
-        Value::Object(o) => {
-            for (p, i) in o {
-                m.insert(p, i["closureSize"].as_u64().unwrap());
-            }
-        }
-        _ => panic!(),
-    }
-    m.retain(|p, _| paths.contains(p));
+    let m: BTreeMap<String, u64> = nix_path_info(env, store, &["--all", "-S"])
+        .into_iter()
+        .filter(|(p, _)| paths.contains(p))
+        .map(|(p, o)| (p, o["closureSize"].as_u64().unwrap()))
+        .collect();
     assert_eq!(m.len(), paths.len(), "Nix knows every path asked for");
     m
 }

@@ -36,6 +36,24 @@ fn rate(part: u64, whole: u64) -> f64 {
     }
 }
 
+/// Nothing found yet: totals of the closure, zero present.
+fn empty(target: &Target, closure: &[(String, u64)]) -> Coverage {
+    Coverage {
+        cache: target.url.clone(),
+        from: target.from.clone(),
+        priority: url_priority(&target.url),
+        store_dir: None,
+        paths_total: closure.len() as u64,
+        paths_present: 0,
+        nar_bytes_total: closure.iter().map(|(_, s)| s).sum(),
+        nar_bytes_present: 0,
+        hit_rate_paths: 0.0,
+        hit_rate_bytes: 0.0,
+        errors: 0,
+        error: None,
+    }
+}
+
 /// Checks one cache. `closure` is `(path, nar_size)` of every path of the closure.
 pub fn check_one(
     target: &Target,
@@ -43,22 +61,7 @@ pub fn check_one(
     store_dir: &str,
     timeout: Duration,
 ) -> Coverage {
-    let paths_total = closure.len() as u64;
-    let nar_bytes_total: u64 = closure.iter().map(|(_, s)| s).sum();
-    let mut cov = Coverage {
-        cache: target.url.clone(),
-        from: target.from.clone(),
-        priority: url_priority(&target.url),
-        store_dir: None,
-        paths_total,
-        paths_present: 0,
-        nar_bytes_total,
-        nar_bytes_present: 0,
-        hit_rate_paths: 0.0,
-        hit_rate_bytes: 0.0,
-        errors: 0,
-        error: None,
-    };
+    let mut cov = empty(target, closure);
     let cache = match BinaryCache::with_timeout(&target.url, timeout) {
         Ok(c) => c,
         Err(e) => {
@@ -103,8 +106,8 @@ pub fn check_one(
             binarycache::Presence::Error(_) => cov.errors += 1,
         }
     }
-    cov.hit_rate_paths = rate(cov.paths_present, paths_total);
-    cov.hit_rate_bytes = rate(cov.nar_bytes_present, nar_bytes_total);
+    cov.hit_rate_paths = rate(cov.paths_present, cov.paths_total);
+    cov.hit_rate_bytes = rate(cov.nar_bytes_present, cov.nar_bytes_total);
     cov
 }
 
@@ -126,18 +129,8 @@ pub fn check_all(
             .zip(targets)
             .map(|(h, t)| {
                 h.join().unwrap_or_else(|_| Coverage {
-                    cache: t.url.clone(),
-                    from: t.from.clone(),
-                    priority: None,
-                    store_dir: None,
-                    paths_total: closure.len() as u64,
-                    paths_present: 0,
-                    nar_bytes_total: closure.iter().map(|(_, s)| s).sum(),
-                    nar_bytes_present: 0,
-                    hit_rate_paths: 0.0,
-                    hit_rate_bytes: 0.0,
-                    errors: 0,
                     error: Some("internal error while querying".to_owned()),
+                    ..empty(t, closure)
                 })
             })
             .collect()

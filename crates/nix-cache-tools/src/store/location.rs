@@ -88,9 +88,9 @@ impl StoreLocation {
 
     /// How to name this store to the user.
     pub fn display(&self) -> String {
-        match (&self.uri, self.kind) {
-            (Some(u), _) => u.clone(),
-            (None, _) => "the default store (/nix/store)".to_owned(),
+        match &self.uri {
+            Some(u) => u.clone(),
+            None => "the default store (/nix/store)".to_owned(),
         }
     }
 }
