@@ -15,6 +15,15 @@ use support::{NixEnv, require_nix, run_ok, stdout};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cache-analytics");
 
+/// A copy of the binary inside the test's directory, which `nobody` can run wherever the
+/// checkout lives (CI may build under a home directory other users cannot enter).
+fn binary_for_nobody(env: &NixEnv) -> String {
+    let dst = env.path().join("cache-analytics");
+    std::fs::copy(BIN, &dst).unwrap();
+    std::fs::set_permissions(&dst, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    dst.to_str().unwrap().to_owned()
+}
+
 fn analytics(env: &NixEnv, args: &[&str]) -> Output {
     env.command(BIN).args(args).output().unwrap()
 }
