@@ -771,13 +771,14 @@ fn untrusted_user_caches_are_flagged() {
         std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
     let missing = env.path().join("no-store");
+    let bin = binary_for_nobody(&env);
     let out = env
         .command("runuser")
         .args([
             "-u",
             "nobody",
             "--",
-            BIN,
+            &bin,
             "--format",
             "json",
             "--store",
@@ -925,11 +926,12 @@ fn non_root_reads_the_database_and_falls_back_to_immutable() {
     }
     let as_root = analytics_json(&env, &["--store", &store]);
     assert_eq!(as_root["source"]["mode"], "read-only");
+    let bin = binary_for_nobody(&env);
     let as_nobody = || -> Value {
         let out = env
             .command("runuser")
             .args([
-                "-u", "nobody", "--", BIN, "--format", "json", "--store", &store,
+                "-u", "nobody", "--", &bin, "--format", "json", "--store", &store,
             ])
             .output()
             .unwrap();
