@@ -322,132 +322,193 @@ pub enum AnalyticsError {
 pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
     let loc = StoreLocation::parse(opts.store.as_deref());
     let st = store::load(&loc, opts.source, &opts.runner)?;
-    let g = &st.graph;
-    let mut findings: Vec<Finding> = Vec::new();
-    let mut recs: Vec<Recommendation> = Vec::new();
-
-    // 1. Store.
-    let mut drv = Share::default();
-    let mut src = Share::default();
-    let mut total = 0u64;
-    for (i, p) in g.paths() {
-        let n = g.nar_size(i);
-        total += n;
-        if p.ends_with(".drv") {
-            drv.paths += 1;
-            drv.nar_bytes += n;
-        } else if p.ends_with("-source") {
-            src.paths += 1;
-            src.nar_bytes += n;
-        }
-    }
-    let exists = !matches!(st.source, Source::Missing { .. });
-    let filesystem = if loc.kind == store::location::StoreKind::Local && exists {
-        filesystem_of(&loc.real_store_dir())
-    } else {
-        None
+    let mut cx = Ctx {
+        opts,
+        store_hint: match &loc.uri {
+            Some(u) => format!(" --store {}", crate::cmd::shell_quote(u)),
+            None => String::new(),
+        },
+        loc,
+        st,
+        findings: Vec::new(),
+        recs: Vec::new(),
     };
-    let store_sec = StoreSection {
-        uri: loc.uri.clone(),
-        root: loc.root.clone(),
-        store_dir: loc.store_dir.clone(),
-        exists,
-        paths: g.len() as u64,
-        nar_bytes: total,
-        references: g.ref_count() as u64,
-        drv,
-        source_paths: src,
-        filesystem,
-    };
-    let store_hint = match &loc.uri {
-        Some(u) => format!(" --store {}", crate::cmd::shell_quote(u)),
-        None => String::new(),
-    };
-    if !exists {
-        findings.push(Finding {
-            severity: Severity::Warning,
-            area: "store",
-            file: Some(loc.db_path().display().to_string()),
-            line: None,
-            message: format!("There is no Nix store at {}: nothing to report on.", loc.display()),
-            what_to_do: "Check the `--store` argument (a directory is a chroot store whose database is DIR/nix/var/nix/db/db.sqlite), or install Nix.".to_owned(),
-        });
-    } else if g.is_empty() {
-        findings.push(Finding {
-            severity: Severity::Info,
-            area: "store",
-            file: None,
-            line: None,
-            message: format!("The store {} has no valid paths.", loc.display()),
-            what_to_do: "Nothing to do: build something first.".to_owned(),
-        });
-    }
-    if let Some(fs) = &store_sec.filesystem {
-        if fs.total_bytes > 0 && fs.available_bytes.saturating_mul(10) < fs.total_bytes {
-            findings.push(Finding {
-                severity: Severity::Warning,
-                area: "store",
-                file: Some(fs.mount_point.display().to_string()),
-                line: None,
-                message: format!(
-                    "The filesystem holding the store has only {} free of {}: builds may fail with \"No space left on device\".",
-                    crate::output::human_bytes(fs.available_bytes),
-                    crate::output::human_bytes(fs.total_bytes)
-                ),
-                what_to_do: format!("Free space: `nix-collect-garbage --delete-older-than 14d`, or `nix-store{store_hint} --gc`."),
-            });
-        }
-    }
-
-    // 2. Largest paths.
-    let largest_paths = g
+    let store = cx.store_section();
+    let largest_paths = cx
+        .st
+        .graph
         .largest(opts.top)
         .into_iter()
         .map(|i| PathEntry {
-            path: g.path(i).to_owned(),
-            nar_size: g.nar_size(i),
+            path: cx.st.graph.path(i).to_owned(),
+            nar_size: cx.st.graph.nar_size(i),
         })
         .collect();
+    let (root_paths, largest_closures) = cx.largest_closures();
+    // Configuration before garbage: keep-derivations / keep-outputs decide what the
+    // collector keeps.
+    let (config, layers) = cx.config_section();
+    let gc = cx.gc_section(&root_paths, layers.as_ref());
+    cx.recommend_biggest_root(&largest_closures, store.nar_bytes);
+    let closure = cx.closure_section();
+    let coverage = match &closure {
+        Some((_, members)) => cx.coverage_section(members, layers.as_ref()),
+        None => Vec::new(),
+    };
+    cx.recommend_config_fixes(&config.findings);
+    let mut findings = cx.findings;
+    findings.extend(config.findings.iter().cloned());
+    findings.sort_by_key(|f| f.severity);
+    Ok(Report {
+        schema_version: JSON_SCHEMA_VERSION,
+        source: cx.st.source.clone(),
+        store,
+        largest_paths,
+        largest_closures,
+        gc,
+        config,
+        closure: closure.map(|(c, _)| c),
+        coverage,
+        findings,
+        recommendations: cx.recs,
+    })
+}
 
-    // 3. Largest closures among the GC roots.
-    let mut root_paths: Vec<u32> = st.roots.iter().map(|(_, i)| *i).collect();
-    root_paths.sort_unstable();
-    root_paths.dedup();
-    let sizes = g.closure_sizes(&root_paths);
-    let mut order: Vec<usize> = (0..root_paths.len()).collect();
-    order.sort_by(|&a, &b| {
-        sizes[b]
-            .nar_bytes
-            .cmp(&sizes[a].nar_bytes)
-            .then_with(|| g.path(root_paths[a]).cmp(g.path(root_paths[b])))
-    });
-    let largest_closures: Vec<ClosureEntry> = order
-        .iter()
-        .take(opts.top)
-        .map(|&k| {
-            let idx = root_paths[k];
-            let links: Vec<String> = st
-                .roots
-                .iter()
-                .filter(|(_, i)| *i == idx)
-                .map(|(r, _)| r.link.display().to_string())
-                .collect();
-            ClosureEntry {
-                path: g.path(idx).to_owned(),
-                closure_size: sizes[k].nar_bytes,
-                closure_paths: sizes[k].paths,
-                root: links.first().cloned().unwrap_or_default(),
-                roots: links,
+/// What every section reads, and what they add to.
+struct Ctx<'a> {
+    opts: &'a Options,
+    loc: StoreLocation,
+    st: store::Store,
+    /// ` --store URI` for commands the report suggests (empty for the default store).
+    store_hint: String,
+    findings: Vec<Finding>,
+    recs: Vec<Recommendation>,
+}
+
+impl Ctx<'_> {
+    fn exists(&self) -> bool {
+        !matches!(self.st.source, Source::Missing { .. })
+    }
+
+    /// Section 1, with findings for a missing or empty store and a nearly full disk.
+    fn store_section(&mut self) -> StoreSection {
+        let g = &self.st.graph;
+        let (mut drv, mut src, mut total) = (Share::default(), Share::default(), 0u64);
+        for (i, p) in g.paths() {
+            let n = g.nar_size(i);
+            total += n;
+            if p.ends_with(".drv") {
+                drv.paths += 1;
+                drv.nar_bytes += n;
+            } else if p.ends_with("-source") {
+                src.paths += 1;
+                src.nar_bytes += n;
             }
-        })
-        .collect();
+        }
+        let exists = self.exists();
+        let loc = &self.loc;
+        let filesystem = if loc.kind == store::location::StoreKind::Local && exists {
+            filesystem_of(&loc.real_store_dir())
+        } else {
+            None
+        };
+        if !exists {
+            self.findings.push(Finding {
+                severity: Severity::Warning,
+                area: "store",
+                file: Some(loc.db_path().display().to_string()),
+                line: None,
+                message: format!("There is no Nix store at {}: nothing to report on.", loc.display()),
+                what_to_do: "Check the `--store` argument (a directory is a chroot store whose database is DIR/nix/var/nix/db/db.sqlite), or install Nix.".to_owned(),
+            });
+        } else if g.is_empty() {
+            self.findings.push(Finding {
+                severity: Severity::Info,
+                area: "store",
+                file: None,
+                line: None,
+                message: format!("The store {} has no valid paths.", loc.display()),
+                what_to_do: "Nothing to do: build something first.".to_owned(),
+            });
+        }
+        if let Some(fs) = &filesystem {
+            if fs.total_bytes > 0 && fs.available_bytes.saturating_mul(10) < fs.total_bytes {
+                self.findings.push(Finding {
+                    severity: Severity::Warning,
+                    area: "store",
+                    file: Some(fs.mount_point.display().to_string()),
+                    line: None,
+                    message: format!(
+                        "The filesystem holding the store has only {} free of {}: builds may fail with \"No space left on device\".",
+                        crate::output::human_bytes(fs.available_bytes),
+                        crate::output::human_bytes(fs.total_bytes)
+                    ),
+                    what_to_do: format!(
+                        "Free space: `nix-collect-garbage --delete-older-than 14d`, or `nix-store{} --gc`.",
+                        self.store_hint
+                    ),
+                });
+            }
+        }
+        StoreSection {
+            uri: loc.uri.clone(),
+            root: loc.root.clone(),
+            store_dir: loc.store_dir.clone(),
+            exists,
+            paths: g.len() as u64,
+            nar_bytes: total,
+            references: g.ref_count() as u64,
+            drv,
+            source_paths: src,
+            filesystem,
+        }
+    }
 
-    // 5. Configuration (read before the garbage section: keep-derivations/keep-outputs
-    // decide what the collector keeps).
-    let nix = config::detect_nix(&opts.runner, loc.uri.clone());
-    let mut config = ConfigSection::default();
-    let mut layers = None;
-    if opts.check_config {
+    /// Section 3: the distinct rooted paths, and the largest closures among them.
+    fn largest_closures(&self) -> (Vec<u32>, Vec<ClosureEntry>) {
+        let g = &self.st.graph;
+        let mut root_paths: Vec<u32> = self.st.roots.iter().map(|(_, i)| *i).collect();
+        root_paths.sort_unstable();
+        root_paths.dedup();
+        let sizes = g.closure_sizes(&root_paths);
+        let mut order: Vec<usize> = (0..root_paths.len()).collect();
+        order.sort_by(|&a, &b| {
+            sizes[b]
+                .nar_bytes
+                .cmp(&sizes[a].nar_bytes)
+                .then_with(|| g.path(root_paths[a]).cmp(g.path(root_paths[b])))
+        });
+        let entries = order
+            .iter()
+            .take(self.opts.top)
+            .map(|&k| {
+                let idx = root_paths[k];
+                let links: Vec<String> = self
+                    .st
+                    .roots
+                    .iter()
+                    .filter(|(_, i)| *i == idx)
+                    .map(|(r, _)| r.link.display().to_string())
+                    .collect();
+                ClosureEntry {
+                    path: g.path(idx).to_owned(),
+                    closure_size: sizes[k].nar_bytes,
+                    closure_paths: sizes[k].paths,
+                    root: links.first().cloned().unwrap_or_default(),
+                    roots: links,
+                }
+            })
+            .collect();
+        (root_paths, entries)
+    }
+
+    /// Section 5, and the layers read (for the GC settings and the substituters in effect).
+    fn config_section(&self) -> (ConfigSection, Option<crate::nixconf::Layers>) {
+        let opts = self.opts;
+        if !opts.check_config {
+            return (ConfigSection::default(), None);
+        }
+        let nix = config::detect_nix(&opts.runner, self.loc.uri.clone());
         let mut env = opts
             .nix_env
             .clone()
@@ -455,82 +516,93 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
         if let Some(n) = &nix {
             env = env.for_nix_version(n.version());
         }
-        let l = crate::nixconf::load(&env);
+        let layers = crate::nixconf::load(&env);
         let settings = nix
             .as_ref()
             .and_then(|n| config::nix_settings(n, &opts.runner))
             .unwrap_or_else(config::NixSettings::builtin);
         let trust = config::detect_trust(&env, nix.as_ref(), &opts.runner);
-        config.findings = config::check(&config::ConfigCheck {
-            layers: &l,
-            settings: &settings,
-            trust: &trust,
-            cache_toml: opts.cache_toml.as_ref(),
-        });
-        config.files = l
-            .files
-            .iter()
-            .map(|f| ConfigFile {
-                path: f.path.display().to_string(),
-                layer: f.kind.to_string(),
-                exists: f.exists,
-            })
-            .collect();
-        config.checked = true;
-        layers = Some(l);
-    }
-    // The last assignment of a boolean setting under any of its names (Nix 2.8 still
-    // accepts `gc-keep-derivations` / `gc-keep-outputs`).
-    let conf_bool = |names: &[&str]| {
-        layers.as_ref().and_then(|l| {
-            l.assignments()
-                .into_iter()
-                .rfind(|a| !a.is_extra && names.contains(&a.name))
-                .and_then(|a| match a.values.join(" ").as_str() {
-                    "true" => Some(true),
-                    "false" => Some(false),
-                    _ => None,
+        let section = ConfigSection {
+            checked: true,
+            files: layers
+                .files
+                .iter()
+                .map(|f| ConfigFile {
+                    path: f.path.display().to_string(),
+                    layer: f.kind.to_string(),
+                    exists: f.exists,
                 })
-        })
-    };
+                .collect(),
+            findings: config::check(&config::ConfigCheck {
+                layers: &layers,
+                settings: &settings,
+                trust: &trust,
+                cache_toml: opts.cache_toml.as_ref(),
+            }),
+        };
+        (section, Some(layers))
+    }
 
-    // 4. Garbage.
-    let keep_derivations = opts
-        .keep_derivations
-        .or_else(|| conf_bool(&["keep-derivations", "gc-keep-derivations"]))
-        .unwrap_or(true);
-    let keep_outputs = opts
-        .keep_outputs
-        .or_else(|| conf_bool(&["keep-outputs", "gc-keep-outputs"]))
-        .unwrap_or(false);
-    let gc = if st.roots_known && exists {
-        let live = g.live_mask(&root_paths, keep_derivations, keep_outputs);
-        let mut dead_paths = 0u64;
-        let mut dead_bytes = 0u64;
-        let mut dead_list = Vec::new();
+    /// Section 4 (null when the roots cannot be seen), with the "collect garbage"
+    /// recommendation.
+    fn gc_section(
+        &mut self,
+        root_paths: &[u32],
+        layers: Option<&crate::nixconf::Layers>,
+    ) -> Option<GcSection> {
+        if !self.st.roots_known || !self.exists() {
+            return None;
+        }
+        // The last assignment of a boolean setting under any of its names (Nix 2.8 still
+        // accepts `gc-keep-derivations` / `gc-keep-outputs`).
+        let conf_bool = |names: &[&str]| {
+            layers.and_then(|l| {
+                l.assignments()
+                    .into_iter()
+                    .rfind(|a| !a.is_extra && names.contains(&a.name))
+                    .and_then(|a| match a.values.join(" ").as_str() {
+                        "true" => Some(true),
+                        "false" => Some(false),
+                        _ => None,
+                    })
+            })
+        };
+        let keep_derivations = self
+            .opts
+            .keep_derivations
+            .or_else(|| conf_bool(&["keep-derivations", "gc-keep-derivations"]))
+            .unwrap_or(true);
+        let keep_outputs = self
+            .opts
+            .keep_outputs
+            .or_else(|| conf_bool(&["keep-outputs", "gc-keep-outputs"]))
+            .unwrap_or(false);
+        let g = &self.st.graph;
+        let live = g.live_mask(root_paths, keep_derivations, keep_outputs);
+        let (mut dead_paths, mut dead_bytes, mut dead_list) = (0u64, 0u64, Vec::new());
         for (i, alive) in live.iter().enumerate() {
             if !alive {
                 dead_paths += 1;
                 dead_bytes += g.nar_size(i as u32);
-                if opts.list_dead {
+                if self.opts.list_dead {
                     dead_list.push(g.path(i as u32).to_owned());
                 }
             }
         }
         dead_list.sort_unstable();
         if dead_paths > 0 {
-            recs.push(Recommendation {
+            self.recs.push(Recommendation {
                 area: "gc",
                 message: format!(
                     "Collect garbage: {} paths ({}) are not reachable from any GC root. The disk space freed is at most that (less for files `nix-store --optimise` hard-linked, and running programs' runtime roots are kept).",
                     render::thousands(dead_paths),
                     crate::output::human_bytes(dead_bytes)
                 ),
-                command: Some(format!("nix-store{store_hint} --gc")),
+                command: Some(format!("nix-store{} --gc", self.store_hint)),
             });
         }
         Some(GcSection {
-            roots: st.roots.len() as u64,
+            roots: self.st.roots.len() as u64,
             root_paths: root_paths.len() as u64,
             live_paths: g.len() as u64 - dead_paths,
             dead_paths,
@@ -542,18 +614,21 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
                 "Runtime roots (files open by running programs, seen by Nix through /proc) and temporary roots are not counted: `nix-store --gc` may keep a few of these paths.".to_owned(),
                 "Freed disk space can be smaller than the NAR bytes: files deduplicated by `nix-store --optimise` (auto-optimise-store) are hard links that free nothing until every link is gone.".to_owned(),
             ],
-            dead: opts.list_dead.then_some(dead_list),
+            dead: self.opts.list_dead.then_some(dead_list),
         })
-    } else {
-        None
-    };
-    if let Some(top) = largest_closures.first() {
+    }
+
+    /// "Release the biggest root" when one root keeps a quarter of the store or more.
+    fn recommend_biggest_root(&mut self, closures: &[ClosureEntry], total: u64) {
+        let Some(top) = closures.first() else {
+            return;
+        };
         if top.closure_size > 0
             && total > 0
             && top.closure_size.saturating_mul(4) >= total
-            && largest_closures.len() > 1
+            && closures.len() > 1
         {
-            recs.push(Recommendation {
+            self.recs.push(Recommendation {
                 area: "gc",
                 message: format!(
                     "The largest GC root, {} → {}, keeps {} ({:.0}% of the store). Remove the link if it is no longer needed, then collect garbage.",
@@ -567,45 +642,53 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
         }
     }
 
-    // --closure: the closure whose coverage is checked.
-    let closure = if opts.closures.is_empty() {
-        None
-    } else {
+    /// The `--closure` section and its members `(path, nar_size)`; an error finding for
+    /// each argument that is not a valid path of the store.
+    fn closure_section(&mut self) -> Option<(ClosureSection, Vec<(String, u64)>)> {
+        if self.opts.closures.is_empty() {
+            return None;
+        }
+        let g = &self.st.graph;
         let index = g.index();
         let mut starts = Vec::new();
-        for c in &opts.closures {
-            match resolve_closure_arg(c, &loc.store_dir).and_then(|p| index.get(p.as_str()).copied().map(|i| (p, i))) {
-                Some((_, i)) => starts.push(i),
-                None => findings.push(Finding {
+        for c in &self.opts.closures {
+            match resolve_closure_arg(c, &self.loc.store_dir).and_then(|p| index.get(p.as_str()).copied()) {
+                Some(i) => starts.push(i),
+                None => self.findings.push(Finding {
                     severity: Severity::Error,
                     area: "closure",
                     file: None,
                     line: None,
-                    message: format!("`{c}` is not a valid path in {}.", loc.display()),
-                    what_to_do: format!("Build it first (`nix build`), or pass a store path that `nix path-info{store_hint} PATH` knows."),
+                    message: format!("`{c}` is not a valid path in {}.", self.loc.display()),
+                    what_to_do: format!(
+                        "Build it first (`nix build`), or pass a store path that `nix path-info{} PATH` knows.",
+                        self.store_hint
+                    ),
                 }),
             }
         }
-        let mask = g.closure_mask(&starts);
-        let members: Vec<(String, u64)> = mask
+        let members: Vec<(String, u64)> = g
+            .closure_mask(&starts)
             .iter()
             .enumerate()
             .filter(|(_, m)| **m)
             .map(|(i, _)| (g.path(i as u32).to_owned(), g.nar_size(i as u32)))
             .collect();
-        Some((
-            ClosureSection {
-                requested: opts.closures.clone(),
-                paths: members.len() as u64,
-                nar_bytes: members.iter().map(|(_, s)| s).sum(),
-            },
-            members,
-        ))
-    };
+        let section = ClosureSection {
+            requested: self.opts.closures.clone(),
+            paths: members.len() as u64,
+            nar_bytes: members.iter().map(|(_, s)| s).sum(),
+        };
+        Some((section, members))
+    }
 
-    // 6. Coverage of the closure by each cache.
-    let mut coverage_rows = Vec::new();
-    if let Some((_, members)) = &closure {
+    /// Section 6: every `--cache`, else the substituters in effect and cache.toml's caches.
+    fn coverage_section(
+        &mut self,
+        members: &[(String, u64)],
+        layers: Option<&crate::nixconf::Layers>,
+    ) -> Vec<Coverage> {
+        let opts = self.opts;
         let mut targets: Vec<coverage::Target> = Vec::new();
         let mut add = |url: &str, from: &str| {
             if !targets
@@ -623,21 +706,20 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
                 add(c, "--cache");
             }
         } else {
-            if let Some(l) = &layers {
-                for s in l.effective("substituters") {
-                    add(&s.value, "nix.conf");
-                }
+            for s in layers
+                .map(|l| l.effective("substituters"))
+                .unwrap_or_default()
+            {
+                add(&s.value, "nix.conf");
             }
-            if let Some(t) = &opts.cache_toml {
-                for c in &t.caches {
-                    add(&c.url, "cache.toml");
-                }
+            for c in opts.cache_toml.iter().flat_map(|t| &t.caches) {
+                add(&c.url, "cache.toml");
             }
         }
-        coverage_rows = coverage::check_all(&targets, members, &loc.store_dir, opts.timeout);
-        for c in &coverage_rows {
+        let rows = coverage::check_all(&targets, members, &self.loc.store_dir, opts.timeout);
+        for c in &rows {
             if let Some(e) = &c.error {
-                findings.push(Finding {
+                self.findings.push(Finding {
                     severity: Severity::Warning,
                     area: "coverage",
                     file: None,
@@ -646,7 +728,7 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
                     what_to_do: "Check the URL and that the cache is reachable (`curl -I URL/nix-cache-info`).".to_owned(),
                 });
             } else if c.paths_present < c.paths_total && c.from != "nix.conf" {
-                recs.push(Recommendation {
+                self.recs.push(Recommendation {
                     area: "coverage",
                     message: format!(
                         "{} has {} of {} paths ({:.1}% of the bytes) of the closure: push the rest so others download instead of building.",
@@ -660,57 +742,43 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
                 });
             }
         }
-        if coverage_rows
-            .iter()
-            .all(|c| c.error.is_some() || c.paths_present == 0)
-            && !members.is_empty()
+        if !members.is_empty()
+            && rows
+                .iter()
+                .all(|c| c.error.is_some() || c.paths_present == 0)
         {
-            recs.push(Recommendation {
+            self.recs.push(Recommendation {
                 area: "coverage",
                 message: "No cache in effect holds any of this closure: add a binary cache for the project and push to it.".to_owned(),
                 command: Some("setup-cache --url URL --public-key KEY".to_owned()),
             });
         }
+        rows
     }
-    let closure = closure.map(|(c, _)| c);
 
-    let config_problems: Vec<&Finding> = config
-        .findings
-        .iter()
-        .filter(|f| f.severity <= Severity::Warning)
-        .collect();
-    if let Some(first) = config_problems.first() {
-        recs.insert(
-            0,
-            Recommendation {
-                area: "config",
-                message: format!(
-                    "Fix the {} configuration problem{} listed above, starting with {}:{}.",
-                    config_problems.len(),
-                    if config_problems.len() == 1 { "" } else { "s" },
-                    first.file.as_deref().unwrap_or("?"),
-                    first.line.map(|l| l.to_string()).unwrap_or_default()
-                ),
-                command: None,
-            },
-        );
+    /// "Fix the configuration" first among the recommendations when it has problems.
+    fn recommend_config_fixes(&mut self, config_findings: &[Finding]) {
+        let problems: Vec<&Finding> = config_findings
+            .iter()
+            .filter(|f| f.severity <= Severity::Warning)
+            .collect();
+        if let Some(first) = problems.first() {
+            self.recs.insert(
+                0,
+                Recommendation {
+                    area: "config",
+                    message: format!(
+                        "Fix the {} configuration problem{} listed above, starting with {}:{}.",
+                        problems.len(),
+                        if problems.len() == 1 { "" } else { "s" },
+                        first.file.as_deref().unwrap_or("?"),
+                        first.line.map(|l| l.to_string()).unwrap_or_default()
+                    ),
+                    command: None,
+                },
+            );
+        }
     }
-    findings.extend(config.findings.iter().cloned());
-    findings.sort_by_key(|f| f.severity);
-
-    Ok(Report {
-        schema_version: JSON_SCHEMA_VERSION,
-        source: st.source.clone(),
-        store: store_sec,
-        largest_paths,
-        largest_closures,
-        gc,
-        config,
-        closure,
-        coverage: coverage_rows,
-        findings,
-        recommendations: recs,
-    })
 }
 
 /// A `--closure` argument as a store path: a store path (or a file inside one) as is, a
