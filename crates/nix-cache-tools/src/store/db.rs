@@ -130,6 +130,10 @@ pub fn read_graph(conn: &Connection, path: &Path) -> Result<Graph, DbError> {
         path: path.to_owned(),
         source,
     };
+    // One read transaction: every table is read from the same snapshot even while Nix
+    // writes (a GC between two SELECTs could otherwise leave references to paths that are
+    // gone). Dropped, i.e. rolled back, at the end: nothing is written.
+    let _snapshot = conn.unchecked_transaction().map_err(rd)?;
     let count = |sql: &str| -> Result<usize, DbError> {
         conn.query_row(sql, [], |r| r.get::<_, i64>(0))
             .map(|n| n.max(0) as usize)
