@@ -52,7 +52,14 @@ impl Source {
                     ""
                 }
             ),
-            Source::NixPathInfo { command, .. } => format!("`{command}`"),
+            Source::NixPathInfo {
+                command,
+                reason: None,
+            } => format!("`{command}`"),
+            Source::NixPathInfo {
+                command,
+                reason: Some(r),
+            } => format!("`{command}` (the database could not be read: {r})"),
             Source::Missing { database } => format!("no store database at {}", database.display()),
         }
     }
