@@ -862,6 +862,8 @@ fn coverage_against_http_and_file_caches_is_exact() {
             &http.url,
             "--cache",
             &c_url,
+            "--cache",
+            "ssh-ng://builder.invalid",
         ],
     );
     let total: u64 = full.iter().map(|p| sizes[p].0).sum();
@@ -869,8 +871,8 @@ fn coverage_against_http_and_file_caches_is_exact() {
     assert_eq!(report["closure"]["paths"], 4);
     assert_eq!(report["closure"]["nar_bytes"].as_u64().unwrap(), total);
     let cov = report["coverage"].as_array().unwrap();
-    assert_eq!(cov.len(), 3);
-    // Sorted by priority: A (30) first, then B and C (default 50).
+    assert_eq!(cov.len(), 4);
+    // Sorted by priority: A (30) first, then the others (default 50).
     assert_eq!(cov[0]["cache"], http.url.as_str());
     assert_eq!(cov[0]["priority"], 30);
     assert_eq!(cov[0]["paths_present"], 2);
@@ -885,6 +887,17 @@ fn coverage_against_http_and_file_caches_is_exact() {
     let c = cov.iter().find(|c| c["cache"] == c_url.as_str()).unwrap();
     assert_eq!(c["paths_present"], 0);
     assert!(c["error"].as_str().unwrap().contains("/gnu/store"), "{c}");
+    // An unusable cache is a warning; one this client cannot query (ssh-ng://) only info.
+    let sev = |cache: &str| {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["area"] == "coverage" && f["message"].as_str().unwrap().contains(cache))
+            .map(|f| f["severity"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(sev(&c_url).as_deref(), Some("warning"));
+    assert_eq!(sev("ssh-ng://builder.invalid").as_deref(), Some("info"));
     // The HTTP cache was asked about every path of the closure (and nothing was uploaded).
     let narinfo_requests = http
         .requests()

@@ -719,8 +719,15 @@ impl Ctx<'_> {
         let rows = coverage::check_all(&targets, members, &self.loc.store_dir, opts.timeout);
         for c in &rows {
             if let Some(e) = &c.error {
+                // A scheme this client cannot query (s3://, ssh-ng://) is a limit of the
+                // report, not a problem of the cache: info, so `--check` does not fail on it.
+                let severity = if crate::binarycache::is_supported(&c.cache) {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                };
                 self.findings.push(Finding {
-                    severity: Severity::Warning,
+                    severity,
                     area: "coverage",
                     file: None,
                     line: None,
