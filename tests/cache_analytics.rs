@@ -970,3 +970,54 @@ fn non_root_reads_the_database_and_falls_back_to_immutable() {
     }
     assert_eq!(as_root["store"]["nar_bytes"], r["store"]["nar_bytes"]);
 }
+
+#[test]
+fn a_cache_that_never_answers_times_out_and_is_reported() {
+    require_nix();
+    let env = NixEnv::new();
+    let store = synthetic(&env, 100, 3);
+    let all = nix_all(&env, &store);
+    let some = all.keys().next().unwrap().clone();
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            held.push(s);
+        }
+    });
+    let t0 = std::time::Instant::now();
+    let report = analytics_json(
+        &env,
+        &[
+            "--store",
+            &store,
+            "--closure",
+            &some,
+            "--cache",
+            &url,
+            "--timeout",
+            "1",
+        ],
+    );
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        t0.elapsed()
+    );
+    let c = &report["coverage"][0];
+    assert_eq!(c["paths_present"], 0);
+    assert!(
+        c["error"].as_str().unwrap().contains("nix-cache-info"),
+        "{c}"
+    );
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["area"] == "coverage" && f["severity"] == "warning"),
+        "{report}"
+    );
+}
