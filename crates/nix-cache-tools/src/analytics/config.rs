@@ -364,7 +364,9 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
             )),
             Some(Kind::Bool) if !a.is_extra => {
                 let v = a.values.join(" ");
-                if v != "true" && v != "false" {
+                // `sandbox` is shown as a boolean but also takes `relaxed`.
+                let ok = v == "true" || v == "false" || (a.name == "sandbox" && v == "relaxed");
+                if !ok {
                     out.push(finding(
                         Severity::Error,
                         f,
@@ -376,7 +378,9 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
             }
             Some(Kind::Int) if !a.is_extra => {
                 let v = a.values.join(" ");
-                let ok = v.parse::<i64>().is_ok() || (a.name == "max-jobs" && v == "auto");
+                // Newer Nix versions also take a size suffix (`min-free = 1G`).
+                let digits = v.strip_suffix(['K', 'M', 'G', 'T']).unwrap_or(&v);
+                let ok = digits.parse::<i64>().is_ok() || (a.name == "max-jobs" && v == "auto");
                 if !ok {
                     out.push(finding(
                         Severity::Error,
@@ -665,6 +669,36 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run(conf: &str) -> Vec<Finding> {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(d.path().join("nix.conf"), conf).unwrap_or_else(|e| panic!("{e}"));
+        let env = crate::nixconf::Env {
+            nix_conf_dir: Some(d.path().to_owned()),
+            nix_user_conf_files: Some(Default::default()),
+            ..Default::default()
+        };
+        let layers = crate::nixconf::load(&env);
+        check(&ConfigCheck {
+            layers: &layers,
+            settings: &NixSettings::builtin(),
+            trust: &Trust::Trusted,
+            cache_toml: None,
+        })
+    }
+
+    #[test]
+    fn values_nix_accepts_are_not_flagged() {
+        assert_eq!(
+            run("sandbox = relaxed\nmax-jobs = auto\nmin-free = 1G\ncores = 0\n"),
+            vec![]
+        );
+        let f = run("sandbox = maybe\ncores = lots\n");
+        assert_eq!(
+            f.iter().map(|f| (f.line, f.severity)).collect::<Vec<_>>(),
+            [(Some(1), Severity::Error), (Some(2), Severity::Error)]
+        );
+    }
 
     #[test]
     fn key_pairing_by_name() {
