@@ -247,6 +247,57 @@ pub struct ConfigCheck<'a> {
     pub settings: &'a NixSettings,
     pub trust: &'a Trust,
     pub cache_toml: Option<&'a CacheToml>,
+    /// Nix's own verdict on the unusual number values ([`unusual_numbers`]), from
+    /// [`ask_nix_about_values`]: `(name, value) → accepted`. Empty without Nix.
+    pub nix_verdicts: &'a BTreeMap<(String, String), bool>,
+}
+
+/// A number setting's value that is plainly fine: digits (or `max-jobs = auto`).
+fn plain_number(name: &str, v: &str) -> bool {
+    (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())) || (name == "max-jobs" && v == "auto")
+}
+
+/// `(name, value)` of every number setting whose value is not plain digits (`1G`, `-1`,
+/// `many`): whether Nix takes a size suffix or a sign depends on its version and the
+/// setting, so the installed Nix is asked about these few ([`ask_nix_about_values`]).
+pub fn unusual_numbers(layers: &Layers, settings: &NixSettings) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for a in layers.assignments() {
+        let v = a.values.join(" ");
+        if !a.is_extra && settings.kind(a.name) == Some(Kind::Int) && !plain_number(a.name, &v) {
+            let pair = (a.name.to_owned(), v);
+            if !out.contains(&pair) {
+                out.push(pair);
+            }
+        }
+    }
+    out
+}
+
+/// Asks the installed Nix whether it accepts each `name = value`, one isolated
+/// `show-config` per pair (a file with that line only).
+pub fn ask_nix_about_values(
+    nix: &crate::nixcli::Nix,
+    runner: &Runner,
+    pairs: &[(String, String)],
+) -> BTreeMap<(String, String), bool> {
+    let mut out = BTreeMap::new();
+    for (name, value) in pairs {
+        let Ok(dir) = tempfile::tempdir() else {
+            continue;
+        };
+        if std::fs::write(dir.path().join("nix.conf"), format!("{name} = {value}\n")).is_err() {
+            continue;
+        }
+        let cmd = isolated(nix.show_config_cmd(), dir.path()).env("NIX_CONF_DIR", dir.path());
+        let accepted = runner
+            .run_unchecked(&cmd)
+            .ok()
+            .and_then(|o| o.status)
+            .is_some_and(|s| s.success());
+        out.insert((name.clone(), value.clone()), accepted);
+    }
+    out
 }
 
 fn finding(
@@ -378,9 +429,18 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
             }
             Some(Kind::Int) if !a.is_extra => {
                 let v = a.values.join(" ");
-                // Newer Nix versions also take a size suffix (`min-free = 1G`).
-                let digits = v.strip_suffix(['K', 'M', 'G', 'T']).unwrap_or(&v);
-                let ok = digits.parse::<i64>().is_ok() || (a.name == "max-jobs" && v == "auto");
+                // Without Nix's verdict: digits with an optional sign or size suffix
+                // (`min-free = 1G` works on newer Nix, not on 2.8; Nix decides when it can).
+                let lenient = || {
+                    let digits = v.strip_suffix(['K', 'M', 'G', 'T']).unwrap_or(&v);
+                    digits.parse::<i64>().is_ok()
+                };
+                let ok = plain_number(a.name, &v)
+                    || c
+                        .nix_verdicts
+                        .get(&(a.name.to_owned(), v.clone()))
+                        .copied()
+                        .unwrap_or_else(lenient);
                 if !ok {
                     out.push(finding(
                         Severity::Error,
@@ -671,6 +731,10 @@ mod tests {
     use super::*;
 
     fn run(conf: &str) -> Vec<Finding> {
+        run_with(conf, &BTreeMap::new())
+    }
+
+    fn run_with(conf: &str, verdicts: &BTreeMap<(String, String), bool>) -> Vec<Finding> {
         let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(d.path().join("nix.conf"), conf).unwrap_or_else(|e| panic!("{e}"));
         let env = crate::nixconf::Env {
@@ -684,7 +748,19 @@ mod tests {
             settings: &NixSettings::builtin(),
             trust: &Trust::Trusted,
             cache_toml: None,
+            nix_verdicts: verdicts,
         })
+    }
+
+    #[test]
+    fn nix_decides_unusual_numbers() {
+        let mut v = BTreeMap::new();
+        v.insert(("min-free".to_owned(), "1G".to_owned()), false);
+        let f = run_with("min-free = 1G\n", &v);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].message.contains("not `1G`"), "{f:?}");
+        v.insert(("min-free".to_owned(), "1G".to_owned()), true);
+        assert_eq!(run_with("min-free = 1G\n", &v), vec![]);
     }
 
     #[test]

@@ -522,6 +522,14 @@ impl Ctx<'_> {
             .and_then(|n| config::nix_settings(n, &opts.runner))
             .unwrap_or_else(config::NixSettings::builtin);
         let trust = config::detect_trust(&env, nix.as_ref(), &opts.runner);
+        let nix_verdicts = match &nix {
+            Some(n) => config::ask_nix_about_values(
+                n,
+                &opts.runner,
+                &config::unusual_numbers(&layers, &settings),
+            ),
+            None => Default::default(),
+        };
         let section = ConfigSection {
             checked: true,
             files: layers
@@ -538,6 +546,7 @@ impl Ctx<'_> {
                 settings: &settings,
                 trust: &trust,
                 cache_toml: opts.cache_toml.as_ref(),
+                nix_verdicts: &nix_verdicts,
             }),
         };
         (section, Some(layers))
