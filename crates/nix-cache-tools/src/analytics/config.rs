@@ -135,8 +135,9 @@ fn isolated(cmd: Cmd, empty: &Path) -> Cmd {
 }
 
 /// The installed Nix (`None` when `nix` is not on PATH), found even when the
-/// configuration is broken. `store` is passed on as `--store`.
-pub fn detect_nix(runner: &Runner, store: Option<String>) -> Option<crate::nixcli::Nix> {
+/// configuration is broken. Its commands name no store: the configuration (and the
+/// daemon's trust) is the machine's, whatever store is analysed.
+pub fn detect_nix(runner: &Runner) -> Option<crate::nixcli::Nix> {
     let empty = tempfile::tempdir().ok()?;
     let out = runner
         .run(&isolated(
@@ -145,7 +146,7 @@ pub fn detect_nix(runner: &Runner, store: Option<String>) -> Option<crate::nixcl
         ))
         .ok()?;
     let v = crate::nixcli::NixVersion::parse(&out.stdout_str())?;
-    Some(crate::nixcli::Nix::with_version(v, store, runner.clone()))
+    Some(crate::nixcli::Nix::with_version(v, None, runner.clone()))
 }
 
 /// Asks the installed Nix for its settings list without reading any configuration (an

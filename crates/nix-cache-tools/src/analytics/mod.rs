@@ -508,7 +508,7 @@ impl Ctx<'_> {
         if !opts.check_config {
             return (ConfigSection::default(), None);
         }
-        let nix = config::detect_nix(&opts.runner, self.loc.uri.clone());
+        let nix = config::detect_nix(&opts.runner);
         let mut env = opts
             .nix_env
             .clone()
