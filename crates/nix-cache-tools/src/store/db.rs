@@ -247,3 +247,56 @@ fn read_derivation_facts(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_maps_dense_and_sparse() {
+        let dense = IdMap::new(vec![1, 4, 7]);
+        assert!(matches!(dense, IdMap::Direct(_)));
+        let sparse = IdMap::new(vec![1, 4, 9_000_000]);
+        assert!(matches!(sparse, IdMap::Sorted(_)));
+        for m in [&dense, &sparse] {
+            assert_eq!(m.get(1), Some(0));
+            assert_eq!(m.get(4), Some(1));
+            assert_eq!(m.get(2), None);
+            assert_eq!(m.get(-1), None);
+        }
+        assert_eq!(dense.get(7), Some(2));
+        assert_eq!(sparse.get(9_000_000), Some(2));
+    }
+
+    #[test]
+    fn reads_a_database_with_sparse_ids_read_only() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = d.path().join("db.sqlite");
+        {
+            let c = Connection::open(&p).unwrap_or_else(|e| panic!("{e}"));
+            c.execute_batch(
+                "CREATE TABLE ValidPaths (id integer primary key, path text, narSize integer, deriver text);
+                 CREATE TABLE Refs (referrer integer, reference integer);
+                 CREATE TABLE DerivationOutputs (drv integer, id text, path text);
+                 INSERT INTO ValidPaths VALUES (5, '/nix/store/a', 10, NULL), (9000000, '/nix/store/b', NULL, NULL);
+                 INSERT INTO Refs VALUES (5, 9000000), (5, 5), (9000000, 77);
+                 PRAGMA journal_mode=wal;",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let (conn, mode) = open(&p).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mode, OpenMode::ReadOnly);
+        let g = read_graph(&conn, &p).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(g.len(), 2);
+        assert_eq!(
+            (g.nar_size(0), g.nar_size(1)),
+            (10, 0),
+            "NULL narSize is 0, as Nix reads it"
+        );
+        assert_eq!(g.references(0), [1], "self reference dropped");
+        assert!(
+            g.references(1).is_empty(),
+            "a reference to a missing id is ignored"
+        );
+    }
+}
