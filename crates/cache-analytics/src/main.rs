@@ -46,12 +46,12 @@ struct Cli {
     #[arg(long)]
     check: bool,
     /// Check how much of the closure of PATH (a store path or a link to one, like
-    /// ./result) each cache holds. Repeatable.
-    #[arg(long = "closure", value_name = "PATH")]
+    /// ./result) each cache holds. Takes several paths; repeatable.
+    #[arg(long = "closure", value_name = "PATH", num_args = 1..)]
     closures: Vec<String>,
     /// A binary cache to check coverage against, instead of the substituters in effect.
-    /// Repeatable.
-    #[arg(long = "cache", value_name = "URL")]
+    /// Takes several URLs; repeatable.
+    #[arg(long = "cache", value_name = "URL", num_args = 1..)]
     caches: Vec<String>,
     /// The project's cache.toml (its caches are also checked for coverage).
     #[arg(long, value_name = "FILE", env = "CACHE_TOOLS_CONFIG")]
