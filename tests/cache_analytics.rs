@@ -575,6 +575,20 @@ fn closure_argument_reports_its_size() {
     );
     let want = nix_closure_sizes(&env, &store, std::slice::from_ref(p))[p];
     assert_eq!(report["closure"]["nar_bytes"].as_u64().unwrap(), want);
+    // Several paths after one --closure: the union of their closures (nix-store -qR).
+    let q = all.keys().find(|k| *k != p).unwrap();
+    let report = analytics_json(&env, &["--store", &store, "--closure", p, q]);
+    let union = stdout(&run_ok(
+        env.command("nix-store")
+            .args(["--store", &store, "-qR", p, q]),
+    ));
+    let union: Vec<&str> = union.lines().collect();
+    assert_eq!(
+        report["closure"]["paths"].as_u64().unwrap(),
+        union.len() as u64
+    );
+    let bytes: u64 = union.iter().map(|u| all[*u].0).sum();
+    assert_eq!(report["closure"]["nar_bytes"].as_u64().unwrap(), bytes);
     let out = analytics(
         &env,
         &[
