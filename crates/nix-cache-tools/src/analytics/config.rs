@@ -181,24 +181,12 @@ pub fn detect_trust(
     nix: Option<&crate::nixcli::Nix>,
     runner: &Runner,
 ) -> Trust {
-    use crate::setup::trust::{StoreMode, gather};
+    use crate::setup::trust::{TrustStatus, assess, gather};
     let facts = gather(env, runner, nix);
-    if facts.uid == 0 || facts.store_mode == StoreMode::Local {
-        return Trust::Trusted;
-    }
-    let by_config = system_effective(&facts.system, "trusted-users")
-        .iter()
-        .any(|t| {
-            t.value == "*"
-                || t.value == facts.user
-                || t.value
-                    .strip_prefix('@')
-                    .is_some_and(|g| facts.groups.iter().any(|x| x == g))
-        });
-    if facts.nix_says.unwrap_or(by_config) {
-        Trust::Trusted
-    } else {
-        Trust::Untrusted { user: facts.user }
+    // With no cache to ask about, `assess` says `Trusted` exactly when the user is.
+    match assess(&facts, &[], "", "").status {
+        TrustStatus::Trusted => Trust::Trusted,
+        _ => Trust::Untrusted { user: facts.user },
     }
 }
 
