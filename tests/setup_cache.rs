@@ -541,6 +541,28 @@ fn store_managed_targets_get_the_snippet_and_nothing_is_written() {
     assert_eq!(std::fs::read_to_string(&real).unwrap(), "a = b\n");
 }
 
+/// With --json, even a bad command line answers in JSON (exit code 2, as documented).
+#[test]
+fn unknown_flag_with_json_is_a_json_usage_error() {
+    let env = NixEnv::new();
+    let out = env
+        .command(BIN)
+        .args(["--json", "--no-such-flag"])
+        .output()
+        .unwrap();
+    let r = finish(out, true);
+    assert_eq!((r.code, &r.json["exit_code"]), (2, &Value::from(2)));
+    assert!(
+        r.json["error"].as_str().unwrap().contains("--no-such-flag"),
+        "{}",
+        r.json
+    );
+    // Without --json: clap's message on stderr, nothing on stdout.
+    let out = env.command(BIN).arg("--no-such-flag").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty() && stderr(&out).contains("--no-such-flag"));
+}
+
 #[test]
 fn malformed_key_or_url_writes_nothing() {
     let env = NixEnv::new();
@@ -678,6 +700,27 @@ fn nix_config_override_is_reported_with_its_own_exit_code() {
     );
 }
 
+/// A configuration Nix refuses (an `include` of a missing file) is not silently skipped:
+/// the file is edited (the problem is not ours to fix), but the check with Nix fails
+/// with Nix's own message and exit code 5, and the warning says what to do.
+#[test]
+fn a_configuration_nix_refuses_is_reported_not_skipped() {
+    require_nix();
+    let env = NixEnv::new();
+    std::fs::create_dir_all(env.user_conf().parent().unwrap()).unwrap();
+    std::fs::write(env.user_conf(), "include missing.conf\n").unwrap();
+    let r = setup_cache(&env, &cache_args("http://127.0.0.1:1/c", OTHER_KEY));
+    assert_eq!(r.code, 5, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json["nix_check"]["ok"], false, "{}", r.json);
+    let problem = r.json["nix_check"]["problems"][0].as_str().unwrap();
+    assert!(problem.contains("missing.conf"), "{problem}");
+    let warnings = r.json["warnings"].to_string();
+    assert!(
+        warnings.contains("missing.conf") && warnings.contains("!include"),
+        "{warnings}"
+    );
+}
+
 #[test]
 fn private_cache_gets_a_netrc_and_the_token_is_never_shown() {
     require_nix();
@@ -732,7 +775,8 @@ fn private_cache_gets_a_netrc_and_the_token_is_never_shown() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("NCT_TEST_TOKEN"));
-    // Remove: netrc entry and file gone, nix.conf back to nothing.
+    // Remove: netrc entry and file gone, and the nix.conf the tool created gone too
+    // (it did not exist before), with no lock file left behind.
     let out = env
         .command(BIN)
         .args(cache_args(url, OTHER_KEY))
@@ -741,7 +785,8 @@ fn private_cache_gets_a_netrc_and_the_token_is_never_shown() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!netrc.exists());
-    assert_eq!(std::fs::read_to_string(env.user_conf()).unwrap(), "");
+    assert!(!env.user_conf().exists());
+    assert!(!env.user_conf().with_file_name("nix.conf.lock").exists());
 }
 
 #[test]

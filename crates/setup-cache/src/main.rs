@@ -127,7 +127,21 @@ fn exit_code_of(err: &anyhow::Error) -> ExitCode {
 }
 
 fn main() {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            // --help and --version print and exit 0. A bad command line exits with 2,
+            // and with --json its message is JSON on stdout like every other error.
+            if e.use_stderr() && std::env::args_os().skip(1).any(|a| a == "--json") {
+                let v = serde_json::json!({
+                    "error": e.to_string().trim_end(),
+                    "exit_code": ExitCode::Usage,
+                });
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            }
+            e.exit()
+        }
+    };
     match run(&args) {
         Ok((report, saved)) => {
             if args.json {

@@ -394,6 +394,10 @@ pub struct Report {
     pub dry_run: bool,
     /// Whether the target file was (or, in dry-run, would be) changed.
     pub changed: bool,
+    /// `--remove` left the target without a byte, so it was (would be) deleted: Nix
+    /// reads a missing nix.conf exactly like an empty one, and a file setup-cache created
+    /// is gone again. The previous content is in `backup`.
+    pub deleted: bool,
     pub backup: Option<PathBuf>,
     pub caches: Vec<CacheReport>,
     /// Unified diff of the change (netrc passwords redacted); empty when unchanged.
@@ -702,10 +706,17 @@ fn netrc_path(req: &Request, layers: &Layers, target: &Path, system: bool) -> Pa
 /// Runs setup-cache. Bad input (tokens, unreadable or non-UTF-8 files) is an error
 /// before anything is written; a managed target is a report with exit code 3.
 pub fn run(req: &Request) -> Result<Report, SetupError> {
+    // `nix` on PATH that cannot even print its version usually means the configuration
+    // already stops it (a missing `include`, a syntax error): remembered, and reported
+    // as the check with Nix failing instead of skipping the check silently.
+    let mut nix_failed = None;
     let nix = if req.ask_nix || req.check_trust {
-        which::which("nix")
-            .ok()
-            .and_then(|_| Nix::detect(Runner::new(), None).ok())
+        match which::which("nix") {
+            Ok(_) => Nix::detect(Runner::new(), None)
+                .map_err(|e| nix_failed = Some(e.to_string()))
+                .ok(),
+            Err(_) => None,
+        }
     } else {
         None
     };
@@ -730,6 +741,7 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         mode: if req.remove { "remove" } else { "add" },
         dry_run: req.dry_run,
         changed: false,
+        deleted: false,
         backup: None,
         caches: Vec::new(),
         diff: String::new(),
@@ -880,6 +892,7 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
     let after = simulate(&layers, &target_idx, &conf);
     let new_text = conf.render();
     report.changed = new_text != old;
+    report.deleted = req.remove && report.changed && new_text.is_empty();
     for c in &req.caches {
         let (s_before, k_before) = (
             in_effect(&before, SUBS, &c.url),
@@ -981,7 +994,12 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
                 fsutil::write_atomic_mode(&b, prev.as_bytes(), mode)?;
                 report.backup = Some(b);
             }
-            fsutil::write_atomic(&target, new_text.as_bytes())?;
+            if report.deleted {
+                std::fs::remove_file(&target)
+                    .map_err(|e| FsError::new("failed to remove", &target, e))?;
+            } else {
+                fsutil::write_atomic(&target, new_text.as_bytes())?;
+            }
         }
     }
 
@@ -998,6 +1016,14 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
     if req.ask_nix && !req.dry_run && !target_idx.is_empty() {
         if let Some(n) = &nix {
             report.nix_check = Some(ask_nix(n, req));
+        } else if let Some(e) = &nix_failed {
+            report.nix_check = Some(NixCheck {
+                version: "nix".to_owned(),
+                ok: false,
+                problems: vec![format!(
+                    "could not ask Nix, so nothing is in effect until this is fixed: {e}"
+                )],
+            });
         }
     }
 
@@ -1127,6 +1153,17 @@ impl Report {
         }
         if !self.changed && !self.dry_run {
             o.push_str("  file unchanged\n");
+        }
+        if self.deleted {
+            let verb = if self.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            };
+            o.push_str(&format!(
+                "  {verb} {}: nothing left in it (Nix reads no file like an empty one)\n",
+                self.target.display()
+            ));
         }
         if let Some(b) = &self.backup {
             o.push_str(&format!("  previous version saved as {}\n", b.display()));

@@ -159,13 +159,30 @@ fn remove_restores_bytes_and_dry_run_writes_nothing() {
             fs::read_to_string(t.user()).ok().unwrap_or_default(),
             original
         );
-        assert!(!t.user().with_file_name("nix.conf.lock").exists() || !original.is_empty());
         req.dry_run = false;
         run(&req).unwrap();
         req.remove = true;
         let r = run(&req).unwrap();
         assert!(r.caches.iter().all(|c| c.status == CacheStatus::Removed));
-        assert_eq!(t.read_user(), original, "{original:?}");
+        if original.is_empty() {
+            // The tool created the file; taking the caches out deletes it again.
+            assert!(r.deleted && !t.user().exists(), "{}", r.human());
+        } else {
+            assert!(!r.deleted);
+            assert_eq!(t.read_user(), original, "{original:?}");
+        }
+        // No lock file (or anything else but the backup) is left next to nix.conf.
+        let mut names: Vec<String> = fs::read_dir(t.user().parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let expect: &[&str] = if original.is_empty() {
+            &["nix.conf.setup-cache.bak"]
+        } else {
+            &["nix.conf", "nix.conf.setup-cache.bak"]
+        };
+        assert_eq!(names, expect, "{original:?}");
         let r = run(&req).unwrap();
         assert!(!r.changed && r.caches.iter().all(|c| c.status == CacheStatus::NotPresent));
     }
@@ -268,4 +285,35 @@ fn a_file_named_differently_is_still_recognised_as_read_by_nix() {
         "{:?}",
         r.warnings
     );
+}
+
+#[test]
+fn remove_deletes_a_file_it_empties_and_dry_run_says_so() {
+    let t = T::new("");
+    let mut req = t.req(&[("http://a.example", KEY_A)]);
+    run(&req).unwrap();
+    assert!(t.user().exists());
+    req.remove = true;
+    req.dry_run = true;
+    let r = run(&req).unwrap();
+    assert!(r.deleted && t.user().exists());
+    assert!(r.human().contains("would delete"), "{}", r.human());
+    req.dry_run = false;
+    let r = run(&req).unwrap();
+    assert!(r.deleted && !t.user().exists());
+    assert!(r.human().contains("deleted"), "{}", r.human());
+    let backup = r.backup.expect("the removed content is kept");
+    assert!(
+        fs::read_to_string(backup)
+            .unwrap()
+            .contains("http://a.example")
+    );
+    // A file with anything else left in it (even a blank line) is kept.
+    t.write_user("\n");
+    req.remove = false;
+    run(&req).unwrap();
+    req.remove = true;
+    let r = run(&req).unwrap();
+    assert!(!r.deleted);
+    assert_eq!(t.read_user(), "\n");
 }
