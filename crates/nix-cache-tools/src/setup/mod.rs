@@ -107,7 +107,7 @@ impl ExitCode {
                 "the nix-daemon does not trust you, so it would ignore the cache: fix printed"
             }
             ExitCode::NotInEffect => {
-                "written, but a later file or NIX_CONFIG overrides it (or Nix disagrees)"
+                "not in effect: a later file or NIX_CONFIG overrides it (or Nix disagrees); --remove: still set elsewhere"
             }
         }
     }
@@ -539,6 +539,15 @@ fn add_values(
     }
 }
 
+/// Whether public key `key` is named after `host`: `HOST-N:...` (N digits), the way
+/// Cachix (`NAME.cachix.org-1`) and `nix key generate-secret` users name them.
+fn key_named_after(key: &str, host: &str) -> bool {
+    key.split_once(':')
+        .and_then(|(name, _)| name.strip_prefix(host))
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+}
+
 /// How many times `value` appears in `name` lines of `conf`.
 fn count_values(conf: &NixConf, name: &str, value: &str) -> usize {
     conf.settings()
@@ -834,9 +843,36 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         read_text(&net_path)?
     };
 
+    let mut by_name: Vec<String> = Vec::new();
     if req.remove {
         remove_values(&mut conf, SUBS, &|v| urls.iter().any(|u| same_url(u, v)));
-        remove_values(&mut conf, KEYS, &|v| keys.iter().any(|k| k == v));
+        // A cache removed by URL alone (`--remove --cachix NAME`): its key goes too when
+        // it is named after the cache's host (`HOST-1:...`, as Cachix and most caches
+        // name them) and no substituter left in effect is on that host.
+        let now = simulate(&layers, &target_idx, &conf);
+        let hosts_left: Vec<String> = now
+            .effective(SUBS)
+            .iter()
+            .filter_map(|s| url::host(&s.value).map(str::to_owned))
+            .collect();
+        by_name = req
+            .caches
+            .iter()
+            .filter(|c| c.public_key.is_empty())
+            .filter_map(|c| url::host(&c.url))
+            .filter(|h| !hosts_left.iter().any(|l| l == h))
+            .flat_map(|h| {
+                conf.settings()
+                    .filter(|(_, s)| s.name == KEYS)
+                    .flat_map(|(_, s)| s.values.iter())
+                    .filter(|v| key_named_after(v, h))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        remove_values(&mut conf, KEYS, &|v| {
+            keys.iter().any(|k| k == v) || by_name.iter().any(|k| k == v)
+        });
         if let Some(text) = &old_netrc {
             let mut t = text.clone();
             let mut any = false;
@@ -938,9 +974,18 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         } else {
             last_reset(&after, KEYS)
         };
+        // Removed by URL alone: the key that went with it (named after its host).
+        let public_key = if c.public_key.is_empty() {
+            url::host(&c.url)
+                .and_then(|h| by_name.iter().find(|k| key_named_after(k, h)))
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            c.public_key.clone()
+        };
         report.caches.push(CacheReport {
             url: c.url.clone(),
-            public_key: c.public_key.clone(),
+            public_key,
             status,
             substituter_from: s_after,
             key_from: k_after,

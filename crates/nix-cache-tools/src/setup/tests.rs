@@ -317,3 +317,51 @@ fn remove_deletes_a_file_it_empties_and_dry_run_says_so() {
     assert!(!r.deleted);
     assert_eq!(t.read_user(), "\n");
 }
+
+#[test]
+fn remove_by_url_alone_takes_the_key_named_after_its_host() {
+    let t = T::new("");
+    let cachix_key = "team.cachix.org-1:U/8OwBxzrmKhrghm7KtNA3cRnYR5ioKlB637gbc2BF4=";
+    let shared_key = "shared.example-1:U/8OwBxzrmKhrghm7KtNA3cRnYR5ioKlB637gbc2BF4=";
+    let original = "# mine\nextra-trusted-public-keys = other.example-12:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\n";
+    t.write_user(original);
+    let req = t.req(&[
+        ("https://team.cachix.org", cachix_key),
+        ("https://shared.example/a", shared_key),
+        ("https://shared.example/b", shared_key),
+    ]);
+    run(&req).unwrap();
+    // `--remove --cachix team` (no key): the substituter and its key go.
+    let mut rm = t.req(&[("https://team.cachix.org", "")]);
+    rm.remove = true;
+    let r = run(&rm).unwrap();
+    assert_eq!(r.caches[0].status, CacheStatus::Removed);
+    assert_eq!(r.caches[0].public_key, cachix_key);
+    assert!(
+        !t.read_user().contains("team.cachix.org"),
+        "{}",
+        t.read_user()
+    );
+    // A key still needed by another substituter on the same host stays.
+    let mut rm = t.req(&[("https://shared.example/a", "")]);
+    rm.remove = true;
+    let r = run(&rm).unwrap();
+    assert_eq!(r.caches[0].public_key, "");
+    assert!(t.read_user().contains(shared_key), "{}", t.read_user());
+    let mut rm = t.req(&[("https://shared.example/b", "")]);
+    rm.remove = true;
+    run(&rm).unwrap();
+    // Only keys named after the host ever go: the user's own key line is untouched.
+    assert_eq!(t.read_user(), original);
+}
+
+#[test]
+fn key_names_match_hosts_exactly() {
+    assert!(key_named_after("team.cachix.org-1:AAAA", "team.cachix.org"));
+    assert!(key_named_after("h.example-23:AAAA", "h.example"));
+    assert!(!key_named_after("h.example-1:AAAA", "example"));
+    assert!(!key_named_after("xh.example-1:AAAA", "h.example"));
+    assert!(!key_named_after("h.example.evil-1:AAAA", "h.example"));
+    assert!(!key_named_after("h.example-:AAAA", "h.example"));
+    assert!(!key_named_after("h.example:AAAA", "h.example"));
+}
