@@ -905,6 +905,37 @@ fn readme_documents_every_flag_and_exit_code() {
     }
 }
 
+/// The README's `--json` example has exactly the keys the tool prints (top level, each
+/// cache, trust, nix_check), so the documented shape cannot drift from the real one.
+#[test]
+fn readme_json_example_has_the_real_shape() {
+    require_nix();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let start = readme.find("<!-- section:setup-cache -->").unwrap();
+    let section = &readme[start..readme.find("<!-- end:setup-cache -->").unwrap()];
+    let block = section.split("```json\n").nth(1).expect("a ```json block");
+    let example: Value = serde_json::from_str(&block[..block.find("```").unwrap()])
+        .expect("the README's --json example is JSON");
+    let env = NixEnv::new();
+    let real = setup_cache(&env, &cache_args("http://127.0.0.1:1/shape", OTHER_KEY)).json;
+    fn keys(v: &Value) -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    }
+    assert_eq!(keys(&example), keys(&real), "top level");
+    for part in ["trust", "nix_check"] {
+        assert_eq!(keys(&example[part]), keys(&real[part]), "{part}");
+    }
+    assert_eq!(
+        keys(&example["caches"][0]),
+        keys(&real["caches"][0]),
+        "caches[]"
+    );
+}
+
 /// The test harness itself: a real closure, copied by plain `nix copy` into a signed
 /// file:// cache served over HTTP, substitutes into a fresh chroot store.
 #[test]
