@@ -316,7 +316,7 @@ pub fn resolve_caches(a: &CacheArgs) -> Result<Resolved, SetupError> {
 pub fn save(path: &Path, caches: &[CacheSpec]) -> Result<Vec<String>, SetupError> {
     let mut added = Vec::new();
     for c in caches {
-        if cachetoml::save_cache(path, &c.url, &c.public_key)? {
+        if cachetoml::save_cache(path, &c.url, &c.public_key, c.token_env.as_deref())? {
             added.push(c.url.clone());
         }
     }
