@@ -1182,6 +1182,10 @@ impl Report {
                     o.push_str(&format!(
                         "    still in effect from {by}: remove it there too\n"
                     ));
+                } else if by.starts_with("NIX_CONFIG:") {
+                    o.push_str(&format!(
+                        "    NOT in effect: the NIX_CONFIG environment variable ({by}) sets the list again after every file; unset it, or add the cache to it as extra-substituters / extra-trusted-public-keys\n"
+                    ));
                 } else {
                     o.push_str(&format!(
                         "    NOT in effect: {by} sets the list again after this file; add the cache there, or remove that line\n"

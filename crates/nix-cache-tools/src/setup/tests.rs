@@ -133,6 +133,11 @@ fn overridden_by_nix_config_is_reported() {
     assert_eq!(r.exit_code, ExitCode::NotInEffect);
     assert_eq!(r.caches[0].overridden_by.as_deref(), Some("NIX_CONFIG:1"));
     assert!(r.human().contains("NOT in effect"), "{}", r.human());
+    assert!(
+        r.human().contains("unset it, or add the cache to it"),
+        "{}",
+        r.human()
+    );
 }
 
 #[test]
