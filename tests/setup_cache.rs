@@ -721,6 +721,56 @@ fn a_configuration_nix_refuses_is_reported_not_skipped() {
     );
 }
 
+/// A user who already points `netrc-file` at their own netrc (in the file being edited)
+/// gets the new entry there, next to their other credentials, not a second netrc that
+/// would hide them.
+#[test]
+fn private_cache_uses_the_netrc_file_the_user_already_set() {
+    require_nix();
+    let env = NixEnv::new();
+    let own = env.path().join("my-netrc");
+    std::fs::write(&own, "machine other.example password keep-me\n").unwrap();
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::create_dir_all(env.user_conf().parent().unwrap()).unwrap();
+    let conf = format!("netrc-file = {}\n", own.display());
+    std::fs::write(env.user_conf(), &conf).unwrap();
+    let url = "http://127.0.0.1:1/own-netrc";
+    let out = env
+        .command(BIN)
+        .env("NCT_OWN_TOKEN", "tok-123")
+        .args(cache_args(url, OTHER_KEY))
+        .args(["--token-env", "NCT_OWN_TOKEN", "--json"])
+        .output()
+        .unwrap();
+    let r = finish(out, true);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json["netrc"]["path"], own.display().to_string());
+    assert_eq!(
+        std::fs::read_to_string(&own).unwrap(),
+        "machine other.example password keep-me\nmachine 127.0.0.1 password tok-123\n"
+    );
+    assert!(!env.user_conf().with_file_name("netrc").exists());
+    let text = std::fs::read_to_string(env.user_conf()).unwrap();
+    assert_eq!(text.matches("netrc-file").count(), 1, "{text}");
+    assert_eq!(
+        env.nix_config()["netrc-file"]["value"],
+        own.display().to_string()
+    );
+    // --remove takes only our entry out and keeps the user's file and line.
+    let out = env
+        .command(BIN)
+        .args(cache_args(url, OTHER_KEY))
+        .arg("--remove")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&own).unwrap(),
+        "machine other.example password keep-me\n"
+    );
+    assert_eq!(std::fs::read_to_string(env.user_conf()).unwrap(), conf);
+}
+
 #[test]
 fn private_cache_gets_a_netrc_and_the_token_is_never_shown() {
     require_nix();

@@ -700,9 +700,16 @@ fn resolve_target(req: &Request, layers: &Layers) -> Result<Resolution, SetupErr
     })
 }
 
-/// Netrc path for the target: next to a user file; for the system file, the
-/// `netrc-file` in force or `$NIX_CONF_DIR/netrc` (Nix's default).
+/// Netrc path for the target: the `netrc-file` in force when the target file itself
+/// sets it (the user's own netrc, whose other entries must keep working); else next to a
+/// user file; for the system file, the `netrc-file` in force or `$NIX_CONF_DIR/netrc`
+/// (Nix's default).
 fn netrc_path(req: &Request, layers: &Layers, target: &Path, system: bool) -> PathBuf {
+    if let Some(s) = layers.effective_scalar("netrc-file") {
+        if !s.value.is_empty() && s.file.as_deref().is_some_and(|f| same_file(f, target)) {
+            return PathBuf::from(s.value);
+        }
+    }
     if system {
         return layers
             .effective_scalar("netrc-file")
