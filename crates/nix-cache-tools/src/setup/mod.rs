@@ -804,7 +804,10 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
 
     // Everything from reading to writing happens under the lock, so concurrent runs
     // cannot lose each other's edits.
-    let _lock = if req.dry_run {
+    // `--remove` with no directory for the target has nothing to take out: no lock, so
+    // that the lock does not create `~/.config/nix` just to find it empty.
+    let nothing_to_remove = req.remove && target.parent().is_some_and(|d| !d.exists());
+    let _lock = if req.dry_run || nothing_to_remove {
         None
     } else {
         Some(fsutil::FileLock::acquire(&target)?)

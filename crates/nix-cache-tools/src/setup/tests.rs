@@ -370,3 +370,16 @@ fn key_names_match_hosts_exactly() {
     assert!(!key_named_after("h.example-:AAAA", "h.example"));
     assert!(!key_named_after("h.example:AAAA", "h.example"));
 }
+
+#[test]
+fn remove_on_a_fresh_account_creates_nothing() {
+    let t = T::new("");
+    let mut req = t.req(&[("http://a.example", KEY_A)]);
+    req.remove = true;
+    let r = run(&req).unwrap();
+    assert!(!r.changed && r.caches[0].status == CacheStatus::NotPresent);
+    assert!(
+        !t.dir.path().join("cfg").exists(),
+        "a directory was created"
+    );
+}
