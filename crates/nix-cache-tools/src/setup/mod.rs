@@ -1189,9 +1189,25 @@ impl Report {
             }
             if let Some(by) = &c.overridden_by {
                 if self.mode == "remove" {
-                    o.push_str(&format!(
-                        "    still in effect from {by}: remove it there too\n"
-                    ));
+                    let how = if by.starts_with("NIX_CONFIG:") {
+                        "unset the NIX_CONFIG environment variable or take the cache out of it"
+                            .to_owned()
+                    } else {
+                        let file = by.rsplit_once(':').map_or(by.as_str(), |(f, _)| f);
+                        format!(
+                            "take it out there too: setup-cache --remove --file {} {} (as root for a system file)",
+                            shell_quote(file),
+                            match c.public_key.is_empty() {
+                                true => format!("--url {}", shell_quote(&c.url)),
+                                false => format!(
+                                    "--url {} --public-key {}",
+                                    shell_quote(&c.url),
+                                    shell_quote(&c.public_key)
+                                ),
+                            }
+                        )
+                    };
+                    o.push_str(&format!("    still in effect from {by}: {how}\n"));
                 } else if by.starts_with("NIX_CONFIG:") {
                     o.push_str(&format!(
                         "    NOT in effect: the NIX_CONFIG environment variable ({by}) sets the list again after every file; unset it, or add the cache to it as extra-substituters / extra-trusted-public-keys\n"

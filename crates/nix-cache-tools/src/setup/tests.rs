@@ -383,3 +383,19 @@ fn remove_on_a_fresh_account_creates_nothing() {
         "a directory was created"
     );
 }
+
+#[test]
+fn remove_says_how_to_take_out_a_cache_set_in_another_file() {
+    let t = T::new("extra-substituters = http://a.example\n");
+    let mut req = t.req(&[("http://a.example", KEY_A)]);
+    req.remove = true;
+    let r = run(&req).unwrap();
+    assert_eq!(r.exit_code, ExitCode::NotInEffect);
+    let sys = t.dir.path().join("etc/nix.conf");
+    let want = format!(
+        "still in effect from {}:1: take it out there too: setup-cache --remove --file {} --url http://a.example --public-key {KEY_A}",
+        sys.display(),
+        sys.display()
+    );
+    assert!(r.human().contains(&want), "{}", r.human());
+}
