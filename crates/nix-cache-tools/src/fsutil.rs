@@ -134,11 +134,38 @@ impl FileLock {
         // directory we may not write to, and the write itself then names the problem.
         let file = File::open(&path)
             .map_err(|e| FsError::new("failed to open the directory to lock", &path, e))?;
+        match flock(&file, libc::LOCK_EX) {
+            Ok(()) => Ok(FileLock { file, path }),
+            // NFS emulates flock with POSIX locks, which need a file open for writing:
+            // there (and wherever directories cannot be locked) fall back to a lock
+            // file next to the target, which every run on that file system then uses.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EBADF | libc::ENOLCK | libc::EINVAL | libc::EOPNOTSUPP)
+                ) =>
+            {
+                Self::acquire_lock_file(target)
+            }
+            Err(e) => Err(FsError::new("failed to lock", &path, e)),
+        }
+    }
+
+    fn acquire_lock_file(target: &Path) -> Result<Self, FsError> {
+        let mut name = target.file_name().unwrap_or_default().to_owned();
+        name.push(".lock");
+        let path = target.with_file_name(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| FsError::new("failed to open lock file", &path, e))?;
         flock(&file, libc::LOCK_EX).map_err(|e| FsError::new("failed to lock", &path, e))?;
         Ok(FileLock { file, path })
     }
 
-    /// The locked directory.
+    /// The locked directory (or, where directories cannot be locked, `<target>.lock`).
     pub fn path(&self) -> &Path {
         &self.path
     }
