@@ -586,6 +586,24 @@ fn remove_values(conf: &mut NixConf, name: &str, matches: &dyn Fn(&str) -> bool)
     removed
 }
 
+/// Whether a plain `include` line (not `!include`) of a file Nix reads names the target.
+fn required_by_include(layers: &Layers, target_idx: &[usize]) -> bool {
+    layers.files.iter().any(|f| {
+        f.includes.iter().any(|&(line, child)| {
+            target_idx.contains(&child)
+                && f.conf.line(line).is_some_and(|l| {
+                    matches!(
+                        l.kind,
+                        nixconf::LineKind::Include {
+                            optional: false,
+                            ..
+                        }
+                    )
+                })
+        })
+    })
+}
+
 fn read_text(path: &Path) -> Result<Option<String>, SetupError> {
     match fsutil::read_optional(path)? {
         None => Ok(None),
@@ -938,7 +956,11 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
     let after = simulate(&layers, &target_idx, &conf);
     let new_text = conf.render();
     report.changed = new_text != old;
-    report.deleted = req.remove && report.changed && new_text.is_empty();
+    // Never delete a file a plain `include` names: Nix stops when that one is missing.
+    report.deleted = req.remove
+        && report.changed
+        && new_text.is_empty()
+        && !required_by_include(&layers, &target_idx);
     for c in &req.caches {
         let (s_before, k_before) = (
             in_effect(&before, SUBS, &c.url),

@@ -399,3 +399,22 @@ fn remove_says_how_to_take_out_a_cache_set_in_another_file() {
     );
     assert!(r.human().contains(&want), "{}", r.human());
 }
+
+#[test]
+fn remove_keeps_an_emptied_file_that_a_plain_include_needs() {
+    // Nix stops when a file named by `include` is missing; `!include` skips it.
+    for (include, kept) in [("include", true), ("!include", false)] {
+        let t = T::new(&format!("{include} extra.conf\n"));
+        let extra = t.dir.path().join("etc/extra.conf");
+        let mut req = t.req(&[("http://a.example", KEY_A)]);
+        req.target = Target::File(extra.clone());
+        run(&req).unwrap();
+        req.remove = true;
+        let r = run(&req).unwrap();
+        assert_eq!(r.caches[0].status, CacheStatus::Removed);
+        assert_eq!((r.deleted, extra.exists()), (!kept, kept), "{include}");
+        if kept {
+            assert_eq!(fs::read_to_string(&extra).unwrap(), "");
+        }
+    }
+}
