@@ -637,6 +637,44 @@ fn concurrent_runs_lose_nothing() {
 }
 
 #[test]
+fn concurrent_saves_lose_nothing() {
+    require_nix();
+    let env = NixEnv::new();
+    let toml = env.path().join("project/cache.toml");
+    std::fs::create_dir_all(toml.parent().unwrap()).unwrap();
+    std::fs::write(&toml, "# team caches\n").unwrap();
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            env.command(BIN)
+                .args(["--url", &format!("http://127.0.0.1:1/saved-{i}")])
+                .args([
+                    "--public-key",
+                    &format!("saved-{i}-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="),
+                ])
+                .arg("--save")
+                .arg("--config")
+                .arg(&toml)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let text = std::fs::read_to_string(&toml).unwrap();
+    assert!(text.starts_with("# team caches\n"), "{text}");
+    for i in 0..8 {
+        assert!(
+            text.contains(&format!("url = \"http://127.0.0.1:1/saved-{i}\"")),
+            "{i}: {text}"
+        );
+    }
+}
+
+#[test]
 fn dry_run_prints_a_diff_and_writes_nothing() {
     require_nix();
     let env = NixEnv::new();
