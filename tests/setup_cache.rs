@@ -541,6 +541,28 @@ fn store_managed_targets_get_the_snippet_and_nothing_is_written() {
     assert_eq!(std::fs::read_to_string(&real).unwrap(), "a = b\n");
 }
 
+/// With --json, even a bad command line answers in JSON (exit code 2, as documented).
+#[test]
+fn unknown_flag_with_json_is_a_json_usage_error() {
+    let env = NixEnv::new();
+    let out = env
+        .command(BIN)
+        .args(["--json", "--no-such-flag"])
+        .output()
+        .unwrap();
+    let r = finish(out, true);
+    assert_eq!((r.code, &r.json["exit_code"]), (2, &Value::from(2)));
+    assert!(
+        r.json["error"].as_str().unwrap().contains("--no-such-flag"),
+        "{}",
+        r.json
+    );
+    // Without --json: clap's message on stderr, nothing on stdout.
+    let out = env.command(BIN).arg("--no-such-flag").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty() && stderr(&out).contains("--no-such-flag"));
+}
+
 #[test]
 fn malformed_key_or_url_writes_nothing() {
     let env = NixEnv::new();
@@ -615,6 +637,44 @@ fn concurrent_runs_lose_nothing() {
 }
 
 #[test]
+fn concurrent_saves_lose_nothing() {
+    require_nix();
+    let env = NixEnv::new();
+    let toml = env.path().join("project/cache.toml");
+    std::fs::create_dir_all(toml.parent().unwrap()).unwrap();
+    std::fs::write(&toml, "# team caches\n").unwrap();
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            env.command(BIN)
+                .args(["--url", &format!("http://127.0.0.1:1/saved-{i}")])
+                .args([
+                    "--public-key",
+                    &format!("saved-{i}-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="),
+                ])
+                .arg("--save")
+                .arg("--config")
+                .arg(&toml)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let text = std::fs::read_to_string(&toml).unwrap();
+    assert!(text.starts_with("# team caches\n"), "{text}");
+    for i in 0..8 {
+        assert!(
+            text.contains(&format!("url = \"http://127.0.0.1:1/saved-{i}\"")),
+            "{i}: {text}"
+        );
+    }
+}
+
+#[test]
 fn dry_run_prints_a_diff_and_writes_nothing() {
     require_nix();
     let env = NixEnv::new();
@@ -678,6 +738,77 @@ fn nix_config_override_is_reported_with_its_own_exit_code() {
     );
 }
 
+/// A configuration Nix refuses (an `include` of a missing file) is not silently skipped:
+/// the file is edited (the problem is not ours to fix), but the check with Nix fails
+/// with Nix's own message and exit code 5, and the warning says what to do.
+#[test]
+fn a_configuration_nix_refuses_is_reported_not_skipped() {
+    require_nix();
+    let env = NixEnv::new();
+    std::fs::create_dir_all(env.user_conf().parent().unwrap()).unwrap();
+    std::fs::write(env.user_conf(), "include missing.conf\n").unwrap();
+    let r = setup_cache(&env, &cache_args("http://127.0.0.1:1/c", OTHER_KEY));
+    assert_eq!(r.code, 5, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json["nix_check"]["ok"], false, "{}", r.json);
+    let problem = r.json["nix_check"]["problems"][0].as_str().unwrap();
+    assert!(problem.contains("missing.conf"), "{problem}");
+    let warnings = r.json["warnings"].to_string();
+    assert!(
+        warnings.contains("missing.conf") && warnings.contains("!include"),
+        "{warnings}"
+    );
+}
+
+/// A user who already points `netrc-file` at their own netrc (in the file being edited)
+/// gets the new entry there, next to their other credentials, not a second netrc that
+/// would hide them.
+#[test]
+fn private_cache_uses_the_netrc_file_the_user_already_set() {
+    require_nix();
+    let env = NixEnv::new();
+    let own = env.path().join("my-netrc");
+    std::fs::write(&own, "machine other.example password keep-me\n").unwrap();
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::create_dir_all(env.user_conf().parent().unwrap()).unwrap();
+    let conf = format!("netrc-file = {}\n", own.display());
+    std::fs::write(env.user_conf(), &conf).unwrap();
+    let url = "http://127.0.0.1:1/own-netrc";
+    let out = env
+        .command(BIN)
+        .env("NCT_OWN_TOKEN", "tok-123")
+        .args(cache_args(url, OTHER_KEY))
+        .args(["--token-env", "NCT_OWN_TOKEN", "--json"])
+        .output()
+        .unwrap();
+    let r = finish(out, true);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json["netrc"]["path"], own.display().to_string());
+    assert_eq!(
+        std::fs::read_to_string(&own).unwrap(),
+        "machine other.example password keep-me\nmachine 127.0.0.1 password tok-123\n"
+    );
+    assert!(!env.user_conf().with_file_name("netrc").exists());
+    let text = std::fs::read_to_string(env.user_conf()).unwrap();
+    assert_eq!(text.matches("netrc-file").count(), 1, "{text}");
+    assert_eq!(
+        env.nix_config()["netrc-file"]["value"],
+        own.display().to_string()
+    );
+    // --remove takes only our entry out and keeps the user's file and line.
+    let out = env
+        .command(BIN)
+        .args(cache_args(url, OTHER_KEY))
+        .arg("--remove")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&own).unwrap(),
+        "machine other.example password keep-me\n"
+    );
+    assert_eq!(std::fs::read_to_string(env.user_conf()).unwrap(), conf);
+}
+
 #[test]
 fn private_cache_gets_a_netrc_and_the_token_is_never_shown() {
     require_nix();
@@ -732,7 +863,8 @@ fn private_cache_gets_a_netrc_and_the_token_is_never_shown() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("NCT_TEST_TOKEN"));
-    // Remove: netrc entry and file gone, nix.conf back to nothing.
+    // Remove: netrc entry and file gone, and the nix.conf the tool created gone too
+    // (it did not exist before), with no lock file left behind.
     let out = env
         .command(BIN)
         .args(cache_args(url, OTHER_KEY))
@@ -741,7 +873,8 @@ fn private_cache_gets_a_netrc_and_the_token_is_never_shown() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!netrc.exists());
-    assert_eq!(std::fs::read_to_string(env.user_conf()).unwrap(), "");
+    assert!(!env.user_conf().exists());
+    assert!(!env.user_conf().with_file_name("nix.conf.lock").exists());
 }
 
 #[test]
@@ -858,6 +991,37 @@ fn readme_documents_every_flag_and_exit_code() {
             "README does not list exit code {code}"
         );
     }
+}
+
+/// The README's `--json` example has exactly the keys the tool prints (top level, each
+/// cache, trust, nix_check), so the documented shape cannot drift from the real one.
+#[test]
+fn readme_json_example_has_the_real_shape() {
+    require_nix();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let start = readme.find("<!-- section:setup-cache -->").unwrap();
+    let section = &readme[start..readme.find("<!-- end:setup-cache -->").unwrap()];
+    let block = section.split("```json\n").nth(1).expect("a ```json block");
+    let example: Value = serde_json::from_str(&block[..block.find("```").unwrap()])
+        .expect("the README's --json example is JSON");
+    let env = NixEnv::new();
+    let real = setup_cache(&env, &cache_args("http://127.0.0.1:1/shape", OTHER_KEY)).json;
+    fn keys(v: &Value) -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    }
+    assert_eq!(keys(&example), keys(&real), "top level");
+    for part in ["trust", "nix_check"] {
+        assert_eq!(keys(&example[part]), keys(&real[part]), "{part}");
+    }
+    assert_eq!(
+        keys(&example["caches"][0]),
+        keys(&real["caches"][0]),
+        "caches[]"
+    );
 }
 
 /// The test harness itself: a real closure, copied by plain `nix copy` into a signed

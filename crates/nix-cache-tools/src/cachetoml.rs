@@ -346,7 +346,15 @@ pub fn validate_push_target(to: &str) -> Result<(), String> {
 /// Adds a `[[cache]]` entry to the cache.toml at `path` (created when missing), keeping
 /// every comment and the layout of what is there. Returns `false` when an entry with
 /// that URL already exists (nothing written).
-pub fn save_cache(path: &Path, url_: &str, public_key: &str) -> Result<bool, CacheTomlError> {
+/// `url_` is written as `cachix = "NAME"` when it is `https://NAME.cachix.org` (the same
+/// URL, as the file's own example writes it); a private cache keeps its `token-env`, so
+/// everyone who runs `setup-cache` from this file gets the netrc entry too.
+pub fn save_cache(
+    path: &Path,
+    url_: &str,
+    public_key: &str,
+    token_env: Option<&str>,
+) -> Result<bool, CacheTomlError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -376,8 +384,22 @@ pub fn save_cache(path: &Path, url_: &str, public_key: &str) -> Result<bool, Cac
                 message: e.to_string(),
             })?;
     let mut t = Table::new();
-    t.insert("url", toml_edit::value(url_));
+    let cachix = url::normalize(url_)
+        .strip_prefix("https://")
+        .and_then(|h| h.strip_suffix(".cachix.org"))
+        .filter(|n| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    match cachix {
+        Some(name) => t.insert("cachix", toml_edit::value(name)),
+        None => t.insert("url", toml_edit::value(url_)),
+    };
     t.insert("public-key", toml_edit::value(public_key));
+    if let Some(v) = token_env {
+        t.insert("token-env", toml_edit::value(v));
+    }
     match doc.get_mut("cache") {
         Some(Item::ArrayOfTables(a)) => a.push(t),
         _ => {
@@ -485,10 +507,10 @@ filter = '(-source$|nixpkgs\.tar\.gz$)'
         )
         .unwrap();
         let key = "x-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
-        assert!(save_cache(&p, "https://x.example", key).unwrap());
+        assert!(save_cache(&p, "https://x.example", key, None).unwrap());
         let only_comments = dir.path().join("only-comments.toml");
         std::fs::write(&only_comments, "# team caches\n").unwrap();
-        save_cache(&only_comments, "https://x.example", key).unwrap();
+        save_cache(&only_comments, "https://x.example", key, None).unwrap();
         let text = std::fs::read_to_string(&only_comments).unwrap();
         assert!(text.starts_with("# team caches\n[[cache]]\n"), "{text}");
         let text = std::fs::read_to_string(&p).unwrap();
@@ -498,7 +520,28 @@ filter = '(-source$|nixpkgs\.tar\.gz$)'
         );
         let c = load(&p).unwrap();
         assert_eq!(c.caches[0].url, "https://x.example");
-        assert!(!save_cache(&p, "https://x.example/", key).unwrap());
+        assert!(!save_cache(&p, "https://x.example/", key, None).unwrap());
         assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
+    }
+
+    #[test]
+    fn save_writes_cachix_names_and_keeps_token_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cache.toml");
+        let key = "team.cachix.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+        assert!(save_cache(&p, "https://team.cachix.org", key, Some("TEAM_TOKEN")).unwrap());
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.contains("cachix = \"team\"\n") && !text.contains("url ="),
+            "{text}"
+        );
+        let c = load(&p).unwrap();
+        assert_eq!(c.caches[0].url, "https://team.cachix.org");
+        assert_eq!(c.caches[0].token_env.as_deref(), Some("TEAM_TOKEN"));
+        // Not a Cachix URL (a path after the host): written as url.
+        save_cache(&p, "https://team.cachix.org.example/x", key, None).unwrap();
+        let c = load(&p).unwrap();
+        assert_eq!(c.caches[1].url, "https://team.cachix.org.example/x");
+        assert_eq!(c.caches[1].token_env, None);
     }
 }

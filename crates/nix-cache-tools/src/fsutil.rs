@@ -2,18 +2,19 @@
 //! same directory, fsync, rename, directory fsync), permissions and owner are kept, and
 //! symlinks are never written through.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// The message already includes the I/O error, so it is deliberately not also exposed as
+/// the error's `source()`: printing the chain (`{:#}`) would repeat it.
 #[derive(Debug, thiserror::Error)]
-#[error("{action} `{path}`: {source}{hint}")]
+#[error("{action} `{}`: {io}{hint}", .path.display())]
 pub struct FsError {
     pub action: &'static str,
     pub path: PathBuf,
-    #[source]
-    pub source: io::Error,
+    pub io: io::Error,
     pub hint: String,
 }
 
@@ -31,7 +32,7 @@ impl FsError {
         FsError {
             action,
             path: path.to_owned(),
-            source,
+            io: source,
             hint,
         }
     }
@@ -108,7 +109,10 @@ pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: Option<u32>) -> Res
     Ok(())
 }
 
-/// An exclusive advisory lock on `<path>.lock`, released on drop.
+/// An exclusive advisory lock (`flock`) on the directory that holds a file, released on
+/// drop. Locking the directory rather than a `<file>.lock` next to it leaves nothing
+/// behind in the user's configuration directory, and it also covers the temporary file
+/// and the backup written there.
 #[derive(Debug)]
 pub struct FileLock {
     file: File,
@@ -116,16 +120,42 @@ pub struct FileLock {
 }
 
 impl FileLock {
-    /// Blocks until the lock is held.
+    /// Blocks until the lock on `target`'s directory is held (the directory is created
+    /// when missing).
     pub fn acquire(target: &Path) -> Result<Self, FsError> {
+        let path = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        fs::create_dir_all(&path)
+            .map_err(|e| FsError::new("failed to create directory", &path, e))?;
+        // A directory opens read-only, which is all flock needs: this works in a
+        // directory we may not write to, and the write itself then names the problem.
+        let file = File::open(&path)
+            .map_err(|e| FsError::new("failed to open the directory to lock", &path, e))?;
+        match flock(&file, libc::LOCK_EX) {
+            Ok(()) => Ok(FileLock { file, path }),
+            // NFS emulates flock with POSIX locks, which need a file open for writing:
+            // there (and wherever directories cannot be locked) fall back to a lock
+            // file next to the target, which every run on that file system then uses.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EBADF | libc::ENOLCK | libc::EINVAL | libc::EOPNOTSUPP)
+                ) =>
+            {
+                Self::acquire_lock_file(target)
+            }
+            Err(e) => Err(FsError::new("failed to lock", &path, e)),
+        }
+    }
+
+    fn acquire_lock_file(target: &Path) -> Result<Self, FsError> {
         let mut name = target.file_name().unwrap_or_default().to_owned();
         name.push(".lock");
         let path = target.with_file_name(name);
-        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(dir)
-                .map_err(|e| FsError::new("failed to create directory", dir, e))?;
-        }
-        let file = OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
@@ -135,6 +165,7 @@ impl FileLock {
         Ok(FileLock { file, path })
     }
 
+    /// The locked directory (or, where directories cannot be locked, `<target>.lock`).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -193,7 +224,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("nix.conf");
         let l = FileLock::acquire(&target).unwrap();
-        let f = OpenOptions::new().write(true).open(l.path()).unwrap();
+        assert_eq!(l.path(), dir.path());
+        let f = File::open(l.path()).unwrap();
         use std::os::fd::AsRawFd;
         #[allow(unsafe_code)]
         // SAFETY: non-blocking flock probe on an owned fd.
@@ -204,5 +236,15 @@ mod tests {
         // SAFETY: as above.
         let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         assert_eq!(r, 0);
+        // Nothing is left in the directory: no `nix.conf.lock`.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn error_names_the_path_and_the_cause_once() {
+        let e = read_to_string(Path::new("/nonexistent-dir/x.conf")).unwrap_err();
+        let chain = format!("{:#}", anyhow::Error::new(e));
+        assert!(chain.contains("`/nonexistent-dir/x.conf`"), "{chain}");
+        assert_eq!(chain.matches("os error 2").count(), 1, "{chain}");
     }
 }

@@ -107,7 +107,7 @@ impl ExitCode {
                 "the nix-daemon does not trust you, so it would ignore the cache: fix printed"
             }
             ExitCode::NotInEffect => {
-                "written, but a later file or NIX_CONFIG overrides it (or Nix disagrees)"
+                "not in effect: a later file or NIX_CONFIG overrides it (or Nix disagrees); --remove: still set elsewhere"
             }
         }
     }
@@ -314,9 +314,12 @@ pub fn resolve_caches(a: &CacheArgs) -> Result<Resolved, SetupError> {
 /// `--save`: adds the caches to cache.toml (created when missing), keeping its comments.
 /// Returns the caches that were new there.
 pub fn save(path: &Path, caches: &[CacheSpec]) -> Result<Vec<String>, SetupError> {
+    // Read-modify-write under the same kind of lock as nix.conf: parallel `--save`s
+    // cannot lose each other's entries.
+    let _lock = fsutil::FileLock::acquire(path)?;
     let mut added = Vec::new();
     for c in caches {
-        if cachetoml::save_cache(path, &c.url, &c.public_key)? {
+        if cachetoml::save_cache(path, &c.url, &c.public_key, c.token_env.as_deref())? {
             added.push(c.url.clone());
         }
     }
@@ -394,6 +397,10 @@ pub struct Report {
     pub dry_run: bool,
     /// Whether the target file was (or, in dry-run, would be) changed.
     pub changed: bool,
+    /// `--remove` left the target without a byte, so it was (would be) deleted: Nix
+    /// reads a missing nix.conf exactly like an empty one, and a file setup-cache created
+    /// is gone again. The previous content is in `backup`.
+    pub deleted: bool,
     pub backup: Option<PathBuf>,
     pub caches: Vec<CacheReport>,
     /// Unified diff of the change (netrc passwords redacted); empty when unchanged.
@@ -535,6 +542,15 @@ fn add_values(
     }
 }
 
+/// Whether public key `key` is named after `host`: `HOST-N:...` (N digits), the way
+/// Cachix (`NAME.cachix.org-1`) and `nix key generate-secret` users name them.
+fn key_named_after(key: &str, host: &str) -> bool {
+    key.split_once(':')
+        .and_then(|(name, _)| name.strip_prefix(host))
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+}
+
 /// How many times `value` appears in `name` lines of `conf`.
 fn count_values(conf: &NixConf, name: &str, value: &str) -> usize {
     conf.settings()
@@ -571,6 +587,24 @@ fn remove_values(conf: &mut NixConf, name: &str, matches: &dyn Fn(&str) -> bool)
         conf.remove_line(n);
     }
     removed
+}
+
+/// Whether a plain `include` line (not `!include`) of a file Nix reads names the target.
+fn required_by_include(layers: &Layers, target_idx: &[usize]) -> bool {
+    layers.files.iter().any(|f| {
+        f.includes.iter().any(|&(line, child)| {
+            target_idx.contains(&child)
+                && f.conf.line(line).is_some_and(|l| {
+                    matches!(
+                        l.kind,
+                        nixconf::LineKind::Include {
+                            optional: false,
+                            ..
+                        }
+                    )
+                })
+        })
+    })
 }
 
 fn read_text(path: &Path) -> Result<Option<String>, SetupError> {
@@ -687,9 +721,16 @@ fn resolve_target(req: &Request, layers: &Layers) -> Result<Resolution, SetupErr
     })
 }
 
-/// Netrc path for the target: next to a user file; for the system file, the
-/// `netrc-file` in force or `$NIX_CONF_DIR/netrc` (Nix's default).
+/// Netrc path for the target: the `netrc-file` in force when the target file itself
+/// sets it (the user's own netrc, whose other entries must keep working); else next to a
+/// user file; for the system file, the `netrc-file` in force or `$NIX_CONF_DIR/netrc`
+/// (Nix's default).
 fn netrc_path(req: &Request, layers: &Layers, target: &Path, system: bool) -> PathBuf {
+    if let Some(s) = layers.effective_scalar("netrc-file") {
+        if !s.value.is_empty() && s.file.as_deref().is_some_and(|f| same_file(f, target)) {
+            return PathBuf::from(s.value);
+        }
+    }
     if system {
         return layers
             .effective_scalar("netrc-file")
@@ -702,10 +743,17 @@ fn netrc_path(req: &Request, layers: &Layers, target: &Path, system: bool) -> Pa
 /// Runs setup-cache. Bad input (tokens, unreadable or non-UTF-8 files) is an error
 /// before anything is written; a managed target is a report with exit code 3.
 pub fn run(req: &Request) -> Result<Report, SetupError> {
+    // `nix` on PATH that cannot even print its version usually means the configuration
+    // already stops it (a missing `include`, a syntax error): remembered, and reported
+    // as the check with Nix failing instead of skipping the check silently.
+    let mut nix_failed = None;
     let nix = if req.ask_nix || req.check_trust {
-        which::which("nix")
-            .ok()
-            .and_then(|_| Nix::detect(Runner::new(), None).ok())
+        match which::which("nix") {
+            Ok(_) => Nix::detect(Runner::new(), None)
+                .map_err(|e| nix_failed = Some(e.to_string()))
+                .ok(),
+            Err(_) => None,
+        }
     } else {
         None
     };
@@ -730,6 +778,7 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         mode: if req.remove { "remove" } else { "add" },
         dry_run: req.dry_run,
         changed: false,
+        deleted: false,
         backup: None,
         caches: Vec::new(),
         diff: String::new(),
@@ -776,7 +825,10 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
 
     // Everything from reading to writing happens under the lock, so concurrent runs
     // cannot lose each other's edits.
-    let _lock = if req.dry_run {
+    // `--remove` with no directory for the target has nothing to take out: no lock, so
+    // that the lock does not create `~/.config/nix` just to find it empty.
+    let nothing_to_remove = req.remove && target.parent().is_some_and(|d| !d.exists());
+    let _lock = if req.dry_run || nothing_to_remove {
         None
     } else {
         Some(fsutil::FileLock::acquire(&target)?)
@@ -822,9 +874,36 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         read_text(&net_path)?
     };
 
+    let mut by_name: Vec<String> = Vec::new();
     if req.remove {
         remove_values(&mut conf, SUBS, &|v| urls.iter().any(|u| same_url(u, v)));
-        remove_values(&mut conf, KEYS, &|v| keys.iter().any(|k| k == v));
+        // A cache removed by URL alone (`--remove --cachix NAME`): its key goes too when
+        // it is named after the cache's host (`HOST-1:...`, as Cachix and most caches
+        // name them) and no substituter left in effect is on that host.
+        let now = simulate(&layers, &target_idx, &conf);
+        let hosts_left: Vec<String> = now
+            .effective(SUBS)
+            .iter()
+            .filter_map(|s| url::host(&s.value).map(str::to_owned))
+            .collect();
+        by_name = req
+            .caches
+            .iter()
+            .filter(|c| c.public_key.is_empty())
+            .filter_map(|c| url::host(&c.url))
+            .filter(|h| !hosts_left.iter().any(|l| l == h))
+            .flat_map(|h| {
+                conf.settings()
+                    .filter(|(_, s)| s.name == KEYS)
+                    .flat_map(|(_, s)| s.values.iter())
+                    .filter(|v| key_named_after(v, h))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        remove_values(&mut conf, KEYS, &|v| {
+            keys.iter().any(|k| k == v) || by_name.iter().any(|k| k == v)
+        });
         if let Some(text) = &old_netrc {
             let mut t = text.clone();
             let mut any = false;
@@ -880,6 +959,11 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
     let after = simulate(&layers, &target_idx, &conf);
     let new_text = conf.render();
     report.changed = new_text != old;
+    // Never delete a file a plain `include` names: Nix stops when that one is missing.
+    report.deleted = req.remove
+        && report.changed
+        && new_text.is_empty()
+        && !required_by_include(&layers, &target_idx);
     for c in &req.caches {
         let (s_before, k_before) = (
             in_effect(&before, SUBS, &c.url),
@@ -925,9 +1009,18 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         } else {
             last_reset(&after, KEYS)
         };
+        // Removed by URL alone: the key that went with it (named after its host).
+        let public_key = if c.public_key.is_empty() {
+            url::host(&c.url)
+                .and_then(|h| by_name.iter().find(|k| key_named_after(k, h)))
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            c.public_key.clone()
+        };
         report.caches.push(CacheReport {
             url: c.url.clone(),
-            public_key: c.public_key.clone(),
+            public_key,
             status,
             substituter_from: s_after,
             key_from: k_after,
@@ -981,7 +1074,12 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
                 fsutil::write_atomic_mode(&b, prev.as_bytes(), mode)?;
                 report.backup = Some(b);
             }
-            fsutil::write_atomic(&target, new_text.as_bytes())?;
+            if report.deleted {
+                std::fs::remove_file(&target)
+                    .map_err(|e| FsError::new("failed to remove", &target, e))?;
+            } else {
+                fsutil::write_atomic(&target, new_text.as_bytes())?;
+            }
         }
     }
 
@@ -998,6 +1096,14 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
     if req.ask_nix && !req.dry_run && !target_idx.is_empty() {
         if let Some(n) = &nix {
             report.nix_check = Some(ask_nix(n, req));
+        } else if let Some(e) = &nix_failed {
+            report.nix_check = Some(NixCheck {
+                version: "nix".to_owned(),
+                ok: false,
+                problems: vec![format!(
+                    "could not ask Nix, so nothing is in effect until this is fixed: {e}"
+                )],
+            });
         }
     }
 
@@ -1108,8 +1214,28 @@ impl Report {
             }
             if let Some(by) = &c.overridden_by {
                 if self.mode == "remove" {
+                    let how = if by.starts_with("NIX_CONFIG:") {
+                        "unset the NIX_CONFIG environment variable or take the cache out of it"
+                            .to_owned()
+                    } else {
+                        let file = by.rsplit_once(':').map_or(by.as_str(), |(f, _)| f);
+                        format!(
+                            "take it out there too: setup-cache --remove --file {} {} (as root for a system file)",
+                            shell_quote(file),
+                            match c.public_key.is_empty() {
+                                true => format!("--url {}", shell_quote(&c.url)),
+                                false => format!(
+                                    "--url {} --public-key {}",
+                                    shell_quote(&c.url),
+                                    shell_quote(&c.public_key)
+                                ),
+                            }
+                        )
+                    };
+                    o.push_str(&format!("    still in effect from {by}: {how}\n"));
+                } else if by.starts_with("NIX_CONFIG:") {
                     o.push_str(&format!(
-                        "    still in effect from {by}: remove it there too\n"
+                        "    NOT in effect: the NIX_CONFIG environment variable ({by}) sets the list again after every file; unset it, or add the cache to it as extra-substituters / extra-trusted-public-keys\n"
                     ));
                 } else {
                     o.push_str(&format!(
@@ -1127,6 +1253,17 @@ impl Report {
         }
         if !self.changed && !self.dry_run {
             o.push_str("  file unchanged\n");
+        }
+        if self.deleted {
+            let verb = if self.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            };
+            o.push_str(&format!(
+                "  {verb} {}: nothing left in it (Nix reads no file like an empty one)\n",
+                self.target.display()
+            ));
         }
         if let Some(b) = &self.backup {
             o.push_str(&format!("  previous version saved as {}\n", b.display()));

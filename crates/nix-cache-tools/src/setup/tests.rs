@@ -133,6 +133,11 @@ fn overridden_by_nix_config_is_reported() {
     assert_eq!(r.exit_code, ExitCode::NotInEffect);
     assert_eq!(r.caches[0].overridden_by.as_deref(), Some("NIX_CONFIG:1"));
     assert!(r.human().contains("NOT in effect"), "{}", r.human());
+    assert!(
+        r.human().contains("unset it, or add the cache to it"),
+        "{}",
+        r.human()
+    );
 }
 
 #[test]
@@ -159,13 +164,30 @@ fn remove_restores_bytes_and_dry_run_writes_nothing() {
             fs::read_to_string(t.user()).ok().unwrap_or_default(),
             original
         );
-        assert!(!t.user().with_file_name("nix.conf.lock").exists() || !original.is_empty());
         req.dry_run = false;
         run(&req).unwrap();
         req.remove = true;
         let r = run(&req).unwrap();
         assert!(r.caches.iter().all(|c| c.status == CacheStatus::Removed));
-        assert_eq!(t.read_user(), original, "{original:?}");
+        if original.is_empty() {
+            // The tool created the file; taking the caches out deletes it again.
+            assert!(r.deleted && !t.user().exists(), "{}", r.human());
+        } else {
+            assert!(!r.deleted);
+            assert_eq!(t.read_user(), original, "{original:?}");
+        }
+        // No lock file (or anything else but the backup) is left next to nix.conf.
+        let mut names: Vec<String> = fs::read_dir(t.user().parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let expect: &[&str] = if original.is_empty() {
+            &["nix.conf.setup-cache.bak"]
+        } else {
+            &["nix.conf", "nix.conf.setup-cache.bak"]
+        };
+        assert_eq!(names, expect, "{original:?}");
         let r = run(&req).unwrap();
         assert!(!r.changed && r.caches.iter().all(|c| c.status == CacheStatus::NotPresent));
     }
@@ -268,4 +290,131 @@ fn a_file_named_differently_is_still_recognised_as_read_by_nix() {
         "{:?}",
         r.warnings
     );
+}
+
+#[test]
+fn remove_deletes_a_file_it_empties_and_dry_run_says_so() {
+    let t = T::new("");
+    let mut req = t.req(&[("http://a.example", KEY_A)]);
+    run(&req).unwrap();
+    assert!(t.user().exists());
+    req.remove = true;
+    req.dry_run = true;
+    let r = run(&req).unwrap();
+    assert!(r.deleted && t.user().exists());
+    assert!(r.human().contains("would delete"), "{}", r.human());
+    req.dry_run = false;
+    let r = run(&req).unwrap();
+    assert!(r.deleted && !t.user().exists());
+    assert!(r.human().contains("deleted"), "{}", r.human());
+    let backup = r.backup.expect("the removed content is kept");
+    assert!(
+        fs::read_to_string(backup)
+            .unwrap()
+            .contains("http://a.example")
+    );
+    // A file with anything else left in it (even a blank line) is kept.
+    t.write_user("\n");
+    req.remove = false;
+    run(&req).unwrap();
+    req.remove = true;
+    let r = run(&req).unwrap();
+    assert!(!r.deleted);
+    assert_eq!(t.read_user(), "\n");
+}
+
+#[test]
+fn remove_by_url_alone_takes_the_key_named_after_its_host() {
+    let t = T::new("");
+    let cachix_key = "team.cachix.org-1:U/8OwBxzrmKhrghm7KtNA3cRnYR5ioKlB637gbc2BF4=";
+    let shared_key = "shared.example-1:U/8OwBxzrmKhrghm7KtNA3cRnYR5ioKlB637gbc2BF4=";
+    let original = "# mine\nextra-trusted-public-keys = other.example-12:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\n";
+    t.write_user(original);
+    let req = t.req(&[
+        ("https://team.cachix.org", cachix_key),
+        ("https://shared.example/a", shared_key),
+        ("https://shared.example/b", shared_key),
+    ]);
+    run(&req).unwrap();
+    // `--remove --cachix team` (no key): the substituter and its key go.
+    let mut rm = t.req(&[("https://team.cachix.org", "")]);
+    rm.remove = true;
+    let r = run(&rm).unwrap();
+    assert_eq!(r.caches[0].status, CacheStatus::Removed);
+    assert_eq!(r.caches[0].public_key, cachix_key);
+    assert!(
+        !t.read_user().contains("team.cachix.org"),
+        "{}",
+        t.read_user()
+    );
+    // A key still needed by another substituter on the same host stays.
+    let mut rm = t.req(&[("https://shared.example/a", "")]);
+    rm.remove = true;
+    let r = run(&rm).unwrap();
+    assert_eq!(r.caches[0].public_key, "");
+    assert!(t.read_user().contains(shared_key), "{}", t.read_user());
+    let mut rm = t.req(&[("https://shared.example/b", "")]);
+    rm.remove = true;
+    run(&rm).unwrap();
+    // Only keys named after the host ever go: the user's own key line is untouched.
+    assert_eq!(t.read_user(), original);
+}
+
+#[test]
+fn key_names_match_hosts_exactly() {
+    assert!(key_named_after("team.cachix.org-1:AAAA", "team.cachix.org"));
+    assert!(key_named_after("h.example-23:AAAA", "h.example"));
+    assert!(!key_named_after("h.example-1:AAAA", "example"));
+    assert!(!key_named_after("xh.example-1:AAAA", "h.example"));
+    assert!(!key_named_after("h.example.evil-1:AAAA", "h.example"));
+    assert!(!key_named_after("h.example-:AAAA", "h.example"));
+    assert!(!key_named_after("h.example:AAAA", "h.example"));
+}
+
+#[test]
+fn remove_on_a_fresh_account_creates_nothing() {
+    let t = T::new("");
+    let mut req = t.req(&[("http://a.example", KEY_A)]);
+    req.remove = true;
+    let r = run(&req).unwrap();
+    assert!(!r.changed && r.caches[0].status == CacheStatus::NotPresent);
+    assert!(
+        !t.dir.path().join("cfg").exists(),
+        "a directory was created"
+    );
+}
+
+#[test]
+fn remove_says_how_to_take_out_a_cache_set_in_another_file() {
+    let t = T::new("extra-substituters = http://a.example\n");
+    let mut req = t.req(&[("http://a.example", KEY_A)]);
+    req.remove = true;
+    let r = run(&req).unwrap();
+    assert_eq!(r.exit_code, ExitCode::NotInEffect);
+    let sys = t.dir.path().join("etc/nix.conf");
+    let want = format!(
+        "still in effect from {}:1: take it out there too: setup-cache --remove --file {} --url http://a.example --public-key {KEY_A}",
+        sys.display(),
+        sys.display()
+    );
+    assert!(r.human().contains(&want), "{}", r.human());
+}
+
+#[test]
+fn remove_keeps_an_emptied_file_that_a_plain_include_needs() {
+    // Nix stops when a file named by `include` is missing; `!include` skips it.
+    for (include, kept) in [("include", true), ("!include", false)] {
+        let t = T::new(&format!("{include} extra.conf\n"));
+        let extra = t.dir.path().join("etc/extra.conf");
+        let mut req = t.req(&[("http://a.example", KEY_A)]);
+        req.target = Target::File(extra.clone());
+        run(&req).unwrap();
+        req.remove = true;
+        let r = run(&req).unwrap();
+        assert_eq!(r.caches[0].status, CacheStatus::Removed);
+        assert_eq!((r.deleted, extra.exists()), (!kept, kept), "{include}");
+        if kept {
+            assert_eq!(fs::read_to_string(&extra).unwrap(), "");
+        }
+    }
 }
