@@ -765,6 +765,116 @@ mod tests {
         );
     }
 
+    /// `(line, severity, message + what to do)` of every finding.
+    fn lines(f: &[Finding]) -> Vec<(usize, Severity, String)> {
+        f.iter()
+            .map(|f| {
+                (
+                    f.line.unwrap_or(0),
+                    f.severity,
+                    format!("{} {}", f.message, f.what_to_do),
+                )
+            })
+            .collect()
+    }
+
+    const NIXOS_KEY: &str = "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+
+    #[test]
+    fn require_sigs_false_is_a_warning_at_its_line() {
+        let f = lines(&run("sandbox = false\nrequire-sigs = false\n"));
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!((f[0].0, f[0].1), (2, Severity::Warning));
+        assert!(f[0].2.contains("`require-sigs = false`"), "{f:#?}");
+        assert!(f[0].2.contains("Remove the line"), "{f:#?}");
+        assert_eq!(run("require-sigs = true\n"), vec![]);
+    }
+
+    #[test]
+    fn plain_http_is_flagged_except_on_loopback() {
+        let conf = format!(
+            "extra-substituters = http://127.0.0.1:5000 http://localhost:8080/ http://[::1]:80 http://cache.example.com\nextra-trusted-public-keys = cache.example.com-1:{}\n",
+            NIXOS_KEY.split_once(':').map(|(_, k)| k).unwrap_or("")
+        );
+        let f = lines(&run(&conf));
+        let http: Vec<_> = f.iter().filter(|x| x.2.contains("plain HTTP")).collect();
+        assert_eq!(http.len(), 1, "{f:#?}");
+        assert_eq!((http[0].0, http[0].1), (1, Severity::Warning));
+        assert!(http[0].2.contains("`http://cache.example.com`"), "{f:#?}");
+        assert!(http[0].2.contains("https://cache.example.com"), "{f:#?}");
+    }
+
+    #[test]
+    fn substituters_line_dropping_the_default_cache() {
+        let f = lines(&run("substituters =\n"));
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!((f[0].0, f[0].1), (1, Severity::Warning));
+        assert!(f[0].2.contains("turns substitution off"), "{f:#?}");
+        // Keeping cache.nixos.org on the line is fine.
+        let ok =
+            format!("substituters = https://cache.nixos.org/\ntrusted-public-keys = {NIXOS_KEY}\n");
+        assert_eq!(run(&ok), vec![]);
+        // `extra-substituters` keeps the defaults: nothing is dropped.
+        let f = lines(&run(
+            "extra-substituters = https://nix-community.cachix.org\nextra-trusted-public-keys = nix-community.cachix.org-1:mB9FSh9qf2dCimDSUo8Zy7bkq5CX+/rkCWyvRCYg3Fs=\n",
+        ));
+        assert_eq!(f, vec![]);
+    }
+
+    #[test]
+    fn a_key_with_no_substituter_and_a_substituter_with_no_key() {
+        let f = lines(&run(
+            "extra-trusted-public-keys = orphan.example.net-1:iPaBGrXY/G0xd/m3YJrg/Ov9oYflBGti04u1OeiLdNc=\n",
+        ));
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!((f[0].0, f[0].1), (1, Severity::Warning));
+        assert!(f[0].2.contains("belongs to no substituter"), "{f:#?}");
+        let f = lines(&run(
+            "# a cache\n\nextra-substituters = https://nokey.example.org\n",
+        ));
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!((f[0].0, f[0].1), (3, Severity::Warning));
+        assert!(f[0].2.contains("No trusted public key can sign"), "{f:#?}");
+        assert!(f[0].2.contains("extra-trusted-public-keys"), "{f:#?}");
+        // With require-sigs off the pairing does not matter (the one warning is about that).
+        let f = lines(&run(
+            "require-sigs = false\nextra-substituters = https://nokey.example.org\n",
+        ));
+        assert_eq!(f.len(), 1, "{f:#?}");
+    }
+
+    #[test]
+    fn duplicates_and_aliases() {
+        let f = lines(&run(&format!(
+            "trusted-public-keys = {NIXOS_KEY}\nextra-trusted-public-keys = {NIXOS_KEY}\nbinary-caches = https://cache.nixos.org\nextra-substituters = https://cache.nixos.org/\n"
+        )));
+        let mut f = f;
+        f.sort();
+        assert_eq!(
+            f.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
+            [(2, Severity::Info), (4, Severity::Info)],
+            "{f:#?}"
+        );
+        assert!(
+            f[0].2.contains("already in `trusted-public-keys`"),
+            "{f:#?}"
+        );
+        // `binary-caches` is the old name of `substituters`.
+        assert!(f[1].2.contains("already in `substituters`"), "{f:#?}");
+    }
+
+    #[test]
+    fn syntax_nix_rejects_is_an_error_at_its_line() {
+        for bad in ["cores=4", "cores =4", "cores= 4"] {
+            let f = lines(&run(&format!("# c\n{bad}\n")));
+            assert_eq!(
+                f.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
+                [(2, Severity::Error)],
+                "{bad}: {f:#?}"
+            );
+        }
+    }
+
     #[test]
     fn key_pairing_by_name() {
         assert!(key_names_cache(
