@@ -512,6 +512,35 @@ fn missing_and_empty_stores_are_reported_not_crashes() {
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("no Nix store"));
 
+    // A file is not a store: say so, naming the flag, instead of "no store there".
+    let file = env.path().join("not-a-dir.txt");
+    std::fs::write(&file, "x").unwrap();
+    let fl = file.to_str().unwrap();
+    let report = analytics_json(&env, &["--store", fl]);
+    let f = &report["findings"][0];
+    assert_eq!(f["severity"], "error", "{f}");
+    let text = format!("{} {}", f["message"], f["what_to_do"]);
+    assert!(
+        text.contains(&format!("`--store {fl}`")) && text.contains("is a file, not a directory"),
+        "{f}"
+    );
+    assert_eq!(
+        analytics(&env, &["--store", fl, "--check"]).status.code(),
+        Some(1)
+    );
+    // A directory that holds no store says where the database was looked for.
+    let plain = env.path().join("plain-dir");
+    std::fs::create_dir_all(&plain).unwrap();
+    let report = analytics_json(&env, &["--store", plain.to_str().unwrap()]);
+    let msg = report["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        msg.contains("no Nix store") && msg.contains("nix/var/nix/db/db.sqlite"),
+        "{msg}"
+    );
+
     let empty = env.path().join("empty");
     analytics_store::make(&empty, 0, 1, 0, false);
     let e = empty.to_str().unwrap();
@@ -534,6 +563,23 @@ fn exit_codes() {
         Some(2)
     );
     assert_eq!(analytics(&env, &["--no-such-flag"]).status.code(), Some(2));
+    // A --cache that is no URL at all is a usage error naming the flag.
+    for bad in ["notaurl", "https//x", "ftp://x.example.org", "https://"] {
+        let out = analytics(
+            &env,
+            &[
+                "--store",
+                "/nonexistent",
+                "--closure",
+                "/nix/store/x",
+                "--cache",
+                bad,
+            ],
+        );
+        let err = support::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("--cache") && err.contains(bad), "{bad}: {err}");
+    }
     // --help lists the exit codes.
     let help = stdout(&analytics(&env, &["--help"]));
     for c in [

@@ -412,13 +412,31 @@ impl Ctx<'_> {
         } else {
             None
         };
-        if !exists {
+        let root_is_file =
+            loc.uri.is_some() && std::fs::metadata(&loc.root).is_ok_and(|m| !m.is_dir());
+        if !exists && root_is_file {
+            self.findings.push(Finding {
+                severity: Severity::Error,
+                area: "store",
+                file: Some(loc.root.display().to_string()),
+                line: None,
+                message: format!(
+                    "`--store {}` is a file, not a directory: there is no store to report on.",
+                    loc.display()
+                ),
+                what_to_do: "Pass the directory of a chroot store (the DIR of `nix copy --to DIR`, holding DIR/nix/var/nix/db/db.sqlite), a store URI such as `local?root=DIR`, or leave out `--store` for the machine's store.".to_owned(),
+            });
+        } else if !exists {
             self.findings.push(Finding {
                 severity: Severity::Warning,
                 area: "store",
                 file: Some(loc.db_path().display().to_string()),
                 line: None,
-                message: format!("There is no Nix store at {}: nothing to report on.", loc.display()),
+                message: format!(
+                    "There is no Nix store at {} (no database at {}): nothing to report on.",
+                    loc.display(),
+                    loc.db_path().display()
+                ),
                 what_to_do: "Check the `--store` argument (a directory is a chroot store whose database is DIR/nix/var/nix/db/db.sqlite), or install Nix.".to_owned(),
             });
         } else if g.is_empty() {
