@@ -51,7 +51,7 @@ struct Cli {
     closures: Vec<String>,
     /// A binary cache to check coverage against, instead of the substituters in effect.
     /// Takes several URLs; repeatable.
-    #[arg(long = "cache", value_name = "URL", num_args = 1..)]
+    #[arg(long = "cache", value_name = "URL", num_args = 1.., value_parser = cache_url)]
     caches: Vec<String>,
     /// The project's cache.toml (its caches are also checked for coverage).
     #[arg(long, value_name = "FILE", env = "CACHE_TOOLS_CONFIG")]
@@ -65,6 +65,13 @@ struct Cli {
     /// List every dead path in the JSON output (gc.dead), like `nix-store --gc --print-dead`.
     #[arg(long)]
     list_dead: bool,
+}
+
+/// A `--cache` value must at least be a store URL Nix could substitute from.
+fn cache_url(s: &str) -> Result<String, String> {
+    nix_cache_tools::url::validate_substituter(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 fn main() {
