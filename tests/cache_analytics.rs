@@ -345,7 +345,8 @@ fn real_store_built_in_the_test_equals_nix() {
     let base = support::BASE_SYSTEM_CONF;
     std::fs::write(
         env.system_conf(),
-        format!("{base}gc-keep-derivations = false\n"),
+        // Nix takes `0`/`no`/`1`/`yes` for booleans as well.
+        format!("{base}gc-keep-derivations = 0\n"),
     )
     .unwrap();
     let report = analytics_json(&env, &["--store", store, "--list-dead"]);
@@ -353,7 +354,7 @@ fn real_store_built_in_the_test_equals_nix() {
     assert_matches_nix(&env, store, &report, 10);
     assert!(strs(&report["gc"]["dead"]).contains(&kept_drv));
     // keep-outputs: a rooted derivation keeps its outputs.
-    std::fs::write(env.system_conf(), format!("{base}keep-outputs = true\n")).unwrap();
+    std::fs::write(env.system_conf(), format!("{base}keep-outputs = yes\n")).unwrap();
     std::os::unix::fs::symlink(&gone_drv, state.join("gcroots/drv-root")).unwrap();
     let report = analytics_json(&env, &["--store", store, "--list-dead"]);
     assert_eq!(report["gc"]["keep_outputs"], true);
@@ -739,7 +740,7 @@ fn config_findings_at_their_file_and_line() {
             "warning",
             "line 11 of the same file has no effect",
         ),
-        (&sub, 2, "error", "must be `true` or `false`, not `maybe`"),
+        (&sub, 2, "error", "`1`/`0`), not `maybe`"),
         (&user, 2, "info", "is already in `substituters`"),
         ("NIX_CONFIG", 2, "warning", "`foo-unknown` is not a setting"),
     ];

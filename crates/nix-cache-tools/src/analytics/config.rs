@@ -331,6 +331,16 @@ fn key_names_cache(key_name: &str, url_: &str) -> bool {
             || base == host.split('.').next().unwrap_or(""))
 }
 
+/// A boolean value as Nix parses it (`BaseSetting<bool>`, 2.8 → today): `true`, `yes`,
+/// `1` and `false`, `no`, `0`; anything else is a fatal error.
+pub fn nix_bool(v: &str) -> Option<bool> {
+    match v {
+        "true" | "yes" | "1" => Some(true),
+        "false" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 /// Runs every rule; findings come in file/line order within each rule.
 pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
     let layers = c.layers;
@@ -405,13 +415,13 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
             Some(Kind::Bool) if !a.is_extra => {
                 let v = a.values.join(" ");
                 // `sandbox` is shown as a boolean but also takes `relaxed`.
-                let ok = v == "true" || v == "false" || (a.name == "sandbox" && v == "relaxed");
+                let ok = nix_bool(&v).is_some() || (a.name == "sandbox" && v == "relaxed");
                 if !ok {
                     out.push(finding(
                         Severity::Error,
                         f,
                         a.line,
-                        format!("`{}` must be `true` or `false`, not `{v}`; Nix stops with \"Boolean setting '{}' has invalid value\".", a.key, a.name),
+                        format!("`{}` must be `true` or `false` (Nix also takes `yes`/`no`, `1`/`0`), not `{v}`; Nix stops with \"Boolean setting '{}' has invalid value\".", a.key, a.name),
                         format!("Write `{} = true` or `{} = false`.", a.key, a.key),
                     ));
                 }
@@ -483,11 +493,11 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
     let subs = effective_unique(layers, "substituters");
     let require_sigs = layers
         .effective_scalar("require-sigs")
-        .map(|s| s.value != "false")
+        .map(|s| nix_bool(&s.value) != Some(false))
         .unwrap_or(true);
     if let Some(rs) = layers
         .effective_scalar("require-sigs")
-        .filter(|s| s.value == "false")
+        .filter(|s| nix_bool(&s.value) == Some(false))
     {
         if let Some(file) = &rs.file {
             out.push(finding(
@@ -872,6 +882,23 @@ mod tests {
                 [(2, Severity::Error)],
                 "{bad}: {f:#?}"
             );
+        }
+    }
+
+    #[test]
+    fn booleans_as_nix_parses_them() {
+        // Nix 2.8 → today: yes/no/1/0 are booleans too (checked with nix show-config).
+        assert_eq!(
+            run("keep-outputs = yes\nfallback = no\nkeep-derivations = 1\nsandbox = 0\n"),
+            vec![]
+        );
+        let f = lines(&run("keep-outputs = on\n"));
+        assert_eq!((f.len(), f[0].0, f[0].1), (1, 1, Severity::Error), "{f:#?}");
+        // `require-sigs = no` / `0` turn signatures off just like `false`.
+        for off in ["no", "0"] {
+            let f = lines(&run(&format!("require-sigs = {off}\n")));
+            assert_eq!(f.len(), 1, "{off}: {f:#?}");
+            assert!(f[0].2.contains("`require-sigs = false`"), "{off}: {f:#?}");
         }
     }
 

@@ -587,11 +587,7 @@ impl Ctx<'_> {
                 l.assignments()
                     .into_iter()
                     .rfind(|a| !a.is_extra && names.contains(&a.name))
-                    .and_then(|a| match a.values.join(" ").as_str() {
-                        "true" => Some(true),
-                        "false" => Some(false),
-                        _ => None,
-                    })
+                    .and_then(|a| config::nix_bool(&a.values.join(" ")))
             })
         };
         let keep_derivations = self
