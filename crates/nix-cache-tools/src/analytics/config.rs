@@ -353,7 +353,12 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
                 Severity::Error,
                 file,
                 *line,
-                format!("Nix rejects this line, and then every nix command fails: {reason}."),
+                // The parser's reason already says that Nix rejects the line.
+                if reason.contains("Nix rejects") {
+                    format!("{reason}.")
+                } else {
+                    format!("Nix rejects this line, and then every nix command fails: {reason}.")
+                },
                 "Fix the line as shown, then check with `nix show-config` (or `nix config show`).".to_owned(),
             )),
             LoadError::MissingInclude { file, line, target } => out.push(finding(
@@ -877,6 +882,13 @@ mod tests {
     fn syntax_nix_rejects_is_an_error_at_its_line() {
         for bad in ["cores=4", "cores =4", "cores= 4"] {
             let f = lines(&run(&format!("# c\n{bad}\n")));
+            assert_eq!(
+                f.iter()
+                    .filter(|x| x.2.matches("Nix rejects").count() == 1)
+                    .count(),
+                1,
+                "said once: {f:#?}"
+            );
             assert_eq!(
                 f.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
                 [(2, Severity::Error)],
