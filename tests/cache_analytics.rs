@@ -647,6 +647,28 @@ fn closure_argument_reports_its_size() {
         ],
     );
     assert_eq!(out.status.code(), Some(1));
+    // Nothing to look up when no argument is a valid path: no cache is queried, the one
+    // finding is about the argument.
+    let report = analytics_json(
+        &env,
+        &[
+            "--store",
+            &store,
+            "--closure",
+            "/nix/store/00000000000000000000000000000000-nope",
+            "--cache",
+            "http://127.0.0.1:9",
+        ],
+    );
+    assert_eq!(report["coverage"], serde_json::json!([]), "{report}");
+    let areas: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["area"].as_str().unwrap())
+        .filter(|a| *a != "config")
+        .collect();
+    assert_eq!(areas, ["closure"], "{report}");
 }
 
 /// Installs fixture `name` (tests/fixtures/analytics/NAME): `etc-nix/*` as the system

@@ -352,8 +352,10 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
     cx.recommend_biggest_root(&largest_closures, store.nar_bytes);
     let closure = cx.closure_section();
     let coverage = match &closure {
-        Some((_, members)) => cx.coverage_section(members, layers.as_ref()),
-        None => Vec::new(),
+        // No valid path given (each one already has its error finding): nothing to ask
+        // the caches about.
+        Some((_, members)) if !members.is_empty() => cx.coverage_section(members, layers.as_ref()),
+        _ => Vec::new(),
     };
     cx.recommend_config_fixes(&config.findings);
     let mut findings = cx.findings;
