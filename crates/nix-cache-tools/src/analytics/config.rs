@@ -604,9 +604,15 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
             .iter()
             .filter(|s| !good_keys.iter().any(|(_, k)| pairs(&s.value, &k.name)))
             .collect();
+        // A key for a `trusted-substituters` cache is not orphaned: users turn that cache
+        // on when they need it (the system-side set-up for untrusted users).
+        let on_demand = effective_unique(layers, "trusted-substituters");
         let lone_keys: Vec<&(Sourced, PublicKey)> = good_keys
             .iter()
-            .filter(|(_, k)| !signable.iter().any(|s| pairs(&s.value, &k.name)))
+            .filter(|(_, k)| {
+                !signable.iter().any(|s| pairs(&s.value, &k.name))
+                    && !on_demand.iter().any(|s| pairs(&s.value, &k.name))
+            })
             .collect();
         // A key whose name matches no URL may still be the key of a substituter whose
         // URL matches no key (a self-hosted cache named freely): only report when there
@@ -912,6 +918,19 @@ mod tests {
             assert_eq!(f.len(), 1, "{off}: {f:#?}");
             assert!(f[0].2.contains("`require-sigs = false`"), "{off}: {f:#?}");
         }
+    }
+
+    #[test]
+    fn a_key_for_a_trusted_substituter_is_not_orphaned() {
+        // What the untrusted-user fix writes in the system file: users may opt in.
+        let conf = "trusted-substituters = https://nix-community.cachix.org\nextra-trusted-public-keys = nix-community.cachix.org-1:mB9FSh9qf2dCimDSUo8Zy7bkq5CX+/rkCWyvRCYg3Fs=\n";
+        assert_eq!(run(conf), vec![]);
+        // A key for neither is still reported.
+        let f = lines(&run(
+            "trusted-substituters = https://nix-community.cachix.org\nextra-trusted-public-keys = orphan.example.net-1:iPaBGrXY/G0xd/m3YJrg/Ov9oYflBGti04u1OeiLdNc=\n",
+        ));
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert!(f[0].2.contains("belongs to no substituter"), "{f:#?}");
     }
 
     #[test]
