@@ -564,6 +564,10 @@ fn exit_codes() {
         Some(2)
     );
     assert_eq!(analytics(&env, &["--no-such-flag"]).status.code(), Some(2));
+    // --timeout 0 would never wait: a usage error, not silently 1 s.
+    let out = analytics(&env, &["--timeout", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
+    assert!(support::stderr(&out).contains("--timeout"));
     // A --cache that is no URL at all is a usage error naming the flag.
     for bad in ["notaurl", "https//x", "ftp://x.example.org", "https://"] {
         let out = analytics(

@@ -60,7 +60,7 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = SourceArg::Auto, env = "CACHE_ANALYTICS_SOURCE")]
     source: SourceArg,
     /// Seconds before a cache query gives up.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
     /// List every dead path in the JSON output (gc.dead), like `nix-store --gc --print-dead`.
     #[arg(long)]
@@ -111,7 +111,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         caches: cli.caches.clone(),
         list_dead: cli.list_dead,
         cache_toml,
-        timeout: std::time::Duration::from_secs(cli.timeout.max(1)),
+        timeout: std::time::Duration::from_secs(cli.timeout),
         ..analytics::Options::default()
     };
     let report = analytics::analyze(&opts).with_context(|| {
