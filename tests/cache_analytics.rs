@@ -542,6 +542,25 @@ fn missing_and_empty_stores_are_reported_not_crashes() {
         "{msg}"
     );
 
+    // A bare word is a store type to Nix, not a directory: the error says so once, with
+    // the spelling that works.
+    let bare = env.path().join("mystore");
+    analytics_store::make(&bare, 3, 1, 0, false);
+    let out = env
+        .command(BIN)
+        .args(["--store", "mystore"])
+        .current_dir(env.path())
+        .output()
+        .unwrap();
+    let err = support::stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("`--store ./mystore`"), "{err}");
+    assert_eq!(
+        err.matches("don't know how to open Nix store").count(),
+        1,
+        "said once: {err}"
+    );
+
     let empty = env.path().join("empty");
     analytics_store::make(&empty, 0, 1, 0, false);
     let e = empty.to_str().unwrap();

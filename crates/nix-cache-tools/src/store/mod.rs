@@ -81,11 +81,13 @@ pub enum SourcePref {
 pub enum StoreError {
     #[error(transparent)]
     Db(#[from] db::DbError),
-    #[error("{source}{}", .db_error.as_ref().map(|e| format!(" (tried because the database could not be read: {e})")).unwrap_or_default())]
+    // `error` is shown, not chained as a source: `{:#}` would print it twice.
+    #[error("{error}{}{}", .db_error.as_ref().map(|e| format!(" (tried because the database could not be read: {e})")).unwrap_or_default(), .hint.as_deref().unwrap_or_default())]
     Nix {
-        #[source]
-        source: NixError,
+        error: NixError,
         db_error: Option<String>,
+        /// What to try instead, when the `--store` argument looks like a mistake.
+        hint: Option<String>,
     },
 }
 
@@ -129,19 +131,13 @@ pub fn load(loc: &StoreLocation, pref: SourcePref, runner: &Runner) -> Result<St
                     Some(Err(e)) => Some(e.to_string()),
                     _ => None,
                 };
-                let nix = Nix::detect(runner.clone(), loc.uri.clone()).map_err(|source| {
-                    StoreError::Nix {
-                        source,
-                        db_error: db_error.clone(),
-                    }
-                })?;
-                let (g, command) =
-                    pathinfo::read_graph(&nix, &loc.store_dir).map_err(|source| {
-                        StoreError::Nix {
-                            source,
-                            db_error: db_error.clone(),
-                        }
-                    })?;
+                let fail = |error: NixError| StoreError::Nix {
+                    error,
+                    db_error: db_error.clone(),
+                    hint: bare_directory_hint(loc),
+                };
+                let nix = Nix::detect(runner.clone(), loc.uri.clone()).map_err(fail)?;
+                let (g, command) = pathinfo::read_graph(&nix, &loc.store_dir).map_err(fail)?;
                 (
                     g,
                     Source::NixPathInfo {
@@ -167,6 +163,21 @@ pub fn load(loc: &StoreLocation, pref: SourcePref, runner: &Runner) -> Result<St
         graph,
         roots,
         roots_known,
+    })
+}
+
+/// Nix reads a `--store` word without `/` or `://` (`chroot`) as a store type, not as a
+/// directory: when a directory of that name exists, say how to name it.
+fn bare_directory_hint(loc: &StoreLocation) -> Option<String> {
+    let uri = loc.uri.as_deref()?;
+    if loc.kind != StoreKind::Remote || uri.contains("://") || uri.contains('/') {
+        return None;
+    }
+    let word = uri.split('?').next().unwrap_or(uri);
+    std::path::Path::new(word).is_dir().then(|| {
+        format!(
+            "\n  hint: `--store {uri}` is read as a store type, not a directory; for the chroot store in ./{word} write `--store ./{word}`"
+        )
     })
 }
 
