@@ -95,14 +95,28 @@ impl StoreLocation {
     }
 }
 
+/// `p` made absolute against the current directory and cleaned of `.` and `..` without
+/// touching the filesystem, as Nix's `absPath` does (`./s` → `/cwd/s`, not `/cwd/./s`).
 fn absolute(p: &Path) -> PathBuf {
-    if p.is_absolute() {
+    let joined = if p.is_absolute() {
         p.to_owned()
     } else {
-        std::env::current_dir()
-            .map(|d| d.join(p))
-            .unwrap_or_else(|_| p.to_owned())
+        match std::env::current_dir() {
+            Ok(d) => d.join(p),
+            Err(_) => return p.to_owned(),
+        }
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
     }
+    out
 }
 
 #[cfg(test)]
@@ -140,5 +154,21 @@ mod tests {
             StoreKind::Remote
         );
         assert_eq!(StoreLocation::parse(Some("auto")).root, Path::new("/"));
+    }
+
+    #[test]
+    fn relative_directories_are_made_clean_and_absolute() {
+        let cwd = std::env::current_dir().unwrap_or_else(|e| panic!("{e}"));
+        let c = StoreLocation::parse(Some("./s"));
+        assert_eq!(c.root, cwd.join("s"));
+        assert_eq!(c.uri.as_deref(), Some("./s"));
+        assert_eq!(
+            StoreLocation::parse(Some("/tmp/a/./b/../s")).root,
+            Path::new("/tmp/a/s")
+        );
+        assert_eq!(
+            StoreLocation::parse(Some("local?root=/tmp/./q")).root,
+            Path::new("/tmp/q")
+        );
     }
 }
