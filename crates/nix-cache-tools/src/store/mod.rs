@@ -84,7 +84,7 @@ pub enum StoreError {
     // `error` is shown, not chained as a source: `{:#}` would print it twice.
     #[error("{error}{}{}", .db_error.as_ref().map(|e| format!(" (tried because the database could not be read: {e})")).unwrap_or_default(), .hint.as_deref().unwrap_or_default())]
     Nix {
-        error: NixError,
+        error: Box<NixError>,
         db_error: Option<String>,
         /// What to try instead, when the `--store` argument looks like a mistake.
         hint: Option<String>,
@@ -132,7 +132,7 @@ pub fn load(loc: &StoreLocation, pref: SourcePref, runner: &Runner) -> Result<St
                     _ => None,
                 };
                 let fail = |error: NixError| StoreError::Nix {
-                    error,
+                    error: Box::new(error),
                     db_error: db_error.clone(),
                     hint: bare_directory_hint(loc),
                 };
