@@ -331,6 +331,16 @@ fn key_names_cache(key_name: &str, url_: &str) -> bool {
             || base == host.split('.').next().unwrap_or(""))
 }
 
+/// A substituter with the store setting `trusted=1` (`https://c.example?trusted=1`): Nix
+/// takes its paths without a signature, so it needs no key.
+fn marked_trusted(url_: &str) -> bool {
+    url_.split_once('?').is_some_and(|(_, q)| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .any(|(k, v)| k == "trusted" && nix_bool(v) == Some(true))
+    })
+}
+
 /// A boolean value as Nix parses it (`BaseSetting<bool>`, 2.8 → today): `true`, `yes`,
 /// `1` and `false`, `no`, `0`; anything else is a fatal error.
 pub fn nix_bool(v: &str) -> Option<bool> {
@@ -598,6 +608,7 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
                 !s.value.starts_with("daemon")
                     && !s.value.starts_with("local")
                     && !s.value.starts_with("auto")
+                    && !marked_trusted(&s.value)
             })
             .collect();
         let lone_subs: Vec<&&Sourced> = signable
@@ -931,6 +942,20 @@ mod tests {
         ));
         assert_eq!(f.len(), 1, "{f:#?}");
         assert!(f[0].2.contains("belongs to no substituter"), "{f:#?}");
+    }
+
+    #[test]
+    fn a_cache_marked_trusted_needs_no_key() {
+        // Nix takes unsigned paths from a substituter with `?trusted=1`.
+        assert_eq!(
+            run("extra-substituters = http://127.0.0.1:5000?trusted=1\n"),
+            vec![]
+        );
+        let f = lines(&run(
+            "extra-substituters = https://nokey.example.org?trusted=0\n",
+        ));
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert!(f[0].2.contains("No trusted public key can sign"), "{f:#?}");
     }
 
     #[test]
