@@ -541,7 +541,10 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
     }
 
     // A `substituters =` line that drops cache.nixos.org.
-    let has_nixos = subs.iter().any(|s| url::normalize(&s.value) == NIXOS_CACHE);
+    // Store parameters (`?priority=10`) do not make it another cache.
+    let has_nixos = subs
+        .iter()
+        .any(|s| url::normalize(s.value.split('?').next().unwrap_or("")) == NIXOS_CACHE);
     if !has_nixos {
         if let Some(a) = assignments
             .iter()
@@ -845,6 +848,11 @@ mod tests {
         // Keeping cache.nixos.org on the line is fine.
         let ok =
             format!("substituters = https://cache.nixos.org/\ntrusted-public-keys = {NIXOS_KEY}\n");
+        assert_eq!(run(&ok), vec![]);
+        // Store parameters do not make it another cache.
+        let ok = format!(
+            "substituters = https://cache.nixos.org/?priority=10\ntrusted-public-keys = {NIXOS_KEY}\n"
+        );
         assert_eq!(run(&ok), vec![]);
         // `extra-substituters` keeps the defaults: nothing is dropped.
         let f = lines(&run(
