@@ -653,16 +653,30 @@ impl Ctx<'_> {
             && top.closure_size.saturating_mul(4) >= total
             && closures.len() > 1
         {
+            let mut advice = release_advice(Path::new(&top.root), &self.store_hint);
+            let others: Vec<&str> = top.roots.iter().skip(1).map(String::as_str).collect();
+            if !others.is_empty() {
+                advice.0.push_str(&format!(
+                    " It is also kept by {}: release {} too.",
+                    others.join(", "),
+                    if others.len() == 1 {
+                        "that link"
+                    } else {
+                        "those links"
+                    }
+                ));
+            }
             self.recs.push(Recommendation {
                 area: "gc",
                 message: format!(
-                    "The largest GC root, {} → {}, keeps {} ({:.0}% of the store). Remove the link if it is no longer needed, then collect garbage.",
+                    "The largest GC root, {} → {}, keeps {} ({:.0}% of the store). {}",
                     top.root,
                     top.path,
                     crate::output::human_bytes(top.closure_size),
-                    top.closure_size as f64 * 100.0 / total as f64
+                    top.closure_size as f64 * 100.0 / total as f64,
+                    advice.0
                 ),
-                command: Some(format!("rm {}", crate::cmd::shell_quote(&top.root))),
+                command: advice.1,
             });
         }
     }
@@ -813,6 +827,48 @@ impl Ctx<'_> {
     }
 }
 
+/// How to release a GC root: `rm` for a plain link (`./result`), but never for a profile
+/// generation (`P-N-link` next to the profile link `P`): removing that by hand can leave the
+/// profile pointing nowhere; `nix-env --delete-generations` is the way, and the current
+/// generation cannot go at all. Returns the sentence to show and the command, if any.
+fn release_advice(root: &Path, store_hint: &str) -> (String, Option<String>) {
+    let generation = root.file_name().and_then(|f| {
+        let f = f.to_str()?;
+        let (profile, n) = f.strip_suffix("-link")?.rsplit_once('-')?;
+        (!profile.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| (root.with_file_name(profile), n.to_owned(), f.to_owned()))
+    });
+    if let Some((profile, n, name)) = generation {
+        if let Ok(current) = std::fs::read_link(&profile) {
+            let p = profile.display().to_string();
+            if current.as_os_str() == name.as_str() || current == root {
+                return (
+                    format!(
+                        "It is the current generation of the profile {p}, which cannot be deleted: remove what it holds from the profile (`nix-env --profile {p} --uninstall NAME`) or switch generations first."
+                    ),
+                    None,
+                );
+            }
+            return (
+                format!(
+                    "It is generation {n} of the profile {p}: delete it with nix-env (removing the link by hand can leave the profile broken), then collect garbage."
+                ),
+                Some(format!(
+                    "nix-env{store_hint} --profile {} --delete-generations {n}",
+                    crate::cmd::shell_quote(&p)
+                )),
+            );
+        }
+    }
+    (
+        "Remove the link if it is no longer needed, then collect garbage.".to_owned(),
+        Some(format!(
+            "rm {}",
+            crate::cmd::shell_quote(&root.display().to_string())
+        )),
+    )
+}
+
 /// A `--closure` argument as a store path: a store path (or a file inside one) as is, a
 /// symlink (`./result`) followed until it points into the store.
 fn resolve_closure_arg(arg: &str, store_dir: &str) -> Option<String> {
@@ -877,6 +933,42 @@ mod tests {
                 "{c:?} missing from HELP"
             );
         }
+    }
+
+    #[test]
+    fn a_profile_generation_is_released_with_nix_env_not_rm() {
+        use std::os::unix::fs::symlink;
+        let t = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let d = t.path();
+        let sp = "/nix/store/4qlx2j065zn4jpg4bs70kqq4r8kjliwh-a";
+        for g in ["prof-1-link", "prof-2-link"] {
+            symlink(sp, d.join(g)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        symlink("prof-2-link", d.join("prof")).unwrap_or_else(|e| panic!("{e}"));
+        symlink(sp, d.join("result")).unwrap_or_else(|e| panic!("{e}"));
+        // An old generation: nix-env, with the store.
+        let (msg, cmd) = release_advice(&d.join("prof-1-link"), " --store /s");
+        assert!(msg.contains("generation 1 of the profile"), "{msg}");
+        assert_eq!(
+            cmd.as_deref(),
+            Some(
+                format!(
+                    "nix-env --store /s --profile {} --delete-generations 1",
+                    d.join("prof").display()
+                )
+                .as_str()
+            )
+        );
+        // The current one: no command that would break the profile.
+        let (msg, cmd) = release_advice(&d.join("prof-2-link"), "");
+        assert!(msg.contains("current generation"), "{msg}");
+        assert_eq!(cmd, None);
+        // A plain link (./result): rm it.
+        let (_, cmd) = release_advice(&d.join("result"), "");
+        assert_eq!(cmd, Some(format!("rm {}", d.join("result").display())));
+        // `x-1-link` with no profile link next to it is a plain link too.
+        let (_, cmd) = release_advice(&d.join("other-1-link"), "");
+        assert!(cmd.unwrap_or_default().starts_with("rm "));
     }
 
     #[test]
