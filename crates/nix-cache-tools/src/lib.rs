@@ -19,6 +19,7 @@
 //! - [`narinfo`]: the `.narinfo` format, fingerprints and signature checks.
 //! - [`binarycache`]: a client for `file://` and `http(s)://` binary caches (which paths
 //!   does a cache hold, queried in parallel).
+//! - [`push`]: push-cache (closure, filter, skip what is cached, upload, report).
 
 pub mod binarycache;
 pub mod cachetoml;
@@ -29,5 +30,6 @@ pub mod narinfo;
 pub mod nix32;
 pub mod nixcli;
 pub mod output;
+pub mod push;
 pub mod storepath;
 pub mod url;
