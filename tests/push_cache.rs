@@ -187,7 +187,7 @@ fn file_cache_whole_closure_signed_filtered_then_all_cached() {
     assert_eq!(j["target"], Value::String(to.clone()));
     assert!(strings(&j["pushed"]).is_empty());
     assert_eq!(strings(&j["already_cached"]), sorted(&b.closure));
-    assert_eq!(strings(&j["filtered"]), [b.standalone.clone()]);
+    assert_eq!(strings(&j["filtered"]), std::slice::from_ref(&b.standalone));
     assert!(strings(&j["failed"]).is_empty());
     assert_eq!(j["nar_bytes_pushed"], 0);
     let after: Vec<_> = std::fs::read_dir(cache.join("nar")).unwrap().collect();
@@ -439,7 +439,7 @@ fn cachix_and_attic_get_exact_argv_and_stdin() {
             && pos("-mid-") < pos("-top-")
             && pos("-lib-source") < pos("-top-")
     );
-    assert_eq!(strings(&json(&out)["filtered"]), [b.standalone.clone()]);
+    assert_eq!(strings(&json(&out)["filtered"]), std::slice::from_ref(&b.standalone));
     assert!(!stdout(&out).contains("secret-token") && !stderr(&out).contains("secret-token"));
 
     // --jobs is passed on.
