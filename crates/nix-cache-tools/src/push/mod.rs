@@ -12,9 +12,10 @@
 //!    names both paths; every other match is left out and listed.
 //! 4. **Skip what is there**: for `file://` and `http(s)://` targets every `.narinfo` is
 //!    asked for in parallel ([`crate::binarycache`]); only missing paths go.
-//! 5. **Upload** in dependency order: `nix copy --no-recursive --to URI` in batches of
-//!    whole dependency-ordered slices (so Nix uploads exactly what we chose, references
-//!    first, and writes each `.narinfo` only after its NAR); `cachix push` and
+//! 5. **Upload** in dependency order: one `nix copy --no-recursive --to URI` of exactly
+//!    the missing paths (Nix uploads references first, in parallel, and writes each
+//!    `.narinfo` only after its NAR; its "copying path" lines drive the progress);
+//!    `cachix push` and
 //!    `attic push` for those targets. A failed batch is retried path by path with
 //!    backoff; a path that still fails is reported, paths that reference it are not
 //!    attempted (the cache would hold them with a missing reference), the others go.
@@ -28,7 +29,7 @@ use crate::binarycache::{BinaryCache, Presence, QueryOptions};
 use crate::cachetoml::{self, CacheTomlError};
 use crate::cmd::{CmdError, Runner};
 use crate::keys::{KeyError, SecretKey};
-use crate::nixcli::{Nix, NixError, PathInfo};
+use crate::nixcli::{Nix, NixError, NixVersion, PathInfo};
 use crate::output::{self, human_bytes};
 use crate::storepath::{self, DEFAULT_STORE_DIR};
 use backend::Target;
@@ -336,6 +337,17 @@ impl Progress {
         }
     }
 
+    /// Nix started uploading `path` (its "copying path" line).
+    fn started(&self, path: &str, size: u64) {
+        match &self.bar {
+            Some(b) => {
+                b.set_message(storepath::name(path).unwrap_or(path).to_owned());
+                b.inc(1);
+            }
+            None => eprintln!("pushing {path} ({})", human_bytes(size)),
+        }
+    }
+
     fn done(&self, path: &str, size: u64, dry_run: bool) {
         match &self.bar {
             Some(b) => {
@@ -458,7 +470,20 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
     }
 
     let runner = Runner::new().dry_run(opts.dry_run);
-    let nix = Nix::detect(runner.clone(), None)?;
+    // push-cache only runs `nix path-info --json`, `nix build --json` and `nix copy
+    // --no-recursive`, whose flags and output are read the same way from 2.8 on, so it
+    // does not spend a process asking Nix its version. A missing `nix` shows up as the
+    // first command failing with an install hint (exit code 5).
+    let nix = Nix::with_version(
+        NixVersion {
+            major: 2,
+            minor: 8,
+            patch: 0,
+            lix: false,
+        },
+        None,
+        runner.clone(),
+    );
 
     // Roots and closure.
     let roots = resolve_roots(opts, &nix)?;
@@ -518,19 +543,26 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
         };
         let statuses = cache.query(&to_push, &q);
         let mut missing = Vec::new();
+        let mut errors = 0usize;
         for st in statuses {
             match st.presence {
                 Presence::Present { .. } => report.already_cached.push(st.path),
                 Presence::Absent => missing.push(st.path),
                 Presence::Error(e) => {
-                    eprintln!(
-                        "warning: could not ask {} about {}: {e}; pushing it",
-                        cache.url(),
-                        st.path
-                    );
+                    if errors == 0 {
+                        eprintln!(
+                            "warning: could not ask {} about {}: {e}; such paths are pushed (nix copy checks again)",
+                            cache.url(),
+                            st.path
+                        );
+                    }
+                    errors += 1;
                     missing.push(st.path);
                 }
             }
+        }
+        if errors > 1 {
+            eprintln!("warning: the cache did not answer for {errors} paths in all");
         }
         to_push = missing;
     }
@@ -706,10 +738,10 @@ pub fn parse_build_json(json: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Batches of at most this many paths per `nix copy` (at most ~10 batches overall), so
-/// progress moves and a failure costs little.
-fn batch_size(n: usize) -> usize {
-    n.div_ceil(10).max(64)
+/// The path in Nix's `copying path '/nix/store/...' to '...'...` progress line.
+fn copying_path(line: &str) -> Option<&str> {
+    let rest = line.trim_start().strip_prefix("copying path '")?;
+    rest.split('\'').next()
 }
 
 fn upload_with_nix(
@@ -724,7 +756,9 @@ fn upload_with_nix(
     let runner = nix.runner();
     let size_of = |p: &str| nodes.get(p).map(|i| i.nar_size).unwrap_or(0);
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
-    for batch in to_push.chunks(batch_size(to_push.len())) {
+    // One `nix copy` for everything (Nix uploads in parallel, references first); the
+    // per-path retries below only run after a failure.
+    for batch in [to_push] {
         // Paths whose reference failed earlier cannot go: the cache would hold them
         // without that reference.
         let mut ready = Vec::new();
@@ -741,11 +775,20 @@ fn upload_with_nix(
         if ready.is_empty() {
             continue;
         }
-        let first = runner.run(&backend::nix_copy(nix, uri, &ready));
+        let mut started: BTreeSet<String> = BTreeSet::new();
+        let first = runner.run_streaming(&backend::nix_copy(nix, uri, &ready), &mut |line| {
+            if let Some(p) = copying_path(line) {
+                if nodes.contains_key(p) && started.insert(p.to_owned()) {
+                    progress.started(p, size_of(p));
+                }
+            }
+        });
         let retry: Vec<String> = match first {
             Ok(_) => {
                 for p in &ready {
-                    progress.done(p, size_of(p), runner.is_dry_run());
+                    if !started.contains(p) {
+                        progress.done(p, size_of(p), runner.is_dry_run());
+                    }
                     report.pushed.push(p.clone());
                 }
                 continue;
@@ -775,7 +818,9 @@ fn upload_with_nix(
                 let mut rest = Vec::new();
                 for p in &ready {
                     if present.contains(p) {
-                        progress.done(p, size_of(p), false);
+                        if !started.contains(p) {
+                            progress.done(p, size_of(p), false);
+                        }
                         report.pushed.push(p.clone());
                     } else {
                         rest.push(p.clone());
@@ -916,6 +961,17 @@ mod tests {
         };
         assert_eq!(r.exit_code(), ExitCode::PushFailed);
         assert_eq!(Report::default().exit_code(), ExitCode::Success);
+    }
+
+    #[test]
+    fn nix_progress_lines() {
+        assert_eq!(
+            copying_path(
+                "copying path '/nix/store/qhsja92yh2jqmzhab1fgp3p44p1dr0vr-leaf' to 'file:///tmp/c'..."
+            ),
+            Some("/nix/store/qhsja92yh2jqmzhab1fgp3p44p1dr0vr-leaf")
+        );
+        assert_eq!(copying_path("copying 2 paths..."), None);
     }
 
     #[test]
