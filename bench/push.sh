@@ -9,7 +9,9 @@
 #   3. all cached:        a second push of the same build (CI re-runs).
 # Each tool gets its own fresh copy of the same pre-filled cache and its own empty Nix
 # cache directory (Nix keeps a narinfo cache in ~/.cache/nix), RUNS times; the median
-# is printed with the ratio.
+# is printed with the ratio. Every scenario runs twice: against the cache directory as
+# file://, and served over HTTP on 127.0.0.1 (GET/HEAD/PUT, a python3 server) as
+# http:// — the case of a real remote cache, where each "is it there" is a request.
 #
 # Usage: bench/push.sh            (as root with NIX_REMOTE=local, or any user who can build)
 # Env:   RUNS=3  LEAVES=1000  PUSH_CACHE=path/to/push-cache (default: cargo build --release)
@@ -84,12 +86,13 @@ time_one() {
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# scenario LABEL BASE_CACHE URL: URL serves $WORK/dest (file:// or the HTTP server).
 scenario() {
-  local label=$1 base=$2
+  local label=$1 base=$2 url=$3
   local pc=() nc=()
   for _ in $(seq "$RUNS"); do
-    pc+=("$(time_one "$base" "$PUSH_CACHE" --no-filter --to "file://$WORK/dest" "$TOP")")
-    nc+=("$(time_one "$base" "${NIX[@]}" copy --to "file://$WORK/dest" "$TOP")")
+    pc+=("$(time_one "$base" "$PUSH_CACHE" --no-filter --to "$url" "$TOP")")
+    nc+=("$(time_one "$base" "${NIX[@]}" copy --to "$url" "$TOP")")
   done
   local p n
   p=$(median "${pc[@]}"); n=$(median "${nc[@]}")
@@ -97,7 +100,55 @@ scenario() {
     "$label" "$p" "$n" "$(echo "$n / $p" | bc -l)" "$RUNS" "${pc[*]}" "${nc[*]}"
 }
 
+# A binary cache over HTTP on 127.0.0.1 serving $WORK/dest: GET/HEAD, and PUT for uploads
+# (what nginx+WebDAV or an S3 front does). python3's standard library only.
+cat > "$WORK/server.py" <<'PY'
+import http.server, os, sys, tempfile
+root = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in separate writes
+    def log_message(self, *a): pass
+    def _file(self):
+        return os.path.join(root, self.path.split("?")[0].lstrip("/"))
+    def _send(self, code, body=b"", head=False):
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+    def do_GET(self, head=False):
+        try:
+            with open(self._file(), "rb") as f:
+                self._send(200, f.read(), head)
+        except OSError:
+            self._send(404, b"", head)
+    def do_HEAD(self):
+        self.do_GET(head=True)
+    def do_PUT(self):
+        data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        path = self._file()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path))
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.rename(tmp, path)
+        self._send(201)
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+PY
+mkdir -p "$WORK/dest"
+python3 "$WORK/server.py" "$WORK/dest" > "$WORK/port" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
+for _ in $(seq 50); do [[ -s "$WORK/port" ]] && break; sleep 0.1; done
+HTTP="http://127.0.0.1:$(cat "$WORK/port")"
+
 echo "== $("${NIX[@]}" --version), $(nproc) cores, $TOTAL paths"
-scenario "95% already cached:" "$WORK/prefilled"
-scenario "all cached (re-push):" "$WORK/full"
-scenario "empty cache:" "$WORK/empty"
+for target in "file://$WORK/dest" "$HTTP"; do
+  echo "-- ${target%%:*}"
+  scenario "95% already cached:" "$WORK/prefilled" "$target"
+  scenario "all cached (re-push):" "$WORK/full" "$target"
+  scenario "empty cache:" "$WORK/empty" "$target"
+done

@@ -439,7 +439,10 @@ fn cachix_and_attic_get_exact_argv_and_stdin() {
             && pos("-mid-") < pos("-top-")
             && pos("-lib-source") < pos("-top-")
     );
-    assert_eq!(strings(&json(&out)["filtered"]), std::slice::from_ref(&b.standalone));
+    assert_eq!(
+        strings(&json(&out)["filtered"]),
+        std::slice::from_ref(&b.standalone)
+    );
     assert!(!stdout(&out).contains("secret-token") && !stderr(&out).contains("secret-token"));
 
     // --jobs is passed on.
@@ -600,6 +603,12 @@ fn config_stdin_installables_and_bad_key() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("bad.sec"), "{}", stderr(&out));
     assert!(!cache.exists(), "something was uploaded");
+
+    // Empty --stdin: nothing to do, exit 0.
+    let out = run_ok(
+        push_cache(&b.env, &b.work, &["--stdin", "--json"]).stdin(std::process::Stdio::null()),
+    );
+    assert!(strings(&json(&out)["pushed"]).is_empty());
 
     // Nothing to push: no result links and no arguments.
     let empty = b.env.path().join("empty");

@@ -194,6 +194,8 @@ impl BinaryCache {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(timeout.min(Duration::from_secs(10)))
             .timeout(timeout)
+            // Keep a connection per worker thread alive (ureq keeps one by default).
+            .max_idle_connections_per_host(64)
             .user_agent(concat!("nix-cache-tools/", env!("CARGO_PKG_VERSION")))
             .build();
         Ok(BinaryCache {

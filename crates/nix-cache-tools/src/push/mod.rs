@@ -12,13 +12,15 @@
 //!    names both paths; every other match is left out and listed.
 //! 4. **Skip what is there**: for `file://` and `http(s)://` targets every `.narinfo` is
 //!    asked for in parallel ([`crate::binarycache`]); only missing paths go.
-//! 5. **Upload** in dependency order: one `nix copy --no-recursive --to URI` of exactly
-//!    the missing paths (Nix uploads references first, in parallel, and writes each
-//!    `.narinfo` only after its NAR; its "copying path" lines drive the progress);
-//!    `cachix push` and
-//!    `attic push` for those targets. A failed batch is retried path by path with
-//!    backoff; a path that still fails is reported, paths that reference it are not
-//!    attempted (the cache would hold them with a missing reference), the others go.
+//! 5. **Upload** in dependency order with `nix copy --no-recursive --to URI`: exactly
+//!    the missing paths are uploaded (their references the cache already has are passed
+//!    too, as hints Nix skips, so it need not check them one request at a time). Paths
+//!    are grouped by dependency level; a big level is split over parallel `nix copy`
+//!    processes, small ones share one. Nix writes each `.narinfo` only after its NAR;
+//!    its "copying path" lines drive the progress. `cachix push` and `attic push` for
+//!    those targets. A failed `nix copy` is retried path by path with backoff; a path
+//!    that still fails is reported, paths that reference it are not attempted (the cache
+//!    would hold them with a missing reference), the others go.
 //!
 //! Dry-run lives in the command runner: queries run, uploads are printed.
 
@@ -85,13 +87,9 @@ pub enum PushError {
     #[error("the push filter `{regex}` is not a valid regex: {reason}")]
     BadFilter { regex: String, reason: String },
     #[error(
-        "the secret key file `{path}` is unusable: {source}; make one with `nix key generate-secret --key-name NAME > FILE` (nothing was uploaded)"
+        "the secret key file `{path}` is unusable: {error}; make one with `nix key generate-secret --key-name NAME > FILE` (nothing was uploaded)"
     )]
-    SecretKey {
-        path: PathBuf,
-        #[source]
-        source: KeyError,
-    },
+    SecretKey { path: PathBuf, error: KeyError },
     #[error(
         "nothing to push: no paths given and no ./result* links in {dir}; run `nix build` first, or pass store paths or installables (e.g. `.#default`), or --stdin"
     )]
@@ -230,10 +228,10 @@ impl Report {
                 s.push_str(&format!("; {} already cached", self.already_cached.len()));
             }
         }
-        s.push_str(&format!("; {} filtered out", self.filtered.len()));
+        s.push_str(&format!("; {} left out by the filter", self.filtered.len()));
         if !self.kept.is_empty() {
             s.push_str(&format!(
-                " ({} filtered paths kept: referenced)",
+                " ({} matching path(s) pushed anyway: referenced by pushed paths)",
                 self.kept.len()
             ));
         }
@@ -421,7 +419,7 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
             let k = if k.is_relative() { opts.cwd.join(k) } else { k };
             SecretKey::read(&k).map_err(|e| PushError::SecretKey {
                 path: k.clone(),
-                source: e,
+                error: e,
             })?;
             if !matches!(target, Target::Store(_)) {
                 eprintln!(
@@ -487,6 +485,11 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
 
     // Roots and closure.
     let roots = resolve_roots(opts, &nix)?;
+    if roots.is_empty() {
+        // Only possible with --stdin and empty input (e.g. CI found no new paths).
+        eprintln!("no paths on standard input");
+        return Ok(report);
+    }
     let infos = nix.path_info(&roots, true)?;
     let mut nodes: BTreeMap<String, PathInfo> = BTreeMap::new();
     for i in infos {
@@ -744,6 +747,83 @@ fn copying_path(line: &str) -> Option<&str> {
     rest.split('\'').next()
 }
 
+/// How many `nix copy` processes run at once: Nix compresses on about one core per
+/// process, so independent paths go faster spread over the machine's cores.
+fn upload_processes() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
+}
+
+/// Splits `to_push` (references first) into stages run one after the other; the chunks
+/// of one stage hold no references to each other and run in parallel. A path's level is
+/// one more than the highest level of the paths it references in `to_push`; a level with
+/// enough paths is split `procs` ways, consecutive small levels share one `nix copy`
+/// (which orders them itself).
+pub(crate) fn stages(
+    to_push: &[String],
+    references: &dyn Fn(&str) -> Vec<String>,
+    procs: usize,
+) -> Vec<Vec<Vec<String>>> {
+    const MIN_PER_PROCESS: usize = 64;
+    let mut level: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut levels: Vec<Vec<String>> = Vec::new();
+    for p in to_push {
+        let l = references(p)
+            .iter()
+            .filter(|r| r.as_str() != p.as_str())
+            .filter_map(|r| level.get(r.as_str()))
+            .map(|l| l + 1)
+            .max()
+            .unwrap_or(0);
+        level.insert(p, l);
+        if levels.len() <= l {
+            levels.resize(l + 1, Vec::new());
+        }
+        levels[l].push(p.clone());
+    }
+    let mut out: Vec<Vec<Vec<String>>> = Vec::new();
+    let mut serial: Vec<String> = Vec::new();
+    for lv in levels {
+        let k = (lv.len() / MIN_PER_PROCESS).clamp(1, procs.max(1));
+        if k == 1 {
+            serial.extend(lv);
+            continue;
+        }
+        if !serial.is_empty() {
+            out.push(vec![std::mem::take(&mut serial)]);
+        }
+        let per = lv.len().div_ceil(k);
+        out.push(lv.chunks(per).map(<[String]>::to_vec).collect());
+    }
+    if !serial.is_empty() {
+        out.push(vec![serial]);
+    }
+    out
+}
+
+/// `paths` followed by the references they have outside `paths` — paths the cache
+/// already holds (or that an earlier stage uploaded). Nix checks that every reference
+/// of an uploaded path is in the cache, one request at a time; given them too, it learns
+/// in one parallel query that they are there and copies nothing for them. So what is
+/// uploaded is still exactly `paths`, without hundreds of sequential narinfo requests
+/// to a remote cache.
+fn with_references(paths: &[String], nodes: &BTreeMap<String, PathInfo>) -> Vec<String> {
+    let own: BTreeSet<&str> = paths.iter().map(String::as_str).collect();
+    let refs: BTreeSet<&str> = paths
+        .iter()
+        .filter_map(|p| nodes.get(p))
+        .flat_map(|i| i.references.iter().map(String::as_str))
+        .filter(|r| !own.contains(r))
+        .collect();
+    paths
+        .iter()
+        .cloned()
+        .chain(refs.into_iter().map(str::to_owned))
+        .collect()
+}
+
 fn upload_with_nix(
     nix: &Nix,
     uri: &str,
@@ -755,80 +835,123 @@ fn upload_with_nix(
 ) -> Result<(), PushError> {
     let runner = nix.runner();
     let size_of = |p: &str| nodes.get(p).map(|i| i.nar_size).unwrap_or(0);
+    let refs = |p: &str| {
+        nodes
+            .get(p)
+            .map(|i| i.references.clone())
+            .unwrap_or_default()
+    };
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
-    // One `nix copy` for everything (Nix uploads in parallel, references first); the
-    // per-path retries below only run after a failure.
-    for batch in [to_push] {
+    let mut started: BTreeSet<String> = BTreeSet::new();
+    for stage in stages(to_push, &refs, upload_processes()) {
         // Paths whose reference failed earlier cannot go: the cache would hold them
         // without that reference.
-        let mut ready = Vec::new();
-        for p in batch {
-            match failed_reference(p, nodes, &failed) {
-                Some(r) => {
-                    let why = format!("not attempted: its reference {r} failed to upload");
-                    progress.failed(p, &why);
-                    failed.insert(p.clone(), why);
-                }
-                None => ready.push(p.clone()),
-            }
-        }
-        if ready.is_empty() {
-            continue;
-        }
-        let mut started: BTreeSet<String> = BTreeSet::new();
-        let first = runner.run_streaming(&backend::nix_copy(nix, uri, &ready), &mut |line| {
-            if let Some(p) = copying_path(line) {
-                if nodes.contains_key(p) && started.insert(p.to_owned()) {
-                    progress.started(p, size_of(p));
-                }
-            }
-        });
-        let retry: Vec<String> = match first {
-            Ok(_) => {
-                for p in &ready {
-                    if !started.contains(p) {
-                        progress.done(p, size_of(p), runner.is_dry_run());
+        let mut chunks: Vec<Vec<String>> = Vec::new();
+        for chunk in stage {
+            let mut ready = Vec::new();
+            for p in chunk {
+                match failed_reference(&p, nodes, &failed) {
+                    Some(r) => {
+                        let why = format!("not attempted: its reference {r} failed to upload");
+                        progress.failed(&p, &why);
+                        failed.insert(p, why);
                     }
-                    report.pushed.push(p.clone());
+                    None => ready.push(p),
                 }
-                continue;
             }
-            Err(CmdError::NotFound { .. }) | Err(CmdError::Spawn { .. }) => {
-                // Nix itself is unusable: nothing else will work either.
-                return first.map(|_| ()).map_err(PushError::Cmd);
+            if !ready.is_empty() {
+                chunks.push(ready);
             }
-            Err(e) => {
-                progress.line(&format!(
-                    "upload of {} paths failed, retrying one by one: {}",
-                    ready.len(),
-                    e.stderr()
-                        .and_then(|s| s.lines().rev().find(|l| !l.trim().is_empty()))
-                        .unwrap_or("")
-                ));
-                // Keep what made it; retry the rest.
-                let present: BTreeSet<String> = match cache {
-                    Some(c) => c
-                        .query(&ready, &QueryOptions::default())
-                        .into_iter()
-                        .filter(|s| s.is_present())
-                        .map(|s| s.path)
-                        .collect(),
-                    None => BTreeSet::new(),
-                };
-                let mut rest = Vec::new();
-                for p in &ready {
-                    if present.contains(p) {
+        }
+        // Each chunk is one `nix copy` (Nix uploads references first, in parallel);
+        // the chunks of a stage run at the same time.
+        let results: Vec<(BTreeSet<String>, Result<(), CmdError>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .iter()
+                .map(|chunk| {
+                    s.spawn(move || {
+                        let mut seen = BTreeSet::new();
+                        let r = runner
+                            .run_streaming(
+                                &backend::nix_copy(nix, uri, &with_references(chunk, nodes)),
+                                &mut |line| {
+                                    if let Some(p) = copying_path(line) {
+                                        if nodes.contains_key(p) && seen.insert(p.to_owned()) {
+                                            progress.started(p, size_of(p));
+                                        }
+                                    }
+                                },
+                            )
+                            .map(|_| ());
+                        (seen, r)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        (
+                            BTreeSet::new(),
+                            Err(CmdError::Failed {
+                                cmdline: "nix copy".to_owned(),
+                                status: "upload thread panicked".to_owned(),
+                                stderr: String::new(),
+                                stdout: String::new(),
+                            }),
+                        )
+                    })
+                })
+                .collect()
+        });
+        let mut retry: Vec<String> = Vec::new();
+        for (chunk, (seen, result)) in chunks.iter().zip(results) {
+            started.extend(seen);
+            match result {
+                Ok(()) => {
+                    for p in chunk {
                         if !started.contains(p) {
-                            progress.done(p, size_of(p), false);
+                            progress.done(p, size_of(p), runner.is_dry_run());
                         }
                         report.pushed.push(p.clone());
-                    } else {
-                        rest.push(p.clone());
                     }
                 }
-                rest
+                Err(e @ (CmdError::NotFound { .. } | CmdError::Spawn { .. })) => {
+                    // Nix itself is unusable: nothing else will work either.
+                    return Err(PushError::Cmd(e));
+                }
+                Err(e) => {
+                    progress.line(&format!(
+                        "upload of {} paths failed, retrying one by one: {}",
+                        chunk.len(),
+                        e.stderr()
+                            .and_then(|s| s.lines().rev().find(|l| !l.trim().is_empty()))
+                            .unwrap_or("")
+                    ));
+                    // Keep what made it; retry the rest.
+                    let present: BTreeSet<String> = match cache {
+                        Some(c) => c
+                            .query(chunk, &QueryOptions::default())
+                            .into_iter()
+                            .filter(|s| s.is_present())
+                            .map(|s| s.path)
+                            .collect(),
+                        None => BTreeSet::new(),
+                    };
+                    for p in chunk {
+                        if present.contains(p) {
+                            if !started.contains(p) {
+                                progress.done(p, size_of(p), false);
+                            }
+                            report.pushed.push(p.clone());
+                        } else {
+                            retry.push(p.clone());
+                        }
+                    }
+                }
             }
-        };
+        }
+        // Retried one at a time, in dependency order, with backoff.
         for p in retry {
             if let Some(r) = failed_reference(&p, nodes, &failed) {
                 let why = format!("not attempted: its reference {r} failed to upload");
@@ -840,7 +963,8 @@ fn upload_with_nix(
             let mut ok = false;
             for delay in RETRY_DELAYS {
                 std::thread::sleep(delay);
-                match runner.run(&backend::nix_copy(nix, uri, std::slice::from_ref(&p))) {
+                let one = with_references(std::slice::from_ref(&p), nodes);
+                match runner.run(&backend::nix_copy(nix, uri, &one)) {
                     Ok(_) => {
                         ok = true;
                         break;
@@ -849,7 +973,9 @@ fn upload_with_nix(
                 }
             }
             if ok {
-                progress.done(&p, size_of(&p), false);
+                if !started.contains(&p) {
+                    progress.done(&p, size_of(&p), false);
+                }
                 report.pushed.push(p);
             } else {
                 progress.failed(&p, &last_err);
@@ -961,6 +1087,38 @@ mod tests {
         };
         assert_eq!(r.exit_code(), ExitCode::PushFailed);
         assert_eq!(Report::default().exit_code(), ExitCode::Success);
+    }
+
+    #[test]
+    fn stages_keep_references_in_earlier_stages() {
+        // 200 leaves, 4 groups of 50, one top: leaves split 2 ways, then groups and top
+        // share one serial stage.
+        let leaves: Vec<String> = (0..200).map(|i| format!("/nix/store/l{i:03}")).collect();
+        let groups: Vec<String> = (0..4).map(|g| format!("/nix/store/g{g}")).collect();
+        let mut order = leaves.clone();
+        order.extend(groups.clone());
+        order.push("/nix/store/top".to_owned());
+        let refs = |p: &str| -> Vec<String> {
+            if let Some(g) = p.strip_prefix("/nix/store/g") {
+                let g: usize = g.parse().unwrap();
+                leaves[g * 50..(g + 1) * 50].to_vec()
+            } else if p == "/nix/store/top" {
+                groups.clone()
+            } else {
+                vec![p.to_owned()]
+            }
+        };
+        let st = stages(&order, &refs, 2);
+        assert_eq!(st.len(), 2, "{st:?}");
+        assert_eq!(st[0].len(), 2);
+        assert_eq!(st[0][0].len() + st[0][1].len(), 200);
+        assert_eq!(st[1].len(), 1);
+        assert_eq!(st[1][0].last().unwrap(), "/nix/store/top");
+        // One process: everything in one serial stage, order kept.
+        let one = stages(&order, &refs, 1);
+        assert_eq!(one, vec![vec![order.clone()]]);
+        // Few paths: no split.
+        assert_eq!(stages(&order[..10], &refs, 4).len(), 1);
     }
 
     #[test]
