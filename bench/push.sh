@@ -134,7 +134,9 @@ class H(http.server.BaseHTTPRequestHandler):
             f.write(data)
         os.rename(tmp, path)
         self._send(201)
-s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 1024  # the default backlog of 5 drops bursts of connects (1 s SYN retry)
+s = Server(("127.0.0.1", 0), H)
 print(s.server_address[1], flush=True)
 s.serve_forever()
 PY

@@ -317,7 +317,7 @@ fn transient_500_is_retried() {
     )));
     assert_eq!(strings(&json(&out)["pushed"]), sorted(&b.closure));
     assert!(
-        stderr(&out).contains("retrying one by one"),
+        stderr(&out).contains("retrying what is missing"),
         "{}",
         stderr(&out)
     );

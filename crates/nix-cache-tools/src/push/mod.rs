@@ -749,7 +749,14 @@ fn copying_path(line: &str) -> Option<&str> {
 
 /// How many `nix copy` processes run at once: Nix compresses on about one core per
 /// process, so independent paths go faster spread over the machine's cores.
-fn upload_processes() -> usize {
+fn upload_processes(uri: &str) -> usize {
+    // Only for local caches: parallel `nix` processes writing to a remote store share
+    // Nix's narinfo disk cache (~/.cache/nix/binary-cache-v6.sqlite), and two of them
+    // creating it at once fail ("constraint failed", seen with Nix 2.8). Remote uploads
+    // are parallel inside one `nix copy` anyway (`http-connections`).
+    if !uri.starts_with("file://") {
+        return 1;
+    }
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -843,7 +850,7 @@ fn upload_with_nix(
     };
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
     let mut started: BTreeSet<String> = BTreeSet::new();
-    for stage in stages(to_push, &refs, upload_processes()) {
+    for stage in stages(to_push, &refs, upload_processes(uri)) {
         // Paths whose reference failed earlier cannot go: the cache would hold them
         // without that reference.
         let mut chunks: Vec<Vec<String>> = Vec::new();
@@ -922,7 +929,7 @@ fn upload_with_nix(
                 }
                 Err(e) => {
                     progress.line(&format!(
-                        "upload of {} paths failed, retrying one by one: {}",
+                        "upload of {} paths failed, retrying what is missing: {}",
                         chunk.len(),
                         e.stderr()
                             .and_then(|s| s.lines().rev().find(|l| !l.trim().is_empty()))
@@ -951,7 +958,39 @@ fn upload_with_nix(
                 }
             }
         }
-        // Retried one at a time, in dependency order, with backoff.
+        // First the whole remainder once more, after a pause: a transient failure then
+        // costs one more `nix copy`, not one per path.
+        if !retry.is_empty() {
+            std::thread::sleep(RETRY_DELAYS[0]);
+            let again = runner.run(&backend::nix_copy(
+                nix,
+                uri,
+                &with_references(&retry, nodes),
+            ));
+            let present: BTreeSet<String> = match (&again, cache) {
+                (Ok(_), _) => retry.iter().cloned().collect(),
+                (Err(_), Some(c)) => c
+                    .query(&retry, &QueryOptions::default())
+                    .into_iter()
+                    .filter(|s| s.is_present())
+                    .map(|s| s.path)
+                    .collect(),
+                (Err(_), None) => BTreeSet::new(),
+            };
+            retry.retain(|p| {
+                if present.contains(p) {
+                    if !started.contains(p) {
+                        progress.done(p, size_of(p), false);
+                    }
+                    report.pushed.push(p.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        // Then what is still missing, one path at a time in dependency order: at once,
+        // then after each remaining pause.
         for p in retry {
             if let Some(r) = failed_reference(&p, nodes, &failed) {
                 let why = format!("not attempted: its reference {r} failed to upload");
@@ -961,7 +1000,7 @@ fn upload_with_nix(
             }
             let mut last_err = String::new();
             let mut ok = false;
-            for delay in RETRY_DELAYS {
+            for delay in [Duration::ZERO, RETRY_DELAYS[1], RETRY_DELAYS[2]] {
                 std::thread::sleep(delay);
                 let one = with_references(std::slice::from_ref(&p), nodes);
                 match runner.run(&backend::nix_copy(nix, uri, &one)) {
