@@ -43,6 +43,9 @@ in [ top extra ]"#
     let (top, standalone) = (outs[0].clone(), outs[1].clone());
     let work = env.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
+    // push-cache looks for cache.toml in the directory and its parents: an empty one here
+    // keeps whatever lies in /tmp out of the tests.
+    std::fs::write(env.path().join("cache.toml"), "").unwrap();
     std::os::unix::fs::symlink(&top, work.join("result")).unwrap();
     std::os::unix::fs::symlink(&standalone, work.join("result-extra")).unwrap();
     let closure = closure(&env, std::slice::from_ref(&top));
