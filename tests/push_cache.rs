@@ -1,1 +1,638 @@
-//! Integration tests for push-cache (real Nix).
+//! Integration tests for push-cache: the real binary against the real Nix (Debian's
+//! nix-bin 2.8 in CI), real closures, real binary caches (file:// and HTTP with PUT on
+//! 127.0.0.1), recording stand-ins for cachix and attic.
+#![allow(clippy::unwrap_used)]
+mod support;
+
+use nix_cache_tools::keys::PublicKey;
+use nix_cache_tools::narinfo::NarInfo;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use support::*;
+
+/// A build for the push tests: `top` → `mid` → `leaf`, and `top` → `<tag>-lib-source`
+/// (a `-source` path that is a runtime reference); plus `<tag>-extra-source`, standalone,
+/// as CI's list of new paths holds. `result` and `result-extra` link to them in `work`.
+struct Build {
+    env: NixEnv,
+    work: PathBuf,
+    top: String,
+    standalone: String,
+    /// Closure of `top` (4 paths).
+    closure: Vec<String>,
+    kept_source: String,
+}
+
+fn build_fixture(tag: &str) -> Build {
+    require_nix();
+    let env = NixEnv::new();
+    let tag = unique(tag);
+    let expr = format!(
+        r#"let
+  leaf = mk "leaf-{tag}" "mkdir $out; echo leaf > $out/data";
+  src = mk "{tag}-lib-source" "mkdir $out; echo src > $out/file";
+  mid = mk "mid-{tag}" "mkdir $out; echo ${{leaf}} > $out/ref";
+  top = mk "top-{tag}" "mkdir $out; echo ${{mid}} ${{src}} > $out/refs";
+  extra = mk "{tag}-extra-source" "mkdir $out; echo standalone > $out/file";
+in [ top extra ]"#
+    );
+    let outs = build(&env, &expr);
+    let (top, standalone) = (outs[0].clone(), outs[1].clone());
+    let work = env.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    // push-cache looks for cache.toml in the directory and its parents: an empty one here
+    // keeps whatever lies in /tmp out of the tests.
+    std::fs::write(env.path().join("cache.toml"), "").unwrap();
+    std::os::unix::fs::symlink(&top, work.join("result")).unwrap();
+    std::os::unix::fs::symlink(&standalone, work.join("result-extra")).unwrap();
+    let closure = closure(&env, std::slice::from_ref(&top));
+    assert_eq!(closure.len(), 4, "{closure:?}");
+    let kept_source = closure
+        .iter()
+        .find(|p| p.ends_with("-lib-source"))
+        .unwrap()
+        .clone();
+    Build {
+        env,
+        work,
+        top,
+        standalone,
+        closure,
+        kept_source,
+    }
+}
+
+fn push_cache(env: &NixEnv, cwd: &Path, args: &[&str]) -> Command {
+    let mut c = env.command(env!("CARGO_BIN_EXE_push-cache"));
+    c.current_dir(cwd)
+        .args(args)
+        .env_remove("CACHIX_AUTH_TOKEN")
+        .env_remove("CACHIX_SIGNING_KEY")
+        .env_remove("CACHE_TOOLS_CONFIG");
+    c
+}
+
+/// Nix retries failed HTTP transfers itself (`download-attempts`, 5 by default, with
+/// exponential backoff). With one attempt, the failure tests exercise push-cache's own
+/// retries, and quickly.
+fn no_nix_retries(mut c: Command) -> Command {
+    c.env("NIX_CONFIG", "download-attempts = 1");
+    c
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            stdout(out),
+            stderr(out)
+        )
+    })
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    let mut s: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_owned())
+        .collect();
+    s.sort();
+    s
+}
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+fn narinfo_in(dir: &Path, path: &str) -> Option<NarInfo> {
+    let name = nix_cache_tools::narinfo::narinfo_file_name(path).unwrap();
+    let text = std::fs::read_to_string(dir.join(name)).ok()?;
+    Some(NarInfo::parse(&text).unwrap())
+}
+
+/// Every narinfo in the cache directory points at a NAR file that is there.
+fn assert_no_dangling_narinfo(dir: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "narinfo") {
+            let ni = NarInfo::parse(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            assert!(
+                dir.join(&ni.url).is_file(),
+                "{} points at missing {}",
+                p.display(),
+                ni.url
+            );
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn file_cache_whole_closure_signed_filtered_then_all_cached() {
+    let b = build_fixture("pfile");
+    let key = generate_key(&b.env, "pfile-1");
+    let public = PublicKey::parse(&key.public).unwrap();
+    let cache = b.env.path().join("cache");
+    let to = format!("file://{}", cache.display());
+    let key_file = key.secret_file.display().to_string();
+
+    // No paths given: every ./result* link.
+    let out = run_ok(push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &to, "--secret-key-file", &key_file],
+    ));
+    let err = stderr(&out);
+    // The kept source is named together with the path that references it.
+    assert!(
+        err.lines()
+            .any(|l| l.contains("warning") && l.contains(&b.kept_source) && l.contains(&b.top)),
+        "{err}"
+    );
+    assert!(
+        err.contains(&b.standalone),
+        "the left-out path is listed: {err}"
+    );
+    assert!(stdout(&out).contains("pushed 4 paths"), "{}", stdout(&out));
+
+    for p in &b.closure {
+        let ni = narinfo_in(&cache, p).unwrap_or_else(|| panic!("no narinfo for {p}"));
+        assert_eq!(&ni.store_path, p);
+        assert!(
+            ni.verify(&public),
+            "{p}: no valid signature by {}: {:?}",
+            key.public,
+            ni.sigs
+        );
+    }
+    assert!(
+        narinfo_in(&cache, &b.standalone).is_none(),
+        "standalone source was pushed"
+    );
+    assert_eq!(assert_no_dangling_narinfo(&cache), 4);
+
+    // Second push: nothing uploaded, all reported cached; --json alone on stdout.
+    let before: Vec<_> = std::fs::read_dir(cache.join("nar")).unwrap().collect();
+    let out = run_ok(push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &to, "--secret-key-file", &key_file, "--json"],
+    ));
+    let j = json(&out);
+    assert_eq!(j["target"], Value::String(to.clone()));
+    assert!(strings(&j["pushed"]).is_empty());
+    assert_eq!(strings(&j["already_cached"]), sorted(&b.closure));
+    assert_eq!(strings(&j["filtered"]), std::slice::from_ref(&b.standalone));
+    assert!(strings(&j["failed"]).is_empty());
+    assert_eq!(j["nar_bytes_pushed"], 0);
+    let after: Vec<_> = std::fs::read_dir(cache.join("nar")).unwrap().collect();
+    assert_eq!(before.len(), after.len());
+
+    // And the human summary says so.
+    let out = run_ok(push_cache(&b.env, &b.work, &["--to", &to]));
+    assert!(
+        stdout(&out).contains("all 4 paths are already cached"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn http_cache_with_put_is_usable_by_a_fresh_store() {
+    let b = build_fixture("phttp");
+    let key = generate_key(&b.env, "phttp-1");
+    let server = http::HttpCache::serve_writable(&b.env.path().join("served"));
+    let key_file = key.secret_file.display().to_string();
+    let summary = b.env.path().join("step-summary.md");
+    let out = run_ok(
+        push_cache(
+            &b.env,
+            &b.work,
+            &[
+                "--to",
+                &server.url,
+                "--secret-key-file",
+                &key_file,
+                "--json",
+                "--summary",
+                &b.top,
+            ],
+        )
+        .env("GITHUB_STEP_SUMMARY", &summary),
+    );
+    let j = json(&out);
+    assert_eq!(strings(&j["pushed"]), sorted(&b.closure));
+    let nar_total: u64 = j["nar_bytes_pushed"].as_u64().unwrap();
+    assert!(nar_total > 0);
+    assert!(server.count("PUT") >= 8, "{:?}", server.requests());
+    // Narinfos were asked for before uploading.
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.method == "HEAD" && r.path.ends_with(".narinfo"))
+    );
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("| pushed | 4 |"), "{md}");
+
+    // A fresh chroot store substitutes the closure from it, trusting only the key.
+    let chroot = b.env.path().join("chroot").display().to_string();
+    run_ok(b.env.nix(&[
+        "copy",
+        "--from",
+        &server.url,
+        "--to",
+        &chroot,
+        "--option",
+        "trusted-public-keys",
+        &key.public,
+        &b.top,
+    ]));
+    let out = run_ok(b.env.nix(&["path-info", "--store", &chroot, "-r", &b.top]));
+    assert_eq!(
+        sorted(&stdout(&out).lines().map(str::to_owned).collect::<Vec<_>>()),
+        sorted(&b.closure)
+    );
+}
+
+#[test]
+fn dry_run_uploads_nothing() {
+    let b = build_fixture("pdry");
+    let server = http::HttpCache::serve_writable(&b.env.path().join("served"));
+    let out = run_ok(push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &server.url, "--dry-run"],
+    ));
+    let o = stdout(&out);
+    for p in &b.closure {
+        assert!(
+            o.lines().any(|l| l.starts_with("would push")
+                && l.contains(p.as_str())
+                && l.contains(" B)")),
+            "{o}"
+        );
+    }
+    assert!(o.contains("would push 4 paths"), "{o}");
+    assert!(stderr(&out).contains("would run: nix"), "{}", stderr(&out));
+    assert_eq!(server.count("PUT"), 0, "{:?}", server.requests());
+    assert!(!b.env.path().join("served").join("nix-cache-info").exists());
+
+    let dir = b.env.path().join("file-cache");
+    let out = run_ok(push_cache(
+        &b.env,
+        &b.work,
+        &[
+            "--to",
+            &format!("file://{}", dir.display()),
+            "--dry-run",
+            "--json",
+        ],
+    ));
+    assert_eq!(json(&out)["dry_run"], true);
+    assert!(!dir.exists() || std::fs::read_dir(&dir).unwrap().next().is_none());
+}
+
+#[test]
+fn transient_500_is_retried() {
+    let b = build_fixture("pretry");
+    let fails = Arc::new(AtomicUsize::new(0));
+    let f2 = fails.clone();
+    // The first two NAR uploads answer 500.
+    let fault: http::Fault = Arc::new(move |method: &str, path: &str| {
+        (method == "PUT" && path.starts_with("/nar/") && f2.fetch_add(1, Ordering::SeqCst) < 2)
+            .then_some(500)
+    });
+    let root = b.env.path().join("served");
+    let server = http::HttpCache::serve_with_faults(&root, true, fault);
+    let out = run_ok(no_nix_retries(push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &server.url, "--json", &b.top],
+    )));
+    assert_eq!(strings(&json(&out)["pushed"]), sorted(&b.closure));
+    assert!(
+        stderr(&out).contains("retrying what is missing"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(server.requests().iter().filter(|r| r.status == 500).count() >= 2);
+    assert_eq!(assert_no_dangling_narinfo(&root), 4);
+}
+
+#[test]
+fn failed_upload_leaves_no_dangling_narinfo_and_the_rest_goes() {
+    let b = build_fixture("pfail");
+    let mid = b
+        .closure
+        .iter()
+        .find(|p| p.contains("-mid-"))
+        .unwrap()
+        .clone();
+    let mid_hash = nix_cache_tools::storepath::hash_part(&mid)
+        .unwrap()
+        .to_owned();
+    // Every upload of mid's narinfo fails: mid cannot be pushed, top (which references
+    // it) must not be attempted, leaf and the kept source still go.
+    let fault: http::Fault = Arc::new(move |method: &str, path: &str| {
+        (method == "PUT" && path == format!("/{mid_hash}.narinfo")).then_some(500)
+    });
+    let root = b.env.path().join("served");
+    let server = http::HttpCache::serve_with_faults(&root, true, fault);
+    let out = no_nix_retries(push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &server.url, "--json", &b.top],
+    ))
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let j = json(&out);
+    assert_eq!(strings(&j["failed"]), sorted(&[mid.clone(), b.top.clone()]));
+    let mut pushed = strings(&j["pushed"]);
+    pushed.sort();
+    assert_eq!(pushed.len(), 2, "{pushed:?}");
+    assert!(pushed.contains(&b.kept_source));
+    assert!(
+        stderr(&out).contains(&format!("its reference {mid} failed")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(assert_no_dangling_narinfo(&root), 2);
+    assert!(narinfo_in(&root, &b.top).is_none());
+
+    // Every NAR upload fails: no narinfo at all may appear.
+    let root2 = b.env.path().join("served2");
+    let fault: http::Fault = Arc::new(|method: &str, path: &str| {
+        (method == "PUT" && path.starts_with("/nar/")).then_some(500)
+    });
+    let server2 = http::HttpCache::serve_with_faults(&root2, true, fault);
+    let leaf = b
+        .closure
+        .iter()
+        .find(|p| p.contains("-leaf-"))
+        .unwrap()
+        .clone();
+    let out = no_nix_retries(push_cache(&b.env, &b.work, &["--to", &server2.url, &leaf]))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stdout(&out).contains("1 FAILED"), "{}", stdout(&out));
+    assert_eq!(assert_no_dangling_narinfo(&root2), 0);
+}
+
+/// A stand-in for `cachix` / `attic` that records its argv (one per line) and stdin.
+fn stand_in(bin: &Path, name: &str, record: &Path) {
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{rec}/{name}.argv'\ncat > '{rec}/{name}.stdin'\necho \"{name} stand-in done\" >&2\n",
+        rec = record.display()
+    );
+    let p = bin.join(name);
+    std::fs::write(&p, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn path_with(bin: &Path) -> String {
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn cachix_and_attic_get_exact_argv_and_stdin() {
+    let b = build_fixture("pcachix");
+    let bin = b.env.path().join("bin");
+    let rec = b.env.path().join("rec");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&rec).unwrap();
+    stand_in(&bin, "cachix", &rec);
+    stand_in(&bin, "attic", &rec);
+
+    // With a token: `cachix push NAME`, closure minus the filtered path on stdin,
+    // references first.
+    let out = run_ok(
+        push_cache(&b.env, &b.work, &["--to", "cachix:team", "--json"])
+            .env("PATH", path_with(&bin))
+            .env("CACHIX_AUTH_TOKEN", "secret-token"),
+    );
+    assert_eq!(
+        std::fs::read_to_string(rec.join("cachix.argv")).unwrap(),
+        "push\nteam\n"
+    );
+    let sent: Vec<String> = std::fs::read_to_string(rec.join("cachix.stdin"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(sorted(&sent), sorted(&b.closure));
+    let pos = |s: &str| sent.iter().position(|p| p.contains(s)).unwrap();
+    assert!(
+        pos("-leaf-") < pos("-mid-")
+            && pos("-mid-") < pos("-top-")
+            && pos("-lib-source") < pos("-top-")
+    );
+    assert_eq!(
+        strings(&json(&out)["filtered"]),
+        std::slice::from_ref(&b.standalone)
+    );
+    assert!(!stdout(&out).contains("secret-token") && !stderr(&out).contains("secret-token"));
+
+    // --jobs is passed on.
+    run_ok(
+        push_cache(&b.env, &b.work, &["--to", "cachix:team", "-j", "3"])
+            .env("PATH", path_with(&bin))
+            .env("CACHIX_SIGNING_KEY", "k"),
+    );
+    assert_eq!(
+        std::fs::read_to_string(rec.join("cachix.argv")).unwrap(),
+        "push\n--jobs\n3\nteam\n"
+    );
+
+    // No credentials (a fork's pull request): skipped, exit 0, cachix not run.
+    std::fs::remove_file(rec.join("cachix.argv")).unwrap();
+    let out =
+        run_ok(push_cache(&b.env, &b.work, &["--to", "cachix:team"]).env("PATH", path_with(&bin)));
+    assert!(
+        stdout(&out).starts_with("push skipped: "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("CACHIX_AUTH_TOKEN"));
+    assert!(!rec.join("cachix.argv").exists());
+    let out = run_ok(
+        push_cache(&b.env, &b.work, &["--to", "cachix:team", "--json"])
+            .env("PATH", path_with(&bin)),
+    );
+    assert!(
+        json(&out)["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("CACHIX_AUTH_TOKEN")
+    );
+    // ... and an error with --require-push.
+    let out = push_cache(&b.env, &b.work, &["--to", "cachix:team", "--require-push"])
+        .env("PATH", path_with(&bin))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--require-push"), "{}", stderr(&out));
+
+    // cachix missing from PATH: a clear error saying how to get it.
+    let out = push_cache(&b.env, &b.work, &["--to", "cachix:team"])
+        .env("PATH", "/usr/bin:/bin")
+        .env("CACHIX_AUTH_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nix shell nixpkgs#cachix"),
+        "{}",
+        stderr(&out)
+    );
+
+    // attic: skipped without a login; with one, `attic push --no-closure CACHE PATHS...`.
+    let out = run_ok(
+        push_cache(&b.env, &b.work, &["--to", "attic:srv:team"]).env("PATH", path_with(&bin)),
+    );
+    assert!(
+        stdout(&out).contains("push skipped: no attic login"),
+        "{}",
+        stdout(&out)
+    );
+    let attic_conf = b.env.xdg_config_home.join("attic/config.toml");
+    std::fs::create_dir_all(attic_conf.parent().unwrap()).unwrap();
+    std::fs::write(&attic_conf, "default-server = \"srv\"\n").unwrap();
+    run_ok(
+        push_cache(&b.env, &b.work, &["--to", "attic:srv:team", "--no-filter"])
+            .env("PATH", path_with(&bin)),
+    );
+    let argv: Vec<String> = std::fs::read_to_string(rec.join("attic.argv"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(argv[..3], ["push", "--no-closure", "srv:team"]);
+    let mut all = b.closure.clone();
+    all.push(b.standalone.clone());
+    assert_eq!(sorted(&argv[3..]), sorted(&all));
+}
+
+#[test]
+fn config_stdin_installables_and_bad_key() {
+    let b = build_fixture("pconf");
+    let cache = b.env.path().join("cache");
+    // cache.toml in a parent directory gives target and filter; CACHE_TOOLS_CONFIG too.
+    let conf = b.env.path().join("cache.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[push]\nto = \"file://{}\"\nfilter = 'leaf-'\n",
+            cache.display()
+        ),
+    )
+    .unwrap();
+    let input = format!("{}\n\n{}\n", b.top, b.standalone);
+    let mut c = push_cache(&b.env, &b.work, &["--stdin", "--json", "--dry-run"]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let j = json(&out);
+    assert_eq!(j["target"], format!("file://{}", cache.display()));
+    // `leaf-` matches leaf, but mid references it: kept. Sources are not filtered now.
+    assert!(strings(&j["filtered"]).is_empty());
+    assert_eq!(strings(&j["pushed"]).len(), 5);
+
+    // An installable: a flake in the work directory, built through nix.
+    let flake_dir = b.env.path().join("flake");
+    std::fs::create_dir_all(&flake_dir).unwrap();
+    let tag = unique("pflake");
+    std::fs::write(
+        flake_dir.join("flake.nix"),
+        format!(
+            r#"{{ outputs = {{ self }}: {{ packages.{sys}.default = derivation {{
+  name = "flaky-{tag}"; system = "{sys}"; builder = "/bin/sh";
+  args = [ "-c" "echo hi > $out" ]; }}; }}; }}"#,
+            sys = nix_system(&b.env)
+        ),
+    )
+    .unwrap();
+    let out = run_ok(push_cache(
+        &b.env,
+        &flake_dir,
+        &[
+            ".#default",
+            "--json",
+            "--dry-run",
+            "--config",
+            conf.to_str().unwrap(),
+        ],
+    ));
+    let pushed = strings(&json(&out)["pushed"]);
+    assert_eq!(pushed.len(), 1);
+    assert!(pushed[0].ends_with(&format!("-flaky-{tag}")), "{pushed:?}");
+
+    // A bad secret key is an error before anything is uploaded.
+    let bad = b.env.path().join("bad.sec");
+    std::fs::write(&bad, "mykey:c2VjcmV0").unwrap();
+    let out = push_cache(
+        &b.env,
+        &b.work,
+        &["--secret-key-file", bad.to_str().unwrap()],
+    )
+    .env("CACHE_TOOLS_CONFIG", &conf)
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("bad.sec"), "{}", stderr(&out));
+    assert!(!cache.exists(), "something was uploaded");
+
+    // Empty --stdin: nothing to do, exit 0.
+    let out = run_ok(
+        push_cache(&b.env, &b.work, &["--stdin", "--json"]).stdin(std::process::Stdio::null()),
+    );
+    assert!(strings(&json(&out)["pushed"]).is_empty());
+
+    // Nothing to push: no result links and no arguments.
+    let empty = b.env.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = push_cache(&b.env, &empty, &["--to", "file:///tmp/x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("nix build"), "{}", stderr(&out));
+    // Bad usage is exit 2.
+    let out = push_cache(&b.env, &empty, &["--filter", "x", "--no-filter"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+fn nix_system(env: &NixEnv) -> String {
+    let out =
+        run_ok(
+            env.command("nix-instantiate")
+                .args(["--eval", "--expr", "builtins.currentSystem"]),
+        );
+    stdout(&out).trim().trim_matches('"').to_owned()
+}

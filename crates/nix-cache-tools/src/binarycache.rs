@@ -10,7 +10,7 @@
 //! - [`BinaryCache::query`]: "which of these store paths does the cache have", in
 //!   parallel on a bounded number of worker threads ([`QueryOptions::jobs`]), each
 //!   request with its own timeout. Every path gets a [`PathStatus`]: [`Presence::Present`]
-//!   (with `NarSize`/`FileSize` when the narinfo was fetched with [`Probe::Get`]),
+//!   (with `NarSize`/`FileSize` when the narinfo was read with [`Probe::Get`]),
 //!   [`Presence::Absent`] (404, 403 or 410, as Nix itself reads them; for `file://` a
 //!   missing file), or [`Presence::Error`] with a message — never a panic, and one bad
 //!   path does not stop the others. Results come back in input order.
@@ -96,7 +96,7 @@ impl CacheInfo {
 /// How [`BinaryCache::query`] asks for a narinfo over HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Probe {
-    /// `HEAD`: cheapest, sizes unknown.
+    /// `HEAD` (for `file://`, a file existence check): cheapest, sizes unknown.
     #[default]
     Head,
     /// `GET` and parse: gives `NarSize` and `FileSize`.
@@ -126,8 +126,7 @@ impl Default for QueryOptions {
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum Presence {
     Present {
-        /// `NarSize` when the narinfo was read (always for `file://`, with
-        /// [`Probe::Get`] over HTTP).
+        /// `NarSize` when the narinfo was read ([`Probe::Get`]).
         nar_size: Option<u64>,
         file_size: Option<u64>,
     },
@@ -195,6 +194,8 @@ impl BinaryCache {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(timeout.min(Duration::from_secs(10)))
             .timeout(timeout)
+            // Keep a connection per worker thread alive (ureq keeps one by default).
+            .max_idle_connections_per_host(64)
             .user_agent(concat!("nix-cache-tools/", env!("CARGO_PKG_VERSION")))
             .build();
         Ok(BinaryCache {
@@ -313,16 +314,14 @@ impl BinaryCache {
         let mut attempt = 0;
         loop {
             let r = match (&self.base, opts.probe) {
-                (Base::File(_), _) | (Base::Http(_), Probe::Get) => {
-                    self.narinfo(path).map(|n| match n {
-                        Some(n) => Presence::Present {
-                            nar_size: Some(n.nar_size),
-                            file_size: n.file_size,
-                        },
-                        None => Presence::Absent,
-                    })
-                }
-                (Base::Http(_), Probe::Head) => match narinfo_file_name(path) {
+                (_, Probe::Get) => self.narinfo(path).map(|n| match n {
+                    Some(n) => Presence::Present {
+                        nar_size: Some(n.nar_size),
+                        file_size: n.file_size,
+                    },
+                    None => Presence::Absent,
+                }),
+                (_, Probe::Head) => match narinfo_file_name(path) {
                     None => Err(CacheError::NotAStorePath {
                         path: path.to_owned(),
                     }),
@@ -461,6 +460,7 @@ mod tests {
             &paths,
             &QueryOptions {
                 jobs: 3,
+                probe: Probe::Get,
                 ..QueryOptions::default()
             },
         );
@@ -481,6 +481,15 @@ mod tests {
         assert!(matches!(&r[3].presence, Presence::Error(_)));
         assert_eq!(r.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(), paths);
         assert!(c.query(&[], &QueryOptions::default()).is_empty());
+        // HEAD-like probe: existence only.
+        let head = c.query(&paths[..3], &QueryOptions::default());
+        let present = Presence::Present {
+            nar_size: None,
+            file_size: None,
+        };
+        assert_eq!(head[0].presence, present);
+        assert_eq!(head[1].presence, Presence::Absent);
+        assert_eq!(head[2].presence, present);
     }
 
     /// A tiny HTTP server: `/<hash>.narinfo` answers by the first character of the hash

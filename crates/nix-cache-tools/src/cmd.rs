@@ -324,6 +324,84 @@ impl Runner {
     }
 }
 
+impl Runner {
+    /// Like [`Runner::run`], but calls `on_line` with each line the program writes to
+    /// stderr as it comes (for progress, e.g. `nix copy`'s "copying path" lines). The
+    /// whole stderr is still returned, and in the error on failure.
+    pub fn run_streaming(
+        &self,
+        cmd: &Cmd,
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<Output, CmdError> {
+        use std::io::{BufRead, Read};
+        if self.dry_run && !cmd.read_only {
+            eprintln!("would run: {}", cmd.display());
+            return Ok(Output::default());
+        }
+        if self.verbose {
+            eprintln!("+ {}", cmd.display());
+        }
+        let mut command = cmd.to_command();
+        command
+            .stdin(if cmd.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(|e| spawn_error(cmd, e))?;
+        let writer = match (child.stdin.take(), cmd.stdin.clone()) {
+            (Some(mut pipe), Some(bytes)) => Some(std::thread::spawn(move || {
+                let _ = pipe.write_all(&bytes);
+            })),
+            _ => None,
+        };
+        // Drain stdout in a thread while stderr is read here, line by line.
+        let stdout_reader = child.stdout.take().map(|mut out| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = out.read_to_end(&mut buf);
+                buf
+            })
+        });
+        let mut stderr = Vec::new();
+        if let Some(err) = child.stderr.take() {
+            let mut reader = std::io::BufReader::new(err);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                on_line(String::from_utf8_lossy(&line).trim_end());
+                stderr.extend_from_slice(&line);
+                line.clear();
+            }
+        }
+        let status = child.wait().map_err(|e| CmdError::Spawn {
+            cmdline: cmd.display(),
+            source: e,
+        })?;
+        let stdout = stdout_reader
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
+        if let Some(w) = writer {
+            let _ = w.join();
+        }
+        let out = Output {
+            stdout,
+            stderr,
+            status: Some(status),
+        };
+        if !status.success() {
+            return Err(CmdError::Failed {
+                cmdline: cmd.display(),
+                status: describe_status(status),
+                stderr: out.stderr_str(),
+                stdout: out.stdout_str(),
+            });
+        }
+        Ok(out)
+    }
+}
+
 fn spawn_error(cmd: &Cmd, e: std::io::Error) -> CmdError {
     let program = cmd.program.to_string_lossy().into_owned();
     if e.kind() == std::io::ErrorKind::NotFound {
@@ -407,6 +485,21 @@ mod tests {
             .unwrap();
         assert!(out.was_run());
         assert!(marker.exists());
+    }
+
+    #[test]
+    fn streaming_sees_each_stderr_line() {
+        let c = Cmd::new("sh").args(["-c", "echo a >&2; echo out; echo b >&2; exit 2"]);
+        let mut lines = Vec::new();
+        let err = Runner::new()
+            .run_streaming(&c, &mut |l| lines.push(l.to_owned()))
+            .unwrap_err();
+        assert_eq!(lines, ["a", "b"]);
+        assert!(err.to_string().contains("exit status 2"), "{err}");
+        let ok = Runner::new().run_streaming(&Cmd::new("echo").arg("hi"), &mut |_| {}).unwrap();
+        assert_eq!(ok.stdout, b"hi\n");
+        let dry = Runner::new().dry_run(true).run_streaming(&c, &mut |_| {}).unwrap();
+        assert!(!dry.was_run());
     }
 
     #[test]

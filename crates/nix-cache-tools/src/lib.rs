@@ -24,6 +24,7 @@
 //!   does a cache hold, queried in parallel).
 //! - [`store`]: the local store read fast (SQLite, `nix path-info` fallback), GC roots.
 //! - [`analytics`]: the `cache-analytics` report: model, sections, renderers.
+//! - [`push`]: push-cache (closure, filter, skip what is cached, upload, report).
 
 pub mod analytics;
 pub mod binarycache;
@@ -36,6 +37,7 @@ pub mod nix32;
 pub mod nixcli;
 pub mod nixconf;
 pub mod output;
+pub mod push;
 pub mod setup;
 pub mod store;
 pub mod storepath;

@@ -1,4 +1,128 @@
+//! `push-cache`: thin front end; all logic is in `nix_cache_tools::push`.
+
+use anyhow::Context;
+use clap::Parser;
+use nix_cache_tools::output::{self, human_bytes};
+use nix_cache_tools::push::{self, ExitCode, Options};
+use std::io::Read;
+use std::path::PathBuf;
+
+/// Upload the closure of a build to a binary cache, filtered, signed, skipping what the
+/// cache already holds.
+///
+/// Targets: any Nix store URI through `nix copy` (file://, http(s):// with PUT, s3://,
+/// ssh-ng://), `cachix:NAME` through `cachix push`, `attic:CACHE` through `attic push`.
+#[derive(Debug, Parser)]
+#[command(name = "push-cache", version, after_help = ExitCode::HELP)]
+struct Args {
+    /// Store paths, `result` links or installables (`.#pkg`, built with `nix build`).
+    /// Default: every ./result* link in the current directory.
+    #[arg(value_name = "PATH|INSTALLABLE")]
+    paths: Vec<String>,
+    /// Also read paths from standard input, one per line.
+    #[arg(long)]
+    stdin: bool,
+    /// Where to push: cachix:NAME, attic:[SERVER:]CACHE or a Nix store URI
+    /// (default: `to` under [push] in cache.toml).
+    #[arg(long, value_name = "URI")]
+    to: Option<String>,
+    /// cache.toml to read (default: ./cache.toml or the first one in a parent directory).
+    #[arg(long, value_name = "FILE", env = "CACHE_TOOLS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Leave out closure paths whose store path matches REGEX (default: `filter` under
+    /// [push] in cache.toml, else `(-source$|nixpkgs\.tar\.gz$)`). Paths that a pushed
+    /// path references are pushed anyway, with a warning.
+    #[arg(long, value_name = "REGEX", conflicts_with = "no_filter")]
+    filter: Option<String>,
+    /// Push the whole closure, filtering nothing.
+    #[arg(long)]
+    no_filter: bool,
+    /// Sign what is pushed with this Nix secret key (Nix store URIs only; default:
+    /// `secret-key-file` under [push]). A bad key is an error before any upload.
+    #[arg(long, value_name = "FILE")]
+    secret_key_file: Option<PathBuf>,
+    /// Parallel cache queries (default 16); passed to cachix/attic as --jobs.
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+    /// Print what would be pushed, with sizes, and upload nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Fail (exit 4) instead of skipping when there are no credentials for the target.
+    #[arg(long)]
+    require_push: bool,
+    /// Print a JSON report on stdout, and nothing else there.
+    #[arg(long)]
+    json: bool,
+    /// Append a Markdown summary to $GITHUB_STEP_SUMMARY when it is set.
+    #[arg(long)]
+    summary: bool,
+}
+
 fn main() {
-    eprintln!("push-cache: not implemented yet");
-    std::process::exit(1);
+    let args = Args::parse();
+    let code = match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("push-cache: error: {e:#}");
+            e.downcast_ref::<push::PushError>()
+                .map(push::PushError::exit_code)
+                .unwrap_or(ExitCode::Error)
+        }
+    };
+    std::process::exit(code.code());
+}
+
+fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let stdin_paths = if args.stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| push::PushError::Stdin(e.to_string()))?;
+        Some(text.lines().map(str::to_owned).collect())
+    } else {
+        None
+    };
+    let opts = Options {
+        args: args.paths.clone(),
+        stdin_paths,
+        to: args.to.clone(),
+        config: args.config.clone(),
+        filter: args.filter.clone(),
+        no_filter: args.no_filter,
+        secret_key_file: args.secret_key_file.clone(),
+        jobs: args.jobs.map(usize::from),
+        dry_run: args.dry_run,
+        require_push: args.require_push,
+        progress_bar: output::progress_enabled() && !args.json,
+        cwd: std::env::current_dir().context("cannot read the current directory")?,
+    };
+    let report = push::run(&opts)?;
+
+    if args.json {
+        println!("{}", report.to_json());
+        if let Some(why) = &report.skipped {
+            eprintln!("push skipped: {why}");
+        }
+    } else {
+        if report.dry_run {
+            for p in &report.pushed {
+                let size = report.sizes.get(p).copied().unwrap_or(0);
+                println!("would push {p} ({})", human_bytes(size));
+            }
+        }
+        for (p, e) in &report.failures {
+            eprintln!("failed: {p}: {e}");
+        }
+        println!("{}", report.summary_text());
+    }
+    if args.summary {
+        if let Some(file) = push::write_step_summary(&report)
+            .context("could not write the step summary ($GITHUB_STEP_SUMMARY)")?
+        {
+            if !args.json {
+                eprintln!("summary appended to {}", file.display());
+            }
+        }
+    }
+    Ok(report.exit_code())
 }

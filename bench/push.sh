@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Benchmark: push-cache versus plain `nix copy --to file://...` on the same closure.
+#
+# Builds a closure of ~1,040 real store paths (cheap /bin/sh derivations: 1,000 leaves of
+# 4 KiB, 40 groups referencing 25 leaves each, one top referencing the groups), then:
+#   1. empty cache:        the whole closure goes;
+#   2. 95% cached cache:  a file:// cache pre-filled with 95% of the closure (closed under
+#                         references, as a real cache is), only the rest goes;
+#   3. all cached:        a second push of the same build (CI re-runs).
+# Each tool gets its own fresh copy of the same pre-filled cache and its own empty Nix
+# cache directory (Nix keeps a narinfo cache in ~/.cache/nix), RUNS times; the median
+# is printed with the ratio. Every scenario runs twice: against the cache directory as
+# file://, and served over HTTP on 127.0.0.1 (GET/HEAD/PUT, a python3 server) as
+# http:// — the case of a real remote cache, where each "is it there" is a request.
+#
+# Usage: bench/push.sh            (as root with NIX_REMOTE=local, or any user who can build)
+# Env:   RUNS=3  LEAVES=1000  PUSH_CACHE=path/to/push-cache (default: cargo build --release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+LEAVES=${LEAVES:-1000}
+GROUP=25
+WORK=$(mktemp -d /tmp/push-bench.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+
+export NIX_CONFIG=$'sandbox = false\nsubstituters =\nmax-jobs = 8'
+export NIX_REMOTE=${NIX_REMOTE:-local}
+NIX=(nix --extra-experimental-features nix-command)
+
+if [[ -z "${PUSH_CACHE:-}" ]]; then
+  cargo build --release --quiet -p push-cache
+  PUSH_CACHE=$PWD/target/release/push-cache
+fi
+
+echo "== building a closure of $LEAVES leaves + $((LEAVES / GROUP)) groups + top"
+cat > "$WORK/closure.nix" <<EOF
+let
+  mk = name: script: builtins.derivation {
+    inherit name; system = builtins.currentSystem; builder = "/bin/sh";
+    args = [ "-c" script ]; PATH = "/bin:/usr/bin";
+  };
+  leaf = i: mk "bench-leaf-\${toString i}"
+    "mkdir \$out; i=0; while [ \$i -lt 64 ]; do echo leaf-\${toString i}-line-\$i-................................ >> \$out/data; i=\$((i+1)); done";
+  range = a: b: if a >= b then [ ] else [ a ] ++ range (a + 1) b;
+  group = g: mk "bench-group-\${toString g}"
+    "mkdir \$out; echo \${toString (map leaf (range (g * $GROUP) ((g + 1) * $GROUP)))} > \$out/refs";
+  groups = map group (range 0 ($LEAVES / $GROUP));
+in {
+  top = mk "bench-top" "mkdir \$out; echo \${toString groups} > \$out/refs";
+  # 95% of the closure: the first 95% of the leaves and the groups made only of them.
+  prefill = map group (range 0 (($LEAVES * 95 / 100) / $GROUP))
+    ++ map leaf (range 0 ($LEAVES * 95 / 100));
+}
+EOF
+t0=$(date +%s.%N)
+TOP=$(nix-build "$WORK/closure.nix" -A top --no-out-link 2>"$WORK/build.log")
+mapfile -t PREFILL < <(nix-build "$WORK/closure.nix" -A prefill --no-out-link 2>>"$WORK/build.log")
+t1=$(date +%s.%N)
+TOTAL=$(nix-store -qR "$TOP" | wc -l)
+printf 'built/checked in %.1f s: closure of %d paths, pre-fill %d paths (%d%%)\n' \
+  "$(echo "$t1 - $t0" | bc)" "$TOTAL" "$(nix-store -qR "${PREFILL[@]}" | wc -l)" \
+  "$(( $(nix-store -qR "${PREFILL[@]}" | wc -l) * 100 / TOTAL ))"
+
+mkdir -p "$WORK/prefilled" "$WORK/empty"
+"${NIX[@]}" copy --to "file://$WORK/prefilled" "${PREFILL[@]}" 2>>"$WORK/build.log"
+"${NIX[@]}" copy --to "file://$WORK/full" "$TOP" 2>>"$WORK/build.log"
+
+# time_one NAME BASE_CACHE COMMAND...: seconds for COMMAND with a fresh copy of BASE_CACHE
+# at $DEST and a fresh Nix cache directory.
+time_one() {
+  local base=$1; shift
+  rm -rf "$WORK/dest" "$WORK/xdg-cache"
+  cp -a "$base" "$WORK/dest"
+  local s e
+  s=$(date +%s.%N)
+  XDG_CACHE_HOME="$WORK/xdg-cache" "$@" >/dev/null 2>"$WORK/stderr" || {
+    cat "$WORK/stderr" >&2; echo "command failed: $*" >&2; exit 1; }
+  e=$(date +%s.%N)
+  # Both tools must leave the same, complete cache.
+  local n
+  n=$(find "$WORK/dest" -maxdepth 1 -name '*.narinfo' | wc -l)
+  [[ $n -eq $TOTAL ]] || { echo "cache holds $n narinfos, expected $TOTAL" >&2; exit 1; }
+  echo "$e - $s" | bc
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# scenario LABEL BASE_CACHE URL: URL serves $WORK/dest (file:// or the HTTP server).
+scenario() {
+  local label=$1 base=$2 url=$3
+  local pc=() nc=()
+  for _ in $(seq "$RUNS"); do
+    pc+=("$(time_one "$base" "$PUSH_CACHE" --no-filter --to "$url" "$TOP")")
+    nc+=("$(time_one "$base" "${NIX[@]}" copy --to "$url" "$TOP")")
+  done
+  local p n
+  p=$(median "${pc[@]}"); n=$(median "${nc[@]}")
+  printf '%-22s push-cache %6.3f s   nix copy %6.3f s   nix copy / push-cache = %.2fx   (median of %d; runs: push-cache %s; nix copy %s)\n' \
+    "$label" "$p" "$n" "$(echo "$n / $p" | bc -l)" "$RUNS" "${pc[*]}" "${nc[*]}"
+}
+
+# A binary cache over HTTP on 127.0.0.1 serving $WORK/dest: GET/HEAD, and PUT for uploads
+# (what nginx+WebDAV or an S3 front does). python3's standard library only.
+cat > "$WORK/server.py" <<'PY'
+import http.server, os, sys, tempfile
+root = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in separate writes
+    def log_message(self, *a): pass
+    def _file(self):
+        return os.path.join(root, self.path.split("?")[0].lstrip("/"))
+    def _send(self, code, body=b"", head=False):
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+    def do_GET(self, head=False):
+        try:
+            with open(self._file(), "rb") as f:
+                self._send(200, f.read(), head)
+        except OSError:
+            self._send(404, b"", head)
+    def do_HEAD(self):
+        self.do_GET(head=True)
+    def do_PUT(self):
+        data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        path = self._file()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path))
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.rename(tmp, path)
+        self._send(201)
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 1024  # the default backlog of 5 drops bursts of connects (1 s SYN retry)
+s = Server(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+PY
+mkdir -p "$WORK/dest"
+python3 "$WORK/server.py" "$WORK/dest" > "$WORK/port" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
+for _ in $(seq 50); do [[ -s "$WORK/port" ]] && break; sleep 0.1; done
+HTTP="http://127.0.0.1:$(cat "$WORK/port")"
+
+echo "== $("${NIX[@]}" --version), $(nproc) cores, $TOTAL paths"
+for target in "file://$WORK/dest" "$HTTP"; do
+  echo "-- ${target%%:*}"
+  scenario "95% already cached:" "$WORK/prefilled" "$target"
+  scenario "all cached (re-push):" "$WORK/full" "$target"
+  scenario "empty cache:" "$WORK/empty" "$target"
+done

@@ -1,0 +1,1224 @@
+//! `push-cache`: upload a build's closure to a binary cache, filtered, signed, skipping
+//! what the cache already holds.
+//!
+//! Steps of [`run`]:
+//! 1. **Roots**: the given store paths, `result` links and installables (`.#pkg`, built
+//!    with `nix build --no-link --json`), or every `./result*` link in the directory.
+//! 2. **Closure**: `nix path-info --json --recursive` (both JSON shapes, see
+//!    [`crate::nixcli`]), with NAR sizes and references.
+//! 3. **Filter** ([`plan`]): the regex is matched against every path of the closure. A
+//!    match that a pushed path references is pushed anyway (a binary cache must never
+//!    hold a path whose references it lacks: Nix refuses to add one) with a warning that
+//!    names both paths; every other match is left out and listed.
+//! 4. **Skip what is there**: for `file://` and `http(s)://` targets every `.narinfo` is
+//!    asked for in parallel ([`crate::binarycache`]); only missing paths go.
+//! 5. **Upload** in dependency order with `nix copy --no-recursive --to URI`: exactly
+//!    the missing paths are uploaded (their references the cache already has are passed
+//!    too, as hints Nix skips, so it need not check them one request at a time). Paths
+//!    are grouped by dependency level; a big level is split over parallel `nix copy`
+//!    processes, small ones share one. Nix writes each `.narinfo` only after its NAR;
+//!    its "copying path" lines drive the progress. `cachix push` and `attic push` for
+//!    those targets. A failed `nix copy` is retried path by path with backoff; a path
+//!    that still fails is reported, paths that reference it are not attempted (the cache
+//!    would hold them with a missing reference), the others go.
+//!
+//! Dry-run lives in the command runner: queries run, uploads are printed.
+
+pub mod backend;
+pub mod plan;
+
+use crate::binarycache::{BinaryCache, Presence, QueryOptions};
+use crate::cachetoml::{self, CacheTomlError};
+use crate::cmd::{CmdError, Runner};
+use crate::keys::{KeyError, SecretKey};
+use crate::nixcli::{Nix, NixError, NixVersion, PathInfo};
+use crate::output::{self, human_bytes};
+use crate::storepath::{self, DEFAULT_STORE_DIR};
+use backend::Target;
+use regex::Regex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Exit codes of `push-cache`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum ExitCode {
+    /// Everything that had to go was pushed (or nothing had to), or the push was
+    /// skipped for lack of credentials without `--require-push`.
+    Success = 0,
+    /// An error before anything was uploaded: bad config, key, filter, path, Nix failure.
+    Error = 1,
+    /// Bad command line (clap).
+    Usage = 2,
+    /// Some paths could not be uploaded after retries; the others were.
+    PushFailed = 3,
+    /// Nothing was pushed for lack of credentials, and `--require-push` was given.
+    NotPushed = 4,
+    /// The program needed for the target (`nix`, `cachix`, `attic`) is not on PATH.
+    MissingProgram = 5,
+}
+
+impl ExitCode {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// The table shown in `--help` and the README.
+    pub const HELP: &'static str = "Exit codes:
+  0  pushed (or nothing to push; or skipped for lack of credentials)
+  1  error before uploading (config, key, filter, path, nix)
+  2  bad command line
+  3  some paths failed to upload after retries (the others were pushed)
+  4  no credentials and --require-push
+  5  the program for the target (nix, cachix, attic) is not on PATH";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error(transparent)]
+    Config(#[from] CacheTomlError),
+    #[error(
+        "no push target: pass --to URI (cachix:NAME, attic:CACHE, file:///dir, https://host, s3://bucket, ssh-ng://host) or set `to` under [push] in cache.toml"
+    )]
+    NoTarget,
+    #[error("bad push target {0}")]
+    BadTarget(String),
+    #[error("the push filter `{regex}` is not a valid regex: {reason}")]
+    BadFilter { regex: String, reason: String },
+    #[error(
+        "the secret key file `{path}` is unusable: {error}; make one with `nix key generate-secret --key-name NAME > FILE` (nothing was uploaded)"
+    )]
+    SecretKey { path: PathBuf, error: KeyError },
+    #[error(
+        "nothing to push: no paths given and no ./result* links in {dir}; run `nix build` first, or pass store paths or installables (e.g. `.#default`), or --stdin"
+    )]
+    NothingGiven { dir: PathBuf },
+    #[error(
+        "`{arg}` is not in the Nix store (it resolves to {resolved}); pass a store path, a result link or an installable"
+    )]
+    NotInStore { arg: String, resolved: String },
+    #[error("{path} is not a valid path in the local store: build or fetch it first")]
+    InvalidPath { path: String },
+    #[error(
+        "`{url}` has StoreDir {found}, but this store is {expected}: the cache is for another store"
+    )]
+    StoreDirMismatch {
+        url: String,
+        found: String,
+        expected: String,
+    },
+    #[error("could not read the cache at {url}: {reason}")]
+    CacheRead { url: String, reason: String },
+    #[error("`{program}` is not on PATH; it is needed to push to {target}{hint}")]
+    MissingProgram {
+        program: String,
+        target: String,
+        hint: String,
+    },
+    #[error("push required (--require-push) but not possible: {reason}")]
+    NotPushed { reason: String },
+    #[error("could not read standard input: {0}")]
+    Stdin(String),
+    #[error(transparent)]
+    Nix(#[from] NixError),
+    #[error(transparent)]
+    Cmd(#[from] CmdError),
+}
+
+impl PushError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            PushError::NotPushed { .. } => ExitCode::NotPushed,
+            PushError::MissingProgram { .. } => ExitCode::MissingProgram,
+            PushError::Cmd(CmdError::NotFound { .. })
+            | PushError::Nix(NixError::Cmd(CmdError::NotFound { .. })) => ExitCode::MissingProgram,
+            _ => ExitCode::Error,
+        }
+    }
+}
+
+/// What the command line asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Store paths, result links, installables.
+    pub args: Vec<String>,
+    /// Lines read from stdin (`--stdin`), already split by the caller.
+    pub stdin_paths: Option<Vec<String>>,
+    pub to: Option<String>,
+    /// `--config FILE`; else `cache.toml` is searched from `cwd` up.
+    pub config: Option<PathBuf>,
+    pub filter: Option<String>,
+    pub no_filter: bool,
+    pub secret_key_file: Option<PathBuf>,
+    pub jobs: Option<usize>,
+    pub dry_run: bool,
+    pub require_push: bool,
+    /// Progress bar instead of plain lines (the caller decides: stderr is a terminal).
+    pub progress_bar: bool,
+    pub cwd: PathBuf,
+}
+
+/// What happened; `--json` prints the serialized form.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Report {
+    pub target: String,
+    /// Pushed paths (with `dry_run`: what would be pushed), in upload order.
+    pub pushed: Vec<String>,
+    pub already_cached: Vec<String>,
+    pub filtered: Vec<String>,
+    pub failed: Vec<String>,
+    pub nar_bytes_pushed: u64,
+    pub dry_run: bool,
+    /// Why nothing was pushed (no credentials), when it was skipped.
+    pub skipped: Option<String>,
+    /// Filtered paths pushed anyway: (path, a pushed path that references it).
+    #[serde(skip)]
+    pub kept: Vec<(String, String)>,
+    /// (path, error) for every failed path.
+    #[serde(skip)]
+    pub failures: Vec<(String, String)>,
+    #[serde(skip)]
+    pub filter: Option<String>,
+    /// Whether the target was asked what it holds (file://, http(s)://).
+    #[serde(skip)]
+    pub queried: bool,
+    #[serde(skip)]
+    pub sizes: BTreeMap<String, u64>,
+}
+
+impl Report {
+    pub fn exit_code(&self) -> ExitCode {
+        if self.failed.is_empty() {
+            ExitCode::Success
+        } else {
+            ExitCode::PushFailed
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// The final human summary.
+    pub fn summary_text(&self) -> String {
+        if let Some(why) = &self.skipped {
+            return format!("push skipped: {why}");
+        }
+        let mut s = String::new();
+        let verb = if self.dry_run { "would push" } else { "pushed" };
+        if self.pushed.is_empty() && self.failed.is_empty() {
+            if self.queried {
+                s.push_str(&format!(
+                    "nothing to push: all {} paths are already cached in {}",
+                    self.already_cached.len(),
+                    self.target
+                ));
+            } else {
+                s.push_str(&format!("nothing to push to {}", self.target));
+            }
+        } else {
+            s.push_str(&format!(
+                "{verb} {} paths ({} NAR) to {}",
+                self.pushed.len(),
+                human_bytes(self.nar_bytes_pushed),
+                self.target
+            ));
+            if self.queried {
+                s.push_str(&format!("; {} already cached", self.already_cached.len()));
+            }
+        }
+        s.push_str(&format!("; {} left out by the filter", self.filtered.len()));
+        if !self.kept.is_empty() {
+            s.push_str(&format!(
+                " ({} matching path(s) pushed anyway: referenced by pushed paths)",
+                self.kept.len()
+            ));
+        }
+        if !self.failed.is_empty() {
+            s.push_str(&format!("; {} FAILED", self.failed.len()));
+        }
+        s
+    }
+
+    /// A Markdown table for `$GITHUB_STEP_SUMMARY`.
+    pub fn markdown(&self) -> String {
+        let mut m = String::new();
+        let head = if !self.failed.is_empty() {
+            "❌"
+        } else if self.skipped.is_some() {
+            "⚠️"
+        } else {
+            "✅"
+        };
+        m.push_str(&format!("### {head} push-cache → `{}`\n\n", self.target));
+        if let Some(why) = &self.skipped {
+            m.push_str(&format!("Push skipped: {why}\n"));
+            return m;
+        }
+        let bytes = |ps: &[String]| {
+            human_bytes(
+                ps.iter()
+                    .map(|p| self.sizes.get(p).copied().unwrap_or(0))
+                    .sum(),
+            )
+        };
+        m.push_str("| | paths | NAR size |\n|---|---:|---:|\n");
+        let pushed_label = if self.dry_run { "would push" } else { "pushed" };
+        m.push_str(&format!(
+            "| {pushed_label} | {} | {} |\n",
+            self.pushed.len(),
+            human_bytes(self.nar_bytes_pushed)
+        ));
+        if self.queried {
+            m.push_str(&format!(
+                "| already cached | {} | {} |\n",
+                self.already_cached.len(),
+                bytes(&self.already_cached)
+            ));
+        }
+        m.push_str(&format!(
+            "| filtered out | {} | {} |\n",
+            self.filtered.len(),
+            bytes(&self.filtered)
+        ));
+        m.push_str(&format!(
+            "| failed | {} | {} |\n",
+            self.failed.len(),
+            bytes(&self.failed)
+        ));
+        if !self.failures.is_empty() {
+            m.push_str("\n<details><summary>Failed paths</summary>\n\n");
+            for (p, e) in &self.failures {
+                let first = e.lines().next().unwrap_or("");
+                m.push_str(&format!("- `{p}`: {first}\n"));
+            }
+            m.push_str("\n</details>\n");
+        }
+        m
+    }
+}
+
+/// Pauses between retries of a failed upload.
+const RETRY_DELAYS: [Duration; 3] = [
+    Duration::from_millis(250),
+    Duration::from_millis(1000),
+    Duration::from_millis(2000),
+];
+
+/// Progress: a bar on a terminal, one plain line per path otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(total: usize, bar: bool) -> Self {
+        let bar = (bar && total > 0).then(|| {
+            let b = indicatif::ProgressBar::with_draw_target(
+                Some(total as u64),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} [{bar:30}] {pos}/{len} paths {msg}",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b
+        });
+        Progress { bar }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(b) => b.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// Nix started uploading `path` (its "copying path" line).
+    fn started(&self, path: &str, size: u64) {
+        match &self.bar {
+            Some(b) => {
+                b.set_message(storepath::name(path).unwrap_or(path).to_owned());
+                b.inc(1);
+            }
+            None => eprintln!("pushing {path} ({})", human_bytes(size)),
+        }
+    }
+
+    fn done(&self, path: &str, size: u64, dry_run: bool) {
+        match &self.bar {
+            Some(b) => {
+                b.set_message(storepath::name(path).unwrap_or(path).to_owned());
+                b.inc(1);
+            }
+            // A dry run's list is the caller's output (stdout), not progress.
+            None if dry_run => {}
+            None => eprintln!("pushed {path} ({})", human_bytes(size)),
+        }
+    }
+
+    fn failed(&self, path: &str, why: &str) {
+        let first = why.lines().next().unwrap_or(why);
+        self.line(&format!("FAILED {path}: {first}"));
+        if let Some(b) = &self.bar {
+            b.inc(1);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Runs a push. Warnings and per-path progress go to stderr; the caller prints the
+/// [`Report`] (summary or JSON).
+pub fn run(opts: &Options) -> Result<Report, PushError> {
+    // Configuration: flags win over cache.toml.
+    let config = match &opts.config {
+        Some(p) => Some(cachetoml::load(p)?),
+        None => match cachetoml::find(&opts.cwd) {
+            Some(p) => Some(cachetoml::load(&p)?),
+            None => None,
+        },
+    };
+    let push_cfg = config.as_ref().and_then(|c| c.push.clone());
+    let to = opts
+        .to
+        .clone()
+        .or_else(|| push_cfg.as_ref().and_then(|p| p.to.clone()))
+        .ok_or(PushError::NoTarget)?;
+    let target = Target::parse(&to).map_err(PushError::BadTarget)?;
+    let filter_src = if opts.no_filter {
+        None
+    } else {
+        Some(
+            opts.filter
+                .clone()
+                .or_else(|| push_cfg.as_ref().and_then(|p| p.filter.clone()))
+                .unwrap_or_else(|| cachetoml::DEFAULT_PUSH_FILTER.to_owned()),
+        )
+    };
+    let filter = match &filter_src {
+        Some(src) => Some(Regex::new(src).map_err(|e| PushError::BadFilter {
+            regex: src.clone(),
+            reason: e.to_string(),
+        })?),
+        None => None,
+    };
+    let key_file = opts
+        .secret_key_file
+        .clone()
+        .or_else(|| push_cfg.as_ref().and_then(|p| p.secret_key_file.clone()));
+
+    // A bad key is an error before anything else happens.
+    let key_file = match key_file {
+        Some(k) => {
+            let k = if k.is_relative() { opts.cwd.join(k) } else { k };
+            SecretKey::read(&k).map_err(|e| PushError::SecretKey {
+                path: k.clone(),
+                error: e,
+            })?;
+            if !matches!(target, Target::Store(_)) {
+                eprintln!(
+                    "warning: --secret-key-file is ignored for {target}: {}",
+                    match target {
+                        Target::Cachix(_) =>
+                            "Cachix signs with CACHIX_SIGNING_KEY or on its servers",
+                        _ => "attic signs on the server",
+                    }
+                );
+                None
+            } else {
+                Some(k)
+            }
+        }
+        None => None,
+    };
+
+    let mut report = Report {
+        target: target.to_string(),
+        dry_run: opts.dry_run,
+        filter: filter_src.clone(),
+        ..Report::default()
+    };
+
+    // No credentials (e.g. a fork's pull request): skip cleanly, or fail when required.
+    let env = |k: &str| std::env::var(k).ok();
+    if let Some(why) = backend::missing_credentials(&target, &env) {
+        if opts.require_push {
+            return Err(PushError::NotPushed { reason: why });
+        }
+        if !opts.dry_run {
+            report.skipped = Some(why);
+            return Ok(report);
+        }
+        eprintln!("warning: {why}; a real run would skip the push");
+    }
+
+    // The uploading program must be there (nix is checked by running it below).
+    if !matches!(target, Target::Store(_)) && which::which(target.program()).is_err() {
+        return Err(PushError::MissingProgram {
+            program: target.program().to_owned(),
+            target: target.to_string(),
+            hint: crate::cmd::install_hint(target.program()).to_owned(),
+        });
+    }
+
+    let runner = Runner::new().dry_run(opts.dry_run);
+    // push-cache only runs `nix path-info --json`, `nix build --json` and `nix copy
+    // --no-recursive`, whose flags and output are read the same way from 2.8 on, so it
+    // does not spend a process asking Nix its version. A missing `nix` shows up as the
+    // first command failing with an install hint (exit code 5).
+    let nix = Nix::with_version(
+        NixVersion {
+            major: 2,
+            minor: 8,
+            patch: 0,
+            lix: false,
+        },
+        None,
+        runner.clone(),
+    );
+
+    // Roots and closure.
+    let roots = resolve_roots(opts, &nix)?;
+    if roots.is_empty() {
+        // Only possible with --stdin and empty input (e.g. CI found no new paths).
+        eprintln!("no paths on standard input");
+        return Ok(report);
+    }
+    let infos = nix.path_info(&roots, true)?;
+    let mut nodes: BTreeMap<String, PathInfo> = BTreeMap::new();
+    for i in infos {
+        if !i.valid {
+            return Err(PushError::InvalidPath { path: i.path });
+        }
+        nodes.insert(i.path.clone(), i);
+    }
+    report.sizes = nodes.iter().map(|(p, i)| (p.clone(), i.nar_size)).collect();
+    let plan_nodes: Vec<plan::Node> = nodes
+        .values()
+        .map(|i| plan::Node {
+            path: i.path.clone(),
+            nar_size: i.nar_size,
+            references: i.references.clone(),
+        })
+        .collect();
+    let plan = plan::plan(&plan_nodes, filter.as_ref());
+    for (kept, by) in &plan.kept {
+        eprintln!(
+            "warning: pushing {kept} although it matches the filter: {by} references it, and a cache must not hold a path without its references"
+        );
+    }
+    if !plan.filtered.is_empty() {
+        eprintln!(
+            "left out by the filter {}:",
+            filter_src.as_deref().unwrap_or("")
+        );
+        for p in &plan.filtered {
+            eprintln!("  {p}");
+        }
+    }
+    report.filtered = plan.filtered.clone();
+    report.kept = plan.kept.clone();
+
+    // Ask the cache what it has.
+    let mut to_push = plan.ordered.clone();
+    let cache = match &target {
+        Target::Store(uri) if crate::binarycache::is_supported(uri) => {
+            let cache = BinaryCache::new(uri).map_err(|e| PushError::CacheRead {
+                url: uri.clone(),
+                reason: e.to_string(),
+            })?;
+            check_store_dir(&cache)?;
+            Some(cache)
+        }
+        _ => None,
+    };
+    if let Some(cache) = &cache {
+        report.queried = true;
+        let q = QueryOptions {
+            jobs: opts.jobs.unwrap_or(16),
+            ..QueryOptions::default()
+        };
+        let statuses = cache.query(&to_push, &q);
+        let mut missing = Vec::new();
+        let mut errors = 0usize;
+        for st in statuses {
+            match st.presence {
+                Presence::Present { .. } => report.already_cached.push(st.path),
+                Presence::Absent => missing.push(st.path),
+                Presence::Error(e) => {
+                    if errors == 0 {
+                        eprintln!(
+                            "warning: could not ask {} about {}: {e}; such paths are pushed (nix copy checks again)",
+                            cache.url(),
+                            st.path
+                        );
+                    }
+                    errors += 1;
+                    missing.push(st.path);
+                }
+            }
+        }
+        if errors > 1 {
+            eprintln!("warning: the cache did not answer for {errors} paths in all");
+        }
+        to_push = missing;
+    }
+
+    let size_of = |p: &str| nodes.get(p).map(|i| i.nar_size).unwrap_or(0);
+    if to_push.is_empty() {
+        return Ok(report);
+    }
+
+    let progress = Progress::new(to_push.len(), opts.progress_bar && !opts.dry_run);
+    match &target {
+        Target::Store(uri) => {
+            let uri = match &key_file {
+                Some(k) => backend::with_secret_key(uri, k),
+                None => uri.clone(),
+            };
+            upload_with_nix(
+                &nix,
+                &uri,
+                &to_push,
+                &nodes,
+                cache.as_ref(),
+                &progress,
+                &mut report,
+            )?;
+        }
+        Target::Cachix(name) => {
+            let cmd = backend::cachix_push(name, opts.jobs, &to_push);
+            upload_with_tool(&runner, &cmd, &to_push, &nodes, &progress, &mut report);
+        }
+        Target::Attic(c) => {
+            let cmd = backend::attic_push(c, opts.jobs, &to_push);
+            upload_with_tool(&runner, &cmd, &to_push, &nodes, &progress, &mut report);
+        }
+    }
+    progress.finish();
+    report.nar_bytes_pushed = report.pushed.iter().map(|p| size_of(p)).sum();
+    Ok(report)
+}
+
+fn check_store_dir(cache: &BinaryCache) -> Result<(), PushError> {
+    let info = cache.cache_info().map_err(|e| PushError::CacheRead {
+        url: cache.url().to_owned(),
+        reason: e.to_string(),
+    })?;
+    if let Some(dir) = info.and_then(|i| i.store_dir) {
+        if dir != DEFAULT_STORE_DIR {
+            return Err(PushError::StoreDirMismatch {
+                url: cache.url().to_owned(),
+                found: dir,
+                expected: DEFAULT_STORE_DIR.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Store paths for the arguments, stdin lines or `./result*` links.
+fn resolve_roots(opts: &Options, nix: &Nix) -> Result<Vec<String>, PushError> {
+    let mut args: Vec<String> = opts.args.clone();
+    if let Some(lines) = &opts.stdin_paths {
+        args.extend(
+            lines
+                .iter()
+                .map(|l| l.trim())
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    if args.is_empty() && opts.stdin_paths.is_none() {
+        args = result_links(&opts.cwd);
+        if args.is_empty() {
+            return Err(PushError::NothingGiven {
+                dir: opts.cwd.clone(),
+            });
+        }
+    }
+    let mut roots = BTreeSet::new();
+    let mut installables = Vec::new();
+    for arg in &args {
+        let p = opts.cwd.join(arg);
+        if std::fs::symlink_metadata(&p).is_ok() {
+            let real = std::fs::canonicalize(&p).map_err(|e| PushError::NotInStore {
+                arg: arg.clone(),
+                resolved: format!("nothing ({e})"),
+            })?;
+            let real_s = real.display().to_string();
+            match storepath::to_store_path(&real_s, DEFAULT_STORE_DIR) {
+                Some(sp) => {
+                    roots.insert(sp.to_owned());
+                }
+                None => {
+                    return Err(PushError::NotInStore {
+                        arg: arg.clone(),
+                        resolved: real_s,
+                    });
+                }
+            }
+        } else if let Some(sp) = storepath::to_store_path(arg, DEFAULT_STORE_DIR) {
+            roots.insert(sp.to_owned());
+        } else {
+            installables.push(arg.clone());
+        }
+    }
+    if !installables.is_empty() {
+        roots.extend(build_installables(nix, &installables, &opts.cwd)?);
+    }
+    Ok(roots.into_iter().collect())
+}
+
+/// Every `result*` symlink in `dir` (what `nix build` leaves), sorted.
+pub fn result_links(dir: &Path) -> Vec<String> {
+    let mut links: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("result"))
+                .collect()
+        })
+        .unwrap_or_default();
+    links.sort();
+    links
+}
+
+/// `nix build --no-link --json INSTALLABLES` (2.8 has no `--print-out-paths`): the
+/// output paths. Runs in dry-run too: building is not uploading, and what would be
+/// pushed cannot be known without it.
+fn build_installables(
+    nix: &Nix,
+    installables: &[String],
+    cwd: &Path,
+) -> Result<Vec<String>, PushError> {
+    let cmd = nix
+        .command([
+            "--extra-experimental-features",
+            "flakes",
+            "build",
+            "--no-link",
+            "--json",
+        ])
+        .args(installables)
+        .current_dir(cwd)
+        .read_only();
+    let out = nix.runner().run(&cmd)?;
+    parse_build_json(&out.stdout_str()).map_err(|reason| {
+        PushError::Nix(NixError::Parse {
+            cmdline: cmd.display(),
+            reason,
+        })
+    })
+}
+
+/// Output paths from `nix build --json`: `[{"drvPath":..,"outputs":{"out":"/nix/store/.."}}]`
+/// (opaque store paths appear as `{"path": ..}`).
+pub fn parse_build_json(json: &str) -> Result<Vec<String>, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("invalid JSON: {e}"))?;
+    let items = v.as_array().ok_or("expected a JSON array")?;
+    let mut out = Vec::new();
+    for item in items {
+        if let Some(outputs) = item.get("outputs").and_then(|o| o.as_object()) {
+            out.extend(
+                outputs
+                    .values()
+                    .filter_map(|p| p.as_str())
+                    .map(str::to_owned),
+            );
+        } else if let Some(p) = item.get("path").and_then(|p| p.as_str()) {
+            out.push(p.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// The path in Nix's `copying path '/nix/store/...' to '...'...` progress line.
+fn copying_path(line: &str) -> Option<&str> {
+    let rest = line.trim_start().strip_prefix("copying path '")?;
+    rest.split('\'').next()
+}
+
+/// How many `nix copy` processes run at once: Nix compresses on about one core per
+/// process, so independent paths go faster spread over the machine's cores.
+fn upload_processes(uri: &str) -> usize {
+    // Only for local caches: parallel `nix` processes writing to a remote store share
+    // Nix's narinfo disk cache (~/.cache/nix/binary-cache-v6.sqlite), and two of them
+    // creating it at once fail ("constraint failed", seen with Nix 2.8). Remote uploads
+    // are parallel inside one `nix copy` anyway (`http-connections`).
+    if !uri.starts_with("file://") {
+        return 1;
+    }
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
+}
+
+/// Splits `to_push` (references first) into stages run one after the other; the chunks
+/// of one stage hold no references to each other and run in parallel. A path's level is
+/// one more than the highest level of the paths it references in `to_push`; a level with
+/// enough paths is split `procs` ways, consecutive small levels share one `nix copy`
+/// (which orders them itself).
+pub(crate) fn stages(
+    to_push: &[String],
+    references: &dyn Fn(&str) -> Vec<String>,
+    procs: usize,
+) -> Vec<Vec<Vec<String>>> {
+    const MIN_PER_PROCESS: usize = 64;
+    let mut level: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut levels: Vec<Vec<String>> = Vec::new();
+    for p in to_push {
+        let l = references(p)
+            .iter()
+            .filter(|r| r.as_str() != p.as_str())
+            .filter_map(|r| level.get(r.as_str()))
+            .map(|l| l + 1)
+            .max()
+            .unwrap_or(0);
+        level.insert(p, l);
+        if levels.len() <= l {
+            levels.resize(l + 1, Vec::new());
+        }
+        levels[l].push(p.clone());
+    }
+    let mut out: Vec<Vec<Vec<String>>> = Vec::new();
+    let mut serial: Vec<String> = Vec::new();
+    for lv in levels {
+        let k = (lv.len() / MIN_PER_PROCESS).clamp(1, procs.max(1));
+        if k == 1 {
+            serial.extend(lv);
+            continue;
+        }
+        if !serial.is_empty() {
+            out.push(vec![std::mem::take(&mut serial)]);
+        }
+        let per = lv.len().div_ceil(k);
+        out.push(lv.chunks(per).map(<[String]>::to_vec).collect());
+    }
+    if !serial.is_empty() {
+        out.push(vec![serial]);
+    }
+    out
+}
+
+/// `paths` followed by the references they have outside `paths` — paths the cache
+/// already holds (or that an earlier stage uploaded). Nix checks that every reference
+/// of an uploaded path is in the cache, one request at a time; given them too, it learns
+/// in one parallel query that they are there and copies nothing for them. So what is
+/// uploaded is still exactly `paths`, without hundreds of sequential narinfo requests
+/// to a remote cache.
+fn with_references(paths: &[String], nodes: &BTreeMap<String, PathInfo>) -> Vec<String> {
+    let own: BTreeSet<&str> = paths.iter().map(String::as_str).collect();
+    let refs: BTreeSet<&str> = paths
+        .iter()
+        .filter_map(|p| nodes.get(p))
+        .flat_map(|i| i.references.iter().map(String::as_str))
+        .filter(|r| !own.contains(r))
+        .collect();
+    paths
+        .iter()
+        .cloned()
+        .chain(refs.into_iter().map(str::to_owned))
+        .collect()
+}
+
+fn upload_with_nix(
+    nix: &Nix,
+    uri: &str,
+    to_push: &[String],
+    nodes: &BTreeMap<String, PathInfo>,
+    cache: Option<&BinaryCache>,
+    progress: &Progress,
+    report: &mut Report,
+) -> Result<(), PushError> {
+    let runner = nix.runner();
+    let size_of = |p: &str| nodes.get(p).map(|i| i.nar_size).unwrap_or(0);
+    let refs = |p: &str| {
+        nodes
+            .get(p)
+            .map(|i| i.references.clone())
+            .unwrap_or_default()
+    };
+    let mut failed: BTreeMap<String, String> = BTreeMap::new();
+    let mut started: BTreeSet<String> = BTreeSet::new();
+    for stage in stages(to_push, &refs, upload_processes(uri)) {
+        // Paths whose reference failed earlier cannot go: the cache would hold them
+        // without that reference.
+        let mut chunks: Vec<Vec<String>> = Vec::new();
+        for chunk in stage {
+            let mut ready = Vec::new();
+            for p in chunk {
+                match failed_reference(&p, nodes, &failed) {
+                    Some(r) => {
+                        let why = format!("not attempted: its reference {r} failed to upload");
+                        progress.failed(&p, &why);
+                        failed.insert(p, why);
+                    }
+                    None => ready.push(p),
+                }
+            }
+            if !ready.is_empty() {
+                chunks.push(ready);
+            }
+        }
+        // Each chunk is one `nix copy` (Nix uploads references first, in parallel);
+        // the chunks of a stage run at the same time.
+        let results: Vec<(BTreeSet<String>, Result<(), CmdError>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .iter()
+                .map(|chunk| {
+                    s.spawn(move || {
+                        let mut seen = BTreeSet::new();
+                        let r = runner
+                            .run_streaming(
+                                &backend::nix_copy(nix, uri, &with_references(chunk, nodes)),
+                                &mut |line| {
+                                    if let Some(p) = copying_path(line) {
+                                        if nodes.contains_key(p) && seen.insert(p.to_owned()) {
+                                            progress.started(p, size_of(p));
+                                        }
+                                    }
+                                },
+                            )
+                            .map(|_| ());
+                        (seen, r)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        (
+                            BTreeSet::new(),
+                            Err(CmdError::Failed {
+                                cmdline: "nix copy".to_owned(),
+                                status: "upload thread panicked".to_owned(),
+                                stderr: String::new(),
+                                stdout: String::new(),
+                            }),
+                        )
+                    })
+                })
+                .collect()
+        });
+        let mut retry: Vec<String> = Vec::new();
+        for (chunk, (seen, result)) in chunks.iter().zip(results) {
+            started.extend(seen);
+            match result {
+                Ok(()) => {
+                    for p in chunk {
+                        if !started.contains(p) {
+                            progress.done(p, size_of(p), runner.is_dry_run());
+                        }
+                        report.pushed.push(p.clone());
+                    }
+                }
+                Err(e @ (CmdError::NotFound { .. } | CmdError::Spawn { .. })) => {
+                    // Nix itself is unusable: nothing else will work either.
+                    return Err(PushError::Cmd(e));
+                }
+                Err(e) => {
+                    progress.line(&format!(
+                        "upload of {} paths failed, retrying what is missing: {}",
+                        chunk.len(),
+                        e.stderr()
+                            .and_then(|s| s.lines().rev().find(|l| !l.trim().is_empty()))
+                            .unwrap_or("")
+                    ));
+                    // Keep what made it; retry the rest.
+                    let present: BTreeSet<String> = match cache {
+                        Some(c) => c
+                            .query(chunk, &QueryOptions::default())
+                            .into_iter()
+                            .filter(|s| s.is_present())
+                            .map(|s| s.path)
+                            .collect(),
+                        None => BTreeSet::new(),
+                    };
+                    for p in chunk {
+                        if present.contains(p) {
+                            if !started.contains(p) {
+                                progress.done(p, size_of(p), false);
+                            }
+                            report.pushed.push(p.clone());
+                        } else {
+                            retry.push(p.clone());
+                        }
+                    }
+                }
+            }
+        }
+        // First the whole remainder once more, after a pause: a transient failure then
+        // costs one more `nix copy`, not one per path.
+        if !retry.is_empty() {
+            std::thread::sleep(RETRY_DELAYS[0]);
+            let again = runner.run(&backend::nix_copy(
+                nix,
+                uri,
+                &with_references(&retry, nodes),
+            ));
+            let present: BTreeSet<String> = match (&again, cache) {
+                (Ok(_), _) => retry.iter().cloned().collect(),
+                (Err(_), Some(c)) => c
+                    .query(&retry, &QueryOptions::default())
+                    .into_iter()
+                    .filter(|s| s.is_present())
+                    .map(|s| s.path)
+                    .collect(),
+                (Err(_), None) => BTreeSet::new(),
+            };
+            retry.retain(|p| {
+                if present.contains(p) {
+                    if !started.contains(p) {
+                        progress.done(p, size_of(p), false);
+                    }
+                    report.pushed.push(p.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        // Then what is still missing, one path at a time in dependency order: at once,
+        // then after each remaining pause.
+        for p in retry {
+            if let Some(r) = failed_reference(&p, nodes, &failed) {
+                let why = format!("not attempted: its reference {r} failed to upload");
+                progress.failed(&p, &why);
+                failed.insert(p, why);
+                continue;
+            }
+            let mut last_err = String::new();
+            let mut ok = false;
+            for delay in [Duration::ZERO, RETRY_DELAYS[1], RETRY_DELAYS[2]] {
+                std::thread::sleep(delay);
+                let one = with_references(std::slice::from_ref(&p), nodes);
+                match runner.run(&backend::nix_copy(nix, uri, &one)) {
+                    Ok(_) => {
+                        ok = true;
+                        break;
+                    }
+                    Err(e) => last_err = e.to_string(),
+                }
+            }
+            if ok {
+                if !started.contains(&p) {
+                    progress.done(&p, size_of(&p), false);
+                }
+                report.pushed.push(p);
+            } else {
+                progress.failed(&p, &last_err);
+                failed.insert(p, last_err);
+            }
+        }
+    }
+    for (p, e) in failed {
+        report.failed.push(p.clone());
+        report.failures.push((p, e));
+    }
+    Ok(())
+}
+
+fn failed_reference<'a>(
+    p: &str,
+    nodes: &'a BTreeMap<String, PathInfo>,
+    failed: &BTreeMap<String, String>,
+) -> Option<&'a str> {
+    nodes.get(p).and_then(|i| {
+        i.references
+            .iter()
+            .find(|r| r.as_str() != p && failed.contains_key(r.as_str()))
+            .map(String::as_str)
+    })
+}
+
+/// `cachix push` / `attic push`: one command for the whole set, retried with backoff
+/// (both tools skip what the cache already holds, so a retry only sends what is left).
+fn upload_with_tool(
+    runner: &Runner,
+    cmd: &crate::cmd::Cmd,
+    to_push: &[String],
+    nodes: &BTreeMap<String, PathInfo>,
+    progress: &Progress,
+    report: &mut Report,
+) {
+    let size_of = |p: &str| nodes.get(p).map(|i| i.nar_size).unwrap_or(0);
+    let mut result = runner.run(cmd);
+    for delay in RETRY_DELAYS {
+        match &result {
+            Ok(_) | Err(CmdError::NotFound { .. }) | Err(CmdError::Spawn { .. }) => break,
+            Err(e) => {
+                progress.line(&format!(
+                    "`{}` failed, retrying in {} ms: {}",
+                    cmd.argv()
+                        .iter()
+                        .take(2)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    delay.as_millis(),
+                    e.stderr()
+                        .and_then(|s| s.lines().rev().find(|l| !l.trim().is_empty()))
+                        .unwrap_or("")
+                ));
+                std::thread::sleep(delay);
+                result = runner.run(cmd);
+            }
+        }
+    }
+    match result {
+        Ok(_) => {
+            for p in to_push {
+                progress.done(p, size_of(p), runner.is_dry_run());
+                report.pushed.push(p.clone());
+            }
+        }
+        Err(e) => {
+            let why = e.to_string();
+            for p in to_push {
+                report.failed.push(p.clone());
+                report.failures.push((p.clone(), why.clone()));
+            }
+            progress.line(&format!("FAILED: {why}"));
+        }
+    }
+}
+
+/// Appends the Markdown summary to `$GITHUB_STEP_SUMMARY` when set; returns the file.
+pub fn write_step_summary(report: &Report) -> Result<Option<PathBuf>, crate::fsutil::FsError> {
+    output::append_step_summary(&report.markdown())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_stable() {
+        assert_eq!(ExitCode::Success.code(), 0);
+        assert_eq!(ExitCode::Error.code(), 1);
+        assert_eq!(ExitCode::Usage.code(), 2);
+        assert_eq!(ExitCode::PushFailed.code(), 3);
+        assert_eq!(ExitCode::NotPushed.code(), 4);
+        assert_eq!(ExitCode::MissingProgram.code(), 5);
+        for c in 0..=5 {
+            assert!(ExitCode::HELP.contains(&format!("  {c}  ")), "{c}");
+        }
+        assert_eq!(
+            PushError::NotPushed { reason: "x".into() }.exit_code(),
+            ExitCode::NotPushed
+        );
+        assert_eq!(PushError::NoTarget.exit_code(), ExitCode::Error);
+        let r = Report {
+            failed: vec!["/nix/store/x".into()],
+            ..Report::default()
+        };
+        assert_eq!(r.exit_code(), ExitCode::PushFailed);
+        assert_eq!(Report::default().exit_code(), ExitCode::Success);
+    }
+
+    #[test]
+    fn stages_keep_references_in_earlier_stages() {
+        // 200 leaves, 4 groups of 50, one top: leaves split 2 ways, then groups and top
+        // share one serial stage.
+        let leaves: Vec<String> = (0..200).map(|i| format!("/nix/store/l{i:03}")).collect();
+        let groups: Vec<String> = (0..4).map(|g| format!("/nix/store/g{g}")).collect();
+        let mut order = leaves.clone();
+        order.extend(groups.clone());
+        order.push("/nix/store/top".to_owned());
+        let refs = |p: &str| -> Vec<String> {
+            if let Some(g) = p.strip_prefix("/nix/store/g") {
+                let g: usize = g.parse().unwrap();
+                leaves[g * 50..(g + 1) * 50].to_vec()
+            } else if p == "/nix/store/top" {
+                groups.clone()
+            } else {
+                vec![p.to_owned()]
+            }
+        };
+        let st = stages(&order, &refs, 2);
+        assert_eq!(st.len(), 2, "{st:?}");
+        assert_eq!(st[0].len(), 2);
+        assert_eq!(st[0][0].len() + st[0][1].len(), 200);
+        assert_eq!(st[1].len(), 1);
+        assert_eq!(st[1][0].last().unwrap(), "/nix/store/top");
+        // One process: everything in one serial stage, order kept.
+        let one = stages(&order, &refs, 1);
+        assert_eq!(one, vec![vec![order.clone()]]);
+        // Few paths: no split.
+        assert_eq!(stages(&order[..10], &refs, 4).len(), 1);
+    }
+
+    #[test]
+    fn nix_progress_lines() {
+        assert_eq!(
+            copying_path(
+                "copying path '/nix/store/qhsja92yh2jqmzhab1fgp3p44p1dr0vr-leaf' to 'file:///tmp/c'..."
+            ),
+            Some("/nix/store/qhsja92yh2jqmzhab1fgp3p44p1dr0vr-leaf")
+        );
+        assert_eq!(copying_path("copying 2 paths..."), None);
+    }
+
+    #[test]
+    fn build_json_both_forms() {
+        let j = r#"[{"drvPath":"/nix/store/1iil-top.drv","outputs":{"out":"/nix/store/7yg7-top","dev":"/nix/store/8aaa-top-dev"}},{"path":"/nix/store/9bbb-src"}]"#;
+        let mut v = parse_build_json(j).unwrap();
+        v.sort();
+        assert_eq!(
+            v,
+            [
+                "/nix/store/7yg7-top",
+                "/nix/store/8aaa-top-dev",
+                "/nix/store/9bbb-src"
+            ]
+        );
+        assert!(parse_build_json("{}").is_err());
+    }
+
+    #[test]
+    fn json_has_the_documented_keys() {
+        let r = Report {
+            target: "file:///c".into(),
+            pushed: vec!["/nix/store/a".into()],
+            nar_bytes_pushed: 5,
+            ..Report::default()
+        };
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        for k in [
+            "target",
+            "pushed",
+            "already_cached",
+            "filtered",
+            "failed",
+            "nar_bytes_pushed",
+            "dry_run",
+            "skipped",
+        ] {
+            assert!(keys.contains(&k), "{k} missing in {keys:?}");
+        }
+        assert_eq!(keys.len(), 8, "{keys:?}");
+        assert!(r.markdown().contains("| pushed | 1 | 5 B |"));
+    }
+
+    #[test]
+    fn result_links_are_found() {
+        let d = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/nix/store/x", d.path().join("result")).unwrap();
+        std::os::unix::fs::symlink("/nix/store/y", d.path().join("result-dev")).unwrap();
+        std::fs::write(d.path().join("result.txt"), "not a link").unwrap();
+        assert_eq!(result_links(d.path()), ["result", "result-dev"]);
+    }
+}

@@ -1,0 +1,199 @@
+//! What to push, decided from the closure alone (no I/O): the filter applied to every
+//! path, filtered paths kept when a pushed path references them, and dependency order.
+
+use regex::Regex;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// One path of the closure: what the plan needs from `nix path-info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub path: String,
+    pub nar_size: u64,
+    /// Full store paths (self references allowed).
+    pub references: Vec<String>,
+}
+
+/// The outcome of [`plan`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    /// Paths to push, references before the paths that refer to them.
+    pub ordered: Vec<String>,
+    /// Filtered paths kept because a pushed path references them: (kept, referrer).
+    pub kept: Vec<(String, String)>,
+    /// Paths the filter leaves out (no pushed path references them), sorted.
+    pub filtered: Vec<String>,
+}
+
+/// Applies `filter` (matched against the full store path, like cachix-action's
+/// `pushFilter`) to every path of `closure`. A matching path is still pushed when a path
+/// that is pushed references it — Nix refuses to add a path to a binary cache while its
+/// references are missing there — and such paths are reported in [`Plan::kept`] with one
+/// referrer each. References outside `closure` are ignored.
+pub fn plan(closure: &[Node], filter: Option<&Regex>) -> Plan {
+    let by_path: BTreeMap<&str, &Node> = closure.iter().map(|n| (n.path.as_str(), n)).collect();
+    let matches = |p: &str| filter.is_some_and(|f| f.is_match(p));
+
+    // Start from every unfiltered path, then pull in what they reference, transitively.
+    let mut chosen: BTreeSet<&str> = BTreeSet::new();
+    let mut kept: Vec<(String, String)> = Vec::new();
+    let mut stack: Vec<&str> = Vec::new();
+    for p in by_path.keys() {
+        if !matches(p) {
+            chosen.insert(p);
+            stack.push(p);
+        }
+    }
+    while let Some(p) = stack.pop() {
+        let Some(node) = by_path.get(p) else { continue };
+        for r in &node.references {
+            let Some((&r, _)) = by_path.get_key_value(r.as_str()) else {
+                continue;
+            };
+            if chosen.insert(r) {
+                kept.push((r.to_owned(), p.to_owned()));
+                stack.push(r);
+            }
+        }
+    }
+    kept.sort();
+
+    let filtered = by_path
+        .keys()
+        .filter(|p| !chosen.contains(*p))
+        .map(|p| (*p).to_owned())
+        .collect();
+
+    Plan {
+        ordered: topo_order(&chosen, &by_path),
+        kept,
+        filtered,
+    }
+}
+
+/// Depth-first post-order over `set` (iterative: closures can be long chains), so every
+/// path comes after its references. Deterministic: roots and edges visited sorted.
+fn topo_order(set: &BTreeSet<&str>, by_path: &BTreeMap<&str, &Node>) -> Vec<String> {
+    let mut state: HashMap<&str, u8> = HashMap::new(); // 1 = on stack, 2 = done
+    let mut out = Vec::with_capacity(set.len());
+    for &root in set {
+        if state.contains_key(root) {
+            continue;
+        }
+        // (node, index of the next reference to visit)
+        let mut stack: Vec<(&str, usize)> = vec![(root, 0)];
+        state.insert(root, 1);
+        while let Some((node, i)) = stack.pop() {
+            let refs: Vec<&str> = by_path
+                .get(node)
+                .map(|n| {
+                    let mut r: Vec<&str> = n
+                        .references
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|r| *r != node && set.contains(r))
+                        .collect();
+                    r.sort_unstable();
+                    r
+                })
+                .unwrap_or_default();
+            if let Some(&next) = refs.get(i) {
+                stack.push((node, i + 1));
+                if !state.contains_key(next) {
+                    state.insert(next, 1);
+                    stack.push((next, 0));
+                }
+                // A reference already on the stack would be a cycle, which store
+                // closures do not have (beyond self references); ignore it.
+            } else {
+                state.insert(node, 2);
+                out.push(node.to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn n(path: &str, refs: &[&str]) -> Node {
+        Node {
+            path: format!("/nix/store/{path}"),
+            nar_size: 1,
+            references: refs.iter().map(|r| format!("/nix/store/{r}")).collect(),
+        }
+    }
+
+    fn pos(order: &[String], p: &str) -> usize {
+        order.iter().position(|x| x.ends_with(p)).unwrap()
+    }
+
+    #[test]
+    fn filter_applies_to_every_path_and_keeps_referenced_ones() {
+        let closure = vec![
+            n("aaa-top", &["aaa-top", "bbb-mid", "ccc-lib-source"]),
+            n("bbb-mid", &["ddd-leaf"]),
+            n("ccc-lib-source", &["eee-patch-source"]),
+            n("eee-patch-source", &[]),
+            n("ddd-leaf", &[]),
+            n("fff-standalone-source", &[]),
+            n("ggg-nixpkgs.tar.gz", &[]),
+        ];
+        let re = Regex::new(crate::cachetoml::DEFAULT_PUSH_FILTER).unwrap();
+        let p = plan(&closure, Some(&re));
+        assert_eq!(
+            p.filtered,
+            [
+                "/nix/store/fff-standalone-source",
+                "/nix/store/ggg-nixpkgs.tar.gz"
+            ]
+        );
+        // Kept transitively: top → lib-source → patch-source.
+        assert_eq!(
+            p.kept,
+            [
+                (
+                    "/nix/store/ccc-lib-source".to_owned(),
+                    "/nix/store/aaa-top".to_owned()
+                ),
+                (
+                    "/nix/store/eee-patch-source".to_owned(),
+                    "/nix/store/ccc-lib-source".to_owned()
+                ),
+            ]
+        );
+        assert_eq!(p.ordered.len(), 5);
+        assert!(pos(&p.ordered, "ddd-leaf") < pos(&p.ordered, "bbb-mid"));
+        assert!(pos(&p.ordered, "bbb-mid") < pos(&p.ordered, "aaa-top"));
+        assert!(pos(&p.ordered, "eee-patch-source") < pos(&p.ordered, "ccc-lib-source"));
+        assert!(pos(&p.ordered, "ccc-lib-source") < pos(&p.ordered, "aaa-top"));
+    }
+
+    #[test]
+    fn no_filter_pushes_everything_in_order() {
+        let closure = vec![n("aaa-x", &["bbb-y-source"]), n("bbb-y-source", &[])];
+        let p = plan(&closure, None);
+        assert!(p.filtered.is_empty() && p.kept.is_empty());
+        assert_eq!(p.ordered, ["/nix/store/bbb-y-source", "/nix/store/aaa-x"]);
+    }
+
+    #[test]
+    fn long_chains_do_not_overflow_the_stack() {
+        let closure: Vec<Node> = (0..50_000)
+            .map(|i| Node {
+                path: format!("/nix/store/p{i:08}"),
+                nar_size: 1,
+                references: if i > 0 {
+                    vec![format!("/nix/store/p{:08}", i - 1)]
+                } else {
+                    vec![]
+                },
+            })
+            .collect();
+        let p = plan(&closure, None);
+        assert_eq!(p.ordered.len(), 50_000);
+        assert!(p.ordered.windows(2).all(|w| w[0] < w[1]));
+    }
+}
