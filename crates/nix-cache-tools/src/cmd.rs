@@ -496,9 +496,14 @@ mod tests {
             .unwrap_err();
         assert_eq!(lines, ["a", "b"]);
         assert!(err.to_string().contains("exit status 2"), "{err}");
-        let ok = Runner::new().run_streaming(&Cmd::new("echo").arg("hi"), &mut |_| {}).unwrap();
+        let ok = Runner::new()
+            .run_streaming(&Cmd::new("echo").arg("hi"), &mut |_| {})
+            .unwrap();
         assert_eq!(ok.stdout, b"hi\n");
-        let dry = Runner::new().dry_run(true).run_streaming(&c, &mut |_| {}).unwrap();
+        let dry = Runner::new()
+            .dry_run(true)
+            .run_streaming(&c, &mut |_| {})
+            .unwrap();
         assert!(!dry.was_run());
     }
 
