@@ -268,63 +268,14 @@ impl Runner {
     /// error carrying the command line, status and stderr. In dry-run mode a command not
     /// marked read-only is printed to stderr as `would run: ...` and not run.
     pub fn run(&self, cmd: &Cmd) -> Result<Output, CmdError> {
-        let out = self.run_unchecked(cmd)?;
-        match out.status {
-            Some(status) if !status.success() => Err(CmdError::Failed {
-                cmdline: cmd.display(),
-                status: describe_status(status),
-                stderr: out.stderr_str(),
-                stdout: out.stdout_str(),
-            }),
-            _ => Ok(out),
-        }
+        check(cmd, self.execute(cmd, None)?)
     }
 
     /// Like [`Runner::run`] but a non-zero exit status is returned, not an error.
     pub fn run_unchecked(&self, cmd: &Cmd) -> Result<Output, CmdError> {
-        if self.dry_run && !cmd.read_only {
-            eprintln!("would run: {}", cmd.display());
-            return Ok(Output::default());
-        }
-        if self.verbose {
-            eprintln!("+ {}", cmd.display());
-        }
-        let mut command = cmd.to_command();
-        command
-            .stdin(if cmd.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().map_err(|e| spawn_error(cmd, e))?;
-        // Feed stdin from a thread so a child that writes a lot before reading cannot
-        // deadlock against us; `wait_with_output` drains stdout and stderr concurrently.
-        let writer = match (child.stdin.take(), cmd.stdin.clone()) {
-            (Some(mut pipe), Some(bytes)) => Some(std::thread::spawn(move || {
-                // A child that exits without reading all of stdin is not our error: its
-                // exit status tells what happened.
-                let _ = pipe.write_all(&bytes);
-            })),
-            _ => None,
-        };
-        let output = child.wait_with_output().map_err(|e| CmdError::Spawn {
-            cmdline: cmd.display(),
-            source: e,
-        })?;
-        if let Some(w) = writer {
-            let _ = w.join();
-        }
-        Ok(Output {
-            stdout: output.stdout,
-            stderr: output.stderr,
-            status: Some(output.status),
-        })
+        self.execute(cmd, None)
     }
-}
 
-impl Runner {
     /// Like [`Runner::run`], but calls `on_line` with each line the program writes to
     /// stderr as it comes (for progress, e.g. `nix copy`'s "copying path" lines). The
     /// whole stderr is still returned, and in the error on failure.
@@ -332,6 +283,17 @@ impl Runner {
         &self,
         cmd: &Cmd,
         on_line: &mut dyn FnMut(&str),
+    ) -> Result<Output, CmdError> {
+        check(cmd, self.execute(cmd, Some(on_line))?)
+    }
+
+    /// The one place a child process is started: dry-run, echo, stdin fed from a thread,
+    /// stdout drained by another while stderr is read here line by line, so no pipe can
+    /// fill up and deadlock either side.
+    fn execute(
+        &self,
+        cmd: &Cmd,
+        mut on_line: Option<&mut dyn FnMut(&str)>,
     ) -> Result<Output, CmdError> {
         use std::io::{BufRead, Read};
         if self.dry_run && !cmd.read_only {
@@ -353,11 +315,12 @@ impl Runner {
         let mut child = command.spawn().map_err(|e| spawn_error(cmd, e))?;
         let writer = match (child.stdin.take(), cmd.stdin.clone()) {
             (Some(mut pipe), Some(bytes)) => Some(std::thread::spawn(move || {
+                // A child that exits without reading all of stdin is not our error: its
+                // exit status tells what happened.
                 let _ = pipe.write_all(&bytes);
             })),
             _ => None,
         };
-        // Drain stdout in a thread while stderr is read here, line by line.
         let stdout_reader = child.stdout.take().map(|mut out| {
             std::thread::spawn(move || {
                 let mut buf = Vec::new();
@@ -370,7 +333,9 @@ impl Runner {
             let mut reader = std::io::BufReader::new(err);
             let mut line = Vec::new();
             while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
-                on_line(String::from_utf8_lossy(&line).trim_end());
+                if let Some(f) = on_line.as_mut() {
+                    f(String::from_utf8_lossy(&line).trim_end());
+                }
                 stderr.extend_from_slice(&line);
                 line.clear();
             }
@@ -385,20 +350,24 @@ impl Runner {
         if let Some(w) = writer {
             let _ = w.join();
         }
-        let out = Output {
+        Ok(Output {
             stdout,
             stderr,
             status: Some(status),
-        };
-        if !status.success() {
-            return Err(CmdError::Failed {
-                cmdline: cmd.display(),
-                status: describe_status(status),
-                stderr: out.stderr_str(),
-                stdout: out.stdout_str(),
-            });
-        }
-        Ok(out)
+        })
+    }
+}
+
+/// A run that exited non-zero becomes [`CmdError::Failed`].
+fn check(cmd: &Cmd, out: Output) -> Result<Output, CmdError> {
+    match out.status {
+        Some(status) if !status.success() => Err(CmdError::Failed {
+            cmdline: cmd.display(),
+            status: describe_status(status),
+            stderr: out.stderr_str(),
+            stdout: out.stdout_str(),
+        }),
+        _ => Ok(out),
     }
 }
 
