@@ -239,11 +239,7 @@ fn parse_cache(ctx: &Ctx, t: &Table) -> Result<Cache, CacheTomlError> {
             u
         }
         (None, Some(name)) => {
-            let ok = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !ok {
+            if !url::is_cachix_name(name) {
                 return Err(ctx.err(
                     at("cachix"),
                     Some("cache.cachix"),
@@ -384,15 +380,7 @@ pub fn save_cache(
                 message: e.to_string(),
             })?;
     let mut t = Table::new();
-    let cachix = url::normalize(url_)
-        .strip_prefix("https://")
-        .and_then(|h| h.strip_suffix(".cachix.org"))
-        .filter(|n| {
-            !n.is_empty()
-                && n.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        });
-    match cachix {
+    match url::cachix_name(url_) {
         Some(name) => t.insert("cachix", toml_edit::value(name)),
         None => t.insert("url", toml_edit::value(url_)),
     };

@@ -84,6 +84,22 @@ pub fn cachix_url(name: &str) -> String {
     format!("https://{name}.cachix.org")
 }
 
+/// A Cachix cache name: letters, digits, `-` and `_`, not empty.
+pub fn is_cachix_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The cache name of `https://NAME.cachix.org[/]`, if the URL is one.
+pub fn cachix_name(url: &str) -> Option<&str> {
+    normalize(url)
+        .strip_prefix("https://")
+        .and_then(|h| h.strip_suffix(".cachix.org"))
+        .filter(|n| is_cachix_name(n))
+}
+
 /// True for `http://localhost`, `http://127.x.y.z`, `http://[::1]`: plain HTTP there is fine.
 pub fn is_loopback(url: &str) -> bool {
     match host(url) {
@@ -142,5 +158,12 @@ mod tests {
         assert!(is_loopback("http://localhost/"));
         assert!(!is_loopback("http://cache.example.org"));
         assert_eq!(cachix_url("nanna-coder"), "https://nanna-coder.cachix.org");
+        assert_eq!(
+            cachix_name("https://nanna-coder.cachix.org/"),
+            Some("nanna-coder")
+        );
+        assert_eq!(cachix_name("https://a.b.cachix.org"), None);
+        assert_eq!(cachix_name("https://cache.nixos.org"), None);
+        assert!(!is_cachix_name("") && !is_cachix_name("a b"));
     }
 }

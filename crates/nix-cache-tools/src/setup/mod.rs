@@ -219,11 +219,7 @@ pub fn resolve_caches(a: &CacheArgs) -> Result<Resolved, SetupError> {
         }
         (Some(u), None) => Some(("--url", u.clone())),
         (None, Some(name)) => {
-            let ok = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !ok {
+            if !url::is_cachix_name(name) {
                 return Err(SetupError::Usage(format!(
                     "--cachix {name}: not a Cachix cache name (letters, digits and `-` only)"
                 )));
