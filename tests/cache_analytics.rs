@@ -489,6 +489,39 @@ fn table_output_has_no_colour_off_a_terminal() {
     }
 }
 
+/// On a real terminal (a pty from util-linux's `script`, which Debian always has) the
+/// table's headings are bold; `NO_COLOR` turns that off there too.
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    require_nix();
+    let env = NixEnv::with_system_conf("sandbox = false\n");
+    let store = synthetic(&env, 200, 5);
+    let line = format!("{BIN} --store {store} --top 2");
+    let on_tty = |no_color: bool| {
+        let mut c = env.command("script");
+        c.args(["-qec", &line, "/dev/null"]).env("TERM", "xterm");
+        if !no_color {
+            c.env_remove("NO_COLOR");
+        }
+        stdout(&run_ok(c))
+    };
+    let coloured = on_tty(false);
+    assert!(
+        coloured.contains("\x1b[1m"),
+        "no bold headings on a terminal:\n{coloured}"
+    );
+    assert!(
+        coloured.contains("Largest closures (GC roots)"),
+        "{coloured}"
+    );
+    let plain = on_tty(true);
+    assert!(
+        !plain.contains('\x1b'),
+        "escape codes with NO_COLOR:\n{plain}"
+    );
+    assert!(plain.contains("Largest closures (GC roots)"), "{plain}");
+}
+
 #[test]
 fn missing_and_empty_stores_are_reported_not_crashes() {
     require_nix();
