@@ -389,6 +389,93 @@ fn failed_upload_leaves_no_dangling_narinfo_and_the_rest_goes() {
     assert_eq!(assert_no_dangling_narinfo(&root2), 0);
 }
 
+/// The closure read from the store database and from `nix path-info` gives the same
+/// plan: same upload order, same already-cached, filtered and kept paths, same sizes.
+/// And the database source really runs no Nix process: with no `nix` on PATH a dry run
+/// (which only prints the upload) still works, while `--source nix` cannot.
+#[test]
+fn database_and_nix_path_info_give_the_same_plan() {
+    let b = build_fixture("psource");
+    let key = generate_key(&b.env, "psource");
+    let dir = b.env.path().join("cache");
+    let leaf = b
+        .closure
+        .iter()
+        .find(|p| p.contains("-leaf-"))
+        .unwrap()
+        .clone();
+    nix_copy_to_file_cache(&b.env, &dir, &key, std::slice::from_ref(&leaf));
+    let to = format!("file://{}", dir.display());
+    let run = |source: &str| {
+        let mut c = push_cache(&b.env, &b.work, &["--to", &to, "--dry-run", "--json"]);
+        c.env("PUSH_CACHE_SOURCE", source);
+        run_ok(c)
+    };
+    let (db, nix) = (run("database"), run("nix"));
+    let (jdb, jnix) = (json(&db), json(&nix));
+    assert_eq!(jdb, jnix, "database vs nix path-info");
+    assert_eq!(strings(&jdb["already_cached"]), vec![leaf.clone()]);
+    assert_eq!(strings(&jdb["filtered"]), vec![b.standalone.clone()]);
+    assert_eq!(jdb["pushed"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        jdb["pushed"].as_array().unwrap().last().unwrap(),
+        &Value::from(b.top.clone()),
+        "references first"
+    );
+    // The human output (warnings naming the kept source, sizes of what would go) too.
+    let human = |source: &str| {
+        let mut c = push_cache(&b.env, &b.work, &["--to", &to, "--dry-run"]);
+        c.env("PUSH_CACHE_SOURCE", source);
+        let out = run_ok(c);
+        (stdout(&out), stderr(&out))
+    };
+    let (hdb, hnix) = (human("database"), human("nix"));
+    assert_eq!(hdb, hnix);
+    assert!(
+        hdb.1.contains(&format!("pushing {}", b.kept_source)),
+        "{}",
+        hdb.1
+    );
+    assert!(hdb.0.contains(" B)"), "{}", hdb.0);
+
+    // No nix on PATH: the database source still plans (nothing else needs Nix in a dry
+    // run), `--source nix` is the missing-program error.
+    let empty_bin = b.env.path().join("no-nix-bin");
+    std::fs::create_dir_all(&empty_bin).unwrap();
+    let mut c = push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &to, "--dry-run", "--json", "--source", "database"],
+    );
+    c.env("PATH", &empty_bin);
+    let out = run_ok(c);
+    assert_eq!(json(&out), jdb);
+    let mut c = push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &to, "--dry-run", "--source", "nix"],
+    );
+    c.env("PATH", &empty_bin);
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+
+    // A store that is not local cannot be read from a database: `--source database`
+    // says so; `auto` falls back to Nix (which then fails on the bogus store).
+    let mut c = push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &to, "--dry-run", "--source", "database"],
+    );
+    c.env("NIX_REMOTE", "ssh://nowhere.invalid");
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--source database: the store `ssh://nowhere.invalid` is not local"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// A stand-in for `cachix` / `attic` that records its argv (one per line) and stdin.
 fn stand_in(bin: &Path, name: &str, record: &Path) {
     let script = format!(

@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use nix_cache_tools::output::{self, human_bytes};
 use nix_cache_tools::push::{self, ExitCode, Options};
+use nix_cache_tools::store::SourcePref;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -56,6 +57,17 @@ struct Args {
     /// Append a Markdown summary to $GITHUB_STEP_SUMMARY when it is set.
     #[arg(long)]
     summary: bool,
+    /// Where the closure is read from: `auto` (the store database when it opens
+    /// read-only, else `nix path-info`), `database` only, or `nix` (`nix path-info`).
+    #[arg(long, value_enum, value_name = "SOURCE", default_value_t = SourceArg::Auto, env = "PUSH_CACHE_SOURCE")]
+    source: SourceArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SourceArg {
+    Auto,
+    Database,
+    Nix,
 }
 
 fn main() {
@@ -94,6 +106,11 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         dry_run: args.dry_run,
         require_push: args.require_push,
         progress_bar: output::progress_enabled() && !args.json,
+        source: match args.source {
+            SourceArg::Auto => SourcePref::Auto,
+            SourceArg::Database => SourcePref::Database,
+            SourceArg::Nix => SourcePref::Nix,
+        },
         cwd: std::env::current_dir().context("cannot read the current directory")?,
     };
     let report = push::run(&opts)?;
