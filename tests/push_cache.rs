@@ -233,12 +233,16 @@ fn http_cache_with_put_is_usable_by_a_fresh_store() {
     let nar_total: u64 = j["nar_bytes_pushed"].as_u64().unwrap();
     assert!(nar_total > 0);
     assert!(server.count("PUT") >= 8, "{:?}", server.requests());
-    // Narinfos were asked for before uploading.
+    // A new cache (no nix-cache-info yet) is not asked about every path: nothing can be
+    // there. The first narinfo request comes after Nix created nix-cache-info.
+    let reqs = server.requests();
+    let first_put = reqs.iter().position(|r| r.method == "PUT").unwrap();
+    assert_eq!(reqs[first_put].path, "/nix-cache-info", "{reqs:?}");
     assert!(
-        server
-            .requests()
+        !reqs[..first_put]
             .iter()
-            .any(|r| r.method == "HEAD" && r.path.ends_with(".narinfo"))
+            .any(|r| r.path.ends_with(".narinfo")),
+        "{reqs:?}"
     );
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.contains("| pushed | 4 |"), "{md}");
@@ -474,6 +478,120 @@ fn database_and_nix_path_info_give_the_same_plan() {
         "{}",
         stderr(&out)
     );
+}
+
+/// A cache nobody answers for: exit 1 before any upload, the URL named once, and what
+/// to check.
+#[test]
+fn unreachable_cache_is_one_clear_error() {
+    let b = build_fixture("punreach");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+    drop(l);
+    let out = push_cache(&b.env, &b.work, &["--to", &url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let info = format!("{url}/nix-cache-info");
+    assert_eq!(err.matches(&info).count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "push-cache: error: could not read the cache: {info}: Connection Failed"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("check the URL (--to"), "{err}");
+}
+
+/// CI cancels a job by killing its process group. Killed with SIGKILL in the middle of
+/// an upload (a NAR on its way, some paths already complete), the cache holds no
+/// narinfo whose NAR or references are missing; a second run pushes the rest.
+#[test]
+fn killed_upload_leaves_a_consistent_cache_and_resumes() {
+    use std::os::unix::process::CommandExt;
+    use std::time::{Duration, Instant};
+    let b = build_fixture("pkill");
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let f2 = in_flight.clone();
+    // Every NAR upload is held for a while before the server reads it: the kill lands
+    // while one is on its way.
+    let fault: http::Fault = Arc::new(move |method: &str, path: &str| {
+        if method == "PUT" && path.starts_with("/nar/") {
+            f2.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(700));
+            f2.fetch_sub(1, Ordering::SeqCst);
+        }
+        None
+    });
+    let root = b.env.path().join("served");
+    let server = http::HttpCache::serve_with_faults(&root, true, fault);
+    let mut cmd = push_cache(&b.env, &b.work, &["--to", &server.url, &b.top]);
+    cmd.process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let narinfo_puts = |s: &http::HttpCache| {
+        s.requests()
+            .iter()
+            .filter(|r| r.method == "PUT" && r.path.ends_with(".narinfo") && r.status == 201)
+            .count()
+    };
+    let start = Instant::now();
+    while !(narinfo_puts(&server) >= 1 && in_flight.load(Ordering::SeqCst) >= 1) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no upload in flight after a narinfo: {:?}",
+            server.requests()
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "push-cache ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The whole process group: push-cache and its `nix copy`.
+    let pgid = format!("-{}", child.id());
+    run_ok(Command::new("kill").args(["-KILL", "--", &pgid]));
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    // Let the held request finish on the server side (it may still store its NAR: a NAR
+    // without a narinfo is harmless).
+    std::thread::sleep(Duration::from_millis(1000));
+
+    let present: Vec<String> = b
+        .closure
+        .iter()
+        .filter(|p| narinfo_in(&root, p).is_some())
+        .cloned()
+        .collect();
+    assert!(
+        !present.is_empty() && present.len() < b.closure.len(),
+        "killed part-way: {present:?}"
+    );
+    assert_eq!(assert_no_dangling_narinfo(&root), present.len());
+    for p in &present {
+        let ni = narinfo_in(&root, p).unwrap();
+        for r in &ni.references {
+            assert!(
+                root.join(format!("{}.narinfo", &r[..32])).is_file(),
+                "{p} is in the cache without its reference {r}"
+            );
+        }
+    }
+
+    // Run again: what made it counts as cached, the rest goes, the cache is complete.
+    let out = run_ok(push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &server.url, "--json", &b.top],
+    ));
+    let j = json(&out);
+    assert_eq!(strings(&j["already_cached"]), sorted(&present));
+    let mut all = strings(&j["pushed"]);
+    all.extend(strings(&j["already_cached"]));
+    assert_eq!(sorted(&all), sorted(&b.closure));
+    assert_eq!(assert_no_dangling_narinfo(&root), b.closure.len());
 }
 
 /// A stand-in for `cachix` / `attic` that records its argv (one per line) and stdin.

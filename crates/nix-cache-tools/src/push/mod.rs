@@ -112,7 +112,10 @@ pub enum PushError {
         found: String,
         expected: String,
     },
-    #[error("could not read the cache at {url}: {reason}")]
+    /// `reason` names the URL (every [`crate::binarycache::CacheError`] does).
+    #[error(
+        "could not read the cache: {reason}; check the URL (--to, or `to` under [push] in cache.toml) and that the cache is up (nothing was uploaded)"
+    )]
     CacheRead { url: String, reason: String },
     #[error("`{program}` is not on PATH; it is needed to push to {target}{hint}")]
     MissingProgram {
@@ -534,12 +537,18 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
                 url: uri.clone(),
                 reason: e.to_string(),
             })?;
-            check_store_dir(&cache)?;
-            Some(cache)
+            let initialised = check_store_dir(&cache)?;
+            Some((cache, initialised))
         }
         _ => None,
     };
-    if let Some(cache) = &cache {
+    // A cache without `nix-cache-info` is new: Nix writes that file when it first opens
+    // a binary cache, before any upload. Asking it about every path would only find them
+    // all missing (and `nix copy` checks again anyway), so it is not asked.
+    if let Some((_, false)) = &cache {
+        report.queried = true;
+    }
+    if let Some((cache, true)) = &cache {
         report.queried = true;
         let q = QueryOptions {
             jobs: opts.jobs.unwrap_or(16),
@@ -588,7 +597,7 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
                 &uri,
                 &to_push,
                 &nodes,
-                cache.as_ref(),
+                cache.as_ref().map(|(c, _)| c),
                 &progress,
                 &mut report,
             )?;
@@ -667,11 +676,13 @@ fn closure_from_db(roots: &[String]) -> Result<BTreeMap<String, PathInfo>, Strin
         .collect())
 }
 
-fn check_store_dir(cache: &BinaryCache) -> Result<(), PushError> {
+/// Checks the cache's `StoreDir`; returns whether it has a `nix-cache-info` at all.
+fn check_store_dir(cache: &BinaryCache) -> Result<bool, PushError> {
     let info = cache.cache_info().map_err(|e| PushError::CacheRead {
         url: cache.url().to_owned(),
         reason: e.to_string(),
     })?;
+    let initialised = info.is_some();
     if let Some(dir) = info.and_then(|i| i.store_dir) {
         if dir != DEFAULT_STORE_DIR {
             return Err(PushError::StoreDirMismatch {
@@ -681,7 +692,7 @@ fn check_store_dir(cache: &BinaryCache) -> Result<(), PushError> {
             });
         }
     }
-    Ok(())
+    Ok(initialised)
 }
 
 /// Store paths for the arguments, stdin lines or `./result*` links.
