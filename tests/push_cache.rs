@@ -831,6 +831,27 @@ fn config_stdin_installables_and_bad_key() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // A --to that is no push target, a --filter that is no regex: exit 2, the flag named
+    // with what to write instead.
+    let out = push_cache(&b.env, &b.work, &["--to", "nowhere"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("'--to <URI>'"), "{err}");
+    assert!(err.contains("`nowhere` is not a push target"), "{err}");
+    assert!(err.contains("file:///"), "{err}");
+    let out = push_cache(&b.env, &b.work, &["--to", "file:///tmp/x", "--filter", "("])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("'--filter <REGEX>'"), "{err}");
+    assert!(err.contains("unclosed group"), "{err}");
+    assert!(
+        err.contains("matched against each full store path"),
+        "{err}"
+    );
 }
 
 fn nix_system(env: &NixEnv) -> String {

@@ -25,7 +25,7 @@ struct Args {
     stdin: bool,
     /// Where to push: cachix:NAME, attic:[SERVER:]CACHE or a Nix store URI
     /// (default: `to` under [push] in cache.toml).
-    #[arg(long, value_name = "URI")]
+    #[arg(long, value_name = "URI", value_parser = push_target)]
     to: Option<String>,
     /// cache.toml to read (default: ./cache.toml or the first one in a parent directory).
     #[arg(long, value_name = "FILE", env = "CACHE_TOOLS_CONFIG")]
@@ -33,7 +33,7 @@ struct Args {
     /// Leave out closure paths whose store path matches REGEX (default: `filter` under
     /// [push] in cache.toml, else `(-source$|nixpkgs\.tar\.gz$)`). Paths that a pushed
     /// path references are pushed anyway, with a warning.
-    #[arg(long, value_name = "REGEX", conflicts_with = "no_filter")]
+    #[arg(long, value_name = "REGEX", conflicts_with = "no_filter", value_parser = push_filter)]
     filter: Option<String>,
     /// Push the whole closure, filtering nothing.
     #[arg(long)]
@@ -68,6 +68,16 @@ enum SourceArg {
     Auto,
     Database,
     Nix,
+}
+
+/// `--to` must name a push target: a usage error (exit 2) naming the flag otherwise.
+fn push_target(s: &str) -> Result<String, String> {
+    nix_cache_tools::cachetoml::validate_push_target(s).map(|()| s.to_owned())
+}
+
+/// `--filter` must be a regex: a usage error (exit 2) naming the flag otherwise.
+fn push_filter(s: &str) -> Result<String, String> {
+    push::check_filter(s).map(|()| s.to_owned())
 }
 
 fn main() {

@@ -44,6 +44,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// What a push filter is, for error messages.
+pub const FILTER_HINT: &str = "the filter is a regex (Rust `regex` syntax) matched against each full store path, e.g. '(-source$|nixpkgs\\.tar\\.gz$)'";
+
+/// Checks a `--filter` value (the front end rejects a bad one as a usage error).
+pub fn check_filter(src: &str) -> Result<(), String> {
+    Regex::new(src)
+        .map(|_| ())
+        .map_err(|e| format!("{e}\n{FILTER_HINT}"))
+}
+
 /// Exit codes of `push-cache`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
@@ -71,8 +81,8 @@ impl ExitCode {
     /// The table shown in `--help` and the README.
     pub const HELP: &'static str = "Exit codes:
   0  pushed (or nothing to push; or skipped for lack of credentials)
-  1  error before uploading (config, key, filter, path, nix)
-  2  bad command line
+  1  error before uploading (cache.toml, key, path, cache, nix)
+  2  bad command line (also a --to that is no push target, a --filter that is no regex)
   3  some paths failed to upload after retries (the others were pushed)
   4  no credentials and --require-push
   5  the program for the target (nix, cachix, attic) is not on PATH";
@@ -86,9 +96,10 @@ pub enum PushError {
         "no push target: pass --to URI (cachix:NAME, attic:CACHE, file:///dir, https://host, s3://bucket, ssh-ng://host) or set `to` under [push] in cache.toml"
     )]
     NoTarget,
-    #[error("bad push target {0}")]
+    /// The message names the target and what to use instead.
+    #[error("{0}")]
     BadTarget(String),
-    #[error("the push filter `{regex}` is not a valid regex: {reason}")]
+    #[error("the push filter `{regex}` is not a valid regex: {reason}\n{FILTER_HINT}")]
     BadFilter { regex: String, reason: String },
     #[error(
         "the secret key file `{path}` is unusable: {error}; make one with `nix key generate-secret --key-name NAME > FILE` (nothing was uploaded)"
