@@ -594,6 +594,51 @@ fn killed_upload_leaves_a_consistent_cache_and_resumes() {
     assert_eq!(assert_no_dangling_narinfo(&root), b.closure.len());
 }
 
+/// The README's push-cache section names every flag of `--help` and every exit code,
+/// and its `--json` example has exactly the keys the tool prints.
+#[test]
+fn readme_documents_every_flag_exit_code_and_json_key() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let start = readme.find("<!-- section:push-cache -->").unwrap();
+    let end = readme.find("<!-- end:push-cache -->").unwrap();
+    let section = &readme[start..end];
+    let help = stdout(&run_ok(
+        Command::new(env!("CARGO_BIN_EXE_push-cache")).arg("--help"),
+    ));
+    for word in help.split_whitespace().filter(|w| w.starts_with("--")) {
+        let flag: String = word
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        if flag.len() > 2 && flag != "--help" && flag != "--version" {
+            assert!(
+                section.contains(&format!("`{flag}")),
+                "README push-cache section does not document {flag}"
+            );
+        }
+    }
+    for code in 0..=5 {
+        assert!(help.contains(&format!("\n  {code}  ")), "{help}");
+        assert!(
+            section.contains(&format!("| {code} |")),
+            "README does not list exit code {code}"
+        );
+    }
+    let json_start = section.find("```json\n").unwrap() + "```json\n".len();
+    let json_end = json_start + section[json_start..].find("```").unwrap();
+    let example: Value = serde_json::from_str(&section[json_start..json_end]).unwrap();
+    let real: Value =
+        serde_json::from_str(&nix_cache_tools::push::Report::default().to_json()).unwrap();
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&example), keys(&real));
+}
+
 /// A stand-in for `cachix` / `attic` that records its argv (one per line) and stdin.
 fn stand_in(bin: &Path, name: &str, record: &Path) {
     let script = format!(
