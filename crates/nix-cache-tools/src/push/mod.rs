@@ -13,7 +13,8 @@
 //!    hold a path whose references it lacks: Nix refuses to add one) with a warning that
 //!    names both paths; every other match is left out and listed.
 //! 4. **Skip what is there**: for `file://` and `http(s)://` targets every `.narinfo` is
-//!    asked for in parallel ([`crate::binarycache`]); only missing paths go.
+//!    asked for in parallel ([`crate::binarycache`]); only missing paths go. A cache
+//!    without `nix-cache-info` is new (Nix writes it before any upload) and not asked.
 //! 5. **Upload** in dependency order with `nix copy --no-recursive --to URI`: exactly
 //!    the missing paths are uploaded (their references the cache already has are passed
 //!    too, as hints Nix skips, so it need not check them one request at a time). Paths
