@@ -161,7 +161,24 @@ fn file_cache_whole_closure_signed_filtered_then_all_cached() {
         err.contains(&b.standalone),
         "the left-out path is listed: {err}"
     );
-    assert!(stdout(&out).contains("pushed 4 paths"), "{}", stdout(&out));
+    // Not a terminal: one plain line per path (no bar, no escape codes), then the summary
+    // with paths and NAR bytes pushed, already cached and filtered.
+    for p in &b.closure {
+        let lines = err
+            .lines()
+            .filter(|l| l.starts_with(&format!("pushing {p} (")) && l.ends_with(" B)"))
+            .count();
+        assert_eq!(lines, 1, "{p}: {err}");
+    }
+    assert!(!err.contains('\x1b') && !err.contains('\r'), "{err:?}");
+    let o = stdout(&out);
+    assert!(
+        o.starts_with("pushed 4 paths (")
+            && o.contains(&format!(
+                " NAR) to {to}; 0 already cached; 1 left out by the filter"
+            )),
+        "{o}"
+    );
 
     for p in &b.closure {
         let ni = narinfo_in(&cache, p).unwrap_or_else(|| panic!("no narinfo for {p}"));
