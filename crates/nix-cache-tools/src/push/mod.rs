@@ -1244,7 +1244,14 @@ mod tests {
         let one = stages(&order, &refs, 1);
         assert_eq!(one, vec![vec![order.clone()]]);
         // Few paths: no split.
-        assert_eq!(stages(&order[..10], &refs, 4).len(), 1);
+        assert_eq!(
+            stages(&order[..10], &refs, 4),
+            vec![vec![order[..10].to_vec()]]
+        );
+        // 50 missing leaves (the 95%-cached benchmark) already go over 2 processes.
+        let st = stages(&order[..50], &refs, 2);
+        assert_eq!(st.len(), 1);
+        assert_eq!((st[0].len(), st[0][0].len(), st[0][1].len()), (2, 25, 25));
     }
 
     #[test]
