@@ -557,11 +557,8 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
     // A cache without `nix-cache-info` is new: Nix writes that file when it first opens
     // a binary cache, before any upload. Asking it about every path would only find them
     // all missing (and `nix copy` checks again anyway), so it is not asked.
-    if let Some((_, false)) = &cache {
-        report.queried = true;
-    }
+    report.queried = cache.is_some();
     if let Some((cache, true)) = &cache {
-        report.queried = true;
         let q = QueryOptions {
             jobs: opts.jobs.unwrap_or(16),
             ..QueryOptions::default()
