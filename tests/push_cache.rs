@@ -161,7 +161,24 @@ fn file_cache_whole_closure_signed_filtered_then_all_cached() {
         err.contains(&b.standalone),
         "the left-out path is listed: {err}"
     );
-    assert!(stdout(&out).contains("pushed 4 paths"), "{}", stdout(&out));
+    // Not a terminal: one plain line per path (no bar, no escape codes), then the summary
+    // with paths and NAR bytes pushed, already cached and filtered.
+    for p in &b.closure {
+        let lines = err
+            .lines()
+            .filter(|l| l.starts_with(&format!("pushing {p} (")) && l.ends_with(" B)"))
+            .count();
+        assert_eq!(lines, 1, "{p}: {err}");
+    }
+    assert!(!err.contains('\x1b') && !err.contains('\r'), "{err:?}");
+    let o = stdout(&out);
+    assert!(
+        o.starts_with("pushed 4 paths (")
+            && o.contains(&format!(
+                " NAR) to {to}; 0 already cached; 1 left out by the filter"
+            )),
+        "{o}"
+    );
 
     for p in &b.closure {
         let ni = narinfo_in(&cache, p).unwrap_or_else(|| panic!("no narinfo for {p}"));
@@ -233,12 +250,16 @@ fn http_cache_with_put_is_usable_by_a_fresh_store() {
     let nar_total: u64 = j["nar_bytes_pushed"].as_u64().unwrap();
     assert!(nar_total > 0);
     assert!(server.count("PUT") >= 8, "{:?}", server.requests());
-    // Narinfos were asked for before uploading.
+    // A new cache (no nix-cache-info yet) is not asked about every path: nothing can be
+    // there. The first narinfo request comes after Nix created nix-cache-info.
+    let reqs = server.requests();
+    let first_put = reqs.iter().position(|r| r.method == "PUT").unwrap();
+    assert_eq!(reqs[first_put].path, "/nix-cache-info", "{reqs:?}");
     assert!(
-        server
-            .requests()
+        !reqs[..first_put]
             .iter()
-            .any(|r| r.method == "HEAD" && r.path.ends_with(".narinfo"))
+            .any(|r| r.path.ends_with(".narinfo")),
+        "{reqs:?}"
     );
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.contains("| pushed | 4 |"), "{md}");
@@ -387,6 +408,252 @@ fn failed_upload_leaves_no_dangling_narinfo_and_the_rest_goes() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stdout(&out).contains("1 FAILED"), "{}", stdout(&out));
     assert_eq!(assert_no_dangling_narinfo(&root2), 0);
+}
+
+/// The closure read from the store database and from `nix path-info` gives the same
+/// plan: same upload order, same already-cached, filtered and kept paths, same sizes.
+/// And the database source really runs no Nix process: with no `nix` on PATH a dry run
+/// (which only prints the upload) still works, while `--source nix` cannot.
+#[test]
+fn database_and_nix_path_info_give_the_same_plan() {
+    let b = build_fixture("psource");
+    let key = generate_key(&b.env, "psource");
+    let dir = b.env.path().join("cache");
+    let leaf = b
+        .closure
+        .iter()
+        .find(|p| p.contains("-leaf-"))
+        .unwrap()
+        .clone();
+    nix_copy_to_file_cache(&b.env, &dir, &key, std::slice::from_ref(&leaf));
+    let to = format!("file://{}", dir.display());
+    let run = |source: &str| {
+        let mut c = push_cache(&b.env, &b.work, &["--to", &to, "--dry-run", "--json"]);
+        c.env("PUSH_CACHE_SOURCE", source);
+        run_ok(c)
+    };
+    let (db, nix) = (run("database"), run("nix"));
+    let (jdb, jnix) = (json(&db), json(&nix));
+    assert_eq!(jdb, jnix, "database vs nix path-info");
+    assert_eq!(strings(&jdb["already_cached"]), vec![leaf.clone()]);
+    assert_eq!(strings(&jdb["filtered"]), vec![b.standalone.clone()]);
+    assert_eq!(jdb["pushed"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        jdb["pushed"].as_array().unwrap().last().unwrap(),
+        &Value::from(b.top.clone()),
+        "references first"
+    );
+    // The human output (warnings naming the kept source, sizes of what would go) too.
+    let human = |source: &str| {
+        let mut c = push_cache(&b.env, &b.work, &["--to", &to, "--dry-run"]);
+        c.env("PUSH_CACHE_SOURCE", source);
+        let out = run_ok(c);
+        (stdout(&out), stderr(&out))
+    };
+    let (hdb, hnix) = (human("database"), human("nix"));
+    assert_eq!(hdb, hnix);
+    assert!(
+        hdb.1.contains(&format!("pushing {}", b.kept_source)),
+        "{}",
+        hdb.1
+    );
+    assert!(hdb.0.contains(" B)"), "{}", hdb.0);
+
+    // No nix on PATH: the database source still plans (nothing else needs Nix in a dry
+    // run), `--source nix` is the missing-program error.
+    let empty_bin = b.env.path().join("no-nix-bin");
+    std::fs::create_dir_all(&empty_bin).unwrap();
+    let mut c = push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &to, "--dry-run", "--json", "--source", "database"],
+    );
+    c.env("PATH", &empty_bin);
+    let out = run_ok(c);
+    assert_eq!(json(&out), jdb);
+    let mut c = push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &to, "--dry-run", "--source", "nix"],
+    );
+    c.env("PATH", &empty_bin);
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+
+    // A store that is not local cannot be read from a database: `--source database`
+    // says so; `auto` falls back to Nix (which then fails on the bogus store).
+    let mut c = push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &to, "--dry-run", "--source", "database"],
+    );
+    c.env("NIX_REMOTE", "ssh://nowhere.invalid");
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--source database: the store `ssh://nowhere.invalid` is not local"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A cache nobody answers for: exit 1 before any upload, the URL named once, and what
+/// to check.
+#[test]
+fn unreachable_cache_is_one_clear_error() {
+    let b = build_fixture("punreach");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+    drop(l);
+    let out = push_cache(&b.env, &b.work, &["--to", &url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let info = format!("{url}/nix-cache-info");
+    assert_eq!(err.matches(&info).count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "push-cache: error: could not read the cache: {info}: Connection Failed"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("check the URL (--to"), "{err}");
+}
+
+/// CI cancels a job by killing its process group. Killed with SIGKILL in the middle of
+/// an upload (a NAR on its way, some paths already complete), the cache holds no
+/// narinfo whose NAR or references are missing; a second run pushes the rest.
+#[test]
+fn killed_upload_leaves_a_consistent_cache_and_resumes() {
+    use std::os::unix::process::CommandExt;
+    use std::time::{Duration, Instant};
+    let b = build_fixture("pkill");
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let f2 = in_flight.clone();
+    // Every NAR upload is held for a while before the server reads it: the kill lands
+    // while one is on its way.
+    let fault: http::Fault = Arc::new(move |method: &str, path: &str| {
+        if method == "PUT" && path.starts_with("/nar/") {
+            f2.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(700));
+            f2.fetch_sub(1, Ordering::SeqCst);
+        }
+        None
+    });
+    let root = b.env.path().join("served");
+    let server = http::HttpCache::serve_with_faults(&root, true, fault);
+    let mut cmd = push_cache(&b.env, &b.work, &["--to", &server.url, &b.top]);
+    cmd.process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let narinfo_puts = |s: &http::HttpCache| {
+        s.requests()
+            .iter()
+            .filter(|r| r.method == "PUT" && r.path.ends_with(".narinfo") && r.status == 201)
+            .count()
+    };
+    let start = Instant::now();
+    while !(narinfo_puts(&server) >= 1 && in_flight.load(Ordering::SeqCst) >= 1) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no upload in flight after a narinfo: {:?}",
+            server.requests()
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "push-cache ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The whole process group: push-cache and its `nix copy`.
+    let pgid = format!("-{}", child.id());
+    run_ok(Command::new("kill").args(["-KILL", "--", &pgid]));
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    // Let the held request finish on the server side (it may still store its NAR: a NAR
+    // without a narinfo is harmless).
+    std::thread::sleep(Duration::from_millis(1000));
+
+    let present: Vec<String> = b
+        .closure
+        .iter()
+        .filter(|p| narinfo_in(&root, p).is_some())
+        .cloned()
+        .collect();
+    assert!(
+        !present.is_empty() && present.len() < b.closure.len(),
+        "killed part-way: {present:?}"
+    );
+    assert_eq!(assert_no_dangling_narinfo(&root), present.len());
+    for p in &present {
+        let ni = narinfo_in(&root, p).unwrap();
+        for r in &ni.references {
+            assert!(
+                root.join(format!("{}.narinfo", &r[..32])).is_file(),
+                "{p} is in the cache without its reference {r}"
+            );
+        }
+    }
+
+    // Run again: what made it counts as cached, the rest goes, the cache is complete.
+    let out = run_ok(push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &server.url, "--json", &b.top],
+    ));
+    let j = json(&out);
+    assert_eq!(strings(&j["already_cached"]), sorted(&present));
+    let mut all = strings(&j["pushed"]);
+    all.extend(strings(&j["already_cached"]));
+    assert_eq!(sorted(&all), sorted(&b.closure));
+    assert_eq!(assert_no_dangling_narinfo(&root), b.closure.len());
+}
+
+/// The README's push-cache section names every flag of `--help` and every exit code,
+/// and its `--json` example has exactly the keys the tool prints.
+#[test]
+fn readme_documents_every_flag_exit_code_and_json_key() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let start = readme.find("<!-- section:push-cache -->").unwrap();
+    let end = readme.find("<!-- end:push-cache -->").unwrap();
+    let section = &readme[start..end];
+    let help = stdout(&run_ok(
+        Command::new(env!("CARGO_BIN_EXE_push-cache")).arg("--help"),
+    ));
+    for word in help.split_whitespace().filter(|w| w.starts_with("--")) {
+        let flag: String = word
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        if flag.len() > 2 && flag != "--help" && flag != "--version" {
+            assert!(
+                section.contains(&format!("`{flag}")),
+                "README push-cache section does not document {flag}"
+            );
+        }
+    }
+    for code in 0..=5 {
+        assert!(help.contains(&format!("\n  {code}  ")), "{help}");
+        assert!(
+            section.contains(&format!("| {code} |")),
+            "README does not list exit code {code}"
+        );
+    }
+    let json_start = section.find("```json\n").unwrap() + "```json\n".len();
+    let json_end = json_start + section[json_start..].find("```").unwrap();
+    let example: Value = serde_json::from_str(&section[json_start..json_end]).unwrap();
+    let real: Value =
+        serde_json::from_str(&nix_cache_tools::push::Report::default().to_json()).unwrap();
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&example), keys(&real));
 }
 
 /// A stand-in for `cachix` / `attic` that records its argv (one per line) and stdin.
@@ -626,6 +893,27 @@ fn config_stdin_installables_and_bad_key() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // A --to that is no push target, a --filter that is no regex: exit 2, the flag named
+    // with what to write instead.
+    let out = push_cache(&b.env, &b.work, &["--to", "nowhere"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("'--to <URI>'"), "{err}");
+    assert!(err.contains("`nowhere` is not a push target"), "{err}");
+    assert!(err.contains("file:///"), "{err}");
+    let out = push_cache(&b.env, &b.work, &["--to", "file:///tmp/x", "--filter", "("])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("'--filter <REGEX>'"), "{err}");
+    assert!(err.contains("unclosed group"), "{err}");
+    assert!(
+        err.contains("matched against each full store path"),
+        "{err}"
+    );
 }
 
 fn nix_system(env: &NixEnv) -> String {

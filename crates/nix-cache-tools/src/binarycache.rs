@@ -394,9 +394,24 @@ fn http_error(url: String, e: ureq::Error) -> CacheError {
         ureq::Error::Status(status, _) => CacheError::Status { url, status },
         ureq::Error::Transport(t) => CacheError::Transport {
             url,
-            reason: t.to_string(),
+            reason: transport_reason(&t),
         },
     }
+}
+
+/// What went wrong, without the URL: ureq's `Display` starts with it, and
+/// [`CacheError::Transport`] already names it.
+fn transport_reason(t: &ureq::Transport) -> String {
+    let mut s = t.kind().to_string();
+    if let Some(m) = t.message() {
+        s.push_str(": ");
+        s.push_str(m);
+    }
+    if let Some(src) = std::error::Error::source(t) {
+        s.push_str(": ");
+        s.push_str(&src.to_string());
+    }
+    s
 }
 
 #[cfg(test)]
@@ -605,5 +620,10 @@ mod tests {
             r.iter().all(|s| matches!(s.presence, Presence::Error(_))),
             "{r:?}"
         );
+        // The URL is named once (ureq's own message starts with it too).
+        let e = c.cache_info().unwrap_err().to_string();
+        let url = format!("http://127.0.0.1:{port}/nix-cache-info");
+        assert!(e.starts_with(&format!("{url}: Connection Failed")), "{e}");
+        assert_eq!(e.matches(&url).count(), 1, "{e}");
     }
 }

@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use nix_cache_tools::output::{self, human_bytes};
 use nix_cache_tools::push::{self, ExitCode, Options};
+use nix_cache_tools::store::SourcePref;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -24,7 +25,7 @@ struct Args {
     stdin: bool,
     /// Where to push: cachix:NAME, attic:[SERVER:]CACHE or a Nix store URI
     /// (default: `to` under [push] in cache.toml).
-    #[arg(long, value_name = "URI")]
+    #[arg(long, value_name = "URI", value_parser = push_target)]
     to: Option<String>,
     /// cache.toml to read (default: ./cache.toml or the first one in a parent directory).
     #[arg(long, value_name = "FILE", env = "CACHE_TOOLS_CONFIG")]
@@ -32,7 +33,7 @@ struct Args {
     /// Leave out closure paths whose store path matches REGEX (default: `filter` under
     /// [push] in cache.toml, else `(-source$|nixpkgs\.tar\.gz$)`). Paths that a pushed
     /// path references are pushed anyway, with a warning.
-    #[arg(long, value_name = "REGEX", conflicts_with = "no_filter")]
+    #[arg(long, value_name = "REGEX", conflicts_with = "no_filter", value_parser = push_filter)]
     filter: Option<String>,
     /// Push the whole closure, filtering nothing.
     #[arg(long)]
@@ -56,6 +57,27 @@ struct Args {
     /// Append a Markdown summary to $GITHUB_STEP_SUMMARY when it is set.
     #[arg(long)]
     summary: bool,
+    /// Where the closure is read from: `auto` (the store database when it opens
+    /// read-only, else `nix path-info`), `database` only, or `nix` (`nix path-info`).
+    #[arg(long, value_enum, value_name = "SOURCE", default_value_t = SourceArg::Auto, env = "PUSH_CACHE_SOURCE")]
+    source: SourceArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SourceArg {
+    Auto,
+    Database,
+    Nix,
+}
+
+/// `--to` must name a push target: a usage error (exit 2) naming the flag otherwise.
+fn push_target(s: &str) -> Result<String, String> {
+    nix_cache_tools::cachetoml::validate_push_target(s).map(|()| s.to_owned())
+}
+
+/// `--filter` must be a regex: a usage error (exit 2) naming the flag otherwise.
+fn push_filter(s: &str) -> Result<String, String> {
+    push::check_filter(s).map(|()| s.to_owned())
 }
 
 fn main() {
@@ -94,6 +116,11 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         dry_run: args.dry_run,
         require_push: args.require_push,
         progress_bar: output::progress_enabled() && !args.json,
+        source: match args.source {
+            SourceArg::Auto => SourcePref::Auto,
+            SourceArg::Database => SourcePref::Database,
+            SourceArg::Nix => SourcePref::Nix,
+        },
         cwd: std::env::current_dir().context("cannot read the current directory")?,
     };
     let report = push::run(&opts)?;

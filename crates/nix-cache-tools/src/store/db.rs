@@ -180,6 +180,104 @@ pub fn read_graph(conn: &Connection, path: &Path) -> Result<Graph, DbError> {
     Ok(b.finish())
 }
 
+/// One path of a closure read by [`read_closure`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosurePath {
+    pub path: String,
+    pub nar_size: u64,
+    /// Full store paths, sorted (self references kept, as `nix path-info` lists them).
+    pub references: Vec<String>,
+}
+
+/// What [`read_closure`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Closure {
+    /// Every path reachable from the roots, sorted by path.
+    pub paths: Vec<ClosurePath>,
+    /// Roots that are not valid paths in this database.
+    pub missing_roots: Vec<String>,
+}
+
+/// The closure of `roots` only (a store can hold 500k paths; a push needs a few
+/// thousand): each root by the `path` index, then its references breadth-first, one
+/// indexed query per path, all from one read snapshot. Nothing is written.
+pub fn read_closure(conn: &Connection, db: &Path, roots: &[String]) -> Result<Closure, DbError> {
+    let rd = |source| DbError::Read {
+        path: db.to_owned(),
+        source,
+    };
+    let _snapshot = conn.unchecked_transaction().map_err(rd)?;
+    let mut by_path = conn
+        .prepare("SELECT id, narSize FROM ValidPaths WHERE path = ?1")
+        .map_err(rd)?;
+    let mut refs_of = conn
+        .prepare(
+            "SELECT v.id, v.path, v.narSize FROM Refs r JOIN ValidPaths v ON v.id = r.reference \
+             WHERE r.referrer = ?1",
+        )
+        .map_err(rd)?;
+    let size = |n: Option<i64>| n.unwrap_or(0).max(0) as u64;
+    // id -> index in `nodes`; `nodes[i].0` is the id.
+    let mut index: HashMap<i64, usize> = HashMap::new();
+    let mut nodes: Vec<(i64, ClosurePath)> = Vec::new();
+    let mut out = Closure::default();
+    for root in roots {
+        let found: Option<(i64, Option<i64>)> = by_path
+            .query_row([root], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .map_err(rd)?;
+        match found {
+            Some((id, nar)) => {
+                if let std::collections::hash_map::Entry::Vacant(v) = index.entry(id) {
+                    v.insert(nodes.len());
+                    nodes.push((
+                        id,
+                        ClosurePath {
+                            path: root.clone(),
+                            nar_size: size(nar),
+                            references: Vec::new(),
+                        },
+                    ));
+                }
+            }
+            None => out.missing_roots.push(root.clone()),
+        }
+    }
+    let mut next = 0;
+    while next < nodes.len() {
+        let id = nodes[next].0;
+        let mut refs = Vec::new();
+        let mut rows = refs_of.query([id]).map_err(rd)?;
+        while let Some(row) = rows.next().map_err(rd)? {
+            let rid: i64 = row.get(0).map_err(rd)?;
+            let rpath: String = row.get(1).map_err(rd)?;
+            let nar: Option<i64> = row.get(2).map_err(rd)?;
+            if let std::collections::hash_map::Entry::Vacant(v) = index.entry(rid) {
+                v.insert(nodes.len());
+                nodes.push((
+                    rid,
+                    ClosurePath {
+                        path: rpath.clone(),
+                        nar_size: size(nar),
+                        references: Vec::new(),
+                    },
+                ));
+            }
+            refs.push(rpath);
+        }
+        refs.sort();
+        nodes[next].1.references = refs;
+        next += 1;
+    }
+    out.paths = nodes.into_iter().map(|(_, p)| p).collect();
+    out.paths.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
 /// `DerivationOutputs` and derivers, needed for `keep-derivations` / `keep-outputs`.
 /// Skipped entirely (one probe) on stores that have none.
 fn read_derivation_facts(
@@ -266,6 +364,61 @@ mod tests {
         }
         assert_eq!(dense.get(7), Some(2));
         assert_eq!(sparse.get(9_000_000), Some(2));
+    }
+
+    #[test]
+    fn reads_only_the_closure_of_the_roots() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = d.path().join("db.sqlite");
+        {
+            let c = Connection::open(&p).unwrap_or_else(|e| panic!("{e}"));
+            c.execute_batch(
+                "CREATE TABLE ValidPaths (id integer primary key, path text unique, narSize integer, deriver text);
+                 CREATE TABLE Refs (referrer integer, reference integer);
+                 INSERT INTO ValidPaths VALUES (1, '/nix/store/top', 30, NULL), (2, '/nix/store/mid', 20, NULL),
+                   (3, '/nix/store/leaf', NULL, NULL), (4, '/nix/store/other', 5, NULL), (5, '/nix/store/top2', 7, NULL);
+                 INSERT INTO Refs VALUES (1, 2), (1, 3), (2, 3), (2, 2), (4, 3), (5, 2);
+                 PRAGMA journal_mode=wal;",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let (conn, _) = open(&p).unwrap_or_else(|e| panic!("{e}"));
+        let roots = [
+            "/nix/store/top".to_owned(),
+            "/nix/store/top2".to_owned(),
+            "/nix/store/gone".to_owned(),
+        ];
+        let c = read_closure(&conn, &p, &roots).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.missing_roots, ["/nix/store/gone"]);
+        let got: Vec<(&str, u64, Vec<&str>)> = c
+            .paths
+            .iter()
+            .map(|n| {
+                (
+                    n.path.as_str(),
+                    n.nar_size,
+                    n.references.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/nix/store/leaf", 0, vec![]),
+                (
+                    "/nix/store/mid",
+                    20,
+                    vec!["/nix/store/leaf", "/nix/store/mid"]
+                ),
+                (
+                    "/nix/store/top",
+                    30,
+                    vec!["/nix/store/leaf", "/nix/store/mid"]
+                ),
+                ("/nix/store/top2", 7, vec!["/nix/store/mid"]),
+            ],
+            "`other` is not in the closure; self references kept"
+        );
     }
 
     #[test]
