@@ -300,7 +300,10 @@ fn parse_push(ctx: &Ctx, t: &Table) -> Result<Push, CacheTomlError> {
             ctx.err(
                 at("filter"),
                 Some("push.filter"),
-                format!("not a valid regex: {e}"),
+                format!(
+                    "not a valid regex ({}); write a regex matched against each store path, in single quotes so backslashes stay as they are, e.g. filter = '{DEFAULT_PUSH_FILTER}'",
+                    e.to_string().lines().last().unwrap_or("").trim()
+                ),
             )
         })?;
     }
@@ -471,6 +474,8 @@ filter = '(-source$|nixpkgs\.tar\.gz$)'
 
         let e = err("[push]\nfilter = '(unclosed'\n");
         assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("push.filter")));
+        assert!(e.message.contains("unclosed group"), "{e}");
+        assert!(e.message.contains(DEFAULT_PUSH_FILTER), "{e}");
 
         let e = err("[push]\nto = \"nowhere\"\n");
         assert_eq!(e.key.as_deref(), Some("push.to"));
