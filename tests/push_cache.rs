@@ -924,3 +924,35 @@ fn nix_system(env: &NixEnv) -> String {
         );
     stdout(&out).trim().trim_matches('"').to_owned()
 }
+
+/// On a terminal (a pty from util-linux's `script`, always on Debian) progress is a bar
+/// redrawn in place, not one line per path; the final summary is still printed.
+#[test]
+fn progress_bar_only_on_a_terminal() {
+    require_nix();
+    let env = NixEnv::new();
+    let top = build_small_closure(&env, &unique("pty"));
+    let cache = env.path().join("cache");
+    let to = format!("file://{}", cache.display());
+    let line = format!(
+        "{} --to {to} --no-filter {top}",
+        env!("CARGO_BIN_EXE_push-cache")
+    );
+    let mut c = env.command("script");
+    c.args(["-qec", &line, "/dev/null"]).env("TERM", "xterm");
+    let text = stdout(&run_ok(c));
+    assert!(
+        text.contains("4/4 paths"),
+        "no progress bar on a terminal:\n{text}"
+    );
+    assert!(
+        text.contains("\x1b[2K"),
+        "the bar is not redrawn in place:\n{text}"
+    );
+    assert!(
+        !text.lines().any(|l| l.starts_with("pushing /nix/store/")),
+        "plain per-path lines on a terminal:\n{text}"
+    );
+    assert!(text.contains("pushed 4 paths"), "{text}");
+    assert_eq!(closure(&env, std::slice::from_ref(&top)).len(), 4);
+}
