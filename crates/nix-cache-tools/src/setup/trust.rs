@@ -294,16 +294,17 @@ mod tests {
         }]
     }
 
+    const RESTART: &str = "sudo systemctl restart nix-daemon";
+    const AGAIN: &str = " --url https://c.example --public-key K";
+
+    fn status(i: &TrustInput) -> TrustStatus {
+        assess(i, &cache(), RESTART, AGAIN).status
+    }
+
     #[test]
     fn verdicts() {
-        let restart = "sudo systemctl restart nix-daemon";
         let (_d, i) = input("trusted-users = root\n", "alice", &["alice", "users"]);
-        let r = assess(
-            &i,
-            &cache(),
-            restart,
-            " --url https://c.example --public-key K",
-        );
+        let r = assess(&i, &cache(), RESTART, AGAIN);
         assert_eq!(r.status, TrustStatus::Untrusted);
         let fix = r.fix.unwrap();
         assert!(fix.contains("extra-trusted-users = alice"), "{fix}");
@@ -311,7 +312,7 @@ mod tests {
             fix.contains("extra-trusted-substituters = https://c.example"),
             "{fix}"
         );
-        assert!(fix.contains(restart));
+        assert!(fix.contains(RESTART));
         assert!(r.reason.contains(":1"), "{}", r.reason);
 
         let (_d, i) = input(
@@ -319,78 +320,24 @@ mod tests {
             "alice",
             &["alice", "wheel"],
         );
-        assert_eq!(
-            assess(
-                &i,
-                &cache(),
-                restart,
-                " --url https://c.example --public-key K"
-            )
-            .status,
-            TrustStatus::Trusted
-        );
+        assert_eq!(status(&i), TrustStatus::Trusted);
         let (_d, i) = input("extra-trusted-users = *\n", "bob", &[]);
-        assert_eq!(
-            assess(
-                &i,
-                &cache(),
-                restart,
-                " --url https://c.example --public-key K"
-            )
-            .status,
-            TrustStatus::Trusted
-        );
+        assert_eq!(status(&i), TrustStatus::Trusted);
         let (_d, i) = input(
             "trusted-substituters = https://c.example/\nextra-trusted-public-keys = c-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\n",
             "bob",
             &[],
         );
-        assert_eq!(
-            assess(
-                &i,
-                &cache(),
-                restart,
-                " --url https://c.example --public-key K"
-            )
-            .status,
-            TrustStatus::Allowed
-        );
+        assert_eq!(status(&i), TrustStatus::Allowed);
         // URL allowed but key missing: still ignored (the daemon drops user keys).
         let (_d, i) = input("trusted-substituters = https://c.example\n", "bob", &[]);
-        assert_eq!(
-            assess(
-                &i,
-                &cache(),
-                restart,
-                " --url https://c.example --public-key K"
-            )
-            .status,
-            TrustStatus::Untrusted
-        );
+        assert_eq!(status(&i), TrustStatus::Untrusted);
         // Nix's own answer wins.
         let (_d, mut i) = input("trusted-users = root\n", "bob", &[]);
         i.nix_says = Some(true);
-        assert_eq!(
-            assess(
-                &i,
-                &cache(),
-                restart,
-                " --url https://c.example --public-key K"
-            )
-            .status,
-            TrustStatus::Trusted
-        );
+        assert_eq!(status(&i), TrustStatus::Trusted);
         let (_d, mut i) = input("trusted-users = root\n", "bob", &[]);
         i.store_mode = StoreMode::Local;
-        assert_eq!(
-            assess(
-                &i,
-                &cache(),
-                restart,
-                " --url https://c.example --public-key K"
-            )
-            .status,
-            TrustStatus::Trusted
-        );
+        assert_eq!(status(&i), TrustStatus::Trusted);
     }
 }
