@@ -515,15 +515,7 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
     }
     let nodes = read_closure(&roots, opts.source, &nix)?;
     report.sizes = nodes.iter().map(|(p, i)| (p.clone(), i.nar_size)).collect();
-    let plan_nodes: Vec<plan::Node> = nodes
-        .values()
-        .map(|i| plan::Node {
-            path: i.path.clone(),
-            nar_size: i.nar_size,
-            references: i.references.clone(),
-        })
-        .collect();
-    let plan = plan::plan(&plan_nodes, filter.as_ref());
+    let plan = plan::plan(&nodes, filter.as_ref());
     for (kept, by) in &plan.kept {
         eprintln!(
             "warning: pushing {kept} although it matches the filter: {by} references it, and a cache must not hold a path without its references"

@@ -1,17 +1,9 @@
 //! What to push, decided from the closure alone (no I/O): the filter applied to every
 //! path, filtered paths kept when a pushed path references them, and dependency order.
 
+use crate::nixcli::PathInfo;
 use regex::Regex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-/// One path of the closure: what the plan needs from `nix path-info`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    pub path: String,
-    pub nar_size: u64,
-    /// Full store paths (self references allowed).
-    pub references: Vec<String>,
-}
 
 /// The outcome of [`plan`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -28,27 +20,28 @@ pub struct Plan {
 /// `pushFilter`) to every path of `closure`. A matching path is still pushed when a path
 /// that is pushed references it — Nix refuses to add a path to a binary cache while its
 /// references are missing there — and such paths are reported in [`Plan::kept`] with one
-/// referrer each. References outside `closure` are ignored.
-pub fn plan(closure: &[Node], filter: Option<&Regex>) -> Plan {
-    let by_path: BTreeMap<&str, &Node> = closure.iter().map(|n| (n.path.as_str(), n)).collect();
+/// referrer each. `closure` maps each store path to its info (only `references` is read;
+/// self references allowed); references outside it are ignored.
+pub fn plan(closure: &BTreeMap<String, PathInfo>, filter: Option<&Regex>) -> Plan {
     let matches = |p: &str| filter.is_some_and(|f| f.is_match(p));
 
     // Start from every unfiltered path, then pull in what they reference, transitively.
     let mut chosen: BTreeSet<&str> = BTreeSet::new();
     let mut kept: Vec<(String, String)> = Vec::new();
     let mut stack: Vec<&str> = Vec::new();
-    for p in by_path.keys() {
+    for p in closure.keys().map(String::as_str) {
         if !matches(p) {
             chosen.insert(p);
             stack.push(p);
         }
     }
     while let Some(p) = stack.pop() {
-        let Some(node) = by_path.get(p) else { continue };
+        let Some(node) = closure.get(p) else { continue };
         for r in &node.references {
-            let Some((&r, _)) = by_path.get_key_value(r.as_str()) else {
+            let Some((r, _)) = closure.get_key_value(r.as_str()) else {
                 continue;
             };
+            let r = r.as_str();
             if chosen.insert(r) {
                 kept.push((r.to_owned(), p.to_owned()));
                 stack.push(r);
@@ -57,14 +50,14 @@ pub fn plan(closure: &[Node], filter: Option<&Regex>) -> Plan {
     }
     kept.sort();
 
-    let filtered = by_path
+    let filtered = closure
         .keys()
-        .filter(|p| !chosen.contains(*p))
-        .map(|p| (*p).to_owned())
+        .filter(|p| !chosen.contains(p.as_str()))
+        .cloned()
         .collect();
 
     Plan {
-        ordered: topo_order(&chosen, &by_path),
+        ordered: topo_order(&chosen, closure),
         kept,
         filtered,
     }
@@ -72,7 +65,7 @@ pub fn plan(closure: &[Node], filter: Option<&Regex>) -> Plan {
 
 /// Depth-first post-order over `set` (iterative: closures can be long chains), so every
 /// path comes after its references. Deterministic: roots and edges visited sorted.
-fn topo_order(set: &BTreeSet<&str>, by_path: &BTreeMap<&str, &Node>) -> Vec<String> {
+fn topo_order(set: &BTreeSet<&str>, closure: &BTreeMap<String, PathInfo>) -> Vec<String> {
     let mut state: HashMap<&str, u8> = HashMap::new(); // 1 = on stack, 2 = done
     let mut out = Vec::with_capacity(set.len());
     for &root in set {
@@ -83,7 +76,7 @@ fn topo_order(set: &BTreeSet<&str>, by_path: &BTreeMap<&str, &Node>) -> Vec<Stri
         let mut stack: Vec<(&str, usize)> = vec![(root, 0)];
         state.insert(root, 1);
         while let Some((node, i)) = stack.pop() {
-            let refs: Vec<&str> = by_path
+            let refs: Vec<&str> = closure
                 .get(node)
                 .map(|n| {
                     let mut r: Vec<&str> = n
@@ -118,12 +111,22 @@ fn topo_order(set: &BTreeSet<&str>, by_path: &BTreeMap<&str, &Node>) -> Vec<Stri
 mod tests {
     use super::*;
 
-    fn n(path: &str, refs: &[&str]) -> Node {
-        Node {
-            path: format!("/nix/store/{path}"),
+    fn n(path: &str, refs: &[&str]) -> (String, PathInfo) {
+        info(
+            format!("/nix/store/{path}"),
+            refs.iter().map(|r| format!("/nix/store/{r}")).collect(),
+        )
+    }
+
+    fn info(path: String, references: Vec<String>) -> (String, PathInfo) {
+        let i = PathInfo {
+            path: path.clone(),
+            valid: true,
             nar_size: 1,
-            references: refs.iter().map(|r| format!("/nix/store/{r}")).collect(),
-        }
+            references,
+            ..PathInfo::default()
+        };
+        (path, i)
     }
 
     fn pos(order: &[String], p: &str) -> usize {
@@ -132,7 +135,7 @@ mod tests {
 
     #[test]
     fn filter_applies_to_every_path_and_keeps_referenced_ones() {
-        let closure = vec![
+        let closure: BTreeMap<_, _> = [
             n("aaa-top", &["aaa-top", "bbb-mid", "ccc-lib-source"]),
             n("bbb-mid", &["ddd-leaf"]),
             n("ccc-lib-source", &["eee-patch-source"]),
@@ -140,7 +143,9 @@ mod tests {
             n("ddd-leaf", &[]),
             n("fff-standalone-source", &[]),
             n("ggg-nixpkgs.tar.gz", &[]),
-        ];
+        ]
+        .into_iter()
+        .collect();
         let re = Regex::new(crate::cachetoml::DEFAULT_PUSH_FILTER).unwrap();
         let p = plan(&closure, Some(&re));
         assert_eq!(
@@ -173,7 +178,9 @@ mod tests {
 
     #[test]
     fn no_filter_pushes_everything_in_order() {
-        let closure = vec![n("aaa-x", &["bbb-y-source"]), n("bbb-y-source", &[])];
+        let closure = [n("aaa-x", &["bbb-y-source"]), n("bbb-y-source", &[])]
+            .into_iter()
+            .collect();
         let p = plan(&closure, None);
         assert!(p.filtered.is_empty() && p.kept.is_empty());
         assert_eq!(p.ordered, ["/nix/store/bbb-y-source", "/nix/store/aaa-x"]);
@@ -181,15 +188,14 @@ mod tests {
 
     #[test]
     fn long_chains_do_not_overflow_the_stack() {
-        let closure: Vec<Node> = (0..50_000)
-            .map(|i| Node {
-                path: format!("/nix/store/p{i:08}"),
-                nar_size: 1,
-                references: if i > 0 {
+        let closure = (0..50_000)
+            .map(|i| {
+                let refs = if i > 0 {
                     vec![format!("/nix/store/p{:08}", i - 1)]
                 } else {
                     vec![]
-                },
+                };
+                info(format!("/nix/store/p{i:08}"), refs)
             })
             .collect();
         let p = plan(&closure, None);
