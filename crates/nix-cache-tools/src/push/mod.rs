@@ -664,16 +664,7 @@ fn closure_from_db(roots: &[String]) -> Result<BTreeMap<String, PathInfo>, Strin
     Ok(closure
         .paths
         .into_iter()
-        .map(|c| {
-            let info = PathInfo {
-                path: c.path.clone(),
-                valid: true,
-                nar_size: c.nar_size,
-                references: c.references,
-                ..PathInfo::default()
-            };
-            (c.path, info)
-        })
+        .map(|i| (i.path.clone(), i))
         .collect())
 }
 

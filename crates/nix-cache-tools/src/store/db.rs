@@ -7,6 +7,7 @@
 //! caller falls back to `nix path-info`.
 
 use super::graph::{Graph, GraphBuilder};
+use crate::nixcli::PathInfo;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -180,20 +181,13 @@ pub fn read_graph(conn: &Connection, path: &Path) -> Result<Graph, DbError> {
     Ok(b.finish())
 }
 
-/// One path of a closure read by [`read_closure`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClosurePath {
-    pub path: String,
-    pub nar_size: u64,
-    /// Full store paths, sorted (self references kept, as `nix path-info` lists them).
-    pub references: Vec<String>,
-}
-
 /// What [`read_closure`] found.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Closure {
-    /// Every path reachable from the roots, sorted by path.
-    pub paths: Vec<ClosurePath>,
+    /// Every path reachable from the roots, sorted by path, as `nix path-info` would
+    /// give it: `path`, `nar_size` and `references` (full paths, sorted, self references
+    /// kept); the other fields are not read.
+    pub paths: Vec<PathInfo>,
     /// Roots that are not valid paths in this database.
     pub missing_roots: Vec<String>,
 }
@@ -216,10 +210,15 @@ pub fn read_closure(conn: &Connection, db: &Path, roots: &[String]) -> Result<Cl
              WHERE r.referrer = ?1",
         )
         .map_err(rd)?;
-    let size = |n: Option<i64>| n.unwrap_or(0).max(0) as u64;
+    let info = |path: String, nar: Option<i64>| PathInfo {
+        path,
+        valid: true,
+        nar_size: nar.unwrap_or(0).max(0) as u64,
+        ..PathInfo::default()
+    };
     // id -> index in `nodes`; `nodes[i].0` is the id.
     let mut index: HashMap<i64, usize> = HashMap::new();
-    let mut nodes: Vec<(i64, ClosurePath)> = Vec::new();
+    let mut nodes: Vec<(i64, PathInfo)> = Vec::new();
     let mut out = Closure::default();
     for root in roots {
         let found: Option<(i64, Option<i64>)> = by_path
@@ -234,14 +233,7 @@ pub fn read_closure(conn: &Connection, db: &Path, roots: &[String]) -> Result<Cl
             Some((id, nar)) => {
                 if let std::collections::hash_map::Entry::Vacant(v) = index.entry(id) {
                     v.insert(nodes.len());
-                    nodes.push((
-                        id,
-                        ClosurePath {
-                            path: root.clone(),
-                            nar_size: size(nar),
-                            references: Vec::new(),
-                        },
-                    ));
+                    nodes.push((id, info(root.clone(), nar)));
                 }
             }
             None => out.missing_roots.push(root.clone()),
@@ -258,14 +250,7 @@ pub fn read_closure(conn: &Connection, db: &Path, roots: &[String]) -> Result<Cl
             let nar: Option<i64> = row.get(2).map_err(rd)?;
             if let std::collections::hash_map::Entry::Vacant(v) = index.entry(rid) {
                 v.insert(nodes.len());
-                nodes.push((
-                    rid,
-                    ClosurePath {
-                        path: rpath.clone(),
-                        nar_size: size(nar),
-                        references: Vec::new(),
-                    },
-                ));
+                nodes.push((rid, info(rpath.clone(), nar)));
             }
             refs.push(rpath);
         }
