@@ -13,6 +13,7 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 /// A command to run: program, arguments, environment changes and optional stdin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,7 @@ pub struct Cmd {
     stdin: Option<Vec<u8>>,
     cwd: Option<PathBuf>,
     read_only: bool,
+    timeout: Option<Duration>,
 }
 
 impl Cmd {
@@ -34,6 +36,7 @@ impl Cmd {
             stdin: None,
             cwd: None,
             read_only: false,
+            timeout: None,
         }
     }
 
@@ -78,6 +81,18 @@ impl Cmd {
     pub fn read_only(mut self) -> Self {
         self.read_only = true;
         self
+    }
+
+    /// Kills the program (SIGKILL) when it runs longer than `limit`; the run then fails
+    /// with [`CmdError::TimedOut`].
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// The time limit set with [`Cmd::timeout`].
+    pub fn time_limit(&self) -> Option<Duration> {
+        self.timeout
     }
 
     pub fn is_read_only(&self) -> bool {
@@ -182,6 +197,12 @@ pub enum CmdError {
         #[source]
         source: std::io::Error,
     },
+    #[error("`{cmdline}` did not finish within {} s and was killed{}", .after.as_secs(), stderr_tail(.stderr))]
+    TimedOut {
+        cmdline: String,
+        after: Duration,
+        stderr: String,
+    },
     #[error("`{cmdline}` failed ({status}){}", stderr_tail(.stderr))]
     Failed {
         cmdline: String,
@@ -195,9 +216,15 @@ impl CmdError {
     /// The program's stderr, when it ran and failed.
     pub fn stderr(&self) -> Option<&str> {
         match self {
-            CmdError::Failed { stderr, .. } => Some(stderr),
+            CmdError::Failed { stderr, .. } | CmdError::TimedOut { stderr, .. } => Some(stderr),
             _ => None,
         }
+    }
+
+    /// The program was killed by a signal it did not get from us (e.g. the kernel's
+    /// OOM killer, SIGSEGV): running it again would most likely end the same way.
+    pub fn killed_by_signal(&self) -> bool {
+        matches!(self, CmdError::Failed { status, .. } if status.starts_with("killed by signal"))
     }
 }
 
@@ -328,22 +355,71 @@ impl Runner {
                 buf
             })
         });
-        let mut stderr = Vec::new();
+        // stderr is read on a thread and handed over line by line, so that this thread
+        // can stop waiting at the time limit even while a grandchild keeps the pipe open.
+        let (line_tx, line_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         if let Some(err) = child.stderr.take() {
-            let mut reader = std::io::BufReader::new(err);
-            let mut line = Vec::new();
-            while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
-                if let Some(f) = on_line.as_mut() {
-                    f(String::from_utf8_lossy(&line).trim_end());
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(err);
+                loop {
+                    let mut line = Vec::new();
+                    if reader.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if line_tx.send(line).is_err() {
+                        break;
+                    }
                 }
-                stderr.extend_from_slice(&line);
-                line.clear();
+            });
+        }
+        let deadline = cmd.timeout.map(|t| std::time::Instant::now() + t);
+        let mut stderr = Vec::new();
+        let mut timed_out = false;
+        let mut take = |line: Vec<u8>, stderr: &mut Vec<u8>| {
+            if let Some(f) = on_line.as_mut() {
+                f(String::from_utf8_lossy(&line).trim_end());
+            }
+            stderr.extend_from_slice(&line);
+        };
+        loop {
+            let next = match deadline {
+                None => line_rx.recv().map_err(|_| true),
+                Some(d) => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    line_rx
+                        .recv_timeout(left)
+                        .map_err(|e| e == std::sync::mpsc::RecvTimeoutError::Disconnected)
+                }
+            };
+            match next {
+                Ok(line) => take(line, &mut stderr),
+                // The pipe closed: the program (and whatever it started) is done.
+                Err(true) => break,
+                // The time limit: kill it, and keep what it still says for a moment.
+                Err(false) => {
+                    timed_out = true;
+                    let _ = child.kill();
+                    let grace = std::time::Instant::now() + Duration::from_millis(500);
+                    while let Ok(line) = line_rx
+                        .recv_timeout(grace.saturating_duration_since(std::time::Instant::now()))
+                    {
+                        take(line, &mut stderr);
+                    }
+                    break;
+                }
             }
         }
         let status = child.wait().map_err(|e| CmdError::Spawn {
             cmdline: cmd.display(),
             source: e,
         })?;
+        if timed_out {
+            return Err(CmdError::TimedOut {
+                cmdline: cmd.display(),
+                after: cmd.timeout.unwrap_or_default(),
+                stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            });
+        }
         let stdout = stdout_reader
             .and_then(|t| t.join().ok())
             .unwrap_or_default();
@@ -474,6 +550,38 @@ mod tests {
             .run_streaming(&c, &mut |_| {})
             .unwrap();
         assert!(!dry.was_run());
+    }
+
+    #[test]
+    fn a_program_past_its_time_limit_is_killed() {
+        let started = std::time::Instant::now();
+        let c = Cmd::new("sh")
+            .args(["-c", "echo begun >&2; sleep 30"])
+            .timeout(Duration::from_millis(300));
+        let err = Runner::new().run(&c).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(matches!(err, CmdError::TimedOut { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("did not finish within 0 s") && msg.contains("begun"),
+            "{msg}"
+        );
+        // Within its limit, a program runs normally.
+        let ok = Cmd::new("true").timeout(Duration::from_secs(20));
+        assert!(Runner::new().run(&ok).is_ok());
+    }
+
+    #[test]
+    fn a_program_killed_by_a_signal_says_so() {
+        let c = Cmd::new("sh").args(["-c", "kill -9 $$"]);
+        let err = Runner::new().run(&c).unwrap_err();
+        assert!(err.killed_by_signal(), "{err}");
+        let c = Cmd::new("sh").args(["-c", "exit 1"]);
+        assert!(!Runner::new().run(&c).unwrap_err().killed_by_signal());
     }
 
     #[test]

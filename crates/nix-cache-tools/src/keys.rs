@@ -30,6 +30,11 @@ pub enum KeyError {
     },
     #[error("the secret key `{name}` is inconsistent: its public half does not match its seed")]
     Inconsistent { name: String },
+    /// The content is not `NAME:BASE64` (it is deliberately not quoted).
+    #[error(
+        "it is not a Nix secret key (expected one line NAME:BASE64, as `nix key generate-secret` writes; its content is not shown)"
+    )]
+    NotASecretKey,
     #[error("could not read key file {path}: {reason}")]
     Read { path: String, reason: String },
 }
@@ -126,9 +131,20 @@ impl PublicKey {
 }
 
 impl SecretKey {
+    /// Parses `NAME:BASE64`. Errors never quote the input: a file given as a key file
+    /// may hold any secret (an SSH private key, a token), and errors get printed.
     pub fn parse(s: &str) -> Result<Self, KeyError> {
         let s = s.trim();
-        let (name, b64) = split_key(s)?;
+        let (name, b64) = match s.split_once(':') {
+            Some((n, b))
+                if !n.is_empty()
+                    && !n.contains(char::is_whitespace)
+                    && !b.contains(char::is_whitespace) =>
+            {
+                (n, b)
+            }
+            _ => return Err(KeyError::NotASecretKey),
+        };
         // Never echo secret material in errors.
         let redacted = format!("{name}:<secret>");
         let bytes = decode(&redacted, b64, "secret", 64)?;
@@ -146,12 +162,33 @@ impl SecretKey {
         })
     }
 
+    /// Reads a key file (a regular file of at most a few KiB; never a FIFO or device).
     pub fn read(path: &Path) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|e| KeyError::Read {
+        Self::read_with_warnings(path).map(|(k, _)| k)
+    }
+
+    /// [`SecretKey::read`], plus a warning when others may read the file.
+    pub fn read_with_warnings(path: &Path) -> Result<(Self, Vec<String>), KeyError> {
+        use std::os::unix::fs::PermissionsExt;
+        let read_err = |reason: String| KeyError::Read {
             path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        SecretKey::parse(&text)
+            reason,
+        };
+        let file = crate::fsutil::read_regular(path, 64 * 1024, crate::fsutil::Follow::Symlinks)
+            .map_err(|e| read_err(e.io.to_string()))?
+            .ok_or_else(|| read_err("it does not exist".to_owned()))?;
+        let text = String::from_utf8(file.bytes).map_err(|_| KeyError::NotASecretKey)?;
+        let key = SecretKey::parse(&text)?;
+        let mut warnings = Vec::new();
+        let mode = std::fs::Permissions::from_mode(file.mode).mode() & 0o777;
+        if mode & 0o077 != 0 {
+            warnings.push(format!(
+                "the secret key file {} has mode {mode:04o}, so other users may read it and sign as this cache: `chmod 600 {}`",
+                path.display(),
+                crate::cmd::shell_quote(&path.display().to_string())
+            ));
+        }
+        Ok((key, warnings))
     }
 
     pub fn public(&self) -> PublicKey {

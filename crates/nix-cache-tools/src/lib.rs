@@ -18,6 +18,8 @@
 //! - [`keys`], [`url`], [`nix32`], [`storepath`]: Nix's small formats.
 //! - [`fsutil`]: atomic writes, locks, errors that name the path.
 //! - [`output`]: terminal / JSON / Markdown conventions.
+//! - [`redact`]: secrets hidden from every output (URL credentials, access tokens,
+//!   netrc passwords).
 //! - [`setup`]: setup-cache: add / remove a cache in nix.conf, safely, trust-aware.
 //! - [`narinfo`]: the `.narinfo` format, fingerprints and signature checks.
 //! - [`binarycache`]: a client for `file://` and `http(s)://` binary caches (which paths
@@ -38,6 +40,7 @@ pub mod nixcli;
 pub mod nixconf;
 pub mod output;
 pub mod push;
+pub mod redact;
 pub mod setup;
 pub mod store;
 pub mod storepath;

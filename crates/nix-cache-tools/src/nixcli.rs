@@ -165,6 +165,15 @@ fn one_path_info(path: &str, item: Option<&Value>, store_dir: &str) -> PathInfo 
     }
 }
 
+/// How long a query of the configuration or the version may take: these answer in
+/// milliseconds, so a Nix still busy after this is stuck (e.g. Nix 2.8 recursing without
+/// end on a self-including nix.conf) and is killed.
+pub const QUICK_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long a `nix path-info` over a closure or a whole store may take (1,000,000
+/// paths took 53 s here).
+pub const PATH_INFO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// The installed Nix, reached through its CLI.
 #[derive(Debug, Clone)]
 pub struct Nix {
@@ -177,7 +186,10 @@ pub struct Nix {
 impl Nix {
     /// Finds `nix` on PATH and asks its version. `store` is passed as `--store`.
     pub fn detect(runner: Runner, store: Option<String>) -> Result<Self, NixError> {
-        let cmd = Cmd::new("nix").arg("--version").read_only();
+        let cmd = Cmd::new("nix")
+            .arg("--version")
+            .read_only()
+            .timeout(QUICK_QUERY_TIMEOUT);
         let out = runner.run(&cmd)?;
         let text = out.stdout_str();
         let version = NixVersion::parse(&text).ok_or_else(|| NixError::Parse {
@@ -237,7 +249,7 @@ impl Nix {
             args.push("--closure-size".to_owned());
         }
         args.extend(paths.iter().cloned());
-        self.command(args).read_only()
+        self.command(args).read_only().timeout(PATH_INFO_TIMEOUT)
     }
 
     /// Path infos of `paths` (and of their closure with `recursive`).
@@ -264,6 +276,7 @@ impl Nix {
             .args(["--extra-experimental-features", "nix-command"])
             .args(args)
             .read_only()
+            .timeout(QUICK_QUERY_TIMEOUT)
     }
 
     /// `{name: value}` of every setting in force.
@@ -287,7 +300,10 @@ impl Nix {
         } else {
             "ping"
         };
-        let cmd = self.command(["store", sub, "--json"]).read_only();
+        let cmd = self
+            .command(["store", sub, "--json"])
+            .read_only()
+            .timeout(QUICK_QUERY_TIMEOUT);
         let out = self.runner.run(&cmd).ok()?;
         let v: Value = serde_json::from_str(&out.stdout_str()).ok()?;
         match v.get("trusted")? {

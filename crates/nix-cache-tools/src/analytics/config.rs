@@ -141,7 +141,10 @@ pub fn detect_nix(runner: &Runner) -> Option<crate::nixcli::Nix> {
     let empty = tempfile::tempdir().ok()?;
     let out = runner
         .run(&isolated(
-            Cmd::new("nix").arg("--version").read_only(),
+            Cmd::new("nix")
+                .arg("--version")
+                .read_only()
+                .timeout(crate::nixcli::QUICK_QUERY_TIMEOUT),
             empty.path(),
         ))
         .ok()?;

@@ -86,33 +86,10 @@ pub fn has_entries(text: &str) -> bool {
     text.lines().any(starts_entry)
 }
 
-/// The text with every password / account value replaced by `<redacted>`, for diffs.
+/// The text with every password / account value replaced by `<redacted>`, for diffs
+/// (see [`crate::redact::netrc`]).
 pub fn redact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let mut hide_next = false;
-        let mut rebuilt = String::new();
-        let mut rest = line;
-        while !rest.is_empty() {
-            let ws_len = rest.len() - rest.trim_start().len();
-            rebuilt.push_str(&rest[..ws_len]);
-            rest = &rest[ws_len..];
-            let word_len = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            let word = &rest[..word_len];
-            if word.is_empty() {
-                break;
-            }
-            if hide_next {
-                rebuilt.push_str("<redacted>");
-            } else {
-                rebuilt.push_str(word);
-            }
-            hide_next = matches!(word, "password" | "account");
-            rest = &rest[word_len..];
-        }
-        out.push_str(&rebuilt);
-    }
-    out
+    crate::redact::netrc(text)
 }
 
 #[cfg(test)]

@@ -231,7 +231,12 @@ fn euid() -> u32 {
 pub fn gather(env: &Env, runner: &Runner, nix: Option<&crate::nixcli::Nix>) -> TrustInput {
     let id = |flag: &str| {
         runner
-            .run(&Cmd::new("id").arg(flag).read_only())
+            .run(
+                &Cmd::new("id")
+                    .arg(flag)
+                    .read_only()
+                    .timeout(crate::nixcli::QUICK_QUERY_TIMEOUT),
+            )
             .map(|o| o.stdout_str().trim().to_owned())
             .unwrap_or_default()
     };

@@ -1,0 +1,232 @@
+//! Secrets never leave the process: every text the tools print (diffs, tables, JSON,
+//! Markdown, `$GITHUB_STEP_SUMMARY`, error messages) goes through one of these first
+//! wherever it may quote a file or a URL a user gave.
+//!
+//! What counts as a secret:
+//! - credentials in URLs: `https://user:pass@host` → `https://user:<redacted>@host`,
+//!   `https://TOKEN@host` → `https://<redacted>@host` ([`url`], [`urls_in`]);
+//! - values of nix.conf's `access-tokens` / `extra-access-tokens` (`host=TOKEN` →
+//!   `host=<redacted>`) ([`setting_value`], [`nixconf`]);
+//! - netrc `password` and `account` values in every layout netrc allows (on one line,
+//!   or the value on the next line: netrc is a stream of words) and `macdef` bodies
+//!   ([`netrc`]).
+//!
+//! Secret key files are never quoted at all (see [`crate::keys`]).
+
+/// What replaces a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// Settings whose values are secrets (alias-resolved names, without `extra-`).
+pub fn is_secret_setting(name: &str) -> bool {
+    let base = name.strip_prefix("extra-").unwrap_or(name);
+    base == "access-tokens"
+}
+
+/// One URL with the credentials of its authority hidden.
+pub fn url(u: &str) -> String {
+    urls_in(u)
+}
+
+/// `text` with the credentials of every `scheme://user:pass@host` in it hidden.
+pub fn urls_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (before, after) = rest.split_at(i + 3);
+        out.push_str(before);
+        // The authority ends at the first `/`, `?`, `#`, white space, quote or backtick.
+        let end = after
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | '`' | '<' | '>') || c.is_whitespace()
+            })
+            .unwrap_or(after.len());
+        let authority = &after[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.split_once(':') {
+                    Some((user, _)) if !user.is_empty() => {
+                        out.push_str(user);
+                        out.push(':');
+                        out.push_str(REDACTED);
+                    }
+                    _ => out.push_str(REDACTED),
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The value of nix.conf setting `name` as it may be shown: secrets hidden.
+pub fn setting_value(name: &str, value: &str) -> String {
+    if is_secret_setting(name) {
+        value
+            .split_whitespace()
+            .map(|t| match t.split_once('=') {
+                Some((host, _)) => format!("{host}={REDACTED}"),
+                None => REDACTED.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        urls_in(value)
+    }
+}
+
+/// nix.conf text with every secret hidden, line for line (for diffs): the values of
+/// `access-tokens` lines and URL credentials anywhere. Line endings, comments and
+/// white space are kept, so a diff of two redacted texts lines up with the real one.
+pub fn nixconf(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body_end = line.trim_end_matches(['\n', '\r']).len();
+        let (body, eol) = line.split_at(body_end);
+        let (code, comment) = match body.find('#') {
+            Some(i) => body.split_at(i),
+            None => (body, ""),
+        };
+        let key = code.split_whitespace().next().unwrap_or("");
+        let key = key.split('=').next().unwrap_or(key);
+        if is_secret_setting(crate::nixconf::canonical_name(key)) {
+            match code.find('=') {
+                Some(eq) => {
+                    let (lhs, rhs) = code.split_at(eq + 1);
+                    out.push_str(lhs);
+                    let lead = rhs.len() - rhs.trim_start().len();
+                    out.push_str(&rhs[..lead]);
+                    let value = rhs.trim();
+                    out.push_str(&setting_value(key, value));
+                    out.push_str(&rhs[lead + value.len()..]);
+                }
+                None => out.push_str(&urls_in(code)),
+            }
+        } else {
+            out.push_str(&urls_in(code));
+        }
+        out.push_str(&urls_in(comment));
+        out.push_str(eol);
+    }
+    out
+}
+
+/// netrc text with every `password` / `account` value and `macdef` body hidden. netrc
+/// is a stream of white-space separated words, so a value may stand on the line after
+/// its keyword; white space is kept exactly.
+pub fn netrc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut hide_next = false;
+    let mut in_macdef = false;
+    let mut macdef_name_pending = false;
+    let mut rest = text;
+    while !rest.is_empty() {
+        if in_macdef {
+            // A macro body runs to the next empty line.
+            match rest.find("\n\n") {
+                Some(i) => {
+                    let body = &rest[..i];
+                    // Keep the line that names the macro (up to the first newline).
+                    let first_nl = body.find('\n').map_or(body.len(), |n| n + 1);
+                    out.push_str(&body[..first_nl]);
+                    if first_nl < body.len() {
+                        out.push_str(REDACTED);
+                    }
+                    out.push_str("\n\n");
+                    rest = &rest[i + 2..];
+                }
+                None => {
+                    let first_nl = rest.find('\n').map_or(rest.len(), |n| n + 1);
+                    out.push_str(&rest[..first_nl]);
+                    if first_nl < rest.len() {
+                        out.push_str(REDACTED);
+                        out.push('\n');
+                    }
+                    rest = "";
+                }
+            }
+            in_macdef = false;
+            continue;
+        }
+        let ws = rest.len() - rest.trim_start().len();
+        out.push_str(&rest[..ws]);
+        rest = &rest[ws..];
+        if rest.is_empty() {
+            break;
+        }
+        let word_len = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word = &rest[..word_len];
+        rest = &rest[word_len..];
+        if hide_next {
+            out.push_str(REDACTED);
+            hide_next = false;
+            continue;
+        }
+        out.push_str(word);
+        if macdef_name_pending {
+            macdef_name_pending = false;
+            in_macdef = true;
+            continue;
+        }
+        match word {
+            "password" | "account" => hide_next = true,
+            "macdef" => macdef_name_pending = true,
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_credentials_are_hidden() {
+        assert_eq!(
+            url("https://user:pa55@cache.example.org/x"),
+            "https://user:<redacted>@cache.example.org/x"
+        );
+        assert_eq!(url("https://TOKEN@h"), "https://<redacted>@h");
+        assert_eq!(url("https://h/a@b"), "https://h/a@b");
+        assert_eq!(
+            urls_in("from `s3://k:s@b?x=1` and http://a:b@c:8080"),
+            "from `s3://k:<redacted>@b?x=1` and http://a:<redacted>@c:8080"
+        );
+        assert_eq!(urls_in("no url here"), "no url here");
+    }
+
+    #[test]
+    fn access_tokens_are_hidden_line_for_line() {
+        let text = "a = b\r\nextra-access-tokens = github.com=ghp_SECRET  gitlab.com=glpat-X # mine\naccess-tokens=SECRET2\nsubstituters = https://u:PW@h\n";
+        let r = nixconf(text);
+        for s in ["ghp_SECRET", "glpat-X", "SECRET2", "PW"] {
+            assert!(!r.contains(s), "{s} in {r}");
+        }
+        assert!(r.starts_with("a = b\r\nextra-access-tokens = github.com=<redacted>"));
+        assert!(r.contains("# mine\n"));
+        assert_eq!(r.lines().count(), text.lines().count());
+        assert_eq!(
+            setting_value("access-tokens", "github.com=x y"),
+            "github.com=<redacted> <redacted>"
+        );
+    }
+
+    #[test]
+    fn netrc_passwords_in_every_layout() {
+        let text = "machine a login me password ONE\nmachine b\n  password\n  TWO\ndefault account THREE password\tFOUR\nmacdef init\ncd /FIVE\n\nmachine c password SIX";
+        let r = netrc(text);
+        for s in ["ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX"] {
+            assert!(!r.contains(s), "{s} in {r}");
+        }
+        assert!(
+            r.contains("machine a login me password <redacted>\n"),
+            "{r}"
+        );
+        assert!(r.contains("machine c"), "{r}");
+        assert_eq!(r.lines().count(), text.lines().count(), "{r}");
+    }
+}
