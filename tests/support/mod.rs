@@ -267,3 +267,49 @@ pub fn nix_copy_to_file_cache(env: &NixEnv, dir: &Path, key: &KeyPair, paths: &[
     c.args(paths);
     run_ok(c);
 }
+
+/// Runs a command to completion, but kills it and panics when it is still running after
+/// `secs` seconds: for runs that must not hang (FIFOs, endless bodies, cycles).
+pub fn run_bounded(cmd: &mut Command, secs: u64) -> Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{cmd:?} was still running after {secs} s (killed):\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Makes a FIFO (named pipe) at `path`.
+pub fn mkfifo(path: &Path) {
+    run_ok(Command::new("mkfifo").arg(path));
+}
+
+/// Makes a character device node at `path` with the numbers of /dev/null (1, 3): a real
+/// device node inside a temporary directory (needs root).
+pub fn mknod_null(path: &Path) {
+    run_ok(Command::new("mknod").arg(path).args(["c", "1", "3"]));
+}
+
+/// Asserts that none of `secrets` appears in `text`.
+pub fn assert_no_secret(text: &str, secrets: &[&str], what: &str) {
+    for s in secrets {
+        assert!(!text.contains(s), "{what} shows the secret {s:?}:\n{text}");
+    }
+}

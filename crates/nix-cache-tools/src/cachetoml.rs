@@ -89,11 +89,13 @@ pub fn find(start: &Path) -> Option<PathBuf> {
 
 /// Reads and validates a cache.toml file.
 pub fn load(path: &Path) -> Result<CacheToml, CacheTomlError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CacheTomlError {
+    // A regular file of bounded size only: a FIFO or /dev/zero named by --config must
+    // neither hang nor fill memory.
+    let text = crate::fsutil::read_to_string(path).map_err(|e| CacheTomlError {
         file: path.display().to_string(),
         line: None,
         key: None,
-        message: format!("cannot read the file: {e}"),
+        message: format!("cannot read the file: {}{}", e.io, e.hint),
     })?;
     let mut c = parse(&text, &path.display().to_string())?;
     if let Some(push) = &mut c.push {
@@ -354,15 +356,20 @@ pub fn save_cache(
     public_key: &str,
     token_env: Option<&str>,
 ) -> Result<bool, CacheTomlError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+    let text = match crate::fsutil::read_optional(path) {
+        Ok(Some(b)) => String::from_utf8(b).map_err(|_| CacheTomlError {
+            file: path.display().to_string(),
+            line: None,
+            key: None,
+            message: "cannot read the file: not UTF-8 text".to_owned(),
+        })?,
+        Ok(None) => String::new(),
         Err(e) => {
             return Err(CacheTomlError {
                 file: path.display().to_string(),
                 line: None,
                 key: None,
-                message: format!("cannot read the file: {e}"),
+                message: format!("cannot read the file: {}{}", e.io, e.hint),
             });
         }
     };

@@ -636,6 +636,101 @@ mod tests {
     }
 
     #[test]
+    fn reads_only_regular_files_never_through_a_swapped_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("nix.conf");
+        fs::write(&f, "a = b\n").unwrap();
+        let secret = dir.path().join("root-only");
+        fs::write(&secret, "SECRET").unwrap();
+        let r = read_regular(&f, 100, Follow::NoSymlinks).unwrap().unwrap();
+        assert_eq!(r.bytes, b"a = b\n");
+        // The file is swapped for a link between a check and the read: the read (the
+        // kernel, through O_NOFOLLOW) refuses, whatever the check saw before.
+        fs::remove_file(&f).unwrap();
+        std::os::unix::fs::symlink(&secret, &f).unwrap();
+        let e = read_regular(&f, 100, Follow::NoSymlinks).unwrap_err();
+        assert!(e.to_string().contains("symlink"), "{e}");
+        // Includes may be links: they are followed when asked.
+        assert_eq!(
+            read_regular(&f, 100, Follow::Symlinks)
+                .unwrap()
+                .unwrap()
+                .bytes,
+            b"SECRET"
+        );
+        // Size cap and special files.
+        assert!(read_regular(&secret, 3, Follow::Symlinks).is_err());
+        let e = read_regular(Path::new("/dev/zero"), 100, Follow::Symlinks).unwrap_err();
+        assert!(e.to_string().contains("character device"), "{e}");
+        assert!(
+            read_regular(&dir.path().join("none"), 1, Follow::NoSymlinks)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn replace_refuses_a_file_that_changed_since_it_was_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("nix.conf");
+        fs::write(&f, "old\n").unwrap();
+        let read = read_regular(&f, 100, Follow::NoSymlinks).unwrap();
+        let expect = Expect::after_read(read.as_ref());
+        // Another program replaces the file after we read it.
+        let other = dir.path().join("other");
+        fs::write(&other, "theirs\n").unwrap();
+        fs::rename(&other, &f).unwrap();
+        let opts = Replace {
+            expect,
+            ..Replace::default()
+        };
+        let e = replace_file(&f, b"ours\n", &opts).unwrap_err();
+        assert!(e.to_string().contains("changed since it was read"), "{e}");
+        assert_eq!(fs::read(&f).unwrap(), b"theirs\n");
+        assert!(remove_file_checked(&f, expect).is_err());
+        // A file that appeared where none was read is not replaced either.
+        let g = dir.path().join("new.conf");
+        let missing = Expect::after_read(None);
+        fs::write(&g, "appeared\n").unwrap();
+        let opts = Replace {
+            expect: missing,
+            ..Replace::default()
+        };
+        assert!(replace_file(&g, b"x", &opts).is_err());
+        // No temporary file is left by the refusals.
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["new.conf", "nix.conf"]);
+        // And a device node is never replaced by a regular file.
+        let e = replace_file(Path::new("/dev/null"), b"x", &Replace::default()).unwrap_err();
+        assert!(e.to_string().contains("character device"), "{e}");
+    }
+
+    #[test]
+    fn stale_temps_of_this_file_only_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("nix.conf");
+        for n in [
+            ".nix.conf.nct-0badf00d.tmp",
+            ".nix.conf.Ab12Cd.tmp",
+            ".nix.conf.keep",
+            ".netrc.nct-0badf00d.tmp",
+        ] {
+            fs::write(dir.path().join(n), "x").unwrap();
+        }
+        assert_eq!(remove_stale_temps(&f).len(), 2);
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".netrc.nct-0badf00d.tmp", ".nix.conf.keep"]);
+    }
+
+    #[test]
     fn lock_is_exclusive() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("nix.conf");

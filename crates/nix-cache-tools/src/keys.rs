@@ -15,6 +15,10 @@ use std::path::Path;
 pub enum KeyError {
     #[error("`{0}` is not a Nix key: expected NAME:BASE64, e.g. `cache.example.org-1:AbC...=`")]
     NoColon(String),
+    #[error(
+        "`{0}` is not one key: paste only NAME:BASE64 (no setting name, no `=`, spaces or `#`), e.g. `cache.example.org-1:AbC...=`"
+    )]
+    BadName(String),
     #[error("`{0}` has an empty key name before the `:`")]
     EmptyName(String),
     #[error("the key `{key}` is not valid base64 after the `:` ({reason})")]
@@ -75,6 +79,11 @@ fn split_key(s: &str) -> Result<(&str, &str), KeyError> {
         .ok_or_else(|| KeyError::NoColon(s.to_owned()))?;
     if name.is_empty() {
         return Err(KeyError::EmptyName(s.to_owned()));
+    }
+    // nix.conf splits values on white space and cuts at `#`: such a key would be
+    // written as a broken line (`trusted-public-keys = NAME:KEY` pasted whole, say).
+    if name.contains(|c: char| c.is_whitespace() || c == '#' || c == '=') || b64.contains('#') {
+        return Err(KeyError::BadName(s.to_owned()));
     }
     Ok((name, b64))
 }

@@ -41,7 +41,13 @@ pub fn urls_in(text: &str) -> String {
             })
             .unwrap_or(after.len());
         let authority = &after[..end];
+        // An ssh user name is no secret (`ssh-ng://nix@builder`); a password is.
+        let ssh = before[..before.len() - 3]
+            .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '+'))
+            .next()
+            .is_some_and(|scheme| scheme.starts_with("ssh"));
         match authority.rfind('@') {
+            Some(at) if ssh && !authority[..at].contains(':') => out.push_str(authority),
             Some(at) => {
                 let userinfo = &authority[..at];
                 match userinfo.split_once(':') {
@@ -197,6 +203,8 @@ mod tests {
             "from `s3://k:<redacted>@b?x=1` and http://a:<redacted>@c:8080"
         );
         assert_eq!(urls_in("no url here"), "no url here");
+        assert_eq!(url("ssh-ng://nix@builder"), "ssh-ng://nix@builder");
+        assert_eq!(url("ssh://nix:pw@builder"), "ssh://nix:<redacted>@builder");
     }
 
     #[test]

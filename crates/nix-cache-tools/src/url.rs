@@ -8,6 +8,10 @@ pub enum UrlError {
         "`{url}` uses the scheme `{scheme}`, which Nix cannot substitute from: use one of http, https, file, s3, ssh, ssh-ng, gs"
     )]
     UnknownScheme { url: String, scheme: String },
+    #[error(
+        "`{0}` is not an absolute file URL: Nix reads `file://` + an absolute path, e.g. file:///var/cache/nix (three slashes)"
+    )]
+    RelativeFile(String),
     #[error("`{0}` has no host after `://`")]
     NoHost(String),
     #[error("`{url}` contains `{ch}`, which Nix's config parser would cut or split: {why}")]
@@ -56,6 +60,13 @@ pub fn validate_substituter(url: &str) -> Result<(), UrlError> {
             url: url.to_owned(),
             scheme,
         });
+    }
+    if scheme == "file"
+        && !url
+            .split_once("://")
+            .is_some_and(|(_, p)| p.starts_with('/'))
+    {
+        return Err(UrlError::RelativeFile(url.to_owned()));
     }
     if scheme != "file" && host(url).is_none_or(str::is_empty) {
         return Err(UrlError::NoHost(url.to_owned()));

@@ -127,20 +127,27 @@ fn exit_code_of(err: &anyhow::Error) -> ExitCode {
 }
 
 fn main() {
+    // Every text printed goes through `redact::urls_in`: whatever a message quotes (a
+    // URL given with credentials, say), a password never reaches the terminal or a log.
+    let hide = nix_cache_tools::redact::urls_in;
     let args = match Args::try_parse() {
         Ok(a) => a,
-        Err(e) => {
-            // --help and --version print and exit 0. A bad command line exits with 2,
-            // and with --json its message is JSON on stdout like every other error.
-            if e.use_stderr() && std::env::args_os().skip(1).any(|a| a == "--json") {
+        Err(e) if e.use_stderr() => {
+            // A bad command line exits with 2, and with --json its message is JSON on
+            // stdout like every other error.
+            let text = hide(e.to_string().trim_end());
+            if std::env::args_os().skip(1).any(|a| a == "--json") {
                 let v = serde_json::json!({
-                    "error": e.to_string().trim_end(),
+                    "error": text,
                     "exit_code": ExitCode::Usage,
                 });
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             }
-            e.exit()
+            eprintln!("{text}");
+            std::process::exit(ExitCode::Usage.code());
         }
+        // --help and --version print and exit 0.
+        Err(e) => e.exit(),
     };
     match run(&args) {
         Ok((report, saved)) => {
@@ -149,18 +156,21 @@ fn main() {
                 if let (Some(s), Some(obj)) = (saved, v.as_object_mut()) {
                     obj.insert("saved".into(), serde_json::Value::String(s));
                 }
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                println!(
+                    "{}",
+                    hide(&serde_json::to_string_pretty(&v).unwrap_or_default())
+                );
             } else {
-                print!("{}", report.human());
+                print!("{}", hide(&report.human()));
                 if let Some(s) = saved {
-                    println!("  {s}");
+                    println!("  {}", hide(&s));
                 }
             }
             std::process::exit(report.exit_code.code());
         }
         Err(err) => {
             let code = exit_code_of(&err);
-            let msg = format!("{err:#}");
+            let msg = hide(&format!("{err:#}"));
             if args.json {
                 let v = serde_json::json!({ "error": msg, "exit_code": code });
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());

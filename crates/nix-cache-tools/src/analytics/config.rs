@@ -395,6 +395,20 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
                 format!("The file cannot be read ({reason}); Nix skips it, so its settings are not in force."),
                 format!("Make it readable: `chmod a+r {}`.", crate::cmd::shell_quote(&file.display().to_string())),
             )),
+            LoadError::NotRegular { file, what } => out.push(finding(
+                Severity::Error,
+                file,
+                0,
+                format!("The file is {what}, not a regular file: Nix blocks or fails reading it."),
+                "Point the include or setting at a regular file.".to_owned(),
+            )),
+            LoadError::TooLarge { file, reason } => out.push(finding(
+                Severity::Error,
+                file,
+                0,
+                format!("The file was not read: {reason}."),
+                "Check that the path names the nix.conf you meant.".to_owned(),
+            )),
             LoadError::NotUtf8 { file } => out.push(finding(
                 Severity::Warning,
                 file,

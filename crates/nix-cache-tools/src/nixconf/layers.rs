@@ -65,6 +65,17 @@ impl Env {
         self
     }
 
+    /// The same environment as the nix-daemon sees it: the system file (and what it
+    /// includes) only; no user files, no `NIX_CONFIG`.
+    pub fn system_only(&self) -> Self {
+        Env {
+            nix_user_conf_files: Some(OsString::new()),
+            nix_config: None,
+            nix_config_home: None,
+            ..self.clone()
+        }
+    }
+
     /// `$NIX_CONF_DIR` or `/etc/nix`.
     pub fn conf_dir(&self) -> PathBuf {
         self.nix_conf_dir
@@ -211,6 +222,12 @@ pub enum LoadError {
     },
     #[error("`{file}` cannot be read ({reason}); Nix skips it silently")]
     Unreadable { file: PathBuf, reason: String },
+    #[error(
+        "`{file}` is {what}, not a regular file: Nix would block or fail reading it; point the setting or include at a regular file"
+    )]
+    NotRegular { file: PathBuf, what: &'static str },
+    #[error("`{file}` cannot be used: {reason}")]
+    TooLarge { file: PathBuf, reason: String },
     #[error("`{file}` is not UTF-8 text; nix.conf tools here only handle UTF-8")]
     NotUtf8 { file: PathBuf },
     #[error("{file}:{line}: {reason}")]
@@ -259,6 +276,15 @@ pub fn load(env: &Env) -> Layers {
     layers
 }
 
+/// One file alone (and what it includes), as if it were the only configuration: what
+/// `setup-cache --file F` judges its edit of F by.
+pub fn load_alone(path: &Path) -> Layers {
+    let mut layers = Layers::default();
+    let i = load_file(&mut layers, path, LayerKind::User, None, &mut Vec::new());
+    layers.roots.push(i);
+    layers
+}
+
 fn load_file(
     layers: &mut Layers,
     path: &Path,
@@ -266,24 +292,47 @@ fn load_file(
     from: Option<(usize, usize)>,
     stack: &mut Vec<PathBuf>,
 ) -> usize {
-    let (text, exists) = match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(t) => (t, true),
-            Err(_) => {
-                layers.errors.push(LoadError::NotUtf8 {
+    // Regular files of bounded size only: a FIFO would block (Nix too: it is named as
+    // what stops it), `/dev/zero` or a huge file would fill memory.
+    let meta = std::fs::metadata(path);
+    let (text, exists) = match meta {
+        Ok(m) if !m.file_type().is_file() => {
+            layers.errors.push(LoadError::NotRegular {
+                file: path.to_owned(),
+                what: crate::fsutil::describe_type(m.file_type()),
+            });
+            (String::new(), true)
+        }
+        _ => match crate::fsutil::read_regular(
+            path,
+            crate::fsutil::MAX_TEXT_FILE,
+            crate::fsutil::Follow::Symlinks,
+        ) {
+            Ok(Some(f)) => match String::from_utf8(f.bytes) {
+                Ok(t) => (t, true),
+                Err(_) => {
+                    layers.errors.push(LoadError::NotUtf8 {
+                        file: path.to_owned(),
+                    });
+                    (String::new(), true)
+                }
+            },
+            Ok(None) => (String::new(), false),
+            Err(e) if e.io.kind() == std::io::ErrorKind::PermissionDenied => {
+                layers.errors.push(LoadError::Unreadable {
                     file: path.to_owned(),
+                    reason: e.io.to_string(),
+                });
+                (String::new(), false)
+            }
+            Err(e) => {
+                layers.errors.push(LoadError::TooLarge {
+                    file: path.to_owned(),
+                    reason: e.io.to_string(),
                 });
                 (String::new(), true)
             }
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), false),
-        Err(e) => {
-            layers.errors.push(LoadError::Unreadable {
-                file: path.to_owned(),
-                reason: e.to_string(),
-            });
-            (String::new(), false)
-        }
     };
     let base = path.parent().map(Path::to_owned).unwrap_or_default();
     let i = add_text(layers, path.to_owned(), kind, from, &text, &base, stack);

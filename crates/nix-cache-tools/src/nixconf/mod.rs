@@ -74,7 +74,9 @@ pub use effective::{
     Assignment, DEFAULT_SUBSTITUTERS, DEFAULT_TRUSTED_PUBLIC_KEYS, DEFAULT_TRUSTED_USERS, Sourced,
     default_of, effective_of,
 };
-pub use layers::{ConfFile, DEFAULT_NIX_CONF_DIR, Env, LayerKind, Layers, LoadError, load};
+pub use layers::{
+    ConfFile, DEFAULT_NIX_CONF_DIR, Env, LayerKind, Layers, LoadError, load, load_alone,
+};
 
 #[cfg(test)]
 mod tests;

@@ -144,6 +144,10 @@ pub enum SetupError {
     #[error("{0}")]
     Usage(String),
     #[error(
+        "the token in ${var} contains white space or a line break: a netrc token is one word, and anything after the space would become a netrc entry of its own; set {var} to the token alone"
+    )]
+    BadToken { var: String },
+    #[error(
         "{origin}: the private cache's token is read from ${var}, which is not set: `export {var}=...` first (the token is only written to the netrc file, never printed)"
     )]
     TokenMissing { origin: String, var: String },
@@ -165,6 +169,7 @@ impl SetupError {
             | SetupError::BadKey { .. }
             | SetupError::Usage(_)
             | SetupError::TokenMissing { .. }
+            | SetupError::BadToken { .. }
             | SetupError::NoUserFile(_) => ExitCode::Usage,
             SetupError::NotUtf8 { .. } | SetupError::Fs(_) => ExitCode::Error,
         }
@@ -603,14 +608,18 @@ fn required_by_include(layers: &Layers, target_idx: &[usize]) -> bool {
     })
 }
 
-fn read_text(path: &Path) -> Result<Option<String>, SetupError> {
-    match fsutil::read_optional(path)? {
+/// A file this tool may rewrite, read safely: a regular file of bounded size, never
+/// through a symlink (`O_NOFOLLOW`), from the descriptor that was checked; its text and
+/// identity (for the same-file check at write time). `None` when it does not exist.
+fn read_file(path: &Path) -> Result<Option<(String, fsutil::ReadFile)>, SetupError> {
+    match fsutil::read_regular(path, fsutil::MAX_TEXT_FILE, fsutil::Follow::NoSymlinks)? {
         None => Ok(None),
-        Some(b) => String::from_utf8(b)
-            .map(Some)
-            .map_err(|_| SetupError::NotUtf8 {
+        Some(f) => match String::from_utf8(f.bytes.clone()) {
+            Ok(t) => Ok(Some((t, f))),
+            Err(_) => Err(SetupError::NotUtf8 {
                 path: path.to_owned(),
             }),
+        },
     }
 }
 
@@ -743,7 +752,23 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
     // already stops it (a missing `include`, a syntax error): remembered, and reported
     // as the check with Nix failing instead of skipping the check silently.
     let mut nix_failed = None;
-    let nix = if req.ask_nix || req.check_trust {
+    // The configuration as this tool reads it, before anything runs Nix: when it already
+    // stops Nix (an include cycle, a missing include, a line Nix rejects, a FIFO), Nix is
+    // not asked at all (Nix 2.8 recurses without end on a self-including nix.conf), and
+    // what stops it is reported with its file and line instead.
+    let blocking: Vec<String> = nixconf::load(&req.env)
+        .errors
+        .iter()
+        .filter(|e| !matches!(e, nixconf::LoadError::Unreadable { .. }))
+        .map(ToString::to_string)
+        .collect();
+    if !blocking.is_empty() {
+        nix_failed = Some(format!(
+            "Nix cannot start with this configuration: {}",
+            blocking.join("; ")
+        ));
+    }
+    let nix = if (req.ask_nix || req.check_trust) && blocking.is_empty() {
         match which::which("nix") {
             Ok(_) => Nix::detect(Runner::new(), None)
                 .map_err(|e| nix_failed = Some(e.to_string()))
@@ -801,6 +826,10 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         return Ok(report);
     }
 
+    // Only a regular file (or nothing) may be edited: a device node, FIFO, socket or
+    // directory is an error naming it, before anything is written.
+    fsutil::check_regular_or_missing(&target, fsutil::Follow::NoSymlinks)?;
+
     // Tokens first: a missing one is an error before anything is touched.
     let mut tokens = Vec::new();
     if !req.remove {
@@ -810,11 +839,17 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
                     .ok()
                     .filter(|t| !t.trim().is_empty())
                     .ok_or_else(|| SetupError::TokenMissing {
-                        origin: c.url.clone(),
+                        origin: crate::redact::url(&c.url),
                         var: var.clone(),
                     })?;
+                let token = token.trim();
+                // netrc is a stream of words: white space inside the token would make
+                // the rest of it a new entry (`machine evil.example ...`).
+                if token.contains(char::is_whitespace) {
+                    return Err(SetupError::BadToken { var: var.clone() });
+                }
                 let host = url::host(&c.url).unwrap_or_default().to_owned();
-                tokens.push((host, token.trim().to_owned()));
+                tokens.push((host, token.to_owned()));
             }
         }
     }
@@ -829,7 +864,33 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
     } else {
         Some(fsutil::FileLock::acquire(&target)?)
     };
-    let layers = nixconf::load(&req.env);
+    if _lock.is_some() {
+        for stale in [target.clone(), backup_path(&target)]
+            .iter()
+            .flat_map(|p| fsutil::remove_stale_temps(p))
+        {
+            report.warnings.push(format!(
+                "removed {}, a temporary file an interrupted earlier run left behind",
+                stale.display()
+            ));
+        }
+    }
+    let real_layers = nixconf::load(&req.env);
+    let real_idx: Vec<usize> = real_layers
+        .files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| same_file(&f.path, &target))
+        .map(|(i, _)| i)
+        .collect();
+    let reads_target = !real_idx.is_empty();
+    // What the edit is judged against: every layer for the user file; for --system only
+    // the system layers (the daemon reads nothing else); for --file only that file.
+    let layers = match &req.target {
+        Target::User => real_layers.clone(),
+        Target::System => nixconf::load(&req.env.system_only()),
+        Target::File(_) => nixconf::load_alone(&target),
+    };
     let target_idx: Vec<usize> = layers
         .files
         .iter()
@@ -837,7 +898,7 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         .filter(|(_, f)| same_file(&f.path, &target))
         .map(|(i, _)| i)
         .collect();
-    if target_idx.is_empty() {
+    if !reads_target {
         report.warnings.push(format!(
             "Nix does not read {} in this environment (it is not {} nor included from it): the change has no effect until it is",
             target.display(),
@@ -847,7 +908,7 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
             }
         ));
     }
-    for e in &layers.errors {
+    for e in &real_layers.errors {
         // Nix skips unreadable top-level files silently; everything else stops it.
         if !matches!(e, nixconf::LoadError::Unreadable { .. }) {
             report
@@ -855,7 +916,11 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
                 .push(format!("configuration problem Nix will hit: {e}"));
         }
     }
-    let old_text = read_text(&target)?;
+    // Read through the descriptor of the very file checked, never through a symlink
+    // swapped in since (O_NOFOLLOW); the write later replaces only that same file.
+    let target_read = read_file(&target)?;
+    let target_expect = fsutil::Expect::after_read(target_read.as_ref().map(|(_, f)| f));
+    let old_text = target_read.as_ref().map(|(t, _)| t.clone());
     let old = old_text.clone().unwrap_or_default();
     let mut conf = NixConf::parse(&old);
     let before = simulate(&layers, &target_idx, &conf);
@@ -864,11 +929,30 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
     let keys: Vec<String> = req.caches.iter().map(|c| c.public_key.clone()).collect();
     let net_path = netrc_path(req, &before, &target, system);
     let mut netrc_new: Option<Option<String>> = None; // Some(None) = delete the file
-    let old_netrc = if tokens.is_empty() && !req.remove {
+    // The netrc is read only when it may change: for a token to write (an error then
+    // stops the run), or for entries to take out (when it cannot be read then, and no
+    // cache removed is a private one, the removal goes on and says what it left).
+    let netrc_read = if tokens.is_empty() && !req.remove {
         None
     } else {
-        read_text(&net_path)?
+        match read_file(&net_path) {
+            Ok(r) => r,
+            Err(e) if req.remove && req.caches.iter().all(|c| c.token_env.is_none()) => {
+                report.warnings.push(format!(
+                    "{e}: the netrc was left as it is; take out any entry for {} yourself",
+                    req.caches
+                        .iter()
+                        .filter_map(|c| url::host(&c.url))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                None
+            }
+            Err(e) => return Err(e),
+        }
     };
+    let netrc_expect = fsutil::Expect::after_read(netrc_read.as_ref().map(|(_, f)| f));
+    let old_netrc = netrc_read.map(|(t, _)| t);
 
     let mut by_name: Vec<String> = Vec::new();
     if req.remove {
@@ -952,14 +1036,21 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         }
     }
 
-    let after = simulate(&layers, &target_idx, &conf);
+    // What the edit leads to where Nix reads the file: for --file F that Nix reads here,
+    // every layer (a later file may still reset the list), though what to write was
+    // judged on F alone.
+    let (eff_layers, eff_idx) = match &req.target {
+        Target::File(_) if reads_target => (&real_layers, &real_idx),
+        _ => (&layers, &target_idx),
+    };
+    let after = simulate(eff_layers, eff_idx, &conf);
     let new_text = conf.render();
     report.changed = new_text != old;
     // Never delete a file a plain `include` names: Nix stops when that one is missing.
     report.deleted = req.remove
         && report.changed
         && new_text.is_empty()
-        && !required_by_include(&layers, &target_idx);
+        && !required_by_include(&real_layers, &real_idx);
     for c in &req.caches {
         let (s_before, k_before) = (
             in_effect(&before, SUBS, &c.url),
@@ -994,7 +1085,7 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         let effective_ok = if req.remove {
             s_after.is_none()
         } else {
-            target_idx.is_empty() || (s_after.is_some() && k_after.is_some())
+            eff_idx.is_empty() || (s_after.is_some() && k_after.is_some())
         };
         let overridden_by = if effective_ok {
             None
@@ -1025,7 +1116,11 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         });
     }
 
-    report.diff = diff(&target, &old, &new_text);
+    report.diff = diff(
+        &target,
+        &crate::redact::nixconf(&old),
+        &crate::redact::nixconf(&new_text),
+    );
     if let Some(n) = &netrc_new {
         let before_n = netrc::redact(old_netrc.as_deref().unwrap_or(""));
         let after_n = netrc::redact(n.as_deref().unwrap_or(""));
@@ -1051,30 +1146,47 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         if let Some(n) = &netrc_new {
             match n {
                 Some(text) if !req.remove || old_netrc.is_some() => {
-                    fsutil::write_atomic_mode(&net_path, text.as_bytes(), Some(0o600))?;
+                    fsutil::replace_file(
+                        &net_path,
+                        text.as_bytes(),
+                        &fsutil::Replace {
+                            mode: Some(0o600),
+                            owner: None,
+                            expect: netrc_expect,
+                        },
+                    )?;
                 }
-                None => {
-                    std::fs::remove_file(&net_path)
-                        .map_err(|e| FsError::new("failed to remove", &net_path, e))?;
-                }
+                None => fsutil::remove_file_checked(&net_path, netrc_expect)?,
                 _ => {}
             }
         }
         if report.changed {
-            if let Some(prev) = &old_text {
+            if let Some((prev, read)) = &target_read {
+                // The backup is the user's file as it was: same owner and mode, so a user
+                // can read the backup root made of their nix.conf.
                 let b = backup_path(&target);
-                let mode = std::fs::metadata(&target).ok().map(|m| {
-                    use std::os::unix::fs::PermissionsExt;
-                    m.permissions().mode() & 0o7777
-                });
-                fsutil::write_atomic_mode(&b, prev.as_bytes(), mode)?;
+                fsutil::replace_file(
+                    &b,
+                    prev.as_bytes(),
+                    &fsutil::Replace {
+                        mode: Some(read.mode & 0o7777),
+                        owner: Some((read.uid, read.gid)),
+                        expect: fsutil::Expect::Any,
+                    },
+                )?;
                 report.backup = Some(b);
             }
             if report.deleted {
-                std::fs::remove_file(&target)
-                    .map_err(|e| FsError::new("failed to remove", &target, e))?;
+                fsutil::remove_file_checked(&target, target_expect)?;
             } else {
-                fsutil::write_atomic(&target, new_text.as_bytes())?;
+                fsutil::replace_file(
+                    &target,
+                    new_text.as_bytes(),
+                    &fsutil::Replace {
+                        expect: target_expect,
+                        ..fsutil::Replace::default()
+                    },
+                )?;
             }
         }
     }
