@@ -279,6 +279,35 @@ mod tests {
     }
 
     #[test]
+    fn a_key_file_holding_another_secret_is_never_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("id_ed25519");
+        let ssh = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ-PLANTED\n-----END OPENSSH PRIVATE KEY-----\n";
+        std::fs::write(&f, ssh).unwrap();
+        let e = SecretKey::read(&f).unwrap_err().to_string();
+        assert!(!e.contains("PLANTED") && !e.contains("OPENSSH"), "{e}");
+        assert!(e.contains("not a Nix secret key"), "{e}");
+        for text in ["token:with:colons PLANTED", "PLANTED", "name: PLANTED"] {
+            let e = SecretKey::parse(text).unwrap_err().to_string();
+            assert!(!e.contains("PLANTED"), "{e}");
+        }
+        let e = SecretKey::read(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(e.contains("character device"), "{e}");
+        // A real key readable by others is used, with a warning.
+        let seed = [7u8; 32];
+        let sk = SigningKey::from_bytes(&seed);
+        let mut bytes = seed.to_vec();
+        bytes.extend_from_slice(sk.verifying_key().as_bytes());
+        std::fs::write(&f, format!("k-1:{}", STANDARD.encode(&bytes))).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (_, w) = SecretKey::read_with_warnings(&f).unwrap();
+        assert!(w[0].contains("0644"), "{w:?}");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(SecretKey::read_with_warnings(&f).unwrap().1.is_empty());
+    }
+
+    #[test]
     fn secret_key_errors_never_show_the_secret() {
         let err = SecretKey::parse("mykey:c2VjcmV0c2VjcmV0")
             .unwrap_err()

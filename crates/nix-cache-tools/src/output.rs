@@ -18,7 +18,7 @@ pub fn is_tty(stream: Stream) -> bool {
 }
 
 /// Colour only on a terminal and only when `NO_COLOR` is unset or empty
-/// (https://no-color.org).
+/// (<https://no-color.org>).
 pub fn color_enabled(stream: Stream) -> bool {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     !no_color && is_tty(stream) && std::env::var_os("TERM").is_none_or(|t| t != "dumb")

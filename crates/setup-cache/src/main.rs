@@ -1,5 +1,7 @@
 //! `setup-cache`: add a binary cache to the nix.conf Nix reads. All logic is in
 //! `nix_cache_tools::setup`; this parses flags, calls it, prints, and exits.
+// Doc comments on the arguments are `--help` text, not rustdoc: URLs stay bare there.
+#![allow(rustdoc::bare_urls)]
 
 use anyhow::Context;
 use clap::Parser;

@@ -865,7 +865,8 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         Some(fsutil::FileLock::acquire(&target)?)
     };
     if _lock.is_some() {
-        for stale in [target.clone(), backup_path(&target)]
+        let netrc_guess = target.with_file_name("netrc");
+        for stale in [target.clone(), backup_path(&target), netrc_guess]
             .iter()
             .flat_map(|p| fsutil::remove_stale_temps(p))
         {
