@@ -291,7 +291,9 @@ mod tests {
             let e = SecretKey::parse(text).unwrap_err().to_string();
             assert!(!e.contains("PLANTED"), "{e}");
         }
-        let e = SecretKey::read(Path::new("/dev/zero")).unwrap_err().to_string();
+        let e = SecretKey::read(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("character device"), "{e}");
         // A real key readable by others is used, with a warning.
         let seed = [7u8; 32];

@@ -5,7 +5,10 @@
 //! - `nix` subcommands need `--extra-experimental-features nix-command` everywhere.
 //! - `nix path-info --json` prints an array of objects with a `path` field (Nix 2.8–2.18,
 //!   Lix; invalid paths as `{"path":…,"valid":false}`) or an object keyed by path (2.19+;
-//!   invalid paths as `null`). [`parse_path_info`] reads both.
+//!   invalid paths as `null`). From 2.33 `--json` alone warns that it will become an
+//!   error: `--json-format 1` (the 2.19+ object) is passed there, and `--json-format 2`
+//!   (`{"info": {BASENAME: ..}, "storeDir", "version": 2}`, base-name references) is
+//!   read too. [`parse_path_info`] reads all three.
 //! - `nix show-config` (≤ 2.19) became `nix config show` (2.20+).
 //! - `nix store ping` became `nix store info` (2.19+); `--json` and `trusted` exist only on
 //!   newer versions (absent on 2.8).
@@ -104,6 +107,29 @@ pub fn parse_path_info(json: &str, store_dir: &str) -> Result<Vec<PathInfo>, Str
                 Ok(one_path_info(path, Some(item), store_dir))
             })
             .collect(),
+        // `--json-format 2` (Nix 2.33+): `{"info": {BASENAME: {...}}, "storeDir": ..,
+        // "version": 2}`, references as base names.
+        Value::Object(map) if map.get("version").is_some_and(Value::is_number) => {
+            let dir = map
+                .get("storeDir")
+                .and_then(Value::as_str)
+                .unwrap_or(store_dir);
+            let info = map
+                .get("info")
+                .and_then(Value::as_object)
+                .ok_or("`--json-format 2` output without an `info` object")?;
+            Ok(info
+                .iter()
+                .map(|(name, item)| {
+                    let path = if name.starts_with('/') {
+                        name.clone()
+                    } else {
+                        format!("{dir}/{name}")
+                    };
+                    one_path_info(&path, Some(item).filter(|i| !i.is_null()), dir)
+                })
+                .collect())
+        }
         Value::Object(map) => Ok(map
             .iter()
             .map(|(path, item)| one_path_info(path, Some(item).filter(|i| !i.is_null()), store_dir))
@@ -242,6 +268,11 @@ impl Nix {
     /// Argument vector of `nix path-info --json [-r] [-S] PATHS...`.
     pub fn path_info_cmd(&self, paths: &[String], recursive: bool, closure_size: bool) -> Cmd {
         let mut args = vec!["path-info".to_owned(), "--json".to_owned()];
+        // Nix 2.33+ warns that `--json` without `--json-format` will become an error;
+        // older versions do not know the flag. Format 1 is the object shape of 2.19+.
+        if self.version.at_least(2, 33) {
+            args.extend(["--json-format".to_owned(), "1".to_owned()]);
+        }
         if recursive {
             args.push("--recursive".to_owned());
         }
@@ -376,6 +407,38 @@ mod tests {
             b.references,
             ["/nix/store/xj5gbkqjpb65ilmdi7a23vdqmcfzgdd1-a-source"]
         );
+    }
+
+    #[test]
+    fn json_format_2_reads_the_same() {
+        // The shape of `nix path-info --json --json-format 2` (Nix 2.34): base names.
+        let v2 = r#"{"info":{"4qlx2j065zn4jpg4bs70kqq4r8kjliwh-b":{"narHash":"sha256-U8IYiG9ULgAItYGGnjRFDbwF8JT32k1DMg+WfkfgaBs=","narSize":336,"references":["xj5gbkqjpb65ilmdi7a23vdqmcfzgdd1-a-source"],"deriver":"k0xyg0cgva4byzg87l040h5j5ia4y6dc-b.drv","registrationTime":1795251548,"ultimate":true,"signatures":[],"ca":null},"xj5gbkqjpb65ilmdi7a23vdqmcfzgdd1-a-source":{"narHash":"sha256-MyEwKR7frLkJXyCTAYmhACAemt2h4EszAo04ltEu78o=","narSize":288,"references":[],"deriver":"k78g6pbsgb7874n4xdjp2csbb76a03jj-a-source.drv","ultimate":true,"signatures":[],"ca":null},"00000000000000000000000000000000-gone":null},"storeDir":"/nix/store","version":2}"#;
+        let mut a = parse_path_info(ARRAY_SHAPE, "/nix/store").unwrap();
+        let mut b = parse_path_info(v2, "/nix/store").unwrap();
+        a.sort_by(|x, y| x.path.cmp(&y.path));
+        b.sort_by(|x, y| x.path.cmp(&y.path));
+        assert_eq!(a, b);
+        let new = Nix::with_version(
+            NixVersion::parse("nix (Nix) 2.34.8").unwrap(),
+            None,
+            Runner::new(),
+        );
+        let argv = new
+            .path_info_cmd(&["/nix/store/x".into()], false, false)
+            .argv();
+        assert!(
+            argv.windows(2).any(|w| w == ["--json-format", "1"]),
+            "{argv:?}"
+        );
+        let old = Nix::with_version(
+            NixVersion::parse("nix (Nix) 2.26.3").unwrap(),
+            None,
+            Runner::new(),
+        );
+        let argv = old
+            .path_info_cmd(&["/nix/store/x".into()], false, false)
+            .argv();
+        assert!(!argv.contains(&"--json-format".to_owned()), "{argv:?}");
     }
 
     #[test]

@@ -1206,13 +1206,25 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         if let Some(n) = &nix {
             report.nix_check = Some(ask_nix(n, req));
         } else if let Some(e) = &nix_failed {
+            let at = locate_nix_error(&real_layers, e)
+                .map(|at| format!(" (the value Nix rejects is at {at})"))
+                .unwrap_or_default();
             report.nix_check = Some(NixCheck {
-                version: "nix".to_owned(),
+                version: "Nix (it did not start)".to_owned(),
                 ok: false,
                 problems: vec![format!(
-                    "could not ask Nix, so nothing is in effect until this is fixed: {e}"
+                    "could not ask Nix, so nothing is in effect until this is fixed: {e}{at}"
                 )],
             });
+        }
+    }
+    if let Some(c) = &mut report.nix_check {
+        for p in &mut c.problems {
+            if let Some(at) = locate_nix_error(&real_layers, p) {
+                if !p.contains(&at) {
+                    p.push_str(&format!(" (the value Nix rejects is at {at})"));
+                }
+            }
         }
     }
 
@@ -1230,6 +1242,20 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         ExitCode::Ok
     };
     Ok(report)
+}
+
+/// Nix names a store it cannot parse by its value, not by its line (Nix 2.34 parses
+/// every substituter while loading the configuration: `Cannot parse Nix store '"https://x"'`;
+/// 2.8 says `don't know how to open Nix store 'x'`): the `file:line` that holds it.
+fn locate_nix_error(layers: &Layers, msg: &str) -> Option<String> {
+    let line = msg.lines().find(|l| l.contains("Nix store '"))?;
+    let rest = &line[line.find("Nix store '")? + "Nix store '".len()..];
+    let value = &rest[..rest.rfind('\'')?];
+    layers
+        .assignments()
+        .iter()
+        .rfind(|a| a.values.iter().any(|v| v == value))
+        .map(|a| format!("{}:{}", a.file.display(), a.line))
 }
 
 /// Asks Nix whether each cache is (add) / is no longer (remove) in effect.

@@ -418,3 +418,31 @@ fn remove_keeps_an_emptied_file_that_a_plain_include_needs() {
         }
     }
 }
+
+#[test]
+fn a_store_nix_cannot_parse_is_located_at_its_line() {
+    let t = T::new("substituters = https://cache.nixos.org/\n");
+    let user = t.user();
+    fs::create_dir_all(user.parent().unwrap()).unwrap();
+    fs::write(
+        &user,
+        "# mine\nextra-substituters = \"https://x.cachix.org\"\n",
+    )
+    .unwrap();
+    let layers = nixconf::load(&t.env);
+    // Nix 2.34's wording, and Nix 2.8's.
+    for msg in [
+        "`nix --version` failed (exit status 1):\n  error: Cannot parse Nix store '\"https://x.cachix.org\"'",
+        "error: don't know how to open Nix store '\"https://x.cachix.org\"'",
+    ] {
+        assert_eq!(
+            super::locate_nix_error(&layers, msg),
+            Some(format!("{}:2", user.display())),
+            "{msg}"
+        );
+    }
+    assert_eq!(
+        super::locate_nix_error(&layers, "error: something else"),
+        None
+    );
+}
