@@ -21,6 +21,7 @@
 //! - [`redact`]: secrets hidden from every output (URL credentials, access tokens,
 //!   netrc passwords).
 //! - [`setup`]: setup-cache: add / remove a cache in nix.conf, safely, trust-aware.
+//! - [`nar`]: Nix archives written straight from the store, streaming, hashed.
 //! - [`narinfo`]: the `.narinfo` format, fingerprints and signature checks.
 //! - [`binarycache`]: a client for `file://` and `http(s)://` binary caches (which paths
 //!   does a cache hold, queried in parallel).
@@ -34,6 +35,7 @@ pub mod cachetoml;
 pub mod cmd;
 pub mod fsutil;
 pub mod keys;
+pub mod nar;
 pub mod narinfo;
 pub mod nix32;
 pub mod nixcli;
