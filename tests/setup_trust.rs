@@ -161,7 +161,7 @@ fn trailing_slash_is_matched_exactly_as_the_daemon_matches() {
     );
     let fix = r.json["trust"]["fix"].as_str().unwrap();
     assert!(
-        fix.contains(&format!("--url {}", server.url)),
+        fix.contains(&format!("--url {} --public-key", server.url)),
         "the fix must offer the allowed URL: {fix}"
     );
     // And the daemon really ignores it.
@@ -183,6 +183,33 @@ fn trailing_slash_is_matched_exactly_as_the_daemon_matches() {
         "the daemon asked the ignored cache: {:?}",
         server.requests()
     );
+
+    // The fix with no administrator, exactly as printed, run by the user: the daemon then
+    // substitutes.
+    let cmd = fix
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("setup-cache --remove"))
+        .unwrap_or_else(|| panic!("no user command in the fix:\n{fix}"));
+    let mut c = setup_daemon::as_user(&w.user, &w.shared.home, "sh");
+    daemon.client_env(&mut c);
+    c.arg("-c")
+        .arg(cmd.replace("setup-cache ", "\"$NCT_BIN\" "))
+        .env("NCT_BIN", &w.bin);
+    let out = output_within(c, LIMIT);
+    assert!(
+        out.status.success(),
+        "{cmd}:\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = w.realise(&daemon);
+    assert!(
+        out.status.success(),
+        "after `{cmd}` the daemon must substitute: {}",
+        stderr(&out)
+    );
+    run_ok(w.env.command("nix-store").args(["--delete", &w.top]));
 
     // The reverse works: the admin allowed `http://HOST:PORT/`, the user adds it without
     // the slash; the daemon adds the `/` and substitutes, and the tool says so (exit 0).
