@@ -192,3 +192,202 @@ impl Drop for Daemon {
         let _ = std::fs::remove_file(&self.socket);
     }
 }
+
+/// Runs `c` and returns its output, or kills it (by its own pid) and panics when it has not
+/// finished within `limit`: no test waits for a child without bound.
+pub fn output_within(mut c: Command, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    let what = format!("{c:?}");
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not run {what}: {e}"));
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out_pipe.read_to_end(&mut b);
+        b
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err_pipe.read_to_end(&mut b);
+        b
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {} s", limit.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // A grandchild that keeps the pipes open must not hang the test either.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(out_t.is_finished() && err_t.is_finished()) {
+        assert!(
+            Instant::now() < deadline,
+            "{what} exited but its output pipes stayed open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::process::Output {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    }
+}
+
+/// One request to an [`AuthCache`]: the path and whether it carried the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRequest {
+    pub method: String,
+    pub path: String,
+    /// `Authorization: Basic` with the right password (any user name).
+    pub authorized: bool,
+    /// Some `Authorization` header was sent at all.
+    pub sent_credentials: bool,
+}
+
+/// A private binary cache on 127.0.0.1: serves `root` (GET/HEAD) only to requests with
+/// HTTP basic auth whose password is `password` (what curl sends from a netrc entry
+/// `machine 127.0.0.1 password TOKEN`), answers 401 otherwise. Stopped on drop.
+pub struct AuthCache {
+    pub url: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<AuthRequest>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AuthCache {
+    pub fn serve(root: &Path, password: &str) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (root, log2, stop2, password) = (
+            root.to_owned(),
+            log.clone(),
+            stop.clone(),
+            password.to_owned(),
+        );
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (root, log, password) = (root.clone(), log2.clone(), password.clone());
+                        std::thread::spawn(move || {
+                            let _ = serve_auth(stream, &root, &password, &log);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        AuthCache { url, log, stop }
+    }
+
+    pub fn requests(&self) -> Vec<AuthRequest> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for AuthCache {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn basic_password(header: &str) -> Option<String> {
+    use base64::Engine;
+    let b64 = header.trim().strip_prefix("Basic ")?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    text.split_once(':').map(|(_, p)| p.to_owned())
+}
+
+fn serve_auth(
+    stream: std::net::TcpStream,
+    root: &Path,
+    password: &str,
+    log: &std::sync::Mutex<Vec<AuthRequest>>,
+) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let (method, target) = match (parts.next(), parts.next()) {
+            (Some(m), Some(t)) => (m.to_owned(), t.to_owned()),
+            _ => return Ok(()),
+        };
+        let (mut auth, mut close) = (None, false);
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 {
+                return Ok(());
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(':').unwrap_or((h, ""));
+            match k.trim().to_ascii_lowercase().as_str() {
+                "authorization" => auth = Some(v.trim().to_owned()),
+                "connection" => close = v.trim().eq_ignore_ascii_case("close"),
+                _ => {}
+            }
+        }
+        let path = target.split('?').next().unwrap_or("").to_owned();
+        let authorized = auth
+            .as_deref()
+            .and_then(basic_password)
+            .is_some_and(|p| p == password);
+        log.lock().unwrap().push(AuthRequest {
+            method: method.clone(),
+            path: path.clone(),
+            authorized,
+            sent_credentials: auth.is_some(),
+        });
+        let file = root.join(path.trim_start_matches('/'));
+        let (status, extra, body) = if !authorized {
+            (
+                "401 Unauthorized",
+                "WWW-Authenticate: Basic realm=\"private cache\"\r\n",
+                Vec::new(),
+            )
+        } else if path.split('/').any(|c| c == "..") || !file.is_file() {
+            ("404 Not Found", "", Vec::new())
+        } else {
+            ("200 OK", "", std::fs::read(&file)?)
+        };
+        write!(
+            out,
+            "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nContent-Type: application/octet-stream\r\n{}\r\n",
+            body.len(),
+            if close { "Connection: close\r\n" } else { "" }
+        )?;
+        if method != "HEAD" {
+            out.write_all(&body)?;
+        }
+        out.flush()?;
+        if close {
+            return Ok(());
+        }
+    }
+}

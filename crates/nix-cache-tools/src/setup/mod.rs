@@ -1196,9 +1196,15 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         report.restart = Some(restart_command(determinate).to_owned());
     }
 
+    if !req.remove {
+        report
+            .warnings
+            .extend(trust::transport_warnings(&req.caches));
+    }
     if req.check_trust && !req.remove && !system {
         let input = trust::gather(&req.env, &Runner::new(), nix.as_ref());
         let t = assess(&input, &req.caches, restart_command(false), &req.cli_args);
+        report.warnings.extend(t.warnings.iter().cloned());
         report.trust = Some(t);
     }
 

@@ -1,14 +1,19 @@
 //! Will the nix-daemon honour a user-level substituter? (Trust in multi-user installs.)
 //!
 //! The daemon keeps a client's substituters only for trusted users (`trusted-users`,
-//! `@group`, `*`), or when the URL is already in its own `substituters` /
-//! `trusted-substituters`; the keys must then be in its own `trusted-public-keys`.
-//! Root and single-user installs (a store the user can write) are always trusted.
+//! `@group`, `*`), or when the URL is in its own `substituters` / `trusted-substituters`
+//! exactly as given, or after appending a `/` (never after removing one: Nix's
+//! daemon checks the set for `url` and for `url + "/"`); the keys must then be in its own
+//! `trusted-public-keys`. `netrc-file` is a setting it takes only from trusted users, so
+//! an untrusted user's token never reaches it: a private cache needs an entry in the
+//! daemon's own netrc. Root and single-user installs (a store the user can write) are
+//! always trusted.
 
 use super::CacheSpec;
-use crate::cmd::{Cmd, Runner};
+use crate::cmd::{Cmd, Runner, shell_quote};
+use crate::fsutil::{self, Follow};
 use crate::nixconf::{self, Env, Layers};
-use crate::url;
+use crate::{redact, url};
 use std::path::{Path, PathBuf};
 
 /// How the client reaches the store.
@@ -21,6 +26,29 @@ pub enum StoreMode {
     Daemon,
 }
 
+/// What the daemon's own netrc file holds, as far as this user can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetrcState {
+    /// No file there: the daemon sends no credentials.
+    Missing,
+    /// The user may not read it (normal: root's, mode 0600), so its entries are unknown.
+    NotReadable,
+    /// Something the daemon cannot use either (a directory, a FIFO, far too big).
+    Unusable(String),
+    /// Its `machine` names (lowercase) and whether a `default` entry matches every host.
+    Read {
+        machines: Vec<String>,
+        default: bool,
+    },
+}
+
+/// The netrc the daemon reads: its `netrc-file`, by default `$NIX_CONF_DIR/netrc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonNetrc {
+    pub path: PathBuf,
+    pub state: NetrcState,
+}
+
 /// Everything the verdict depends on, gathered apart from deciding so tests can build it.
 #[derive(Debug, Clone)]
 pub struct TrustInput {
@@ -31,6 +59,8 @@ pub struct TrustInput {
     /// The system configuration the daemon reads (`$NIX_CONF_DIR/nix.conf` + includes).
     pub system: Layers,
     pub system_file: PathBuf,
+    /// The daemon's netrc (private caches).
+    pub daemon_netrc: DaemonNetrc,
     /// `nix store info --json` → `trusted` (Nix ≥ 2.15), `None` where Nix cannot tell.
     pub nix_says: Option<bool>,
 }
@@ -57,6 +87,12 @@ pub struct TrustReport {
     pub fix: Option<String>,
     /// Caches the daemon will ignore.
     pub ignored: Vec<String>,
+    /// Private caches the daemon would fetch without credentials: the user's netrc is
+    /// not used and the daemon's own netrc has no entry for the host.
+    pub missing_credentials: Vec<String>,
+    /// Caveats for the report's warnings list (not repeated in the JSON `trust` object).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 fn values(l: &Layers, name: &str) -> Vec<String> {
@@ -75,8 +111,124 @@ fn where_set(l: &Layers, name: &str, file: &Path) -> String {
     }
 }
 
+/// Whether the daemon keeps substituter `url` from an untrusted user, given its own
+/// `substituters` + `trusted-substituters`: exactly as Nix's daemon decides it (string
+/// membership of `url`, or of `url + "/"` when `url` does not end in `/`).
+pub fn daemon_allows(allowed: &[String], url: &str) -> bool {
+    allowed.iter().any(|a| a == url)
+        || (!url.ends_with('/') && allowed.iter().any(|a| *a == format!("{url}/")))
+}
+
+/// `machine` names (lowercase) of a netrc, and whether it has a `default` entry. netrc is
+/// a stream of words (an entry may span lines); `#` lines and `macdef` bodies are skipped.
+pub fn netrc_machines(text: &str) -> (Vec<String>, bool) {
+    #[derive(Clone, Copy)]
+    enum Next {
+        Host,
+        Value,
+        MacroName,
+    }
+    let (mut machines, mut default) = (Vec::new(), false);
+    let (mut next, mut in_macro) = (None, false);
+    for line in text.lines() {
+        if in_macro {
+            in_macro = !line.trim().is_empty();
+            continue;
+        }
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        for w in line.split_whitespace() {
+            match next.take() {
+                Some(Next::Host) => {
+                    machines.push(w.to_ascii_lowercase());
+                    continue;
+                }
+                Some(Next::Value) => continue,
+                Some(Next::MacroName) => {
+                    in_macro = true;
+                    break;
+                }
+                None => {}
+            }
+            match w {
+                "machine" => next = Some(Next::Host),
+                "default" => default = true,
+                "login" | "password" | "account" => next = Some(Next::Value),
+                "macdef" => next = Some(Next::MacroName),
+                _ => {}
+            }
+        }
+    }
+    (machines, default)
+}
+
+/// The daemon's netrc path and what this user can learn of it.
+pub fn daemon_netrc(system: &Layers, conf_dir: &Path) -> DaemonNetrc {
+    let path = system
+        .effective_scalar("netrc-file")
+        .map(|s| s.value)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| conf_dir.join("netrc"), PathBuf::from);
+    let state = match fsutil::read_regular(&path, fsutil::MAX_TEXT_FILE, Follow::Symlinks) {
+        Ok(None) => NetrcState::Missing,
+        Ok(Some(f)) => {
+            let (machines, default) = netrc_machines(&String::from_utf8_lossy(&f.bytes));
+            NetrcState::Read { machines, default }
+        }
+        Err(e) if e.io.kind() == std::io::ErrorKind::PermissionDenied => NetrcState::NotReadable,
+        Err(e) => NetrcState::Unusable(e.to_string()),
+    };
+    DaemonNetrc { path, state }
+}
+
+/// Warnings for caches reached over plain HTTP other than loopback (as cache-analytics
+/// flags them): the traffic, and a private cache's token, can be read on the way.
+pub fn transport_warnings(caches: &[CacheSpec]) -> Vec<String> {
+    caches
+        .iter()
+        .filter(|c| url::scheme(&c.url).as_deref() == Some("http") && !url::is_loopback(&c.url))
+        .map(|c| {
+            let u = redact::url(&c.url);
+            let https = format!("https://{}", u.split_once("://").map_or("", |(_, r)| r));
+            let token = match &c.token_env {
+                Some(var) => format!(
+                    " The token from ${var} is sent in the clear too: anyone on the way can copy it."
+                ),
+                None => String::new(),
+            };
+            format!(
+                "`{u}` is plain HTTP: anyone on the network path can see what you download (signatures still protect its integrity: Nix refuses paths not signed by a trusted key).{token} Use `{https}` if the cache serves HTTPS."
+            )
+        })
+        .collect()
+}
+
 /// The verdict for `caches`, given the facts.
 pub fn assess(
+    input: &TrustInput,
+    caches: &[CacheSpec],
+    restart: &str,
+    cache_args: &str,
+) -> TrustReport {
+    let mut r = decide(input, caches, restart, cache_args);
+    if input.store_mode == StoreMode::Daemon {
+        let s3: Vec<String> = caches
+            .iter()
+            .filter(|c| url::scheme(&c.url).as_deref() == Some("s3"))
+            .map(|c| redact::url(&c.url))
+            .collect();
+        if !s3.is_empty() {
+            r.reason.push_str(&format!(
+                "; {} is fetched by the nix-daemon, so the S3 credentials that count are the nix-daemon's (its environment, or ~/.aws of the user it runs as, normally root), not yours",
+                s3.join(", ")
+            ));
+        }
+    }
+    r
+}
+
+fn decide(
     input: &TrustInput,
     caches: &[CacheSpec],
     restart: &str,
@@ -89,6 +241,8 @@ pub fn assess(
         reason,
         fix: None,
         ignored: Vec::new(),
+        missing_credentials: Vec::new(),
+        warnings: Vec::new(),
     };
     if input.uid == 0 {
         return base(
@@ -129,14 +283,46 @@ pub fn assess(
     let sys_keys = values(&input.system, "trusted-public-keys");
     let ignored: Vec<&CacheSpec> = caches
         .iter()
-        .filter(|c| {
-            let url_ok = sys_subs
-                .iter()
-                .any(|s| url::normalize(s) == url::normalize(&c.url));
-            let key_ok = sys_keys.contains(&c.public_key);
-            !(url_ok && key_ok)
+        .filter(|c| !(daemon_allows(&sys_subs, &c.url) && sys_keys.contains(&c.public_key)))
+        .collect();
+    // The same URL up to a trailing `/` that the daemon will not match.
+    let near_miss = |c: &CacheSpec| {
+        sys_subs
+            .iter()
+            .find(|s| {
+                url::normalize(s) == url::normalize(&c.url)
+                    && !daemon_allows(&[(*s).clone()], &c.url)
+            })
+            .cloned()
+    };
+    let netrc = &input.daemon_netrc;
+    let net_path = netrc.path.display();
+    let private: Vec<(&CacheSpec, &str, String)> = caches
+        .iter()
+        .filter_map(|c| {
+            let var = c.token_env.as_deref()?;
+            Some((
+                c,
+                var,
+                url::host(&c.url).unwrap_or_default().to_ascii_lowercase(),
+            ))
         })
         .collect();
+    let covered = |host: &str| match &netrc.state {
+        NetrcState::Read { machines, default } => *default || machines.iter().any(|m| m == host),
+        NetrcState::NotReadable => true,
+        NetrcState::Missing | NetrcState::Unusable(_) => false,
+    };
+    let missing: Vec<&(&CacheSpec, &str, String)> =
+        private.iter().filter(|(_, _, h)| !covered(h)).collect();
+    let admin_cmd = |c: &CacheSpec, var: &str| {
+        format!(
+            "sudo --preserve-env={var} setup-cache --system --url {} --public-key {} --token-env {var}",
+            shell_quote(&c.url),
+            shell_quote(&c.public_key)
+        )
+    };
+
     let who = format!(
         "you (`{}`, groups: {}) are not in trusted-users = {} ({})",
         input.user,
@@ -152,40 +338,158 @@ pub fn assess(
         },
         where_set(&input.system, "trusted-users", &input.system_file),
     );
-    if ignored.is_empty() {
-        return base(
+    // Private caches the daemon's netrc serves: say that it relies on that file.
+    let mut relies = Vec::new();
+    let mut warnings = Vec::new();
+    for (c, var, host) in private.iter().filter(|(_, _, h)| covered(h)) {
+        if netrc.state == NetrcState::NotReadable {
+            relies.push(format!(
+                "the nix-daemon fetches {} with the credentials of its own netrc, {net_path} (your netrc-file is a setting it takes only from trusted users), which you may not read: it is assumed to hold an entry for {host}",
+                redact::url(&c.url)
+            ));
+            warnings.push(format!(
+                "could not check that the nix-daemon's netrc {net_path} has an entry for {host} (you may not read it), and the daemon does not use yours: if substitution from {} fails with HTTP 401 or 403, an administrator runs: {}, then {restart}",
+                redact::url(&c.url),
+                admin_cmd(c, var)
+            ));
+        } else {
+            relies.push(format!(
+                "the nix-daemon fetches {} with the entry for {host} in its own netrc, {net_path} (your netrc-file is a setting it takes only from trusted users)",
+                redact::url(&c.url)
+            ));
+        }
+    }
+    let relies = if relies.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", relies.join("; "))
+    };
+    if ignored.is_empty() && missing.is_empty() {
+        let mut r = base(
             TrustStatus::Allowed,
             format!(
-                "{who}, but the system configuration already allows these caches (trusted-substituters and trusted-public-keys)"
+                "{who}, but the system configuration already allows these caches (trusted-substituters and trusted-public-keys){relies}"
             ),
         );
+        r.warnings = warnings;
+        return r;
     }
+
     let sys = input.system_file.display();
-    let urls: Vec<&str> = ignored.iter().map(|c| c.url.as_str()).collect();
+    let urls: Vec<String> = ignored.iter().map(|c| redact::url(&c.url)).collect();
     let keys: Vec<&str> = ignored.iter().map(|c| c.public_key.as_str()).collect();
-    let cmd = format!("sudo setup-cache --system{cache_args}");
-    let fix = format!(
-        "as an administrator, do ONE of these, then restart the daemon ({restart}):\n\
-         \x20 a) allow this cache for all users: add to {sys}\n\
-         \x20      extra-trusted-substituters = {}\n\
-         \x20      extra-trusted-public-keys = {}\n\
-         \x20    (or make it everyone's default: {cmd})\n\
-         \x20 b) trust your user: add to {sys}\n\
-         \x20      extra-trusted-users = {}",
-        urls.join(" "),
-        keys.join(" "),
-        input.user,
-    );
-    let mut r = base(
-        TrustStatus::Untrusted,
-        format!(
+    let mut reasons = Vec::new();
+    if !ignored.is_empty() {
+        let mut r = format!(
             "the nix-daemon ignores substituters and keys from users it does not trust, and {who}; \
              so your nix.conf entry for {} has no effect (Nix warns \"ignoring untrusted substituter\")",
             urls.join(", ")
-        ),
+        );
+        for c in &ignored {
+            if let Some(s) = near_miss(c) {
+                r.push_str(&format!(
+                    "; the system configuration allows `{}`, not `{}`: the daemon compares URLs exactly (it only adds a missing trailing `/`, it never removes one)",
+                    redact::url(&s),
+                    redact::url(&c.url)
+                ));
+            }
+        }
+        reasons.push(r);
+    }
+    if !missing.is_empty() {
+        let state = match &netrc.state {
+            NetrcState::Missing => format!("its own netrc, {net_path}, does not exist"),
+            NetrcState::Unusable(e) => format!("its own netrc cannot be used: {e}"),
+            _ => format!(
+                "its own netrc, {net_path}, has no entry for {}",
+                missing
+                    .iter()
+                    .map(|(_, _, h)| h.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let lead = if ignored.is_empty() {
+            format!("{who}, and the ")
+        } else {
+            "also, the ".to_owned()
+        };
+        reasons.push(format!(
+            "{lead}nix-daemon, which does the downloading, takes netrc-file only from trusted users: it would fetch {} without your token, since {state}",
+            missing
+                .iter()
+                .map(|(c, _, _)| redact::url(&c.url))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+
+    let mut fix = String::new();
+    let exact: Vec<String> = ignored
+        .iter()
+        .filter(|c| sys_keys.contains(&c.public_key))
+        .filter_map(|c| {
+            near_miss(c).map(|s| {
+                format!(
+                    "setup-cache --remove --url {} && setup-cache --url {} --public-key {}",
+                    shell_quote(&c.url),
+                    shell_quote(&s),
+                    shell_quote(&c.public_key)
+                )
+            })
+        })
+        .collect();
+    if !exact.is_empty() {
+        fix.push_str(&format!(
+            "use the URL exactly as the system configuration allows it (no administrator needed):\n\x20     {}\n\
+             or, ",
+            exact.join("\n      ")
+        ));
+    }
+    fix.push_str(&format!(
+        "as an administrator, do ONE of these, then restart the daemon ({restart}):\n"
+    ));
+    if !ignored.is_empty() {
+        fix.push_str(&format!(
+            "\x20 a) allow this cache for all users: add to {sys}\n\
+             \x20      extra-trusted-substituters = {}\n\
+             \x20      extra-trusted-public-keys = {}\n",
+            urls.join(" "),
+            keys.join(" "),
+        ));
+        if missing.is_empty() {
+            fix.push_str(&format!(
+                "\x20    (or make it everyone's default: sudo setup-cache --system{cache_args})\n"
+            ));
+        } else {
+            fix.push_str(&format!(
+                "\x20    and give the daemon the token (its netrc, {net_path}; this also makes the cache everyone's default):\n"
+            ));
+        }
+    } else {
+        fix.push_str(&format!(
+            "\x20 a) give the daemon the token (its netrc, {net_path}; this also makes the cache everyone's default):\n"
+        ));
+    }
+    for (c, var, _) in &missing {
+        fix.push_str(&format!("\x20      {}\n", admin_cmd(c, var)));
+    }
+    fix.push_str(&format!(
+        "\x20 b) trust your user: add to {sys}\n\
+         \x20      extra-trusted-users = {}",
+        input.user,
+    ));
+    let mut r = base(
+        TrustStatus::Untrusted,
+        format!("{}{relies}", reasons.join("; ")),
     );
     r.fix = Some(fix);
-    r.ignored = urls.iter().map(|u| (*u).to_owned()).collect();
+    r.ignored = urls;
+    r.missing_credentials = missing
+        .iter()
+        .map(|(c, _, _)| redact::url(&c.url))
+        .collect();
+    r.warnings = warnings;
     r
 }
 
@@ -256,12 +560,14 @@ pub fn gather(env: &Env, runner: &Runner, nix: Option<&crate::nixcli::Nix>) -> T
         (StoreMode::Daemon, Some(n)) => n.store_trusted(),
         _ => None,
     };
+    let system = nixconf::load(&sys_env);
     TrustInput {
         user,
         uid,
         groups,
         store_mode,
-        system: nixconf::load(&sys_env),
+        daemon_netrc: daemon_netrc(&system, &env.conf_dir()),
+        system,
         system_file: env.system_file(),
         nix_says,
     }
@@ -286,6 +592,10 @@ mod tests {
             store_mode: StoreMode::Daemon,
             system: nixconf::load(&env),
             system_file: env.system_file(),
+            daemon_netrc: DaemonNetrc {
+                path: d.path().join("netrc"),
+                state: NetrcState::Missing,
+            },
             nix_says: None,
         };
         (d, i)
@@ -344,5 +654,236 @@ mod tests {
         let (_d, mut i) = input("trusted-users = root\n", "bob", &[]);
         i.store_mode = StoreMode::Local;
         assert_eq!(status(&i), TrustStatus::Trusted);
+    }
+
+    const KEY: &str = "c-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+
+    fn spec(url: &str, token_env: Option<&str>) -> CacheSpec {
+        CacheSpec {
+            url: url.into(),
+            public_key: KEY.into(),
+            token_env: token_env.map(str::to_owned),
+        }
+    }
+
+    /// Nix's daemon: `url` or `url + "/"` must be in the set, nothing else.
+    #[test]
+    fn substituter_urls_match_exactly_as_the_daemon_matches() {
+        let set = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(daemon_allows(&set(&["http://h:1"]), "http://h:1"));
+        assert!(daemon_allows(&set(&["http://h:1/"]), "http://h:1"));
+        assert!(!daemon_allows(&set(&["http://h:1"]), "http://h:1/"));
+        assert!(!daemon_allows(&set(&["http://h:1/"]), "http://h:1//"));
+        assert!(!daemon_allows(
+            &set(&["https://C.example"]),
+            "https://c.example"
+        ));
+        assert!(!daemon_allows(
+            &set(&["https://c.example?priority=10"]),
+            "https://c.example"
+        ));
+        assert!(!daemon_allows(&set(&[]), "https://c.example"));
+
+        for (system, user, want) in [
+            (
+                "trusted-substituters = http://h:1",
+                "http://h:1/",
+                TrustStatus::Untrusted,
+            ),
+            (
+                "trusted-substituters = http://h:1/",
+                "http://h:1",
+                TrustStatus::Allowed,
+            ),
+            (
+                "substituters = http://h:1",
+                "http://h:1/",
+                TrustStatus::Untrusted,
+            ),
+            (
+                "substituters = http://h:1/",
+                "http://h:1",
+                TrustStatus::Allowed,
+            ),
+            (
+                "extra-trusted-substituters = http://h:1",
+                "http://h:1",
+                TrustStatus::Allowed,
+            ),
+        ] {
+            let (_d, i) = input(
+                &format!("{system}\ntrusted-public-keys = {KEY}\n"),
+                "bob",
+                &[],
+            );
+            let r = assess(&i, &[spec(user, None)], RESTART, AGAIN);
+            assert_eq!(r.status, want, "{system} / {user}: {}", r.reason);
+            if want == TrustStatus::Untrusted {
+                assert!(r.reason.contains("exactly"), "{}", r.reason);
+                let fix = r.fix.unwrap();
+                assert!(
+                    fix.starts_with("use the URL exactly") && fix.contains("--url http://h:1 "),
+                    "{fix}"
+                );
+                assert_eq!(r.ignored, vec![user.to_owned()]);
+            }
+        }
+        // Nix's default substituter is `https://cache.nixos.org/`: the URL without the
+        // slash is allowed, because the daemon adds it.
+        let (_d, i) = input(
+            "trusted-public-keys = cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\n",
+            "bob",
+            &[],
+        );
+        let c = CacheSpec {
+            url: "https://cache.nixos.org".into(),
+            public_key: "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=".into(),
+            token_env: None,
+        };
+        assert_eq!(
+            assess(&i, &[c], RESTART, AGAIN).status,
+            TrustStatus::Allowed
+        );
+    }
+
+    #[test]
+    fn netrc_machines_in_every_layout() {
+        let (m, d) = netrc_machines(
+            "# comment machine hidden\nmachine A.example password x\nmachine\nb.example\nlogin u password machine\n\
+             macdef init\nmachine in-macro\n\nmachine c.example\n",
+        );
+        assert_eq!(m, ["a.example", "b.example", "c.example"]);
+        assert!(!d);
+        let (m, d) = netrc_machines("default login u password p\n");
+        assert!(m.is_empty() && d);
+    }
+
+    fn private_input(netrc: NetrcState) -> (tempfile::TempDir, TrustInput) {
+        let (d, mut i) = input(
+            &format!("trusted-substituters = https://c.example\ntrusted-public-keys = {KEY}\n"),
+            "bob",
+            &[],
+        );
+        i.daemon_netrc.state = netrc;
+        (d, i)
+    }
+
+    /// netrc-file is taken only from trusted users: the daemon's own netrc decides.
+    #[test]
+    fn private_cache_needs_the_daemons_netrc() {
+        let c = [spec("https://c.example", Some("C_TOKEN"))];
+        for state in [
+            NetrcState::Missing,
+            NetrcState::Read {
+                machines: vec!["other.example".into()],
+                default: false,
+            },
+            NetrcState::Unusable("it is a directory".into()),
+        ] {
+            let (_d, i) = private_input(state.clone());
+            let r = assess(&i, &c, RESTART, AGAIN);
+            assert_eq!(r.status, TrustStatus::Untrusted, "{state:?}");
+            assert_eq!(r.missing_credentials, ["https://c.example"]);
+            assert!(r.ignored.is_empty());
+            assert!(r.reason.contains("netrc-file"), "{}", r.reason);
+            let fix = r.fix.unwrap();
+            assert!(
+                fix.contains(
+                    "sudo --preserve-env=C_TOKEN setup-cache --system --url https://c.example --public-key c-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY= --token-env C_TOKEN"
+                ),
+                "{fix}"
+            );
+            assert!(
+                fix.contains(RESTART) && fix.contains("extra-trusted-users = bob"),
+                "{fix}"
+            );
+        }
+        // The daemon's netrc has the host (or a default entry): allowed, and it says so.
+        for state in [
+            NetrcState::Read {
+                machines: vec!["c.example".into()],
+                default: false,
+            },
+            NetrcState::Read {
+                machines: vec![],
+                default: true,
+            },
+        ] {
+            let (_d, i) = private_input(state);
+            let r = assess(&i, &c, RESTART, AGAIN);
+            assert_eq!(r.status, TrustStatus::Allowed, "{}", r.reason);
+            assert!(r.reason.contains("its own netrc"), "{}", r.reason);
+            assert!(r.warnings.is_empty());
+        }
+        // Root's netrc the user may not read: relied on, with a warning saying so.
+        let (_d, i) = private_input(NetrcState::NotReadable);
+        let r = assess(&i, &c, RESTART, AGAIN);
+        assert_eq!(r.status, TrustStatus::Allowed);
+        assert!(
+            r.warnings[0].contains("could not check"),
+            "{:?}",
+            r.warnings
+        );
+        // Not allowed AND no credentials: one fix covering both.
+        let (_d, i) = input("trusted-users = root\n", "bob", &[]);
+        let r = assess(&i, &c, RESTART, AGAIN);
+        assert_eq!(r.status, TrustStatus::Untrusted);
+        assert_eq!(r.ignored, ["https://c.example"]);
+        assert_eq!(r.missing_credentials, ["https://c.example"]);
+        let fix = r.fix.unwrap();
+        assert!(
+            fix.contains("extra-trusted-substituters = https://c.example")
+                && fix.contains("--token-env C_TOKEN")
+                && !fix.contains("sudo setup-cache --system --url"),
+            "{fix}"
+        );
+        // Trusted users and single-user installs: their own netrc is used.
+        let (_d, i) = input("trusted-users = root bob\n", "bob", &[]);
+        assert_eq!(assess(&i, &c, RESTART, AGAIN).status, TrustStatus::Trusted);
+    }
+
+    #[test]
+    fn s3_credentials_are_the_daemons() {
+        let c = [spec("s3://bucket?region=eu-west-1", None)];
+        let (_d, i) = input("trusted-users = root bob\n", "bob", &[]);
+        let r = assess(&i, &c, RESTART, AGAIN);
+        assert_eq!(r.status, TrustStatus::Trusted);
+        assert!(
+            r.reason
+                .contains("s3://bucket?region=eu-west-1 is fetched by the nix-daemon")
+                && r.reason.contains("not yours"),
+            "{}",
+            r.reason
+        );
+        let (_d, mut i) = input("", "bob", &[]);
+        i.uid = 0;
+        assert!(
+            assess(&i, &c, RESTART, AGAIN)
+                .reason
+                .contains("the nix-daemon's")
+        );
+        // Opening the store directly, the user's own process fetches: no such sentence.
+        i.store_mode = StoreMode::Local;
+        assert!(!assess(&i, &c, RESTART, AGAIN).reason.contains("S3"));
+    }
+
+    #[test]
+    fn plain_http_other_than_loopback_is_warned_about() {
+        let w = transport_warnings(&[
+            spec("http://cache.example.com", Some("T")),
+            spec("http://user:pw@cache2.example.com/x", None),
+            spec("http://127.0.0.1:8080", None),
+            spec("http://localhost/", None),
+            spec("http://[::1]:5000", None),
+            spec("https://cache.example.com", None),
+        ]);
+        assert_eq!(w.len(), 2, "{w:#?}");
+        assert!(w[0].contains("`http://cache.example.com` is plain HTTP") && w[0].contains("$T"));
+        assert!(w[0].contains("Use `https://cache.example.com`"), "{}", w[0]);
+        assert!(
+            !w[1].contains("pw") && w[1].contains("<redacted>"),
+            "{}",
+            w[1]
+        );
     }
 }

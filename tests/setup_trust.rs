@@ -1,0 +1,467 @@
+//! setup-cache's trust verdicts checked against what a real nix-daemon (Debian's nix-bin
+//! 2.8 in CI) does for an unprivileged user: the tool's exit code must match whether the
+//! daemon then really substitutes from the cache. Every child runs with a time limit.
+#![allow(clippy::unwrap_used)]
+#[path = "support/setup_daemon.rs"]
+mod setup_daemon;
+mod support;
+
+use serde_json::Value;
+use setup_daemon::{Daemon, SharedDir, User, output_within};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+use support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_setup-cache");
+/// Longest any single child (tool, `nix-store --realise`) may take.
+const LIMIT: Duration = Duration::from_secs(120);
+/// A well-formed public key nobody signs with.
+const OTHER_KEY: &str = "other.example-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+
+struct Run {
+    code: i32,
+    json: Value,
+    stdout: String,
+    stderr: String,
+}
+
+fn finish(out: Output) -> Run {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("--json output is not JSON ({e}):\n{stdout}\nstderr:\n{stderr}")
+    });
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        json,
+        stdout,
+        stderr,
+    }
+}
+
+fn warnings(r: &Run) -> Vec<String> {
+    r.json["warnings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no warnings list: {}", r.json))
+        .iter()
+        .map(|w| w.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A signed closure in a file:// cache directory whose top path is NOT in the store, an
+/// unprivileged user, and a system configuration directory for a test daemon.
+struct World {
+    env: NixEnv,
+    user: User,
+    shared: SharedDir,
+    bin: PathBuf,
+    conf_dir: PathBuf,
+    top: String,
+    key: KeyPair,
+    cache_dir: PathBuf,
+}
+
+fn world(tag: &str) -> World {
+    require_nix();
+    let user = setup_daemon::test_user();
+    let shared = SharedDir::new(&user);
+    let bin = shared.executable(Path::new(BIN));
+    let env = NixEnv::new();
+    let top = build_small_closure(&env, &unique(tag));
+    let key = generate_key(&env, &format!("{tag}-cache-1"));
+    let cache_dir = env.path().join("cache");
+    nix_copy_to_file_cache(&env, &cache_dir, &key, std::slice::from_ref(&top));
+    run_ok(env.command("nix-store").args(["--delete", &top]));
+    let conf_dir = shared.path().join("etc-nix");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    World {
+        env,
+        user,
+        shared,
+        bin,
+        conf_dir,
+        top,
+        key,
+        cache_dir,
+    }
+}
+
+impl World {
+    fn write_system(&self, text: &str) {
+        std::fs::write(self.conf_dir.join("nix.conf"), text).unwrap();
+    }
+
+    fn daemon(&self) -> Daemon {
+        Daemon::start(&self.conf_dir, &self.shared.path().join("daemon.sock"))
+    }
+
+    /// setup-cache as the unprivileged user, through `daemon`, with `--json`.
+    fn tool(&self, daemon: &Daemon, args: &[&str], vars: &[(&str, &str)]) -> Run {
+        let mut c = setup_daemon::as_user(&self.user, &self.shared.home, &self.bin);
+        daemon.client_env(&mut c);
+        c.args(args).arg("--json");
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        finish(output_within(c, LIMIT))
+    }
+
+    /// `nix-store --realise TOP` as the user, through `daemon`.
+    fn realise(&self, daemon: &Daemon) -> Output {
+        let mut c = setup_daemon::as_user(&self.user, &self.shared.home, "nix-store");
+        daemon.client_env(&mut c);
+        c.args(["--realise", &self.top]);
+        output_within(c, LIMIT)
+    }
+
+    fn user_conf(&self) -> PathBuf {
+        self.shared.home.join(".config/nix/nix.conf")
+    }
+}
+
+const BASE: &str = "sandbox = false\nsubstituters =\ntrusted-users = root\n";
+
+/// Nix's daemon keeps an untrusted user's substituter only when it is in its
+/// `substituters` / `trusted-substituters` exactly, or is so after adding a `/`; it never
+/// drops one. setup-cache must give the same answer as the daemon in both directions.
+#[test]
+fn trailing_slash_is_matched_exactly_as_the_daemon_matches() {
+    let w = world("slash");
+    let server = http::HttpCache::serve(&w.cache_dir);
+    w.write_system(&format!(
+        "{BASE}trusted-substituters = {}\ntrusted-public-keys = {}\n",
+        server.url, w.key.public
+    ));
+    let daemon = w.daemon();
+
+    // The admin allowed `http://HOST:PORT`; the user adds `http://HOST:PORT/`.
+    let slash = format!("{}/", server.url);
+    let r = w.tool(
+        &daemon,
+        &["--url", &slash, "--public-key", &w.key.public],
+        &[],
+    );
+    assert_eq!(
+        r.code, 4,
+        "the daemon ignores `{slash}` when only `{}` is allowed, so the tool must say exit 4:\n{}\n{}",
+        server.url, r.stdout, r.stderr
+    );
+    assert_eq!(
+        r.json["trust"]["status"], "untrusted",
+        "{}",
+        r.json["trust"]
+    );
+    assert_eq!(r.json["trust"]["ignored"], serde_json::json!([slash]));
+    let reason = r.json["trust"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("`{}`", server.url)) && reason.contains("exactly"),
+        "the reason must name the URL the system allows and say it must match exactly: {reason}"
+    );
+    let fix = r.json["trust"]["fix"].as_str().unwrap();
+    assert!(
+        fix.contains(&format!("--url {} --public-key", server.url)),
+        "the fix must offer the allowed URL: {fix}"
+    );
+    // And the daemon really ignores it.
+    let out = w.realise(&daemon);
+    let err = stderr(&out);
+    assert!(
+        !out.status.success(),
+        "the daemon must not substitute from `{slash}`"
+    );
+    assert!(
+        err.contains(&format!("ignoring untrusted substituter '{slash}'")),
+        "{err}"
+    );
+    assert!(
+        !server
+            .requests()
+            .iter()
+            .any(|q| q.path.ends_with(".narinfo")),
+        "the daemon asked the ignored cache: {:?}",
+        server.requests()
+    );
+
+    // The fix with no administrator, exactly as printed, run by the user: the daemon then
+    // substitutes.
+    let cmd = fix
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("setup-cache --remove"))
+        .unwrap_or_else(|| panic!("no user command in the fix:\n{fix}"));
+    let mut c = setup_daemon::as_user(&w.user, &w.shared.home, "sh");
+    daemon.client_env(&mut c);
+    c.arg("-c")
+        .arg(cmd.replace("setup-cache ", "\"$NCT_BIN\" "))
+        .env("NCT_BIN", &w.bin);
+    let out = output_within(c, LIMIT);
+    assert!(
+        out.status.success(),
+        "{cmd}:\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = w.realise(&daemon);
+    assert!(
+        out.status.success(),
+        "after `{cmd}` the daemon must substitute: {}",
+        stderr(&out)
+    );
+    run_ok(w.env.command("nix-store").args(["--delete", &w.top]));
+
+    // The reverse works: the admin allowed `http://HOST:PORT/`, the user adds it without
+    // the slash; the daemon adds the `/` and substitutes, and the tool says so (exit 0).
+    std::fs::remove_file(w.user_conf()).unwrap();
+    w.write_system(&format!(
+        "{BASE}trusted-substituters = {slash}\ntrusted-public-keys = {}\n",
+        w.key.public
+    ));
+    let daemon = daemon.restart();
+    let r = w.tool(
+        &daemon,
+        &["--url", &server.url, "--public-key", &w.key.public],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json["trust"]["status"], "allowed", "{}", r.json["trust"]);
+    let out = w.realise(&daemon);
+    assert!(
+        out.status.success(),
+        "the daemon substitutes `{}` when `{slash}` is allowed: {}",
+        server.url,
+        stderr(&out)
+    );
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|q| q.path.ends_with(".narinfo") && q.status == 200)
+    );
+
+    // s3:// through the daemon: the verdict says whose credentials count.
+    let r = w.tool(
+        &daemon,
+        &[
+            "--url",
+            "s3://nct-test-bucket?region=eu-west-1",
+            "--public-key",
+            OTHER_KEY,
+            "--dry-run",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let reason = r.json["trust"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("s3://")
+            && reason.contains("the nix-daemon's")
+            && reason.contains("not yours"),
+        "{reason}"
+    );
+}
+
+/// `netrc-file` is a setting the daemon takes only from trusted users: an untrusted user's
+/// token never reaches it, so a private cache needs the token in the daemon's own netrc.
+#[test]
+fn private_cache_for_an_untrusted_user_needs_the_daemons_netrc() {
+    let w = world("private");
+    let token = "nct-trust-token-5c1d0e";
+    let var = "NCT_TRUST_TOKEN";
+    let server = setup_daemon::AuthCache::serve(&w.cache_dir, token);
+    // The admin allowed the cache and its key for every user; only the token is missing.
+    w.write_system(&format!(
+        "{BASE}trusted-substituters = {}\ntrusted-public-keys = {}\n",
+        server.url, w.key.public
+    ));
+    let daemon = w.daemon();
+    let args = [
+        "--url",
+        &server.url,
+        "--public-key",
+        &w.key.public,
+        "--token-env",
+        var,
+    ];
+    let r = w.tool(&daemon, &args, &[(var, token)]);
+    assert!(
+        !r.stdout.contains(token) && !r.stderr.contains(token),
+        "token leaked"
+    );
+    assert_eq!(
+        r.code, 4,
+        "the daemon fetches without the user's token, so the tool must say exit 4:\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    let trust = &r.json["trust"];
+    assert_eq!(trust["status"], "untrusted", "{trust}");
+    assert_eq!(
+        trust["missing_credentials"],
+        serde_json::json!([server.url])
+    );
+    let daemon_netrc = w.conf_dir.join("netrc");
+    let reason = trust["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("netrc-file") && reason.contains(&daemon_netrc.display().to_string()),
+        "{reason}"
+    );
+    let fix = trust["fix"].as_str().unwrap();
+    let cmd = fix
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("sudo ") && l.contains("setup-cache --system"))
+        .unwrap_or_else(|| panic!("no sudo setup-cache --system command in the fix:\n{fix}"));
+    assert!(
+        cmd.contains(&format!("--preserve-env={var}"))
+            && cmd.contains(&format!("--token-env {var}")),
+        "{cmd}"
+    );
+    assert!(fix.contains("restart"), "{fix}");
+    assert!(
+        fix.contains(&format!("extra-trusted-users = {}", w.user.name)),
+        "{fix}"
+    );
+
+    // The daemon really fetches without credentials, and substitution fails.
+    let out = w.realise(&daemon);
+    assert!(
+        !out.status.success(),
+        "the daemon must not have the user's token: {}",
+        stderr(&out)
+    );
+    let reqs = server.requests();
+    assert!(!reqs.is_empty(), "the daemon never asked the cache");
+    assert!(
+        reqs.iter().all(|q| !q.authorized),
+        "the daemon sent the token: {reqs:?}"
+    );
+
+    // The fix exactly as printed, run by the administrator (root; `sudo` left out), then
+    // the daemon restart: now the daemon sends the token and substitutes.
+    let rest = cmd.split_once("setup-cache ").map(|(_, r)| r).unwrap();
+    let admin_home = w.shared.path().join("admin-home");
+    std::fs::create_dir_all(&admin_home).unwrap();
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!("exec \"$NCT_BIN\" {rest}"))
+        .env_clear()
+        .env("NCT_BIN", BIN)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("HOME", &admin_home)
+        .env("XDG_CONFIG_HOME", admin_home.join(".config"))
+        .env("XDG_CONFIG_DIRS", admin_home.join("no-xdg-dirs"))
+        .env("NIX_CONF_DIR", &w.conf_dir)
+        .env("NIX_REMOTE", "local")
+        .env(var, token)
+        .current_dir(&admin_home);
+    let out = output_within(c, LIMIT);
+    assert!(
+        out.status.success(),
+        "the printed fix failed:\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(&daemon_netrc).unwrap();
+    assert!(text.contains(&format!("password {token}")), "daemon netrc");
+    assert_eq!(
+        std::fs::metadata(&daemon_netrc)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let daemon = daemon.restart();
+    let out = w.realise(&daemon);
+    assert!(
+        out.status.success(),
+        "after the printed fix the daemon must substitute: {}",
+        stderr(&out)
+    );
+    assert!(server.requests().iter().any(|q| q.authorized));
+
+    // And the tool now relies on the daemon's netrc (which the user may not read).
+    let r = w.tool(&daemon, &args, &[(var, token)]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json["trust"]["status"], "allowed", "{}", r.json["trust"]);
+    let reason = r.json["trust"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&daemon_netrc.display().to_string()),
+        "{reason}"
+    );
+}
+
+/// Plain HTTP to anything but loopback: a warning, as cache-analytics gives.
+#[test]
+fn plain_http_that_is_not_loopback_gets_a_warning() {
+    require_nix();
+    let env = NixEnv::new();
+    let run = |extra: &[&str], url: &str| {
+        let mut c = env.command(BIN);
+        c.args([
+            "--url",
+            url,
+            "--public-key",
+            OTHER_KEY,
+            "--dry-run",
+            "--json",
+        ])
+        .args(extra)
+        .env("NCT_HTTP_TOKEN", "tok-http-1");
+        finish(output_within(c, LIMIT))
+    };
+    for (url, warned) in [
+        ("http://cache.example.com", true),
+        ("HTTP://cache.example.com:8080/sub", true),
+        ("http://127.0.0.1:5000", false),
+        ("http://localhost:8080/", false),
+        ("http://[::1]:80", false),
+        ("https://cache.example.com", false),
+    ] {
+        for target in [&[][..], &["--system"][..]] {
+            let r = run(target, url);
+            assert_eq!(r.code, 0, "{url}: {}\n{}", r.stdout, r.stderr);
+            let w: Vec<String> = warnings(&r)
+                .into_iter()
+                .filter(|w| w.contains("plain HTTP"))
+                .collect();
+            assert_eq!(!w.is_empty(), warned, "{url} {target:?}: {w:?}");
+            if warned {
+                assert!(w[0].contains(url) && w[0].contains("signature"), "{}", w[0]);
+            }
+        }
+    }
+    // With a token the warning says the token goes in the clear too; never the token.
+    let r = run(
+        &["--token-env", "NCT_HTTP_TOKEN"],
+        "http://cache.example.com",
+    );
+    let w = warnings(&r);
+    assert!(
+        w.iter()
+            .any(|w| w.contains("plain HTTP") && w.contains("token")),
+        "{w:?}"
+    );
+    assert!(!r.stdout.contains("tok-http-1"));
+    // Text output shows it as a warning line.
+    let out = output_within(
+        {
+            let mut c = env.command(BIN);
+            c.args([
+                "--url",
+                "http://cache.example.com",
+                "--public-key",
+                OTHER_KEY,
+                "--dry-run",
+            ]);
+            c
+        },
+        LIMIT,
+    );
+    assert!(
+        stdout(&out).contains("warning: `http://cache.example.com` is plain HTTP"),
+        "{}",
+        stdout(&out)
+    );
+}
