@@ -269,30 +269,52 @@ pub fn nix_copy_to_file_cache(env: &NixEnv, dir: &Path, key: &KeyPair, paths: &[
 }
 
 /// Runs a command to completion, but kills it and panics when it is still running after
-/// `secs` seconds: for runs that must not hang (FIFOs, endless bodies, cycles).
+/// `secs` seconds: for runs that must not hang (FIFOs, endless bodies, cycles). Its
+/// output is drained while it runs, so a talkative program cannot block on a full pipe.
 pub fn run_bounded(cmd: &mut Command, secs: u64) -> Output {
+    use std::io::Read;
     use std::process::Stdio;
+    let what = format!("{cmd:?}");
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
+        .unwrap_or_else(|e| panic!("could not run {what}: {e}"));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = pipe.read_to_end(&mut b);
+            b
+        })
+    };
+    let out_t = drain(Box::new(child.stdout.take().unwrap()));
+    let err_t = drain(Box::new(child.stderr.take().unwrap()));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{cmd:?} was still running after {secs} s (killed):\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let _ = child.wait();
+            panic!("{what} was still running after {secs} s (killed)");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // A grandchild that keeps the pipes open must not hang the test either.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !(out_t.is_finished() && err_t.is_finished()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} exited but its output pipes stayed open"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
     }
 }
 

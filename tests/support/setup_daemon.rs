@@ -193,55 +193,10 @@ impl Drop for Daemon {
     }
 }
 
-/// Runs `c` and returns its output, or kills it (by its own pid) and panics when it has not
-/// finished within `limit`: no test waits for a child without bound.
+/// Runs `c` and returns its output, or kills it and panics when it has not finished
+/// within `limit` ([`crate::support::run_bounded`]): no test waits for a child without bound.
 pub fn output_within(mut c: Command, limit: Duration) -> std::process::Output {
-    use std::io::Read;
-    let what = format!("{c:?}");
-    let mut child = c
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("could not run {what}: {e}"));
-    let mut out_pipe = child.stdout.take().unwrap();
-    let mut err_pipe = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out_pipe.read_to_end(&mut b);
-        b
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err_pipe.read_to_end(&mut b);
-        b
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {} s", limit.as_secs());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    // A grandchild that keeps the pipes open must not hang the test either.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !(out_t.is_finished() && err_t.is_finished()) {
-        assert!(
-            Instant::now() < deadline,
-            "{what} exited but its output pipes stayed open"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::process::Output {
-        status,
-        stdout: out_t.join().unwrap(),
-        stderr: err_t.join().unwrap(),
-    }
+    crate::support::run_bounded(&mut c, limit.as_secs().max(1))
 }
 
 /// One request to an [`AuthCache`]: the path and whether it carried the password.
