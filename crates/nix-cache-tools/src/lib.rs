@@ -21,6 +21,7 @@
 //! - [`redact`]: secrets hidden from every output (URL credentials, access tokens,
 //!   netrc passwords).
 //! - [`setup`]: setup-cache: add / remove a cache in nix.conf, safely, trust-aware.
+//! - [`compress`]: NAR compression (zstd, xz, none) as caches name it.
 //! - [`nar`]: Nix archives written straight from the store, streaming, hashed.
 //! - [`narinfo`]: the `.narinfo` format, fingerprints and signature checks.
 //! - [`binarycache`]: a client for `file://` and `http(s)://` binary caches (which paths
@@ -33,6 +34,7 @@ pub mod analytics;
 pub mod binarycache;
 pub mod cachetoml;
 pub mod cmd;
+pub mod compress;
 pub mod fsutil;
 pub mod keys;
 pub mod nar;
