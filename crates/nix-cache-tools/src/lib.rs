@@ -28,6 +28,8 @@
 //!   does a cache hold, queried in parallel).
 //! - [`store`]: the local store read fast (SQLite, `nix path-info` fallback), GC roots.
 //! - [`analytics`]: the `cache-analytics` report: model, sections, renderers.
+//! - [`upload`]: push-cache's own pipeline for `file://` and `http(s)://` caches: NARs
+//!   from the store, compressed in parallel, signed, narinfos in dependency order.
 //! - [`push`]: push-cache (closure, filter, skip what is cached, upload, report).
 
 pub mod analytics;
@@ -48,4 +50,5 @@ pub mod redact;
 pub mod setup;
 pub mod store;
 pub mod storepath;
+pub mod upload;
 pub mod url;

@@ -1,0 +1,406 @@
+//! push-cache's own upload pipeline for `file://` and `http(s)://` binary caches: NARs
+//! written straight from the store's files, compressed in parallel, signed, uploaded,
+//! and a narinfo written for each path only once its references' narinfos are there.
+//!
+//! For each path, on one of `jobs` workers (largest NARs first, so one giant path does
+//! not finish last):
+//! 1. The NAR is serialized from `<store root>/<base name>` ([`crate::nar::dump`]),
+//!    hashed and counted on the way, compressed ([`crate::compress`]), hashed again
+//!    (the `FileHash`), and spooled: in memory up to [`MEMORY_SPOOL`] bytes, else to a
+//!    temporary file (for `file://` caches straight into the cache's `nar/` directory),
+//!    so memory stays bounded whatever the NAR's size.
+//! 2. The NAR hash and size are compared with what the store database registered: a
+//!    store path whose files changed since is refused with its name, never uploaded.
+//! 3. The NAR goes to `nar/<nix32 filehash><ext>` ([`Sink::put`]: an atomic rename for
+//!    `file://`, an HTTP PUT with `Content-Length` over a keep-alive pool for http,
+//!    retried with backoff on 5xx, 429 and connection errors).
+//!
+//! A coordinator writes `<hashpart>.narinfo` exactly as Nix does ([`narinfo_for`]) for a
+//! path whose NAR is up and whose references all have their narinfo in the cache (or
+//! had it before), so an interrupted push never leaves a path without its references.
+//! A path whose reference failed is not attempted. Everything stops at the deadline.
+
+mod sink;
+
+pub use sink::{FileSink, HttpSink, Sink, SinkError};
+
+use crate::compress::Settings;
+use crate::keys::SecretKey;
+use crate::narinfo::NarInfo;
+use crate::nixcli::PathInfo;
+use crate::storepath;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A compressed NAR up to this size is kept in memory between compressing and
+/// uploading; bigger ones go to a temporary file.
+pub const MEMORY_SPOOL: usize = 4 * 1024 * 1024;
+
+/// How the pipeline runs.
+#[derive(Debug)]
+pub struct Options {
+    pub compression: Settings,
+    /// Parallel workers (at least 1).
+    pub jobs: usize,
+    pub secret_key: Option<SecretKey>,
+    /// Where the store's files really are (`/nix/store`, or `DIR/nix/store` for a
+    /// chroot store), and the logical store directory their paths are named in.
+    pub real_store_dir: PathBuf,
+    pub store_dir: String,
+    /// Nothing is started after this, and it bounds every request.
+    pub deadline: Instant,
+    /// Extra attempts after a transient failure (5xx, 429, connection errors).
+    pub retries: u32,
+}
+
+/// What happened to one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Pushed {
+        /// Bytes of the compressed NAR.
+        file_size: u64,
+    },
+    Failed(String),
+}
+
+/// The result of [`upload`], per path in the order given.
+#[derive(Debug, Clone, Default)]
+pub struct Results {
+    pub outcomes: Vec<(String, Outcome)>,
+    /// Whether `nix-cache-info` was written because the cache had none.
+    pub wrote_cache_info: bool,
+}
+
+/// Progress events, for a bar on a terminal or plain lines.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    Started {
+        path: &'a str,
+        nar_size: u64,
+    },
+    Done {
+        path: &'a str,
+        nar_size: u64,
+        file_size: u64,
+    },
+    Failed {
+        path: &'a str,
+        reason: &'a str,
+    },
+}
+
+/// One path's NAR, compressed and on its way.
+struct Packed {
+    nar_hash: String,
+    nar_size: u64,
+    file_hash: String,
+    file_size: u64,
+}
+
+fn expected_nar_hash(info: &PathInfo) -> Option<String> {
+    info.nar_hash
+        .as_deref()
+        .and_then(crate::narinfo::nar_hash_nix32)
+}
+
+/// Writes the NAR of `info.path`, compressed, to the sink's `nar/` and returns its
+/// hashes; refuses a path whose files no longer match the registered hash.
+fn pack_and_put(info: &PathInfo, sink: &dyn Sink, opts: &Options) -> Result<Packed, String> {
+    let base = storepath::base_name(&info.path);
+    let src = opts.real_store_dir.join(base);
+    let threads = if info.nar_size > 32 * 1024 * 1024 {
+        std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+    } else {
+        1
+    };
+    let settings = opts.compression.with_threads(threads);
+    let mut spool = sink.spool(info.nar_size).map_err(|e| e.to_string())?;
+    let (nar_digest, nar_size, file_digest, file_size) = {
+        let file_hasher = crate::nar::HashingWriter::new(&mut spool);
+        let encoder =
+            crate::compress::Encoder::new(file_hasher, settings).map_err(|e| e.to_string())?;
+        let mut nar_hasher = crate::nar::HashingWriter::new(encoder);
+        crate::nar::dump(&src, &mut nar_hasher)
+            .map_err(|e| format!("cannot read {}: {e}", src.display()))?;
+        nar_hasher.flush().map_err(|e| e.to_string())?;
+        let (encoder, nar_size, nar_digest) = nar_hasher.finish();
+        let file_hasher = encoder.finish().map_err(|e| e.to_string())?;
+        let (_, file_size, file_digest) = file_hasher.finish();
+        (nar_digest, nar_size, file_digest, file_size)
+    };
+    let nar_hash = crate::nar::sha256_nix32(&nar_digest);
+    if let Some(want) = expected_nar_hash(info) {
+        if want != nar_hash || info.nar_size != nar_size {
+            return Err(format!(
+                "the store path is corrupted: its files hash to {nar_hash} ({nar_size} bytes) but the store database registered {want} ({} bytes); nothing was uploaded. Repair it with `nix-store --verify --check-contents --repair`, or rebuild it",
+                info.nar_size
+            ));
+        }
+    }
+    let file_hash = crate::nar::sha256_nix32(&file_digest);
+    let rel = format!(
+        "nar/{}{}",
+        file_hash.trim_start_matches("sha256:"),
+        opts.compression.method.extension()
+    );
+    sink.put_spooled(spool, &rel, "application/x-nix-nar", opts.deadline)
+        .map_err(|e| e.to_string())?;
+    Ok(Packed {
+        nar_hash,
+        nar_size,
+        file_hash,
+        file_size,
+    })
+}
+
+/// The narinfo Nix writes for `info` uploaded as `packed`: the registered signatures
+/// kept, and ours added when there is a key.
+pub fn narinfo_for(
+    info: &PathInfo,
+    nar_hash: &str,
+    nar_size: u64,
+    file_hash: &str,
+    file_size: u64,
+    opts: &Options,
+) -> NarInfo {
+    let mut refs: Vec<String> = info
+        .references
+        .iter()
+        .map(|r| storepath::base_name(r).to_owned())
+        .collect();
+    refs.sort();
+    refs.dedup();
+    let mut n = NarInfo {
+        store_path: info.path.clone(),
+        url: format!(
+            "nar/{}{}",
+            file_hash.trim_start_matches("sha256:"),
+            opts.compression.method.extension()
+        ),
+        compression: opts.compression.method.narinfo_name().to_owned(),
+        file_hash: Some(file_hash.to_owned()),
+        file_size: Some(file_size),
+        nar_hash: nar_hash.to_owned(),
+        nar_size,
+        references: refs,
+        deriver: info
+            .deriver
+            .as_deref()
+            .map(|d| storepath::base_name(d).to_owned()),
+        sigs: info.signatures.clone(),
+        ca: info.ca.clone(),
+        extra: Vec::new(),
+    };
+    if let Some(k) = &opts.secret_key {
+        if let Ok(fp) = n.fingerprint() {
+            let sig = k.sign(&fp);
+            if !n.sigs.contains(&sig) {
+                n.sigs.push(sig);
+            }
+        }
+    }
+    n
+}
+
+/// Uploads `paths` (every one described in `infos`) to `sink`. `present` are paths the
+/// cache already holds (their narinfos count as written). `on_event` sees progress.
+pub fn upload(
+    paths: &[String],
+    infos: &BTreeMap<String, PathInfo>,
+    present: &BTreeSet<String>,
+    sink: &dyn Sink,
+    opts: &Options,
+    on_event: &(dyn Fn(Event<'_>) + Sync),
+) -> Results {
+    let mut results = Results::default();
+    match sink.ensure_cache_info(&opts.store_dir, opts.deadline) {
+        Ok(wrote) => results.wrote_cache_info = wrote,
+        Err(e) => {
+            let why = format!("could not write nix-cache-info: {e}");
+            for p in paths {
+                on_event(Event::Failed {
+                    path: p,
+                    reason: &why,
+                });
+                results
+                    .outcomes
+                    .push((p.clone(), Outcome::Failed(why.clone())));
+            }
+            return results;
+        }
+    }
+    // Largest first; the queue is shared by the workers.
+    let mut order: Vec<&String> = paths.iter().collect();
+    order.sort_by_key(|p| std::cmp::Reverse(infos.get(*p).map_or(0, |i| i.nar_size)));
+    let queue = Mutex::new(order.into_iter());
+    let wanted: BTreeSet<&str> = paths.iter().map(String::as_str).collect();
+    let (tx, rx) = mpsc::channel::<(String, Result<Packed, String>)>();
+    let mut outcome: BTreeMap<String, Outcome> = BTreeMap::new();
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.max(1).min(paths.len().max(1)) {
+            let tx = tx.clone();
+            let queue = &queue;
+            s.spawn(move || {
+                loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.next());
+                    let Some(p) = next else { break };
+                    let Some(info) = infos.get(p) else {
+                        let _ = tx.send((p.clone(), Err("no path info".to_owned())));
+                        continue;
+                    };
+                    if Instant::now() >= opts.deadline {
+                        let _ = tx.send((
+                            p.clone(),
+                            Err("not attempted: the push ran out of time (--timeout)".to_owned()),
+                        ));
+                        continue;
+                    }
+                    on_event(Event::Started {
+                        path: p,
+                        nar_size: info.nar_size,
+                    });
+                    let r = pack_and_put(info, sink, opts);
+                    let _ = tx.send((p.clone(), r));
+                }
+            });
+        }
+        drop(tx);
+        // The coordinator: narinfos in dependency order, as NARs complete.
+        let mut done: BTreeMap<String, Packed> = BTreeMap::new();
+        let mut have: BTreeSet<String> = present.iter().cloned().collect();
+        let mut failed: BTreeMap<String, String> = BTreeMap::new();
+        let refs_of = |p: &str| -> Vec<String> {
+            infos
+                .get(p)
+                .map(|i| {
+                    i.references
+                        .iter()
+                        .filter(|r| r.as_str() != p)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let settle = |done: &mut BTreeMap<String, Packed>,
+                      have: &mut BTreeSet<String>,
+                      failed: &mut BTreeMap<String, String>,
+                      outcome: &mut BTreeMap<String, Outcome>| {
+            loop {
+                let mut progressed = false;
+                let ready: Vec<String> = done
+                    .keys()
+                    .filter(|p| refs_of(p).iter().all(|r| have.contains(r)))
+                    .cloned()
+                    .collect();
+                for p in ready {
+                    let Some(pk) = done.remove(&p) else { continue };
+                    let Some(info) = infos.get(&p) else { continue };
+                    let n = narinfo_for(
+                        info,
+                        &pk.nar_hash,
+                        pk.nar_size,
+                        &pk.file_hash,
+                        pk.file_size,
+                        opts,
+                    );
+                    let r = sink.put_bytes(
+                        &n.file_name(),
+                        n.render().as_bytes(),
+                        "text/x-nix-narinfo",
+                        opts.deadline,
+                    );
+                    match r {
+                        Ok(()) => {
+                            on_event(Event::Done {
+                                path: &p,
+                                nar_size: pk.nar_size,
+                                file_size: pk.file_size,
+                            });
+                            outcome.insert(
+                                p.clone(),
+                                Outcome::Pushed {
+                                    file_size: pk.file_size,
+                                },
+                            );
+                            have.insert(p);
+                        }
+                        Err(e) => {
+                            failed.insert(p, format!("could not write its narinfo: {e}"));
+                        }
+                    }
+                    progressed = true;
+                }
+                // A path waiting for a reference that failed (or is not coming) fails.
+                let blocked: Vec<(String, String)> = done
+                    .keys()
+                    .filter_map(|p| {
+                        refs_of(p)
+                            .into_iter()
+                            .find(|r| {
+                                failed.contains_key(r)
+                                    || (!have.contains(r) && !wanted.contains(r.as_str()))
+                            })
+                            .map(|r| (p.clone(), r))
+                    })
+                    .collect();
+                for (p, r) in blocked {
+                    done.remove(&p);
+                    failed.insert(
+                        p,
+                        format!("its NAR was uploaded but not its narinfo: its reference {r} is not in the cache"),
+                    );
+                    progressed = true;
+                }
+                if !progressed {
+                    break;
+                }
+            }
+        };
+        for (p, r) in rx {
+            match r {
+                Ok(pk) => {
+                    done.insert(p, pk);
+                }
+                Err(e) => {
+                    failed.insert(p, e);
+                }
+            }
+            settle(&mut done, &mut have, &mut failed, &mut outcome);
+        }
+        settle(&mut done, &mut have, &mut failed, &mut outcome);
+        for (p, _) in std::mem::take(&mut done) {
+            failed.insert(
+                p,
+                "its NAR was uploaded but not its narinfo: a reference never made it".to_owned(),
+            );
+        }
+        for (p, why) in failed {
+            on_event(Event::Failed {
+                path: &p,
+                reason: &why,
+            });
+            outcome.insert(p, Outcome::Failed(why));
+        }
+    });
+    for p in paths {
+        let o = outcome
+            .remove(p)
+            .unwrap_or_else(|| Outcome::Failed("not attempted".to_owned()));
+        results.outcomes.push((p.clone(), o));
+    }
+    results
+}
+
+/// A deadline `limit` from now.
+pub fn deadline_in(limit: Duration) -> Instant {
+    Instant::now() + limit
+}
+
+/// The real directory of the store's files for a store root (`/` or a chroot `DIR`).
+pub fn real_store_dir(root: &Path, store_dir: &str) -> PathBuf {
+    root.join(store_dir.trim_start_matches('/'))
+}

@@ -1,0 +1,388 @@
+//! Where the pipeline's files go: a `file://` directory or an HTTP cache (PUT), behind
+//! one trait, with the spool that holds a compressed NAR between compressing and
+//! uploading (memory for small NARs, a temporary file for big ones).
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{url}: HTTP {status}{}", .body.as_deref().map(|b| format!(": {b}")).unwrap_or_default())]
+    Status {
+        url: String,
+        status: u16,
+        /// The first line of the server's answer.
+        body: Option<String>,
+    },
+    #[error("{url}: {reason}")]
+    Transport { url: String, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0}: the push ran out of time (--timeout)")]
+    Deadline(String),
+}
+
+impl SinkError {
+    fn transient(&self) -> bool {
+        match self {
+            SinkError::Status { status, .. } => *status >= 500 || *status == 429,
+            SinkError::Transport { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// A compressed NAR on its way: in memory until it outgrows
+/// [`super::MEMORY_SPOOL`], then in a temporary file.
+#[derive(Debug)]
+pub struct Spool {
+    mem: Vec<u8>,
+    file: Option<tempfile::NamedTempFile>,
+    dir: PathBuf,
+    len: u64,
+}
+
+impl Spool {
+    fn new(dir: PathBuf, size_hint: u64) -> io::Result<Self> {
+        let mut s = Spool {
+            mem: Vec::new(),
+            file: None,
+            dir,
+            len: 0,
+        };
+        if size_hint as usize > super::MEMORY_SPOOL {
+            s.spill()?;
+        }
+        Ok(s)
+    }
+
+    fn spill(&mut self) -> io::Result<()> {
+        let mut f = tempfile::Builder::new()
+            .prefix(".push-cache-")
+            .suffix(".tmp")
+            .tempfile_in(&self.dir)?;
+        f.write_all(&self.mem)?;
+        self.mem = Vec::new();
+        self.file = Some(f);
+        Ok(())
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Write for Spool {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.file.is_none() && self.mem.len() + buf.len() > super::MEMORY_SPOOL {
+            self.spill()?;
+        }
+        let n = match &mut self.file {
+            Some(f) => f.write(buf)?,
+            None => {
+                self.mem.extend_from_slice(buf);
+                buf.len()
+            }
+        };
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.file {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A binary cache the pipeline writes to.
+pub trait Sink: Sync {
+    /// The cache's URL, for messages.
+    fn url(&self) -> &str;
+    /// A spool for a NAR of about `size_hint` bytes.
+    fn spool(&self, size_hint: u64) -> Result<Spool, SinkError>;
+    /// Stores the spooled bytes as `rel` (relative to the cache root).
+    fn put_spooled(
+        &self,
+        spool: Spool,
+        rel: &str,
+        content_type: &str,
+        deadline: Instant,
+    ) -> Result<(), SinkError>;
+    /// Stores `bytes` as `rel`.
+    fn put_bytes(
+        &self,
+        rel: &str,
+        bytes: &[u8],
+        content_type: &str,
+        deadline: Instant,
+    ) -> Result<(), SinkError>;
+    /// Writes `nix-cache-info` when the cache has none; whether it did.
+    fn ensure_cache_info(&self, store_dir: &str, deadline: Instant) -> Result<bool, SinkError>;
+}
+
+fn cache_info_text(store_dir: &str) -> String {
+    // What Nix writes when it creates a binary cache.
+    format!("StoreDir: {store_dir}\n")
+}
+
+/// A `file://` cache: files appear by rename, so a reader never sees half a file.
+#[derive(Debug)]
+pub struct FileSink {
+    url: String,
+    dir: PathBuf,
+}
+
+impl FileSink {
+    pub fn new(url: &str, dir: &Path) -> Result<Self, SinkError> {
+        let io = |source| SinkError::Io {
+            path: dir.join("nar").display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(dir.join("nar")).map_err(io)?;
+        Ok(FileSink {
+            url: url.to_owned(),
+            dir: dir.to_owned(),
+        })
+    }
+
+    fn io(&self, rel: &str, source: io::Error) -> SinkError {
+        SinkError::Io {
+            path: self.dir.join(rel).display().to_string(),
+            source,
+        }
+    }
+
+    fn write_new(&self, rel: &str, bytes: &[u8]) -> Result<(), SinkError> {
+        let target = self.dir.join(rel);
+        let parent = target.parent().unwrap_or(&self.dir);
+        let mut f = tempfile::Builder::new()
+            .prefix(".push-cache-")
+            .suffix(".tmp")
+            .tempfile_in(parent)
+            .map_err(|e| self.io(rel, e))?;
+        f.write_all(bytes).map_err(|e| self.io(rel, e))?;
+        set_readable(f.as_file()).map_err(|e| self.io(rel, e))?;
+        f.persist(&target).map_err(|e| self.io(rel, e.error))?;
+        Ok(())
+    }
+}
+
+/// Cache files are for everyone to read (a tempfile starts as 0600).
+fn set_readable(f: &std::fs::File) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))
+}
+
+impl Sink for FileSink {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn spool(&self, size_hint: u64) -> Result<Spool, SinkError> {
+        Spool::new(self.dir.join("nar"), size_hint).map_err(|e| self.io("nar", e))
+    }
+
+    fn put_spooled(
+        &self,
+        spool: Spool,
+        rel: &str,
+        _content_type: &str,
+        _deadline: Instant,
+    ) -> Result<(), SinkError> {
+        match spool.file {
+            Some(f) => {
+                set_readable(f.as_file()).map_err(|e| self.io(rel, e))?;
+                f.persist(self.dir.join(rel))
+                    .map_err(|e| self.io(rel, e.error))?;
+                Ok(())
+            }
+            None => self.write_new(rel, &spool.mem),
+        }
+    }
+
+    fn put_bytes(
+        &self,
+        rel: &str,
+        bytes: &[u8],
+        _content_type: &str,
+        _deadline: Instant,
+    ) -> Result<(), SinkError> {
+        self.write_new(rel, bytes)
+    }
+
+    fn ensure_cache_info(&self, store_dir: &str, _deadline: Instant) -> Result<bool, SinkError> {
+        if self.dir.join("nix-cache-info").exists() {
+            return Ok(false);
+        }
+        self.write_new("nix-cache-info", cache_info_text(store_dir).as_bytes())?;
+        Ok(true)
+    }
+}
+
+/// An HTTP(S) cache that takes uploads by PUT (nginx WebDAV, most self-hosted caches).
+#[derive(Debug)]
+pub struct HttpSink {
+    url: String,
+    agent: ureq::Agent,
+    retries: u32,
+    has_cache_info: bool,
+}
+
+impl HttpSink {
+    /// `has_cache_info`: whether the cache already has one (the caller asked).
+    pub fn new(url: &str, jobs: usize, retries: u32, has_cache_info: bool) -> Self {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(10))
+            .timeout_read(Duration::from_secs(60))
+            .timeout_write(Duration::from_secs(60))
+            .max_idle_connections_per_host(jobs.max(1) * 2)
+            .user_agent(concat!("push-cache/", env!("CARGO_PKG_VERSION")))
+            .build();
+        HttpSink {
+            url: url.trim_end_matches('/').to_owned(),
+            agent,
+            retries,
+            has_cache_info,
+        }
+    }
+
+    fn put<'b>(
+        &self,
+        rel: &str,
+        content_type: &str,
+        len: u64,
+        body: &mut dyn FnMut() -> io::Result<Box<dyn Read + 'b>>,
+        deadline: Instant,
+    ) -> Result<(), SinkError> {
+        let url = format!("{}/{rel}", self.url);
+        let mut attempt = 0;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(SinkError::Deadline(crate::redact::url(&url)));
+            }
+            let reader = body().map_err(|e| SinkError::Io {
+                path: url.clone(),
+                source: e,
+            })?;
+            let r = self
+                .agent
+                .put(&url)
+                .timeout(left)
+                .set("Content-Type", content_type)
+                .set("Content-Length", &len.to_string())
+                .send(reader);
+            let err = match r {
+                Ok(_) => return Ok(()),
+                Err(ureq::Error::Status(status, resp)) => {
+                    let mut first = String::new();
+                    let _ = resp.into_reader().take(1024).read_to_string(&mut first);
+                    let line = first.lines().find(|l| !l.trim().is_empty()).map(|l| {
+                        let l = l.trim();
+                        l.chars().take(200).collect::<String>()
+                    });
+                    SinkError::Status {
+                        url: crate::redact::url(&url),
+                        status,
+                        body: line,
+                    }
+                }
+                Err(ureq::Error::Transport(t)) => SinkError::Transport {
+                    url: crate::redact::url(&url),
+                    reason: t.to_string(),
+                },
+            };
+            if !err.transient() || attempt >= self.retries {
+                return Err(err);
+            }
+            attempt += 1;
+            let pause = Duration::from_millis(250 << attempt.min(4));
+            if Instant::now() + pause >= deadline {
+                return Err(err);
+            }
+            std::thread::sleep(pause);
+        }
+    }
+}
+
+impl Sink for HttpSink {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn spool(&self, size_hint: u64) -> Result<Spool, SinkError> {
+        Spool::new(std::env::temp_dir(), size_hint).map_err(|e| SinkError::Io {
+            path: std::env::temp_dir().display().to_string(),
+            source: e,
+        })
+    }
+
+    fn put_spooled(
+        &self,
+        spool: Spool,
+        rel: &str,
+        content_type: &str,
+        deadline: Instant,
+    ) -> Result<(), SinkError> {
+        let len = spool.len;
+        match &spool.file {
+            Some(f) => {
+                let path = f.path().to_owned();
+                self.put(
+                    rel,
+                    content_type,
+                    len,
+                    &mut || Ok(Box::new(std::fs::File::open(&path)?)),
+                    deadline,
+                )
+            }
+            None => self.put(
+                rel,
+                content_type,
+                len,
+                &mut || Ok(Box::new(&spool.mem[..])),
+                deadline,
+            ),
+        }
+    }
+
+    fn put_bytes(
+        &self,
+        rel: &str,
+        bytes: &[u8],
+        content_type: &str,
+        deadline: Instant,
+    ) -> Result<(), SinkError> {
+        self.put(
+            rel,
+            content_type,
+            bytes.len() as u64,
+            &mut || Ok(Box::new(bytes)),
+            deadline,
+        )
+    }
+
+    fn ensure_cache_info(&self, store_dir: &str, deadline: Instant) -> Result<bool, SinkError> {
+        if self.has_cache_info {
+            return Ok(false);
+        }
+        self.put_bytes(
+            "nix-cache-info",
+            cache_info_text(store_dir).as_bytes(),
+            "text/x-nix-cache-info",
+            deadline,
+        )?;
+        Ok(true)
+    }
+}

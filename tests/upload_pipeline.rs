@@ -1,0 +1,217 @@
+//! The native upload pipeline (`nix_cache_tools::upload`) against real Nix: what it
+//! writes to `file://` and HTTP caches must be substituted by Nix into a fresh chroot
+//! store with the cache's key, for every compression, and pass `nix store verify`; a
+//! store path whose files changed after registration is refused by name.
+#![allow(clippy::unwrap_used)]
+mod support;
+
+use nix_cache_tools::compress::{Method, Settings};
+use nix_cache_tools::keys::SecretKey;
+use nix_cache_tools::nixcli::{PathInfo, parse_path_info};
+use nix_cache_tools::upload::{self, FileSink, HttpSink, Outcome, Sink};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use support::*;
+
+struct Fixture {
+    env: NixEnv,
+    top: String,
+    infos: BTreeMap<String, PathInfo>,
+    /// Dependency order (references first).
+    order: Vec<String>,
+    key: KeyPair,
+}
+
+fn fixture(tag: &str) -> Fixture {
+    require_nix();
+    let env = NixEnv::new();
+    // A closure with a bigger file (compresses like text), an executable and a symlink.
+    let expr = format!(
+        r#"let
+  leaf = mk "leaf-{tag}" "mkdir -p $out/bin $out/share; i=0; while [ $i -lt 3000 ]; do echo line $i of {tag} >> $out/share/big; i=$((i+1)); done; printf '#!/bin/sh\necho hi\n' > $out/bin/hi; chmod +x $out/bin/hi; ln -s ../share/big $out/bin/link";
+  mid = mk "mid-{tag}" "mkdir $out; echo ${{leaf}} > $out/ref";
+in mk "top-{tag}" "echo ${{mid}} > $out""#
+    );
+    let top = build(&env, &expr).remove(0);
+    let out = run_ok(env.nix(&["path-info", "--json", "-r", &top]));
+    let infos: BTreeMap<String, PathInfo> = parse_path_info(&stdout(&out), "/nix/store")
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.path.clone(), i))
+        .collect();
+    // `nix-store -qR` lists references first.
+    let order = closure(&env, std::slice::from_ref(&top));
+    let key = generate_key(&env, &format!("{tag}.example-1"));
+    Fixture {
+        env,
+        top,
+        infos,
+        order,
+        key,
+    }
+}
+
+fn options(f: &Fixture, method: Method) -> upload::Options {
+    upload::Options {
+        compression: Settings::new(method, None).unwrap(),
+        jobs: 3,
+        secret_key: Some(SecretKey::read(&f.key.secret_file).unwrap()),
+        real_store_dir: "/nix/store".into(),
+        store_dir: "/nix/store".into(),
+        deadline: upload::deadline_in(Duration::from_secs(120)),
+        retries: 2,
+    }
+}
+
+fn push(f: &Fixture, sink: &dyn Sink, opts: &upload::Options) -> upload::Results {
+    upload::upload(&f.order, &f.infos, &BTreeSet::new(), sink, opts, &|_| {})
+}
+
+/// Nix substitutes the closure from `url` into a fresh chroot store trusting only `key`.
+fn substitute(f: &Fixture, url: &str, what: &str) {
+    let chroot = f.env.path().join(format!("chroot-{what}"));
+    let store = chroot.display().to_string();
+    run_ok(f.env.nix(&[
+        "copy",
+        "--from",
+        url,
+        "--to",
+        &store,
+        "--option",
+        "trusted-public-keys",
+        &f.key.public,
+        &f.top,
+    ]));
+    let out = run_ok(f.env.nix(&["path-info", "--store", &store, "-r", &f.top]));
+    let mut got: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    let mut want = f.order.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "{what}");
+    // The executable and the symlink came through as such.
+    let leaf = f.order.iter().find(|p| p.contains("-leaf-")).unwrap();
+    let real = chroot.join(leaf.trim_start_matches('/'));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(real.join("bin/hi"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert!(mode & 0o100 != 0, "{what}: not executable");
+    assert!(
+        std::fs::symlink_metadata(real.join("bin/link"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    // And the cache's copies verify with the key.
+    run_ok(f.env.nix(&[
+        "store",
+        "verify",
+        "--store",
+        url,
+        "--option",
+        "trusted-public-keys",
+        &f.key.public,
+        "-r",
+        &f.top,
+    ]));
+}
+
+#[test]
+fn file_cache_every_compression_is_substituted_by_nix() {
+    let f = fixture("upfile");
+    for method in [Method::Zstd, Method::Xz, Method::None] {
+        let dir = f.env.path().join(format!("cache-{method}"));
+        let url = format!("file://{}", dir.display());
+        let sink = FileSink::new(&url, &dir).unwrap();
+        let r = push(&f, &sink, &options(&f, method));
+        assert!(r.wrote_cache_info);
+        for (p, o) in &r.outcomes {
+            assert!(matches!(o, Outcome::Pushed { .. }), "{method}: {p}: {o:?}");
+        }
+        // Narinfos name the compression and the NAR file Nix will fetch.
+        let hash = nix_cache_tools::storepath::hash_part(&f.top).unwrap();
+        let ni = std::fs::read_to_string(dir.join(format!("{hash}.narinfo"))).unwrap();
+        assert!(ni.contains(&format!("Compression: {method}\n")), "{ni}");
+        assert!(
+            ni.contains(&format!("URL: nar/")) && ni.contains(method.extension()),
+            "{ni}"
+        );
+        assert!(ni.contains("Sig: upfile.example-1:"), "{ni}");
+        substitute(&f, &url, &method.to_string());
+    }
+}
+
+#[test]
+fn http_cache_is_substituted_by_nix() {
+    let f = fixture("uphttp");
+    let server = http::HttpCache::serve_writable(&f.env.path().join("served"));
+    let sink = HttpSink::new(&server.url, 3, 2, false);
+    let r = push(&f, &sink, &options(&f, Method::Zstd));
+    for (p, o) in &r.outcomes {
+        assert!(matches!(o, Outcome::Pushed { .. }), "{p}: {o:?}");
+    }
+    // nix-cache-info first; no narinfo before its references' narinfos.
+    let puts: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|q| q.method == "PUT")
+        .map(|q| q.path)
+        .collect();
+    assert_eq!(puts[0], "/nix-cache-info", "{puts:?}");
+    let pos = |p: &str| {
+        let h = nix_cache_tools::storepath::hash_part(p).unwrap();
+        puts.iter()
+            .position(|q| q == &format!("/{h}.narinfo"))
+            .unwrap()
+    };
+    for (p, i) in &f.infos {
+        for r in i.references.iter().filter(|r| *r != p) {
+            assert!(pos(r) < pos(p), "{r} after {p}: {puts:?}");
+        }
+    }
+    substitute(&f, &server.url, "http");
+}
+
+#[test]
+fn a_corrupted_store_path_is_refused_by_name() {
+    let f = fixture("upbad");
+    // A chroot store holding the closure, whose leaf file is then changed behind Nix's
+    // back (what a disk error or a careless `chmod -R`/edit does).
+    let chroot = f.env.path().join("bad-store");
+    let store = chroot.display().to_string();
+    run_ok(
+        f.env
+            .nix(&["copy", "--no-check-sigs", "--to", &store, &f.top]),
+    );
+    let leaf = f
+        .order
+        .iter()
+        .find(|p| p.contains("-leaf-"))
+        .unwrap()
+        .clone();
+    let file = chroot.join(leaf.trim_start_matches('/')).join("share/big");
+    use std::os::unix::fs::PermissionsExt;
+    let dir = file.parent().unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&file, "tampered\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let cache = f.env.path().join("cache-bad");
+    let url = format!("file://{}", cache.display());
+    let sink = FileSink::new(&url, &cache).unwrap();
+    let mut opts = options(&f, Method::Zstd);
+    opts.real_store_dir = chroot.join("nix/store");
+    let r = push(&f, &sink, &opts);
+    let by: BTreeMap<_, _> = r.outcomes.into_iter().collect();
+    match &by[&leaf] {
+        Outcome::Failed(why) => assert!(why.contains("corrupted"), "{why}"),
+        o => panic!("the corrupted leaf was pushed: {o:?}"),
+    }
+    // What references it was not given a narinfo either; no narinfo for the leaf.
+    for p in &f.order {
+        assert!(matches!(by[p], Outcome::Failed(_)), "{p}: {:?}", by[p]);
+        let h = nix_cache_tools::storepath::hash_part(p).unwrap();
+        assert!(!cache.join(format!("{h}.narinfo")).exists(), "{p}");
+    }
+}
