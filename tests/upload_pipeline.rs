@@ -134,7 +134,7 @@ fn file_cache_every_compression_is_substituted_by_nix() {
         let ni = std::fs::read_to_string(dir.join(format!("{hash}.narinfo"))).unwrap();
         assert!(ni.contains(&format!("Compression: {method}\n")), "{ni}");
         assert!(
-            ni.contains(&format!("URL: nar/")) && ni.contains(method.extension()),
+            ni.contains("URL: nar/") && ni.contains(method.extension()),
             "{ni}"
         );
         assert!(ni.contains("Sig: upfile.example-1:"), "{ni}");
