@@ -427,6 +427,9 @@ pub fn restart_command(determinate: bool) -> &'static str {
 }
 
 const SUBS: &str = "substituters";
+/// The comment on every line setup-cache writes, so that `--remove` takes out exactly
+/// what it added and never a value or line the user wrote.
+pub const MARK: &str = "# added by setup-cache";
 const KEYS: &str = "trusted-public-keys";
 
 fn same_url(a: &str, b: &str) -> bool {
