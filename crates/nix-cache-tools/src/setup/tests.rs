@@ -81,7 +81,9 @@ fn adds_creates_and_is_idempotent() {
     assert!(r.changed && r.backup.is_none());
     assert_eq!(
         t.read_user(),
-        format!("extra-substituters = http://a.example\nextra-trusted-public-keys = {KEY_A}\n")
+        format!(
+            "extra-substituters = http://a.example {MARK}\nextra-trusted-public-keys = {KEY_A} {MARK}\n"
+        )
     );
     assert_eq!(r.caches[0].status, CacheStatus::Added);
     let r = run(&t.req(&[("http://a.example/", KEY_A)])).unwrap();
@@ -100,13 +102,14 @@ fn adds_creates_and_is_idempotent() {
 
 #[test]
 fn appends_to_an_extra_line_only_when_that_stays_in_effect() {
+    // The user's own lines are never edited: new marked lines at the end.
     let t = T::new("");
     t.write_user("extra-substituters = http://x.example # mine\ntrusted-public-keys = k:1\n");
     let r = run(&t.req(&[("http://a.example", KEY_A)])).unwrap();
     assert_eq!(
         t.read_user(),
         format!(
-            "extra-substituters = http://x.example http://a.example # mine\ntrusted-public-keys = k:1\nextra-trusted-public-keys = {KEY_A}\n"
+            "extra-substituters = http://x.example # mine\ntrusted-public-keys = k:1\nextra-substituters = http://a.example {MARK}\nextra-trusted-public-keys = {KEY_A} {MARK}\n"
         )
     );
     assert_eq!(r.backup.as_deref(), Some(backup_path(&t.user()).as_path()));
@@ -115,14 +118,18 @@ fn appends_to_an_extra_line_only_when_that_stays_in_effect() {
         "extra-substituters = http://x.example # mine\ntrusted-public-keys = k:1\n"
     );
 
-    // A later plain `substituters =` resets the extra- line: add at the end instead.
+    // A later plain `substituters =` resets the tool's own extra- line: add at the end
+    // instead.
     let t = T::new("");
-    t.write_user(
-        "extra-substituters = http://x.example\nsubstituters = https://cache.nixos.org/\n",
-    );
+    t.write_user(&format!(
+        "extra-substituters = http://x.example {MARK}\nsubstituters = https://cache.nixos.org/\n"
+    ));
     run(&t.req(&[("http://a.example", KEY_A)])).unwrap();
     let text = t.read_user();
-    assert!(text.starts_with("extra-substituters = http://x.example\nsubstituters = https://cache.nixos.org/\nextra-substituters = http://a.example\n"), "{text}");
+    assert!(
+        text.starts_with(&format!("extra-substituters = http://x.example {MARK}\nsubstituters = https://cache.nixos.org/\nextra-substituters = http://a.example {MARK}\n")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -445,7 +452,10 @@ fn a_users_empty_extra_line_is_never_edited_nor_deleted() {
         "# mine\r\nextra-substituters =\r\nextra-trusted-public-keys = # keys\r\n",
     ] {
         let (added, removed) = add_then_remove(original, &[("http://a.example", KEY_A)]);
-        assert!(added.starts_with(original.trim_end_matches(['\r', '\n'])), "{added:?}");
+        assert!(
+            added.starts_with(original.trim_end_matches(['\r', '\n'])),
+            "{added:?}"
+        );
         assert!(
             added.contains(&format!("extra-substituters = http://a.example {MARK}")),
             "{added:?}"
@@ -456,7 +466,13 @@ fn a_users_empty_extra_line_is_never_edited_nor_deleted() {
 
 #[test]
 fn a_lone_cr_at_the_end_survives_add_and_remove() {
-    for original in ["a = b\r", "\r", "a = b\r\nc = d\r", "x = 1\n\r", "a = b\r\r"] {
+    for original in [
+        "a = b\r",
+        "\r",
+        "a = b\r\nc = d\r",
+        "x = 1\n\r",
+        "a = b\r\r",
+    ] {
         let (_, removed) = add_then_remove(original, &[("http://a.example", KEY_A)]);
         assert_eq!(removed.as_deref(), Some(original), "{original:?}");
     }
@@ -526,10 +542,11 @@ fn remove_of_a_value_the_user_wrote_takes_it_out_of_their_lines() {
 }
 
 mod lossless {
-    //! Property: `--remove` after an add gives back the original bytes. The only
-    //! exception is documented: a cache the add did not write at all (already in effect,
-    //! or only in this file and overridden so that nothing here helps) is taken out of
-    //! the user's own lines, exactly as `--remove` alone would.
+    //! Property: `--remove` after an add gives back the original bytes. The exceptions
+    //! are documented: a cache the add did not write at all (already in effect, or only
+    //! in this file and overridden so that nothing here helps) is taken out of the
+    //! user's own lines, and one an earlier run added (on marked lines) out of those,
+    //! exactly as `--remove` alone would.
     use super::*;
     use proptest::prelude::*;
 
@@ -565,12 +582,22 @@ mod lossless {
             cache().prop_map(|(_, k)| format!("extra-trusted-public-keys = {k}")),
             cache().prop_map(|(_, k)| format!("trusted-public-keys = {k}\t# key")),
             cache().prop_map(|(_, k)| format!("extra-binary-cache-public-keys = k:1 {k}")),
+            // Lines an earlier run of setup-cache wrote.
+            cache().prop_map(|(u, _)| format!("extra-substituters = {u} {MARK}")),
+            cache().prop_map(|(_, k)| format!("extra-trusted-public-keys = {k} {MARK}")),
+            Just(format!("extra-substituters = http://old.example {MARK}")),
         ]
     }
 
     fn file() -> impl Strategy<Value = String> {
         let eol = prop_oneof![Just("\n"), Just("\r\n"), Just("\r\n"), Just("\n")];
-        let last = prop_oneof![Just("\n"), Just("\r\n"), Just(""), Just("\r"), Just("\r\n\r")];
+        let last = prop_oneof![
+            Just("\n"),
+            Just("\r\n"),
+            Just(""),
+            Just("\r"),
+            Just("\r\n\r")
+        ];
         (
             prop::collection::vec((line(), eol, any::<bool>()), 0..8),
             last,
@@ -636,10 +663,18 @@ mod lossless {
             prop_assert!(!again.changed, "second add changed:\n{}", again.diff);
             prop_assert_eq!(&c.t.read_user(), &added);
 
+            // Caches the add did not write, and caches an earlier run of setup-cache
+            // added (on marked lines already): `--remove` takes these out as it would
+            // without the add; everything else goes back to the original bytes.
+            let orig_conf = NixConf::parse(&original);
             let not_written: Vec<usize> = picked
                 .iter()
                 .zip(&add.caches)
-                .filter(|(_, r)| r.status != CacheStatus::Added)
+                .filter(|(i, r)| {
+                    let i = **i;
+                    let spec = CacheSpec { url: CACHES[i].0.into(), public_key: CACHES[i].1.into(), token_env: None };
+                    r.status != CacheStatus::Added || added_here(&orig_conf, &spec)
+                })
                 .map(|(&i, _)| i)
                 .collect();
             let expect = if not_written.is_empty() {
