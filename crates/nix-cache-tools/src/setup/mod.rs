@@ -9,8 +9,11 @@
 //!    and prints what to put in the Nix configuration instead ([`ExitCode::StoreManaged`]).
 //! 3. Under a lock on the target, loads every layer Nix reads ([`nixconf::load`]) and
 //!    plans the edit on the lossless model: a value already in effect is left alone;
-//!    otherwise it is appended to the target's last `extra-` line when that keeps it in
-//!    effect (simulated over all layers), else added on a new `extra-` line at the end.
+//!    otherwise it is appended to the last `extra-` line setup-cache wrote (marked
+//!    [`MARK`]) when that keeps it in effect (simulated over all layers), else added on a
+//!    new marked `extra-` line at the end. A line the user wrote is never edited by an
+//!    add; `--remove` takes a cache out of the marked lines, or, when none holds it, out
+//!    of the user's lines (with a warning).
 //! 4. Writes atomically (backup of the previous version next to it), the netrc file for
 //!    private caches with mode 0600, or in dry-run mode only prints the unified diff.
 //! 5. Checks trust (will the nix-daemon honour a user-level substituter?) and asks Nix
