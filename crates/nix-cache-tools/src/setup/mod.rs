@@ -623,26 +623,23 @@ enum Lines {
 
 /// Removes `matches` values from the `name` lines of `conf` chosen by `which`; lines
 /// this leaves without a value are deleted (with their line ending, so a file that
-/// ended without a newline still does). Returns the numbers (before the edit) of the
-/// lines values were taken from.
+/// ended without a newline still does). Returns how many values were removed.
 fn remove_values(
     conf: &mut NixConf,
     name: &str,
     which: Lines,
     matches: &dyn Fn(&str) -> bool,
-) -> Vec<usize> {
+) -> usize {
     let lines: Vec<(usize, usize)> = conf
         .settings()
         .filter(|(l, s)| s.name == name && (which == Lines::All || is_marked(l)))
         .map(|(l, s)| (l.number, s.values.len()))
         .collect();
-    let mut touched = Vec::new();
+    let mut removed = 0;
     let mut emptied = Vec::new();
     for (n, before) in lines {
         let r = conf.remove_values(n, matches);
-        if r > 0 {
-            touched.push(n);
-        }
+        removed += r;
         if r > 0 && r == before {
             emptied.push(n);
         }
@@ -650,7 +647,7 @@ fn remove_values(
     for n in emptied.into_iter().rev() {
         conf.remove_line(n);
     }
-    touched
+    removed
 }
 
 /// Whether a plain `include` line (not `!include`) of a file Nix reads names the target.
@@ -992,35 +989,33 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
             remove_values(&mut conf, KEYS, mode, &|v| {
                 keys.contains(&v) || named.iter().any(|k| k == v)
             });
-            if mode == Lines::All {
-                for c in pick(mode) {
-                    let mut values = vec![(SUBS, c.url.as_str())];
-                    values.extend(
-                        std::iter::once(c.public_key.as_str())
-                            .chain(named.iter().map(String::as_str))
-                            .filter(|k| {
-                                !k.is_empty()
-                                    && (*k == c.public_key
-                                        || url::host(&c.url).is_some_and(|h| key_named_after(k, h)))
-                            })
-                            .map(|k| (KEYS, k)),
-                    );
-                    let lines = lines_with(&orig, &values);
-                    if count_values_all(&conf, &values) < count_values_all(&orig, &values) {
-                        report.warnings.push(format!(
-                            "{} was not added by setup-cache (no line marked `{MARK}` has it): taken out of the line(s) you wrote, {} line {}",
-                            c.url,
-                            target.display(),
-                            lines
-                                .iter()
-                                .map(usize::to_string)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ));
-                    }
-                }
-            }
             by_name.extend(named);
+        }
+        for c in pick(Lines::All) {
+            let mut values = vec![(SUBS, c.url.as_str())];
+            if !c.public_key.is_empty() {
+                values.push((KEYS, c.public_key.as_str()));
+            } else if let Some(h) = url::host(&c.url) {
+                values.extend(
+                    by_name
+                        .iter()
+                        .filter(|k| key_named_after(k, h))
+                        .map(|k| (KEYS, k.as_str())),
+                );
+            }
+            if count_values_all(&conf, &values) < count_values_all(&orig, &values) {
+                let lines: Vec<String> = lines_with(&orig, &values)
+                    .iter()
+                    .map(usize::to_string)
+                    .collect();
+                report.warnings.push(format!(
+                    "{} was not added by setup-cache (no line marked `{MARK}` has it): {} of the line(s) you wrote, {} line {}",
+                    c.url,
+                    if req.dry_run { "would be taken out" } else { "taken out" },
+                    target.display(),
+                    lines.join(", ")
+                ));
+            }
         }
         if let Some(text) = &old_netrc {
             let mut t = text.clone();
