@@ -693,5 +693,33 @@ mod lossless {
             // The included file is never touched.
             prop_assert_eq!(fs::read_to_string(c.t.user().with_file_name("extra.conf")).unwrap(), c.include.clone());
         }
+
+        /// One cache per run, as a user adds them over time, then removed one by one in
+        /// any order: the original bytes again, whenever every add wrote its cache.
+        #[test]
+        fn adds_and_removes_in_any_order_give_back_the_original_bytes(
+            original in file(),
+            include in file(),
+            order in Just(vec![0usize, 1, 2]).prop_shuffle(),
+            removal in Just(vec![0usize, 1, 2]).prop_shuffle(),
+        ) {
+            let orig_conf = NixConf::parse(&original);
+            let c = setup(&original, &include, false);
+            let mut all_added = true;
+            for &i in &order {
+                let r = run(&req_for(&c, &[i], false)).unwrap();
+                prop_assert_eq!(r.exit_code, ExitCode::Ok, "{}", r.human());
+                let spec = CacheSpec { url: CACHES[i].0.into(), public_key: CACHES[i].1.into(), token_env: None };
+                all_added &= r.caches[0].status == CacheStatus::Added && !added_here(&orig_conf, &spec);
+            }
+            let added = c.t.read_user();
+            for &i in &removal {
+                run(&req_for(&c, &[i], true)).unwrap();
+            }
+            if all_added {
+                let got = fs::read_to_string(c.t.user()).ok().unwrap_or_default();
+                prop_assert_eq!(got, original, "after the adds:\n{:?}", added);
+            }
+        }
     }
 }
