@@ -404,8 +404,12 @@ pub fn save_cache(
             // Comments after the last table (all of them, in a file with no table yet)
             // are the document's trailing decor, which toml_edit prints after every
             // table: keep them above the new entry instead of moving them below it.
-            let trailing = doc.trailing().as_str().unwrap_or("").to_owned();
+            let mut trailing = doc.trailing().as_str().unwrap_or("").to_owned();
             if !trailing.trim().is_empty() {
+                // A last comment without a newline would swallow the `[[cache]]` header.
+                if !trailing.ends_with('\n') {
+                    trailing.push('\n');
+                }
                 t.decor_mut().set_prefix(trailing);
                 doc.set_trailing("");
             }
@@ -414,7 +418,7 @@ pub fn save_cache(
             doc.insert("cache", Item::ArrayOfTables(a));
         }
     }
-    let out = doc.to_string();
+    let out = keep_layout(&text, &doc.to_string());
     crate::fsutil::write_atomic(path, out.as_bytes()).map_err(|e| CacheTomlError {
         file: path.display().to_string(),
         line: None,
@@ -422,6 +426,82 @@ pub fn save_cache(
         message: e.to_string(),
     })?;
     Ok(true)
+}
+
+/// `toml_edit` prints every line ending as `\n` and always ends with one. When its
+/// output is `text` (read with `\r\n` as `\n`, final newline aside) plus one inserted
+/// piece, that piece goes into `text` itself, so every byte of the file stays as it was:
+/// CRLF endings, and a missing final newline. The piece gets the file's line ending
+/// (CRLF when most lines have it). Anything else (never seen) falls back to the output
+/// with the file's line ending.
+fn keep_layout(text: &str, out: &str) -> String {
+    let crlf = text.matches("\r\n").count();
+    let nl = if crlf > text.matches('\n').count() - crlf {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    let lf = text.replace("\r\n", "\n");
+    // toml_edit ends its output with a newline even when the file had none: first try
+    // without it (an entry inserted before the end), then with it.
+    let no_final = !text.is_empty() && !text.ends_with('\n');
+    let trimmed = out.strip_suffix('\n').filter(|_| no_final);
+    let Some((prefix, out)) = trimmed
+        .into_iter()
+        .chain([out])
+        .find_map(|o| insertion_point(&lf, o).map(|p| (p, o)))
+    else {
+        return if nl == "\n" {
+            out.to_owned()
+        } else {
+            out.replace('\n', "\r\n")
+        };
+    };
+    let suffix = lf.len() - prefix;
+    let mut piece = out[prefix..out.len() - suffix].to_owned();
+    // The byte offset in `text` of offset `prefix` in `lf`.
+    let b = text.as_bytes();
+    let (mut i, mut j) = (0, 0);
+    while j < prefix {
+        i += if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
+            2
+        } else {
+            1
+        };
+        j += 1;
+    }
+    if nl == "\r\n" {
+        piece = piece.replace('\n', "\r\n");
+    }
+    let mut s = String::with_capacity(text.len() + piece.len());
+    s.push_str(&text[..i]);
+    s.push_str(&piece);
+    s.push_str(&text[i..]);
+    s
+}
+
+/// Where `out` is `lf` with one piece inserted: the offset in `lf`, if it is.
+fn insertion_point(lf: &str, out: &str) -> Option<usize> {
+    let prefix = lf
+        .char_indices()
+        .zip(out.chars())
+        .find(|((_, a), b)| a != b)
+        .map_or(lf.len().min(out.len()), |((i, _), _)| i);
+    let max_suffix = lf.len().min(out.len()) - prefix;
+    let suffix = lf[prefix..]
+        .chars()
+        .rev()
+        .zip(out[prefix..].chars().rev())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a.len_utf8())
+        .scan(0, |n, l| {
+            *n += l;
+            Some(*n)
+        })
+        .take_while(|n| *n <= max_suffix)
+        .last()
+        .unwrap_or(0);
+    (prefix + suffix == lf.len()).then_some(prefix)
 }
 
 #[cfg(test)]
@@ -522,6 +602,108 @@ filter = '(-source$|nixpkgs\.tar\.gz$)'
         assert_eq!(c.caches[0].url, "https://x.example");
         assert!(!save_cache(&p, "https://x.example/", key, None).unwrap());
         assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
+    }
+
+    /// `--save` keeps the file's line endings (CRLF stays CRLF, also in the new entry),
+    /// its final-newline state and every byte around the new entry.
+    #[test]
+    fn save_keeps_line_endings_and_the_final_newline_state() {
+        let key = "x-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+        let entry = format!("[[cache]]\nurl = \"https://x.example\"\npublic-key = \"{key}\"\n");
+        let crlf = |s: &str| s.replace('\n', "\r\n");
+        let first = "[[cache]]\nurl = \"https://a.example\" # c\npublic-key = \"a-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\"\n";
+        let push = "[push]\nto = \"file:///tmp/c\"\n";
+        // (original, expected)
+        let cases = [
+            (
+                crlf("# team caches\n"),
+                crlf(&format!("# team caches\n{entry}")),
+            ),
+            (
+                crlf(&format!("# team caches\n\n{first}\n{push}")),
+                crlf(&format!("# team caches\n\n{first}\n{entry}\n{push}")),
+            ),
+            (
+                crlf(first.trim_end()),
+                format!(
+                    "{}\r\n\r\n{}",
+                    crlf(first.trim_end()),
+                    crlf(entry.trim_end())
+                ),
+            ),
+            (
+                push.trim_end().to_owned(),
+                format!("{push}\n{}", entry.trim_end()),
+            ),
+            (
+                format!("{}# crlf comment\r\n", push),
+                format!("{push}# crlf comment\r\n{entry}"),
+            ),
+        ];
+        for (original, expected) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("cache.toml");
+            std::fs::write(&p, &original).unwrap();
+            assert!(save_cache(&p, "https://x.example", key, None).unwrap());
+            let text = std::fs::read_to_string(&p).unwrap();
+            assert_eq!(text, expected, "{original:?}");
+            assert!(
+                load(&p)
+                    .unwrap()
+                    .caches
+                    .iter()
+                    .any(|c| c.url == "https://x.example")
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the layout, `--save` only inserts: the original bytes are all still
+        /// there, in order, around one new piece; an all-CRLF file stays all-CRLF.
+        #[test]
+        fn save_only_inserts(
+            lines in proptest::collection::vec((0usize..6, proptest::bool::ANY), 0..8),
+            final_newline in proptest::bool::ANY,
+        ) {
+            let pieces = [
+                "# team caches",
+                "",
+                "[[cache]]\nurl = \"https://a.example\" # c\npublic-key = \"a-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\"",
+                "[push]\nto = \"file:///tmp/c\"",
+                "  # indented",
+                "[[cache]]\ncachix = \"b\"\npublic-key = \"b.cachix.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\"",
+            ];
+            let mut seen_push = false;
+            let mut original = String::new();
+            for (k, crlf) in &lines {
+                // One [push] table at most, and [[cache]] tables before it.
+                if *k == 3 { if seen_push { continue; } seen_push = true; }
+                if seen_push && (*k == 2 || *k == 5) { continue; }
+                let nl = if *crlf { "\r\n" } else { "\n" };
+                original.push_str(&pieces[*k].replace('\n', nl));
+                original.push_str(nl);
+            }
+            if !final_newline {
+                original = original.trim_end_matches(['\r', '\n']).to_owned();
+            }
+            proptest::prop_assume!(parse(&original, "c.toml").is_ok());
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("cache.toml");
+            std::fs::write(&p, &original).unwrap();
+            let key = "x-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+            proptest::prop_assert!(save_cache(&p, "https://x.example", key, None).unwrap());
+            let text = std::fs::read_to_string(&p).unwrap();
+            let (o, t) = (original.as_bytes(), text.as_bytes());
+            let pre = o.iter().zip(t).take_while(|(a, b)| a == b).count();
+            let suf = o[pre..].iter().rev().zip(t[pre..].iter().rev()).take_while(|(a, b)| a == b).count();
+            proptest::prop_assert_eq!(pre + suf, o.len(), "{:?} -> {:?}", original, text);
+            let all_crlf = original.contains('\n') && !original.replace("\r\n", "").contains('\n');
+            if all_crlf {
+                proptest::prop_assert!(!text.replace("\r\n", "").contains('\n'), "{:?}", text);
+            }
+            proptest::prop_assert_eq!(original.ends_with('\n') || original.is_empty(), text.ends_with('\n'), "{:?}", text);
+            proptest::prop_assert!(load(&p).unwrap().caches.iter().any(|c| c.url == "https://x.example"));
+        }
     }
 
     #[test]

@@ -279,13 +279,19 @@ impl NixConf {
     /// Adds `text` (one line, no line ending) after the last line and returns its number.
     /// The file keeps its final-newline state: a file that ended without a newline gets
     /// one before the new line and the new line goes without, so removing the line
-    /// again ([`NixConf::remove_line`]) restores the original bytes.
+    /// again ([`NixConf::remove_line`]) restores the original bytes — also after the
+    /// text is written and parsed again: a last line ending in a lone CR gets `\r\n`,
+    /// never a bare `\n` that would merge with that CR into one CRLF ending.
     pub fn append_line(&mut self, text: &str) -> usize {
         debug_assert!(!text.contains('\n'));
         let nl = self.newline();
         let eol = match self.lines.last_mut() {
             Some(last) if last.eol.is_empty() => {
-                last.eol = nl.to_owned();
+                last.eol = if last.content.ends_with('\r') {
+                    "\r\n".to_owned()
+                } else {
+                    nl.to_owned()
+                };
                 ""
             }
             _ => nl,

@@ -103,6 +103,34 @@ fn append_then_remove_restores_bytes() {
     }
 }
 
+/// The edit is written, and the next run parses the file again before removing the line:
+/// that must give back the original bytes too (a lone CR at the end once merged with the
+/// added LF into a CRLF ending and was lost).
+#[test]
+fn append_write_parse_remove_restores_bytes() {
+    for text in [
+        "a = b\r",
+        "\r",
+        "a = b\r\nc = d\r",
+        "x\n\r",
+        "a = b\r\r",
+        "a\r\nb",
+    ] {
+        let mut c = NixConf::parse(text);
+        c.append_line("extra-substituters = https://new/");
+        c.append_line("extra-trusted-public-keys = k:1");
+        let mut again = NixConf::parse(&c.render());
+        assert_eq!(
+            again.lines()[again.lines().len() - 2].content,
+            "extra-substituters = https://new/"
+        );
+        let n = again.lines().len();
+        again.remove_line(n);
+        again.remove_line(n - 1);
+        assert_eq!(again.render(), text, "{text:?}");
+    }
+}
+
 #[test]
 fn append_values_keeps_comment_and_spacing() {
     let text = "extra-substituters =\thttps://a/   # mine\r\nnext = 1\n";
@@ -314,6 +342,13 @@ proptest! {
             prop_assert_eq!(&c.lines()[l.number - 1].content, &l.content);
         }
         prop_assert_eq!(c.line(n).unwrap().setting().unwrap().values.clone(), vec!["https://new/".to_owned()]);
+        c.remove_line(n);
+        prop_assert_eq!(c.render(), text.clone());
+        // Also when the file is written and parsed again in between.
+        let mut c = orig.clone();
+        let n = c.append_line("extra-substituters = https://new/");
+        let mut c = NixConf::parse(&c.render());
+        prop_assert_eq!(c.lines().len(), n);
         c.remove_line(n);
         prop_assert_eq!(c.render(), text.clone());
 

@@ -9,8 +9,11 @@
 //!    and prints what to put in the Nix configuration instead ([`ExitCode::StoreManaged`]).
 //! 3. Under a lock on the target, loads every layer Nix reads ([`nixconf::load`]) and
 //!    plans the edit on the lossless model: a value already in effect is left alone;
-//!    otherwise it is appended to the target's last `extra-` line when that keeps it in
-//!    effect (simulated over all layers), else added on a new `extra-` line at the end.
+//!    otherwise it is appended to the last `extra-` line setup-cache wrote (marked
+//!    [`MARK`]) when that keeps it in effect (simulated over all layers), else added on a
+//!    new marked `extra-` line at the end. A line the user wrote is never edited by an
+//!    add; `--remove` takes a cache out of the marked lines, or, when none holds it, out
+//!    of the user's lines (with a warning).
 //! 4. Writes atomically (backup of the previous version next to it), the netrc file for
 //!    private caches with mode 0600, or in dry-run mode only prints the unified diff.
 //! 5. Checks trust (will the nix-daemon honour a user-level substituter?) and asks Nix
@@ -432,6 +435,9 @@ pub fn restart_command(determinate: bool) -> &'static str {
 }
 
 const SUBS: &str = "substituters";
+/// The comment on every line setup-cache writes, so that `--remove` takes out exactly
+/// what it added and never a value or line the user wrote.
+pub const MARK: &str = "# added by setup-cache";
 const KEYS: &str = "trusted-public-keys";
 
 fn same_url(a: &str, b: &str) -> bool {
@@ -478,15 +484,23 @@ fn simulate(layers: &Layers, target_idx: &[usize], conf: &NixConf) -> Layers {
     l
 }
 
+/// Whether setup-cache wrote this line: its comment is exactly [`MARK`].
+fn is_marked(line: &nixconf::Line) -> bool {
+    line.comment()
+        .is_some_and(|c| c.trim_end_matches([' ', '\t', '\r']) == MARK)
+}
+
+/// The last `extra-NAME` line setup-cache wrote (the only kind of line it appends to).
 fn last_extra_line(conf: &NixConf, name: &str) -> Option<usize> {
     conf.settings()
-        .filter(|(_, s)| s.name == name && s.is_extra)
+        .filter(|(l, s)| s.name == name && s.is_extra && is_marked(l))
         .map(|(l, _)| l.number)
         .last()
 }
 
-/// Adds `values` of list setting `name` to `conf` so that they take effect: appended to
-/// the last `extra-` line when that keeps them in effect, else on a new line at the end.
+/// Adds `values` of list setting `name` to `conf` so that they take effect, without
+/// ever editing a line the user wrote: appended to setup-cache's own last `extra-` line
+/// when that keeps them in effect, else on a new marked line at the end.
 fn add_values(
     layers: &Layers,
     target_idx: &[usize],
@@ -524,7 +538,7 @@ fn add_values(
         }
     }
     let mut c = conf.clone();
-    c.append_line(&format!("extra-{name} = {}", missing.join(" ")));
+    c.append_line(&format!("extra-{name} = {} {MARK}", missing.join(" ")));
     let after = simulate(layers, target_idx, &c);
     // Never duplicate a value that a new line would not bring into effect either (a
     // later file or NIX_CONFIG resets the list): the report says what overrides it.
@@ -539,7 +553,7 @@ fn add_values(
         .filter(|v| !useless.contains(v))
         .collect();
     if !wanted.is_empty() {
-        conf.append_line(&format!("extra-{name} = {}", wanted.join(" ")));
+        conf.append_line(&format!("extra-{name} = {} {MARK}", wanted.join(" ")));
     }
 }
 
@@ -557,22 +571,73 @@ fn count_values(conf: &NixConf, name: &str, value: &str) -> usize {
     conf.settings()
         .filter(|(_, s)| s.name == name)
         .flat_map(|(_, s)| s.values.iter())
-        .filter(|v| {
-            if name == SUBS {
-                same_url(v, value)
-            } else {
-                *v == value
-            }
-        })
+        .filter(|v| same_value(name, v, value))
         .count()
 }
 
-/// Removes `matches` values from every `name` line of `conf`; lines left without a value
-/// are deleted. Returns how many values were removed.
-fn remove_values(conf: &mut NixConf, name: &str, matches: &dyn Fn(&str) -> bool) -> usize {
+fn same_value(name: &str, a: &str, b: &str) -> bool {
+    if name == SUBS { same_url(a, b) } else { a == b }
+}
+
+/// Whether `value` is on a `name` line setup-cache wrote.
+fn on_marked_line(conf: &NixConf, name: &str, value: &str) -> bool {
+    conf.settings()
+        .filter(|(l, s)| s.name == name && is_marked(l))
+        .any(|(_, s)| s.values.iter().any(|v| same_value(name, v, value)))
+}
+
+/// Whether setup-cache added (part of) cache `c` to `conf`: its URL or key is on a
+/// marked line (for a cache given by URL alone: a key named after its host is).
+fn added_here(conf: &NixConf, c: &CacheSpec) -> bool {
+    on_marked_line(conf, SUBS, &c.url)
+        || (!c.public_key.is_empty() && on_marked_line(conf, KEYS, &c.public_key))
+        || (c.public_key.is_empty()
+            && url::host(&c.url).is_some_and(|h| {
+                conf.settings()
+                    .filter(|(l, s)| s.name == KEYS && is_marked(l))
+                    .flat_map(|(_, s)| s.values.iter())
+                    .any(|v| key_named_after(v, h))
+            }))
+}
+
+/// How many of `values` (setting name, value) `conf` holds.
+fn count_values_all(conf: &NixConf, values: &[(&str, &str)]) -> usize {
+    values.iter().map(|(n, v)| count_values(conf, n, v)).sum()
+}
+
+/// The numbers of the lines that hold one of `values` (setting name, value).
+fn lines_with(conf: &NixConf, values: &[(&str, &str)]) -> Vec<usize> {
+    conf.settings()
+        .filter(|(_, s)| {
+            values
+                .iter()
+                .any(|(n, v)| s.name == *n && s.values.iter().any(|x| same_value(n, x, v)))
+        })
+        .map(|(l, _)| l.number)
+        .collect()
+}
+
+/// Which lines [`remove_values`] edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lines {
+    /// Only lines setup-cache wrote ([`MARK`]).
+    Marked,
+    /// Every line, the user's own included.
+    All,
+}
+
+/// Removes `matches` values from the `name` lines of `conf` chosen by `which`; lines
+/// this leaves without a value are deleted (with their line ending, so a file that
+/// ended without a newline still does). Returns how many values were removed.
+fn remove_values(
+    conf: &mut NixConf,
+    name: &str,
+    which: Lines,
+    matches: &dyn Fn(&str) -> bool,
+) -> usize {
     let lines: Vec<(usize, usize)> = conf
         .settings()
-        .filter(|(_, s)| s.name == name)
+        .filter(|(l, s)| s.name == name && (which == Lines::All || is_marked(l)))
         .map(|(l, s)| (l.number, s.values.len()))
         .collect();
     let mut removed = 0;
@@ -957,7 +1022,26 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
 
     let mut by_name: Vec<String> = Vec::new();
     if req.remove {
-        remove_values(&mut conf, SUBS, &|v| urls.iter().any(|u| same_url(u, v)));
+        // What setup-cache added is taken out of its own marked lines only, so that
+        // add+remove gives back the original bytes. A cache none of whose values is on a
+        // marked line was written by the user: it is taken out of their lines (a line
+        // left without a value goes) and a warning says so.
+        let orig = conf.clone();
+        let ours: Vec<bool> = req.caches.iter().map(|c| added_here(&conf, c)).collect();
+        let pick = |mode: Lines| -> Vec<&CacheSpec> {
+            req.caches
+                .iter()
+                .zip(&ours)
+                .filter(|(_, o)| **o == (mode == Lines::Marked))
+                .map(|(c, _)| c)
+                .collect()
+        };
+        for mode in [Lines::Marked, Lines::All] {
+            let urls: Vec<&str> = pick(mode).iter().map(|c| c.url.as_str()).collect();
+            remove_values(&mut conf, SUBS, mode, &|v| {
+                urls.iter().any(|u| same_url(u, v))
+            });
+        }
         // A cache removed by URL alone (`--remove --cachix NAME`): its key goes too when
         // it is named after the cache's host (`HOST-1:...`, as Cachix and most caches
         // name them) and no substituter left in effect is on that host.
@@ -967,24 +1051,57 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
             .iter()
             .filter_map(|s| url::host(&s.value).map(str::to_owned))
             .collect();
-        by_name = req
-            .caches
-            .iter()
-            .filter(|c| c.public_key.is_empty())
-            .filter_map(|c| url::host(&c.url))
-            .filter(|h| !hosts_left.iter().any(|l| l == h))
-            .flat_map(|h| {
-                conf.settings()
-                    .filter(|(_, s)| s.name == KEYS)
-                    .flat_map(|(_, s)| s.values.iter())
-                    .filter(|v| key_named_after(v, h))
-                    .cloned()
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        remove_values(&mut conf, KEYS, &|v| {
-            keys.iter().any(|k| k == v) || by_name.iter().any(|k| k == v)
-        });
+        for mode in [Lines::Marked, Lines::All] {
+            let named: Vec<String> = pick(mode)
+                .iter()
+                .filter(|c| c.public_key.is_empty())
+                .filter_map(|c| url::host(&c.url))
+                .filter(|h| !hosts_left.iter().any(|l| l == h))
+                .flat_map(|h| {
+                    conf.settings()
+                        .filter(|(l, s)| s.name == KEYS && (mode == Lines::All || is_marked(l)))
+                        .flat_map(|(_, s)| s.values.iter())
+                        .filter(|v| key_named_after(v, h))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let keys: Vec<&str> = pick(mode)
+                .iter()
+                .map(|c| c.public_key.as_str())
+                .filter(|k| !k.is_empty())
+                .collect();
+            remove_values(&mut conf, KEYS, mode, &|v| {
+                keys.contains(&v) || named.iter().any(|k| k == v)
+            });
+            by_name.extend(named);
+        }
+        for c in pick(Lines::All) {
+            let mut values = vec![(SUBS, c.url.as_str())];
+            if !c.public_key.is_empty() {
+                values.push((KEYS, c.public_key.as_str()));
+            } else if let Some(h) = url::host(&c.url) {
+                values.extend(
+                    by_name
+                        .iter()
+                        .filter(|k| key_named_after(k, h))
+                        .map(|k| (KEYS, k.as_str())),
+                );
+            }
+            if count_values_all(&conf, &values) < count_values_all(&orig, &values) {
+                let lines: Vec<String> = lines_with(&orig, &values)
+                    .iter()
+                    .map(usize::to_string)
+                    .collect();
+                report.warnings.push(format!(
+                    "{} was not added by setup-cache (no line marked `{MARK}` has it): {} of the line(s) you wrote, {} line {}",
+                    c.url,
+                    if req.dry_run { "would be taken out" } else { "taken out" },
+                    target.display(),
+                    lines.join(", ")
+                ));
+            }
+        }
         if let Some(text) = &old_netrc {
             let mut t = text.clone();
             let mut any = false;
@@ -999,10 +1116,15 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
                     netrc_new = Some(Some(t));
                 } else {
                     netrc_new = Some(None);
-                    let p = net_path.display().to_string();
-                    remove_values(&mut conf, "netrc-file", &|v| v == p);
                 }
             }
+        }
+        // The `netrc-file` line setup-cache added goes with the last netrc entry, or
+        // once no substituter setup-cache added is left to need it.
+        if matches!(netrc_new, Some(None))
+            || !conf.settings().any(|(l, s)| s.name == SUBS && is_marked(l))
+        {
+            remove_values(&mut conf, "netrc-file", Lines::Marked, &|_| true);
         }
     } else {
         add_values(&layers, &target_idx, &mut conf, SUBS, &urls);
@@ -1032,7 +1154,7 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
                         net_path.display()
                     ));
                 }
-                conf.append_line(&format!("netrc-file = {}", net_path.display()));
+                conf.append_line(&format!("netrc-file = {} {MARK}", net_path.display()));
             }
         }
     }

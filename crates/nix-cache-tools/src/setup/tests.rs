@@ -81,7 +81,9 @@ fn adds_creates_and_is_idempotent() {
     assert!(r.changed && r.backup.is_none());
     assert_eq!(
         t.read_user(),
-        format!("extra-substituters = http://a.example\nextra-trusted-public-keys = {KEY_A}\n")
+        format!(
+            "extra-substituters = http://a.example {MARK}\nextra-trusted-public-keys = {KEY_A} {MARK}\n"
+        )
     );
     assert_eq!(r.caches[0].status, CacheStatus::Added);
     let r = run(&t.req(&[("http://a.example/", KEY_A)])).unwrap();
@@ -100,13 +102,14 @@ fn adds_creates_and_is_idempotent() {
 
 #[test]
 fn appends_to_an_extra_line_only_when_that_stays_in_effect() {
+    // The user's own lines are never edited: new marked lines at the end.
     let t = T::new("");
     t.write_user("extra-substituters = http://x.example # mine\ntrusted-public-keys = k:1\n");
     let r = run(&t.req(&[("http://a.example", KEY_A)])).unwrap();
     assert_eq!(
         t.read_user(),
         format!(
-            "extra-substituters = http://x.example http://a.example # mine\ntrusted-public-keys = k:1\nextra-trusted-public-keys = {KEY_A}\n"
+            "extra-substituters = http://x.example # mine\ntrusted-public-keys = k:1\nextra-substituters = http://a.example {MARK}\nextra-trusted-public-keys = {KEY_A} {MARK}\n"
         )
     );
     assert_eq!(r.backup.as_deref(), Some(backup_path(&t.user()).as_path()));
@@ -115,14 +118,18 @@ fn appends_to_an_extra_line_only_when_that_stays_in_effect() {
         "extra-substituters = http://x.example # mine\ntrusted-public-keys = k:1\n"
     );
 
-    // A later plain `substituters =` resets the extra- line: add at the end instead.
+    // A later plain `substituters =` resets the tool's own extra- line: add at the end
+    // instead.
     let t = T::new("");
-    t.write_user(
-        "extra-substituters = http://x.example\nsubstituters = https://cache.nixos.org/\n",
-    );
+    t.write_user(&format!(
+        "extra-substituters = http://x.example {MARK}\nsubstituters = https://cache.nixos.org/\n"
+    ));
     run(&t.req(&[("http://a.example", KEY_A)])).unwrap();
     let text = t.read_user();
-    assert!(text.starts_with("extra-substituters = http://x.example\nsubstituters = https://cache.nixos.org/\nextra-substituters = http://a.example\n"), "{text}");
+    assert!(
+        text.starts_with(&format!("extra-substituters = http://x.example {MARK}\nsubstituters = https://cache.nixos.org/\nextra-substituters = http://a.example {MARK}\n")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -450,4 +457,302 @@ fn a_store_nix_cannot_parse_is_located_at_its_line() {
         super::locate_nix_error(&layers, "error: something else"),
         None
     );
+}
+
+/// Add then remove, through `run` on the user file; returns (after add, after remove).
+fn add_then_remove(original: &str, caches: &[(&str, &str)]) -> (String, Option<String>) {
+    let t = T::new("substituters =\n");
+    t.write_user(original);
+    let mut req = t.req(caches);
+    let r = run(&req).unwrap();
+    assert_eq!(r.exit_code, ExitCode::Ok, "{}", r.human());
+    let added = t.read_user();
+    req.remove = true;
+    let r = run(&req).unwrap();
+    assert!(
+        r.caches.iter().all(|c| c.status == CacheStatus::Removed),
+        "{}",
+        r.human()
+    );
+    (added, fs::read_to_string(t.user()).ok())
+}
+
+#[test]
+fn a_users_empty_extra_line_is_never_edited_nor_deleted() {
+    for original in [
+        "extra-substituters = # team caches go here\n",
+        "extra-substituters = # team caches go here",
+        "# mine\r\nextra-substituters =\r\nextra-trusted-public-keys = # keys\r\n",
+    ] {
+        let (added, removed) = add_then_remove(original, &[("http://a.example", KEY_A)]);
+        assert!(
+            added.starts_with(original.trim_end_matches(['\r', '\n'])),
+            "{added:?}"
+        );
+        assert!(
+            added.contains(&format!("extra-substituters = http://a.example {MARK}")),
+            "{added:?}"
+        );
+        assert_eq!(removed.as_deref(), Some(original), "{original:?}");
+    }
+}
+
+#[test]
+fn a_lone_cr_at_the_end_survives_add_and_remove() {
+    for original in [
+        "a = b\r",
+        "\r",
+        "a = b\r\nc = d\r",
+        "x = 1\n\r",
+        "a = b\r\r",
+    ] {
+        let (_, removed) = add_then_remove(original, &[("http://a.example", KEY_A)]);
+        assert_eq!(removed.as_deref(), Some(original), "{original:?}");
+    }
+}
+
+#[test]
+fn values_the_user_wrote_survive_add_and_remove() {
+    // Written, but reset by a later plain `substituters =` / `trusted-public-keys =`.
+    let original = format!(
+        "extra-substituters = http://a.example\nextra-trusted-public-keys = {KEY_A}\nsubstituters = https://cache.nixos.org/\ntrusted-public-keys = k:1\n"
+    );
+    let (added, removed) = add_then_remove(&original, &[("http://a.example", KEY_A)]);
+    assert!(added.starts_with(&original), "{added}");
+    assert_eq!(removed.as_deref(), Some(original.as_str()));
+    // The URL is the user's and in effect, only the key is missing: the key is added,
+    // and --remove takes out what the add wrote and nothing of the user's.
+    let original = "extra-substituters = http://a.example/ # ours\n";
+    let (added, removed) = add_then_remove(original, &[("http://a.example", KEY_A)]);
+    assert_eq!(
+        added,
+        format!("{original}extra-trusted-public-keys = {KEY_A} {MARK}\n")
+    );
+    assert_eq!(removed.as_deref(), Some(original));
+}
+
+#[test]
+fn added_lines_are_marked_and_the_tool_appends_only_to_its_own() {
+    let t = T::new("substituters =\n");
+    t.write_user("extra-substituters = http://x.example # mine\n");
+    run(&t.req(&[("http://a.example", KEY_A)])).unwrap();
+    let first = t.read_user();
+    assert_eq!(
+        first,
+        format!(
+            "extra-substituters = http://x.example # mine\nextra-substituters = http://a.example {MARK}\nextra-trusted-public-keys = {KEY_A} {MARK}\n"
+        )
+    );
+    run(&t.req(&[("http://b.example", KEY_B)])).unwrap();
+    assert_eq!(
+        t.read_user(),
+        format!(
+            "extra-substituters = http://x.example # mine\nextra-substituters = http://a.example http://b.example {MARK}\nextra-trusted-public-keys = {KEY_A} {KEY_B} {MARK}\n"
+        )
+    );
+    let mut rm = t.req(&[("http://b.example", KEY_B)]);
+    rm.remove = true;
+    run(&rm).unwrap();
+    assert_eq!(t.read_user(), first);
+}
+
+#[test]
+fn remove_of_a_value_the_user_wrote_takes_it_out_of_their_lines() {
+    // Not added by setup-cache (no marked line has it): removed from the user's lines;
+    // a line left without a value goes, one that still has values keeps its comment.
+    let t = T::new("substituters =\n");
+    t.write_user(&format!(
+        "extra-substituters = http://x.example http://a.example # mine\nextra-trusted-public-keys = {KEY_A} # key\nextra-substituters = # empty\n"
+    ));
+    let mut rm = t.req(&[("http://a.example", KEY_A)]);
+    rm.remove = true;
+    let r = run(&rm).unwrap();
+    assert_eq!(r.caches[0].status, CacheStatus::Removed);
+    assert_eq!(
+        t.read_user(),
+        "extra-substituters = http://x.example # mine\nextra-substituters = # empty\n"
+    );
+}
+
+mod lossless {
+    //! Property: `--remove` after an add gives back the original bytes. The exceptions
+    //! are documented: a cache the add did not write at all (already in effect, or only
+    //! in this file and overridden so that nothing here helps) is taken out of the
+    //! user's own lines, and one an earlier run added (on marked lines) out of those,
+    //! exactly as `--remove` alone would.
+    use super::*;
+    use proptest::prelude::*;
+
+    const CACHES: [(&str, &str); 3] = [
+        ("http://a.example", KEY_A),
+        ("http://b.example", KEY_B),
+        (
+            "https://c.example/sub",
+            "c.example-1:Iq8o8qFFDF1sNYmpx0wwRkaOPL5K4DuKxHwRpn1gQbE=",
+        ),
+    ];
+
+    fn line() -> impl Strategy<Value = String> {
+        let cache = || (0..CACHES.len()).prop_map(|i| CACHES[i]);
+        prop_oneof![
+            Just("extra-substituters = # team caches go here".to_owned()),
+            Just("extra-substituters =".to_owned()),
+            Just("extra-trusted-public-keys = # keys".to_owned()),
+            Just("substituters = https://cache.nixos.org/".to_owned()),
+            Just("substituters =".to_owned()),
+            Just("trusted-public-keys = cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=".to_owned()),
+            Just("# a comment".to_owned()),
+            Just(String::new()),
+            Just(" \t".to_owned()),
+            Just("\r".to_owned()),
+            Just("a = b".to_owned()),
+            Just("!include extra.conf".to_owned()),
+            Just("include extra.conf".to_owned()),
+            cache().prop_map(|(u, _)| format!("extra-substituters = {u}")),
+            cache().prop_map(|(u, _)| format!("extra-substituters = {u}/ # mine")),
+            cache().prop_map(|(u, _)| format!("binary-caches = {u} https://cache.nixos.org")),
+            cache().prop_map(|(u, _)| format!("substituters = https://x.example {u}")),
+            cache().prop_map(|(_, k)| format!("extra-trusted-public-keys = {k}")),
+            cache().prop_map(|(_, k)| format!("trusted-public-keys = {k}\t# key")),
+            cache().prop_map(|(_, k)| format!("extra-binary-cache-public-keys = k:1 {k}")),
+            // Lines an earlier run of setup-cache wrote.
+            cache().prop_map(|(u, _)| format!("extra-substituters = {u} {MARK}")),
+            cache().prop_map(|(_, k)| format!("extra-trusted-public-keys = {k} {MARK}")),
+            Just(format!("extra-substituters = http://old.example {MARK}")),
+        ]
+    }
+
+    fn file() -> impl Strategy<Value = String> {
+        let eol = prop_oneof![Just("\n"), Just("\r\n"), Just("\r\n"), Just("\n")];
+        let last = prop_oneof![
+            Just("\n"),
+            Just("\r\n"),
+            Just(""),
+            Just("\r"),
+            Just("\r\n\r")
+        ];
+        (
+            prop::collection::vec((line(), eol, any::<bool>()), 0..8),
+            last,
+        )
+            .prop_map(|(lines, last)| {
+                let mut s = String::new();
+                for (l, e, cr) in lines {
+                    s.push_str(&l);
+                    if cr {
+                        // A lone CR inside a line (before its ending).
+                        s.push('\r');
+                    }
+                    s.push_str(e);
+                }
+                s.push_str(last);
+                s
+            })
+    }
+
+    struct Case {
+        t: T,
+        include: String,
+    }
+
+    fn setup(original: &str, include: &str, nix_config: bool) -> Case {
+        let mut t = T::new("substituters =\n");
+        if nix_config {
+            t.env.nix_config = Some("substituters = https://only.example".into());
+        }
+        t.write_user(original);
+        fs::write(t.user().with_file_name("extra.conf"), include).unwrap();
+        Case {
+            t,
+            include: include.to_owned(),
+        }
+    }
+
+    fn req_for(c: &Case, picked: &[usize], remove: bool) -> Request {
+        let caches: Vec<(&str, &str)> = picked.iter().map(|&i| CACHES[i]).collect();
+        let mut r = c.t.req(&caches);
+        r.remove = remove;
+        r
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn add_then_remove_gives_back_the_original_bytes(
+            original in file(),
+            include in file(),
+            picked in prop::sample::subsequence(vec![0usize, 1, 2], 1..=3),
+            nix_config in prop::bool::weighted(0.15),
+        ) {
+            let c = setup(&original, &include, nix_config);
+            let add = run(&req_for(&c, &picked, false)).unwrap();
+            if !nix_config {
+                prop_assert_eq!(add.exit_code, ExitCode::Ok, "{}", add.human());
+            }
+            let added = c.t.read_user();
+            // Idempotent: a second add writes nothing.
+            let again = run(&req_for(&c, &picked, false)).unwrap();
+            prop_assert!(!again.changed, "second add changed:\n{}", again.diff);
+            prop_assert_eq!(&c.t.read_user(), &added);
+
+            // Caches the add did not write, and caches an earlier run of setup-cache
+            // added (on marked lines already): `--remove` takes these out as it would
+            // without the add; everything else goes back to the original bytes.
+            let orig_conf = NixConf::parse(&original);
+            let not_written: Vec<usize> = picked
+                .iter()
+                .zip(&add.caches)
+                .filter(|(i, r)| {
+                    let i = **i;
+                    let spec = CacheSpec { url: CACHES[i].0.into(), public_key: CACHES[i].1.into(), token_env: None };
+                    r.status != CacheStatus::Added || added_here(&orig_conf, &spec)
+                })
+                .map(|(&i, _)| i)
+                .collect();
+            let expect = if not_written.is_empty() {
+                Some(original.clone())
+            } else {
+                // What `--remove` of those caches alone does to the original.
+                let e = setup(&original, &include, nix_config);
+                run(&req_for(&e, &not_written, true)).unwrap();
+                fs::read_to_string(e.t.user()).ok()
+            };
+            let rm = run(&req_for(&c, &picked, true)).unwrap();
+            let got = fs::read_to_string(c.t.user()).ok();
+            // An empty file that `--remove` empties again is deleted (documented).
+            let got = if original.is_empty() { got.or_else(|| Some(String::new())) } else { got };
+            prop_assert_eq!(got, expect, "after add:\n{:?}\nremove: {}", added, rm.human());
+            // The included file is never touched.
+            prop_assert_eq!(fs::read_to_string(c.t.user().with_file_name("extra.conf")).unwrap(), c.include.clone());
+        }
+
+        /// One cache per run, as a user adds them over time, then removed one by one in
+        /// any order: the original bytes again, whenever every add wrote its cache.
+        #[test]
+        fn adds_and_removes_in_any_order_give_back_the_original_bytes(
+            original in file(),
+            include in file(),
+            order in Just(vec![0usize, 1, 2]).prop_shuffle(),
+            removal in Just(vec![0usize, 1, 2]).prop_shuffle(),
+        ) {
+            let orig_conf = NixConf::parse(&original);
+            let c = setup(&original, &include, false);
+            let mut all_added = true;
+            for &i in &order {
+                let r = run(&req_for(&c, &[i], false)).unwrap();
+                prop_assert_eq!(r.exit_code, ExitCode::Ok, "{}", r.human());
+                let spec = CacheSpec { url: CACHES[i].0.into(), public_key: CACHES[i].1.into(), token_env: None };
+                all_added &= r.caches[0].status == CacheStatus::Added && !added_here(&orig_conf, &spec);
+            }
+            let added = c.t.read_user();
+            for &i in &removal {
+                run(&req_for(&c, &[i], true)).unwrap();
+            }
+            if all_added {
+                let got = fs::read_to_string(c.t.user()).ok().unwrap_or_default();
+                prop_assert_eq!(got, original, "after the adds:\n{:?}", added);
+            }
+        }
+    }
 }
