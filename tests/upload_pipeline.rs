@@ -215,3 +215,50 @@ fn a_corrupted_store_path_is_refused_by_name() {
         assert!(!cache.join(format!("{h}.narinfo")).exists(), "{p}");
     }
 }
+
+#[test]
+fn negative_lookups_of_pushed_paths_are_forgotten() {
+    let f = fixture("upfresh");
+    let server = http::HttpCache::serve_writable(&f.env.path().join("served"));
+    std::fs::write(
+        f.env.path().join("served/nix-cache-info"),
+        "StoreDir: /nix/store\n",
+    )
+    .unwrap();
+    // Nix asks the cache before the push and remembers "not there" (for an hour).
+    let ask = || {
+        f.env
+            .nix(&[
+                "path-info",
+                "--store",
+                &server.url,
+                "--option",
+                "trusted-public-keys",
+                &f.key.public,
+                &f.top,
+            ])
+            .output()
+            .unwrap()
+    };
+    assert!(!ask().status.success());
+    let sink = HttpSink::new(&server.url, 2, 1, true);
+    let r = push(&f, &sink, &options(&f, Method::Zstd));
+    assert!(
+        r.outcomes
+            .iter()
+            .all(|(_, o)| matches!(o, Outcome::Pushed { .. }))
+    );
+    // Still "not there" for Nix: its negative answer is cached.
+    let out = ask();
+    assert!(!out.status.success(), "{}", stderr(&out));
+    let db = f.env.home.join(".cache/nix/binary-cache-v6.sqlite");
+    let n = upload::fresh::forget_negative(&db, &server.url, &f.order).unwrap();
+    assert!(n >= 1, "{n}");
+    let out = ask();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Nothing else is touched: a second pass finds nothing to forget.
+    assert_eq!(
+        upload::fresh::forget_negative(&db, &server.url, &f.order).unwrap(),
+        0
+    );
+}

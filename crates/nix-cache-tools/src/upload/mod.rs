@@ -20,6 +20,7 @@
 //! had it before), so an interrupted push never leaves a path without its references.
 //! A path whose reference failed is not attempted. Everything stops at the deadline.
 
+pub mod fresh;
 mod sink;
 
 pub use sink::{FileSink, HttpSink, Sink, SinkError};
