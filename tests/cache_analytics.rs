@@ -1092,7 +1092,8 @@ fn non_root_reads_the_database_and_falls_back_to_immutable() {
         std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
     let as_root = analytics_json(&env, &["--store", &store]);
-    assert_eq!(as_root["source"]["mode"], "read-only");
+    // No -wal with data: the database file alone, immutable (nothing is created).
+    assert_eq!(as_root["source"]["mode"], "immutable");
     let bin = binary_for_nobody(&env);
     let as_nobody = || -> Value {
         let out = env
@@ -1111,8 +1112,7 @@ fn non_root_reads_the_database_and_falls_back_to_immutable() {
     for key in ["largest_paths", "largest_closures", "gc"] {
         assert_eq!(as_root[key], r[key], "{key}");
     }
-    // A -shm file the user cannot open makes `mode=ro` fail; with no -wal data there is
-    // nothing uncheckpointed, so the tool opens the file `immutable=1`, and says so.
+    // A -shm file the user cannot open changes nothing: the -shm is never used.
     let shm = Path::new(&store).join("nix/var/nix/db/db.sqlite-shm");
     std::fs::write(&shm, []).unwrap();
     std::fs::set_permissions(&shm, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
@@ -1174,4 +1174,265 @@ fn a_cache_that_never_answers_times_out_and_is_reported() {
             .any(|f| f["area"] == "coverage" && f["severity"] == "warning"),
         "{report}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Safety (issue 8): read-only means read-only, bounded inputs, truthful figures.
+// ---------------------------------------------------------------------------------------
+
+/// Runs `cmd`, killing it after `secs` seconds: a run that could hang (a FIFO, a device)
+/// fails the test instead of blocking it. Polls in bounded steps.
+fn run_bounded(mut cmd: std::process::Command, secs: u64) -> Output {
+    use std::io::Read;
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+/// Every entry under `dir`: path, type, size, mtime and ctime (ns), mode, owner, a hash
+/// of the content (files) or the target (links). Two equal snapshots mean nothing was created, removed, written
+/// or even touched.
+fn snapshot(dir: &Path) -> BTreeMap<String, String> {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    let mut budget = 100_000;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            budget -= 1;
+            assert!(
+                budget > 0,
+                "snapshot: too many entries under {}",
+                dir.display()
+            );
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let ft = m.file_type();
+            let what = if ft.is_dir() {
+                stack.push(p.clone());
+                "dir".to_owned()
+            } else if ft.is_symlink() {
+                format!("link -> {}", std::fs::read_link(&p).unwrap().display())
+            } else if ft.is_file() {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                std::fs::read(&p).unwrap().hash(&mut h);
+                format!("file {:016x}", h.finish())
+            } else {
+                "special".to_owned()
+            };
+            out.insert(
+                p.strip_prefix(dir).unwrap().display().to_string(),
+                format!(
+                    "{what} size {} mtime {}.{} ctime {}.{} mode {:o} owner {}:{}",
+                    m.size(),
+                    m.mtime(),
+                    m.mtime_nsec(),
+                    m.ctime(),
+                    m.ctime_nsec(),
+                    m.mode(),
+                    m.uid(),
+                    m.gid()
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// Runs the tool on `store` in every format and asserts nothing changed under `watch`.
+fn analyse_unchanged(env: &NixEnv, store: &Path, watch: &[&Path]) -> Vec<Output> {
+    let before: Vec<_> = watch.iter().map(|w| snapshot(w)).collect();
+    let mut outs = Vec::new();
+    for format in ["json", "table", "markdown"] {
+        let mut c = env.command(BIN);
+        c.args(["--store", store.to_str().unwrap(), "--format", format]);
+        outs.push(run_bounded(c, 60));
+        for (w, b) in watch.iter().zip(&before) {
+            let after = snapshot(w);
+            assert_eq!(
+                b,
+                &after,
+                "cache-analytics --format {format} changed files under {}",
+                w.display()
+            );
+        }
+    }
+    outs
+}
+
+/// The db/, -wal and -shm of a WAL database whose writer died with changes not yet
+/// checkpointed (or, from Nix 2.22 on, a persistent WAL): one more valid path lives only
+/// in the -wal. Returns that path.
+fn leave_wal_with_data(store: &Path) -> String {
+    let db = store.join("nix/var/nix/db/db.sqlite");
+    let extra = "/nix/store/wwwwwwwwwwwwwwwwwwwwwwwwwwwwwwww-only-in-the-wal".to_owned();
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    c.execute(
+        "insert into ValidPaths (path, hash, registrationTime, narSize) values (?1, 'sha256:00', 1, 4242)",
+        [&extra],
+    )
+    .unwrap();
+    let saved: Vec<(std::path::PathBuf, Vec<u8>)> = ["db.sqlite", "db.sqlite-wal", "db.sqlite-shm"]
+        .iter()
+        .map(|n| {
+            let p = db.with_file_name(n);
+            let b = std::fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect();
+    drop(c);
+    for (p, b) in saved {
+        std::fs::write(p, b).unwrap();
+    }
+    assert!(
+        std::fs::metadata(db.with_file_name("db.sqlite-wal"))
+            .unwrap()
+            .len()
+            > 0,
+        "the -wal holds the new path"
+    );
+    extra
+}
+
+fn code_and_stderr(o: &Output) -> (Option<i32>, String) {
+    (o.status.code(), support::stderr(o))
+}
+
+#[test]
+fn analysing_a_store_changes_no_byte_under_nix_var() {
+    require_nix();
+    let env = NixEnv::with_system_conf("sandbox = false\n");
+
+    // 1. A healthy WAL database with no -wal file (Nix < 2.22 after the last writer closed).
+    let store = Path::new(&synthetic(&env, 300, 5)).to_owned();
+    let var = store.join("nix/var");
+    let outs = analyse_unchanged(&env, &store, &[&var]);
+    for o in &outs {
+        assert!(o.status.success(), "{}", support::stderr(o));
+    }
+    let r: Value = serde_json::from_slice(&outs[0].stdout).unwrap();
+    assert_eq!(r["source"]["kind"], "sqlite");
+    assert_eq!(r["store"]["paths"], 300);
+
+    // 2. A WAL database whose -wal holds committed data, with its -shm: read, including
+    //    the path only the -wal has, and neither file touched.
+    let extra = leave_wal_with_data(&store);
+    let outs = analyse_unchanged(&env, &store, &[&var]);
+    for o in &outs {
+        assert!(o.status.success(), "{}", support::stderr(o));
+    }
+    let r: Value = serde_json::from_slice(&outs[0].stdout).unwrap();
+    assert_eq!(r["store"]["paths"], 301, "the path in the -wal is counted");
+    assert!(
+        strs(
+            &r["largest_paths"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["path"].clone())
+                .collect()
+        )
+        .len()
+            <= 10
+    );
+    let _ = extra;
+
+    // 3. A damaged database (its header overwritten) next to a -wal and -shm: an error
+    //    naming the file, no fallback that "repairs" it, nothing deleted.
+    let db = store.join("nix/var/nix/db/db.sqlite");
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[..100].copy_from_slice(&[0x5a; 100]);
+    std::fs::write(&db, &bytes).unwrap();
+    for o in analyse_unchanged(&env, &store, &[&var]) {
+        let (code, err) = code_and_stderr(&o);
+        assert_eq!(code, Some(3), "{err}");
+        assert!(err.contains(&db.display().to_string()), "{err}");
+        assert!(err.contains("not an SQLite database"), "{err}");
+    }
+
+    // 4. A 0-byte db.sqlite.
+    std::fs::write(&db, []).unwrap();
+    for o in analyse_unchanged(&env, &store, &[&var]) {
+        let (code, err) = code_and_stderr(&o);
+        assert_eq!(code, Some(3), "{err}");
+        assert!(
+            err.contains("is empty") && err.contains(&db.display().to_string()),
+            "{err}"
+        );
+    }
+
+    // 5. db.sqlite a symlink to a foreign SQLite database without Nix's tables (in WAL
+    //    mode, so a careless open would create its -wal/-shm): the tables are not created.
+    let foreign_dir = env.path().join("foreign");
+    std::fs::create_dir_all(&foreign_dir).unwrap();
+    let foreign = foreign_dir.join("app.sqlite");
+    {
+        let c = rusqlite::Connection::open(&foreign).unwrap();
+        c.execute_batch(
+            "create table notes (t text); insert into notes values ('x'); pragma journal_mode=wal;",
+        )
+        .unwrap();
+    }
+    for n in ["db.sqlite", "db.sqlite-wal", "db.sqlite-shm"] {
+        let _ = std::fs::remove_file(db.with_file_name(n));
+    }
+    std::os::unix::fs::symlink(&foreign, &db).unwrap();
+    for o in analyse_unchanged(&env, &store, &[&var, &foreign_dir]) {
+        let (code, err) = code_and_stderr(&o);
+        assert_eq!(code, Some(3), "{err}");
+        assert!(
+            err.contains("not a Nix store database") && err.contains("ValidPaths"),
+            "{err}"
+        );
+    }
+
+    // 6. A healthy database with a hot rollback journal beside it (a writer died in
+    //    rollback mode): never read past it.
+    let store2 = env.path().join("journal-store");
+    analytics_store::make(&store2, 50, 7, 2, false);
+    let db2 = store2.join("nix/var/nix/db/db.sqlite");
+    {
+        let c = rusqlite::Connection::open(&db2).unwrap();
+        c.pragma_update(None, "journal_mode", "delete").unwrap();
+    }
+    // The header of a rollback journal (magic d9d505f920a163d7), then junk.
+    let mut j = vec![0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+    j.extend_from_slice(&[0x11; 4096]);
+    std::fs::write(db2.with_file_name("db.sqlite-journal"), j).unwrap();
+    let var2 = store2.join("nix/var");
+    for o in analyse_unchanged(&env, &store2, &[&var2]) {
+        let (code, err) = code_and_stderr(&o);
+        assert_eq!(code, Some(3), "{err}");
+        assert!(err.contains("db.sqlite-journal"), "{err}");
+    }
 }
