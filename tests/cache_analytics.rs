@@ -1436,3 +1436,129 @@ fn analysing_a_store_changes_no_byte_under_nix_var() {
         assert!(err.contains("db.sqlite-journal"), "{err}");
     }
 }
+
+#[path = "support/setup_daemon.rs"]
+mod setup_daemon;
+
+/// `cache-analytics ARGS` as the unprivileged test user, with `env`'s configuration.
+fn analytics_as_user(env: &NixEnv, args: &[&str]) -> Output {
+    let user = setup_daemon::test_user();
+    let bin = binary_for_nobody(env);
+    let mut c = env.command("setpriv");
+    c.arg(format!("--reuid={}", user.uid))
+        .arg(format!("--regid={}", user.gid))
+        .arg("--init-groups")
+        .arg("--")
+        .arg(&bin)
+        .args(args);
+    run_bounded(c, 60)
+}
+
+/// The temp directory and everything above the store open to other users.
+fn open_to_others(env: &NixEnv, store: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut d = store.to_owned();
+    while d.starts_with(env.path()) {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        if !d.pop() {
+            break;
+        }
+    }
+}
+
+#[test]
+fn an_unreadable_database_directory_is_permission_denied_not_no_store() {
+    require_nix();
+    setup_daemon::require_root("running cache-analytics as an unprivileged user");
+    let env = NixEnv::with_system_conf("sandbox = false\n");
+    let store = Path::new(&synthetic(&env, 100, 3)).to_owned();
+    open_to_others(&env, &store.join("nix/var/nix/db"));
+    let dbdir = store.join("nix/var/nix/db");
+    std::fs::set_permissions(&dbdir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let s = store.to_str().unwrap();
+    for format in ["json", "table"] {
+        let out = analytics_as_user(&env, &["--store", s, "--format", format]);
+        let (code, err) = code_and_stderr(&out);
+        assert_eq!(code, Some(3), "stdout:\n{}\nstderr:\n{err}", stdout(&out));
+        assert!(
+            err.contains("permission denied") && err.contains(&dbdir.display().to_string()),
+            "{err}"
+        );
+        assert!(
+            !err.contains("install Nix") && !stdout(&out).contains("no Nix store"),
+            "{err}"
+        );
+        assert!(
+            err.contains("sudo") || err.contains("chmod"),
+            "says what to do: {err}"
+        );
+    }
+}
+
+#[test]
+fn unreadable_gc_root_directories_make_the_garbage_an_upper_bound() {
+    require_nix();
+    setup_daemon::require_root("running cache-analytics as an unprivileged user");
+    let env = NixEnv::with_system_conf("sandbox = false\n");
+    let store = Path::new(&synthetic(&env, 200, 3)).to_owned();
+    let all = nix_all(&env, store.to_str().unwrap());
+    // A root only root may see: another user's per-user root directory.
+    let private = store.join("nix/var/nix/gcroots/per-user/someone");
+    std::fs::create_dir_all(&private).unwrap();
+    let kept = all.keys().nth(7).unwrap().clone();
+    std::os::unix::fs::symlink(&kept, private.join("result")).unwrap();
+    open_to_others(&env, &store.join("nix/var/nix/db"));
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let s = store.to_str().unwrap();
+    let as_root = analytics_json(&env, &["--store", s]);
+    assert_eq!(as_root["gc"]["dead_is_upper_bound"], false);
+    assert_eq!(
+        as_root["gc"]["unreadable_roots"].as_array().unwrap().len(),
+        0
+    );
+
+    let out = analytics_as_user(&env, &["--store", s, "--format", "json"]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gc = &r["gc"];
+    assert_eq!(gc["dead_is_upper_bound"], true, "{gc}");
+    let unreadable = gc["unreadable_roots"].as_array().unwrap();
+    assert_eq!(unreadable[0]["path"], private.display().to_string(), "{gc}");
+    assert!(
+        gc["dead_paths"].as_u64().unwrap() >= as_root["gc"]["dead_paths"].as_u64().unwrap(),
+        "{gc}"
+    );
+    let warning = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["area"] == "gc" && f["severity"] == "warning")
+        .unwrap_or_else(|| panic!("no gc warning: {}", r["findings"]));
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap()
+            .contains(&private.display().to_string()),
+        "{warning}"
+    );
+    let table = stdout(&analytics_as_user(
+        &env,
+        &["--store", s, "--format", "table"],
+    ));
+    assert!(!table.contains("no problems found"), "{table}");
+    assert!(
+        table.contains("At most") && table.contains("upper bound"),
+        "{table}"
+    );
+    let md = stdout(&analytics_as_user(
+        &env,
+        &["--store", s, "--format", "markdown"],
+    ));
+    assert!(!md.contains("no problems found"), "{md}");
+    assert!(md.contains("At most") && md.contains("Upper bound"), "{md}");
+    assert!(md.contains(&private.display().to_string()), "{md}");
+}

@@ -160,6 +160,12 @@ pub struct GcSection {
     pub keep_derivations: bool,
     pub keep_outputs: bool,
     pub runtime_roots_counted: bool,
+    /// GC-root directories or entries that could not be read (e.g. another user's
+    /// `gcroots/per-user/NAME`): the roots in them are not counted.
+    pub unreadable_roots: Vec<crate::store::roots::Unreadable>,
+    /// True when `unreadable_roots` is not empty: paths kept only by those roots are
+    /// counted as dead, so `dead_paths` / `dead_nar_bytes` are an upper bound.
+    pub dead_is_upper_bound: bool,
     pub caveats: Vec<String>,
     /// Every dead path, sorted (only with `--list-dead`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -619,14 +625,40 @@ impl Ctx<'_> {
             self.recs.push(Recommendation {
                 area: "gc",
                 message: format!(
-                    "Collect garbage: {} paths ({}) are not reachable from any GC root. The disk space freed is at most that (less for files `nix-store --optimise` hard-linked, and running programs' runtime roots are kept).",
+                    "Collect garbage: {}{} paths ({}) are not reachable from any GC root{}. The disk space freed is at most that (less for files `nix-store --optimise` hard-linked, and running programs' runtime roots are kept).",
+                    if self.st.unreadable_roots.is_empty() { "" } else { "at most " },
                     render::thousands(dead_paths),
-                    crate::output::human_bytes(dead_bytes)
+                    crate::output::human_bytes(dead_bytes),
+                    if self.st.unreadable_roots.is_empty() { "" } else { " this user can read (some root directories could not be read)" }
                 ),
                 command: Some(format!("nix-store{} --gc", self.store_hint)),
             });
         }
+        let unreadable = self.st.unreadable_roots.clone();
+        if !unreadable.is_empty() {
+            let names: Vec<String> = unreadable
+                .iter()
+                .take(5)
+                .map(|u| format!("{} ({})", u.path.display(), u.error))
+                .collect();
+            self.findings.push(Finding {
+                severity: Severity::Warning,
+                area: "gc",
+                file: Some(unreadable[0].path.display().to_string()),
+                line: None,
+                message: format!(
+                    "{} GC-root location{} could not be read: {}{}. Roots there are not counted, so paths they keep are counted as garbage: the garbage figure is an upper bound.",
+                    unreadable.len(),
+                    if unreadable.len() == 1 { "" } else { "s" },
+                    names.join(", "),
+                    if unreadable.len() > 5 { ", ..." } else { "" }
+                ),
+                what_to_do: "Run the report as the store's owner (e.g. with sudo) to see every root; `nix-store --gc --print-roots` lists them too.".to_owned(),
+            });
+        }
         Some(GcSection {
+            dead_is_upper_bound: !unreadable.is_empty(),
+            unreadable_roots: unreadable,
             roots: self.st.roots.len() as u64,
             root_paths: root_paths.len() as u64,
             live_paths: g.len() as u64 - dead_paths,

@@ -185,13 +185,25 @@ pub fn table(report: &Report, tty: bool, color: bool) -> String {
         out.push_str(&h("Garbage"));
         out.push('\n');
         out.push_str(&format!(
-            "{} dead paths ({}) not reachable from {} GC roots ({} rooted paths, {} live paths).\n",
+            "{}{} dead paths ({}) not reachable from {} GC roots ({} rooted paths, {} live paths).\n",
+            if gc.dead_is_upper_bound { "At most " } else { "" },
             thousands(gc.dead_paths),
             bytes(gc.dead_nar_bytes),
             thousands(gc.roots),
             thousands(gc.root_paths),
             thousands(gc.live_paths)
         ));
+        if gc.dead_is_upper_bound {
+            out.push_str(&format!(
+                "  upper bound: {} GC-root location(s) could not be read, and paths only they keep are counted as dead: {}\n",
+                gc.unreadable_roots.len(),
+                gc.unreadable_roots
+                    .iter()
+                    .map(|u| u.path.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         for c in &gc.caveats {
             out.push_str(&format!("  note: {c}\n"));
         }
@@ -363,12 +375,28 @@ pub fn markdown(report: &Report) -> String {
     if let Some(gc) = &report.gc {
         out.push_str("### Garbage\n\n");
         out.push_str(&format!(
-            "**{} dead paths ({})** are not reachable from the {} GC roots ({} live paths).\n\n",
+            "**{}{} dead paths ({})** are not reachable from the {} GC roots ({} live paths).\n\n",
+            if gc.dead_is_upper_bound {
+                "At most "
+            } else {
+                ""
+            },
             thousands(gc.dead_paths),
             bytes(gc.dead_nar_bytes),
             thousands(gc.roots),
             thousands(gc.live_paths)
         ));
+        if gc.dead_is_upper_bound {
+            out.push_str(&format!(
+                "⚠️ **Upper bound**: {} GC-root location(s) could not be read, and paths only they keep are counted as dead: {}.\n\n",
+                gc.unreadable_roots.len(),
+                gc.unreadable_roots
+                    .iter()
+                    .map(|u| format!("`{}`", md_cell(&u.path.display().to_string())))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         let quoted: Vec<String> = gc.caveats.iter().map(|c| format!("> {c}\n")).collect();
         out.push_str(&quoted.join(">\n"));
         out.push('\n');

@@ -57,12 +57,14 @@ pub enum DbError {
         error: rusqlite::Error,
     },
     #[error(
-        "permission denied reading the store database `{}`: {error}; run as the store's owner (e.g. with sudo), ask them to make {} readable, or for the machine's store let the nix-daemon answer (`--source nix`)",
+        "permission denied reading the store database `{}` ({error}): {} is not open to you. Run as the store's owner (e.g. with sudo), or ask them to open it (`chmod a+rx DIR` on the directory, `chmod a+r` on the files)",
         .path.display(),
-        .path.parent().map(|p| p.display().to_string()).unwrap_or_default()
+        .blocked.as_ref().map(|d| format!("the directory {}", d.display())).unwrap_or_else(|| "it".to_owned())
     )]
     PermissionDenied {
         path: PathBuf,
+        /// The directory on the way that may not be entered or read, when one is.
+        blocked: Option<PathBuf>,
         error: std::io::Error,
     },
     #[error("cannot read the store database `{}`: {error}", .path.display())]
@@ -116,10 +118,25 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The deepest directory above `path` that exists but may not be entered.
+fn blocked_dir(path: &Path) -> Option<PathBuf> {
+    let ancestors: Vec<&Path> = path.ancestors().skip(1).collect();
+    for dir in ancestors.into_iter().rev() {
+        if std::fs::read_dir(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+            || std::fs::metadata(dir.join("."))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+        {
+            return Some(dir.to_owned());
+        }
+    }
+    None
+}
+
 fn io_err(path: &Path, e: std::io::Error) -> DbError {
     if e.kind() == std::io::ErrorKind::PermissionDenied {
         DbError::PermissionDenied {
             path: path.to_owned(),
+            blocked: blocked_dir(path),
             error: e,
         }
     } else {
@@ -445,6 +462,7 @@ pub fn open_checked(path: &Path, store_hint: &str) -> Result<(Connection, OpenMo
         {
             DbError::PermissionDenied {
                 path: sibling(&ck.real, "-wal"),
+                blocked: None,
                 error: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
             }
         }
