@@ -1562,3 +1562,79 @@ fn unreadable_gc_root_directories_make_the_garbage_an_upper_bound() {
     assert!(md.contains("At most") && md.contains("Upper bound"), "{md}");
     assert!(md.contains(&private.display().to_string()), "{md}");
 }
+
+#[test]
+fn planted_secrets_are_never_printed() {
+    require_nix();
+    let env = NixEnv::with_system_conf(
+        "sandbox = false\nsubstituters =\nextra-access-tokens = github.com=ghp_PLANTEDSECRET1\ninclude tokens.conf\n",
+    );
+    std::fs::write(
+        env.nix_conf_dir.join("tokens.conf"),
+        "access-tokens = gitlab.com=glpat-PLANTEDSECRET2 github.com=ghp_PLANTEDSECRET3\nextra-substituters = https://alice:PLANTEDPW1@127.0.0.1:9/\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(env.user_conf().parent().unwrap()).unwrap();
+    std::fs::write(
+        env.user_conf(),
+        "access-tokens = example.org=PLANTEDSECRET4\nextra-access-tokens = github.com=ghp_PLANTEDSECRET5\nextra-access-tokens = PLANTEDSECRET6\nextra-substituters = http://bob:PLANTEDPW2@cache.example.invalid\n",
+    )
+    .unwrap();
+    let store = synthetic(&env, 60, 2);
+    let all = nix_all(&env, &store);
+    let some = all.keys().next().unwrap().clone();
+    // A cache that answers 500 to everything, named with credentials.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for s in listener.incoming().take(200) {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let cache = format!("http://carol:PLANTEDPW3@127.0.0.1:{port}");
+    let summary = env.path().join("step-summary.md");
+    for format in ["json", "table", "markdown"] {
+        let mut c = env.command(BIN);
+        c.args([
+            "--store",
+            &store,
+            "--format",
+            format,
+            "--closure",
+            &some,
+            "--cache",
+            &cache,
+            "--timeout",
+            "2",
+            "--summary",
+        ])
+        .env("GITHUB_STEP_SUMMARY", &summary);
+        let out = run_bounded(c, 60);
+        assert!(out.status.success(), "{}", support::stderr(&out));
+        let text = format!("{}\n{}", stdout(&out), support::stderr(&out));
+        assert!(
+            !text.contains("PLANTED"),
+            "--format {format} printed a secret:\n{text}"
+        );
+        assert!(text.contains("<redacted>"), "--format {format}: {text}");
+        if format == "json" {
+            let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+            // `extra-access-tokens` is a valid setting: no finding calls it wrong.
+            for f in r["findings"].as_array().unwrap() {
+                let m = f["message"].as_str().unwrap();
+                assert!(!m.contains("extra-access-tokens"), "{f}");
+            }
+        }
+    }
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        !md.contains("PLANTED"),
+        "the job summary holds a secret:\n{md}"
+    );
+    assert!(md.contains("<redacted>"), "{md}");
+}

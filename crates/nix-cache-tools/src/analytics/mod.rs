@@ -243,6 +243,10 @@ pub struct Report {
     /// Every finding of every section (config findings included), errors first.
     pub findings: Vec<Finding>,
     pub recommendations: Vec<Recommendation>,
+    /// Secret values of the configuration (`access-tokens` / `extra-access-tokens`),
+    /// which every rendering hides (URL credentials are hidden by their shape).
+    #[serde(skip)]
+    pub secrets: Vec<String>,
 }
 
 impl Report {
@@ -364,10 +368,31 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
         _ => Vec::new(),
     };
     cx.recommend_config_fixes(&config.findings);
+    let secrets = layers.as_ref().map(secret_values).unwrap_or_default();
+    let mut config = config;
+    let mut coverage = coverage;
+    let hide = |t: &mut String| *t = hide_secrets(t, &secrets);
+    for f in config.findings.iter_mut().chain(cx.findings.iter_mut()) {
+        hide(&mut f.message);
+        hide(&mut f.what_to_do);
+    }
+    for r in &mut cx.recs {
+        hide(&mut r.message);
+        if let Some(c) = &mut r.command {
+            hide(c);
+        }
+    }
+    for c in &mut coverage {
+        hide(&mut c.cache);
+        if let Some(e) = &mut c.error {
+            hide(e);
+        }
+    }
     let mut findings = cx.findings;
     findings.extend(config.findings.iter().cloned());
     findings.sort_by_key(|f| f.severity);
     Ok(Report {
+        secrets,
         schema_version: JSON_SCHEMA_VERSION,
         source: cx.st.source.clone(),
         store,
@@ -857,6 +882,47 @@ impl Ctx<'_> {
             );
         }
     }
+}
+
+/// Every secret value in the configuration files Nix reads: the tokens of
+/// `access-tokens` / `extra-access-tokens` lines (`host=TOKEN` gives `TOKEN`; a word
+/// without `=` is taken whole), also from lines Nix rejects.
+pub fn secret_values(layers: &crate::nixconf::Layers) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in &layers.files {
+        for line in f.conf.lines() {
+            let code = line.content.split('#').next().unwrap_or("");
+            let key = code.split_whitespace().next().unwrap_or("");
+            let key = key.split('=').next().unwrap_or(key);
+            if !crate::redact::is_secret_setting(crate::nixconf::canonical_name(key)) {
+                continue;
+            }
+            let Some((_, value)) = code.split_once('=') else {
+                continue;
+            };
+            for word in value.split_whitespace() {
+                let secret = word.split_once('=').map_or(word, |(_, t)| t);
+                // Very short values would blank out unrelated text; they are hidden
+                // where they are quoted (redact::setting_value) all the same.
+                if secret.len() >= 4 && !out.iter().any(|o| o == secret) {
+                    out.push(secret.to_owned());
+                }
+            }
+        }
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out
+}
+
+/// `text` with every known secret and every URL credential replaced by `<redacted>`.
+pub fn hide_secrets(text: &str, secrets: &[String]) -> String {
+    let mut t = text.to_owned();
+    for s in secrets {
+        if t.contains(s.as_str()) {
+            t = t.replace(s.as_str(), crate::redact::REDACTED);
+        }
+    }
+    crate::redact::urls_in(&t)
 }
 
 /// How to release a GC root: `rm` for a plain link (`./result`), but never for a profile

@@ -31,10 +31,26 @@ fn bytes(n: u64) -> String {
     human_bytes(n)
 }
 
-/// Pretty JSON of the report.
+/// Every string in `v` with secrets hidden (keys and structure untouched).
+fn hide_in_json(v: &mut serde_json::Value, secrets: &[String]) {
+    match v {
+        serde_json::Value::String(s) => *s = super::hide_secrets(s, secrets),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| hide_in_json(x, secrets)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| hide_in_json(x, secrets)),
+        _ => {}
+    }
+}
+
+/// Pretty JSON of the report, secrets hidden in every string.
 pub fn json(report: &Report) -> String {
-    let mut s =
-        serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut s = match serde_json::to_value(report) {
+        Ok(mut v) => {
+            hide_in_json(&mut v, &report.secrets);
+            serde_json::to_string_pretty(&v)
+        }
+        Err(e) => Err(e),
+    }
+    .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     s.push('\n');
     s
 }
@@ -84,9 +100,13 @@ fn right(s: String) -> Cell {
     Cell::new(s).set_alignment(CellAlignment::Right)
 }
 
-/// Terminal report: one table per section. `color` adds bold headings only (never in
+/// Terminal report: one table per section, secrets hidden. `color` adds bold headings only (never in
 /// JSON or Markdown, never with NO_COLOR or off a terminal).
 pub fn table(report: &Report, tty: bool, color: bool) -> String {
+    super::hide_secrets(&table_unredacted(report, tty, color), &report.secrets)
+}
+
+fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
     let h = |s: &str| {
         if color {
             format!("\x1b[1m{s}\x1b[0m")
@@ -301,9 +321,13 @@ fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-/// Markdown job summary: ✅/⚠️ headline, one section per area, a collapsed "what to
+/// Markdown job summary (secrets hidden): ✅/⚠️ headline, one section per area, a collapsed "what to
 /// do" under each finding.
 pub fn markdown(report: &Report) -> String {
+    super::hide_secrets(&markdown_unredacted(report), &report.secrets)
+}
+
+fn markdown_unredacted(report: &Report) -> String {
     let mut out = String::new();
     let (ok, text) = headline(report);
     out.push_str(&format!(
