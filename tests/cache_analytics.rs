@@ -1039,7 +1039,9 @@ fn coverage_against_http_and_file_caches_is_exact() {
     assert_eq!(b["nar_bytes_present"].as_u64().unwrap(), total);
     assert_eq!(b["hit_rate_bytes"].as_f64().unwrap(), 100.0);
     let c = cov.iter().find(|c| c["cache"] == c_url.as_str()).unwrap();
-    assert_eq!(c["paths_present"], 0);
+    // An unusable cache is not measured: no figures, never 0%.
+    assert_eq!(c["measured"], false);
+    assert!(c["paths_present"].is_null(), "{c}");
     assert!(c["error"].as_str().unwrap().contains("/gnu/store"), "{c}");
     // An unusable cache is a warning; one this client cannot query (ssh-ng://) only info.
     let sev = |cache: &str| {
@@ -1161,7 +1163,8 @@ fn a_cache_that_never_answers_times_out_and_is_reported() {
         t0.elapsed()
     );
     let c = &report["coverage"][0];
-    assert_eq!(c["paths_present"], 0);
+    assert_eq!(c["measured"], false);
+    assert!(c["paths_present"].is_null(), "{c}");
     assert!(
         c["error"].as_str().unwrap().contains("nix-cache-info"),
         "{c}"
@@ -1637,4 +1640,118 @@ fn planted_secrets_are_never_printed() {
         "the job summary holds a secret:\n{md}"
     );
     assert!(md.contains("<redacted>"), "{md}");
+}
+
+/// A loopback server that answers every request with HTTP 500 (bounded: 500 requests).
+fn serve_500() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for s in listener.incoming().take(500) {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\noops",
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn an_unreachable_cache_is_not_measured_never_zero_percent() {
+    require_nix();
+    let env = NixEnv::with_system_conf("sandbox = false\nsubstituters =\n");
+    let store = synthetic(&env, 80, 3);
+    let all = nix_all(&env, &store);
+    let some = all.keys().next().unwrap().clone();
+    // A loopback port nothing listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let failing = serve_500();
+    let args = |format: &'static str| -> Vec<String> {
+        [
+            "--store",
+            &store,
+            "--format",
+            format,
+            "--closure",
+            &some,
+            "--cache",
+            &closed,
+            "--cache",
+            &failing,
+            "--timeout",
+            "2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |format: &'static str| {
+        let mut c = env.command(BIN);
+        c.args(args(format));
+        let out = run_bounded(c, 60);
+        assert!(out.status.success(), "{}", support::stderr(&out));
+        stdout(&out)
+    };
+    let r: Value = serde_json::from_str(&run("json")).unwrap();
+    assert_eq!(r["schema_version"], 2);
+    let cov = r["coverage"].as_array().unwrap();
+    assert_eq!(cov.len(), 2, "{cov:?}");
+    for c in cov {
+        assert_eq!(c["measured"], false, "{c}");
+        for k in [
+            "paths_present",
+            "nar_bytes_present",
+            "hit_rate_paths",
+            "hit_rate_bytes",
+        ] {
+            assert!(c[k].is_null(), "{k} must be null when not measured: {c}");
+        }
+        assert!(c["error"].as_str().is_some_and(|e| !e.is_empty()), "{c}");
+    }
+    let failing_row = cov.iter().find(|c| c["cache"] == failing.as_str()).unwrap();
+    assert!(
+        failing_row["error"].as_str().unwrap().contains("500"),
+        "{failing_row}"
+    );
+    let recs = r["recommendations"].to_string();
+    assert!(!recs.contains("add a binary cache"), "{recs}");
+    assert!(
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["area"] == "coverage"
+                && f["message"].as_str().unwrap().contains("not measured"))
+            .count()
+            == 2,
+        "{}",
+        r["findings"]
+    );
+    for format in ["table", "markdown"] {
+        let text = run(format);
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                let l = l.trim_start();
+                l.starts_with(&format!("| {closed} ")) || l.starts_with(&format!("| {failing} "))
+            })
+            .collect();
+        assert_eq!(rows.len(), 2, "{format}:\n{text}");
+        for row in rows {
+            assert!(row.contains("not measured"), "{format}: {row}");
+            assert!(
+                !row.contains("0.0%") && !row.contains(" 0 /"),
+                "{format}: {row}"
+            );
+        }
+        assert!(!text.contains("add a binary cache"), "{format}:\n{text}");
+    }
 }

@@ -24,7 +24,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Version of the JSON layout; bumped on incompatible changes.
-pub const JSON_SCHEMA_VERSION: u32 = 1;
+pub const JSON_SCHEMA_VERSION: u32 = 2;
 
 /// The tool's exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,16 +205,21 @@ pub struct Coverage {
     pub from: String,
     pub priority: Option<u32>,
     pub store_dir: Option<String>,
+    /// False when the cache could not be asked (unreachable, an HTTP error for
+    /// `nix-cache-info`, every narinfo query failed): then `error` says why, and the
+    /// `*_present` and `hit_rate_*` fields are null, never 0.
+    pub measured: bool,
     pub paths_total: u64,
-    pub paths_present: u64,
+    pub paths_present: Option<u64>,
     pub nar_bytes_total: u64,
-    pub nar_bytes_present: u64,
+    pub nar_bytes_present: Option<u64>,
     /// `paths_present / paths_total` in percent (100 for an empty closure).
-    pub hit_rate_paths: f64,
-    pub hit_rate_bytes: f64,
-    /// Paths whose query failed (timeouts, server errors): counted as absent.
+    pub hit_rate_paths: Option<f64>,
+    pub hit_rate_bytes: Option<f64>,
+    /// Paths whose query failed (timeouts, server errors) while others answered: the
+    /// rates are then a lower bound.
     pub errors: u64,
-    /// Why the cache could not be queried at all.
+    /// Why the cache could not be measured.
     pub error: Option<String>,
 }
 
@@ -814,7 +819,9 @@ impl Ctx<'_> {
         }
         let rows = coverage::check_all(&targets, members, &self.loc.store_dir, opts.timeout);
         for c in &rows {
-            if let Some(e) = &c.error {
+            let shown = crate::redact::url(&c.cache);
+            if !c.measured {
+                let e = c.error.as_deref().unwrap_or("unknown error");
                 // A scheme this client cannot query (s3://, ssh-ng://) is a limit of the
                 // report, not a problem of the cache: info, so `--check` does not fail on it.
                 let severity = if crate::binarycache::is_supported(&c.cache) {
@@ -827,15 +834,34 @@ impl Ctx<'_> {
                     area: "coverage",
                     file: None,
                     line: None,
-                    message: format!("The cache {} could not be checked: {e}.", c.cache),
+                    message: format!("The cache {shown} could not be checked, so its coverage was not measured: {e}."),
                     what_to_do: "Check the URL and that the cache is reachable (`curl -I URL/nix-cache-info`).".to_owned(),
                 });
-            } else if c.paths_present < c.paths_total && c.from != "nix.conf" {
+                continue;
+            }
+            let (present, rate_bytes) = (
+                c.paths_present.unwrap_or(0),
+                c.hit_rate_bytes.unwrap_or(0.0),
+            );
+            if c.errors > 0 {
+                self.findings.push(Finding {
+                    severity: Severity::Warning,
+                    area: "coverage",
+                    file: None,
+                    line: None,
+                    message: format!(
+                        "{} of {} queries to {shown} failed (counted as absent): its coverage is a lower bound.",
+                        c.errors, c.paths_total
+                    ),
+                    what_to_do: "Run again, or raise `--timeout`, when the cache answers reliably.".to_owned(),
+                });
+            }
+            if present < c.paths_total && c.from != "nix.conf" {
                 self.recs.push(Recommendation {
                     area: "coverage",
                     message: format!(
-                        "{} has {} of {} paths ({:.1}% of the bytes) of the closure: push the rest so others download instead of building.",
-                        c.cache, c.paths_present, c.paths_total, c.hit_rate_bytes
+                        "{shown} has {present} of {} paths ({rate_bytes:.1}% of the bytes) of the closure: push the rest so others download instead of building.",
+                        c.paths_total
                     ),
                     command: Some(format!(
                         "push-cache --to {} {}",
@@ -845,10 +871,12 @@ impl Ctx<'_> {
                 });
             }
         }
+        // Only when every cache was measured and holds nothing: a cache that could not be
+        // asked may hold it all.
         if !members.is_empty()
             && rows
                 .iter()
-                .all(|c| c.error.is_some() || c.paths_present == 0)
+                .all(|c| c.measured && c.paths_present == Some(0))
         {
             self.recs.push(Recommendation {
                 area: "coverage",

@@ -253,27 +253,14 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
             "note",
         ]);
         for c in &report.coverage {
+            let (paths, nar, rate) = coverage_cells(c);
             t.add_row(vec![
                 Cell::new(&c.cache),
                 right(c.priority.map(|p| p.to_string()).unwrap_or_default()),
-                right(format!(
-                    "{} / {}",
-                    thousands(c.paths_present),
-                    thousands(c.paths_total)
-                )),
-                right(format!(
-                    "{} / {}",
-                    bytes(c.nar_bytes_present),
-                    bytes(c.nar_bytes_total)
-                )),
-                right(format!("{:.1}%", c.hit_rate_bytes)),
-                Cell::new(c.error.clone().unwrap_or_else(|| {
-                    if c.errors > 0 {
-                        format!("{} queries failed", c.errors)
-                    } else {
-                        String::new()
-                    }
-                })),
+                right(paths),
+                right(nar),
+                right(rate),
+                Cell::new(coverage_note(c)),
             ]);
         }
         out.push_str(&t.to_string());
@@ -314,6 +301,37 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
         }
     }
     out
+}
+
+/// Paths, NAR bytes and hit rate of a coverage row: "not measured" when the cache could
+/// not be asked, never 0%.
+fn coverage_cells(c: &super::Coverage) -> (String, String, String) {
+    match (
+        c.measured,
+        c.paths_present,
+        c.nar_bytes_present,
+        c.hit_rate_bytes,
+    ) {
+        (true, Some(p), Some(b), Some(r)) => (
+            format!("{} / {}", thousands(p), thousands(c.paths_total)),
+            format!("{} / {}", bytes(b), bytes(c.nar_bytes_total)),
+            format!("{}{r:.1}%", if c.errors > 0 { "≥ " } else { "" }),
+        ),
+        _ => (
+            format!("? / {}", thousands(c.paths_total)),
+            format!("? / {}", bytes(c.nar_bytes_total)),
+            "not measured".to_owned(),
+        ),
+    }
+}
+
+fn coverage_note(c: &super::Coverage) -> String {
+    match &c.error {
+        Some(e) if !c.measured => format!("not measured: {e}"),
+        Some(e) => e.clone(),
+        None if c.errors > 0 => format!("{} queries failed (lower bound)", c.errors),
+        None => String::new(),
+    }
 }
 
 /// Escapes text for a Markdown table cell.
@@ -458,17 +476,17 @@ fn markdown_unredacted(report: &Report) -> String {
             bytes(c.nar_bytes)
         ));
         if !report.coverage.is_empty() {
-            out.push_str("| Cache | Priority | Paths present | NAR bytes present | Hit rate |\n|---|---:|---:|---:|---:|\n");
+            out.push_str("| Cache | Priority | Paths present | NAR bytes present | Hit rate | Note |\n|---|---:|---:|---:|---:|---|\n");
             for cv in &report.coverage {
+                let (paths, nar, rate) = coverage_cells(cv);
                 out.push_str(&format!(
-                    "| {} | {} | {} / {} | {} / {} | {:.1}% |\n",
+                    "| {} | {} | {} | {} | {} | {} |\n",
                     md_cell(&cv.cache),
                     cv.priority.map(|p| p.to_string()).unwrap_or_default(),
-                    thousands(cv.paths_present),
-                    thousands(cv.paths_total),
-                    bytes(cv.nar_bytes_present),
-                    bytes(cv.nar_bytes_total),
-                    cv.hit_rate_bytes
+                    paths,
+                    nar,
+                    rate,
+                    md_cell(&coverage_note(cv))
                 ));
             }
             out.push('\n');
