@@ -1755,3 +1755,74 @@ fn an_unreachable_cache_is_not_measured_never_zero_percent() {
         assert!(!text.contains("add a binary cache"), "{format}:\n{text}");
     }
 }
+
+fn mkfifo(p: &Path) {
+    let st = std::process::Command::new("mkfifo").arg(p).status().unwrap();
+    assert!(st.success(), "mkfifo {}", p.display());
+}
+
+#[test]
+fn fifos_and_devices_as_database_or_gc_roots_neither_hang_nor_read_without_bound() {
+    require_nix();
+    let env = NixEnv::with_system_conf("sandbox = false\n");
+    let store = Path::new(&synthetic(&env, 100, 3)).to_owned();
+    let s = store.to_str().unwrap().to_owned();
+    let db = store.join("nix/var/nix/db/db.sqlite");
+    let run = |what: &str| -> (Option<i32>, String, String) {
+        let mut c = env.command(BIN);
+        c.args(["--store", &s, "--format", "json"]);
+        let o = run_bounded(c, 30);
+        let _ = what;
+        (o.status.code(), stdout(&o), support::stderr(&o))
+    };
+
+    // GC roots: links to a FIFO and to /dev/zero, a FIFO and a device node among the
+    // roots. Nothing is opened: the report comes, with the real roots.
+    let auto = store.join("nix/var/nix/gcroots/auto");
+    let fifo = env.path().join("a-fifo");
+    mkfifo(&fifo);
+    std::os::unix::fs::symlink(&fifo, auto.join("to-fifo")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", auto.join("to-zero")).unwrap();
+    mkfifo(&auto.join("fifo-root"));
+    let node = auto.join("zero-node");
+    let st = std::process::Command::new("mknod")
+        .arg(&node)
+        .args(["c", "1", "5"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (code, out, err) = run("roots");
+    assert_eq!(code, Some(0), "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["store"]["paths"], 100);
+    assert!(r["gc"]["roots"].as_u64().unwrap() >= 3, "{}", r["gc"]);
+
+    // The database itself a FIFO, a link to /dev/zero, a device node: an error naming
+    // the file and its type, at once.
+    let saved = std::fs::read(&db).unwrap();
+    std::fs::remove_file(&db).unwrap();
+    mkfifo(&db);
+    let (code, _, err) = run("db fifo");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("FIFO") && err.contains(&db.display().to_string()), "{err}");
+    std::fs::remove_file(&db).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &db).unwrap();
+    let (code, _, err) = run("db /dev/zero");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("character device"), "{err}");
+    std::fs::remove_file(&db).unwrap();
+
+    // A FIFO as the -wal next to a good database.
+    std::fs::write(&db, &saved).unwrap();
+    let wal = db.with_file_name("db.sqlite-wal");
+    mkfifo(&wal);
+    let (code, _, err) = run("wal fifo");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("FIFO") && err.contains("db.sqlite-wal"), "{err}");
+    std::fs::remove_file(&wal).unwrap();
+    // And /dev/zero as the journal.
+    std::os::unix::fs::symlink("/dev/zero", db.with_file_name("db.sqlite-journal")).unwrap();
+    let (code, _, err) = run("journal zero");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("db.sqlite-journal"), "{err}");
+}
