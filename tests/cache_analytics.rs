@@ -1757,7 +1757,10 @@ fn an_unreachable_cache_is_not_measured_never_zero_percent() {
 }
 
 fn mkfifo(p: &Path) {
-    let st = std::process::Command::new("mkfifo").arg(p).status().unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(p)
+        .status()
+        .unwrap();
     assert!(st.success(), "mkfifo {}", p.display());
 }
 
@@ -1804,7 +1807,10 @@ fn fifos_and_devices_as_database_or_gc_roots_neither_hang_nor_read_without_bound
     mkfifo(&db);
     let (code, _, err) = run("db fifo");
     assert_eq!(code, Some(3), "{err}");
-    assert!(err.contains("FIFO") && err.contains(&db.display().to_string()), "{err}");
+    assert!(
+        err.contains("FIFO") && err.contains(&db.display().to_string()),
+        "{err}"
+    );
     std::fs::remove_file(&db).unwrap();
     std::os::unix::fs::symlink("/dev/zero", &db).unwrap();
     let (code, _, err) = run("db /dev/zero");
@@ -1818,7 +1824,10 @@ fn fifos_and_devices_as_database_or_gc_roots_neither_hang_nor_read_without_bound
     mkfifo(&wal);
     let (code, _, err) = run("wal fifo");
     assert_eq!(code, Some(3), "{err}");
-    assert!(err.contains("FIFO") && err.contains("db.sqlite-wal"), "{err}");
+    assert!(
+        err.contains("FIFO") && err.contains("db.sqlite-wal"),
+        "{err}"
+    );
     std::fs::remove_file(&wal).unwrap();
     // And /dev/zero as the journal.
     std::os::unix::fs::symlink("/dev/zero", db.with_file_name("db.sqlite-journal")).unwrap();

@@ -498,9 +498,12 @@ pub fn open(path: &Path) -> Result<(Connection, OpenMode), DbError> {
     open_checked(path, "")
 }
 
+/// `(dev, ino, size, mtime, mtime_ns, ctime, ctime_ns)` of a file.
+type FileStamp = (u64, u64, u64, i64, i64, i64, i64);
+
 /// Identity, size and times of the database and its `-wal`: equal before and after a
 /// read means no writer changed them in between.
-fn fingerprint(path: &Path) -> Vec<Option<(u64, u64, u64, i64, i64, i64, i64)>> {
+fn fingerprint(path: &Path) -> Vec<Option<FileStamp>> {
     let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
     [real.clone(), sibling(&real, "-wal")]
         .iter()
