@@ -1039,7 +1039,9 @@ fn coverage_against_http_and_file_caches_is_exact() {
     assert_eq!(b["nar_bytes_present"].as_u64().unwrap(), total);
     assert_eq!(b["hit_rate_bytes"].as_f64().unwrap(), 100.0);
     let c = cov.iter().find(|c| c["cache"] == c_url.as_str()).unwrap();
-    assert_eq!(c["paths_present"], 0);
+    // An unusable cache is not measured: no figures, never 0%.
+    assert_eq!(c["measured"], false);
+    assert!(c["paths_present"].is_null(), "{c}");
     assert!(c["error"].as_str().unwrap().contains("/gnu/store"), "{c}");
     // An unusable cache is a warning; one this client cannot query (ssh-ng://) only info.
     let sev = |cache: &str| {
@@ -1092,7 +1094,8 @@ fn non_root_reads_the_database_and_falls_back_to_immutable() {
         std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
     let as_root = analytics_json(&env, &["--store", &store]);
-    assert_eq!(as_root["source"]["mode"], "read-only");
+    // No -wal with data: the database file alone, immutable (nothing is created).
+    assert_eq!(as_root["source"]["mode"], "immutable");
     let bin = binary_for_nobody(&env);
     let as_nobody = || -> Value {
         let out = env
@@ -1111,8 +1114,7 @@ fn non_root_reads_the_database_and_falls_back_to_immutable() {
     for key in ["largest_paths", "largest_closures", "gc"] {
         assert_eq!(as_root[key], r[key], "{key}");
     }
-    // A -shm file the user cannot open makes `mode=ro` fail; with no -wal data there is
-    // nothing uncheckpointed, so the tool opens the file `immutable=1`, and says so.
+    // A -shm file the user cannot open changes nothing: the -shm is never used.
     let shm = Path::new(&store).join("nix/var/nix/db/db.sqlite-shm");
     std::fs::write(&shm, []).unwrap();
     std::fs::set_permissions(&shm, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
@@ -1161,7 +1163,8 @@ fn a_cache_that_never_answers_times_out_and_is_reported() {
         t0.elapsed()
     );
     let c = &report["coverage"][0];
-    assert_eq!(c["paths_present"], 0);
+    assert_eq!(c["measured"], false);
+    assert!(c["paths_present"].is_null(), "{c}");
     assert!(
         c["error"].as_str().unwrap().contains("nix-cache-info"),
         "{c}"
@@ -1174,4 +1177,661 @@ fn a_cache_that_never_answers_times_out_and_is_reported() {
             .any(|f| f["area"] == "coverage" && f["severity"] == "warning"),
         "{report}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Safety (issue 8): read-only means read-only, bounded inputs, truthful figures.
+// ---------------------------------------------------------------------------------------
+
+/// Runs `cmd`, killing it after `secs` seconds: a run that could hang (a FIFO, a device)
+/// fails the test instead of blocking it. Polls in bounded steps.
+fn run_bounded(mut cmd: std::process::Command, secs: u64) -> Output {
+    use std::io::Read;
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+/// Every entry under `dir`: path, type, size, mtime and ctime (ns), mode, owner, a hash
+/// of the content (files) or the target (links). Two equal snapshots mean nothing was created, removed, written
+/// or even touched.
+fn snapshot(dir: &Path) -> BTreeMap<String, String> {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    let mut budget = 100_000;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            budget -= 1;
+            assert!(
+                budget > 0,
+                "snapshot: too many entries under {}",
+                dir.display()
+            );
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let ft = m.file_type();
+            let what = if ft.is_dir() {
+                stack.push(p.clone());
+                "dir".to_owned()
+            } else if ft.is_symlink() {
+                format!("link -> {}", std::fs::read_link(&p).unwrap().display())
+            } else if ft.is_file() {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                std::fs::read(&p).unwrap().hash(&mut h);
+                format!("file {:016x}", h.finish())
+            } else {
+                "special".to_owned()
+            };
+            out.insert(
+                p.strip_prefix(dir).unwrap().display().to_string(),
+                format!(
+                    "{what} size {} mtime {}.{} ctime {}.{} mode {:o} owner {}:{}",
+                    m.size(),
+                    m.mtime(),
+                    m.mtime_nsec(),
+                    m.ctime(),
+                    m.ctime_nsec(),
+                    m.mode(),
+                    m.uid(),
+                    m.gid()
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// Runs the tool on `store` in every format and asserts nothing changed under `watch`.
+fn analyse_unchanged(env: &NixEnv, store: &Path, watch: &[&Path]) -> Vec<Output> {
+    let before: Vec<_> = watch.iter().map(|w| snapshot(w)).collect();
+    let mut outs = Vec::new();
+    for format in ["json", "table", "markdown"] {
+        let mut c = env.command(BIN);
+        c.args(["--store", store.to_str().unwrap(), "--format", format]);
+        outs.push(run_bounded(c, 60));
+        for (w, b) in watch.iter().zip(&before) {
+            let after = snapshot(w);
+            assert_eq!(
+                b,
+                &after,
+                "cache-analytics --format {format} changed files under {}",
+                w.display()
+            );
+        }
+    }
+    outs
+}
+
+/// The db/, -wal and -shm of a WAL database whose writer died with changes not yet
+/// checkpointed (or, from Nix 2.22 on, a persistent WAL): one more valid path lives only
+/// in the -wal. Returns that path.
+fn leave_wal_with_data(store: &Path) -> String {
+    let db = store.join("nix/var/nix/db/db.sqlite");
+    let extra = "/nix/store/wwwwwwwwwwwwwwwwwwwwwwwwwwwwwwww-only-in-the-wal".to_owned();
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    c.execute(
+        "insert into ValidPaths (path, hash, registrationTime, narSize) values (?1, 'sha256:00', 1, 4242)",
+        [&extra],
+    )
+    .unwrap();
+    let saved: Vec<(std::path::PathBuf, Vec<u8>)> = ["db.sqlite", "db.sqlite-wal", "db.sqlite-shm"]
+        .iter()
+        .map(|n| {
+            let p = db.with_file_name(n);
+            let b = std::fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect();
+    drop(c);
+    for (p, b) in saved {
+        std::fs::write(p, b).unwrap();
+    }
+    assert!(
+        std::fs::metadata(db.with_file_name("db.sqlite-wal"))
+            .unwrap()
+            .len()
+            > 0,
+        "the -wal holds the new path"
+    );
+    extra
+}
+
+fn code_and_stderr(o: &Output) -> (Option<i32>, String) {
+    (o.status.code(), support::stderr(o))
+}
+
+#[test]
+fn analysing_a_store_changes_no_byte_under_nix_var() {
+    require_nix();
+    let env = NixEnv::with_system_conf("sandbox = false\n");
+
+    // 1. A healthy WAL database with no -wal file (Nix < 2.22 after the last writer closed).
+    let store = Path::new(&synthetic(&env, 300, 5)).to_owned();
+    let var = store.join("nix/var");
+    let outs = analyse_unchanged(&env, &store, &[&var]);
+    for o in &outs {
+        assert!(o.status.success(), "{}", support::stderr(o));
+    }
+    let r: Value = serde_json::from_slice(&outs[0].stdout).unwrap();
+    assert_eq!(r["source"]["kind"], "sqlite");
+    assert_eq!(r["store"]["paths"], 300);
+
+    // 2. A WAL database whose -wal holds committed data, with its -shm: read, including
+    //    the path only the -wal has, and neither file touched.
+    let extra = leave_wal_with_data(&store);
+    let outs = analyse_unchanged(&env, &store, &[&var]);
+    for o in &outs {
+        assert!(o.status.success(), "{}", support::stderr(o));
+    }
+    let r: Value = serde_json::from_slice(&outs[0].stdout).unwrap();
+    assert_eq!(r["store"]["paths"], 301, "the path in the -wal is counted");
+    assert!(
+        strs(
+            &r["largest_paths"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["path"].clone())
+                .collect()
+        )
+        .len()
+            <= 10
+    );
+    let _ = extra;
+
+    // 3. A damaged database (its header overwritten) next to a -wal and -shm: an error
+    //    naming the file, no fallback that "repairs" it, nothing deleted.
+    let db = store.join("nix/var/nix/db/db.sqlite");
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[..100].copy_from_slice(&[0x5a; 100]);
+    std::fs::write(&db, &bytes).unwrap();
+    for o in analyse_unchanged(&env, &store, &[&var]) {
+        let (code, err) = code_and_stderr(&o);
+        assert_eq!(code, Some(3), "{err}");
+        assert!(err.contains(&db.display().to_string()), "{err}");
+        assert!(err.contains("not an SQLite database"), "{err}");
+    }
+
+    // 4. A 0-byte db.sqlite.
+    std::fs::write(&db, []).unwrap();
+    for o in analyse_unchanged(&env, &store, &[&var]) {
+        let (code, err) = code_and_stderr(&o);
+        assert_eq!(code, Some(3), "{err}");
+        assert!(
+            err.contains("is empty") && err.contains(&db.display().to_string()),
+            "{err}"
+        );
+    }
+
+    // 5. db.sqlite a symlink to a foreign SQLite database without Nix's tables (in WAL
+    //    mode, so a careless open would create its -wal/-shm): the tables are not created.
+    let foreign_dir = env.path().join("foreign");
+    std::fs::create_dir_all(&foreign_dir).unwrap();
+    let foreign = foreign_dir.join("app.sqlite");
+    {
+        let c = rusqlite::Connection::open(&foreign).unwrap();
+        c.execute_batch(
+            "create table notes (t text); insert into notes values ('x'); pragma journal_mode=wal;",
+        )
+        .unwrap();
+    }
+    for n in ["db.sqlite", "db.sqlite-wal", "db.sqlite-shm"] {
+        let _ = std::fs::remove_file(db.with_file_name(n));
+    }
+    std::os::unix::fs::symlink(&foreign, &db).unwrap();
+    for o in analyse_unchanged(&env, &store, &[&var, &foreign_dir]) {
+        let (code, err) = code_and_stderr(&o);
+        assert_eq!(code, Some(3), "{err}");
+        assert!(
+            err.contains("not a Nix store database") && err.contains("ValidPaths"),
+            "{err}"
+        );
+    }
+
+    // 6. A healthy database with a hot rollback journal beside it (a writer died in
+    //    rollback mode): never read past it.
+    let store2 = env.path().join("journal-store");
+    analytics_store::make(&store2, 50, 7, 2, false);
+    let db2 = store2.join("nix/var/nix/db/db.sqlite");
+    {
+        let c = rusqlite::Connection::open(&db2).unwrap();
+        c.pragma_update(None, "journal_mode", "delete").unwrap();
+    }
+    // The header of a rollback journal (magic d9d505f920a163d7), then junk.
+    let mut j = vec![0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+    j.extend_from_slice(&[0x11; 4096]);
+    std::fs::write(db2.with_file_name("db.sqlite-journal"), j).unwrap();
+    let var2 = store2.join("nix/var");
+    for o in analyse_unchanged(&env, &store2, &[&var2]) {
+        let (code, err) = code_and_stderr(&o);
+        assert_eq!(code, Some(3), "{err}");
+        assert!(err.contains("db.sqlite-journal"), "{err}");
+    }
+}
+
+#[path = "support/setup_daemon.rs"]
+mod setup_daemon;
+
+/// `cache-analytics ARGS` as the unprivileged test user, with `env`'s configuration.
+fn analytics_as_user(env: &NixEnv, args: &[&str]) -> Output {
+    let user = setup_daemon::test_user();
+    let bin = binary_for_nobody(env);
+    let mut c = env.command("setpriv");
+    c.arg(format!("--reuid={}", user.uid))
+        .arg(format!("--regid={}", user.gid))
+        .arg("--init-groups")
+        .arg("--")
+        .arg(&bin)
+        .args(args);
+    run_bounded(c, 60)
+}
+
+/// The temp directory and everything above the store open to other users.
+fn open_to_others(env: &NixEnv, store: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut d = store.to_owned();
+    while d.starts_with(env.path()) {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        if !d.pop() {
+            break;
+        }
+    }
+}
+
+#[test]
+fn an_unreadable_database_directory_is_permission_denied_not_no_store() {
+    require_nix();
+    setup_daemon::require_root("running cache-analytics as an unprivileged user");
+    let env = NixEnv::with_system_conf("sandbox = false\n");
+    let store = Path::new(&synthetic(&env, 100, 3)).to_owned();
+    open_to_others(&env, &store.join("nix/var/nix/db"));
+    let dbdir = store.join("nix/var/nix/db");
+    std::fs::set_permissions(&dbdir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let s = store.to_str().unwrap();
+    for format in ["json", "table"] {
+        let out = analytics_as_user(&env, &["--store", s, "--format", format]);
+        let (code, err) = code_and_stderr(&out);
+        assert_eq!(code, Some(3), "stdout:\n{}\nstderr:\n{err}", stdout(&out));
+        assert!(
+            err.contains("permission denied") && err.contains(&dbdir.display().to_string()),
+            "{err}"
+        );
+        assert!(
+            !err.contains("install Nix") && !stdout(&out).contains("no Nix store"),
+            "{err}"
+        );
+        assert!(
+            err.contains("sudo") || err.contains("chmod"),
+            "says what to do: {err}"
+        );
+    }
+}
+
+#[test]
+fn unreadable_gc_root_directories_make_the_garbage_an_upper_bound() {
+    require_nix();
+    setup_daemon::require_root("running cache-analytics as an unprivileged user");
+    let env = NixEnv::with_system_conf("sandbox = false\n");
+    let store = Path::new(&synthetic(&env, 200, 3)).to_owned();
+    let all = nix_all(&env, store.to_str().unwrap());
+    // A root only root may see: another user's per-user root directory.
+    let private = store.join("nix/var/nix/gcroots/per-user/someone");
+    std::fs::create_dir_all(&private).unwrap();
+    let kept = all.keys().nth(7).unwrap().clone();
+    std::os::unix::fs::symlink(&kept, private.join("result")).unwrap();
+    open_to_others(&env, &store.join("nix/var/nix/db"));
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let s = store.to_str().unwrap();
+    let as_root = analytics_json(&env, &["--store", s]);
+    assert_eq!(as_root["gc"]["dead_is_upper_bound"], false);
+    assert_eq!(
+        as_root["gc"]["unreadable_roots"].as_array().unwrap().len(),
+        0
+    );
+
+    let out = analytics_as_user(&env, &["--store", s, "--format", "json"]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gc = &r["gc"];
+    assert_eq!(gc["dead_is_upper_bound"], true, "{gc}");
+    let unreadable = gc["unreadable_roots"].as_array().unwrap();
+    assert_eq!(unreadable[0]["path"], private.display().to_string(), "{gc}");
+    assert!(
+        gc["dead_paths"].as_u64().unwrap() >= as_root["gc"]["dead_paths"].as_u64().unwrap(),
+        "{gc}"
+    );
+    let warning = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["area"] == "gc" && f["severity"] == "warning")
+        .unwrap_or_else(|| panic!("no gc warning: {}", r["findings"]));
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap()
+            .contains(&private.display().to_string()),
+        "{warning}"
+    );
+    let table = stdout(&analytics_as_user(
+        &env,
+        &["--store", s, "--format", "table"],
+    ));
+    assert!(!table.contains("no problems found"), "{table}");
+    assert!(
+        table.contains("At most") && table.contains("upper bound"),
+        "{table}"
+    );
+    let md = stdout(&analytics_as_user(
+        &env,
+        &["--store", s, "--format", "markdown"],
+    ));
+    assert!(!md.contains("no problems found"), "{md}");
+    assert!(md.contains("At most") && md.contains("Upper bound"), "{md}");
+    assert!(md.contains(&private.display().to_string()), "{md}");
+}
+
+#[test]
+fn planted_secrets_are_never_printed() {
+    require_nix();
+    let env = NixEnv::with_system_conf(
+        "sandbox = false\nsubstituters =\nextra-access-tokens = github.com=ghp_PLANTEDSECRET1\ninclude tokens.conf\n",
+    );
+    std::fs::write(
+        env.nix_conf_dir.join("tokens.conf"),
+        "access-tokens = gitlab.com=glpat-PLANTEDSECRET2 github.com=ghp_PLANTEDSECRET3\nextra-substituters = https://alice:PLANTEDPW1@127.0.0.1:9/\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(env.user_conf().parent().unwrap()).unwrap();
+    std::fs::write(
+        env.user_conf(),
+        "access-tokens = example.org=PLANTEDSECRET4\nextra-access-tokens = github.com=ghp_PLANTEDSECRET5\nextra-access-tokens = PLANTEDSECRET6\nextra-substituters = http://bob:PLANTEDPW2@cache.example.invalid\n",
+    )
+    .unwrap();
+    let store = synthetic(&env, 60, 2);
+    let all = nix_all(&env, &store);
+    let some = all.keys().next().unwrap().clone();
+    // A cache that answers 500 to everything, named with credentials.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for s in listener.incoming().take(200) {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let cache = format!("http://carol:PLANTEDPW3@127.0.0.1:{port}");
+    let summary = env.path().join("step-summary.md");
+    for format in ["json", "table", "markdown"] {
+        let mut c = env.command(BIN);
+        c.args([
+            "--store",
+            &store,
+            "--format",
+            format,
+            "--closure",
+            &some,
+            "--cache",
+            &cache,
+            "--timeout",
+            "2",
+            "--summary",
+        ])
+        .env("GITHUB_STEP_SUMMARY", &summary);
+        let out = run_bounded(c, 60);
+        assert!(out.status.success(), "{}", support::stderr(&out));
+        let text = format!("{}\n{}", stdout(&out), support::stderr(&out));
+        assert!(
+            !text.contains("PLANTED"),
+            "--format {format} printed a secret:\n{text}"
+        );
+        assert!(text.contains("<redacted>"), "--format {format}: {text}");
+        if format == "json" {
+            let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+            // `extra-access-tokens` is a valid setting: no finding calls it wrong.
+            for f in r["findings"].as_array().unwrap() {
+                let m = f["message"].as_str().unwrap();
+                assert!(!m.contains("extra-access-tokens"), "{f}");
+            }
+        }
+    }
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        !md.contains("PLANTED"),
+        "the job summary holds a secret:\n{md}"
+    );
+    assert!(md.contains("<redacted>"), "{md}");
+}
+
+/// A loopback server that answers every request with HTTP 500 (bounded: 500 requests).
+fn serve_500() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for s in listener.incoming().take(500) {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\noops",
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn an_unreachable_cache_is_not_measured_never_zero_percent() {
+    require_nix();
+    let env = NixEnv::with_system_conf("sandbox = false\nsubstituters =\n");
+    let store = synthetic(&env, 80, 3);
+    let all = nix_all(&env, &store);
+    let some = all.keys().next().unwrap().clone();
+    // A loopback port nothing listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let failing = serve_500();
+    let args = |format: &'static str| -> Vec<String> {
+        [
+            "--store",
+            &store,
+            "--format",
+            format,
+            "--closure",
+            &some,
+            "--cache",
+            &closed,
+            "--cache",
+            &failing,
+            "--timeout",
+            "2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |format: &'static str| {
+        let mut c = env.command(BIN);
+        c.args(args(format));
+        let out = run_bounded(c, 60);
+        assert!(out.status.success(), "{}", support::stderr(&out));
+        stdout(&out)
+    };
+    let r: Value = serde_json::from_str(&run("json")).unwrap();
+    assert_eq!(r["schema_version"], 2);
+    let cov = r["coverage"].as_array().unwrap();
+    assert_eq!(cov.len(), 2, "{cov:?}");
+    for c in cov {
+        assert_eq!(c["measured"], false, "{c}");
+        for k in [
+            "paths_present",
+            "nar_bytes_present",
+            "hit_rate_paths",
+            "hit_rate_bytes",
+        ] {
+            assert!(c[k].is_null(), "{k} must be null when not measured: {c}");
+        }
+        assert!(c["error"].as_str().is_some_and(|e| !e.is_empty()), "{c}");
+    }
+    let failing_row = cov.iter().find(|c| c["cache"] == failing.as_str()).unwrap();
+    assert!(
+        failing_row["error"].as_str().unwrap().contains("500"),
+        "{failing_row}"
+    );
+    let recs = r["recommendations"].to_string();
+    assert!(!recs.contains("add a binary cache"), "{recs}");
+    assert!(
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["area"] == "coverage"
+                && f["message"].as_str().unwrap().contains("not measured"))
+            .count()
+            == 2,
+        "{}",
+        r["findings"]
+    );
+    for format in ["table", "markdown"] {
+        let text = run(format);
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                let l = l.trim_start();
+                l.starts_with(&format!("| {closed} ")) || l.starts_with(&format!("| {failing} "))
+            })
+            .collect();
+        assert_eq!(rows.len(), 2, "{format}:\n{text}");
+        for row in rows {
+            assert!(row.contains("not measured"), "{format}: {row}");
+            assert!(
+                !row.contains("0.0%") && !row.contains(" 0 /"),
+                "{format}: {row}"
+            );
+        }
+        assert!(!text.contains("add a binary cache"), "{format}:\n{text}");
+    }
+}
+
+fn mkfifo(p: &Path) {
+    let st = std::process::Command::new("mkfifo")
+        .arg(p)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mkfifo {}", p.display());
+}
+
+#[test]
+fn fifos_and_devices_as_database_or_gc_roots_neither_hang_nor_read_without_bound() {
+    require_nix();
+    let env = NixEnv::with_system_conf("sandbox = false\n");
+    let store = Path::new(&synthetic(&env, 100, 3)).to_owned();
+    let s = store.to_str().unwrap().to_owned();
+    let db = store.join("nix/var/nix/db/db.sqlite");
+    let run = |what: &str| -> (Option<i32>, String, String) {
+        let mut c = env.command(BIN);
+        c.args(["--store", &s, "--format", "json"]);
+        let o = run_bounded(c, 30);
+        let _ = what;
+        (o.status.code(), stdout(&o), support::stderr(&o))
+    };
+
+    // GC roots: links to a FIFO and to /dev/zero, a FIFO and a device node among the
+    // roots. Nothing is opened: the report comes, with the real roots.
+    let auto = store.join("nix/var/nix/gcroots/auto");
+    let fifo = env.path().join("a-fifo");
+    mkfifo(&fifo);
+    std::os::unix::fs::symlink(&fifo, auto.join("to-fifo")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", auto.join("to-zero")).unwrap();
+    mkfifo(&auto.join("fifo-root"));
+    let node = auto.join("zero-node");
+    let st = std::process::Command::new("mknod")
+        .arg(&node)
+        .args(["c", "1", "5"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (code, out, err) = run("roots");
+    assert_eq!(code, Some(0), "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["store"]["paths"], 100);
+    assert!(r["gc"]["roots"].as_u64().unwrap() >= 3, "{}", r["gc"]);
+
+    // The database itself a FIFO, a link to /dev/zero, a device node: an error naming
+    // the file and its type, at once.
+    let saved = std::fs::read(&db).unwrap();
+    std::fs::remove_file(&db).unwrap();
+    mkfifo(&db);
+    let (code, _, err) = run("db fifo");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("FIFO") && err.contains(&db.display().to_string()),
+        "{err}"
+    );
+    std::fs::remove_file(&db).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &db).unwrap();
+    let (code, _, err) = run("db /dev/zero");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("character device"), "{err}");
+    std::fs::remove_file(&db).unwrap();
+
+    // A FIFO as the -wal next to a good database.
+    std::fs::write(&db, &saved).unwrap();
+    let wal = db.with_file_name("db.sqlite-wal");
+    mkfifo(&wal);
+    let (code, _, err) = run("wal fifo");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("FIFO") && err.contains("db.sqlite-wal"),
+        "{err}"
+    );
+    std::fs::remove_file(&wal).unwrap();
+    // And /dev/zero as the journal.
+    std::os::unix::fs::symlink("/dev/zero", db.with_file_name("db.sqlite-journal")).unwrap();
+    let (code, _, err) = run("journal zero");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("db.sqlite-journal"), "{err}");
 }

@@ -79,7 +79,11 @@ fn main() {
     match run(&cli) {
         Ok(code) => std::process::exit(code.code().into()),
         Err(e) => {
-            eprintln!("cache-analytics: error: {e:#}");
+            // A store URI or a cache URL may carry credentials.
+            eprintln!(
+                "cache-analytics: error: {}",
+                nix_cache_tools::redact::urls_in(&format!("{e:#}"))
+            );
             std::process::exit(ExitCode::Error.code().into());
         }
     }

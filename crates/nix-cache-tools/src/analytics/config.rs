@@ -31,6 +31,8 @@ pub enum Kind {
     Bool,
     Int,
     List,
+    /// A `name=value` map (`access-tokens`): `extra-` appends to it, as to a list.
+    Map,
     Other,
 }
 
@@ -55,6 +57,7 @@ impl NixSettings {
                 Some(serde_json::Value::Bool(_)) => Kind::Bool,
                 Some(serde_json::Value::Number(_)) => Kind::Int,
                 Some(serde_json::Value::Array(_)) => Kind::List,
+                Some(serde_json::Value::Object(_)) => Kind::Map,
                 _ => Kind::Other,
             };
             types.insert(name.clone(), kind);
@@ -114,6 +117,7 @@ impl NixSettings {
         ] {
             types.insert(l.to_owned(), Kind::List);
         }
+        types.insert("access-tokens".to_owned(), Kind::Map);
         NixSettings {
             types,
             complete: false,
@@ -437,13 +441,21 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
                     "Check the spelling against `nix show-config` (or `nix config show`); remove the line if it is for another Nix version.".to_owned(),
                 ));
             }
-            Some(k) if a.is_extra && k != Kind::List && c.settings.complete => out.push(finding(
-                Severity::Warning,
-                f,
-                a.line,
-                format!("`{}`: `extra-` only works on list settings, and `{}` is not one; Nix ignores the line as an unknown setting.", a.key, a.name),
-                format!("Write `{} = {}` instead.", a.name, a.values.join(" ")),
-            )),
+            Some(k)
+                if a.is_extra && !matches!(k, Kind::List | Kind::Map) && c.settings.complete =>
+            {
+                out.push(finding(
+                    Severity::Warning,
+                    f,
+                    a.line,
+                    format!("`{}`: `extra-` only works on list settings, and `{}` is not one; Nix ignores the line as an unknown setting.", a.key, a.name),
+                    format!(
+                        "Write `{} = {}` instead.",
+                        a.name,
+                        crate::redact::setting_value(a.name, &a.values.join(" "))
+                    ),
+                ))
+            }
             Some(Kind::Bool) if !a.is_extra => {
                 let v = a.values.join(" ");
                 // `sandbox` is shown as a boolean but also takes `relaxed`.
@@ -550,8 +562,8 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
                     Severity::Warning,
                     file,
                     s.line,
-                    format!("`{}` is plain HTTP: what is downloaded can be read and (for unsigned metadata) tampered with on the way.", s.value),
-                    format!("Use `{}` if the cache serves HTTPS.", s.value.replacen("http://", "https://", 1)),
+                    format!("`{}` is plain HTTP: what is downloaded can be read and (for unsigned metadata) tampered with on the way.", crate::redact::url(&s.value)),
+                    format!("Use `{}` if the cache serves HTTPS.", crate::redact::url(&s.value.replacen("http://", "https://", 1))),
                 ));
             }
         }

@@ -36,25 +36,27 @@ fn rate(part: u64, whole: u64) -> f64 {
     }
 }
 
-/// Nothing found yet: totals of the closure, zero present.
+/// Not measured yet: totals of the closure, nothing known about the cache.
 fn empty(target: &Target, closure: &[(String, u64)]) -> Coverage {
     Coverage {
         cache: target.url.clone(),
         from: target.from.clone(),
         priority: url_priority(&target.url),
         store_dir: None,
+        measured: false,
         paths_total: closure.len() as u64,
-        paths_present: 0,
+        paths_present: None,
         nar_bytes_total: closure.iter().map(|(_, s)| s).sum(),
-        nar_bytes_present: 0,
-        hit_rate_paths: 0.0,
-        hit_rate_bytes: 0.0,
+        nar_bytes_present: None,
+        hit_rate_paths: None,
+        hit_rate_bytes: None,
         errors: 0,
         error: None,
     }
 }
 
 /// Checks one cache. `closure` is `(path, nar_size)` of every path of the closure.
+/// A cache that cannot be asked is `measured: false` with its `error`, never 0%.
 pub fn check_one(
     target: &Target,
     closure: &[(String, u64)],
@@ -96,18 +98,32 @@ pub fn check_one(
     }
     let paths: Vec<String> = closure.iter().map(|(p, _)| p.clone()).collect();
     let statuses = cache.query(&paths, &QueryOptions::default());
+    let (mut present, mut bytes, mut first_error) = (0u64, 0u64, None);
     for (st, (_, size)) in statuses.iter().zip(closure) {
         match &st.presence {
             binarycache::Presence::Present { .. } => {
-                cov.paths_present += 1;
-                cov.nar_bytes_present += size;
+                present += 1;
+                bytes += size;
             }
             binarycache::Presence::Absent => {}
-            binarycache::Presence::Error(_) => cov.errors += 1,
+            binarycache::Presence::Error(e) => {
+                cov.errors += 1;
+                first_error.get_or_insert_with(|| e.to_string());
+            }
         }
     }
-    cov.hit_rate_paths = rate(cov.paths_present, cov.paths_total);
-    cov.hit_rate_bytes = rate(cov.nar_bytes_present, cov.nar_bytes_total);
+    if !closure.is_empty() && cov.errors == closure.len() as u64 {
+        cov.error = Some(format!(
+            "every narinfo query failed, e.g. {}",
+            first_error.unwrap_or_default()
+        ));
+        return cov;
+    }
+    cov.measured = true;
+    cov.paths_present = Some(present);
+    cov.nar_bytes_present = Some(bytes);
+    cov.hit_rate_paths = Some(rate(present, cov.paths_total));
+    cov.hit_rate_bytes = Some(rate(bytes, cov.nar_bytes_total));
     cov
 }
 
@@ -172,7 +188,8 @@ mod tests {
             "/nix/store",
             Duration::from_secs(5),
         );
-        assert_eq!(c.paths_present, 0);
+        assert!(!c.measured);
+        assert_eq!(c.paths_present, None);
         assert_eq!(c.priority, Some(10));
         assert!(
             c.error.as_deref().unwrap_or("").contains("/gnu/store"),

@@ -24,7 +24,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Version of the JSON layout; bumped on incompatible changes.
-pub const JSON_SCHEMA_VERSION: u32 = 1;
+pub const JSON_SCHEMA_VERSION: u32 = 2;
 
 /// The tool's exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +160,12 @@ pub struct GcSection {
     pub keep_derivations: bool,
     pub keep_outputs: bool,
     pub runtime_roots_counted: bool,
+    /// GC-root directories or entries that could not be read (e.g. another user's
+    /// `gcroots/per-user/NAME`): the roots in them are not counted.
+    pub unreadable_roots: Vec<crate::store::roots::Unreadable>,
+    /// True when `unreadable_roots` is not empty: paths kept only by those roots are
+    /// counted as dead, so `dead_paths` / `dead_nar_bytes` are an upper bound.
+    pub dead_is_upper_bound: bool,
     pub caveats: Vec<String>,
     /// Every dead path, sorted (only with `--list-dead`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -199,16 +205,21 @@ pub struct Coverage {
     pub from: String,
     pub priority: Option<u32>,
     pub store_dir: Option<String>,
+    /// False when the cache could not be asked (unreachable, an HTTP error for
+    /// `nix-cache-info`, every narinfo query failed): then `error` says why, and the
+    /// `*_present` and `hit_rate_*` fields are null, never 0.
+    pub measured: bool,
     pub paths_total: u64,
-    pub paths_present: u64,
+    pub paths_present: Option<u64>,
     pub nar_bytes_total: u64,
-    pub nar_bytes_present: u64,
+    pub nar_bytes_present: Option<u64>,
     /// `paths_present / paths_total` in percent (100 for an empty closure).
-    pub hit_rate_paths: f64,
-    pub hit_rate_bytes: f64,
-    /// Paths whose query failed (timeouts, server errors): counted as absent.
+    pub hit_rate_paths: Option<f64>,
+    pub hit_rate_bytes: Option<f64>,
+    /// Paths whose query failed (timeouts, server errors) while others answered: the
+    /// rates are then a lower bound.
     pub errors: u64,
-    /// Why the cache could not be queried at all.
+    /// Why the cache could not be measured.
     pub error: Option<String>,
 }
 
@@ -237,6 +248,10 @@ pub struct Report {
     /// Every finding of every section (config findings included), errors first.
     pub findings: Vec<Finding>,
     pub recommendations: Vec<Recommendation>,
+    /// Secret values of the configuration (`access-tokens` / `extra-access-tokens`),
+    /// which every rendering hides (URL credentials are hidden by their shape).
+    #[serde(skip)]
+    pub secrets: Vec<String>,
 }
 
 impl Report {
@@ -358,10 +373,31 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
         _ => Vec::new(),
     };
     cx.recommend_config_fixes(&config.findings);
+    let secrets = layers.as_ref().map(secret_values).unwrap_or_default();
+    let mut config = config;
+    let mut coverage = coverage;
+    let hide = |t: &mut String| *t = hide_secrets(t, &secrets);
+    for f in config.findings.iter_mut().chain(cx.findings.iter_mut()) {
+        hide(&mut f.message);
+        hide(&mut f.what_to_do);
+    }
+    for r in &mut cx.recs {
+        hide(&mut r.message);
+        if let Some(c) = &mut r.command {
+            hide(c);
+        }
+    }
+    for c in &mut coverage {
+        hide(&mut c.cache);
+        if let Some(e) = &mut c.error {
+            hide(e);
+        }
+    }
     let mut findings = cx.findings;
     findings.extend(config.findings.iter().cloned());
     findings.sort_by_key(|f| f.severity);
     Ok(Report {
+        secrets,
         schema_version: JSON_SCHEMA_VERSION,
         source: cx.st.source.clone(),
         store,
@@ -619,14 +655,40 @@ impl Ctx<'_> {
             self.recs.push(Recommendation {
                 area: "gc",
                 message: format!(
-                    "Collect garbage: {} paths ({}) are not reachable from any GC root. The disk space freed is at most that (less for files `nix-store --optimise` hard-linked, and running programs' runtime roots are kept).",
+                    "Collect garbage: {}{} paths ({}) are not reachable from any GC root{}. The disk space freed is at most that (less for files `nix-store --optimise` hard-linked, and running programs' runtime roots are kept).",
+                    if self.st.unreadable_roots.is_empty() { "" } else { "at most " },
                     render::thousands(dead_paths),
-                    crate::output::human_bytes(dead_bytes)
+                    crate::output::human_bytes(dead_bytes),
+                    if self.st.unreadable_roots.is_empty() { "" } else { " this user can read (some root directories could not be read)" }
                 ),
                 command: Some(format!("nix-store{} --gc", self.store_hint)),
             });
         }
+        let unreadable = self.st.unreadable_roots.clone();
+        if !unreadable.is_empty() {
+            let names: Vec<String> = unreadable
+                .iter()
+                .take(5)
+                .map(|u| format!("{} ({})", u.path.display(), u.error))
+                .collect();
+            self.findings.push(Finding {
+                severity: Severity::Warning,
+                area: "gc",
+                file: Some(unreadable[0].path.display().to_string()),
+                line: None,
+                message: format!(
+                    "{} GC-root location{} could not be read: {}{}. Roots there are not counted, so paths they keep are counted as garbage: the garbage figure is an upper bound.",
+                    unreadable.len(),
+                    if unreadable.len() == 1 { "" } else { "s" },
+                    names.join(", "),
+                    if unreadable.len() > 5 { ", ..." } else { "" }
+                ),
+                what_to_do: "Run the report as the store's owner (e.g. with sudo) to see every root; `nix-store --gc --print-roots` lists them too.".to_owned(),
+            });
+        }
         Some(GcSection {
+            dead_is_upper_bound: !unreadable.is_empty(),
+            unreadable_roots: unreadable,
             roots: self.st.roots.len() as u64,
             root_paths: root_paths.len() as u64,
             live_paths: g.len() as u64 - dead_paths,
@@ -757,7 +819,9 @@ impl Ctx<'_> {
         }
         let rows = coverage::check_all(&targets, members, &self.loc.store_dir, opts.timeout);
         for c in &rows {
-            if let Some(e) = &c.error {
+            let shown = crate::redact::url(&c.cache);
+            if !c.measured {
+                let e = c.error.as_deref().unwrap_or("unknown error");
                 // A scheme this client cannot query (s3://, ssh-ng://) is a limit of the
                 // report, not a problem of the cache: info, so `--check` does not fail on it.
                 let severity = if crate::binarycache::is_supported(&c.cache) {
@@ -770,15 +834,34 @@ impl Ctx<'_> {
                     area: "coverage",
                     file: None,
                     line: None,
-                    message: format!("The cache {} could not be checked: {e}.", c.cache),
+                    message: format!("The cache {shown} could not be checked, so its coverage was not measured: {e}."),
                     what_to_do: "Check the URL and that the cache is reachable (`curl -I URL/nix-cache-info`).".to_owned(),
                 });
-            } else if c.paths_present < c.paths_total && c.from != "nix.conf" {
+                continue;
+            }
+            let (present, rate_bytes) = (
+                c.paths_present.unwrap_or(0),
+                c.hit_rate_bytes.unwrap_or(0.0),
+            );
+            if c.errors > 0 {
+                self.findings.push(Finding {
+                    severity: Severity::Warning,
+                    area: "coverage",
+                    file: None,
+                    line: None,
+                    message: format!(
+                        "{} of {} queries to {shown} failed (counted as absent): its coverage is a lower bound.",
+                        c.errors, c.paths_total
+                    ),
+                    what_to_do: "Run again, or raise `--timeout`, when the cache answers reliably.".to_owned(),
+                });
+            }
+            if present < c.paths_total && c.from != "nix.conf" {
                 self.recs.push(Recommendation {
                     area: "coverage",
                     message: format!(
-                        "{} has {} of {} paths ({:.1}% of the bytes) of the closure: push the rest so others download instead of building.",
-                        c.cache, c.paths_present, c.paths_total, c.hit_rate_bytes
+                        "{shown} has {present} of {} paths ({rate_bytes:.1}% of the bytes) of the closure: push the rest so others download instead of building.",
+                        c.paths_total
                     ),
                     command: Some(format!(
                         "push-cache --to {} {}",
@@ -788,10 +871,12 @@ impl Ctx<'_> {
                 });
             }
         }
+        // Only when every cache was measured and holds nothing: a cache that could not be
+        // asked may hold it all.
         if !members.is_empty()
             && rows
                 .iter()
-                .all(|c| c.error.is_some() || c.paths_present == 0)
+                .all(|c| c.measured && c.paths_present == Some(0))
         {
             self.recs.push(Recommendation {
                 area: "coverage",
@@ -825,6 +910,47 @@ impl Ctx<'_> {
             );
         }
     }
+}
+
+/// Every secret value in the configuration files Nix reads: the tokens of
+/// `access-tokens` / `extra-access-tokens` lines (`host=TOKEN` gives `TOKEN`; a word
+/// without `=` is taken whole), also from lines Nix rejects.
+pub fn secret_values(layers: &crate::nixconf::Layers) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in &layers.files {
+        for line in f.conf.lines() {
+            let code = line.content.split('#').next().unwrap_or("");
+            let key = code.split_whitespace().next().unwrap_or("");
+            let key = key.split('=').next().unwrap_or(key);
+            if !crate::redact::is_secret_setting(crate::nixconf::canonical_name(key)) {
+                continue;
+            }
+            let Some((_, value)) = code.split_once('=') else {
+                continue;
+            };
+            for word in value.split_whitespace() {
+                let secret = word.split_once('=').map_or(word, |(_, t)| t);
+                // Very short values would blank out unrelated text; they are hidden
+                // where they are quoted (redact::setting_value) all the same.
+                if secret.len() >= 4 && !out.iter().any(|o| o == secret) {
+                    out.push(secret.to_owned());
+                }
+            }
+        }
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out
+}
+
+/// `text` with every known secret and every URL credential replaced by `<redacted>`.
+pub fn hide_secrets(text: &str, secrets: &[String]) -> String {
+    let mut t = text.to_owned();
+    for s in secrets {
+        if t.contains(s.as_str()) {
+            t = t.replace(s.as_str(), crate::redact::REDACTED);
+        }
+    }
+    crate::redact::urls_in(&t)
 }
 
 /// How to release a GC root: `rm` for a plain link (`./result`), but never for a profile

@@ -31,10 +31,26 @@ fn bytes(n: u64) -> String {
     human_bytes(n)
 }
 
-/// Pretty JSON of the report.
+/// Every string in `v` with secrets hidden (keys and structure untouched).
+fn hide_in_json(v: &mut serde_json::Value, secrets: &[String]) {
+    match v {
+        serde_json::Value::String(s) => *s = super::hide_secrets(s, secrets),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| hide_in_json(x, secrets)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| hide_in_json(x, secrets)),
+        _ => {}
+    }
+}
+
+/// Pretty JSON of the report, secrets hidden in every string.
 pub fn json(report: &Report) -> String {
-    let mut s =
-        serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut s = match serde_json::to_value(report) {
+        Ok(mut v) => {
+            hide_in_json(&mut v, &report.secrets);
+            serde_json::to_string_pretty(&v)
+        }
+        Err(e) => Err(e),
+    }
+    .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     s.push('\n');
     s
 }
@@ -84,9 +100,13 @@ fn right(s: String) -> Cell {
     Cell::new(s).set_alignment(CellAlignment::Right)
 }
 
-/// Terminal report: one table per section. `color` adds bold headings only (never in
+/// Terminal report: one table per section, secrets hidden. `color` adds bold headings only (never in
 /// JSON or Markdown, never with NO_COLOR or off a terminal).
 pub fn table(report: &Report, tty: bool, color: bool) -> String {
+    super::hide_secrets(&table_unredacted(report, tty, color), &report.secrets)
+}
+
+fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
     let h = |s: &str| {
         if color {
             format!("\x1b[1m{s}\x1b[0m")
@@ -185,13 +205,25 @@ pub fn table(report: &Report, tty: bool, color: bool) -> String {
         out.push_str(&h("Garbage"));
         out.push('\n');
         out.push_str(&format!(
-            "{} dead paths ({}) not reachable from {} GC roots ({} rooted paths, {} live paths).\n",
+            "{}{} dead paths ({}) not reachable from {} GC roots ({} rooted paths, {} live paths).\n",
+            if gc.dead_is_upper_bound { "At most " } else { "" },
             thousands(gc.dead_paths),
             bytes(gc.dead_nar_bytes),
             thousands(gc.roots),
             thousands(gc.root_paths),
             thousands(gc.live_paths)
         ));
+        if gc.dead_is_upper_bound {
+            out.push_str(&format!(
+                "  upper bound: {} GC-root location(s) could not be read, and paths only they keep are counted as dead: {}\n",
+                gc.unreadable_roots.len(),
+                gc.unreadable_roots
+                    .iter()
+                    .map(|u| u.path.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         for c in &gc.caveats {
             out.push_str(&format!("  note: {c}\n"));
         }
@@ -221,27 +253,14 @@ pub fn table(report: &Report, tty: bool, color: bool) -> String {
             "note",
         ]);
         for c in &report.coverage {
+            let (paths, nar, rate) = coverage_cells(c);
             t.add_row(vec![
                 Cell::new(&c.cache),
                 right(c.priority.map(|p| p.to_string()).unwrap_or_default()),
-                right(format!(
-                    "{} / {}",
-                    thousands(c.paths_present),
-                    thousands(c.paths_total)
-                )),
-                right(format!(
-                    "{} / {}",
-                    bytes(c.nar_bytes_present),
-                    bytes(c.nar_bytes_total)
-                )),
-                right(format!("{:.1}%", c.hit_rate_bytes)),
-                Cell::new(c.error.clone().unwrap_or_else(|| {
-                    if c.errors > 0 {
-                        format!("{} queries failed", c.errors)
-                    } else {
-                        String::new()
-                    }
-                })),
+                right(paths),
+                right(nar),
+                right(rate),
+                Cell::new(coverage_note(c)),
             ]);
         }
         out.push_str(&t.to_string());
@@ -284,14 +303,49 @@ pub fn table(report: &Report, tty: bool, color: bool) -> String {
     out
 }
 
+/// Paths, NAR bytes and hit rate of a coverage row: "not measured" when the cache could
+/// not be asked, never 0%.
+fn coverage_cells(c: &super::Coverage) -> (String, String, String) {
+    match (
+        c.measured,
+        c.paths_present,
+        c.nar_bytes_present,
+        c.hit_rate_bytes,
+    ) {
+        (true, Some(p), Some(b), Some(r)) => (
+            format!("{} / {}", thousands(p), thousands(c.paths_total)),
+            format!("{} / {}", bytes(b), bytes(c.nar_bytes_total)),
+            format!("{}{r:.1}%", if c.errors > 0 { "≥ " } else { "" }),
+        ),
+        _ => (
+            format!("? / {}", thousands(c.paths_total)),
+            format!("? / {}", bytes(c.nar_bytes_total)),
+            "not measured".to_owned(),
+        ),
+    }
+}
+
+fn coverage_note(c: &super::Coverage) -> String {
+    match &c.error {
+        Some(e) if !c.measured => format!("not measured: {e}"),
+        Some(e) => e.clone(),
+        None if c.errors > 0 => format!("{} queries failed (lower bound)", c.errors),
+        None => String::new(),
+    }
+}
+
 /// Escapes text for a Markdown table cell.
 fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-/// Markdown job summary: ✅/⚠️ headline, one section per area, a collapsed "what to
+/// Markdown job summary (secrets hidden): ✅/⚠️ headline, one section per area, a collapsed "what to
 /// do" under each finding.
 pub fn markdown(report: &Report) -> String {
+    super::hide_secrets(&markdown_unredacted(report), &report.secrets)
+}
+
+fn markdown_unredacted(report: &Report) -> String {
     let mut out = String::new();
     let (ok, text) = headline(report);
     out.push_str(&format!(
@@ -363,12 +417,28 @@ pub fn markdown(report: &Report) -> String {
     if let Some(gc) = &report.gc {
         out.push_str("### Garbage\n\n");
         out.push_str(&format!(
-            "**{} dead paths ({})** are not reachable from the {} GC roots ({} live paths).\n\n",
+            "**{}{} dead paths ({})** are not reachable from the {} GC roots ({} live paths).\n\n",
+            if gc.dead_is_upper_bound {
+                "At most "
+            } else {
+                ""
+            },
             thousands(gc.dead_paths),
             bytes(gc.dead_nar_bytes),
             thousands(gc.roots),
             thousands(gc.live_paths)
         ));
+        if gc.dead_is_upper_bound {
+            out.push_str(&format!(
+                "⚠️ **Upper bound**: {} GC-root location(s) could not be read, and paths only they keep are counted as dead: {}.\n\n",
+                gc.unreadable_roots.len(),
+                gc.unreadable_roots
+                    .iter()
+                    .map(|u| format!("`{}`", md_cell(&u.path.display().to_string())))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         let quoted: Vec<String> = gc.caveats.iter().map(|c| format!("> {c}\n")).collect();
         out.push_str(&quoted.join(">\n"));
         out.push('\n');
@@ -406,17 +476,17 @@ pub fn markdown(report: &Report) -> String {
             bytes(c.nar_bytes)
         ));
         if !report.coverage.is_empty() {
-            out.push_str("| Cache | Priority | Paths present | NAR bytes present | Hit rate |\n|---|---:|---:|---:|---:|\n");
+            out.push_str("| Cache | Priority | Paths present | NAR bytes present | Hit rate | Note |\n|---|---:|---:|---:|---:|---|\n");
             for cv in &report.coverage {
+                let (paths, nar, rate) = coverage_cells(cv);
                 out.push_str(&format!(
-                    "| {} | {} | {} / {} | {} / {} | {:.1}% |\n",
+                    "| {} | {} | {} | {} | {} | {} |\n",
                     md_cell(&cv.cache),
                     cv.priority.map(|p| p.to_string()).unwrap_or_default(),
-                    thousands(cv.paths_present),
-                    thousands(cv.paths_total),
-                    bytes(cv.nar_bytes_present),
-                    bytes(cv.nar_bytes_total),
-                    cv.hit_rate_bytes
+                    paths,
+                    nar,
+                    rate,
+                    md_cell(&coverage_note(cv))
                 ));
             }
             out.push('\n');

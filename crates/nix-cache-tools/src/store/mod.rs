@@ -1,9 +1,10 @@
 //! The local Nix store, read fast and exactly.
 //!
 //! [`load`] reads every valid path with its NAR size and references into a flat
-//! [`graph::Graph`] — straight from the SQLite database when it can be opened read-only
-//! ([`db`]), else through `nix path-info --all --json` ([`pathinfo`]) — and finds the GC
-//! roots ([`roots`]). The [`Source`] used is always recorded, so a report can say where
+//! [`graph::Graph`] — straight from the SQLite database, strictly read-only ([`db`]),
+//! or through `nix path-info --all --json` ([`pathinfo`]) for a remote store and for the
+//! machine's store when its database may not be read — and finds the GC roots
+//! ([`roots`]). The [`Source`] used is always recorded, so a report can say where
 //! its numbers came from. A store that does not exist is [`Source::Missing`], not an
 //! error: reporting it is the caller's job.
 
@@ -44,12 +45,11 @@ impl Source {
     pub fn describe(&self) -> String {
         match self {
             Source::Sqlite { database, mode } => format!(
-                "store database {} (read-only{})",
+                "store database {} (read-only, {})",
                 database.display(),
-                if *mode == db::OpenMode::Immutable {
-                    ", immutable"
-                } else {
-                    ""
+                match mode {
+                    db::OpenMode::Immutable => "immutable",
+                    db::OpenMode::WalPrivateIndex => "with its -wal, private wal-index",
                 }
             ),
             Source::NixPathInfo {
@@ -68,7 +68,8 @@ impl Source {
 /// Which source to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SourcePref {
-    /// The database when it opens, else `nix path-info`.
+    /// The database of a local store; `nix path-info` for a remote store, or for the
+    /// machine's store when its database may not be read.
     #[default]
     Auto,
     /// Only the database (an error when it cannot be read).
@@ -101,19 +102,32 @@ pub struct Store {
     pub roots: Vec<(GcRoot, u32)>,
     /// False when the store has no GC roots we can see (a remote store).
     pub roots_known: bool,
+    /// GC-root directories (or entries) this user could not read: roots there are
+    /// missing from `roots`.
+    pub unreadable_roots: Vec<roots::Unreadable>,
 }
 
 /// Reads the store at `loc`.
+///
+/// Under [`SourcePref::Auto`] the database of a local store is read directly; `nix
+/// path-info` is asked instead only where that is safe and useful: a remote store, or
+/// the machine's own store when this user may not read its database (Nix then goes
+/// through the daemon). A local database that is damaged, empty, foreign or behind a
+/// hot journal is an error, never a reason to let Nix open it (Nix would write to it).
 pub fn load(loc: &StoreLocation, pref: SourcePref, runner: &Runner) -> Result<Store, StoreError> {
     let dbp = loc.db_path();
-    let (graph, source) = if loc.kind == StoreKind::Local && !dbp.exists() {
+    let store_hint = match &loc.uri {
+        Some(u) => format!(" --store {}", crate::cmd::shell_quote(u)),
+        None => String::new(),
+    };
+    let missing = loc.kind == StoreKind::Local
+        && matches!(std::fs::symlink_metadata(&dbp), Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR));
+    let (graph, source) = if missing {
         (Graph::default(), Source::Missing { database: dbp })
     } else {
         let db_result = if loc.kind == StoreKind::Local && pref != SourcePref::Nix {
-            Some(
-                db::open(&dbp)
-                    .and_then(|(conn, mode)| db::read_graph(&conn, &dbp).map(|g| (g, mode))),
-            )
+            Some(db::load_graph(&dbp, &store_hint))
         } else {
             None
         };
@@ -126,6 +140,9 @@ pub fn load(loc: &StoreLocation, pref: SourcePref, runner: &Runner) -> Result<St
                 },
             ),
             Some(Err(e)) if pref == SourcePref::Database => return Err(e.into()),
+            Some(Err(e)) if !(e.is_permission_denied() && is_machine_store(loc)) => {
+                return Err(e.into());
+            }
             other => {
                 let db_error = match other {
                     Some(Err(e)) => Some(e.to_string()),
@@ -149,13 +166,11 @@ pub fn load(loc: &StoreLocation, pref: SourcePref, runner: &Runner) -> Result<St
         }
     };
     let roots_known = loc.kind == StoreKind::Local;
-    let roots = if roots_known && !graph.is_empty() {
-        resolve_roots(
-            &graph,
-            roots::find_roots(&loc.state_dir(), &loc.store_dir, &|_| true),
-        )
+    let (roots, unreadable_roots) = if roots_known && !graph.is_empty() {
+        let found = roots::find_roots_reporting(&loc.state_dir(), &loc.store_dir, &|_| true);
+        (resolve_roots(&graph, found.roots), found.unreadable)
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     Ok(Store {
         location: loc.clone(),
@@ -163,7 +178,13 @@ pub fn load(loc: &StoreLocation, pref: SourcePref, runner: &Runner) -> Result<St
         graph,
         roots,
         roots_known,
+        unreadable_roots,
     })
+}
+
+/// The machine's store under `/`, which a non-root user reaches through the daemon.
+fn is_machine_store(loc: &StoreLocation) -> bool {
+    loc.kind == StoreKind::Local && loc.root == std::path::Path::new("/")
 }
 
 /// Nix reads a `--store` word without `/` or `://` (`chroot`) as a store type, not as a

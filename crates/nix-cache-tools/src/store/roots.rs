@@ -10,6 +10,12 @@
 //!   `result` the user can delete) roots the path;
 //! - a regular file roots the store path named by its base name;
 //! - roots to paths that are not valid are skipped, as Nix skips them.
+//!
+//! Nothing is opened: directories are listed, links read with `readlink`, other files
+//! judged by name, so a FIFO or a device among the roots (or as a link's target) is
+//! never read. A directory (or entry) this user may not read is not skipped silently:
+//! it is listed in [`FoundRoots::unreadable`], because the roots in it are missing and
+//! paths they keep would be counted as garbage.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +31,22 @@ pub struct GcRoot {
     pub via: Option<PathBuf>,
 }
 
+/// A place under the GC-root directories that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Unreadable {
+    pub path: PathBuf,
+    /// The error, e.g. "Permission denied (os error 13)".
+    pub error: String,
+}
+
+/// What [`find_roots_reporting`] found.
+#[derive(Debug, Clone, Default)]
+pub struct FoundRoots {
+    pub roots: Vec<GcRoot>,
+    /// Directories or entries that could not be read: roots there are missing.
+    pub unreadable: Vec<Unreadable>,
+}
+
 /// Finds the GC roots of the store whose state directory is `state_dir`. `is_valid`
 /// says whether a store path is valid in this store.
 pub fn find_roots(
@@ -32,9 +54,25 @@ pub fn find_roots(
     store_dir: &str,
     is_valid: &dyn Fn(&str) -> bool,
 ) -> Vec<GcRoot> {
+    find_roots_reporting(state_dir, store_dir, is_valid).roots
+}
+
+/// [`find_roots`], also naming what could not be read.
+pub fn find_roots_reporting(
+    state_dir: &Path,
+    store_dir: &str,
+    is_valid: &dyn Fn(&str) -> bool,
+) -> FoundRoots {
     let mut out = Vec::new();
+    let mut unreadable = Vec::new();
     for sub in ["gcroots", "profiles"] {
-        walk(&state_dir.join(sub), store_dir, is_valid, &mut out);
+        walk(
+            &state_dir.join(sub),
+            store_dir,
+            is_valid,
+            &mut out,
+            &mut unreadable,
+        );
     }
     // A link found both directly and through another link (a profile generation) is one
     // root; keep the direct finding.
@@ -42,30 +80,57 @@ pub fn find_roots(
         (&a.link, &a.path, a.via.is_some()).cmp(&(&b.link, &b.path, b.via.is_some()))
     });
     out.dedup_by(|b, a| a.link == b.link && a.path == b.path);
-    out
+    FoundRoots {
+        roots: out,
+        unreadable,
+    }
 }
 
 fn in_store<'a>(target: &'a str, store_dir: &str) -> Option<&'a str> {
     crate::storepath::to_store_path(target, store_dir)
 }
 
-fn walk(path: &Path, store_dir: &str, is_valid: &dyn Fn(&str) -> bool, out: &mut Vec<GcRoot>) {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return;
+fn walk(
+    path: &Path,
+    store_dir: &str,
+    is_valid: &dyn Fn(&str) -> bool,
+    out: &mut Vec<GcRoot>,
+    unreadable: &mut Vec<Unreadable>,
+) {
+    let mut note = |p: &Path, e: std::io::Error| {
+        // Gone in the meantime (a `result` deleted during the walk) is not a gap.
+        if e.kind() != std::io::ErrorKind::NotFound {
+            unreadable.push(Unreadable {
+                path: p.to_owned(),
+                error: e.to_string(),
+            });
+        }
+    };
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) => return note(path, e),
     };
     let ft = meta.file_type();
     if ft.is_dir() {
-        let Ok(rd) = std::fs::read_dir(path) else {
-            return;
+        let rd = match std::fs::read_dir(path) {
+            Ok(rd) => rd,
+            Err(e) => return note(path, e),
         };
-        let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        let mut entries: Vec<PathBuf> = Vec::new();
+        for e in rd {
+            match e {
+                Ok(e) => entries.push(e.path()),
+                Err(e) => note(path, e),
+            }
+        }
         entries.sort();
         for e in entries {
-            walk(&e, store_dir, is_valid, out);
+            walk(&e, store_dir, is_valid, out, unreadable);
         }
     } else if ft.is_symlink() {
-        let Ok(target) = std::fs::read_link(path) else {
-            return;
+        let target = match std::fs::read_link(path) {
+            Ok(t) => t,
+            Err(e) => return note(path, e),
         };
         let target_s = target.to_string_lossy();
         if target_s.starts_with(&format!("{store_dir}/")) {
@@ -80,14 +145,17 @@ fn walk(path: &Path, store_dir: &str, is_valid: &dyn Fn(&str) -> bool, out: &mut
         }
         // Indirect root: the link's target (resolved like Nix's absPath, lexically).
         let abs = lexical_abs(&target, path.parent().unwrap_or(Path::new("/")));
-        let Ok(m2) = std::fs::symlink_metadata(&abs) else {
-            return;
+        let m2 = match std::fs::symlink_metadata(&abs) {
+            Ok(m) => m,
+            // A stale indirect root (the `result` was deleted) is no root, as for Nix.
+            Err(e) => return note(&abs, e),
         };
         if !m2.file_type().is_symlink() {
             return;
         }
-        let Ok(t2) = std::fs::read_link(&abs) else {
-            return;
+        let t2 = match std::fs::read_link(&abs) {
+            Ok(t) => t,
+            Err(e) => return note(&abs, e),
         };
         let t2 = t2.to_string_lossy();
         if let Some(sp) = in_store(&t2, store_dir).filter(|p| is_valid(p)) {
