@@ -282,8 +282,15 @@ mod guard {
     }
 
     fn set_errno(e: c_int) {
-        // SAFETY: errno is a thread-local int.
-        unsafe { *libc::__errno_location() = e };
+        // SAFETY: errno is a thread-local int; each libc names its accessor differently.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        unsafe {
+            *libc::__errno_location() = e
+        };
+        #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+        unsafe {
+            *libc::__error() = e
+        };
     }
 
     unsafe extern "C" fn ro_open(path: *const c_char, flags: c_int, mode: c_int) -> c_int {
