@@ -653,8 +653,9 @@ pub fn read_graph(conn: &Connection, path: &Path) -> Result<Graph, DbError> {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Closure {
     /// Every path reachable from the roots, sorted by path, as `nix path-info` would
-    /// give it: `path`, `nar_size` and `references` (full paths, sorted, self references
-    /// kept); the other fields are not read.
+    /// give it: `path`, `nar_size`, `references` (full paths, sorted, self references
+    /// kept), `nar_hash` (as the database keeps it, `sha256:<base16>`), `deriver`,
+    /// `signatures` and `ca`; `closure_size` is not computed.
     pub paths: Vec<PathInfo>,
     /// Roots that are not valid paths in this database.
     pub missing_roots: Vec<String>,
@@ -726,6 +727,27 @@ pub fn read_closure(conn: &Connection, db: &Path, roots: &[String]) -> Result<Cl
         refs.sort();
         nodes[next].1.references = refs;
         next += 1;
+    }
+    // What a narinfo needs besides: the NAR hash (`sha256:<base16>` in the database),
+    // deriver, signatures and content address.
+    let mut details = conn
+        .prepare("SELECT hash, deriver, sigs, ca FROM ValidPaths WHERE id = ?1")
+        .map_err(rd)?;
+    for (id, p) in &mut nodes {
+        let (hash, deriver, sigs, ca): (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ) = details
+            .query_row([*id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .map_err(rd)?;
+        p.nar_hash = hash.filter(|h| !h.is_empty());
+        p.deriver = deriver.filter(|d| !d.is_empty());
+        p.signatures = sigs
+            .map(|s| s.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        p.ca = ca.filter(|c| !c.is_empty());
     }
     out.paths = nodes.into_iter().map(|(_, p)| p).collect();
     out.paths.sort_by(|a, b| a.path.cmp(&b.path));
@@ -827,10 +849,12 @@ mod tests {
         {
             let c = Connection::open(&p).unwrap_or_else(|e| panic!("{e}"));
             c.execute_batch(
-                "CREATE TABLE ValidPaths (id integer primary key, path text unique, narSize integer, deriver text);
+                "CREATE TABLE ValidPaths (id integer primary key, path text unique, narSize integer, deriver text,
+                   hash text, sigs text, ca text);
                  CREATE TABLE Refs (referrer integer, reference integer);
-                 INSERT INTO ValidPaths VALUES (1, '/nix/store/top', 30, NULL), (2, '/nix/store/mid', 20, NULL),
+                 INSERT INTO ValidPaths (id, path, narSize, deriver) VALUES (1, '/nix/store/top', 30, NULL), (2, '/nix/store/mid', 20, NULL),
                    (3, '/nix/store/leaf', NULL, NULL), (4, '/nix/store/other', 5, NULL), (5, '/nix/store/top2', 7, NULL);
+                 UPDATE ValidPaths SET hash = 'sha256:00ff', sigs = 'k-1:AAAA k-2:BBBB', deriver = '/nix/store/top.drv' WHERE id = 1;
                  INSERT INTO Refs VALUES (1, 2), (1, 3), (2, 3), (2, 2), (4, 3), (5, 2);
                  PRAGMA journal_mode=wal;",
             )
@@ -873,6 +897,12 @@ mod tests {
             ],
             "`other` is not in the closure; self references kept"
         );
+        // What a narinfo needs comes along.
+        let top = c.paths.iter().find(|p| p.path == "/nix/store/top").unwrap();
+        assert_eq!(top.nar_hash.as_deref(), Some("sha256:00ff"));
+        assert_eq!(top.signatures, ["k-1:AAAA", "k-2:BBBB"]);
+        assert_eq!(top.deriver.as_deref(), Some("/nix/store/top.drv"));
+        assert_eq!(top.ca, None);
     }
 
     #[test]
