@@ -956,3 +956,281 @@ fn progress_bar_only_on_a_terminal() {
     assert!(text.contains("pushed 4 paths"), "{text}");
     assert_eq!(closure(&env, std::slice::from_ref(&top)).len(), 4);
 }
+
+/// Runs `cmd` (stdout and stderr captured) and kills it after `limit`: the test fails
+/// if it had to be killed. Returns the output and how long it ran.
+fn run_bounded(mut cmd: Command, limit: std::time::Duration) -> (Output, std::time::Duration) {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::time::Instant;
+    let start = Instant::now();
+    let mut child = cmd
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut o, mut e) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let to = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = o.read_to_end(&mut b);
+        b
+    });
+    let te = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = e.read_to_end(&mut b);
+        b
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            panic!(
+                "still running after {limit:?}, killed; stderr:\n{}",
+                String::from_utf8_lossy(&te.join().unwrap())
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let took = start.elapsed();
+    (
+        Output {
+            status,
+            stdout: to.join().unwrap(),
+            stderr: te.join().unwrap(),
+        },
+        took,
+    )
+}
+
+/// A `nix` stand-in first on PATH that records that it ran, then runs the real one.
+fn recording_nix(env: &NixEnv) -> (String, PathBuf) {
+    let bin = env.path().join("rec-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = env.path().join("nix-ran");
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v nix"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let script = format!(
+        "#!/bin/sh\necho \"$@\" >> '{}'\nexec '{}' \"$@\"\n",
+        record.display(),
+        real.trim()
+    );
+    let p = bin.join("nix");
+    std::fs::write(&p, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (path_with(&bin), record)
+}
+
+/// A `nix-cache-info` that is there but is none — garbage, not text, no `StoreDir`,
+/// 5 GB, endless — is "not a binary cache" naming the URL: exit 1, nothing uploaded,
+/// nix never run, and the body is not read past a small cap. One that trickles is cut
+/// by the time limit.
+#[test]
+fn a_nix_cache_info_that_is_none_is_not_a_binary_cache() {
+    use std::time::Duration;
+    let b = build_fixture("pnotcache");
+    let (path, record) = recording_nix(&b.env);
+    let bodies: Vec<(&str, http::Answer)> = vec![
+        (
+            "garbage",
+            http::Answer::Body(b"<html><body>It works!</body></html>\n".to_vec()),
+        ),
+        (
+            "not text",
+            http::Answer::Body(vec![0u8, 159, 146, 150, 1, 2]),
+        ),
+        (
+            "no StoreDir",
+            http::Answer::Body(b"WantMassQuery: 1\n".to_vec()),
+        ),
+        ("5 GB", http::Answer::Huge),
+        ("endless", http::Answer::Endless),
+    ];
+    for (what, answer) in bodies {
+        let root = b
+            .env
+            .path()
+            .join(format!("served-{}", what.replace(' ', "-")));
+        let hostile: http::Hostile =
+            Arc::new(move |_m: &str, p: &str| (p == "/nix-cache-info").then(|| answer.clone()));
+        let server = http::HttpCache::serve_hostile(&root, true, hostile);
+        let mut c = push_cache(&b.env, &b.work, &["--to", &server.url, &b.top]);
+        c.env("PATH", &path);
+        let (out, took) = run_bounded(c, Duration::from_secs(60));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(
+            err.contains(&format!("{} is not a binary cache", server.url)),
+            "{what}: {err}"
+        );
+        assert!(err.contains("nothing was uploaded"), "{what}: {err}");
+        assert!(took < Duration::from_secs(20), "{what}: {took:?}");
+        assert_eq!(server.count("PUT"), 0, "{what}: {:?}", server.requests());
+        assert!(
+            !record.exists(),
+            "{what}: nix ran: {:?}",
+            std::fs::read_to_string(&record)
+        );
+        assert!(
+            server.hostile_bytes_sent() < 64 << 20,
+            "{what}: {} bytes sent",
+            server.hostile_bytes_sent()
+        );
+    }
+    // The same for a file:// cache.
+    let dir = b.env.path().join("file-cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("nix-cache-info"), "this is not a cache\n").unwrap();
+    let to = format!("file://{}", dir.display());
+    let mut c = push_cache(&b.env, &b.work, &["--to", &to, &b.top]);
+    c.env("PATH", &path);
+    let (out, _) = run_bounded(c, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{to} is not a binary cache")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!record.exists());
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+
+    // A trickle (a byte every 200 ms, for ever) is cut by --timeout.
+    let hostile: http::Hostile = Arc::new(|_m: &str, p: &str| {
+        (p == "/nix-cache-info").then(|| http::Answer::Trickle(b"StoreDir: /nix/store\n".to_vec()))
+    });
+    let server = http::HttpCache::serve_hostile(&b.env.path().join("trickle"), true, hostile);
+    let mut c = push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &server.url, "--timeout", "3", &b.top],
+    );
+    c.env("PATH", &path);
+    let (out, took) = run_bounded(c, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(stderr(&out).contains("nix-cache-info"), "{}", stderr(&out));
+    assert!(!record.exists());
+}
+
+/// Presence is proven: a narinfo that is garbage, truncated, too big or another path's
+/// does not count as cached. In a file:// cache such a narinfo is replaced by a good
+/// one; over HTTP `nix copy` cannot replace it (it reads it first and stops), so the path
+/// fails with that reason — never "already cached".
+#[test]
+fn narinfos_that_prove_nothing_are_not_already_cached() {
+    use std::time::Duration;
+    let b = build_fixture("pproof");
+    let key = generate_key(&b.env, "pproof-1");
+    let public = PublicKey::parse(&key.public).unwrap();
+    let key_file = key.secret_file.display().to_string();
+    let find = |s: &str| b.closure.iter().find(|p| p.contains(s)).unwrap().clone();
+    let (leaf, mid) = (find("-leaf-"), find("-mid-"));
+    let name = |p: &str| nix_cache_tools::narinfo::narinfo_file_name(p).unwrap();
+
+    // file://: garbage for leaf, truncated for mid, another path's narinfo for top,
+    // 2 MiB for the source.
+    let dir = b.env.path().join("cache");
+    nix_copy_to_file_cache(&b.env, &dir, &key, std::slice::from_ref(&leaf));
+    let good = std::fs::read_to_string(dir.join(name(&leaf))).unwrap();
+    std::fs::write(dir.join(name(&leaf)), "garbage\n").unwrap();
+    let truncated: String = good.lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.join(name(&mid)), truncated).unwrap();
+    std::fs::write(dir.join(name(&b.top)), &good).unwrap();
+    std::fs::write(dir.join(name(&b.kept_source)), "x".repeat(2 << 20)).unwrap();
+    let to = format!("file://{}", dir.display());
+    let mut c = push_cache(
+        &b.env,
+        &b.work,
+        &[
+            "--to",
+            &to,
+            "--secret-key-file",
+            &key_file,
+            "--json",
+            &b.top,
+        ],
+    );
+    c.env("NIX_CONFIG", "download-attempts = 1");
+    let (out, _) = run_bounded(c, Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let j = json(&out);
+    assert!(strings(&j["already_cached"]).is_empty(), "{j}");
+    assert_eq!(strings(&j["pushed"]), sorted(&b.closure), "{j}");
+    assert!(stderr(&out).contains("replacing"), "{}", stderr(&out));
+    for p in &b.closure {
+        let ni = narinfo_in(&dir, p).unwrap();
+        assert_eq!(&ni.store_path, p);
+        assert!(ni.verify(&public), "{p}");
+    }
+    assert_eq!(assert_no_dangling_narinfo(&dir), 4);
+
+    // HTTP: leaf's narinfo is garbage, mid's is 2 MiB. Neither counts as cached.
+    let root = b.env.path().join("served");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("nix-cache-info"), "StoreDir: /nix/store\n").unwrap();
+    let (gl, gm) = (format!("/{}", name(&leaf)), format!("/{}", name(&mid)));
+    let hostile: http::Hostile = Arc::new(move |m: &str, p: &str| {
+        if m != "GET" && m != "HEAD" {
+            None
+        } else if p == gl {
+            Some(http::Answer::Body(b"garbage".to_vec()))
+        } else if p == gm {
+            Some(http::Answer::Body(vec![b'x'; 2 << 20]))
+        } else {
+            None
+        }
+    });
+    let server = http::HttpCache::serve_hostile(&root, true, hostile);
+    let c = no_nix_retries(push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &server.url, "--json", &b.top],
+    ));
+    let (out, _) = run_bounded(c, Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let j = json(&out);
+    assert!(strings(&j["already_cached"]).is_empty(), "{j}");
+    assert_eq!(
+        strings(&j["failed"]),
+        sorted(&[leaf.clone(), mid.clone(), b.top.clone()]),
+        "{j}"
+    );
+    assert_eq!(strings(&j["pushed"]), vec![b.kept_source.clone()], "{j}");
+    let reasons = j["failures"].as_array().unwrap();
+    let reason_of = |p: &str| {
+        reasons
+            .iter()
+            .find(|f| f["path"] == p)
+            .unwrap_or_else(|| panic!("no reason for {p}: {j}"))["reason"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        reason_of(&leaf).contains("not `Key: value`"),
+        "{}",
+        reason_of(&leaf)
+    );
+    assert!(
+        reason_of(&mid).contains("larger than"),
+        "{}",
+        reason_of(&mid)
+    );
+    assert!(
+        reason_of(&b.top).contains("not attempted"),
+        "{}",
+        reason_of(&b.top)
+    );
+}
