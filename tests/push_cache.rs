@@ -1234,3 +1234,132 @@ fn narinfos_that_prove_nothing_are_not_already_cached() {
         reason_of(&b.top)
     );
 }
+
+/// A cache that answers every upload with HTTP 500 (and Nix's default download-attempts):
+/// the push ends within --timeout, exit 3, and each failed path says why — the HTTP
+/// status and the first line of the server's answer — in text, --json and Markdown.
+/// A cache that never finishes answering an upload is cut at --timeout.
+#[test]
+fn every_put_500_ends_within_the_timeout_with_reasons() {
+    use std::time::Duration;
+    let b = build_fixture("p500");
+    // An existing cache (a new one fails at once: Nix cannot write nix-cache-info).
+    let root = b.env.path().join("served");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("nix-cache-info"), "StoreDir: /nix/store\n").unwrap();
+    let hostile: http::Hostile = Arc::new(|m: &str, _p: &str| {
+        (m == "PUT").then(|| {
+            http::Answer::Status(
+                500,
+                b"Internal Server Error: disk quota exceeded\nsecond line\n".to_vec(),
+            )
+        })
+    });
+    let server = http::HttpCache::serve_hostile(&root, true, hostile);
+    let summary = b.env.path().join("summary.md");
+    let mut c = push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &server.url, "--timeout", "40", "--summary", &b.top],
+    );
+    c.env("GITHUB_STEP_SUMMARY", &summary);
+    let (out, took) = run_bounded(c, Duration::from_secs(90));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(took < Duration::from_secs(50), "{took:?}");
+    let leaf = b.closure.iter().find(|p| p.contains("-leaf-")).unwrap();
+    let line = err
+        .lines()
+        .find(|l| l.starts_with(&format!("failed: {leaf}: ")))
+        .unwrap_or_else(|| panic!("no reason for {leaf}: {err}"));
+    assert!(line.contains("HTTP error 500"), "{line}");
+    assert!(
+        line.contains("the server answered: Internal Server Error: disk quota exceeded"),
+        "{line}"
+    );
+    assert!(!line.contains("second line"), "{line}");
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.contains("HTTP error 500") && md.contains("disk quota exceeded"),
+        "{md}"
+    );
+
+    let c = push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &server.url, "--timeout", "40", "--json", &b.top],
+    );
+    let (out, _) = run_bounded(c, Duration::from_secs(90));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let j = json(&out);
+    assert_eq!(strings(&j["failed"]).len(), 4, "{j}");
+    let f = j["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == leaf.as_str())
+        .unwrap();
+    assert!(
+        f["reason"].as_str().unwrap().contains("HTTP error 500"),
+        "{f}"
+    );
+
+    // Uploads never answered (a trickle): cut at --timeout 4.
+    let hostile: http::Hostile =
+        Arc::new(|m: &str, _p: &str| (m == "PUT").then(|| http::Answer::Trickle(b" ".to_vec())));
+    let slow = b.env.path().join("slow");
+    std::fs::create_dir_all(&slow).unwrap();
+    std::fs::write(slow.join("nix-cache-info"), "StoreDir: /nix/store\n").unwrap();
+    let server = http::HttpCache::serve_hostile(&slow, true, hostile);
+    let c = push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &server.url, "--timeout", "4", "--json", &b.top],
+    );
+    let (out, took) = run_bounded(c, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(12), "{took:?}");
+    let j = json(&out);
+    assert_eq!(strings(&j["failed"]).len(), 4, "{j}");
+    assert!(j["failures"].to_string().contains("time limit"), "{j}");
+}
+
+/// A `nix copy` killed by a signal (here SIGSEGV, like the OOM killer's SIGKILL) is not
+/// run again, and the reason says how it ended.
+#[test]
+fn an_upload_killed_by_a_signal_is_not_retried() {
+    use std::time::Duration;
+    let b = build_fixture("psig");
+    let bin = b.env.path().join("sig-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = b.env.path().join("copies");
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v nix"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let script = format!(
+        "#!/bin/sh\ncase \" $* \" in *' copy '*) echo copy >> '{}'; kill -SEGV $$;; esac\nexec '{}' \"$@\"\n",
+        record.display(),
+        real.trim()
+    );
+    std::fs::write(bin.join("nix"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("nix"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = b.env.path().join("cache");
+    let to = format!("file://{}", dir.display());
+    let mut c = push_cache(&b.env, &b.work, &["--to", &to, "--json", &b.top]);
+    c.env("PATH", path_with(&bin));
+    let (out, _) = run_bounded(c, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&record).unwrap(), "copy\n");
+    let j = json(&out);
+    assert_eq!(strings(&j["failed"]).len(), 4, "{j}");
+    assert!(
+        j["failures"].to_string().contains("killed by signal 11"),
+        "{j}"
+    );
+}
