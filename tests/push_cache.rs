@@ -1363,3 +1363,170 @@ fn an_upload_killed_by_a_signal_is_not_retried() {
         "{j}"
     );
 }
+
+/// Secrets never appear in any output: credentials in the --to URL (text, errors,
+/// --json, Markdown, $GITHUB_STEP_SUMMARY, dry-run), and the content of a file given as
+/// --secret-key-file that is no key (an SSH private key). `/dev/zero` and a FIFO as key
+/// file are clear errors without hanging; a key file others may read gets a warning.
+#[test]
+fn planted_secrets_never_appear_in_any_output() {
+    use std::time::Duration;
+    let b = build_fixture("psecret");
+    let root = b.env.path().join("served");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("nix-cache-info"), "StoreDir: /nix/store\n").unwrap();
+    let hostile: http::Hostile = Arc::new(|m: &str, _p: &str| {
+        (m == "PUT").then(|| http::Answer::Status(500, b"nope\n".to_vec()))
+    });
+    let server = http::HttpCache::serve_hostile(&root, true, hostile);
+    let with_creds = server.url.replace("http://", "http://user:PLANTEDPW@");
+    let summary = b.env.path().join("summary.md");
+    let scan = |what: &str, out: &Output| {
+        for (name, text) in [("stdout", stdout(out)), ("stderr", stderr(out))] {
+            assert!(
+                !text.contains("PLANTED"),
+                "{what}: secret in {name}:\n{text}"
+            );
+        }
+    };
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!(
+        "https://user:PLANTEDPW@127.0.0.1:{}",
+        l.local_addr().unwrap().port()
+    );
+    drop(l);
+    let garbage_root = b.env.path().join("garbage");
+    std::fs::create_dir_all(&garbage_root).unwrap();
+    std::fs::write(garbage_root.join("nix-cache-info"), "<html>\n").unwrap();
+    let garbage = http::HttpCache::serve(&garbage_root);
+    let garbage_creds = garbage.url.replace("http://", "http://PLANTEDTOKEN@");
+    let runs: Vec<(&str, Vec<&str>, Option<i32>)> = vec![
+        (
+            "text",
+            vec!["--to", &with_creds, "--summary", "--timeout", "30"],
+            Some(3),
+        ),
+        (
+            "json",
+            vec![
+                "--to",
+                &with_creds,
+                "--json",
+                "--summary",
+                "--timeout",
+                "30",
+            ],
+            Some(3),
+        ),
+        (
+            "dry-run",
+            vec!["--to", &with_creds, "--dry-run", "--summary"],
+            Some(0),
+        ),
+        (
+            "unreachable",
+            vec!["--to", &dead, "--json", "--summary"],
+            Some(1),
+        ),
+        (
+            "not a cache",
+            vec!["--to", &garbage_creds, "--summary"],
+            Some(1),
+        ),
+        (
+            "s3",
+            vec![
+                "--to",
+                "s3://AKIAX:PLANTEDPW@bucket?region=x",
+                "--summary",
+                "--timeout",
+                "30",
+            ],
+            None,
+        ),
+        (
+            "ssh",
+            vec![
+                "--to",
+                "ssh-ng://user:PLANTEDPW@127.0.0.1:1",
+                "--summary",
+                "--timeout",
+                "30",
+            ],
+            None,
+        ),
+    ];
+    for (what, mut args, code) in runs {
+        args.push(&b.top);
+        let mut c = push_cache(&b.env, &b.work, &args);
+        c.env("GITHUB_STEP_SUMMARY", &summary);
+        let c = no_nix_retries(c);
+        let (out, _) = run_bounded(c, Duration::from_secs(90));
+        if let Some(code) = code {
+            assert_eq!(out.status.code(), Some(code), "{what}: {}", stderr(&out));
+        }
+        assert!(!out.status.success() || what == "dry-run", "{what}");
+        scan(what, &out);
+    }
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(!md.contains("PLANTED"), "{md}");
+    assert!(md.contains("user:<redacted>@127.0.0.1"), "{md}");
+
+    // Key files that are no key.
+    let ssh = b.env.path().join("id_ed25519");
+    std::fs::write(
+        &ssh,
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQPLANTEDKEY\n-----END OPENSSH PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let fifo = b.env.path().join("key.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let dir = b.env.path().join("cache");
+    let to = format!("file://{}", dir.display());
+    for key in [ssh.clone(), PathBuf::from("/dev/zero"), fifo.clone()] {
+        let k = key.display().to_string();
+        let c = push_cache(
+            &b.env,
+            &b.work,
+            &["--to", &to, "--secret-key-file", &k, &b.top],
+        );
+        let (out, took) = run_bounded(c, Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(1), "{k}: {}", stderr(&out));
+        assert!(took < Duration::from_secs(10), "{k}: {took:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("the secret key file `{k}` is unusable")),
+            "{err}"
+        );
+        assert!(
+            !err.contains("PLANTED") && !err.contains("OPENSSH"),
+            "{err}"
+        );
+        assert!(!dir.exists(), "{k}: something was uploaded");
+    }
+    // A good key others may read: a warning, and the push goes.
+    let key = generate_key(&b.env, "psecret-1");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key.secret_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let k = key.secret_file.display().to_string();
+    let out = run_ok(push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &to, "--secret-key-file", &k, &b.top],
+    ));
+    let err = stderr(&out);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("warning: the secret key file") && l.contains("0644")),
+        "{err}"
+    );
+    let secret = std::fs::read_to_string(&key.secret_file).unwrap();
+    let b64 = secret.split_once(':').unwrap().1.trim();
+    assert!(!err.contains(b64) && !stdout(&out).contains(b64));
+}

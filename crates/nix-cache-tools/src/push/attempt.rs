@@ -125,10 +125,7 @@ pub fn reason(e: &CmdError) -> String {
         CmdError::TimedOut { after, .. } if after.is_zero() => {
             return "not attempted: the push reached its time limit (--timeout)".to_owned();
         }
-        CmdError::TimedOut { after, .. } => Some(format!(
-            "killed at the push's time limit (--timeout, {} s left)",
-            after.as_secs()
-        )),
+        CmdError::TimedOut { .. } => Some("killed at the push's time limit (--timeout)".to_owned()),
         CmdError::Failed { status, .. } if e.killed_by_signal() => Some(format!(
             "{status} (not retried: a signal such as the kernel's OOM killer ends it the same way again)"
         )),
@@ -153,11 +150,19 @@ pub fn reason(e: &CmdError) -> String {
 /// body it quotes; else the last non-empty line.
 fn error_line(stderr: &str) -> Option<String> {
     let lines: Vec<&str> = stderr.lines().collect();
+    // An error, else a warning about one (Nix's "warning: error: ...; retrying"), else
+    // whatever came last.
     let start = lines
         .iter()
         .rposition(|l| l.trim_start().starts_with("error:"))
+        .or_else(|| {
+            lines
+                .iter()
+                .rposition(|l| l.trim_start().starts_with("warning: error:"))
+        })
         .or_else(|| lines.iter().rposition(|l| !l.trim().is_empty()))?;
     let first = lines[start].trim();
+    let first = first.strip_prefix("warning:").unwrap_or(first).trim();
     let first = first.strip_prefix("error:").unwrap_or(first).trim();
     let mut out = first.to_owned();
     let rest = &lines[start + 1..];
@@ -168,7 +173,10 @@ fn error_line(stderr: &str) -> Option<String> {
             .take_while(|l| !l.starts_with("error:") && !l.starts_with("warning:"))
             .find(|l| !l.is_empty())
         {
-            let body = body.strip_suffix(';').unwrap_or(body);
+            let body = match body.rfind("; retrying in ") {
+                Some(i) => &body[..i],
+                None => body,
+            };
             out.push_str("; the server answered: ");
             out.push_str(body);
         }
@@ -239,6 +247,16 @@ error: while uploading to HTTP binary cache at 'http://user:PLANTED@127.0.0.1:1'
         };
         assert!(!retryable(&t));
         assert!(reason(&t).contains("time limit") && reason(&t).contains("Timeout was reached"));
+        // Killed while Nix was waiting to retry: its warning says what failed.
+        let t = CmdError::TimedOut {
+            cmdline: "nix copy".into(),
+            after: Duration::from_secs(3),
+            stderr: "copying 1 paths...\nwarning: error: unable to upload 'x': HTTP error 500 ('Internal Server Error')\n\n       response body:\n\n       Internal Server Error: disk quota exceeded; retrying in 320 ms\n".into(),
+        };
+        assert_eq!(
+            reason(&t),
+            "killed at the push's time limit (--timeout): unable to upload 'x': HTTP error 500 ('Internal Server Error'); the server answered: Internal Server Error: disk quota exceeded"
+        );
     }
 
     #[test]
