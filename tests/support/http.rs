@@ -139,6 +139,9 @@ fn handle(
     hostile: Option<(&Hostile, &AtomicU64, &AtomicBool)>,
 ) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
+    // Headers and body go in separate writes: without this, Nagle's algorithm and the
+    // client's delayed ACK add 40 ms to every answer with a body.
+    stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;

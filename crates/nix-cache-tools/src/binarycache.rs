@@ -1075,4 +1075,69 @@ mod tests {
             .to_string();
         assert!(!e.contains("PLANTEDPW"), "{e}");
     }
+
+    /// Proving presence costs no extra connections: narinfos are read on kept-alive
+    /// connections, at most one per worker.
+    #[test]
+    fn http_query_keeps_connections_alive() {
+        use std::io::{BufRead, BufReader, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let conns = std::sync::Arc::new(AtomicUsize::new(0));
+        let c2 = conns.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                c2.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut r = BufReader::new(s.try_clone().unwrap());
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        loop {
+                            let mut h = String::new();
+                            if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                                break;
+                            }
+                        }
+                        let path = line.split_whitespace().nth(1).unwrap_or("");
+                        let (code, body) = if path.starts_with("/xcp9") {
+                            (200, HELLO)
+                        } else {
+                            (404, "")
+                        };
+                        // One write: split writes meet Nagle and delayed ACKs.
+                        let answer = format!(
+                            "HTTP/1.1 {code} X\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if s.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let c = BinaryCache::new(&url).unwrap();
+        let mut paths: Vec<String> = (0..200)
+            .map(|i| format!("/nix/store/{:0>32}-p", i % 10))
+            .collect();
+        paths.push("/nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-hello-2.10".to_owned());
+        let r = c.query(
+            &paths,
+            &QueryOptions {
+                jobs: 4,
+                ..QueryOptions::default()
+            },
+        );
+        assert!(r.last().unwrap().is_present());
+        assert_eq!(
+            r.iter().filter(|s| s.presence == Presence::Absent).count(),
+            200
+        );
+        let n = conns.load(Ordering::SeqCst);
+        assert!(n <= 4, "{n} connections for 201 narinfos on 4 workers");
+    }
 }
