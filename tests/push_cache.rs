@@ -1530,3 +1530,41 @@ fn planted_secrets_never_appear_in_any_output() {
     let b64 = secret.split_once(':').unwrap().1.trim();
     assert!(!err.contains(b64) && !stdout(&out).contains(b64));
 }
+
+/// A cache that trickles its narinfos (a byte every 200 ms, never done) holds the
+/// queries no longer than --timeout: the run ends soon after, exit 3, nothing counted
+/// as cached.
+#[test]
+fn trickling_narinfos_are_cut_at_the_timeout() {
+    use std::time::Duration;
+    let b = build_fixture("ptrickle");
+    let root = b.env.path().join("served");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("nix-cache-info"), "StoreDir: /nix/store\n").unwrap();
+    let hostile: http::Hostile = Arc::new(|m: &str, p: &str| {
+        (m == "GET" && p.ends_with(".narinfo"))
+            .then(|| http::Answer::Trickle(b"StorePath: /nix/store/".to_vec()))
+    });
+    let server = http::HttpCache::serve_hostile(&root, true, hostile);
+    let c = push_cache(
+        &b.env,
+        &b.work,
+        &[
+            "--to",
+            &server.url,
+            "--timeout",
+            "4",
+            "--json",
+            "-j",
+            "1",
+            &b.top,
+        ],
+    );
+    let (out, took) = run_bounded(c, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(12), "{took:?}");
+    let j = json(&out);
+    assert!(strings(&j["already_cached"]).is_empty(), "{j}");
+    assert_eq!(strings(&j["failed"]).len(), 4, "{j}");
+    assert!(j["failures"].to_string().contains("time limit"), "{j}");
+}

@@ -37,7 +37,8 @@ pub enum Answer {
     Huge,
     /// `200`, chunked, no length, never ending.
     Endless,
-    /// `200` with a large `Content-Length`; these bytes over and over, one every 200 ms.
+    /// `200` with `Content-Length: 60000` (under every cap, so only time cuts it); these
+    /// bytes over and over, one every 200 ms.
     Trickle(Vec<u8>),
 }
 
@@ -335,7 +336,7 @@ fn hostile_answer(
             while !head && send(out, &c)? {}
         }
         Answer::Trickle(bytes) => {
-            out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n")?;
+            out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 60000\r\n\r\n")?;
             if !head && !bytes.is_empty() {
                 for b in bytes.iter().cycle() {
                     std::thread::sleep(Duration::from_millis(200));

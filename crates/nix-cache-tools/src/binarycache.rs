@@ -163,6 +163,9 @@ pub struct QueryOptions {
     pub probe: Probe,
     /// Extra attempts after a transport error or a 5xx answer.
     pub retries: u32,
+    /// When set, no request runs past this moment (each gets at most the time left);
+    /// paths not asked by then are [`Presence::Error`].
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Default for QueryOptions {
@@ -171,6 +174,7 @@ impl Default for QueryOptions {
             jobs: 16,
             probe: Probe::Head,
             retries: 1,
+            deadline: None,
         }
     }
 }
@@ -245,6 +249,8 @@ pub struct BinaryCache {
     base: Base,
     agent: ureq::Agent,
     headers: Vec<(String, String)>,
+    /// The time limit of each request.
+    timeout: Duration,
 }
 
 /// The part of a store URL before `?` (Nix store parameters are not HTTP queries).
@@ -289,6 +295,7 @@ impl BinaryCache {
             base,
             agent,
             headers: Vec::new(),
+            timeout,
         })
     }
 
@@ -338,6 +345,16 @@ impl BinaryCache {
     /// there. A bigger one is [`CacheError::TooBig`], refused when its `Content-Length`
     /// (or its size on disk) says so, else after at most `cap + 1` bytes.
     pub fn get_file_capped(&self, rel: &str, cap: u64) -> Result<Option<Vec<u8>>, CacheError> {
+        self.get_until(rel, cap, None)
+    }
+
+    /// [`BinaryCache::get_file_capped`], over HTTP ending at `until` at the latest.
+    fn get_until(
+        &self,
+        rel: &str,
+        cap: u64,
+        until: Option<std::time::Instant>,
+    ) -> Result<Option<Vec<u8>>, CacheError> {
         match &self.base {
             Base::File(p) => {
                 let path = p.join(rel);
@@ -365,6 +382,10 @@ impl BinaryCache {
                 let mut req = self.agent.get(&loc);
                 for (k, v) in &self.headers {
                     req = req.set(k, v);
+                }
+                if let Some(until) = until {
+                    let left = until.saturating_duration_since(std::time::Instant::now());
+                    req = req.timeout(left.min(self.timeout).max(Duration::from_millis(1)));
                 }
                 match req.call() {
                     Ok(resp) => {
@@ -457,7 +478,11 @@ impl BinaryCache {
     }
 
     /// One path: read its narinfo and check it names the path.
-    fn check_one(&self, path: &str) -> Result<Found, CacheError> {
+    fn check_one(
+        &self,
+        path: &str,
+        until: Option<std::time::Instant>,
+    ) -> Result<Found, CacheError> {
         let name = narinfo_file_name(path).ok_or_else(|| CacheError::NotAStorePath {
             path: path.to_owned(),
         })?;
@@ -474,7 +499,7 @@ impl BinaryCache {
                 }
             }
         }
-        let bytes = match self.get_file_capped(&name, MAX_NARINFO) {
+        let bytes = match self.get_until(&name, MAX_NARINFO, until) {
             Ok(Some(b)) => b,
             Ok(None) => return Ok(Found::Absent),
             Err(e @ CacheError::TooBig { .. }) => return Ok(Found::Invalid(e.to_string())),
@@ -508,7 +533,13 @@ impl BinaryCache {
     fn query_one(&self, path: &str, opts: &QueryOptions) -> Found {
         let mut attempt = 0;
         loop {
-            match self.check_one(path) {
+            if opts
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
+            {
+                return Found::Error("not asked: the time limit was reached".to_owned());
+            }
+            match self.check_one(path, opts.deadline) {
                 Ok(f) => return f,
                 Err(e) => {
                     let transient = matches!(&e, CacheError::Transport { .. })
@@ -764,6 +795,7 @@ mod tests {
                 probe: Probe::Get,
                 retries: 1,
                 jobs: 2,
+                deadline: None,
             },
         );
         assert_eq!(

@@ -42,6 +42,11 @@ impl Deadline {
         self.limit
     }
 
+    /// The moment it ends.
+    pub fn instant(&self) -> Instant {
+        self.end
+    }
+
     pub fn left(&self) -> Duration {
         self.end.saturating_duration_since(Instant::now())
     }

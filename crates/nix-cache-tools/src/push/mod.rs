@@ -580,6 +580,7 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
     if let Some((cache, true)) = &cache {
         let q = QueryOptions {
             jobs: opts.jobs.unwrap_or(16),
+            deadline: Some(deadline.instant()),
             ..QueryOptions::default()
         };
         let found = cache.query_detailed(&to_push, &q);
@@ -1011,7 +1012,13 @@ impl Upload<'_> {
     fn present(&self, paths: &[String]) -> BTreeSet<String> {
         match self.cache {
             Some(c) if !self.deadline.expired() => c
-                .query(paths, &QueryOptions::default())
+                .query(
+                    paths,
+                    &QueryOptions {
+                        deadline: Some(self.deadline.instant()),
+                        ..QueryOptions::default()
+                    },
+                )
                 .into_iter()
                 .filter(|s| s.is_present())
                 .map(|s| s.path)
