@@ -956,3 +956,616 @@ fn progress_bar_only_on_a_terminal() {
     assert!(text.contains("pushed 4 paths"), "{text}");
     assert_eq!(closure(&env, std::slice::from_ref(&top)).len(), 4);
 }
+
+/// Runs `cmd` (stdout and stderr captured) and kills it after `limit`: the test fails
+/// if it had to be killed. Returns the output and how long it ran.
+fn run_bounded(mut cmd: Command, limit: std::time::Duration) -> (Output, std::time::Duration) {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::time::Instant;
+    let start = Instant::now();
+    let mut child = cmd
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut o, mut e) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let to = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = o.read_to_end(&mut b);
+        b
+    });
+    let te = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = e.read_to_end(&mut b);
+        b
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            panic!(
+                "still running after {limit:?}, killed; stderr:\n{}",
+                String::from_utf8_lossy(&te.join().unwrap())
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let took = start.elapsed();
+    (
+        Output {
+            status,
+            stdout: to.join().unwrap(),
+            stderr: te.join().unwrap(),
+        },
+        took,
+    )
+}
+
+/// A `nix` stand-in first on PATH that records that it ran, then runs the real one.
+fn recording_nix(env: &NixEnv) -> (String, PathBuf) {
+    let bin = env.path().join("rec-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = env.path().join("nix-ran");
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v nix"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let script = format!(
+        "#!/bin/sh\necho \"$@\" >> '{}'\nexec '{}' \"$@\"\n",
+        record.display(),
+        real.trim()
+    );
+    let p = bin.join("nix");
+    std::fs::write(&p, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (path_with(&bin), record)
+}
+
+/// A `nix-cache-info` that is there but is none — garbage, not text, no `StoreDir`,
+/// 5 GB, endless — is "not a binary cache" naming the URL: exit 1, nothing uploaded,
+/// nix never run, and the body is not read past a small cap. One that trickles is cut
+/// by the time limit.
+#[test]
+fn a_nix_cache_info_that_is_none_is_not_a_binary_cache() {
+    use std::time::Duration;
+    let b = build_fixture("pnotcache");
+    let (path, record) = recording_nix(&b.env);
+    let bodies: Vec<(&str, http::Answer)> = vec![
+        (
+            "garbage",
+            http::Answer::Body(b"<html><body>It works!</body></html>\n".to_vec()),
+        ),
+        (
+            "not text",
+            http::Answer::Body(vec![0u8, 159, 146, 150, 1, 2]),
+        ),
+        (
+            "no StoreDir",
+            http::Answer::Body(b"WantMassQuery: 1\n".to_vec()),
+        ),
+        ("5 GB", http::Answer::Huge),
+        ("endless", http::Answer::Endless),
+    ];
+    for (what, answer) in bodies {
+        let root = b
+            .env
+            .path()
+            .join(format!("served-{}", what.replace(' ', "-")));
+        let hostile: http::Hostile =
+            Arc::new(move |_m: &str, p: &str| (p == "/nix-cache-info").then(|| answer.clone()));
+        let server = http::HttpCache::serve_hostile(&root, true, hostile);
+        let mut c = push_cache(&b.env, &b.work, &["--to", &server.url, &b.top]);
+        c.env("PATH", &path);
+        let (out, took) = run_bounded(c, Duration::from_secs(60));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(
+            err.contains(&format!("{} is not a binary cache", server.url)),
+            "{what}: {err}"
+        );
+        assert!(err.contains("nothing was uploaded"), "{what}: {err}");
+        assert!(took < Duration::from_secs(20), "{what}: {took:?}");
+        assert_eq!(server.count("PUT"), 0, "{what}: {:?}", server.requests());
+        assert!(
+            !record.exists(),
+            "{what}: nix ran: {:?}",
+            std::fs::read_to_string(&record)
+        );
+        assert!(
+            server.hostile_bytes_sent() < 64 << 20,
+            "{what}: {} bytes sent",
+            server.hostile_bytes_sent()
+        );
+    }
+    // The same for a file:// cache.
+    let dir = b.env.path().join("file-cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("nix-cache-info"), "this is not a cache\n").unwrap();
+    let to = format!("file://{}", dir.display());
+    let mut c = push_cache(&b.env, &b.work, &["--to", &to, &b.top]);
+    c.env("PATH", &path);
+    let (out, _) = run_bounded(c, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{to} is not a binary cache")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!record.exists());
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+
+    // A trickle (a byte every 200 ms, for ever) is cut by --timeout.
+    let hostile: http::Hostile = Arc::new(|_m: &str, p: &str| {
+        (p == "/nix-cache-info").then(|| http::Answer::Trickle(b"StoreDir: /nix/store\n".to_vec()))
+    });
+    let server = http::HttpCache::serve_hostile(&b.env.path().join("trickle"), true, hostile);
+    let mut c = push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &server.url, "--timeout", "3", &b.top],
+    );
+    c.env("PATH", &path);
+    let (out, took) = run_bounded(c, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(stderr(&out).contains("nix-cache-info"), "{}", stderr(&out));
+    assert!(!record.exists());
+}
+
+/// Presence is proven: a narinfo that is garbage, truncated, too big or another path's
+/// does not count as cached. In a file:// cache such a narinfo is replaced by a good
+/// one; over HTTP `nix copy` cannot replace it (it reads it first and stops), so the path
+/// fails with that reason — never "already cached".
+#[test]
+fn narinfos_that_prove_nothing_are_not_already_cached() {
+    use std::time::Duration;
+    let b = build_fixture("pproof");
+    let key = generate_key(&b.env, "pproof-1");
+    let public = PublicKey::parse(&key.public).unwrap();
+    let key_file = key.secret_file.display().to_string();
+    let find = |s: &str| b.closure.iter().find(|p| p.contains(s)).unwrap().clone();
+    let (leaf, mid) = (find("-leaf-"), find("-mid-"));
+    let name = |p: &str| nix_cache_tools::narinfo::narinfo_file_name(p).unwrap();
+
+    // file://: garbage for leaf, truncated for mid, another path's narinfo for top,
+    // 2 MiB for the source.
+    let dir = b.env.path().join("cache");
+    nix_copy_to_file_cache(&b.env, &dir, &key, std::slice::from_ref(&leaf));
+    let good = std::fs::read_to_string(dir.join(name(&leaf))).unwrap();
+    std::fs::write(dir.join(name(&leaf)), "garbage\n").unwrap();
+    let truncated: String = good.lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.join(name(&mid)), truncated).unwrap();
+    std::fs::write(dir.join(name(&b.top)), &good).unwrap();
+    std::fs::write(dir.join(name(&b.kept_source)), "x".repeat(2 << 20)).unwrap();
+    let to = format!("file://{}", dir.display());
+    let mut c = push_cache(
+        &b.env,
+        &b.work,
+        &[
+            "--to",
+            &to,
+            "--secret-key-file",
+            &key_file,
+            "--json",
+            &b.top,
+        ],
+    );
+    c.env("NIX_CONFIG", "download-attempts = 1");
+    let (out, _) = run_bounded(c, Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let j = json(&out);
+    assert!(strings(&j["already_cached"]).is_empty(), "{j}");
+    assert_eq!(strings(&j["pushed"]), sorted(&b.closure), "{j}");
+    assert!(stderr(&out).contains("replacing"), "{}", stderr(&out));
+    for p in &b.closure {
+        let ni = narinfo_in(&dir, p).unwrap();
+        assert_eq!(&ni.store_path, p);
+        assert!(ni.verify(&public), "{p}");
+    }
+    assert_eq!(assert_no_dangling_narinfo(&dir), 4);
+
+    // HTTP: leaf's narinfo is garbage, mid's is 2 MiB. Neither counts as cached.
+    let root = b.env.path().join("served");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("nix-cache-info"), "StoreDir: /nix/store\n").unwrap();
+    let (gl, gm) = (format!("/{}", name(&leaf)), format!("/{}", name(&mid)));
+    let hostile: http::Hostile = Arc::new(move |m: &str, p: &str| {
+        if m != "GET" && m != "HEAD" {
+            None
+        } else if p == gl {
+            Some(http::Answer::Body(b"garbage".to_vec()))
+        } else if p == gm {
+            Some(http::Answer::Body(vec![b'x'; 2 << 20]))
+        } else {
+            None
+        }
+    });
+    let server = http::HttpCache::serve_hostile(&root, true, hostile);
+    let c = no_nix_retries(push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &server.url, "--json", &b.top],
+    ));
+    let (out, _) = run_bounded(c, Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let j = json(&out);
+    assert!(strings(&j["already_cached"]).is_empty(), "{j}");
+    assert_eq!(
+        strings(&j["failed"]),
+        sorted(&[leaf.clone(), mid.clone(), b.top.clone()]),
+        "{j}"
+    );
+    assert_eq!(strings(&j["pushed"]), vec![b.kept_source.clone()], "{j}");
+    let reasons = j["failures"].as_array().unwrap();
+    let reason_of = |p: &str| {
+        reasons
+            .iter()
+            .find(|f| f["path"] == p)
+            .unwrap_or_else(|| panic!("no reason for {p}: {j}"))["reason"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        reason_of(&leaf).contains("not `Key: value`"),
+        "{}",
+        reason_of(&leaf)
+    );
+    assert!(
+        reason_of(&mid).contains("larger than"),
+        "{}",
+        reason_of(&mid)
+    );
+    assert!(
+        reason_of(&b.top).contains("not attempted"),
+        "{}",
+        reason_of(&b.top)
+    );
+}
+
+/// A cache that answers every upload with HTTP 500 (and Nix's default download-attempts):
+/// the push ends within --timeout, exit 3, and each failed path says why — the HTTP
+/// status and the first line of the server's answer — in text, --json and Markdown.
+/// A cache that never finishes answering an upload is cut at --timeout.
+#[test]
+fn every_put_500_ends_within_the_timeout_with_reasons() {
+    use std::time::Duration;
+    let b = build_fixture("p500");
+    // An existing cache (a new one fails at once: Nix cannot write nix-cache-info).
+    let root = b.env.path().join("served");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("nix-cache-info"), "StoreDir: /nix/store\n").unwrap();
+    let hostile: http::Hostile = Arc::new(|m: &str, _p: &str| {
+        (m == "PUT").then(|| {
+            http::Answer::Status(
+                500,
+                b"Internal Server Error: disk quota exceeded\nsecond line\n".to_vec(),
+            )
+        })
+    });
+    let server = http::HttpCache::serve_hostile(&root, true, hostile);
+    let summary = b.env.path().join("summary.md");
+    let mut c = push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &server.url, "--timeout", "15", "--summary", &b.top],
+    );
+    c.env("GITHUB_STEP_SUMMARY", &summary);
+    let (out, took) = run_bounded(c, Duration::from_secs(90));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    eprintln!("every PUT 500, --timeout 15: {took:?}");
+    assert!(took < Duration::from_secs(22), "{took:?}");
+    let leaf = b.closure.iter().find(|p| p.contains("-leaf-")).unwrap();
+    let line = err
+        .lines()
+        .find(|l| l.starts_with(&format!("failed: {leaf}: ")))
+        .unwrap_or_else(|| panic!("no reason for {leaf}: {err}"));
+    assert!(line.contains("HTTP error 500"), "{line}");
+    assert!(
+        line.contains("the server answered: Internal Server Error: disk quota exceeded"),
+        "{line}"
+    );
+    assert!(!line.contains("second line"), "{line}");
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.contains("HTTP error 500") && md.contains("disk quota exceeded"),
+        "{md}"
+    );
+
+    let c = push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &server.url, "--timeout", "40", "--json", &b.top],
+    );
+    let (out, _) = run_bounded(c, Duration::from_secs(90));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let j = json(&out);
+    assert_eq!(strings(&j["failed"]).len(), 4, "{j}");
+    let f = j["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == leaf.as_str())
+        .unwrap();
+    assert!(
+        f["reason"].as_str().unwrap().contains("HTTP error 500"),
+        "{f}"
+    );
+
+    // Uploads never answered (a trickle): cut at --timeout 4.
+    let hostile: http::Hostile =
+        Arc::new(|m: &str, _p: &str| (m == "PUT").then(|| http::Answer::Trickle(b" ".to_vec())));
+    let slow = b.env.path().join("slow");
+    std::fs::create_dir_all(&slow).unwrap();
+    std::fs::write(slow.join("nix-cache-info"), "StoreDir: /nix/store\n").unwrap();
+    let server = http::HttpCache::serve_hostile(&slow, true, hostile);
+    let c = push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &server.url, "--timeout", "4", "--json", &b.top],
+    );
+    let (out, took) = run_bounded(c, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(12), "{took:?}");
+    let j = json(&out);
+    assert_eq!(strings(&j["failed"]).len(), 4, "{j}");
+    assert!(j["failures"].to_string().contains("time limit"), "{j}");
+}
+
+/// A `nix copy` killed by a signal (here SIGSEGV, like the OOM killer's SIGKILL) is not
+/// run again, and the reason says how it ended.
+#[test]
+fn an_upload_killed_by_a_signal_is_not_retried() {
+    use std::time::Duration;
+    let b = build_fixture("psig");
+    let bin = b.env.path().join("sig-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = b.env.path().join("copies");
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v nix"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let script = format!(
+        "#!/bin/sh\ncase \" $* \" in *' copy '*) echo copy >> '{}'; kill -SEGV $$;; esac\nexec '{}' \"$@\"\n",
+        record.display(),
+        real.trim()
+    );
+    std::fs::write(bin.join("nix"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("nix"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = b.env.path().join("cache");
+    let to = format!("file://{}", dir.display());
+    let mut c = push_cache(&b.env, &b.work, &["--to", &to, "--json", &b.top]);
+    c.env("PATH", path_with(&bin));
+    let (out, _) = run_bounded(c, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&record).unwrap(), "copy\n");
+    let j = json(&out);
+    assert_eq!(strings(&j["failed"]).len(), 4, "{j}");
+    assert!(
+        j["failures"].to_string().contains("killed by signal 11"),
+        "{j}"
+    );
+}
+
+/// Secrets never appear in any output: credentials in the --to URL (text, errors,
+/// --json, Markdown, $GITHUB_STEP_SUMMARY, dry-run), and the content of a file given as
+/// --secret-key-file that is no key (an SSH private key). `/dev/zero` and a FIFO as key
+/// file are clear errors without hanging; a key file others may read gets a warning.
+#[test]
+fn planted_secrets_never_appear_in_any_output() {
+    use std::time::Duration;
+    let b = build_fixture("psecret");
+    let root = b.env.path().join("served");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("nix-cache-info"), "StoreDir: /nix/store\n").unwrap();
+    let hostile: http::Hostile = Arc::new(|m: &str, _p: &str| {
+        (m == "PUT").then(|| http::Answer::Status(500, b"nope\n".to_vec()))
+    });
+    let server = http::HttpCache::serve_hostile(&root, true, hostile);
+    let with_creds = server.url.replace("http://", "http://user:PLANTEDPW@");
+    let summary = b.env.path().join("summary.md");
+    let scan = |what: &str, out: &Output| {
+        for (name, text) in [("stdout", stdout(out)), ("stderr", stderr(out))] {
+            assert!(
+                !text.contains("PLANTED"),
+                "{what}: secret in {name}:\n{text}"
+            );
+        }
+    };
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!(
+        "https://user:PLANTEDPW@127.0.0.1:{}",
+        l.local_addr().unwrap().port()
+    );
+    drop(l);
+    let garbage_root = b.env.path().join("garbage");
+    std::fs::create_dir_all(&garbage_root).unwrap();
+    std::fs::write(garbage_root.join("nix-cache-info"), "<html>\n").unwrap();
+    let garbage = http::HttpCache::serve(&garbage_root);
+    let garbage_creds = garbage.url.replace("http://", "http://PLANTEDTOKEN@");
+    let runs: Vec<(&str, Vec<&str>, Option<i32>)> = vec![
+        (
+            "text",
+            vec!["--to", &with_creds, "--summary", "--timeout", "30"],
+            Some(3),
+        ),
+        (
+            "json",
+            vec![
+                "--to",
+                &with_creds,
+                "--json",
+                "--summary",
+                "--timeout",
+                "30",
+            ],
+            Some(3),
+        ),
+        (
+            "dry-run",
+            vec!["--to", &with_creds, "--dry-run", "--summary"],
+            Some(0),
+        ),
+        (
+            "unreachable",
+            vec!["--to", &dead, "--json", "--summary"],
+            Some(1),
+        ),
+        (
+            "not a cache",
+            vec!["--to", &garbage_creds, "--summary"],
+            Some(1),
+        ),
+        (
+            "s3",
+            vec![
+                "--to",
+                "s3://AKIAX:PLANTEDPW@bucket?region=x",
+                "--summary",
+                "--timeout",
+                "30",
+            ],
+            None,
+        ),
+        (
+            "ssh",
+            vec![
+                "--to",
+                "ssh-ng://user:PLANTEDPW@127.0.0.1:1",
+                "--summary",
+                "--timeout",
+                "30",
+            ],
+            None,
+        ),
+    ];
+    for (what, mut args, code) in runs {
+        args.push(&b.top);
+        let mut c = push_cache(&b.env, &b.work, &args);
+        c.env("GITHUB_STEP_SUMMARY", &summary);
+        let c = no_nix_retries(c);
+        let (out, _) = run_bounded(c, Duration::from_secs(90));
+        if let Some(code) = code {
+            assert_eq!(out.status.code(), Some(code), "{what}: {}", stderr(&out));
+        }
+        assert!(!out.status.success() || what == "dry-run", "{what}");
+        scan(what, &out);
+    }
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(!md.contains("PLANTED"), "{md}");
+    assert!(md.contains("user:<redacted>@127.0.0.1"), "{md}");
+
+    // Key files that are no key.
+    let ssh = b.env.path().join("id_ed25519");
+    std::fs::write(
+        &ssh,
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQPLANTEDKEY\n-----END OPENSSH PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let fifo = b.env.path().join("key.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let dir = b.env.path().join("cache");
+    let to = format!("file://{}", dir.display());
+    for key in [ssh.clone(), PathBuf::from("/dev/zero"), fifo.clone()] {
+        let k = key.display().to_string();
+        let c = push_cache(
+            &b.env,
+            &b.work,
+            &["--to", &to, "--secret-key-file", &k, &b.top],
+        );
+        let (out, took) = run_bounded(c, Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(1), "{k}: {}", stderr(&out));
+        assert!(took < Duration::from_secs(10), "{k}: {took:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("the secret key file `{k}` is unusable")),
+            "{err}"
+        );
+        assert!(
+            !err.contains("PLANTED") && !err.contains("OPENSSH"),
+            "{err}"
+        );
+        assert!(!dir.exists(), "{k}: something was uploaded");
+    }
+    // A good key others may read: a warning, and the push goes.
+    let key = generate_key(&b.env, "psecret-1");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key.secret_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let k = key.secret_file.display().to_string();
+    let out = run_ok(push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &to, "--secret-key-file", &k, &b.top],
+    ));
+    let err = stderr(&out);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("warning: the secret key file") && l.contains("0644")),
+        "{err}"
+    );
+    let secret = std::fs::read_to_string(&key.secret_file).unwrap();
+    let b64 = secret.split_once(':').unwrap().1.trim();
+    assert!(!err.contains(b64) && !stdout(&out).contains(b64));
+}
+
+/// A cache that trickles its narinfos (a byte every 200 ms, never done) holds the
+/// queries no longer than --timeout: the run ends soon after, exit 3, nothing counted
+/// as cached.
+#[test]
+fn trickling_narinfos_are_cut_at_the_timeout() {
+    use std::time::Duration;
+    let b = build_fixture("ptrickle");
+    let root = b.env.path().join("served");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("nix-cache-info"), "StoreDir: /nix/store\n").unwrap();
+    let hostile: http::Hostile = Arc::new(|m: &str, p: &str| {
+        (m == "GET" && p.ends_with(".narinfo"))
+            .then(|| http::Answer::Trickle(b"StorePath: /nix/store/".to_vec()))
+    });
+    let server = http::HttpCache::serve_hostile(&root, true, hostile);
+    let c = push_cache(
+        &b.env,
+        &b.work,
+        &[
+            "--to",
+            &server.url,
+            "--timeout",
+            "4",
+            "--json",
+            "-j",
+            "1",
+            &b.top,
+        ],
+    );
+    let (out, took) = run_bounded(c, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(12), "{took:?}");
+    let j = json(&out);
+    assert!(strings(&j["already_cached"]).is_empty(), "{j}");
+    assert_eq!(strings(&j["failed"]).len(), 4, "{j}");
+    assert!(j["failures"].to_string().contains("time limit"), "{j}");
+}

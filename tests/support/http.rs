@@ -2,12 +2,17 @@
 //! substituter, PUT for `nix copy --to http://...` uploads (what an nginx WebDAV or S3
 //! front would do). Keep-alive, `Expect: 100-continue` and chunked bodies are handled,
 //! since curl (inside Nix) uses all three. Every request is logged for assertions.
+//!
+//! Hostile modes ([`HttpCache::serve_hostile`]): a request can be answered with any
+//! status and body, a 5 GB body, an endless chunked body or a body trickled a byte at a
+//! time — each bounded (at most 8 GiB sent or 10 minutes per connection), and the bytes
+//! sent are counted, so a test can check a client stopped reading.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,44 +26,78 @@ pub struct Request {
 /// Decides the status of a request before it is served normally; `None` = serve it.
 pub type Fault = Arc<dyn Fn(&str, &str) -> Option<u16> + Send + Sync>;
 
+/// A hostile answer to a request.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// This status with this body (e.g. `500` with an error page).
+    Status(u16, Vec<u8>),
+    /// `200` with this body.
+    Body(Vec<u8>),
+    /// `200` with `Content-Length: 5000000000`, then bytes as fast as they are read.
+    Huge,
+    /// `200`, chunked, no length, never ending.
+    Endless,
+    /// `200` with `Content-Length: 60000` (under every cap, so only time cuts it); these
+    /// bytes over and over, one every 200 ms.
+    Trickle(Vec<u8>),
+}
+
+/// Decides a hostile answer to `(method, path)`; `None` = serve it normally.
+pub type Hostile = Arc<dyn Fn(&str, &str) -> Option<Answer> + Send + Sync>;
+
 pub struct HttpCache {
     pub url: String,
     pub root: PathBuf,
     log: Arc<Mutex<Vec<Request>>>,
     stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
 }
 
 impl HttpCache {
     /// Serves `root` read-only (PUT answers 405).
     pub fn serve(root: &Path) -> Self {
-        Self::start(root, false, None)
+        Self::start(root, false, None, None)
     }
 
     /// Serves `root` and stores PUT uploads into it.
     pub fn serve_writable(root: &Path) -> Self {
-        Self::start(root, true, None)
+        Self::start(root, true, None, None)
     }
 
     /// Like [`serve_writable`], with a fault injector (e.g. fail the first PUT of a NAR).
     pub fn serve_with_faults(root: &Path, writable: bool, fault: Fault) -> Self {
-        Self::start(root, writable, Some(fault))
+        Self::start(root, writable, Some(fault), None)
     }
 
-    fn start(root: &Path, writable: bool, fault: Option<Fault>) -> Self {
+    /// Serves `root`, but requests `hostile` picks get its [`Answer`].
+    pub fn serve_hostile(root: &Path, writable: bool, hostile: Hostile) -> Self {
+        Self::start(root, writable, None, Some(hostile))
+    }
+
+    /// Body bytes written by hostile answers so far.
+    pub fn hostile_bytes_sent(&self) -> u64 {
+        self.sent.load(Ordering::SeqCst)
+    }
+
+    fn start(root: &Path, writable: bool, fault: Option<Fault>, hostile: Option<Hostile>) -> Self {
         std::fs::create_dir_all(root).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (root2, log2, stop2) = (root.to_owned(), log.clone(), stop.clone());
+        let sent = Arc::new(AtomicU64::new(0));
+        let (root2, log2, stop2, sent2) =
+            (root.to_owned(), log.clone(), stop.clone(), sent.clone());
         std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         let (root, log, fault) = (root2.clone(), log2.clone(), fault.clone());
+                        let (hostile, sent, stop) = (hostile.clone(), sent2.clone(), stop2.clone());
                         std::thread::spawn(move || {
-                            let _ = handle(stream, &root, writable, &log, fault.as_ref());
+                            let h = hostile.as_ref().map(|h| (h, &*sent, &*stop));
+                            let _ = handle(stream, &root, writable, &log, fault.as_ref(), h);
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -70,6 +109,7 @@ impl HttpCache {
             root: root.to_owned(),
             log,
             stop,
+            sent,
         }
     }
 
@@ -97,8 +137,12 @@ fn handle(
     writable: bool,
     log: &Mutex<Vec<Request>>,
     fault: Option<&Fault>,
+    hostile: Option<(&Hostile, &AtomicU64, &AtomicBool)>,
 ) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
+    // Headers and body go in separate writes: without this, Nagle's algorithm and the
+    // client's delayed ACK add 40 ms to every answer with a body.
+    stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
@@ -132,6 +176,24 @@ fn handle(
             }
         }
         let path = target.split('?').next().unwrap_or("").to_owned();
+        if let Some((h, sent, stop)) = hostile {
+            if let Some(answer) = h(&method, &path) {
+                // The request body (if any) is not wanted: with `Expect: 100-continue`
+                // it never comes; otherwise it is read and dropped.
+                if (content_length > 0 || chunked) && !expect_continue {
+                    read_body(&mut reader, content_length, chunked)?;
+                }
+                log.lock().unwrap().push(Request {
+                    method: method.clone(),
+                    path: path.clone(),
+                    status: match &answer {
+                        Answer::Status(c, _) => *c,
+                        _ => 200,
+                    },
+                });
+                return hostile_answer(&mut out, &method, answer, sent, stop);
+            }
+        }
         let injected = fault.and_then(|f| f(&method, &path));
         let has_body = content_length > 0 || chunked;
         let mut body = Vec::new();
@@ -220,4 +282,70 @@ fn read_body(reader: &mut impl BufRead, len: usize, chunked: bool) -> std::io::R
         let mut crlf = [0u8; 2];
         reader.read_exact(&mut crlf)?;
     }
+}
+
+/// Writes a hostile answer, then closes the connection. Bounded: at most 8 GiB of body
+/// per connection, 10 minutes, or until the server is dropped.
+fn hostile_answer(
+    out: &mut TcpStream,
+    method: &str,
+    answer: Answer,
+    sent: &AtomicU64,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
+    let until = std::time::Instant::now() + Duration::from_secs(600);
+    let mut mine = 0u64;
+    let mut send = |out: &mut TcpStream, b: &[u8]| -> std::io::Result<bool> {
+        out.write_all(b)?;
+        mine += b.len() as u64;
+        sent.fetch_add(b.len() as u64, Ordering::SeqCst);
+        Ok(mine < 8 << 30 && std::time::Instant::now() < until && !stop.load(Ordering::SeqCst))
+    };
+    let head = method == "HEAD";
+    let chunk = vec![b'x'; 64 * 1024];
+    match answer {
+        Answer::Status(code, body) => {
+            write!(
+                out,
+                "HTTP/1.1 {code} Status\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+                body.len()
+            )?;
+            if !head {
+                send(out, &body)?;
+            }
+        }
+        Answer::Body(body) => {
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )?;
+            if !head {
+                send(out, &body)?;
+            }
+        }
+        Answer::Huge => {
+            out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5000000000\r\n\r\n")?;
+            while !head && send(out, &chunk)? {}
+        }
+        Answer::Endless => {
+            out.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+            let mut c = format!("{:x}\r\n", chunk.len()).into_bytes();
+            c.extend_from_slice(&chunk);
+            c.extend_from_slice(b"\r\n");
+            while !head && send(out, &c)? {}
+        }
+        Answer::Trickle(bytes) => {
+            out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 60000\r\n\r\n")?;
+            if !head && !bytes.is_empty() {
+                for b in bytes.iter().cycle() {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if !send(out, &[*b])? {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    out.flush()
 }

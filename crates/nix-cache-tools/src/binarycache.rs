@@ -5,15 +5,25 @@
 //! What it does:
 //! - [`BinaryCache::cache_info`]: reads `nix-cache-info` (`StoreDir`, `WantMassQuery`,
 //!   `Priority`); `Ok(None)` when the cache has none (e.g. an empty directory that
-//!   `nix copy` has not initialised yet).
+//!   `nix copy` has not initialised yet). One that exists but is not one — not text,
+//!   no `StoreDir` line, more than [`MAX_CACHE_INFO`] bytes — is
+//!   [`CacheError::NotABinaryCache`].
 //! - [`BinaryCache::narinfo`]: fetches and parses one `<hashpart>.narinfo`.
 //! - [`BinaryCache::query`]: "which of these store paths does the cache have", in
-//!   parallel on a bounded number of worker threads ([`QueryOptions::jobs`]), each
-//!   request with its own timeout. Every path gets a [`PathStatus`]: [`Presence::Present`]
-//!   (with `NarSize`/`FileSize` when the narinfo was read with [`Probe::Get`]),
-//!   [`Presence::Absent`] (404, 403 or 410, as Nix itself reads them; for `file://` a
-//!   missing file), or [`Presence::Error`] with a message — never a panic, and one bad
-//!   path does not stop the others. Results come back in input order.
+//!   parallel on a bounded number of worker threads ([`QueryOptions::jobs`], at most
+//!   [`MAX_JOBS`]), each request with its own timeout. Presence is proven: a path is
+//!   [`Presence::Present`] only when its narinfo was read (`GET`, at most
+//!   [`MAX_NARINFO`] bytes), parses, and names exactly that store path. A narinfo that
+//!   is garbage, truncated, too big or for another path is [`Presence::Absent`] (the
+//!   path is not usable from the cache; [`BinaryCache::query_detailed`] says why);
+//!   404, 403 or 410 (as Nix reads them; for `file://` a missing file) too. Anything
+//!   else is [`Presence::Error`] with a message — never a panic, and one bad path does
+//!   not stop the others. Results come back in input order.
+//!
+//! Every read is bounded in size (a body past its cap is refused after reading at most
+//! cap + 1 bytes, or at once when `Content-Length` says so) and in time (the client's
+//! timeout covers the whole request, so a server that trickles its answer is cut off).
+//! Error messages never show credentials of the URL ([`crate::redact`]).
 //!
 //! Store URL parameters (`?secret-key=...`, `?compression=...`, `?priority=...`) are Nix
 //! store settings, not part of the HTTP address: they are stripped. Other schemes
@@ -35,10 +45,19 @@
 //! ```
 
 use crate::narinfo::{NarInfo, NarInfoError, narinfo_file_name};
+use crate::redact;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+/// The most a `nix-cache-info` may hold: a real one is three short lines.
+pub const MAX_CACHE_INFO: u64 = 64 * 1024;
+/// The most a `.narinfo` may hold: a real one is well under 10 KiB, even with
+/// thousands of references.
+pub const MAX_NARINFO: u64 = 1024 * 1024;
+/// The most worker threads a query uses (each holds at most one narinfo in memory).
+pub const MAX_JOBS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -50,6 +69,15 @@ pub enum CacheError {
     NotAStorePath { path: String },
     #[error("{url}: HTTP {status}")]
     Status { url: String, status: u16 },
+    #[error(
+        "{url}: the answer is larger than {} KiB, far more than such a file ever holds; it was not read",
+        .cap / 1024
+    )]
+    TooBig { url: String, cap: u64 },
+    #[error(
+        "{url} is not a binary cache: {reason} (a binary cache's nix-cache-info is a few lines of text such as `StoreDir: /nix/store`); check the URL"
+    )]
+    NotABinaryCache { url: String, reason: String },
     #[error("{url}: {reason}")]
     Transport { url: String, reason: String },
     #[error("{url}: {source}")]
@@ -75,6 +103,29 @@ pub struct CacheInfo {
 }
 
 impl CacheInfo {
+    /// Reads the file as a binary cache serves it: it must be text and name its
+    /// `StoreDir` (an absolute path). `Err` says what is wrong.
+    pub fn parse_strict(bytes: &[u8]) -> Result<Self, String> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| "its nix-cache-info is not text (not UTF-8)".to_owned())?;
+        if text
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err("its nix-cache-info is not text (control characters)".to_owned());
+        }
+        let info = Self::parse(text);
+        match &info.store_dir {
+            None => Err("its nix-cache-info has no `StoreDir:` line".to_owned()),
+            Some(d) if !d.starts_with('/') => Err(format!(
+                "the StoreDir of its nix-cache-info is `{}`, not an absolute path",
+                d.chars().take(80).collect::<String>()
+            )),
+            Some(_) => Ok(info),
+        }
+    }
+
+    /// Lenient: every `Key: value` line Nix reads; anything else is skipped.
     pub fn parse(text: &str) -> Self {
         let mut info = CacheInfo::default();
         for line in text.lines() {
@@ -93,10 +144,12 @@ impl CacheInfo {
     }
 }
 
-/// How [`BinaryCache::query`] asks for a narinfo over HTTP.
+/// How [`BinaryCache::query`] asks for a narinfo. Kept for compatibility: both read
+/// the narinfo (`GET`) and parse it, since an answer to `HEAD` proves nothing (a cache
+/// that serves garbage answers 200 too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Probe {
-    /// `HEAD` (for `file://`, a file existence check): cheapest, sizes unknown.
+    /// The default; the same as [`Probe::Get`].
     #[default]
     Head,
     /// `GET` and parse: gives `NarSize` and `FileSize`.
@@ -105,11 +158,14 @@ pub enum Probe {
 
 #[derive(Debug, Clone)]
 pub struct QueryOptions {
-    /// Worker threads (at least 1).
+    /// Worker threads (at least 1, at most [`MAX_JOBS`]).
     pub jobs: usize,
     pub probe: Probe,
     /// Extra attempts after a transport error or a 5xx answer.
     pub retries: u32,
+    /// When set, no request runs past this moment (each gets at most the time left);
+    /// paths not asked by then are [`Presence::Error`].
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Default for QueryOptions {
@@ -118,6 +174,7 @@ impl Default for QueryOptions {
             jobs: 16,
             probe: Probe::Head,
             retries: 1,
+            deadline: None,
         }
     }
 }
@@ -126,7 +183,7 @@ impl Default for QueryOptions {
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum Presence {
     Present {
-        /// `NarSize` when the narinfo was read ([`Probe::Get`]).
+        /// `NarSize` of the narinfo.
         nar_size: Option<u64>,
         file_size: Option<u64>,
     },
@@ -146,6 +203,39 @@ impl PathStatus {
     }
 }
 
+/// What [`BinaryCache::query_detailed`] found for one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// The narinfo was read, parses and names this path.
+    Present {
+        nar_size: u64,
+        file_size: Option<u64>,
+    },
+    /// No narinfo (404, 403, 410; a missing file).
+    Absent,
+    /// A narinfo is there but proves nothing: why (garbage, truncated, too big, another
+    /// path's). [`BinaryCache::query`] counts it as absent.
+    Invalid(String),
+    /// The cache could not be asked (transport error, 5xx, timeout).
+    Error(String),
+}
+
+impl Found {
+    pub fn presence(self) -> Presence {
+        match self {
+            Found::Present {
+                nar_size,
+                file_size,
+            } => Presence::Present {
+                nar_size: Some(nar_size),
+                file_size,
+            },
+            Found::Absent | Found::Invalid(_) => Presence::Absent,
+            Found::Error(e) => Presence::Error(e),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Base {
     File(PathBuf),
@@ -159,6 +249,8 @@ pub struct BinaryCache {
     base: Base,
     agent: ureq::Agent,
     headers: Vec<(String, String)>,
+    /// The time limit of each request.
+    timeout: Duration,
 }
 
 /// The part of a store URL before `?` (Nix store parameters are not HTTP queries).
@@ -183,13 +275,13 @@ impl BinaryCache {
         let clean = strip_store_params(url).trim_end_matches('/');
         let base = if let Some(p) = clean.strip_prefix("file://") {
             if !p.starts_with('/') {
-                return Err(CacheError::Unsupported(url.to_owned()));
+                return Err(CacheError::Unsupported(redact::url(url)));
             }
             Base::File(PathBuf::from(p))
         } else if clean.starts_with("http://") || clean.starts_with("https://") {
             Base::Http(clean.to_owned())
         } else {
-            return Err(CacheError::Unsupported(url.to_owned()));
+            return Err(CacheError::Unsupported(redact::url(url)));
         };
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(timeout.min(Duration::from_secs(10)))
@@ -203,6 +295,7 @@ impl BinaryCache {
             base,
             agent,
             headers: Vec::new(),
+            timeout,
         })
     }
 
@@ -225,6 +318,11 @@ impl BinaryCache {
         }
     }
 
+    /// The cache URL as it may be shown: credentials hidden.
+    pub fn display_url(&self) -> String {
+        redact::url(&self.url)
+    }
+
     fn location(&self, rel: &str) -> String {
         match &self.base {
             Base::File(p) => p.join(rel).display().to_string(),
@@ -232,66 +330,135 @@ impl BinaryCache {
         }
     }
 
-    /// Reads a file of the cache; `Ok(None)` when it is not there (404/403/410).
+    /// [`BinaryCache::location`] as it may be shown in a message.
+    fn shown(&self, rel: &str) -> String {
+        redact::url(&self.location(rel))
+    }
+
+    /// Reads a file of the cache (at most 64 MiB); `Ok(None)` when it is not there
+    /// (404/403/410).
     pub fn get_file(&self, rel: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        let loc = self.location(rel);
+        self.get_file_capped(rel, 64 * 1024 * 1024)
+    }
+
+    /// Reads a file of the cache of at most `cap` bytes; `Ok(None)` when it is not
+    /// there. A bigger one is [`CacheError::TooBig`], refused when its `Content-Length`
+    /// (or its size on disk) says so, else after at most `cap + 1` bytes.
+    pub fn get_file_capped(&self, rel: &str, cap: u64) -> Result<Option<Vec<u8>>, CacheError> {
+        self.get_until(rel, cap, None)
+    }
+
+    /// [`BinaryCache::get_file_capped`], over HTTP ending at `until` at the latest.
+    fn get_until(
+        &self,
+        rel: &str,
+        cap: u64,
+        until: Option<std::time::Instant>,
+    ) -> Result<Option<Vec<u8>>, CacheError> {
         match &self.base {
-            Base::File(p) => match std::fs::read(p.join(rel)) {
-                Ok(b) => Ok(Some(b)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(CacheError::Io {
-                    url: loc,
-                    source: e,
-                }),
-            },
+            Base::File(p) => {
+                let path = p.join(rel);
+                match std::fs::metadata(&path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Ok(m) if m.is_file() && m.len() > cap => {
+                        return Err(CacheError::TooBig {
+                            url: self.shown(rel),
+                            cap,
+                        });
+                    }
+                    _ => {}
+                }
+                match crate::fsutil::read_regular(&path, cap, crate::fsutil::Follow::Symlinks) {
+                    Ok(Some(f)) => Ok(Some(f.bytes)),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(CacheError::Io {
+                        url: self.shown(rel),
+                        source: std::io::Error::other(e.to_string()),
+                    }),
+                }
+            }
             Base::Http(_) => {
+                let loc = self.location(rel);
                 let mut req = self.agent.get(&loc);
                 for (k, v) in &self.headers {
                     req = req.set(k, v);
                 }
+                if let Some(until) = until {
+                    let left = until.saturating_duration_since(std::time::Instant::now());
+                    req = req.timeout(left.min(self.timeout).max(Duration::from_millis(1)));
+                }
                 match req.call() {
                     Ok(resp) => {
+                        let too_big = CacheError::TooBig {
+                            url: self.shown(rel),
+                            cap,
+                        };
+                        if resp
+                            .header("Content-Length")
+                            .and_then(|l| l.trim().parse::<u64>().ok())
+                            .is_some_and(|l| l > cap)
+                        {
+                            return Err(too_big);
+                        }
                         let mut buf = Vec::new();
                         resp.into_reader()
-                            .take(64 * 1024 * 1024)
+                            .take(cap + 1)
                             .read_to_end(&mut buf)
                             .map_err(|e| CacheError::Io {
-                                url: loc,
+                                url: self.shown(rel),
                                 source: e,
                             })?;
+                        if buf.len() as u64 > cap {
+                            return Err(too_big);
+                        }
                         Ok(Some(buf))
                     }
                     Err(ureq::Error::Status(code, _)) if is_absent_status(code) => Ok(None),
-                    Err(e) => Err(http_error(loc, e)),
+                    Err(e) => Err(http_error(self.shown(rel), e)),
                 }
             }
         }
     }
 
-    /// Whether a file exists (HEAD over HTTP).
+    /// Whether a file exists (HEAD over HTTP). Proves nothing about its content: for
+    /// presence of a path use [`BinaryCache::query`].
     pub fn has_file(&self, rel: &str) -> Result<bool, CacheError> {
-        let loc = self.location(rel);
         match &self.base {
             Base::File(p) => Ok(p.join(rel).is_file()),
             Base::Http(_) => {
-                let mut req = self.agent.head(&loc);
+                let mut req = self.agent.head(&self.location(rel));
                 for (k, v) in &self.headers {
                     req = req.set(k, v);
                 }
                 match req.call() {
                     Ok(_) => Ok(true),
                     Err(ureq::Error::Status(code, _)) if is_absent_status(code) => Ok(false),
-                    Err(e) => Err(http_error(loc, e)),
+                    Err(e) => Err(http_error(self.shown(rel), e)),
                 }
             }
         }
     }
 
-    /// `nix-cache-info`, or `None` when the cache has none.
+    /// `nix-cache-info`, or `None` when the cache has none. One that is there but is
+    /// not one (not text, no `StoreDir`, larger than [`MAX_CACHE_INFO`]) is
+    /// [`CacheError::NotABinaryCache`].
     pub fn cache_info(&self) -> Result<Option<CacheInfo>, CacheError> {
-        Ok(self
-            .get_file("nix-cache-info")?
-            .map(|b| CacheInfo::parse(&String::from_utf8_lossy(&b))))
+        let not_one = |reason: String| CacheError::NotABinaryCache {
+            url: self.display_url(),
+            reason,
+        };
+        let bytes = match self.get_file_capped("nix-cache-info", MAX_CACHE_INFO) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(None),
+            Err(CacheError::TooBig { cap, .. }) => {
+                return Err(not_one(format!(
+                    "its nix-cache-info is larger than {} KiB",
+                    cap / 1024
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        CacheInfo::parse_strict(&bytes).map(Some).map_err(not_one)
     }
 
     /// The narinfo of `store_path` (a full path or base name), `None` when absent.
@@ -299,46 +466,81 @@ impl BinaryCache {
         let name = narinfo_file_name(store_path).ok_or_else(|| CacheError::NotAStorePath {
             path: store_path.to_owned(),
         })?;
-        let Some(bytes) = self.get_file(&name)? else {
+        let Some(bytes) = self.get_file_capped(&name, MAX_NARINFO)? else {
             return Ok(None);
         };
         NarInfo::parse(&String::from_utf8_lossy(&bytes))
             .map(Some)
             .map_err(|e| CacheError::NarInfo {
-                url: self.location(&name),
+                url: self.shown(&name),
                 source: e,
             })
     }
 
-    fn query_one(&self, path: &str, opts: &QueryOptions) -> Presence {
+    /// One path: read its narinfo and check it names the path.
+    fn check_one(
+        &self,
+        path: &str,
+        until: Option<std::time::Instant>,
+    ) -> Result<Found, CacheError> {
+        let name = narinfo_file_name(path).ok_or_else(|| CacheError::NotAStorePath {
+            path: path.to_owned(),
+        })?;
+        if let Base::File(dir) = &self.base {
+            // A FIFO, device or directory in place of a narinfo is no narinfo (and is
+            // never opened).
+            if let Ok(m) = std::fs::metadata(dir.join(&name)) {
+                if !m.is_file() {
+                    return Ok(Found::Invalid(format!(
+                        "{} is a {}, not a file",
+                        self.shown(&name),
+                        crate::fsutil::describe_type(m.file_type())
+                    )));
+                }
+            }
+        }
+        let bytes = match self.get_until(&name, MAX_NARINFO, until) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(Found::Absent),
+            Err(e @ CacheError::TooBig { .. }) => return Ok(Found::Invalid(e.to_string())),
+            Err(e) => return Err(e),
+        };
+        let url = self.shown(&name);
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            return Ok(Found::Invalid(format!("{url}: not text (not UTF-8)")));
+        };
+        let info = match NarInfo::parse(text) {
+            Ok(i) => i,
+            Err(e) => return Ok(Found::Invalid(format!("{url}: {e}"))),
+        };
+        let same = if path.starts_with('/') {
+            info.store_path == path
+        } else {
+            info.store_path.rsplit('/').next() == Some(path)
+        };
+        if !same {
+            return Ok(Found::Invalid(format!(
+                "{url}: it is the narinfo of {}, not of {path}",
+                info.store_path
+            )));
+        }
+        Ok(Found::Present {
+            nar_size: info.nar_size,
+            file_size: info.file_size,
+        })
+    }
+
+    fn query_one(&self, path: &str, opts: &QueryOptions) -> Found {
         let mut attempt = 0;
         loop {
-            let r = match (&self.base, opts.probe) {
-                (_, Probe::Get) => self.narinfo(path).map(|n| match n {
-                    Some(n) => Presence::Present {
-                        nar_size: Some(n.nar_size),
-                        file_size: n.file_size,
-                    },
-                    None => Presence::Absent,
-                }),
-                (_, Probe::Head) => match narinfo_file_name(path) {
-                    None => Err(CacheError::NotAStorePath {
-                        path: path.to_owned(),
-                    }),
-                    Some(name) => self.has_file(&name).map(|yes| {
-                        if yes {
-                            Presence::Present {
-                                nar_size: None,
-                                file_size: None,
-                            }
-                        } else {
-                            Presence::Absent
-                        }
-                    }),
-                },
-            };
-            match r {
-                Ok(p) => return p,
+            if opts
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
+            {
+                return Found::Error("not asked: the time limit was reached".to_owned());
+            }
+            match self.check_one(path, opts.deadline) {
+                Ok(f) => return f,
                 Err(e) => {
                     let transient = matches!(&e, CacheError::Transport { .. })
                         || matches!(&e, CacheError::Status { status, .. } if *status >= 500);
@@ -347,18 +549,31 @@ impl BinaryCache {
                         std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
                         continue;
                     }
-                    return Presence::Error(e.to_string());
+                    return Found::Error(e.to_string());
                 }
             }
         }
     }
 
     /// Asks the cache for each path's narinfo, in parallel on at most `opts.jobs`
-    /// threads. Results are in the order of `paths`.
+    /// threads (at most [`MAX_JOBS`]). Results are in the order of `paths`. A path is
+    /// present only when its narinfo parses and names it (see [`Found`]).
     pub fn query(&self, paths: &[String], opts: &QueryOptions) -> Vec<PathStatus> {
-        let jobs = opts.jobs.max(1).min(paths.len().max(1));
+        self.query_detailed(paths, opts)
+            .into_iter()
+            .zip(paths)
+            .map(|(f, path)| PathStatus {
+                path: path.clone(),
+                presence: f.presence(),
+            })
+            .collect()
+    }
+
+    /// [`BinaryCache::query`], saying why a narinfo that is there does not count.
+    pub fn query_detailed(&self, paths: &[String], opts: &QueryOptions) -> Vec<Found> {
+        let jobs = opts.jobs.clamp(1, MAX_JOBS).min(paths.len().max(1));
         let next = AtomicUsize::new(0);
-        let mut results: Vec<Option<Presence>> = vec![None; paths.len()];
+        let mut results: Vec<Option<Found>> = vec![None; paths.len()];
         let slots = std::sync::Mutex::new(&mut results);
         std::thread::scope(|s| {
             for _ in 0..jobs {
@@ -366,21 +581,17 @@ impl BinaryCache {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(path) = paths.get(i) else { break };
-                        let p = self.query_one(path, opts);
+                        let f = self.query_one(path, opts);
                         if let Ok(mut slots) = slots.lock() {
-                            slots[i] = Some(p);
+                            slots[i] = Some(f);
                         }
                     }
                 });
             }
         });
-        paths
-            .iter()
-            .zip(results)
-            .map(|(path, p)| PathStatus {
-                path: path.clone(),
-                presence: p.unwrap_or_else(|| Presence::Error("query thread failed".to_owned())),
-            })
+        results
+            .into_iter()
+            .map(|f| f.unwrap_or_else(|| Found::Error("query thread failed".to_owned())))
             .collect()
     }
 }
@@ -402,6 +613,10 @@ fn http_error(url: String, e: ureq::Error) -> CacheError {
 /// What went wrong, without the URL: ureq's `Display` starts with it, and
 /// [`CacheError::Transport`] already names it.
 fn transport_reason(t: &ureq::Transport) -> String {
+    redact::urls_in(&transport_text(t))
+}
+
+fn transport_text(t: &ureq::Transport) -> String {
     let mut s = t.kind().to_string();
     if let Some(m) = t.message() {
         s.push_str(": ");
@@ -488,23 +703,21 @@ mod tests {
             }
         );
         assert_eq!(r[1].presence, Presence::Absent);
+        // Garbage proves nothing: absent (so a push replaces it), and why.
+        assert_eq!(r[2].presence, Presence::Absent);
+        let d = c.query_detailed(&paths[2..3], &QueryOptions::default());
         assert!(
-            matches!(&r[2].presence, Presence::Error(e) if e.contains("narinfo")),
-            "{:?}",
-            r[2]
+            matches!(&d[0], Found::Invalid(e) if e.contains("00000000000000000000000000000000.narinfo") && e.contains("not `Key: value`")),
+            "{d:?}"
         );
         assert!(matches!(&r[3].presence, Presence::Error(_)));
         assert_eq!(r.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(), paths);
         assert!(c.query(&[], &QueryOptions::default()).is_empty());
-        // HEAD-like probe: existence only.
+        // The default probe proves presence the same way: a garbage narinfo is no proof.
         let head = c.query(&paths[..3], &QueryOptions::default());
-        let present = Presence::Present {
-            nar_size: None,
-            file_size: None,
-        };
-        assert_eq!(head[0].presence, present);
+        assert_eq!(head[0].presence, r[0].presence);
         assert_eq!(head[1].presence, Presence::Absent);
-        assert_eq!(head[2].presence, present);
+        assert_eq!(head[2].presence, Presence::Absent);
     }
 
     /// A tiny HTTP server: `/<hash>.narinfo` answers by the first character of the hash
@@ -566,7 +779,7 @@ mod tests {
         assert_eq!(
             head[0].presence,
             Presence::Present {
-                nar_size: None,
+                nar_size: Some(206104),
                 file_size: None
             }
         );
@@ -582,6 +795,7 @@ mod tests {
                 probe: Probe::Get,
                 retries: 1,
                 jobs: 2,
+                deadline: None,
             },
         );
         assert_eq!(
@@ -625,5 +839,337 @@ mod tests {
         let url = format!("http://127.0.0.1:{port}/nix-cache-info");
         assert!(e.starts_with(&format!("{url}: Connection Failed")), "{e}");
         assert_eq!(e.matches(&url).count(), 1, "{e}");
+    }
+
+    /// How the hostile test server answers a GET.
+    enum Reply {
+        Body(&'static str),
+        /// 200 with `Content-Length` of 5 GB, then bytes as fast as the client reads.
+        Huge,
+        /// 200, chunked, no length, endless.
+        Endless,
+        /// 200 with `StoreDir: /nix/store\n` repeated, one byte every 200 ms, for ever.
+        Trickle,
+    }
+
+    /// A server on 127.0.0.1 answering every request with `reply(path)`; it counts the
+    /// bytes it managed to send, so a test can check the client stopped reading.
+    fn hostile_server(
+        reply: fn(&str) -> Reply,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        use std::io::{BufRead, BufReader, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sent2 = sent.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let sent = sent2.clone();
+                std::thread::spawn(move || {
+                    let mut r = BufReader::new(s.try_clone().unwrap());
+                    let mut line = String::new();
+                    let _ = r.read_line(&mut line);
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                            break;
+                        }
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    let chunk = vec![b'x'; 64 * 1024];
+                    // Bounded: at most 8 GiB or 10 minutes, whichever first.
+                    let until = std::time::Instant::now() + Duration::from_secs(600);
+                    let mut send = |b: &[u8]| -> bool {
+                        let ok = s.write_all(b).is_ok();
+                        if ok {
+                            sent.fetch_add(b.len() as u64, Ordering::SeqCst);
+                        }
+                        ok && std::time::Instant::now() < until
+                            && sent.load(Ordering::SeqCst) < 8 << 30
+                    };
+                    match reply(&path) {
+                        Reply::Body(b) => {
+                            let _ = write!(
+                                s,
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+                                b.len()
+                            );
+                        }
+                        Reply::Huge => {
+                            if send(b"HTTP/1.1 200 OK\r\nContent-Length: 5000000000\r\n\r\n") {
+                                while send(&chunk) {}
+                            }
+                        }
+                        Reply::Endless => {
+                            if send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") {
+                                let mut c = format!("{:x}\r\n", chunk.len()).into_bytes();
+                                c.extend_from_slice(&chunk);
+                                c.extend_from_slice(b"\r\n");
+                                while send(&c) {}
+                            }
+                        }
+                        Reply::Trickle => {
+                            if send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n") {
+                                for b in b"StoreDir: /nix/store\n".iter().cycle() {
+                                    std::thread::sleep(Duration::from_millis(200));
+                                    if !send(&[*b]) {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, sent)
+    }
+
+    #[test]
+    fn nix_cache_info_that_is_no_cache_info_is_not_a_binary_cache() {
+        for (text, why) in [
+            (
+                "<html><body>Welcome to nginx!</body></html>\n",
+                "no `StoreDir:` line",
+            ),
+            ("\u{1}\u{2}garbage\u{0}", "not text"),
+            ("StoreDir: relative\n", "not an absolute path"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("nix-cache-info"), text).unwrap();
+            let c = BinaryCache::new(&format!("file://{}", dir.path().display())).unwrap();
+            let e = c.cache_info().unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "file://{} is not a binary cache: ",
+                    dir.path().display()
+                )) && e.contains(why),
+                "{e}"
+            );
+        }
+        // Not UTF-8, and too big (on disk: never read).
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("nix-cache-info"), [0xff, 0xfe, b'\n']).unwrap();
+        let c = BinaryCache::new(&format!("file://{}", dir.path().display())).unwrap();
+        assert!(c.cache_info().unwrap_err().to_string().contains("not text"));
+        let f = std::fs::File::create(dir.path().join("nix-cache-info")).unwrap();
+        f.set_len(5_000_000_000).unwrap();
+        let e = c.cache_info().unwrap_err().to_string();
+        assert!(
+            e.contains("is not a binary cache: its nix-cache-info is larger than 64 KiB"),
+            "{e}"
+        );
+        // A FIFO is refused without waiting for a writer.
+        std::fs::remove_file(dir.path().join("nix-cache-info")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("nix-cache-info"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(c.cache_info().is_err());
+        // A good one still reads.
+        std::fs::remove_file(dir.path().join("nix-cache-info")).unwrap();
+        std::fs::write(
+            dir.path().join("nix-cache-info"),
+            "StoreDir: /nix/store\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.cache_info().unwrap().unwrap().store_dir.as_deref(),
+            Some("/nix/store")
+        );
+    }
+
+    #[test]
+    fn huge_endless_and_trickling_answers_are_cut() {
+        let (url, sent) = hostile_server(|p| match p {
+            "/nix-cache-info" => Reply::Huge,
+            _ => Reply::Endless,
+        });
+        let c = BinaryCache::with_timeout(&url, Duration::from_secs(20)).unwrap();
+        let t = std::time::Instant::now();
+        let e = c.cache_info().unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("{url} is not a binary cache")) && e.contains("64 KiB"),
+            "{e}"
+        );
+        // Endless narinfos: each refused after 1 MiB + 1 bytes, so absent, quickly.
+        let paths: Vec<String> = (0..8)
+            .map(|i| format!("/nix/store/{}-x", i.to_string().repeat(32)))
+            .collect();
+        let d = c.query_detailed(&paths, &QueryOptions::default());
+        for f in &d {
+            assert!(
+                matches!(f, Found::Invalid(e) if e.contains("larger than 1024 KiB")),
+                "{d:?}"
+            );
+        }
+        assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+        // What the server could push into sockets is far from 8 GiB: the client stopped.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            sent.load(Ordering::SeqCst) < 512 << 20,
+            "{}",
+            sent.load(Ordering::SeqCst)
+        );
+
+        // A trickle is cut by the request's time limit.
+        let (url, _) = hostile_server(|_| Reply::Trickle);
+        let c = BinaryCache::with_timeout(&url, Duration::from_secs(2)).unwrap();
+        let t = std::time::Instant::now();
+        let e = c.cache_info().unwrap_err().to_string();
+        assert!(
+            t.elapsed() < Duration::from_secs(6),
+            "{:?} {e}",
+            t.elapsed()
+        );
+        assert!(e.contains("nix-cache-info"), "{e}");
+        let r = c.query(
+            &["/nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-hello-2.10".to_owned()],
+            &QueryOptions {
+                retries: 0,
+                ..QueryOptions::default()
+            },
+        );
+        assert!(matches!(r[0].presence, Presence::Error(_)), "{r:?}");
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn only_a_narinfo_that_parses_and_names_the_path_proves_presence() {
+        let (url, _) = hostile_server(|p| match p {
+            "/xcp9cav49dmsjbwdjlmkjxj10gkpx553.narinfo" => Reply::Body(HELLO),
+            // Another path's narinfo.
+            "/11111111111111111111111111111111.narinfo" => Reply::Body(HELLO),
+            // Truncated (no NarSize) and garbage.
+            "/22222222222222222222222222222222.narinfo" => Reply::Body(
+                "StorePath: /nix/store/22222222222222222222222222222222-t\nURL: nar/x.nar\nNarHash: sha256:16mvl7v0ylzcg2n3xzjn41qhzbmgcn5iyarx16nn5l2r36n2kqci\n",
+            ),
+            _ => Reply::Body("<html>hello</html>"),
+        });
+        let c = BinaryCache::new(&url).unwrap();
+        let paths: Vec<String> = [
+            "/nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-hello-2.10",
+            "/nix/store/11111111111111111111111111111111-other",
+            "/nix/store/22222222222222222222222222222222-t",
+            "/nix/store/33333333333333333333333333333333-garbage",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let r = c.query(&paths, &QueryOptions::default());
+        assert!(r[0].is_present());
+        assert!(
+            r[1..].iter().all(|s| s.presence == Presence::Absent),
+            "{r:?}"
+        );
+        let d = c.query_detailed(&paths, &QueryOptions::default());
+        assert!(
+            matches!(&d[1], Found::Invalid(e) if e.contains("is the narinfo of /nix/store/xcp9")),
+            "{d:?}"
+        );
+        assert!(
+            matches!(&d[2], Found::Invalid(e) if e.contains("NarSize")),
+            "{d:?}"
+        );
+        assert!(
+            matches!(&d[3], Found::Invalid(e) if e.contains("not `Key: value`")),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_never_in_errors() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let c = BinaryCache::with_timeout(
+            &format!("http://user:PLANTEDPW@127.0.0.1:{port}"),
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        let e = c.cache_info().unwrap_err().to_string();
+        assert!(
+            !e.contains("PLANTEDPW") && e.contains("user:<redacted>@127.0.0.1"),
+            "{e}"
+        );
+        let r = c.query(
+            &["/nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-hello-2.10".to_owned()],
+            &QueryOptions {
+                retries: 0,
+                ..QueryOptions::default()
+            },
+        );
+        assert!(!format!("{r:?}").contains("PLANTEDPW"), "{r:?}");
+        assert!(!c.display_url().contains("PLANTEDPW"));
+        let e = BinaryCache::new("s3://AKIA:PLANTEDPW@bucket")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("PLANTEDPW"), "{e}");
+    }
+
+    /// Proving presence costs no extra connections: narinfos are read on kept-alive
+    /// connections, at most one per worker.
+    #[test]
+    fn http_query_keeps_connections_alive() {
+        use std::io::{BufRead, BufReader, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let conns = std::sync::Arc::new(AtomicUsize::new(0));
+        let c2 = conns.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                c2.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut r = BufReader::new(s.try_clone().unwrap());
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        loop {
+                            let mut h = String::new();
+                            if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                                break;
+                            }
+                        }
+                        let path = line.split_whitespace().nth(1).unwrap_or("");
+                        let (code, body) = if path.starts_with("/xcp9") {
+                            (200, HELLO)
+                        } else {
+                            (404, "")
+                        };
+                        // One write: split writes meet Nagle and delayed ACKs.
+                        let answer = format!(
+                            "HTTP/1.1 {code} X\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if s.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let c = BinaryCache::new(&url).unwrap();
+        let mut paths: Vec<String> = (0..200)
+            .map(|i| format!("/nix/store/{:0>32}-p", i % 10))
+            .collect();
+        paths.push("/nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-hello-2.10".to_owned());
+        let r = c.query(
+            &paths,
+            &QueryOptions {
+                jobs: 4,
+                ..QueryOptions::default()
+            },
+        );
+        assert!(r.last().unwrap().is_present());
+        assert_eq!(
+            r.iter().filter(|s| s.presence == Presence::Absent).count(),
+            200
+        );
+        let n = conns.load(Ordering::SeqCst);
+        assert!(n <= 4, "{n} connections for 201 narinfos on 4 workers");
     }
 }

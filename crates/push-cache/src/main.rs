@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use nix_cache_tools::output::{self, human_bytes};
 use nix_cache_tools::push::{self, ExitCode, Options};
+use nix_cache_tools::redact;
 use nix_cache_tools::store::SourcePref;
 use std::io::Read;
 use std::path::PathBuf;
@@ -61,6 +62,12 @@ struct Args {
     /// read-only, else `nix path-info`), `database` only, or `nix` (`nix path-info`).
     #[arg(long, value_enum, value_name = "SOURCE", default_value_t = SourceArg::Auto, env = "PUSH_CACHE_SOURCE")]
     source: SourceArg,
+    /// The most the upload may take, in seconds: cache queries and every upload process
+    /// (nix copy, cachix, attic) get the time left, and nothing starts after it; paths
+    /// not uploaded by then fail (exit 3). Builds of installables are not counted.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, env = "PUSH_CACHE_TIMEOUT",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -85,7 +92,8 @@ fn main() {
     let code = match run(&args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("push-cache: error: {e:#}");
+            // Credentials in URLs (--to, cache.toml, Nix's messages) are never shown.
+            eprintln!("push-cache: error: {}", redact::urls_in(&format!("{e:#}")));
             e.downcast_ref::<push::PushError>()
                 .map(push::PushError::exit_code)
                 .unwrap_or(ExitCode::Error)
@@ -121,6 +129,7 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
             SourceArg::Database => SourcePref::Database,
             SourceArg::Nix => SourcePref::Nix,
         },
+        timeout: Some(std::time::Duration::from_secs(args.timeout)),
         cwd: std::env::current_dir().context("cannot read the current directory")?,
     };
     let report = push::run(&opts)?;
@@ -137,8 +146,8 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 println!("would push {p} ({})", human_bytes(size));
             }
         }
-        for (p, e) in &report.failures {
-            eprintln!("failed: {p}: {e}");
+        for f in &report.failures {
+            eprintln!("failed: {}: {}", f.path, f.reason);
         }
         println!("{}", report.summary_text());
     }

@@ -43,7 +43,8 @@ impl Target {
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Target::Store(u) => f.write_str(u),
+            // Credentials in the URL are never shown.
+            Target::Store(u) => f.write_str(&crate::redact::url(u)),
             Target::Cachix(n) => write!(f, "cachix:{n}"),
             Target::Attic(c) => write!(f, "attic:{c}"),
         }
@@ -56,10 +57,13 @@ pub fn with_secret_key(uri: &str, key_file: &Path) -> String {
     format!("{uri}{sep}secret-key={}", key_file.display())
 }
 
-/// `nix copy --no-recursive --to URI PATHS...`: exactly these paths, nothing of their
-/// closure (the caller orders them and knows the references are there).
-pub fn nix_copy(nix: &Nix, uri: &str, paths: &[String]) -> Cmd {
-    nix.command(["copy", "--no-recursive", "--to", uri])
+/// `nix copy [OPTIONS] --no-recursive --to URI PATHS...`: exactly these paths, nothing
+/// of their closure (the caller orders them and knows the references are there).
+/// `options` are `--option NAME VALUE` pairs (see [`super::attempt::nix_options`]).
+pub fn nix_copy(nix: &Nix, uri: &str, paths: &[String], options: &[String]) -> Cmd {
+    nix.command(["copy"])
+        .args(options)
+        .args(["--no-recursive", "--to", uri])
         .args(paths)
 }
 
@@ -157,6 +161,10 @@ mod tests {
             Target::parse("cachix:foo").unwrap().to_string(),
             "cachix:foo"
         );
+        assert_eq!(
+            Target::parse("https://u:PLANTED@h/x").unwrap().to_string(),
+            "https://u:<redacted>@h/x"
+        );
     }
 
     #[test]
@@ -174,12 +182,21 @@ mod tests {
         );
         let paths = vec!["/nix/store/a-x".to_owned(), "/nix/store/b-y".to_owned()];
         assert_eq!(
-            nix_copy(&nix, &uri, &paths).argv(),
+            nix_copy(
+                &nix,
+                &uri,
+                &paths,
+                &["--option".into(), "a".into(), "1".into()]
+            )
+            .argv(),
             [
                 "nix",
                 "--extra-experimental-features",
                 "nix-command",
                 "copy",
+                "--option",
+                "a",
+                "1",
                 "--no-recursive",
                 "--to",
                 "file:///tmp/c?secret-key=/k.sec",

@@ -27,18 +27,21 @@
 //!
 //! Dry-run lives in the command runner: queries run, uploads are printed.
 
+pub mod attempt;
 pub mod backend;
 pub mod plan;
 
-use crate::binarycache::{BinaryCache, Presence, QueryOptions};
+use crate::binarycache::{BinaryCache, Found, QueryOptions};
 use crate::cachetoml::{self, CacheTomlError};
 use crate::cmd::{CmdError, Runner};
 use crate::keys::{KeyError, SecretKey};
 use crate::nixcli::{Nix, NixError, NixVersion, PathInfo};
 use crate::output::{self, human_bytes};
+use crate::redact;
 use crate::store::SourcePref;
 use crate::store::location::{StoreKind, StoreLocation};
 use crate::storepath::{self, DEFAULT_STORE_DIR};
+use attempt::Deadline;
 use backend::Target;
 use regex::Regex;
 use std::collections::{BTreeMap, BTreeSet};
@@ -129,6 +132,9 @@ pub enum PushError {
         "could not read the cache: {reason}; check the URL (--to, or `to` under [push] in cache.toml) and that the cache is up (nothing was uploaded)"
     )]
     CacheRead { url: String, reason: String },
+    /// The message names the URL and what is wrong with its `nix-cache-info`.
+    #[error("{0} (nothing was uploaded)")]
+    NotABinaryCache(String),
     #[error("`{program}` is not on PATH; it is needed to push to {target}{hint}")]
     MissingProgram {
         program: String,
@@ -179,7 +185,17 @@ pub struct Options {
     pub progress_bar: bool,
     /// Where the closure is read from (`--source`).
     pub source: SourcePref,
+    /// `--timeout`: the most the upload (cache queries and every upload process) may
+    /// take; [`attempt::DEFAULT_TIMEOUT`] when `None`.
+    pub timeout: Option<Duration>,
     pub cwd: PathBuf,
+}
+
+/// A path that could not be uploaded, and why (credentials hidden).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Failure {
+    pub path: String,
+    pub reason: String,
 }
 
 /// What happened; `--json` prints the serialized form.
@@ -198,9 +214,8 @@ pub struct Report {
     /// Filtered paths pushed anyway: (path, a pushed path that references it).
     #[serde(skip)]
     pub kept: Vec<(String, String)>,
-    /// (path, error) for every failed path.
-    #[serde(skip)]
-    pub failures: Vec<(String, String)>,
+    /// Every failed path with the reason.
+    pub failures: Vec<Failure>,
     #[serde(skip)]
     pub filter: Option<String>,
     /// Whether the target was asked what it holds (file://, http(s)://).
@@ -312,9 +327,9 @@ impl Report {
         ));
         if !self.failures.is_empty() {
             m.push_str("\n<details><summary>Failed paths</summary>\n\n");
-            for (p, e) in &self.failures {
-                let first = e.lines().next().unwrap_or("");
-                m.push_str(&format!("- `{p}`: {first}\n"));
+            for f in &self.failures {
+                let first = f.reason.lines().next().unwrap_or("");
+                m.push_str(&format!("- `{}`: {first}\n", f.path));
             }
             m.push_str("\n</details>\n");
         }
@@ -440,10 +455,14 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
     let key_file = match key_file {
         Some(k) => {
             let k = if k.is_relative() { opts.cwd.join(k) } else { k };
-            SecretKey::read(&k).map_err(|e| PushError::SecretKey {
-                path: k.clone(),
-                error: e,
-            })?;
+            let (_, warnings) =
+                SecretKey::read_with_warnings(&k).map_err(|e| PushError::SecretKey {
+                    path: k.clone(),
+                    error: e,
+                })?;
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
             if !matches!(target, Target::Store(_)) {
                 eprintln!(
                     "warning: --secret-key-file is ignored for {target}: {}",
@@ -533,14 +552,19 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
     report.filtered = plan.filtered.clone();
     report.kept = plan.kept.clone();
 
+    // From here on the push is bounded in time.
+    let deadline = Deadline::after(opts.timeout.unwrap_or(attempt::DEFAULT_TIMEOUT));
+
     // Ask the cache what it has.
     let mut to_push = plan.ordered.clone();
     let cache = match &target {
         Target::Store(uri) if crate::binarycache::is_supported(uri) => {
-            let cache = BinaryCache::new(uri).map_err(|e| PushError::CacheRead {
-                url: uri.clone(),
-                reason: e.to_string(),
-            })?;
+            let per_request = deadline.left().min(Duration::from_secs(30));
+            let cache =
+                BinaryCache::with_timeout(uri, per_request).map_err(|e| PushError::CacheRead {
+                    url: redact::url(uri),
+                    reason: e.to_string(),
+                })?;
             let initialised = check_store_dir(&cache)?;
             Some((cache, initialised))
         }
@@ -550,28 +574,61 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
     // a binary cache, before any upload. Asking it about every path would only find them
     // all missing (and `nix copy` checks again anyway), so it is not asked.
     report.queried = cache.is_some();
+    // Paths whose narinfo in the cache is there but proves nothing, and that `nix copy`
+    // cannot replace (it reads that narinfo first and stops): failed from the start.
+    let mut unusable: BTreeMap<String, String> = BTreeMap::new();
     if let Some((cache, true)) = &cache {
         let q = QueryOptions {
             jobs: opts.jobs.unwrap_or(16),
+            deadline: Some(deadline.instant()),
             ..QueryOptions::default()
         };
-        let statuses = cache.query(&to_push, &q);
+        let found = cache.query_detailed(&to_push, &q);
         let mut missing = Vec::new();
         let mut errors = 0usize;
-        for st in statuses {
-            match st.presence {
-                Presence::Present { .. } => report.already_cached.push(st.path),
-                Presence::Absent => missing.push(st.path),
-                Presence::Error(e) => {
+        for (path, f) in to_push.iter().cloned().zip(found) {
+            match f {
+                Found::Present { .. } => report.already_cached.push(path),
+                Found::Absent => missing.push(path),
+                Found::Invalid(why) => match cache.local_dir() {
+                    // In a file:// cache the bad narinfo is removed, and Nix writes a
+                    // good one.
+                    Some(dir) => {
+                        eprintln!(
+                            "warning: the cache's narinfo for {path} proves nothing ({why}); replacing it"
+                        );
+                        if !opts.dry_run {
+                            let file = dir
+                                .join(crate::narinfo::narinfo_file_name(&path).unwrap_or_default());
+                            if let Err(e) = crate::fsutil::remove_file_checked(
+                                &file,
+                                crate::fsutil::Expect::Any,
+                            ) {
+                                unusable.insert(
+                                    path,
+                                    format!("the cache holds a narinfo that proves nothing ({why}), and it could not be removed: {e}"),
+                                );
+                                continue;
+                            }
+                        }
+                        missing.push(path);
+                    }
+                    None => {
+                        let why = format!(
+                            "the cache holds a narinfo for it that proves nothing ({why}); nix copy reads it before uploading and cannot replace it: delete that file from the cache, then push again"
+                        );
+                        unusable.insert(path, why);
+                    }
+                },
+                Found::Error(e) => {
                     if errors == 0 {
                         eprintln!(
-                            "warning: could not ask {} about {}: {e}; such paths are pushed (nix copy checks again)",
-                            cache.url(),
-                            st.path
+                            "warning: could not ask {} about {path}: {e}; such paths are pushed (nix copy checks again)",
+                            cache.display_url(),
                         );
                     }
                     errors += 1;
-                    missing.push(st.path);
+                    missing.push(path);
                 }
             }
         }
@@ -582,34 +639,56 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
     }
 
     let size_of = |p: &str| nodes.get(p).map(|i| i.nar_size).unwrap_or(0);
-    if to_push.is_empty() {
+    if to_push.is_empty() && unusable.is_empty() {
         return Ok(report);
     }
 
-    let progress = Progress::new(to_push.len(), opts.progress_bar && !opts.dry_run);
+    let progress = Progress::new(
+        to_push.len() + unusable.len(),
+        opts.progress_bar && !opts.dry_run,
+    );
+    for (p, why) in &unusable {
+        progress.failed(p, why);
+    }
     match &target {
         Target::Store(uri) => {
             let uri = match &key_file {
                 Some(k) => backend::with_secret_key(uri, k),
                 None => uri.clone(),
             };
-            upload_with_nix(
-                &nix,
-                &uri,
-                &to_push,
-                &nodes,
-                cache.as_ref().map(|(c, _)| c),
-                &progress,
-                &mut report,
-            )?;
+            let upload = Upload {
+                nix: &nix,
+                uri: &uri,
+                nodes: &nodes,
+                cache: cache.as_ref().map(|(c, _)| c),
+                progress: &progress,
+                deadline: &deadline,
+            };
+            upload.run(&to_push, unusable, &mut report)?;
         }
         Target::Cachix(name) => {
             let cmd = backend::cachix_push(name, opts.jobs, &to_push);
-            upload_with_tool(&runner, &cmd, &to_push, &nodes, &progress, &mut report);
+            upload_with_tool(
+                &runner,
+                &cmd,
+                &to_push,
+                &nodes,
+                &progress,
+                &deadline,
+                &mut report,
+            );
         }
         Target::Attic(c) => {
             let cmd = backend::attic_push(c, opts.jobs, &to_push);
-            upload_with_tool(&runner, &cmd, &to_push, &nodes, &progress, &mut report);
+            upload_with_tool(
+                &runner,
+                &cmd,
+                &to_push,
+                &nodes,
+                &progress,
+                &deadline,
+                &mut report,
+            );
         }
     }
     progress.finish();
@@ -670,15 +749,20 @@ fn closure_from_db(roots: &[String]) -> Result<BTreeMap<String, PathInfo>, Strin
 
 /// Checks the cache's `StoreDir`; returns whether it has a `nix-cache-info` at all.
 fn check_store_dir(cache: &BinaryCache) -> Result<bool, PushError> {
-    let info = cache.cache_info().map_err(|e| PushError::CacheRead {
-        url: cache.url().to_owned(),
-        reason: e.to_string(),
+    let info = cache.cache_info().map_err(|e| match e {
+        crate::binarycache::CacheError::NotABinaryCache { .. } => {
+            PushError::NotABinaryCache(e.to_string())
+        }
+        _ => PushError::CacheRead {
+            url: cache.display_url(),
+            reason: e.to_string(),
+        },
     })?;
     let initialised = info.is_some();
     if let Some(dir) = info.and_then(|i| i.store_dir) {
         if dir != DEFAULT_STORE_DIR {
             return Err(PushError::StoreDirMismatch {
-                url: cache.url().to_owned(),
+                url: cache.display_url(),
                 found: dir,
                 expected: DEFAULT_STORE_DIR.to_owned(),
             });
@@ -898,202 +982,241 @@ fn with_references(paths: &[String], nodes: &BTreeMap<String, PathInfo>) -> Vec<
         .collect()
 }
 
-fn upload_with_nix(
-    nix: &Nix,
-    uri: &str,
-    to_push: &[String],
-    nodes: &BTreeMap<String, PathInfo>,
-    cache: Option<&BinaryCache>,
-    progress: &Progress,
-    report: &mut Report,
-) -> Result<(), PushError> {
-    let runner = nix.runner();
-    let size_of = |p: &str| nodes.get(p).map(|i| i.nar_size).unwrap_or(0);
-    let refs = |p: &str| {
-        nodes
-            .get(p)
-            .map(|i| i.references.clone())
-            .unwrap_or_default()
-    };
-    let mut failed: BTreeMap<String, String> = BTreeMap::new();
-    let mut started: BTreeSet<String> = BTreeSet::new();
-    for stage in stages(to_push, &refs, upload_processes(uri)) {
-        // Paths whose reference failed earlier cannot go: the cache would hold them
-        // without that reference.
-        let mut chunks: Vec<Vec<String>> = Vec::new();
-        for chunk in stage {
-            let mut ready = Vec::new();
-            for p in chunk {
-                match failed_reference(&p, nodes, &failed) {
-                    Some(r) => {
-                        let why = format!("not attempted: its reference {r} failed to upload");
-                        progress.failed(&p, &why);
-                        failed.insert(p, why);
-                    }
-                    None => ready.push(p),
-                }
-            }
-            if !ready.is_empty() {
-                chunks.push(ready);
-            }
-        }
-        // Each chunk is one `nix copy` (Nix uploads references first, in parallel);
-        // the chunks of a stage run at the same time.
-        let results: Vec<(BTreeSet<String>, Result<(), CmdError>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = chunks
-                .iter()
-                .map(|chunk| {
-                    s.spawn(move || {
-                        let mut seen = BTreeSet::new();
-                        let r = runner
-                            .run_streaming(
-                                &backend::nix_copy(nix, uri, &with_references(chunk, nodes)),
-                                &mut |line| {
-                                    if let Some(p) = copying_path(line) {
-                                        if nodes.contains_key(p) && seen.insert(p.to_owned()) {
-                                            progress.started(p, size_of(p));
-                                        }
-                                    }
-                                },
-                            )
-                            .map(|_| ());
-                        (seen, r)
-                    })
-                })
-                .collect();
-            handles
+/// One push through `nix copy`: what it needs, for [`Upload::run`].
+struct Upload<'a> {
+    nix: &'a Nix,
+    uri: &'a str,
+    nodes: &'a BTreeMap<String, PathInfo>,
+    cache: Option<&'a BinaryCache>,
+    progress: &'a Progress,
+    deadline: &'a Deadline,
+}
+
+impl Upload<'_> {
+    fn size_of(&self, p: &str) -> u64 {
+        self.nodes.get(p).map(|i| i.nar_size).unwrap_or(0)
+    }
+
+    /// `nix copy` of `paths` (with their references as hints), within the time left.
+    fn copy(&self, paths: &[String], on_line: &mut dyn FnMut(&str)) -> Result<(), CmdError> {
+        let cmd = backend::nix_copy(
+            self.nix,
+            self.uri,
+            &with_references(paths, self.nodes),
+            &attempt::nix_options(self.deadline),
+        );
+        attempt::run(self.nix.runner(), cmd, self.deadline, on_line).map(|_| ())
+    }
+
+    /// Which of `paths` the cache now proves to hold (none when it cannot be asked).
+    fn present(&self, paths: &[String]) -> BTreeSet<String> {
+        match self.cache {
+            Some(c) if !self.deadline.expired() => c
+                .query(
+                    paths,
+                    &QueryOptions {
+                        deadline: Some(self.deadline.instant()),
+                        ..QueryOptions::default()
+                    },
+                )
                 .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        (
-                            BTreeSet::new(),
-                            Err(CmdError::Failed {
-                                cmdline: "nix copy".to_owned(),
-                                status: "upload thread panicked".to_owned(),
-                                stderr: String::new(),
-                                stdout: String::new(),
-                            }),
-                        )
+                .filter(|s| s.is_present())
+                .map(|s| s.path)
+                .collect(),
+            _ => BTreeSet::new(),
+        }
+    }
+
+    fn pushed(&self, p: &str, started: &BTreeSet<String>, report: &mut Report) {
+        if !started.contains(p) {
+            self.progress
+                .done(p, self.size_of(p), self.nix.runner().is_dry_run());
+        }
+        report.pushed.push(p.to_owned());
+    }
+
+    fn fail(&self, p: String, why: String, failed: &mut BTreeMap<String, String>) {
+        self.progress.failed(&p, &why);
+        failed.insert(p, why);
+    }
+
+    /// Uploads `to_push` (references first). `failed` starts with the paths known to be
+    /// impossible; their dependents are not attempted. Every failure gets its reason.
+    fn run(
+        &self,
+        to_push: &[String],
+        mut failed: BTreeMap<String, String>,
+        report: &mut Report,
+    ) -> Result<(), PushError> {
+        let nodes = self.nodes;
+        let refs = |p: &str| {
+            nodes
+                .get(p)
+                .map(|i| i.references.clone())
+                .unwrap_or_default()
+        };
+        let mut started: BTreeSet<String> = BTreeSet::new();
+        for stage in stages(to_push, &refs, upload_processes(self.uri)) {
+            // Paths whose reference failed earlier cannot go: the cache would hold them
+            // without that reference. Nothing starts after the deadline.
+            let mut chunks: Vec<Vec<String>> = Vec::new();
+            for chunk in stage {
+                let mut ready = Vec::new();
+                for p in chunk {
+                    if let Some(r) = failed_reference(&p, nodes, &failed) {
+                        let why = format!("not attempted: its reference {r} failed to upload");
+                        self.fail(p, why, &mut failed);
+                    } else if self.deadline.expired() {
+                        self.fail(p, self.deadline.expired_reason(), &mut failed);
+                    } else {
+                        ready.push(p);
+                    }
+                }
+                if !ready.is_empty() {
+                    chunks.push(ready);
+                }
+            }
+            // Each chunk is one `nix copy` (Nix uploads references first, in parallel);
+            // the chunks of a stage run at the same time.
+            let results: Vec<(BTreeSet<String>, Result<(), CmdError>)> = std::thread::scope(|s| {
+                let handles: Vec<_> = chunks
+                    .iter()
+                    .map(|chunk| {
+                        s.spawn(move || {
+                            let mut seen = BTreeSet::new();
+                            let r = self.copy(chunk, &mut |line| {
+                                if let Some(p) = copying_path(line) {
+                                    if nodes.contains_key(p) && seen.insert(p.to_owned()) {
+                                        self.progress.started(p, self.size_of(p));
+                                    }
+                                }
+                            });
+                            (seen, r)
+                        })
                     })
-                })
-                .collect()
-        });
-        let mut retry: Vec<String> = Vec::new();
-        for (chunk, (seen, result)) in chunks.iter().zip(results) {
-            started.extend(seen);
-            match result {
-                Ok(()) => {
-                    for p in chunk {
-                        if !started.contains(p) {
-                            progress.done(p, size_of(p), runner.is_dry_run());
-                        }
-                        report.pushed.push(p.clone());
-                    }
-                }
-                Err(e @ (CmdError::NotFound { .. } | CmdError::Spawn { .. })) => {
-                    // Nix itself is unusable: nothing else will work either.
-                    return Err(PushError::Cmd(e));
-                }
-                Err(e) => {
-                    progress.line(&format!(
-                        "upload of {} paths failed, retrying what is missing: {}",
-                        chunk.len(),
-                        e.stderr()
-                            .and_then(|s| s.lines().rev().find(|l| !l.trim().is_empty()))
-                            .unwrap_or("")
-                    ));
-                    // Keep what made it; retry the rest.
-                    let present: BTreeSet<String> = match cache {
-                        Some(c) => c
-                            .query(chunk, &QueryOptions::default())
-                            .into_iter()
-                            .filter(|s| s.is_present())
-                            .map(|s| s.path)
-                            .collect(),
-                        None => BTreeSet::new(),
-                    };
-                    for p in chunk {
-                        if present.contains(p) {
-                            if !started.contains(p) {
-                                progress.done(p, size_of(p), false);
-                            }
-                            report.pushed.push(p.clone());
-                        } else {
-                            retry.push(p.clone());
-                        }
-                    }
-                }
-            }
-        }
-        // First the whole remainder once more, after a pause: a transient failure then
-        // costs one more `nix copy`, not one per path.
-        if !retry.is_empty() {
-            std::thread::sleep(RETRY_DELAYS[0]);
-            let again = runner.run(&backend::nix_copy(
-                nix,
-                uri,
-                &with_references(&retry, nodes),
-            ));
-            let present: BTreeSet<String> = match (&again, cache) {
-                (Ok(_), _) => retry.iter().cloned().collect(),
-                (Err(_), Some(c)) => c
-                    .query(&retry, &QueryOptions::default())
+                    .collect();
+                handles
                     .into_iter()
-                    .filter(|s| s.is_present())
-                    .map(|s| s.path)
-                    .collect(),
-                (Err(_), None) => BTreeSet::new(),
-            };
-            retry.retain(|p| {
-                if present.contains(p) {
-                    if !started.contains(p) {
-                        progress.done(p, size_of(p), false);
-                    }
-                    report.pushed.push(p.clone());
-                    false
-                } else {
-                    true
-                }
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            (
+                                BTreeSet::new(),
+                                Err(CmdError::Failed {
+                                    cmdline: "nix copy".to_owned(),
+                                    status: "upload thread panicked".to_owned(),
+                                    stderr: String::new(),
+                                    stdout: String::new(),
+                                }),
+                            )
+                        })
+                    })
+                    .collect()
             });
-        }
-        // Then what is still missing, one path at a time in dependency order: at once,
-        // then after each remaining pause.
-        for p in retry {
-            if let Some(r) = failed_reference(&p, nodes, &failed) {
-                let why = format!("not attempted: its reference {r} failed to upload");
-                progress.failed(&p, &why);
-                failed.insert(p, why);
-                continue;
+            let mut retry: Vec<String> = Vec::new();
+            for (chunk, (seen, result)) in chunks.iter().zip(results) {
+                started.extend(seen);
+                match result {
+                    Ok(()) => {
+                        for p in chunk {
+                            self.pushed(p, &started, report);
+                        }
+                    }
+                    Err(e @ (CmdError::NotFound { .. } | CmdError::Spawn { .. })) => {
+                        // Nix itself is unusable: nothing else will work either.
+                        return Err(PushError::Cmd(e));
+                    }
+                    Err(e) => {
+                        let why = attempt::reason(&e);
+                        let again = attempt::retryable(&e) && !self.deadline.expired();
+                        self.progress.line(&format!(
+                            "upload of {} paths failed{}: {why}",
+                            chunk.len(),
+                            if again {
+                                ", retrying what is missing"
+                            } else {
+                                " (not retried)"
+                            }
+                        ));
+                        // Keep what made it; retry the rest (or give up on it).
+                        let present = self.present(chunk);
+                        for p in chunk {
+                            if present.contains(p) {
+                                self.pushed(p, &started, report);
+                            } else if again {
+                                retry.push(p.clone());
+                            } else {
+                                self.fail(p.clone(), why.clone(), &mut failed);
+                            }
+                        }
+                    }
+                }
             }
-            let mut last_err = String::new();
-            let mut ok = false;
-            for delay in [Duration::ZERO, RETRY_DELAYS[1], RETRY_DELAYS[2]] {
-                std::thread::sleep(delay);
-                let one = with_references(std::slice::from_ref(&p), nodes);
-                match runner.run(&backend::nix_copy(nix, uri, &one)) {
-                    Ok(_) => {
-                        ok = true;
+            // First the whole remainder once more, after a pause: a transient failure
+            // then costs one more `nix copy`, not one per path.
+            if !retry.is_empty() {
+                self.deadline.sleep(RETRY_DELAYS[0]);
+                let again = self.copy(&retry, &mut |_| {});
+                let present: BTreeSet<String> = match &again {
+                    Ok(()) => retry.iter().cloned().collect(),
+                    Err(_) => self.present(&retry),
+                };
+                let give_up = match &again {
+                    Err(e) if !attempt::retryable(e) => Some(attempt::reason(e)),
+                    _ => None,
+                };
+                let mut rest = Vec::new();
+                for p in std::mem::take(&mut retry) {
+                    if present.contains(&p) {
+                        self.pushed(&p, &started, report);
+                    } else if let Some(why) = &give_up {
+                        self.fail(p, why.clone(), &mut failed);
+                    } else {
+                        rest.push(p);
+                    }
+                }
+                retry = rest;
+            }
+            // Then what is still missing, one path at a time in dependency order: at
+            // once, then after each remaining pause — while there is time.
+            for p in retry {
+                if let Some(r) = failed_reference(&p, nodes, &failed) {
+                    let why = format!("not attempted: its reference {r} failed to upload");
+                    self.fail(p, why, &mut failed);
+                    continue;
+                }
+                let mut last_err = self.deadline.expired_reason();
+                let mut ok = false;
+                for delay in [Duration::ZERO, RETRY_DELAYS[1], RETRY_DELAYS[2]] {
+                    self.deadline.sleep(delay);
+                    if self.deadline.expired() {
                         break;
                     }
-                    Err(e) => last_err = e.to_string(),
+                    match self.copy(std::slice::from_ref(&p), &mut |_| {}) {
+                        Ok(()) => {
+                            ok = true;
+                            break;
+                        }
+                        Err(e) => {
+                            last_err = attempt::reason(&e);
+                            if !attempt::retryable(&e) {
+                                break;
+                            }
+                        }
+                    }
                 }
-            }
-            if ok {
-                if !started.contains(&p) {
-                    progress.done(&p, size_of(&p), false);
+                if ok {
+                    self.pushed(&p, &started, report);
+                } else {
+                    self.fail(p, last_err, &mut failed);
                 }
-                report.pushed.push(p);
-            } else {
-                progress.failed(&p, &last_err);
-                failed.insert(p, last_err);
             }
         }
+        for (p, e) in failed {
+            report.failed.push(p.clone());
+            report.failures.push(Failure { path: p, reason: e });
+        }
+        Ok(())
     }
-    for (p, e) in failed {
-        report.failed.push(p.clone());
-        report.failures.push((p, e));
-    }
-    Ok(())
 }
 
 fn failed_reference<'a>(
@@ -1110,21 +1233,22 @@ fn failed_reference<'a>(
 }
 
 /// `cachix push` / `attic push`: one command for the whole set, retried with backoff
-/// (both tools skip what the cache already holds, so a retry only sends what is left).
+/// (both tools skip what the cache already holds, so a retry only sends what is left),
+/// within the deadline; a program killed by a signal is not run again.
 fn upload_with_tool(
     runner: &Runner,
     cmd: &crate::cmd::Cmd,
     to_push: &[String],
     nodes: &BTreeMap<String, PathInfo>,
     progress: &Progress,
+    deadline: &Deadline,
     report: &mut Report,
 ) {
     let size_of = |p: &str| nodes.get(p).map(|i| i.nar_size).unwrap_or(0);
-    let mut result = runner.run(cmd);
+    let mut result = attempt::run(runner, cmd.clone(), deadline, &mut |_| {});
     for delay in RETRY_DELAYS {
         match &result {
-            Ok(_) | Err(CmdError::NotFound { .. }) | Err(CmdError::Spawn { .. }) => break,
-            Err(e) => {
+            Err(e) if attempt::retryable(e) && !deadline.expired() => {
                 progress.line(&format!(
                     "`{}` failed, retrying in {} ms: {}",
                     cmd.argv()
@@ -1134,13 +1258,12 @@ fn upload_with_tool(
                         .collect::<Vec<_>>()
                         .join(" "),
                     delay.as_millis(),
-                    e.stderr()
-                        .and_then(|s| s.lines().rev().find(|l| !l.trim().is_empty()))
-                        .unwrap_or("")
+                    attempt::reason(e)
                 ));
-                std::thread::sleep(delay);
-                result = runner.run(cmd);
+                deadline.sleep(delay);
+                result = attempt::run(runner, cmd.clone(), deadline, &mut |_| {});
             }
+            _ => break,
         }
     }
     match result {
@@ -1151,10 +1274,13 @@ fn upload_with_tool(
             }
         }
         Err(e) => {
-            let why = e.to_string();
+            let why = attempt::reason(&e);
             for p in to_push {
                 report.failed.push(p.clone());
-                report.failures.push((p.clone(), why.clone()));
+                report.failures.push(Failure {
+                    path: p.clone(),
+                    reason: why.clone(),
+                });
             }
             progress.line(&format!("FAILED: {why}"));
         }
@@ -1280,10 +1406,11 @@ mod tests {
             "nar_bytes_pushed",
             "dry_run",
             "skipped",
+            "failures",
         ] {
             assert!(keys.contains(&k), "{k} missing in {keys:?}");
         }
-        assert_eq!(keys.len(), 8, "{keys:?}");
+        assert_eq!(keys.len(), 9, "{keys:?}");
         assert!(r.markdown().contains("| pushed | 1 | 5 B |"));
     }
 
