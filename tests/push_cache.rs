@@ -303,6 +303,13 @@ fn dry_run_uploads_nothing() {
         );
     }
     assert!(o.contains("would push 4 paths"), "{o}");
+    assert_eq!(server.count("PUT"), 0, "{:?}", server.requests());
+    // Through `nix copy` (--via nix), the command that would run is shown instead.
+    let out = run_ok(push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &server.url, "--via", "nix", "--dry-run"],
+    ));
     assert!(stderr(&out).contains("would run: nix"), "{}", stderr(&out));
     assert_eq!(server.count("PUT"), 0, "{:?}", server.requests());
     assert!(!b.env.path().join("served").join("nix-cache-info").exists());
@@ -324,29 +331,37 @@ fn dry_run_uploads_nothing() {
 
 #[test]
 fn transient_500_is_retried() {
-    let b = build_fixture("pretry");
-    let fails = Arc::new(AtomicUsize::new(0));
-    let f2 = fails.clone();
-    // The first two NAR uploads answer 500.
-    let fault: http::Fault = Arc::new(move |method: &str, path: &str| {
-        (method == "PUT" && path.starts_with("/nar/") && f2.fetch_add(1, Ordering::SeqCst) < 2)
-            .then_some(500)
-    });
-    let root = b.env.path().join("served");
-    let server = http::HttpCache::serve_with_faults(&root, true, fault);
-    let out = run_ok(no_nix_retries(push_cache(
-        &b.env,
-        &b.work,
-        &["--to", &server.url, "--json", &b.top],
-    )));
-    assert_eq!(strings(&json(&out)["pushed"]), sorted(&b.closure));
-    assert!(
-        stderr(&out).contains("retrying what is missing"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(server.requests().iter().filter(|r| r.status == 500).count() >= 2);
-    assert_eq!(assert_no_dangling_narinfo(&root), 4);
+    // The native pipeline retries each request; `nix copy` (--via nix) is run again for
+    // what is missing.
+    for via in [&[][..], &["--via", "nix"][..]] {
+        let b = build_fixture("pretry");
+        let fails = Arc::new(AtomicUsize::new(0));
+        let f2 = fails.clone();
+        // The first two NAR uploads answer 500.
+        let fault: http::Fault = Arc::new(move |method: &str, path: &str| {
+            (method == "PUT" && path.starts_with("/nar/") && f2.fetch_add(1, Ordering::SeqCst) < 2)
+                .then_some(500)
+        });
+        let root = b.env.path().join("served");
+        let server = http::HttpCache::serve_with_faults(&root, true, fault);
+        let mut args = vec!["--to", server.url.as_str(), "--json", &b.top];
+        args.extend_from_slice(via);
+        let out = run_ok(no_nix_retries(push_cache(&b.env, &b.work, &args)));
+        assert_eq!(
+            strings(&json(&out)["pushed"]),
+            sorted(&b.closure),
+            "{via:?}"
+        );
+        if !via.is_empty() {
+            assert!(
+                stderr(&out).contains("retrying what is missing"),
+                "{}",
+                stderr(&out)
+            );
+        }
+        assert!(server.requests().iter().filter(|r| r.status == 500).count() >= 2);
+        assert_eq!(assert_no_dangling_narinfo(&root), 4, "{via:?}");
+    }
 }
 
 #[test]
@@ -543,7 +558,9 @@ fn killed_upload_leaves_a_consistent_cache_and_resumes() {
     });
     let root = b.env.path().join("served");
     let server = http::HttpCache::serve_with_faults(&root, true, fault);
-    let mut cmd = push_cache(&b.env, &b.work, &["--to", &server.url, &b.top]);
+    // One upload worker: NARs go one by one, so a narinfo is written while the next NAR
+    // is still on its way.
+    let mut cmd = push_cache(&b.env, &b.work, &["--to", &server.url, "-j", "1", &b.top]);
     cmd.process_group(0)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -1193,10 +1210,12 @@ fn narinfos_that_prove_nothing_are_not_already_cached() {
         }
     });
     let server = http::HttpCache::serve_hostile(&root, true, hostile);
+    // `nix copy` (--via nix) reads such a narinfo before uploading and stops: those
+    // paths fail at once with the reason, and what references them is not attempted.
     let c = no_nix_retries(push_cache(
         &b.env,
         &b.work,
-        &["--to", &server.url, "--json", &b.top],
+        &["--to", &server.url, "--via", "nix", "--json", &b.top],
     ));
     let (out, _) = run_bounded(c, Duration::from_secs(120));
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
@@ -1233,6 +1252,22 @@ fn narinfos_that_prove_nothing_are_not_already_cached() {
         "{}",
         reason_of(&b.top)
     );
+    // The native pipeline writes narinfos itself: it replaces the ones that prove
+    // nothing, and the push completes.
+    let c = push_cache(&b.env, &b.work, &["--to", &server.url, "--json", &b.top]);
+    let (out, _) = run_bounded(c, Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let j = json(&out);
+    assert_eq!(
+        strings(&j["pushed"]),
+        sorted(&[leaf.clone(), mid.clone(), b.top.clone()]),
+        "{j}"
+    );
+    assert!(j["warnings"].to_string().contains("proves nothing"), "{j}");
+    for p in [&leaf, &mid] {
+        let ni = narinfo_in(&root, p).unwrap();
+        assert_eq!(&ni.store_path, p);
+    }
 }
 
 /// A cache that answers every upload with HTTP 500 (and Nix's default download-attempts):
@@ -1352,7 +1387,11 @@ fn an_upload_killed_by_a_signal_is_not_retried() {
     std::fs::set_permissions(bin.join("nix"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let dir = b.env.path().join("cache");
     let to = format!("file://{}", dir.display());
-    let mut c = push_cache(&b.env, &b.work, &["--to", &to, "--json", &b.top]);
+    let mut c = push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &to, "--via", "nix", "--json", &b.top],
+    );
     c.env("PATH", path_with(&bin));
     let (out, _) = run_bounded(c, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));

@@ -1,4 +1,6 @@
 //! `push-cache`: thin front end; all logic is in `nix_cache_tools::push`.
+// Doc comments on the arguments are `--help` text, not rustdoc.
+#![allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
 
 use anyhow::Context;
 use clap::Parser;
@@ -12,8 +14,10 @@ use std::path::PathBuf;
 /// Upload the closure of a build to a binary cache, filtered, signed, skipping what the
 /// cache already holds.
 ///
-/// Targets: any Nix store URI through `nix copy` (file://, http(s):// with PUT, s3://,
-/// ssh-ng://), `cachix:NAME` through `cachix push`, `attic:CACHE` through `attic push`.
+/// Targets: file:// and http(s):// (PUT) through push-cache's own pipeline (NARs from
+/// the store, zstd, parallel, signed), any other Nix store URI (ssh-ng://, s3://...)
+/// through `nix copy`, `cachix:NAME` through `cachix push`, `attic:CACHE` through
+/// `attic push`.
 #[derive(Debug, Parser)]
 #[command(name = "push-cache", version, after_help = ExitCode::HELP)]
 struct Args {
@@ -43,9 +47,24 @@ struct Args {
     /// `secret-key-file` under [push]). A bad key is an error before any upload.
     #[arg(long, value_name = "FILE")]
     secret_key_file: Option<PathBuf>,
-    /// Parallel cache queries (default 16); passed to cachix/attic as --jobs.
+    /// Parallel cache queries (default 16) and upload workers (default: twice the
+    /// cores, 4 to 16); passed to cachix/attic as --jobs.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
+    /// NAR compression for file:// and http(s):// targets: zstd (default), xz or none
+    /// (default: the target URI's `?compression=`, else zstd).
+    #[arg(long, value_name = "METHOD", value_parser = ["zstd", "xz", "none"])]
+    compression: Option<String>,
+    /// Compression level (zstd 1-19, default 3; xz 0-9, default 6).
+    #[arg(long, value_name = "N", allow_negative_numbers = false)]
+    compression_level: Option<i32>,
+    /// Upload to file:// and http(s):// with `nix copy` instead of the native pipeline.
+    #[arg(long, value_name = "nix", value_parser = ["nix"])]
+    via: Option<String>,
+    /// After pushing, leave this machine's Nix narinfo cache as it is (by default its
+    /// stale "not in this cache" answers for the pushed paths are forgotten).
+    #[arg(long)]
+    no_refresh: bool,
     /// Print what would be pushed, with sizes, and upload nothing.
     #[arg(long)]
     dry_run: bool,
@@ -130,6 +149,10 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
             SourceArg::Nix => SourcePref::Nix,
         },
         timeout: Some(std::time::Duration::from_secs(args.timeout)),
+        via_nix: args.via.is_some(),
+        compression: args.compression.clone(),
+        compression_level: args.compression_level,
+        no_refresh: args.no_refresh,
         cwd: std::env::current_dir().context("cannot read the current directory")?,
     };
     let report = push::run(&opts)?;
@@ -148,6 +171,9 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
         for f in &report.failures {
             eprintln!("failed: {}: {}", f.path, f.reason);
+        }
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
         }
         println!("{}", report.summary_text());
     }

@@ -29,6 +29,7 @@
 
 pub mod attempt;
 pub mod backend;
+mod native;
 pub mod plan;
 
 use crate::binarycache::{BinaryCache, Found, QueryOptions};
@@ -188,6 +189,15 @@ pub struct Options {
     /// `--timeout`: the most the upload (cache queries and every upload process) may
     /// take; [`attempt::DEFAULT_TIMEOUT`] when `None`.
     pub timeout: Option<Duration>,
+    /// `--via nix`: upload to file:// and http(s):// with `nix copy` instead of the
+    /// native pipeline.
+    pub via_nix: bool,
+    /// `--compression` (zstd, xz, none) and `--compression-level` for the native
+    /// pipeline; default: the URI's `?compression=`, else zstd.
+    pub compression: Option<String>,
+    pub compression_level: Option<i32>,
+    /// `--no-refresh`: leave this machine's narinfo disk cache alone after a push.
+    pub no_refresh: bool,
     pub cwd: PathBuf,
 }
 
@@ -216,6 +226,18 @@ pub struct Report {
     pub kept: Vec<(String, String)>,
     /// Every failed path with the reason.
     pub failures: Vec<Failure>,
+    /// How the upload went: `native` (push-cache's own pipeline), `nix copy`,
+    /// `cachix push` or `attic push` (empty when nothing had to go).
+    pub via: String,
+    /// The NAR compression of the native pipeline (`zstd`, `xz`, `none`).
+    pub compression: Option<String>,
+    /// Bytes of the compressed NARs uploaded (native pipeline).
+    pub file_bytes_pushed: u64,
+    /// Seconds the upload took (native pipeline).
+    pub seconds: Option<f64>,
+    /// Stale "not in this cache" answers of this machine's Nix forgotten after the push.
+    pub refreshed: Option<usize>,
+    pub warnings: Vec<String>,
     #[serde(skip)]
     pub filter: Option<String>,
     /// Whether the target was asked what it holds (file://, http(s)://).
@@ -276,6 +298,26 @@ impl Report {
         if !self.failed.is_empty() {
             s.push_str(&format!("; {} FAILED", self.failed.len()));
         }
+        if let (Some(c), false) = (&self.compression, self.dry_run) {
+            if self.file_bytes_pushed > 0 {
+                s.push_str(&format!(
+                    "; uploaded {} as {c} ({:.0}% of the NAR bytes)",
+                    human_bytes(self.file_bytes_pushed),
+                    100.0 * self.file_bytes_pushed as f64 / self.nar_bytes_pushed.max(1) as f64
+                ));
+                if let Some(t) = self.seconds {
+                    s.push_str(&format!(
+                        " in {t:.1} s ({}/s of NAR)",
+                        human_bytes((self.nar_bytes_pushed as f64 / t.max(0.001)) as u64)
+                    ));
+                }
+            }
+        }
+        if let Some(n) = self.refreshed.filter(|n| *n > 0) {
+            s.push_str(&format!(
+                "\nforgot {n} stale 'not in this cache' answer(s) of this machine's Nix for the pushed paths (--no-refresh keeps them)"
+            ));
+        }
         s
     }
 
@@ -325,6 +367,21 @@ impl Report {
             self.failed.len(),
             bytes(&self.failed)
         ));
+        if self.file_bytes_pushed > 0 {
+            m.push_str(&format!(
+                "\nUploaded {} of {} NARs ({:.0}%)",
+                human_bytes(self.file_bytes_pushed),
+                self.compression.as_deref().unwrap_or("compressed"),
+                100.0 * self.file_bytes_pushed as f64 / self.nar_bytes_pushed.max(1) as f64
+            ));
+            if let Some(t) = self.seconds {
+                m.push_str(&format!(
+                    " in {t:.1} s, {}/s of NAR",
+                    human_bytes((self.nar_bytes_pushed as f64 / t.max(0.001)) as u64)
+                ));
+            }
+            m.push_str(".\n");
+        }
         if !self.failures.is_empty() {
             m.push_str("\n<details><summary>Failed paths</summary>\n\n");
             for f in &self.failures {
@@ -638,6 +695,24 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
         to_push = missing;
     }
 
+    // The native pipeline writes narinfos itself: one that proves nothing is replaced.
+    let native = matches!(&target, Target::Store(uri) if crate::binarycache::is_supported(uri))
+        && !opts.via_nix;
+    if native && !unusable.is_empty() {
+        for p in unusable.keys() {
+            report.warnings.push(format!(
+                "the cache's narinfo for {p} proves nothing; it is replaced"
+            ));
+        }
+        let again: BTreeSet<&String> = unusable.keys().chain(to_push.iter()).collect();
+        to_push = plan
+            .ordered
+            .iter()
+            .filter(|p| again.contains(p))
+            .cloned()
+            .collect();
+        unusable.clear();
+    }
     let size_of = |p: &str| nodes.get(p).map(|i| i.nar_size).unwrap_or(0);
     if to_push.is_empty() && unusable.is_empty() {
         return Ok(report);
@@ -651,7 +726,21 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
         progress.failed(p, why);
     }
     match &target {
+        Target::Store(uri) if native => {
+            let present: BTreeSet<String> = report.already_cached.iter().cloned().collect();
+            native::Native {
+                uri,
+                nodes: &nodes,
+                present: &present,
+                initialised: cache.as_ref().is_some_and(|(_, i)| *i),
+                key_file: key_file.as_deref(),
+                deadline: deadline.instant(),
+                progress: &progress,
+            }
+            .run(opts, &to_push, &mut report)?;
+        }
         Target::Store(uri) => {
+            report.via = "nix copy".to_owned();
             let uri = match &key_file {
                 Some(k) => backend::with_secret_key(uri, k),
                 None => uri.clone(),
@@ -667,6 +756,7 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
             upload.run(&to_push, unusable, &mut report)?;
         }
         Target::Cachix(name) => {
+            report.via = "cachix push".to_owned();
             let cmd = backend::cachix_push(name, opts.jobs, &to_push);
             upload_with_tool(
                 &runner,
@@ -679,6 +769,7 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
             );
         }
         Target::Attic(c) => {
+            report.via = "attic push".to_owned();
             let cmd = backend::attic_push(c, opts.jobs, &to_push);
             upload_with_tool(
                 &runner,
@@ -1407,10 +1498,16 @@ mod tests {
             "dry_run",
             "skipped",
             "failures",
+            "via",
+            "compression",
+            "file_bytes_pushed",
+            "seconds",
+            "refreshed",
+            "warnings",
         ] {
             assert!(keys.contains(&k), "{k} missing in {keys:?}");
         }
-        assert_eq!(keys.len(), 9, "{keys:?}");
+        assert_eq!(keys.len(), 15, "{keys:?}");
         assert!(r.markdown().contains("| pushed | 1 | 5 B |"));
     }
 

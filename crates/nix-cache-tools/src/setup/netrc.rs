@@ -81,6 +81,55 @@ pub fn remove(text: &str, host: &str) -> (String, bool) {
     (out, !ranges.is_empty())
 }
 
+/// The `login` (if any) and `password` netrc gives for `host`: its `machine` entry,
+/// else the `default` entry, read as curl reads netrc (a stream of words).
+pub fn lookup(text: &str, host: &str) -> Option<(Option<String>, String)> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut best: Option<(Option<String>, String)> = None;
+    let mut i = 0;
+    while i < words.len() {
+        let (matches, is_default) = match words[i] {
+            "machine" => {
+                let m = words.get(i + 1) == Some(&host);
+                i += 2;
+                (m, false)
+            }
+            "default" => {
+                i += 1;
+                (true, true)
+            }
+            "macdef" => {
+                // A macro body runs to an empty line; its words are not tokens.
+                i += 2;
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        let (mut login, mut password) = (None, None);
+        while i < words.len() && !matches!(words[i], "machine" | "default" | "macdef") {
+            match words[i] {
+                "login" => login = words.get(i + 1).map(|s| (*s).to_owned()),
+                "password" => password = words.get(i + 1).map(|s| (*s).to_owned()),
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            }
+            i += 2;
+        }
+        if let (true, Some(p)) = (matches, password) {
+            if !is_default {
+                return Some((login, p));
+            }
+            best.get_or_insert((login, p));
+        }
+    }
+    best
+}
+
 /// Whether any `machine`/`default` entry is left.
 pub fn has_entries(text: &str) -> bool {
     text.lines().any(starts_entry)
@@ -114,6 +163,18 @@ mod tests {
         assert!(had);
         assert_eq!(r, base);
         assert!(!has_entries("# only a comment\n"));
+    }
+
+    #[test]
+    fn lookup_finds_the_host_then_the_default() {
+        let t = "default password D\nmachine a.example\n  login me\n  password\n  A\nmachine b.example password B";
+        assert_eq!(
+            lookup(t, "a.example"),
+            Some((Some("me".into()), "A".into()))
+        );
+        assert_eq!(lookup(t, "b.example"), Some((None, "B".into())));
+        assert_eq!(lookup(t, "c.example"), Some((None, "D".into())));
+        assert_eq!(lookup("machine x login y", "x"), None);
     }
 
     #[test]

@@ -256,7 +256,7 @@ pub fn upload(
                     if Instant::now() >= opts.deadline {
                         let _ = tx.send((
                             p.clone(),
-                            Err("not attempted: the push ran out of time (--timeout)".to_owned()),
+                            Err("not attempted: the time limit (--timeout) was reached".to_owned()),
                         ));
                         continue;
                     }
@@ -350,10 +350,16 @@ pub fn upload(
                     .collect();
                 for (p, r) in blocked {
                     done.remove(&p);
-                    failed.insert(
-                        p,
-                        format!("its NAR was uploaded but not its narinfo: its reference {r} is not in the cache"),
-                    );
+                    let why = if failed.contains_key(&r) {
+                        format!(
+                            "its reference {r} failed to upload, so its narinfo was not written (the cache would hold it without that reference)"
+                        )
+                    } else {
+                        format!(
+                            "its narinfo was not written: its reference {r} is not in the cache"
+                        )
+                    };
+                    failed.insert(p, why);
                     progressed = true;
                 }
                 if !progressed {

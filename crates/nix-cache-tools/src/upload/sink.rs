@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("{url}: HTTP {status}{}", .body.as_deref().map(|b| format!(": {b}")).unwrap_or_default())]
+    #[error("HTTP error {status} uploading {url}{}", .body.as_deref().map(|b| format!("; the server answered: {b}")).unwrap_or_default())]
     Status {
         url: String,
         status: u16,
@@ -23,7 +23,7 @@ pub enum SinkError {
         #[source]
         source: io::Error,
     },
-    #[error("{0}: the push ran out of time (--timeout)")]
+    #[error("{0}: the time limit (--timeout) was reached")]
     Deadline(String),
 }
 
@@ -237,6 +237,7 @@ pub struct HttpSink {
     agent: ureq::Agent,
     retries: u32,
     has_cache_info: bool,
+    headers: Vec<(String, String)>,
 }
 
 impl HttpSink {
@@ -254,7 +255,14 @@ impl HttpSink {
             agent,
             retries,
             has_cache_info,
+            headers: Vec::new(),
         }
+    }
+
+    /// Sends this header with every upload (e.g. `Authorization` from the netrc).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     fn put<'b>(
@@ -276,15 +284,33 @@ impl HttpSink {
                 path: url.clone(),
                 source: e,
             })?;
-            let r = self
+            let mut req = self
                 .agent
                 .put(&url)
                 .timeout(left)
                 .set("Content-Type", content_type)
-                .set("Content-Length", &len.to_string())
-                .send(reader);
+                .set("Content-Length", &len.to_string());
+            for (k, v) in &self.headers {
+                req = req.set(k, v);
+            }
+            let r = req.send(reader);
             let err = match r {
-                Ok(_) => return Ok(()),
+                // The answer must end too (within the time left): a server that never
+                // finishes answering has not confirmed the upload.
+                Ok(resp) => {
+                    let mut sinkhole = Vec::new();
+                    match resp
+                        .into_reader()
+                        .take(64 * 1024)
+                        .read_to_end(&mut sinkhole)
+                    {
+                        Ok(_) => return Ok(()),
+                        Err(e) => SinkError::Transport {
+                            url: crate::redact::url(&url),
+                            reason: format!("the answer to the upload did not end: {e}"),
+                        },
+                    }
+                }
                 Err(ureq::Error::Status(status, resp)) => {
                     let mut first = String::new();
                     let _ = resp.into_reader().take(1024).read_to_string(&mut first);
@@ -303,6 +329,9 @@ impl HttpSink {
                     reason: t.to_string(),
                 },
             };
+            if Instant::now() + Duration::from_millis(100) >= deadline {
+                return Err(SinkError::Deadline(err.to_string()));
+            }
             if !err.transient() || attempt >= self.retries {
                 return Err(err);
             }

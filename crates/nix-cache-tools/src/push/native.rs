@@ -1,0 +1,168 @@
+//! The upload to `file://` and `http(s)://` caches through push-cache's own pipeline
+//! ([`crate::upload`]), as [`super::run`] uses it unless `--via nix`: what to compress
+//! with, where the store's files are, which credentials an HTTP cache gets (the netrc
+//! Nix would use), and the report.
+
+use super::{Failure, Options, Progress, PushError, Report};
+use crate::compress::{self, Method, Settings};
+use crate::keys::SecretKey;
+use crate::nixcli::PathInfo;
+use crate::upload::{self, Event, FileSink, HttpSink, Outcome, Sink};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Instant;
+
+/// The compression: `--compression` / `--compression-level`, else the target URI's
+/// `?compression=` (as Nix reads it), else zstd at its default level.
+pub fn settings(opts: &Options, uri: &str) -> Result<Settings, PushError> {
+    let bad = PushError::BadTarget;
+    let from_uri = compress::from_store_uri(uri).map_err(bad)?;
+    let method = match &opts.compression {
+        Some(m) => Method::parse(m).map_err(PushError::BadTarget)?,
+        None => from_uri.map_or(Method::Zstd, |s| s.method),
+    };
+    let level = opts
+        .compression_level
+        .or(from_uri.filter(|s| s.method == method).map(|s| s.level));
+    Settings::new(method, level).map_err(PushError::BadTarget)
+}
+
+/// The default number of upload workers: compression keeps a core busy, uploads wait on
+/// the network, so twice the cores (at least 4, at most 16).
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .saturating_mul(2)
+        .clamp(4, 16)
+}
+
+/// `Authorization: Basic ...` for `host` from the netrc Nix would use for it (the
+/// `netrc-file` in force, else `$NIX_CONF_DIR/netrc`): `nix copy` uploads with those
+/// credentials, so the native upload does too.
+fn netrc_auth(host: &str) -> Option<String> {
+    use base64::Engine;
+    let env = crate::nixconf::Env::from_process();
+    let layers = crate::nixconf::load(&env);
+    let file = layers
+        .effective_scalar("netrc-file")
+        .map(|s| std::path::PathBuf::from(s.value))
+        .unwrap_or_else(|| env.conf_dir().join("netrc"));
+    let text = crate::fsutil::read_optional(&file).ok().flatten()?;
+    let (login, password) = crate::setup::netrc::lookup(&String::from_utf8_lossy(&text), host)?;
+    let raw = format!("{}:{password}", login.unwrap_or_default());
+    Some(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    ))
+}
+
+/// Everything the native upload needs from [`super::run`].
+pub struct Native<'a> {
+    pub uri: &'a str,
+    pub nodes: &'a BTreeMap<String, PathInfo>,
+    /// Paths the cache holds already (their narinfos count as written).
+    pub present: &'a BTreeSet<String>,
+    /// Whether the cache has a `nix-cache-info` (else one is written first).
+    pub initialised: bool,
+    pub key_file: Option<&'a Path>,
+    pub deadline: Instant,
+    pub progress: &'a Progress,
+}
+
+impl Native<'_> {
+    /// Uploads `to_push` and fills the report: pushed, failed with reasons, bytes.
+    pub fn run(
+        &self,
+        opts: &Options,
+        to_push: &[String],
+        report: &mut Report,
+    ) -> Result<(), PushError> {
+        let compression = settings(opts, self.uri)?;
+        report.compression = Some(compression.method.narinfo_name().to_owned());
+        report.via = "native".to_owned();
+        if opts.dry_run {
+            report.pushed.extend(to_push.iter().cloned());
+            return Ok(());
+        }
+        let secret_key = match self.key_file {
+            Some(k) => Some(SecretKey::read(k).map_err(|e| PushError::SecretKey {
+                path: k.to_owned(),
+                error: e,
+            })?),
+            None => None,
+        };
+        let jobs = opts.jobs.unwrap_or_else(default_jobs);
+        let remote = std::env::var("NIX_REMOTE").ok();
+        let loc = crate::store::location::StoreLocation::parse(remote.as_deref());
+        let upload_opts = upload::Options {
+            compression,
+            jobs,
+            secret_key,
+            real_store_dir: loc.real_store_dir(),
+            store_dir: loc.store_dir.clone(),
+            deadline: self.deadline,
+            retries: 3,
+        };
+        let clean = crate::binarycache::strip_store_params(self.uri).trim_end_matches('/');
+        let sink: Box<dyn Sink> = match clean.strip_prefix("file://") {
+            Some(dir) => Box::new(FileSink::new(clean, Path::new(dir)).map_err(|e| {
+                PushError::CacheRead {
+                    url: crate::redact::url(clean),
+                    reason: e.to_string(),
+                }
+            })?),
+            None => {
+                let mut s = HttpSink::new(clean, jobs, upload_opts.retries, self.initialised);
+                if let Some(auth) = crate::url::host(clean).and_then(netrc_auth) {
+                    s = s.header("Authorization", &auth);
+                }
+                Box::new(s)
+            }
+        };
+        let started = Instant::now();
+        let progress = self.progress;
+        let nodes = self.nodes;
+        let on_event = |e: Event<'_>| match e {
+            Event::Started { path, nar_size } => progress.started(path, nar_size),
+            Event::Done { path, nar_size, .. } => progress.done(path, nar_size, false),
+            Event::Failed { .. } => {}
+        };
+        let results = upload::upload(
+            to_push,
+            nodes,
+            self.present,
+            sink.as_ref(),
+            &upload_opts,
+            &on_event,
+        );
+        report.seconds = Some(started.elapsed().as_secs_f64());
+        for (p, o) in results.outcomes {
+            match o {
+                Outcome::Pushed { file_size } => {
+                    report.file_bytes_pushed += file_size;
+                    report.pushed.push(p);
+                }
+                Outcome::Failed(why) => {
+                    let why = crate::redact::urls_in(&why);
+                    progress.failed(&p, &why);
+                    report.failed.push(p.clone());
+                    report.failures.push(Failure {
+                        path: p,
+                        reason: why,
+                    });
+                }
+            }
+        }
+        if !opts.no_refresh && !report.pushed.is_empty() {
+            if let Some(db) = upload::fresh::disk_cache_path() {
+                match upload::fresh::forget_negative(&db, clean, &report.pushed) {
+                    Ok(n) => report.refreshed = Some(n),
+                    Err(e) => report.warnings.push(format!(
+                        "could not forget this machine's stale 'not in this cache' answers ({e}); a build in the next hour may not see the pushed paths: nix build --option narinfo-cache-negative-ttl 0"
+                    )),
+                }
+            }
+        }
+        Ok(())
+    }
+}
