@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Benchmark: push-cache versus plain `nix copy --to file://...` on the same closure.
+# Benchmark: push-cache versus plain `nix copy` on the same closures, in one run:
+# `nix copy` with its defaults (xz) and with its best settings for speed
+# (`?compression=zstd&parallel-compression=true`).
 #
-# Builds a closure of ~1,040 real store paths (cheap /bin/sh derivations: 1,000 leaves of
-# 4 KiB, 40 groups referencing 25 leaves each, one top referencing the groups), then:
+# Two closures:
+#  - small: ~1,040 real store paths (cheap /bin/sh derivations: 1,000 leaves of 4 KiB,
+#    40 groups referencing 25 leaves each, one top referencing the groups);
+#  - realistic: ~300 paths shaped like a real closure, made of slices of this machine's
+#    own shared libraries (so they compress like real binaries, not like zeros): three
+#    large paths (64, 32 and 16 MiB) and ~300 small ones (16-512 KiB), ~140 MiB in all.
+# For each:
 #   1. empty cache:        the whole closure goes;
 #   2. 95% cached cache:  a file:// cache pre-filled with 95% of the closure (closed under
 #                         references, as a real cache is), only the rest goes;
@@ -14,7 +21,8 @@
 # http:// — the case of a real remote cache, where each "is it there" is a request.
 #
 # Usage: bench/push.sh            (as root with NIX_REMOTE=local, or any user who can build)
-# Env:   RUNS=3  LEAVES=1000  PUSH_CACHE=path/to/push-cache (default: cargo build --release)
+# Env:   RUNS=3  LEAVES=1000  CLOSURES="small realistic"
+#        PUSH_CACHE=path/to/push-cache (default: cargo build --release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,39 +40,6 @@ if [[ -z "${PUSH_CACHE:-}" ]]; then
   cargo build --release --quiet -p push-cache
   PUSH_CACHE=$PWD/target/release/push-cache
 fi
-
-echo "== building a closure of $LEAVES leaves + $((LEAVES / GROUP)) groups + top"
-cat > "$WORK/closure.nix" <<EOF
-let
-  mk = name: script: builtins.derivation {
-    inherit name; system = builtins.currentSystem; builder = "/bin/sh";
-    args = [ "-c" script ]; PATH = "/bin:/usr/bin";
-  };
-  leaf = i: mk "bench-leaf-\${toString i}"
-    "mkdir \$out; i=0; while [ \$i -lt 64 ]; do echo leaf-\${toString i}-line-\$i-................................ >> \$out/data; i=\$((i+1)); done";
-  range = a: b: if a >= b then [ ] else [ a ] ++ range (a + 1) b;
-  group = g: mk "bench-group-\${toString g}"
-    "mkdir \$out; echo \${toString (map leaf (range (g * $GROUP) ((g + 1) * $GROUP)))} > \$out/refs";
-  groups = map group (range 0 ($LEAVES / $GROUP));
-in {
-  top = mk "bench-top" "mkdir \$out; echo \${toString groups} > \$out/refs";
-  # 95% of the closure: the first 95% of the leaves and the groups made only of them.
-  prefill = map group (range 0 (($LEAVES * 95 / 100) / $GROUP))
-    ++ map leaf (range 0 ($LEAVES * 95 / 100));
-}
-EOF
-t0=$(date +%s.%N)
-TOP=$(nix-build "$WORK/closure.nix" -A top --no-out-link 2>"$WORK/build.log")
-mapfile -t PREFILL < <(nix-build "$WORK/closure.nix" -A prefill --no-out-link 2>>"$WORK/build.log")
-t1=$(date +%s.%N)
-TOTAL=$(nix-store -qR "$TOP" | wc -l)
-printf 'built/checked in %.1f s: closure of %d paths, pre-fill %d paths (%d%%)\n' \
-  "$(echo "$t1 - $t0" | bc)" "$TOTAL" "$(nix-store -qR "${PREFILL[@]}" | wc -l)" \
-  "$(( $(nix-store -qR "${PREFILL[@]}" | wc -l) * 100 / TOTAL ))"
-
-mkdir -p "$WORK/prefilled" "$WORK/empty"
-"${NIX[@]}" copy --to "file://$WORK/prefilled" "${PREFILL[@]}" 2>>"$WORK/build.log"
-"${NIX[@]}" copy --to "file://$WORK/full" "$TOP" 2>>"$WORK/build.log"
 
 # time_one NAME BASE_CACHE COMMAND...: seconds for COMMAND with a fresh copy of BASE_CACHE
 # at $DEST and a fresh Nix cache directory.
@@ -86,19 +61,29 @@ time_one() {
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# with_params URL PARAMS: URL with Nix store parameters added.
+with_params() { case $1 in *\?*) echo "$1&$2";; *) echo "$1?$2";; esac; }
+
 # scenario LABEL BASE_CACHE URL: URL serves $WORK/dest (file:// or the HTTP server).
 scenario() {
   local label=$1 base=$2 url=$3
-  local pc=() nc=()
+  local pc=() nc=() zc=()
+  local zurl
+  zurl=$(with_params "$url" "compression=zstd&parallel-compression=true")
   for _ in $(seq "$RUNS"); do
     pc+=("$(time_one "$base" "$PUSH_CACHE" --no-filter --to "$url" "$TOP")")
     nc+=("$(time_one "$base" "${NIX[@]}" copy --to "$url" "$TOP")")
+    zc+=("$(time_one "$base" "${NIX[@]}" copy --to "$zurl" "$TOP")")
   done
-  local p n
-  p=$(median "${pc[@]}"); n=$(median "${nc[@]}")
-  printf '%-22s push-cache %6.3f s   nix copy %6.3f s   nix copy / push-cache = %.2fx   (median of %d; runs: push-cache %s; nix copy %s)\n' \
-    "$label" "$p" "$n" "$(echo "$n / $p" | bc -l)" "$RUNS" "${pc[*]}" "${nc[*]}"
+  local p n z
+  p=$(median "${pc[@]}"); n=$(median "${nc[@]}"); z=$(median "${zc[@]}")
+  printf '%-22s push-cache %7.3f s | nix copy %7.3f s (%.2fx) | nix copy zstd %7.3f s (%.2fx)   [median of %d; push-cache %s; nix copy %s; nix copy zstd %s]\n' \
+    "$label" "$p" "$n" "$(echo "$n / $p" | bc -l)" "$z" "$(echo "$z / $p" | bc -l)" "$RUNS" \
+    "$(range "${pc[@]}")" "$(range "${nc[@]}")" "$(range "${zc[@]}")"
 }
+
+# range VALUES...: "min-max" of the runs.
+range() { printf '%s\n' "$@" | sort -g | awk 'NR==1{a=$1} {b=$1} END {printf "%.3f-%.3f", a, b}'; }
 
 # A binary cache over HTTP on 127.0.0.1 serving $WORK/dest: GET/HEAD, and PUT for uploads
 # (what nginx+WebDAV or an S3 front does). python3's standard library only.
@@ -147,10 +132,82 @@ trap 'kill $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
 for _ in $(seq 50); do [[ -s "$WORK/port" ]] && break; sleep 0.1; done
 HTTP="http://127.0.0.1:$(cat "$WORK/port")"
 
-echo "== $("${NIX[@]}" --version), $(nproc) cores, $TOTAL paths"
-for target in "file://$WORK/dest" "$HTTP"; do
-  echo "-- ${target%%:*}"
-  scenario "95% already cached:" "$WORK/prefilled" "$target"
-  scenario "all cached (re-push):" "$WORK/full" "$target"
-  scenario "empty cache:" "$WORK/empty" "$target"
+build_small() {
+echo "== small closure: $LEAVES leaves + $((LEAVES / GROUP)) groups + top"
+cat > "$WORK/closure.nix" <<EOF
+let
+  mk = name: script: builtins.derivation {
+    inherit name; system = builtins.currentSystem; builder = "/bin/sh";
+    args = [ "-c" script ]; PATH = "/bin:/usr/bin";
+  };
+  leaf = i: mk "bench-leaf-\${toString i}"
+    "mkdir \$out; i=0; while [ \$i -lt 64 ]; do echo leaf-\${toString i}-line-\$i-................................ >> \$out/data; i=\$((i+1)); done";
+  range = a: b: if a >= b then [ ] else [ a ] ++ range (a + 1) b;
+  group = g: mk "bench-group-\${toString g}"
+    "mkdir \$out; echo \${toString (map leaf (range (g * $GROUP) ((g + 1) * $GROUP)))} > \$out/refs";
+  groups = map group (range 0 ($LEAVES / $GROUP));
+in {
+  top = mk "bench-top" "mkdir \$out; echo \${toString groups} > \$out/refs";
+  # 95% of the closure: the first 95% of the leaves and the groups made only of them.
+  prefill = map group (range 0 (($LEAVES * 95 / 100) / $GROUP))
+    ++ map leaf (range 0 ($LEAVES * 95 / 100));
+}
+EOF
+}
+build_realistic() {
+  echo "== realistic closure: 3 large paths (64, 32, 16 MiB) + 297 small ones, slices of this machine's shared libraries"
+  # The corpus: real binaries (ELF shared objects), in a stable order.
+  find /usr/lib /lib -xdev -name '*.so*' -type f -size +64k 2>/dev/null | sort | head -400 \
+    | xargs cat 2>/dev/null | head -c $((160 * 1024 * 1024)) > "$WORK/corpus" || true
+  local csize
+  # Builders run as Nix's build users: they must be able to read it.
+  chmod 755 "$WORK"; chmod 644 "$WORK/corpus"
+  csize=$(stat -c %s "$WORK/corpus")
+  [[ $csize -ge $((120 * 1024 * 1024)) ]] || { echo "corpus too small ($csize bytes)" >&2; exit 1; }
+  cat > "$WORK/closure.nix" <<EOF
+let
+  mk = name: script: builtins.derivation {
+    inherit name; system = builtins.currentSystem; builder = "/bin/sh";
+    args = [ "-c" script ]; PATH = "/bin:/usr/bin";
+  };
+  # A slice of the corpus: OFF and LEN in KiB.
+  slice = name: off: len: mk name
+    "mkdir -p \$out/lib; dd if=$WORK/corpus of=\$out/lib/\${name}.so bs=1024 skip=\${toString off} count=\${toString len} status=none";
+  range = a: b: if a >= b then [ ] else [ a ] ++ range (a + 1) b;
+  small = i: slice "real-small-\${toString i}" (i * 97) (16 + (i * 37) - ((i * 37) / 496) * 496);
+  smalls = map small (range 0 297);
+  large = [ (slice "real-large-a" 0 65536) (slice "real-large-b" 40000 32768) (slice "real-large-c" 90000 16384) ];
+  top = mk "real-top" "mkdir \$out; echo \${toString (smalls ++ large)} > \$out/refs";
+in {
+  inherit top;
+  # 95%: everything but the top and the last 14 small paths.
+  prefill = large ++ map small (range 0 283);
+}
+EOF
+}
+
+for closure in ${CLOSURES:-small realistic}; do
+  "build_$closure"
+  t0=$(date +%s.%N)
+  TOP=$(nix-build "$WORK/closure.nix" -A top --no-out-link 2>"$WORK/build.log") \
+    || { tail -20 "$WORK/build.log" >&2; exit 1; }
+  mapfile -t PREFILL < <(nix-build "$WORK/closure.nix" -A prefill --no-out-link 2>>"$WORK/build.log")
+  t1=$(date +%s.%N)
+  TOTAL=$(nix-store -qR "$TOP" | wc -l)
+  printf 'built/checked in %.1f s: closure of %d paths (%s of NAR), pre-fill %d paths (%d%%)\n' \
+    "$(echo "$t1 - $t0" | bc)" "$TOTAL" \
+    "$("${NIX[@]}" path-info -S "$TOP" | awk '{printf "%.1f MiB", $2 / 1048576}')" \
+    "$(nix-store -qR "${PREFILL[@]}" | wc -l)" \
+    "$(( $(nix-store -qR "${PREFILL[@]}" | wc -l) * 100 / TOTAL ))"
+  rm -rf "$WORK/prefilled" "$WORK/empty" "$WORK/full"
+  mkdir -p "$WORK/prefilled" "$WORK/empty"
+  "${NIX[@]}" copy --to "file://$WORK/prefilled?compression=zstd" "${PREFILL[@]}" 2>>"$WORK/build.log"
+  "${NIX[@]}" copy --to "file://$WORK/full?compression=zstd" "$TOP" 2>>"$WORK/build.log"
+  echo "== $("${NIX[@]}" --version), $(nproc) cores, $TOTAL paths"
+  for target in "file://$WORK/dest" "$HTTP"; do
+    echo "-- ${target%%:*}"
+    scenario "95% already cached:" "$WORK/prefilled" "$target"
+    scenario "all cached (re-push):" "$WORK/full" "$target"
+    scenario "empty cache:" "$WORK/empty" "$target"
+  done
 done

@@ -113,7 +113,12 @@ fn expected_nar_hash(info: &PathInfo) -> Option<String> {
 fn pack_and_put(info: &PathInfo, sink: &dyn Sink, opts: &Options) -> Result<Packed, String> {
     let base = storepath::base_name(&info.path);
     let src = opts.real_store_dir.join(base);
-    let threads = if info.nar_size > 32 * 1024 * 1024 {
+    // zstd splits a big NAR over every core in little memory; multithreaded xz needs
+    // ~130 MiB per thread at its default level, so xz stays on one thread (memory
+    // bounded whatever the NAR's size).
+    let threads = if info.nar_size > 32 * 1024 * 1024
+        && opts.compression.method == crate::compress::Method::Zstd
+    {
         std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
     } else {
         1
