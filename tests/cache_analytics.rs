@@ -96,7 +96,14 @@ fn print_roots(env: &NixEnv, store: &str) -> BTreeSet<(String, String)> {
     stdout(&out)
         .lines()
         .filter_map(|l| l.split_once(" -> "))
-        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        // Nix 2.34 prints the link in quotes: `"/tmp/x/result" -> /nix/store/...`.
+        .map(|(a, b)| {
+            let a = a
+                .strip_prefix('"')
+                .and_then(|a| a.strip_suffix('"'))
+                .unwrap_or(a);
+            (a.to_owned(), b.to_owned())
+        })
         .collect()
 }
 
@@ -588,8 +595,11 @@ fn missing_and_empty_stores_are_reported_not_crashes() {
     let err = support::stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("`--store ./mystore`"), "{err}");
+    // Nix 2.8 says "don't know how to open Nix store 'mystore'"; 2.26 and later
+    // "Cannot parse Nix store 'mystore'": either way, said once.
     assert_eq!(
-        err.matches("don't know how to open Nix store").count(),
+        err.matches("don't know how to open Nix store").count()
+            + err.matches("Cannot parse Nix store").count(),
         1,
         "said once: {err}"
     );
@@ -1757,6 +1767,8 @@ fn an_unreachable_cache_is_not_measured_never_zero_percent() {
 }
 
 fn mkfifo(p: &Path) {
+    // Nix 2.22 and later keep the -wal file of a closed database: replace it.
+    let _ = std::fs::remove_file(p);
     let st = std::process::Command::new("mkfifo")
         .arg(p)
         .status()

@@ -352,13 +352,8 @@ fn transient_500_is_retried() {
             sorted(&b.closure),
             "{via:?}"
         );
-        if !via.is_empty() {
-            assert!(
-                stderr(&out).contains("retrying what is missing"),
-                "{}",
-                stderr(&out)
-            );
-        }
+        // (Through `nix copy`, Nix 2.8 leaves the retry to push-cache, which says
+        // "retrying what is missing"; Nix 2.34 retries the upload itself.)
         assert!(server.requests().iter().filter(|r| r.status == 500).count() >= 2);
         assert_eq!(assert_no_dangling_narinfo(&root), 4, "{via:?}");
     }

@@ -251,7 +251,7 @@ fn negative_lookups_of_pushed_paths_are_forgotten() {
     // Still "not there" for Nix: its negative answer is cached.
     let out = ask();
     assert!(!out.status.success(), "{}", stderr(&out));
-    let db = f.env.home.join(".cache/nix/binary-cache-v6.sqlite");
+    let db = f.env.home.join(".cache/nix");
     let n = upload::fresh::forget_negative(&db, &server.url, &f.order).unwrap();
     assert!(n >= 1, "{n}");
     let out = ask();

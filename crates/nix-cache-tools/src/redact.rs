@@ -16,6 +16,36 @@
 /// What replaces a secret.
 pub const REDACTED: &str = "<redacted>";
 
+/// Secrets this process was given (the password of a URL on the command line, say):
+/// [`urls_in`] hides them wherever they appear, also where a program quotes them in a
+/// form that is no URL (Nix 2.26 prints an ssh store as `'user:PASSWORD@host'`).
+static KNOWN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Remembers the credentials of `url` (its userinfo's password, or a token given as the
+/// whole userinfo of a non-ssh URL) as secrets to hide from every output.
+pub fn register_url_secrets(url: &str) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let Some((userinfo, _)) = authority.rsplit_once('@') else {
+        return;
+    };
+    let secret = match userinfo.split_once(':') {
+        Some((_, pw)) => pw,
+        None if scheme.starts_with("ssh") => return,
+        None => userinfo,
+    };
+    // Too short to be told from other text: hidden in URLs only.
+    if secret.len() >= 4 {
+        if let Ok(mut k) = KNOWN.lock() {
+            if !k.iter().any(|s| s == secret) {
+                k.push(secret.to_owned());
+            }
+        }
+    }
+}
+
 /// Settings whose values are secrets (alias-resolved names, without `extra-`).
 pub fn is_secret_setting(name: &str) -> bool {
     let base = name.strip_prefix("extra-").unwrap_or(name);
@@ -27,8 +57,21 @@ pub fn url(u: &str) -> String {
     urls_in(u)
 }
 
-/// `text` with the credentials of every `scheme://user:pass@host` in it hidden.
+/// `text` with the credentials of every `scheme://user:pass@host` in it hidden, and
+/// every secret given to [`register_url_secrets`].
 pub fn urls_in(text: &str) -> String {
+    let mut out = urls_only(text);
+    if let Ok(k) = KNOWN.lock() {
+        for s in k.iter() {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), REDACTED);
+            }
+        }
+    }
+    out
+}
+
+fn urls_only(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("://") {
@@ -205,6 +248,19 @@ mod tests {
         assert_eq!(urls_in("no url here"), "no url here");
         assert_eq!(url("ssh-ng://nix@builder"), "ssh-ng://nix@builder");
         assert_eq!(url("ssh://nix:pw@builder"), "ssh://nix:<redacted>@builder");
+    }
+
+    #[test]
+    fn registered_secrets_are_hidden_in_any_form() {
+        register_url_secrets("ssh://user:s3cr3tPW@host");
+        assert_eq!(
+            urls_in("failed to start SSH connection to 'user:s3cr3tPW@127.0.0.1:1'"),
+            "failed to start SSH connection to 'user:<redacted>@127.0.0.1:1'"
+        );
+        register_url_secrets("https://tok3nABC@host");
+        assert!(!urls_in("token tok3nABC").contains("tok3nABC"));
+        register_url_secrets("ssh-ng://nix@builder");
+        assert_eq!(urls_in("nix@builder"), "nix@builder");
     }
 
     #[test]

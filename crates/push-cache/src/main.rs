@@ -158,7 +158,7 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let report = push::run(&opts)?;
 
     if args.json {
-        println!("{}", report.to_json());
+        println!("{}", redact::urls_in(&report.to_json()));
         if let Some(why) = &report.skipped {
             eprintln!("push skipped: {why}");
         }
@@ -170,12 +170,12 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
         }
         for f in &report.failures {
-            eprintln!("failed: {}: {}", f.path, f.reason);
+            eprintln!("failed: {}: {}", f.path, redact::urls_in(&f.reason));
         }
         for w in &report.warnings {
-            eprintln!("warning: {w}");
+            eprintln!("warning: {}", redact::urls_in(w));
         }
-        println!("{}", report.summary_text());
+        println!("{}", redact::urls_in(&report.summary_text()));
     }
     if args.summary {
         if let Some(file) = push::write_step_summary(&report)

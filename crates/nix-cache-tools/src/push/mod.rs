@@ -423,7 +423,9 @@ impl Progress {
         Progress { bar }
     }
 
+    /// A line of progress; whatever it quotes (Nix's messages), secrets are hidden.
     fn line(&self, text: &str) {
+        let text = redact::urls_in(text);
         match &self.bar {
             Some(b) => b.println(text),
             None => eprintln!("{text}"),
@@ -485,6 +487,7 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
         .clone()
         .or_else(|| push_cfg.as_ref().and_then(|p| p.to.clone()))
         .ok_or(PushError::NoTarget)?;
+    crate::redact::register_url_secrets(&to);
     let target = Target::parse(&to).map_err(PushError::BadTarget)?;
     let filter_src = if opts.no_filter {
         None
@@ -1380,7 +1383,7 @@ fn upload_with_tool(
 
 /// Appends the Markdown summary to `$GITHUB_STEP_SUMMARY` when set; returns the file.
 pub fn write_step_summary(report: &Report) -> Result<Option<PathBuf>, crate::fsutil::FsError> {
-    output::append_step_summary(&report.markdown())
+    output::append_step_summary(&redact::urls_in(&report.markdown()))
 }
 
 #[cfg(test)]

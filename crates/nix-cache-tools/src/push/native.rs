@@ -154,7 +154,7 @@ impl Native<'_> {
             }
         }
         if !opts.no_refresh && !report.pushed.is_empty() {
-            if let Some(db) = upload::fresh::disk_cache_path() {
+            if let Some(db) = upload::fresh::disk_cache_dir() {
                 match upload::fresh::forget_negative(&db, clean, &report.pushed) {
                     Ok(n) => report.refreshed = Some(n),
                     Err(e) => report.warnings.push(format!(

@@ -813,6 +813,9 @@ fn netrc_path(req: &Request, layers: &Layers, target: &Path, system: bool) -> Pa
 /// Runs setup-cache. Bad input (tokens, unreadable or non-UTF-8 files) is an error
 /// before anything is written; a managed target is a report with exit code 3.
 pub fn run(req: &Request) -> Result<Report, SetupError> {
+    for c in &req.caches {
+        crate::redact::register_url_secrets(&c.url);
+    }
     // `nix` on PATH that cannot even print its version usually means the configuration
     // already stops it (a missing `include`, a syntax error): remembered, and reported
     // as the check with Nix failing instead of skipping the check silently.

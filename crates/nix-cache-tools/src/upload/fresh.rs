@@ -1,7 +1,8 @@
 //! After a push: forget this machine's "not in this cache" answers for what was pushed.
 //!
 //! Nix keeps narinfo lookups in a SQLite disk cache
-//! (`$XDG_CACHE_HOME/nix/binary-cache-v6.sqlite`, else `~/.cache/nix/...`): table
+//! (`$XDG_CACHE_HOME/nix/binary-cache-v6.sqlite`, `-v7` on Nix 2.34, else under
+//! `~/.cache/nix`): table
 //! `BinaryCaches(id, url, ...)` and `NARs(cache, hashPart, ..., present, timestamp)`,
 //! where `present = 0` is a negative answer, trusted for `narinfo-cache-negative-ttl`
 //! (an hour by default). A `nix build` right after a push would then still rebuild
@@ -13,18 +14,33 @@ use rusqlite::{Connection, OpenFlags, params};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The narinfo disk cache of the user running this process.
-pub fn disk_cache_path() -> Option<PathBuf> {
+/// The directory of the narinfo disk cache of the user running this process
+/// (`$XDG_CACHE_HOME/nix`, else `~/.cache/nix`).
+pub fn disk_cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| dirs::home_dir().map(|h| h.join(".cache")))?;
-    Some(base.join("nix/binary-cache-v6.sqlite"))
+    Some(base.join("nix"))
+}
+
+/// The disk cache files Nix versions use: `binary-cache-v6.sqlite` (Nix 2.8 to 2.2x),
+/// `binary-cache-v7.sqlite` (Nix 2.34; same `BinaryCaches` / `NARs` tables).
+pub const DISK_CACHE_FILES: [&str; 2] = ["binary-cache-v7.sqlite", "binary-cache-v6.sqlite"];
+
+/// [`forget_negative_in`] for every disk cache file in `dir` (what each installed Nix
+/// version keeps); the total.
+pub fn forget_negative(dir: &Path, cache_url: &str, paths: &[String]) -> Result<usize, String> {
+    let mut n = 0;
+    for f in DISK_CACHE_FILES {
+        n += forget_negative_in(&dir.join(f), cache_url, paths)?;
+    }
+    Ok(n)
 }
 
 /// Deletes the negative lookups of `paths` in the cache `cache_url` from the disk
 /// cache at `db`; returns how many there were. A missing disk cache is `Ok(0)`.
-pub fn forget_negative(db: &Path, cache_url: &str, paths: &[String]) -> Result<usize, String> {
+pub fn forget_negative_in(db: &Path, cache_url: &str, paths: &[String]) -> Result<usize, String> {
     if !db.is_file() {
         return Ok(0);
     }
