@@ -1193,41 +1193,10 @@ fn a_cache_that_never_answers_times_out_and_is_reported() {
 // Safety (issue 8): read-only means read-only, bounded inputs, truthful figures.
 // ---------------------------------------------------------------------------------------
 
-/// Runs `cmd`, killing it after `secs` seconds: a run that could hang (a FIFO, a device)
-/// fails the test instead of blocking it. Polls in bounded steps.
+/// [`support::run_bounded`]: a run that could hang (a FIFO, a device) fails the test
+/// instead of blocking it.
 fn run_bounded(mut cmd: std::process::Command, secs: u64) -> Output {
-    use std::io::Read;
-    cmd.stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = so.read_to_end(&mut v);
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = se.read_to_end(&mut v);
-        v
-    });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {secs} s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-    }
+    support::run_bounded(&mut cmd, secs)
 }
 
 /// Every entry under `dir`: path, type, size, mtime and ctime (ns), mode, owner, a hash

@@ -969,55 +969,11 @@ fn progress_bar_only_on_a_terminal() {
     assert_eq!(closure(&env, std::slice::from_ref(&top)).len(), 4);
 }
 
-/// Runs `cmd` (stdout and stderr captured) and kills it after `limit`: the test fails
-/// if it had to be killed. Returns the output and how long it ran.
+/// [`support::run_bounded`], and how long the run took.
 fn run_bounded(mut cmd: Command, limit: std::time::Duration) -> (Output, std::time::Duration) {
-    use std::io::Read;
-    use std::os::unix::process::CommandExt;
-    use std::time::Instant;
-    let start = Instant::now();
-    let mut child = cmd
-        .process_group(0)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (mut o, mut e) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let to = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = o.read_to_end(&mut b);
-        b
-    });
-    let te = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = e.read_to_end(&mut b);
-        b
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status();
-            let _ = child.wait();
-            panic!(
-                "still running after {limit:?}, killed; stderr:\n{}",
-                String::from_utf8_lossy(&te.join().unwrap())
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    let took = start.elapsed();
-    (
-        Output {
-            status,
-            stdout: to.join().unwrap(),
-            stderr: te.join().unwrap(),
-        },
-        took,
-    )
+    let start = std::time::Instant::now();
+    let out = support::run_bounded(&mut cmd, limit.as_secs().max(1));
+    (out, start.elapsed())
 }
 
 /// A `nix` stand-in first on PATH that records that it ran, then runs the real one.
@@ -1025,14 +981,7 @@ fn recording_nix(env: &NixEnv) -> (String, PathBuf) {
     let bin = env.path().join("rec-bin");
     std::fs::create_dir_all(&bin).unwrap();
     let record = env.path().join("nix-ran");
-    let real = String::from_utf8(
-        Command::new("sh")
-            .args(["-c", "command -v nix"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let real = real_nix().display().to_string();
     let script = format!(
         "#!/bin/sh\necho \"$@\" >> '{}'\nexec '{}' \"$@\"\n",
         record.display(),
@@ -1364,14 +1313,7 @@ fn an_upload_killed_by_a_signal_is_not_retried() {
     let bin = b.env.path().join("sig-bin");
     std::fs::create_dir_all(&bin).unwrap();
     let record = b.env.path().join("copies");
-    let real = String::from_utf8(
-        Command::new("sh")
-            .args(["-c", "command -v nix"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let real = real_nix().display().to_string();
     let script = format!(
         "#!/bin/sh\ncase \" $* \" in *' copy '*) echo copy >> '{}'; kill -SEGV $$;; esac\nexec '{}' \"$@\"\n",
         record.display(),

@@ -191,7 +191,7 @@ fn a_self_including_nix_conf_is_reported_without_running_nix() {
     let bin = env.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
     let marker = env.path().join("nix-ran");
-    let real = which_nix();
+    let real = real_nix();
     std::fs::write(
         bin.join("nix"),
         format!(
@@ -219,14 +219,6 @@ fn a_self_including_nix_conf_is_reported_without_running_nix() {
         "nix was run: {:?}",
         std::fs::read_to_string(&marker)
     );
-}
-
-fn which_nix() -> std::path::PathBuf {
-    let out = Command::new("sh")
-        .args(["-c", "command -v nix"])
-        .output()
-        .unwrap();
-    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 #[test]

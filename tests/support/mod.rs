@@ -273,9 +273,12 @@ pub fn nix_copy_to_file_cache(env: &NixEnv, dir: &Path, key: &KeyPair, paths: &[
 /// output is drained while it runs, so a talkative program cannot block on a full pipe.
 pub fn run_bounded(cmd: &mut Command, secs: u64) -> Output {
     use std::io::Read;
+    use std::os::unix::process::CommandExt;
     use std::process::Stdio;
     let what = format!("{cmd:?}");
+    // Its own process group, so that a timeout kills what it started too (nix copy).
     let mut child = cmd
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -296,7 +299,9 @@ pub fn run_bounded(cmd: &mut Command, secs: u64) -> Output {
             break s;
         }
         if std::time::Instant::now() > deadline {
-            let _ = child.kill();
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
             let _ = child.wait();
             panic!("{what} was still running after {secs} s (killed)");
         }
@@ -316,6 +321,15 @@ pub fn run_bounded(cmd: &mut Command, secs: u64) -> Output {
         stdout: out_t.join().unwrap_or_default(),
         stderr: err_t.join().unwrap_or_default(),
     }
+}
+
+/// The real `nix` on PATH (for probes put in front of it).
+pub fn real_nix() -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", "command -v nix"])
+        .output()
+        .unwrap();
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 /// Makes a FIFO (named pipe) at `path`.

@@ -11,7 +11,7 @@
 //!    so memory stays bounded whatever the NAR's size.
 //! 2. The NAR hash and size are compared with what the store database registered: a
 //!    store path whose files changed since is refused with its name, never uploaded.
-//! 3. The NAR goes to `nar/<nix32 filehash><ext>` ([`Sink::put`]: an atomic rename for
+//! 3. The NAR goes to `nar/<nix32 filehash><ext>` ([`Sink::put_spooled`]: an atomic rename for
 //!    `file://`, an HTTP PUT with `Content-Length` over a keep-alive pool for http,
 //!    retried with backoff on 5xx, 429 and connection errors).
 //!
