@@ -519,17 +519,17 @@ fn flake_outputs_evaluate_without_nixpkgs() {
 #[test]
 fn package_expression_builds_from_cargo_lock_with_the_workspace_version() {
     // nix/package.nix called with a stand-in `lib` and a buildRustPackage that returns its
-    // arguments, with the filtered file set as relative paths.
+    // arguments; the source filter (nix/source.nix, `builtins.path`, no lib.fileset)
+    // applied to the repository's own entries.
     let v = eval_json(&format!(
         r#"let
           ROOT = {root};
           rel = p: builtins.substring (builtins.stringLength (toString ROOT) + 1) 1000 (toString p);
           lib = {{
-            fileset = {{
-              unions = builtins.concatMap (x: if builtins.isList x then x else [ x ]);
-              maybeMissing = p: [ ];
-              toSource = {{ root, fileset }}: {{ root = toString root; fileset = map rel fileset; }};
-            }};
+            removePrefix = pre: s:
+              let n = builtins.stringLength pre;
+              in if builtins.substring 0 n s == pre then builtins.substring n (builtins.stringLength s) s else s;
+            hasPrefix = pre: s: builtins.substring 0 (builtins.stringLength pre) s == pre;
             licenses = {{ mit = "MIT"; asl20 = "Apache-2.0"; }};
             platforms.unix = [ "unix" ];
           }};
@@ -537,9 +537,23 @@ fn package_expression_builds_from_cargo_lock_with_the_workspace_version() {
             inherit lib;
             rustPlatform.buildRustPackage = a: a;
           }};
+          sources = import (ROOT + "/nix/source.nix") {{ inherit lib; }};
+          entries = builtins.readDir ROOT;
+          kept = set: builtins.filter (n: sources.filterFor sources.keep.${{set}} (ROOT + "/${{n}}") entries.${{n}})
+            (builtins.attrNames entries);
+          keeps = set: p: type: sources.filterFor sources.keep.${{set}} (ROOT + "/${{p}}") type;
         in {{
           inherit (args) pname version cargoTestFlags;
-          src = args.src.fileset;
+          build = kept "build";
+          nix = kept "nix";
+          nested = {{
+            lib_rs = keeps "build" "crates/nix-cache-tools/src/lib.rs" "regular";
+            readme = keeps "build" "README.md" "regular";
+            nix_lib = keeps "build" "nix/lib.nix" "regular";
+            nix_dir_for_nix = keeps "nix" "nix" "directory";
+            nix_package_for_nix = keeps "nix" "nix/package.nix" "regular";
+            nix_module_for_nix = keeps "nix" "nix/modules/common.nix" "regular";
+          }};
           lockFile = rel args.cargoLock.lockFile;
           inherit (args.meta) mainProgram license;
         }}"#,
@@ -557,7 +571,16 @@ fn package_expression_builds_from_cargo_lock_with_the_workspace_version() {
             "pname": "nix-cache-tools",
             "version": version,
             "cargoTestFlags": ["--workspace", "--lib", "--bins"],
-            "src": ["Cargo.toml", "Cargo.lock", "crates", "tests"],
+            "build": ["Cargo.lock", "Cargo.toml", "crates", "tests"],
+            "nix": ["nix"],
+            "nested": {
+                "lib_rs": true,
+                "readme": false,
+                "nix_lib": false,
+                "nix_dir_for_nix": true,
+                "nix_package_for_nix": false,
+                "nix_module_for_nix": true,
+            },
             "lockFile": "Cargo.lock",
             "mainProgram": "setup-cache",
             "license": ["MIT", "Apache-2.0"],
