@@ -1,0 +1,272 @@
+//! What a push did, and how it is shown: the [`Report`] (`--json`, the summary line,
+//! Markdown for `$GITHUB_STEP_SUMMARY`) and the progress on stderr (a bar on a terminal,
+//! one plain line per path otherwise).
+
+use super::*;
+
+/// A path that could not be uploaded, and why (credentials hidden).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Failure {
+    pub path: String,
+    pub reason: String,
+}
+
+/// What happened; `--json` prints the serialized form.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Report {
+    pub target: String,
+    /// Pushed paths (with `dry_run`: what would be pushed), in upload order.
+    pub pushed: Vec<String>,
+    pub already_cached: Vec<String>,
+    pub filtered: Vec<String>,
+    pub failed: Vec<String>,
+    pub nar_bytes_pushed: u64,
+    pub dry_run: bool,
+    /// Why nothing was pushed (no credentials), when it was skipped.
+    pub skipped: Option<String>,
+    /// Filtered paths pushed anyway: (path, a pushed path that references it).
+    #[serde(skip)]
+    pub kept: Vec<(String, String)>,
+    /// Every failed path with the reason.
+    pub failures: Vec<Failure>,
+    /// How the upload went: `native` (push-cache's own pipeline), `nix copy`,
+    /// `cachix push` or `attic push` (empty when nothing had to go).
+    pub via: String,
+    /// The NAR compression of the native pipeline (`zstd`, `xz`, `none`).
+    pub compression: Option<String>,
+    /// Bytes of the compressed NARs uploaded (native pipeline).
+    pub file_bytes_pushed: u64,
+    /// Seconds the upload took (native pipeline).
+    pub seconds: Option<f64>,
+    /// Stale "not in this cache" answers of this machine's Nix forgotten after the push.
+    pub refreshed: Option<usize>,
+    pub warnings: Vec<String>,
+    #[serde(skip)]
+    pub filter: Option<String>,
+    /// Whether the target was asked what it holds (file://, http(s)://).
+    #[serde(skip)]
+    pub queried: bool,
+    #[serde(skip)]
+    pub sizes: BTreeMap<String, u64>,
+}
+
+impl Report {
+    pub fn exit_code(&self) -> ExitCode {
+        if self.failed.is_empty() {
+            ExitCode::Success
+        } else {
+            ExitCode::PushFailed
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// The final human summary.
+    pub fn summary_text(&self) -> String {
+        if let Some(why) = &self.skipped {
+            return format!("push skipped: {why}");
+        }
+        let mut s = String::new();
+        let verb = if self.dry_run { "would push" } else { "pushed" };
+        if self.pushed.is_empty() && self.failed.is_empty() {
+            if self.queried {
+                s.push_str(&format!(
+                    "nothing to push: all {} paths are already cached in {}",
+                    self.already_cached.len(),
+                    self.target
+                ));
+            } else {
+                s.push_str(&format!("nothing to push to {}", self.target));
+            }
+        } else {
+            s.push_str(&format!(
+                "{verb} {} paths ({} NAR) to {}",
+                self.pushed.len(),
+                human_bytes(self.nar_bytes_pushed),
+                self.target
+            ));
+            if self.queried {
+                s.push_str(&format!("; {} already cached", self.already_cached.len()));
+            }
+        }
+        s.push_str(&format!("; {} left out by the filter", self.filtered.len()));
+        if !self.kept.is_empty() {
+            s.push_str(&format!(
+                " ({} matching path(s) pushed anyway: referenced by pushed paths)",
+                self.kept.len()
+            ));
+        }
+        if !self.failed.is_empty() {
+            s.push_str(&format!("; {} FAILED", self.failed.len()));
+        }
+        if let (Some(c), false) = (&self.compression, self.dry_run) {
+            if self.file_bytes_pushed > 0 {
+                s.push_str(&format!(
+                    "; uploaded {} as {c} ({:.0}% of the NAR bytes)",
+                    human_bytes(self.file_bytes_pushed),
+                    100.0 * self.file_bytes_pushed as f64 / self.nar_bytes_pushed.max(1) as f64
+                ));
+                if let Some(t) = self.seconds {
+                    s.push_str(&format!(
+                        " in {t:.1} s ({}/s of NAR)",
+                        human_bytes((self.nar_bytes_pushed as f64 / t.max(0.001)) as u64)
+                    ));
+                }
+            }
+        }
+        if let Some(n) = self.refreshed.filter(|n| *n > 0) {
+            s.push_str(&format!(
+                "\nforgot {n} stale 'not in this cache' answer(s) of this machine's Nix for the pushed paths (--no-refresh keeps them)"
+            ));
+        }
+        s
+    }
+
+    /// A Markdown table for `$GITHUB_STEP_SUMMARY`.
+    pub fn markdown(&self) -> String {
+        let mut m = String::new();
+        let head = if !self.failed.is_empty() {
+            "❌"
+        } else if self.skipped.is_some() {
+            "⚠️"
+        } else {
+            "✅"
+        };
+        m.push_str(&format!("### {head} push-cache → `{}`\n\n", self.target));
+        if let Some(why) = &self.skipped {
+            m.push_str(&format!("Push skipped: {why}\n"));
+            return m;
+        }
+        let bytes = |ps: &[String]| {
+            human_bytes(
+                ps.iter()
+                    .map(|p| self.sizes.get(p).copied().unwrap_or(0))
+                    .sum(),
+            )
+        };
+        m.push_str("| | paths | NAR size |\n|---|---:|---:|\n");
+        let pushed_label = if self.dry_run { "would push" } else { "pushed" };
+        m.push_str(&format!(
+            "| {pushed_label} | {} | {} |\n",
+            self.pushed.len(),
+            human_bytes(self.nar_bytes_pushed)
+        ));
+        if self.queried {
+            m.push_str(&format!(
+                "| already cached | {} | {} |\n",
+                self.already_cached.len(),
+                bytes(&self.already_cached)
+            ));
+        }
+        m.push_str(&format!(
+            "| filtered out | {} | {} |\n",
+            self.filtered.len(),
+            bytes(&self.filtered)
+        ));
+        m.push_str(&format!(
+            "| failed | {} | {} |\n",
+            self.failed.len(),
+            bytes(&self.failed)
+        ));
+        if self.file_bytes_pushed > 0 {
+            m.push_str(&format!(
+                "\nUploaded {} of {} NARs ({:.0}%)",
+                human_bytes(self.file_bytes_pushed),
+                self.compression.as_deref().unwrap_or("compressed"),
+                100.0 * self.file_bytes_pushed as f64 / self.nar_bytes_pushed.max(1) as f64
+            ));
+            if let Some(t) = self.seconds {
+                m.push_str(&format!(
+                    " in {t:.1} s, {}/s of NAR",
+                    human_bytes((self.nar_bytes_pushed as f64 / t.max(0.001)) as u64)
+                ));
+            }
+            m.push_str(".\n");
+        }
+        if !self.failures.is_empty() {
+            m.push_str("\n<details><summary>Failed paths</summary>\n\n");
+            for f in &self.failures {
+                let first = f.reason.lines().next().unwrap_or("");
+                m.push_str(&format!("- `{}`: {first}\n", f.path));
+            }
+            m.push_str("\n</details>\n");
+        }
+        m
+    }
+}
+
+/// Progress: a bar on a terminal, one plain line per path otherwise.
+pub(super) struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    pub(super) fn new(total: usize, bar: bool) -> Self {
+        let bar = (bar && total > 0).then(|| {
+            let b = indicatif::ProgressBar::with_draw_target(
+                Some(total as u64),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} [{bar:30}] {pos}/{len} paths {msg}",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b
+        });
+        Progress { bar }
+    }
+
+    /// A line of progress; whatever it quotes (Nix's messages), secrets are hidden.
+    pub(super) fn line(&self, text: &str) {
+        let text = redact::urls_in(text);
+        match &self.bar {
+            Some(b) => b.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// Nix started uploading `path` (its "copying path" line).
+    pub(super) fn started(&self, path: &str, size: u64) {
+        match &self.bar {
+            Some(b) => {
+                b.set_message(storepath::name(path).unwrap_or(path).to_owned());
+                b.inc(1);
+            }
+            None => eprintln!("pushing {path} ({})", human_bytes(size)),
+        }
+    }
+
+    pub(super) fn done(&self, path: &str, size: u64, dry_run: bool) {
+        match &self.bar {
+            Some(b) => {
+                b.set_message(storepath::name(path).unwrap_or(path).to_owned());
+                b.inc(1);
+            }
+            // A dry run's list is the caller's output (stdout), not progress.
+            None if dry_run => {}
+            None => eprintln!("pushed {path} ({})", human_bytes(size)),
+        }
+    }
+
+    pub(super) fn failed(&self, path: &str, why: &str) {
+        let first = why.lines().next().unwrap_or(why);
+        self.line(&format!("FAILED {path}: {first}"));
+        if let Some(b) = &self.bar {
+            b.inc(1);
+        }
+    }
+
+    pub(super) fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Appends the Markdown summary to `$GITHUB_STEP_SUMMARY` when set; returns the file.
+pub fn write_step_summary(report: &Report) -> Result<Option<PathBuf>, crate::fsutil::FsError> {
+    output::append_step_summary(&redact::urls_in(&report.markdown()))
+}
