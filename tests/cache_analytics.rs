@@ -1816,3 +1816,41 @@ fn fifos_and_devices_as_database_or_gc_roots_neither_hang_nor_read_without_bound
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("db.sqlite-journal"), "{err}");
 }
+
+/// `cache-analytics --list-dead --format json | head -1`: the reader goes away after one
+/// line; the tool ends quietly with exit 0 instead of panicking on the broken pipe
+/// (issue 11; the same `output::print` serves all three tools).
+#[test]
+fn a_reader_that_goes_away_is_a_quiet_exit() {
+    use std::io::Read;
+    require_nix();
+    let env = NixEnv::new();
+    let dir = env.path().join("big");
+    // 4,000 paths and no root: every one is dead, a JSON list far bigger than a pipe.
+    analytics_store::make(&dir, 4000, 7, 0, false);
+    let mut child = env
+        .command(BIN)
+        .args([
+            "--store",
+            dir.to_str().unwrap(),
+            "--format",
+            "json",
+            "--list-dead",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

@@ -133,7 +133,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             output::color_enabled(Stream::Stdout),
         ),
     };
-    print!("{text}");
+    nix_cache_tools::output::print(&text);
     if cli.summary {
         let md = if cli.format == Format::Markdown {
             text

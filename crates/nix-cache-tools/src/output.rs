@@ -53,6 +53,24 @@ pub fn append_step_summary(
     Ok(Some(path))
 }
 
+/// Writes `text` to stdout. When the reader has gone (`tool --json | head -1`), the
+/// program ends quietly with exit code 0, as ripgrep does, instead of panicking the way
+/// `println!` does on a broken pipe.
+pub fn print(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// [`print`] with a line break after `text`.
+pub fn println(text: &str) {
+    print(&format!("{text}\n"));
+}
+
 /// `1536` → `1.5 KiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

@@ -158,7 +158,7 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let report = push::run(&opts)?;
 
     if args.json {
-        println!("{}", redact::urls_in(&report.to_json()));
+        nix_cache_tools::output::println(&redact::urls_in(&report.to_json()));
         if let Some(why) = &report.skipped {
             eprintln!("push skipped: {why}");
         }
@@ -166,7 +166,10 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         if report.dry_run {
             for p in &report.pushed {
                 let size = report.sizes.get(p).copied().unwrap_or(0);
-                println!("would push {p} ({})", human_bytes(size));
+                nix_cache_tools::output::println(&format!(
+                    "would push {p} ({})",
+                    human_bytes(size)
+                ));
             }
         }
         for f in &report.failures {
@@ -175,7 +178,7 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         for w in &report.warnings {
             eprintln!("warning: {}", redact::urls_in(w));
         }
-        println!("{}", redact::urls_in(&report.summary_text()));
+        nix_cache_tools::output::println(&redact::urls_in(&report.summary_text()));
     }
     if args.summary {
         if let Some(file) = push::write_step_summary(&report)

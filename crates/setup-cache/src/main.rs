@@ -143,7 +143,9 @@ fn main() {
                     "error": text,
                     "exit_code": ExitCode::Usage,
                 });
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                nix_cache_tools::output::println(
+                    &serde_json::to_string_pretty(&v).unwrap_or_default(),
+                );
             }
             eprintln!("{text}");
             std::process::exit(ExitCode::Usage.code());
@@ -158,14 +160,13 @@ fn main() {
                 if let (Some(s), Some(obj)) = (saved, v.as_object_mut()) {
                     obj.insert("saved".into(), serde_json::Value::String(s));
                 }
-                println!(
-                    "{}",
-                    hide(&serde_json::to_string_pretty(&v).unwrap_or_default())
-                );
+                nix_cache_tools::output::println(&hide(
+                    &serde_json::to_string_pretty(&v).unwrap_or_default(),
+                ));
             } else {
-                print!("{}", hide(&report.human()));
+                nix_cache_tools::output::print(&hide(&report.human()));
                 if let Some(s) = saved {
-                    println!("  {}", hide(&s));
+                    nix_cache_tools::output::println(&format!("  {}", hide(&s)));
                 }
             }
             std::process::exit(report.exit_code.code());
@@ -175,7 +176,9 @@ fn main() {
             let msg = hide(&format!("{err:#}"));
             if args.json {
                 let v = serde_json::json!({ "error": msg, "exit_code": code });
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                nix_cache_tools::output::println(
+                    &serde_json::to_string_pretty(&v).unwrap_or_default(),
+                );
             }
             eprintln!("setup-cache: error: {msg}");
             std::process::exit(code.code());
