@@ -1854,3 +1854,36 @@ fn a_reader_that_goes_away_is_a_quiet_exit() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+/// Flags that would silently do nothing are usage errors naming the flag (issue 12):
+/// `--list-dead` without JSON, `--closure` of a path that does not exist.
+#[test]
+fn flags_that_would_do_nothing_are_usage_errors() {
+    require_nix();
+    let env = NixEnv::new();
+    let dir = env.path().join("s");
+    analytics_store::make(&dir, 10, 3, 1, false);
+    let d = dir.to_str().unwrap();
+    for (args, says) in [
+        (vec!["--store", d, "--list-dead"], "--list-dead"),
+        (
+            vec!["--store", d, "--list-dead", "--format", "markdown"],
+            "--format json",
+        ),
+        (
+            vec!["--store", d, "--closure", "./typo"],
+            "--closure ./typo",
+        ),
+    ] {
+        let out = env.command(BIN).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let out = env
+        .command(BIN)
+        .args(["--store", d, "--list-dead", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}

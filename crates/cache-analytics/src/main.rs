@@ -62,7 +62,8 @@ struct Cli {
     /// Seconds before a cache query gives up.
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
-    /// List every dead path in the JSON output (gc.dead), like `nix-store --gc --print-dead`.
+    /// List every dead path in the JSON output (gc.dead), like `nix-store --gc --print-dead`
+    /// (needs --format json).
     #[arg(long)]
     list_dead: bool,
 }
@@ -74,8 +75,38 @@ fn cache_url(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Flags that parse but ask for something the tool cannot do: usage errors (exit 2)
+/// naming the flag and what to write instead.
+fn usage_problem(cli: &Cli) -> Option<String> {
+    if cli.list_dead && cli.format != Format::Json {
+        return Some(
+            "--list-dead adds the list of dead paths to the JSON report: use it with --format json (the table and Markdown give their number and size)".to_owned(),
+        );
+    }
+    for c in &cli.closures {
+        let in_store = nix_cache_tools::storepath::to_store_path(
+            c,
+            nix_cache_tools::storepath::DEFAULT_STORE_DIR,
+        )
+        .is_some();
+        if !in_store && std::fs::symlink_metadata(c).is_err() {
+            return Some(format!(
+                "--closure {c}: there is no such file or store path; pass a store path or a link to one (e.g. ./result after `nix build`)"
+            ));
+        }
+    }
+    None
+}
+
 fn main() {
     let cli = Cli::parse();
+    if let Some(problem) = usage_problem(&cli) {
+        eprintln!(
+            "cache-analytics: error: {}",
+            nix_cache_tools::redact::urls_in(&problem)
+        );
+        std::process::exit(ExitCode::Usage.code().into());
+    }
     match run(&cli) {
         Ok(code) => std::process::exit(code.code().into()),
         Err(e) => {
