@@ -1087,6 +1087,13 @@ fn coverage_against_http_and_file_caches_is_exact() {
     let cov = report["coverage"].as_array().unwrap();
     assert_eq!(cov.len(), 1, "{cov:?}");
     assert_eq!(cov[0]["from"], "nix.conf");
+    // The priority Nix gives the cache: its nix-cache-info's, else 50.
+    let info = std::fs::read_to_string(http.root.join("nix-cache-info")).unwrap();
+    let want = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Priority:"))
+        .map_or(50, |p| p.trim().parse::<u64>().unwrap());
+    assert_eq!(cov[0]["priority"].as_u64(), Some(want), "{info}");
     assert_eq!(cov[0]["paths_present"], 2);
     assert_eq!(cov[0]["nar_bytes_present"].as_u64().unwrap(), part_bytes);
 }

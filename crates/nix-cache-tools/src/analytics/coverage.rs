@@ -73,7 +73,8 @@ pub fn check_one(
     };
     match cache.cache_info() {
         Ok(Some(info)) => {
-            cov.priority = cov.priority.or(info.priority);
+            // Nix gives a cache whose nix-cache-info names none priority 50.
+            cov.priority = cov.priority.or(info.priority).or(Some(50));
             if let Some(sd) = &info.store_dir {
                 cov.store_dir = Some(sd.clone());
                 if sd.trim_end_matches('/') != store_dir {

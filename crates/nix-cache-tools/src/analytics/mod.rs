@@ -201,7 +201,8 @@ pub struct ClosureSection {
 #[derive(Debug, Clone, Serialize)]
 pub struct Coverage {
     pub cache: String,
-    /// Where the cache came from: `--cache`, `nix.conf`, `cache.toml`.
+    /// Where the cache came from: `--cache`, `nix.conf`, `Nix's default` (the built-in
+    /// `https://cache.nixos.org/` when no file sets `substituters`), `cache.toml`.
     pub from: String,
     pub priority: Option<u32>,
     pub store_dir: Option<String>,
@@ -811,7 +812,15 @@ impl Ctx<'_> {
                 .map(|l| l.effective("substituters"))
                 .unwrap_or_default()
             {
-                add(&s.value, "nix.conf");
+                // No file: Nix's built-in default (https://cache.nixos.org/).
+                add(
+                    &s.value,
+                    if s.file.is_some() {
+                        "nix.conf"
+                    } else {
+                        "Nix's default"
+                    },
+                );
             }
             for c in opts.cache_toml.iter().flat_map(|t| &t.caches) {
                 add(&c.url, "cache.toml");
@@ -856,7 +865,7 @@ impl Ctx<'_> {
                     what_to_do: "Run again, or raise `--timeout`, when the cache answers reliably.".to_owned(),
                 });
             }
-            if present < c.paths_total && c.from != "nix.conf" {
+            if present < c.paths_total && c.from != "nix.conf" && c.from != "Nix's default" {
                 self.recs.push(Recommendation {
                     area: "coverage",
                     message: format!(
