@@ -130,7 +130,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let cache_toml = match &toml_path {
         Some(p) => Some(
             nix_cache_tools::cachetoml::load(p)
-                .with_context(|| format!("could not use the cache description {}", p.display()))?,
+                // The error names the file and line already.
+                .map_err(anyhow::Error::new)?,
         ),
         None => None,
     };
