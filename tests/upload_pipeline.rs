@@ -262,3 +262,47 @@ fn negative_lookups_of_pushed_paths_are_forgotten() {
         0
     );
 }
+
+#[test]
+fn narinfos_say_what_nix_copy_says() {
+    let f = fixture("upsame");
+    let ours = f.env.path().join("ours");
+    let sink = FileSink::new(&format!("file://{}", ours.display()), &ours).unwrap();
+    push(&f, &sink, &options(&f, Method::Zstd));
+    let theirs = f.env.path().join("theirs");
+    run_ok(f.env.nix(&[
+        "copy",
+        "--to",
+        &format!(
+            "file://{}?compression=zstd&secret-key={}",
+            theirs.display(),
+            f.key.secret_file.display()
+        ),
+        &f.top,
+    ]));
+    let public = nix_cache_tools::keys::PublicKey::parse(&f.key.public).unwrap();
+    for p in &f.order {
+        let name = nix_cache_tools::narinfo::narinfo_file_name(p).unwrap();
+        let read = |d: &std::path::Path| {
+            nix_cache_tools::narinfo::NarInfo::parse(
+                &std::fs::read_to_string(d.join(&name)).unwrap(),
+            )
+            .unwrap()
+        };
+        let (a, b) = (read(&ours), read(&theirs));
+        assert_eq!(a.store_path, b.store_path);
+        assert_eq!(a.nar_hash, b.nar_hash, "{p}");
+        assert_eq!(a.nar_size, b.nar_size, "{p}");
+        assert_eq!(a.references, b.references, "{p}");
+        assert_eq!(a.deriver, b.deriver, "{p}");
+        assert_eq!(a.ca, b.ca, "{p}");
+        assert_eq!(a.compression, b.compression, "{p}");
+        assert!(
+            a.url.ends_with(".nar.zst") && b.url.ends_with(".nar.zst"),
+            "{p}"
+        );
+        // Both signed with the key, over the same fingerprint.
+        assert!(a.verify(&public) && b.verify(&public), "{p}");
+        assert_eq!(a.fingerprint().unwrap(), b.fingerprint().unwrap(), "{p}");
+    }
+}
