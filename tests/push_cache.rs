@@ -1545,3 +1545,28 @@ fn trickling_narinfos_are_cut_at_the_timeout() {
     assert_eq!(strings(&j["failed"]).len(), 4, "{j}");
     assert!(j["failures"].to_string().contains("time limit"), "{j}");
 }
+
+/// A key given as the store URI's `?secret-key=` (as `nix copy` takes it) signs what the
+/// native pipeline writes too; it was ignored, and narinfos went out unsigned.
+#[test]
+fn a_secret_key_in_the_uri_signs_the_native_push() {
+    let b = build_fixture("purikey");
+    let key = generate_key(&b.env, "urikey.example-1");
+    let dir = b.env.path().join("cache");
+    let to = format!(
+        "file://{}?compression=xz&secret-key={}",
+        dir.display(),
+        key.secret_file.display()
+    );
+    let out = run_ok(push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &to, "--json", &b.top],
+    ));
+    assert_eq!(json(&out)["compression"], "xz");
+    let public = nix_cache_tools::keys::PublicKey::parse(&key.public).unwrap();
+    for p in &b.closure {
+        let ni = narinfo_in(&dir, p).unwrap();
+        assert!(ni.verify(&public), "{p} not signed: {:?}", ni.sigs);
+    }
+}

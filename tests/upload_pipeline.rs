@@ -306,3 +306,87 @@ fn narinfos_say_what_nix_copy_says() {
         assert_eq!(a.fingerprint().unwrap(), b.fingerprint().unwrap(), "{p}");
     }
 }
+
+/// A cache that redirects uploads has stored nothing: the upload fails and says where
+/// the cache sent it (ureq would otherwise follow the PUT with a GET and call it done).
+#[test]
+fn a_redirected_upload_is_a_failure() {
+    use std::sync::Arc;
+    let f = fixture("upredir");
+    let root = f.env.path().join("served");
+    let hostile: http::Hostile = Arc::new(|m: &str, p: &str| {
+        if m == "PUT" && !p.starts_with("/nix-cache-info") {
+            Some(http::Answer::Redirect(format!("/elsewhere{p}")))
+        } else if p.starts_with("/elsewhere/") {
+            Some(http::Answer::Body(b"ok".to_vec()))
+        } else {
+            None
+        }
+    });
+    let server = http::HttpCache::serve_hostile(&root, true, hostile);
+    let sink = HttpSink::new(&server.url, 2, 1, false);
+    let r = push(&f, &sink, &options(&f, Method::Zstd));
+    for (p, o) in &r.outcomes {
+        match o {
+            Outcome::Failed(why) => assert!(
+                why.contains("redirected") || why.contains("reference"),
+                "{p}: {why}"
+            ),
+            o => panic!("{p}: {o:?}"),
+        }
+    }
+}
+
+/// Nothing starts or is written after the deadline (the writer between NAR and
+/// compressor stops a compression under way: `upload::tests`), and nothing half-written
+/// is left in the cache.
+#[test]
+fn the_deadline_holds_while_compressing() {
+    let f = fixture("updead");
+    let dir = f.env.path().join("cache-dead");
+    let sink = FileSink::new(&format!("file://{}", dir.display()), &dir).unwrap();
+    let mut opts = options(&f, Method::Xz);
+    opts.deadline = std::time::Instant::now();
+    let started = std::time::Instant::now();
+    let r = push(&f, &sink, &opts);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    for (p, o) in &r.outcomes {
+        assert!(
+            matches!(o, Outcome::Failed(w) if w.contains("time limit")),
+            "{p}: {o:?}"
+        );
+    }
+    // Nothing half-written stays in the cache's nar/ directory.
+    let left: Vec<_> = std::fs::read_dir(dir.join("nar")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A path listed twice is uploaded once and reported the same both times.
+#[test]
+fn a_path_listed_twice_is_pushed_once() {
+    let f = fixture("uptwice");
+    let dir = f.env.path().join("cache-twice");
+    let sink = FileSink::new(&format!("file://{}", dir.display()), &dir).unwrap();
+    let mut paths = f.order.clone();
+    paths.push(f.top.clone());
+    let r = upload::upload(
+        &paths,
+        &f.infos,
+        &BTreeSet::new(),
+        &sink,
+        &options(&f, Method::Zstd),
+        &|_| {},
+    );
+    assert_eq!(r.outcomes.len(), paths.len());
+    assert!(
+        r.outcomes
+            .iter()
+            .all(|(_, o)| matches!(o, Outcome::Pushed { .. })),
+        "{:?}",
+        r.outcomes
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.join("nar")).unwrap().count(),
+        f.order.len()
+    );
+}

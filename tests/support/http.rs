@@ -33,6 +33,8 @@ pub enum Answer {
     Status(u16, Vec<u8>),
     /// `200` with this body.
     Body(Vec<u8>),
+    /// `302 Found` to this location.
+    Redirect(String),
     /// `200` with `Content-Length: 5000000000`, then bytes as fast as they are read.
     Huge,
     /// `200`, chunked, no length, never ending.
@@ -313,6 +315,12 @@ fn hostile_answer(
             if !head {
                 send(out, &body)?;
             }
+        }
+        Answer::Redirect(to) => {
+            write!(
+                out,
+                "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )?;
         }
         Answer::Body(body) => {
             write!(

@@ -36,7 +36,12 @@ pub fn register_url_secrets(url: &str) {
         None if scheme.starts_with("ssh") => return,
         None => userinfo,
     };
-    // Too short to be told from other text: hidden in URLs only.
+    register_secret(secret);
+}
+
+/// Remembers `secret` (a token, a password from a netrc) to hide from every output.
+/// Secrets shorter than 4 characters cannot be told from other text and are not kept.
+pub fn register_secret(secret: &str) {
     if secret.len() >= 4 {
         if let Ok(mut k) = KNOWN.lock() {
             if !k.iter().any(|s| s == secret) {

@@ -242,10 +242,20 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
         })?),
         None => None,
     };
+    // `--secret-key-file`, else cache.toml's, else the store URI's `?secret-key=` (what
+    // `nix copy` would sign with): the native pipeline signs with it too.
     let key_file = opts
         .secret_key_file
         .clone()
-        .or_else(|| push_cfg.as_ref().and_then(|p| p.secret_key_file.clone()));
+        .or_else(|| push_cfg.as_ref().and_then(|p| p.secret_key_file.clone()))
+        .or_else(|| {
+            to.split_once('?').and_then(|(_, q)| {
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(k, _)| *k == "secret-key")
+                    .map(|(_, v)| PathBuf::from(v))
+            })
+        });
 
     // A bad key is an error before anything else happens.
     let key_file = match key_file {

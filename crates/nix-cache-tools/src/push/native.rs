@@ -49,11 +49,12 @@ fn netrc_auth(host: &str) -> Option<String> {
         .unwrap_or_else(|| env.conf_dir().join("netrc"));
     let text = crate::fsutil::read_optional(&file).ok().flatten()?;
     let (login, password) = crate::setup::netrc::lookup(&String::from_utf8_lossy(&text), host)?;
+    // A server may echo it in an error: hidden from every output like any secret.
+    crate::redact::register_secret(&password);
     let raw = format!("{}:{password}", login.unwrap_or_default());
-    Some(format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    ))
+    let header = base64::engine::general_purpose::STANDARD.encode(raw);
+    crate::redact::register_secret(&header);
+    Some(format!("Basic {header}"))
 }
 
 /// Everything the native upload needs from [`super::run`].

@@ -129,11 +129,23 @@ fn pack_and_put(info: &PathInfo, sink: &dyn Sink, opts: &Options) -> Result<Pack
         let file_hasher = crate::nar::HashingWriter::new(&mut spool);
         let encoder =
             crate::compress::Encoder::new(file_hasher, settings).map_err(|e| e.to_string())?;
-        let mut nar_hasher = crate::nar::HashingWriter::new(encoder);
-        crate::nar::dump(&src, &mut nar_hasher)
-            .map_err(|e| format!("cannot read {}: {e}", src.display()))?;
+        // The deadline holds while a NAR is written and compressed too (a big one with xz
+        // takes minutes): past it, the write fails and the spool is dropped.
+        let timed = Timed {
+            inner: encoder,
+            deadline: opts.deadline,
+        };
+        let mut nar_hasher = crate::nar::HashingWriter::new(timed);
+        crate::nar::dump(&src, &mut nar_hasher).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                "the time limit (--timeout) was reached while its NAR was compressed".to_owned()
+            } else {
+                format!("cannot read {}: {e}", src.display())
+            }
+        })?;
         nar_hasher.flush().map_err(|e| e.to_string())?;
-        let (encoder, nar_size, nar_digest) = nar_hasher.finish();
+        let (timed, nar_size, nar_digest) = nar_hasher.finish();
+        let encoder = timed.inner;
         let file_hasher = encoder.finish().map_err(|e| e.to_string())?;
         let (_, file_size, file_digest) = file_hasher.finish();
         (nar_digest, nar_size, file_digest, file_size)
@@ -161,6 +173,28 @@ fn pack_and_put(info: &PathInfo, sink: &dyn Sink, opts: &Options) -> Result<Pack
         file_hash,
         file_size,
     })
+}
+
+/// A writer that fails (`TimedOut`) once the deadline has passed.
+struct Timed<W> {
+    inner: W,
+    deadline: Instant,
+}
+
+impl<W: Write> Write for Timed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if Instant::now() >= self.deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the time limit (--timeout) was reached",
+            ));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The narinfo Nix writes for `info` uploaded as `packed`: the registered signatures
@@ -239,8 +273,10 @@ pub fn upload(
             return results;
         }
     }
-    // Largest first; the queue is shared by the workers.
-    let mut order: Vec<&String> = paths.iter().collect();
+    // Each path once (the first time it is listed); largest first; the queue is
+    // shared by the workers.
+    let mut seen = BTreeSet::new();
+    let mut order: Vec<&String> = paths.iter().filter(|p| seen.insert(p.as_str())).collect();
     order.sort_by_key(|p| std::cmp::Reverse(infos.get(*p).map_or(0, |i| i.nar_size)));
     let queue = Mutex::new(order.into_iter());
     let wanted: BTreeSet<&str> = paths.iter().map(String::as_str).collect();
@@ -400,7 +436,8 @@ pub fn upload(
     });
     for p in paths {
         let o = outcome
-            .remove(p)
+            .get(p)
+            .cloned()
             .unwrap_or_else(|| Outcome::Failed("not attempted".to_owned()));
         results.outcomes.push((p.clone(), o));
     }
@@ -415,4 +452,25 @@ pub fn deadline_in(limit: Duration) -> Instant {
 /// The real directory of the store's files for a store root (`/` or a chroot `DIR`).
 pub fn real_store_dir(root: &Path, store_dir: &str) -> PathBuf {
     root.join(store_dir.trim_start_matches('/'))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nar_being_compressed_stops_at_the_deadline() {
+        // The writer between the NAR and the compressor: fine before the deadline, an
+        // error after it, so a long compression cannot outlive --timeout.
+        let mut w = Timed {
+            inner: Vec::new(),
+            deadline: Instant::now() + Duration::from_secs(60),
+        };
+        w.write_all(b"before").unwrap();
+        w.deadline = Instant::now();
+        let e = w.write_all(b"after").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(w.inner, b"before");
+    }
 }

@@ -178,6 +178,14 @@ impl FileSink {
     }
 }
 
+/// `Err` once the deadline has passed: nothing is written after it.
+fn past(deadline: Instant, what: &Path) -> Result<(), SinkError> {
+    if Instant::now() >= deadline {
+        return Err(SinkError::Deadline(what.display().to_string()));
+    }
+    Ok(())
+}
+
 /// Cache files are for everyone to read (a tempfile starts as 0600).
 fn set_readable(f: &std::fs::File) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -198,8 +206,9 @@ impl Sink for FileSink {
         spool: Spool,
         rel: &str,
         _content_type: &str,
-        _deadline: Instant,
+        deadline: Instant,
     ) -> Result<(), SinkError> {
+        past(deadline, &self.dir.join(rel))?;
         match spool.file {
             Some(f) => {
                 set_readable(f.as_file()).map_err(|e| self.io(rel, e))?;
@@ -216,8 +225,9 @@ impl Sink for FileSink {
         rel: &str,
         bytes: &[u8],
         _content_type: &str,
-        _deadline: Instant,
+        deadline: Instant,
     ) -> Result<(), SinkError> {
+        past(deadline, &self.dir.join(rel))?;
         self.write_new(rel, bytes)
     }
 
@@ -248,6 +258,8 @@ impl HttpSink {
             .timeout_read(Duration::from_secs(60))
             .timeout_write(Duration::from_secs(60))
             .max_idle_connections_per_host(jobs.max(1) * 2)
+            // ureq would follow a redirected PUT as a GET and call that a success.
+            .redirects(0)
             .user_agent(concat!("push-cache/", env!("CARGO_PKG_VERSION")))
             .build();
         HttpSink {
@@ -297,6 +309,17 @@ impl HttpSink {
             let err = match r {
                 // The answer must end too (within the time left): a server that never
                 // finishes answering has not confirmed the upload.
+                Ok(resp) if !(200..300).contains(&resp.status()) => SinkError::Status {
+                    url: crate::redact::url(&url),
+                    status: resp.status(),
+                    body: Some(match resp.header("Location") {
+                        Some(to) => format!(
+                            "the cache redirected the upload to {}; use that URL",
+                            crate::redact::url(to)
+                        ),
+                        None => "the upload was not accepted (not a 2xx answer)".to_owned(),
+                    }),
+                },
                 Ok(resp) => {
                     let mut sinkhole = Vec::new();
                     match resp
