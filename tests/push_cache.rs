@@ -1570,3 +1570,24 @@ fn a_secret_key_in_the_uri_signs_the_native_push() {
         assert!(ni.verify(&public), "{p} not signed: {:?}", ni.sigs);
     }
 }
+
+/// A store path that is itself a symlink (to another store path, or out of the store)
+/// is pushed as itself: it was resolved to its target, which got pushed instead.
+#[test]
+fn a_store_path_that_is_a_symlink_is_pushed_as_itself() {
+    let b = build_fixture("plink");
+    let paths = build(
+        &b.env,
+        r#"let x = mk "plink-target" "mkdir $out; echo x > $out/f"; in [
+          (mk "plink-to-store" "ln -s ${x}/f $out")
+          (mk "plink-out" "ln -s /bin/sh $out")
+        ]"#,
+    );
+    let dir = b.env.path().join("cache");
+    let to = format!("file://{}", dir.display());
+    for p in &paths {
+        let out = run_ok(push_cache(&b.env, &b.work, &["--to", &to, "--json", p]));
+        let pushed = strings(&json(&out)["pushed"]);
+        assert!(pushed.contains(p), "{p} not pushed: {pushed:?}");
+    }
+}

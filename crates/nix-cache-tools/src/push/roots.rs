@@ -78,12 +78,15 @@ pub(super) fn resolve_roots(opts: &Options, nix: &Nix) -> Result<Vec<String>, Pu
     let mut installables = Vec::new();
     for arg in &args {
         let p = opts.cwd.join(arg);
-        if std::fs::symlink_metadata(&p).is_ok() {
-            let real = std::fs::canonicalize(&p).map_err(|e| PushError::NotInStore {
+        // A store path (or a file in one) is itself, even when it is a symlink: a store
+        // path may be a link to another one, or out of the store.
+        if let Some(sp) = storepath::to_store_path(&p.display().to_string(), DEFAULT_STORE_DIR) {
+            roots.insert(sp.to_owned());
+        } else if std::fs::symlink_metadata(&p).is_ok() {
+            let real_s = first_store_target(&p).map_err(|e| PushError::NotInStore {
                 arg: arg.clone(),
                 resolved: format!("nothing ({e})"),
             })?;
-            let real_s = real.display().to_string();
             match storepath::to_store_path(&real_s, DEFAULT_STORE_DIR) {
                 Some(sp) => {
                     roots.insert(sp.to_owned());
@@ -105,6 +108,29 @@ pub(super) fn resolve_roots(opts: &Options, nix: &Nix) -> Result<Vec<String>, Pu
         roots.extend(build_installables(nix, &installables, &opts.cwd)?);
     }
     Ok(roots.into_iter().collect())
+}
+
+/// Where a link (`./result`) leads: its targets followed one at a time, stopping at the
+/// first inside the store (which may itself be a link), else where the chain ends.
+fn first_store_target(link: &Path) -> std::io::Result<String> {
+    let mut cur = link.to_path_buf();
+    for _ in 0..40 {
+        let s = cur.display().to_string();
+        if storepath::to_store_path(&s, DEFAULT_STORE_DIR).is_some() {
+            return Ok(s);
+        }
+        match std::fs::read_link(&cur) {
+            Ok(t) => {
+                cur = if t.is_absolute() {
+                    t
+                } else {
+                    cur.parent().unwrap_or(Path::new("/")).join(t)
+                };
+            }
+            Err(_) => return std::fs::canonicalize(&cur).map(|p| p.display().to_string()),
+        }
+    }
+    Err(std::io::Error::other("too many levels of symbolic links"))
 }
 
 /// Every `result*` symlink in `dir` (what `nix build` leaves), sorted.
