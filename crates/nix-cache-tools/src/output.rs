@@ -66,7 +66,7 @@ pub fn print(text: &str) {
     }
 }
 
-/// [`print`] with a line break after `text`.
+/// [`print()`] with a line break after `text`.
 pub fn println(text: &str) {
     print(&format!("{text}\n"));
 }
