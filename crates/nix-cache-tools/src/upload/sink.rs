@@ -136,6 +136,9 @@ fn cache_info_text(store_dir: &str) -> String {
     format!("StoreDir: {store_dir}\n")
 }
 
+/// How old a spool file must be to count as left behind by an interrupted push.
+pub const STALE_SPOOL_AGE: Duration = Duration::from_secs(3600);
+
 /// A `file://` cache: files appear by rename, so a reader never sees half a file.
 #[derive(Debug)]
 pub struct FileSink {
@@ -150,10 +153,43 @@ impl FileSink {
             source,
         };
         std::fs::create_dir_all(dir.join("nar")).map_err(io)?;
-        Ok(FileSink {
+        let sink = FileSink {
             url: url.to_owned(),
             dir: dir.to_owned(),
-        })
+        };
+        sink.remove_stale_spools(STALE_SPOOL_AGE);
+        Ok(sink)
+    }
+
+    /// Removes `.push-cache-*.tmp` files older than `age` from the cache and its `nar/`:
+    /// what an interrupted push (Ctrl-C, SIGKILL) left half-written. Younger ones may be
+    /// another push's, under way, and are left alone. Returns how many went.
+    pub fn remove_stale_spools(&self, age: Duration) -> usize {
+        let mut n = 0;
+        for d in [self.dir.clone(), self.dir.join("nar")] {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                let old = e
+                    .metadata()
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|a| a >= age);
+                if name.starts_with(".push-cache-")
+                    && name.ends_with(".tmp")
+                    && old
+                    && std::fs::remove_file(e.path()).is_ok()
+                {
+                    n += 1;
+                }
+            }
+        }
+        n
     }
 
     fn io(&self, rel: &str, source: io::Error) -> SinkError {
@@ -436,5 +472,27 @@ impl Sink for HttpSink {
             deadline,
         )?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spools_an_interrupted_push_left_are_removed_when_old() {
+        let d = tempfile::tempdir().unwrap();
+        let sink = FileSink::new("file:///x", d.path()).unwrap();
+        std::fs::write(d.path().join("nar/.push-cache-AbCd12.tmp"), "half").unwrap();
+        std::fs::write(d.path().join("nar/keep.nar.zst"), "a NAR").unwrap();
+        // Young: maybe another push's, under way.
+        assert_eq!(sink.remove_stale_spools(STALE_SPOOL_AGE), 0);
+        assert_eq!(sink.remove_stale_spools(Duration::ZERO), 1);
+        let left: Vec<_> = std::fs::read_dir(d.path().join("nar"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left, ["keep.nar.zst"]);
     }
 }
