@@ -110,22 +110,15 @@ impl Settings {
 
 /// `?compression=` and `?compression-level=` of a store URI, when present.
 pub fn from_store_uri(uri: &str) -> Result<Option<Settings>, String> {
-    let Some((_, query)) = uri.split_once('?') else {
-        return Ok(None);
-    };
-    let mut method = None;
-    let mut level = None;
-    for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
-        match k {
-            "compression" => method = Some(Method::parse(v)?),
-            "compression-level" => {
-                level = Some(v.parse::<i32>().map_err(|_| {
-                    format!("`compression-level={v}` in the store URI is not a number")
-                })?);
-            }
-            _ => {}
-        }
-    }
+    let method = crate::url::store_param(uri, "compression")
+        .map(Method::parse)
+        .transpose()?;
+    let level = crate::url::store_param(uri, "compression-level")
+        .map(|v| {
+            v.parse::<i32>()
+                .map_err(|_| format!("`compression-level={v}` in the store URI is not a number"))
+        })
+        .transpose()?;
     match method {
         Some(m) => Settings::new(m, level).map(Some),
         None if level.is_some() => Settings::new(Method::Xz, level).map(Some),

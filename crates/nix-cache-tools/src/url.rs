@@ -85,6 +85,17 @@ pub fn host(url: &str) -> Option<&str> {
     Some(authority.split(':').next().unwrap_or(authority))
 }
 
+/// The value of store parameter `name` in a store URI's query (`?priority=40&...`):
+/// Nix store settings, not part of an HTTP address.
+pub fn store_param<'a>(uri: &'a str, name: &str) -> Option<&'a str> {
+    uri.split_once('?')?
+        .1
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
 /// Nix compares substituter URLs after dropping a trailing slash.
 pub fn normalize(url: &str) -> &str {
     url.trim_end_matches('/')
@@ -156,6 +167,15 @@ mod tests {
             validate_substituter("https://x/#frag"),
             Err(UrlError::BadChar { ch: '#', .. })
         ));
+    }
+
+    #[test]
+    fn store_parameters() {
+        let u = "file:///c?compression=zstd&secret-key=/k.sec&priority=40";
+        assert_eq!(store_param(u, "secret-key"), Some("/k.sec"));
+        assert_eq!(store_param(u, "priority"), Some("40"));
+        assert_eq!(store_param(u, "compression-level"), None);
+        assert_eq!(store_param("https://h", "priority"), None);
     }
 
     #[test]

@@ -20,12 +20,7 @@ pub struct Target {
 
 /// The `priority=N` store parameter of a URL, which overrides `nix-cache-info`.
 fn url_priority(url: &str) -> Option<u32> {
-    url.split_once('?')?
-        .1
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == "priority")
-        .and_then(|(_, v)| v.parse().ok())
+    crate::url::store_param(url, "priority")?.parse().ok()
 }
 
 fn rate(part: u64, whole: u64) -> f64 {

@@ -54,10 +54,7 @@ impl std::fmt::Display for Target {
 /// Adds `secret-key=FILE` to a store URI's parameters, so Nix signs what it uploads.
 pub fn with_secret_key(uri: &str, key_file: &Path) -> String {
     // Already there (the key came from the URI itself): not twice.
-    if uri
-        .split_once('?')
-        .is_some_and(|(_, q)| q.split('&').any(|kv| kv.starts_with("secret-key=")))
-    {
+    if crate::url::store_param(uri, "secret-key").is_some() {
         return uri.to_owned();
     }
     let sep = if uri.contains('?') { '&' } else { '?' };

@@ -248,14 +248,7 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
         .secret_key_file
         .clone()
         .or_else(|| push_cfg.as_ref().and_then(|p| p.secret_key_file.clone()))
-        .or_else(|| {
-            to.split_once('?').and_then(|(_, q)| {
-                q.split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .find(|(k, _)| *k == "secret-key")
-                    .map(|(_, v)| PathBuf::from(v))
-            })
-        });
+        .or_else(|| crate::url::store_param(&to, "secret-key").map(PathBuf::from));
 
     // A bad key is an error before anything else happens.
     let key_file = match key_file {
@@ -504,22 +497,16 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
             };
             upload.run(&to_push, unusable, &mut report)?;
         }
-        Target::Cachix(name) => {
-            report.via = "cachix push".to_owned();
-            let cmd = backend::cachix_push(name, opts.jobs, &to_push);
-            upload_with_tool(
-                &runner,
-                &cmd,
-                &to_push,
-                &nodes,
-                &progress,
-                &deadline,
-                &mut report,
-            );
-        }
-        Target::Attic(c) => {
-            report.via = "attic push".to_owned();
-            let cmd = backend::attic_push(c, opts.jobs, &to_push);
+        Target::Cachix(_) | Target::Attic(_) => {
+            let (via, cmd) = match &target {
+                Target::Cachix(name) => (
+                    "cachix push",
+                    backend::cachix_push(name, opts.jobs, &to_push),
+                ),
+                Target::Attic(c) => ("attic push", backend::attic_push(c, opts.jobs, &to_push)),
+                Target::Store(_) => unreachable!("matched above"),
+            };
+            report.via = via.to_owned();
             upload_with_tool(
                 &runner,
                 &cmd,
