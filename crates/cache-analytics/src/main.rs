@@ -30,8 +30,8 @@ enum SourceArg {
 #[command(name = "cache-analytics", version, after_help = ExitCode::HELP)]
 struct Cli {
     /// The store, as Nix's --store takes it: a directory is a chroot store
-    /// (local?root=DIR); default: the machine's store.
-    #[arg(long, value_name = "URI|DIR")]
+    /// (local?root=DIR); default: `NIX_REMOTE` as Nix reads it, else the machine's store.
+    #[arg(long, value_name = "URI|DIR", env = "NIX_REMOTE", hide_env = true)]
     store: Option<String>,
     /// How many largest paths and closures to list.
     #[arg(long, value_name = "N", default_value_t = 10)]
