@@ -1,6 +1,4 @@
-//! Tests of the flake that run without nixpkgs: nixpkgs cannot be fetched on these
-//! machines, so the package build and `nix flake check` are not run here (the README says
-//! what that leaves unchecked). What is checked, with the real `nix-instantiate`:
+//! Tests of the flake. nixpkgs cannot be fetched on these machines; what is checked:
 //!
 //! - every `.nix` file in the repository parses;
 //! - `lib` evaluates (`--eval --strict --json`, compared as parsed JSON), and every bad
@@ -12,10 +10,13 @@
 //!   for the nixpkgs `lib` functions they use), and `nix/package.nix` the expected
 //!   arguments to `buildRustPackage`;
 //! - the template's `nixConfig` matches its `cache.toml`, and its outputs evaluate;
-//! - `flake.lock` is a valid lock with nixpkgs as the only input.
+//! - `flake.lock` is a valid lock with nixpkgs as the only input;
+//! - the flake and its template built, checked and run by Nix (`nix build`, `nix run` of
+//!   each app, `nix flake check`, `nix flake init -t`) with nixpkgs overridden by the
+//!   stand-in in `tests/nixpkgs-standin`, which builds with the host's toolchain.
 //!
-//! Evaluation uses `--store dummy://`: nothing is written to any store.
-//! Without nix-instantiate these tests fail (never skip): `.ci/run` installs it.
+//! Pure evaluation uses `--store dummy://`. Without Nix these tests fail (never skip):
+//! `.ci/run` installs it.
 
 // Helpers outside #[test] functions unwrap too (clippy.toml allows it only inside them).
 #![allow(clippy::unwrap_used)]
@@ -600,10 +601,10 @@ fn template_nix_config_matches_its_cache_toml_and_outputs_evaluate() {
             writeText = name: text: "/nix/store/stub-${{name}}";
             writeShellScript = name: text: text;
             callPackage = _: _: "/nix/store/stub-nix-cache-tools";
-            emptyFile = "empty";
+            runCommand = name: env: script: script;
           }};
           stubNixpkgs = {{
-            lib = {{ inherit genAttrs; }};
+            lib = {{ inherit genAttrs; escapeShellArg = s: "'${{s}}'"; }};
             legacyPackages = genAttrs [ "x86_64-linux" "aarch64-linux" "x86_64-darwin" "aarch64-darwin" ] (_: stubPkgs);
           }};
           t = template.outputs {{ self = t; nixpkgs = stubNixpkgs; cache-tools = outputs; }};
@@ -634,7 +635,7 @@ fn template_nix_config_matches_its_cache_toml_and_outputs_evaluate() {
          export CACHE_TOOLS_CONFIG=/nix/store/stub-cache.toml\n\
          exec /nix/store/stub-nix-cache-tools/bin/setup-cache \"$@\"\n"
     );
-    assert_eq!(v["check"], "empty");
+    assert_eq!(v["check"], "touch $out");
 }
 
 #[test]
@@ -699,21 +700,6 @@ fn nix_check_script_runs() {
     );
 }
 
-/// A stand-in nixpkgs flake: just what the template and the apps touch.
-const STUB_NIXPKGS: &str = r#"{
-  outputs = _: let
-    systems = [ "x86_64-linux" "aarch64-linux" "x86_64-darwin" "aarch64-darwin" ];
-    genAttrs = ns: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) ns);
-    pkgs = {
-      writeText = name: text: "/nix/store/${builtins.hashString "sha256" text}-${name}";
-      writeShellScript = name: text: text;
-      callPackage = path: _: "/nix/store/stub-${baseNameOf path}";
-      emptyFile = "/nix/store/stub-empty";
-    };
-  in { lib = { inherit genAttrs; }; legacyPackages = genAttrs systems (_: pkgs); };
-}
-"#;
-
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -727,13 +713,11 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// The same outputs through Nix's real flake machinery (`nix eval path:...`), with the
-/// real flake.lock: `lib` evaluates without fetching nixpkgs (there is no network here),
-/// and with nixpkgs overridden by a stub flake, the apps of this flake and of the
-/// template (with `cache-tools` pointing here) evaluate. Uses a chroot store in a
-/// temporary directory, so nothing touches the machine's store.
+/// `lib` through Nix's real flake machinery (`nix eval path:...`), with the real
+/// flake.lock: it evaluates without fetching nixpkgs (there is no network here). Uses a
+/// chroot store in a temporary directory, so nothing touches the machine's store.
 #[test]
-fn real_flake_evaluation_with_a_stub_nixpkgs() {
+fn real_flake_lib_evaluates_without_nixpkgs() {
     support::require_nix();
     let env = support::NixEnv::with_system_conf(
         "experimental-features = nix-command flakes\nsubstituters =\naccept-flake-config = false\n",
@@ -745,24 +729,9 @@ fn real_flake_evaluation_with_a_stub_nixpkgs() {
     }
     copy_tree(&root().join("nix"), &ours.join("nix"));
     copy_tree(&root().join("templates"), &ours.join("templates"));
-    let stub = env.path().join("stub-nixpkgs");
-    std::fs::create_dir_all(&stub).unwrap();
-    std::fs::write(stub.join("flake.nix"), STUB_NIXPKGS).unwrap();
-    let consumer = env.path().join("consumer");
-    copy_tree(&root().join("templates/default"), &consumer);
 
     let store = env.path().join("store").display().to_string();
     let ours_ref = format!("path:{}", ours.display());
-    let stub_ref = format!("path:{}", stub.display());
-    let eval = |installable: String, extra: &[&str]| -> Value {
-        let mut c = env.command("nix");
-        c.args(["--store", &store, "eval", "--json", "--no-write-lock-file"])
-            .args(extra)
-            .arg(&installable);
-        let out = support::run_ok(c);
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
-
     let meta = support::run_ok({
         let mut c = env.command("nix");
         c.args(["--store", &store, "flake", "metadata", "--json", &ours_ref]);
@@ -775,58 +744,342 @@ fn real_flake_evaluation_with_a_stub_nixpkgs() {
     );
 
     let key = "team.cachix.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+    let out = support::run_ok({
+        let mut c = env.command("nix");
+        c.args(["--store", &store, "eval", "--json", "--no-write-lock-file"])
+            .arg(format!("{ours_ref}#lib"))
+            .arg("--apply")
+            .arg(format!(
+                r#"l: l.nixSettings {{ cache = [ {{ cachix = "team"; public-key = "{key}"; }} ]; }}"#
+            ));
+        c
+    });
     assert_eq!(
-        eval(
-            format!("{ours_ref}#lib"),
-            &[
-                "--apply",
-                &format!(
-                    r#"l: l.nixSettings {{ cache = [ {{ cachix = "team"; public-key = "{key}"; }} ]; }}"#
-                ),
-            ]
-        ),
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
         json!({"extra-substituters": ["https://team.cachix.org"], "extra-trusted-public-keys": [key]})
     );
+}
 
-    let override_nixpkgs = ["--override-input", "nixpkgs", stub_ref.as_str()];
-    let apps = eval(format!("{ours_ref}#apps.x86_64-linux"), &override_nixpkgs);
-    for tool in ["setup-cache", "push-cache", "cache-analytics"] {
-        assert_eq!(apps[tool]["type"], "app");
-        assert_eq!(
-            apps[tool]["program"],
-            format!("/nix/store/stub-package.nix/bin/{tool}")
+/// This repository's flake and its template, built and run by Nix, with nixpkgs replaced
+/// (`--override-input`) by the stand-in in tests/nixpkgs-standin, whose packages build
+/// for real with the host's Rust toolchain and C compiler in Nix's build sandbox.
+struct FlakeRun {
+    env: support::NixEnv,
+    ours: String,
+    standin: String,
+}
+
+impl FlakeRun {
+    fn new() -> Self {
+        support::require_nix();
+        assert!(
+            support::is_root(),
+            "the flake test builds in Nix's sandbox as root: run the tests as root (CI does)"
         );
+        // Cargo's target directory (this binary is TARGET/debug/deps/flake-*): the stand-in
+        // keeps the vendored crates and its Rust builds under TARGET/flake-standin, shared
+        // by every Nix version the suite runs (.ci/test-on-nix binds it into the chroots).
+        let exe = std::env::current_exe().unwrap();
+        let cache = exe.ancestors().nth(3).unwrap().join("flake-standin");
+        support::run_ok(
+            Command::new("sh")
+                .arg(root().join("tests/nixpkgs-standin/vendor.sh"))
+                .arg(&cache),
+        );
+        // In a chroot of .ci/test-on-nix the host's root is bound at NCT_HOST_ROOT, and
+        // NCT_RUST_SYSROOT names the host's toolchain: the sandbox sees the host's tools at
+        // their host paths, so every Nix version builds with the very same ones.
+        let host_root = std::env::var("NCT_HOST_ROOT").unwrap_or_default();
+        let sysroot = std::env::var("NCT_RUST_SYSROOT").unwrap_or_else(|_| {
+            let out = support::run_ok(Command::new("rustc").args(["--print", "sysroot"]));
+            support::stdout(&out).trim().to_owned()
+        });
+        // `sandbox-paths` replaces Nix's default (/bin/sh only). Sources are resolved to
+        // real files and directories: Nix 2.34 recreates a link in the sandbox instead of
+        // binding what it points to (Debian's /bin/sh -> dash, /bin -> usr/bin), where
+        // the link's target is missing or the next path cannot be created under it.
+        let mut sandbox_paths: Vec<String> = [
+            ("/bin/sh", "/usr/bin/sh"),
+            ("/usr", "/usr"),
+            ("/lib", "/usr/lib"),
+            ("/lib64", "/usr/lib64"),
+            ("/etc/alternatives", "/etc/alternatives"),
+            (sysroot.as_str(), sysroot.as_str()),
+        ]
+        .into_iter()
+        .map(|(inside, host)| {
+            let source = Path::new(&format!("{host_root}{host}"))
+                .canonicalize()
+                .unwrap_or_else(|e| panic!("{host_root}{host}: {e}"));
+            format!("{inside}={}", source.display())
+        })
+        .collect();
+        sandbox_paths.push(cache.display().to_string());
+        // The machine's store (in a chroot, the chroot's), as a user's `nix build` uses: Nix
+        // 2.8 evaluates a flake's paths in a chroot store (`--store DIR`) to their real
+        // location outside /nix/store, and then `nix flake check` rejects the template
+        // ("template '%s' has a bad 'path' attribute"). The sandbox is on: builds see only
+        // their inputs and the paths above.
+        let env = support::NixEnv::with_system_conf(&format!(
+            "experimental-features = nix-command flakes\nsubstituters =\n\
+             accept-flake-config = false\nbuild-users-group =\nsandbox = true\n\
+             sandbox-paths = {}\n",
+            sandbox_paths.join(" ")
+        ));
+        let ours = env.path().join("nix-cache-tools");
+        std::fs::create_dir_all(&ours).unwrap();
+        for f in [
+            "flake.nix",
+            "flake.lock",
+            "Cargo.toml",
+            "Cargo.lock",
+            "clippy.toml",
+        ] {
+            std::fs::copy(root().join(f), ours.join(f)).unwrap();
+        }
+        for d in ["nix", "templates", "crates", "tests"] {
+            copy_tree(&root().join(d), &ours.join(d));
+        }
+        let standin = env.path().join("nixpkgs-standin");
+        copy_tree(&root().join("tests/nixpkgs-standin"), &standin);
+        std::fs::write(
+            standin.join("host.nix"),
+            format!(
+                "{{\n  toolchain = {};\n  vendor = {};\n  cache = {};\n}}\n",
+                nix_str(Path::new(&sysroot)),
+                nix_str(&cache.join("vendor")),
+                nix_str(&cache)
+            ),
+        )
+        .unwrap();
+        FlakeRun {
+            ours: format!("path:{}", ours.display()),
+            standin: format!("path:{}", standin.display()),
+            env,
+        }
     }
 
-    let consumer_ref = format!("path:{}", consumer.display());
-    let overrides = [
-        "--override-input",
-        "nixpkgs",
-        stub_ref.as_str(),
-        "--override-input",
-        "cache-tools",
-        ours_ref.as_str(),
-    ];
-    let program = eval(
-        format!("{consumer_ref}#apps.aarch64-darwin.push-cache.program"),
-        &overrides,
+    /// `nix ARGS -- PROGRAM_ARGS` (no `--` when there are none) with nixpkgs overridden;
+    /// the flake's own lock is never rewritten. Bounded: a cold build takes minutes.
+    fn nix(&self, cwd: &Path, args: &[&str], program_args: &[&str]) -> Output {
+        let mut c = self.env.command("nix");
+        c.current_dir(cwd).args(args).args([
+            "--no-write-lock-file",
+            "--override-input",
+            "nixpkgs",
+            &self.standin,
+        ]);
+        if !program_args.is_empty() {
+            c.arg("--").args(program_args);
+        }
+        support::run_bounded(&mut c, 1200)
+    }
+
+    fn nix_ok(&self, cwd: &Path, args: &[&str], program_args: &[&str]) -> Output {
+        let out = self.nix(cwd, args, program_args);
+        assert!(
+            out.status.success(),
+            "nix {args:?} -- {program_args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            support::stdout(&out),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+/// The flake as a user meets it, on every Nix the suite runs: `nix build`, the three apps
+/// through `nix run` (a push that a fresh store then substitutes from), `nix flake check`,
+/// and the template: `nix flake init -t`, its apps bound to its own cache.toml, and a
+/// cache.toml that drifted from nixConfig failing `nix flake check` only.
+#[test]
+fn flake_is_built_checked_and_run_by_nix_with_a_stand_in_nixpkgs() {
+    let run = FlakeRun::new();
+    let dir = run.env.path().to_path_buf();
+    let ours = run.ours.clone();
+    let manifest: toml_edit::DocumentMut = std::fs::read_to_string(root().join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let version = manifest["workspace"]["package"]["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // nix build .#default: the three tools, built from Cargo.lock.
+    let result = dir.join("result");
+    run.nix_ok(
+        &dir,
+        &[
+            "build",
+            &format!("{ours}#default"),
+            "--out-link",
+            result.to_str().unwrap(),
+        ],
+        &[],
     );
-    let program = program.as_str().unwrap();
+    for tool in ["setup-cache", "push-cache", "cache-analytics"] {
+        let out = support::run_ok(Command::new(result.join("bin").join(tool)).arg("--version"));
+        assert_eq!(support::stdout(&out).trim(), format!("{tool} {version}"));
+    }
+    let package = std::fs::read_link(&result).unwrap();
+
+    // nix run .#setup-cache -- --dry-run: says what it would add, writes nothing.
+    let key = "team.cachix.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+    let out = run.nix_ok(
+        &dir,
+        &["run", &format!("{ours}#setup-cache")],
+        &[
+            "--dry-run",
+            "--json",
+            "--url",
+            "https://team.cachix.org",
+            "--public-key",
+            key,
+        ],
+    );
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("setup-cache --json ({e}): {}", support::stdout(&out)));
     assert!(
-        program.contains("export CACHE_TOOLS_CONFIG=/nix/store/"),
-        "{program}"
+        report.to_string().contains("https://team.cachix.org"),
+        "{report}"
     );
-    assert!(program.contains("-cache.toml\n"), "{program}");
     assert!(
-        program.contains("exec /nix/store/stub-package.nix/bin/push-cache \"$@\""),
-        "{program}"
+        !run.env.user_conf().exists(),
+        "--dry-run wrote {:?}",
+        run.env.user_conf()
     );
+
+    // nix run .#cache-analytics -- --format json: the store this Nix uses, counted exactly.
+    let all = run.env.nix(&["path-info", "--all"]).output().unwrap();
+    let paths = support::stdout(&all).lines().count();
+    let out = run.nix_ok(
+        &dir,
+        &["run", &format!("{ours}#cache-analytics")],
+        &["--format", "json", "--closure", package.to_str().unwrap()],
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        eval(format!("{consumer_ref}#checks.x86_64-linux"), &overrides),
-        json!({"nixconfig-matches-cache-toml": "/nix/store/stub-empty"})
+        report["store"]["paths"],
+        json!(paths),
+        "{}",
+        report["store"]
+    );
+
+    // nix run .#push-cache to a file:// cache, signed; a fresh store substitutes from it.
+    let secret = dir.join("cache.sec");
+    let public = dir.join("cache.pub");
+    let out =
+        support::run_ok(
+            run.env
+                .nix(&["key", "generate-secret", "--key-name", "flake-test-1"]),
+        );
+    std::fs::write(&secret, &out.stdout).unwrap();
+    let out = support::run_ok({
+        let mut c = run.env.nix(&["key", "convert-secret-to-public"]);
+        c.stdin(std::fs::File::open(&secret).unwrap());
+        c
+    });
+    std::fs::write(&public, &out.stdout).unwrap();
+    let cache = format!("file://{}", dir.join("binary-cache").display());
+    let out = run.nix_ok(
+        &dir,
+        &["run", &format!("{ours}#push-cache")],
+        &[
+            "--json",
+            "--to",
+            &cache,
+            "--secret-key-file",
+            secret.to_str().unwrap(),
+            result.to_str().unwrap(),
+        ],
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["pushed"], json!([package]), "{report}");
+    let fresh = format!("local?root={}", dir.join("fresh").display());
+    support::run_ok(
+        run.env.nix(&[
+            "copy",
+            "--from",
+            &cache,
+            "--to",
+            &fresh,
+            "--option",
+            "trusted-public-keys",
+            std::str::from_utf8(&std::fs::read(&public).unwrap())
+                .unwrap()
+                .trim(),
+            package.to_str().unwrap(),
+        ]),
+    );
+    support::run_ok(
+        run.env
+            .nix(&["path-info", "--store", &fresh, package.to_str().unwrap()]),
+    );
+
+    // nix flake check: the package, clippy, rustfmt and the Nix library tests, built.
+    run.nix_ok(&dir, &["flake", "check", &ours], &[]);
+
+    // The template, as a consumer starts from it.
+    let consumer = dir.join("consumer");
+    std::fs::create_dir_all(&consumer).unwrap();
+    support::run_ok({
+        let mut c = run.env.command("nix");
+        c.current_dir(&consumer)
+            .args(["flake", "init", "-t", &format!("{ours}#default")]);
+        c
+    });
+    for f in ["flake.nix", "cache.toml", "README.md"] {
+        assert!(
+            consumer.join(f).is_file(),
+            "nix flake init did not write {f}"
+        );
+    }
+    let consumer_ref = format!("path:{}", consumer.display());
+    let with_us = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .map(|a| a.to_string())
+            .chain(["--override-input", "cache-tools", &ours].map(String::from))
+            .collect()
+    };
+    let check = with_us(&["flake", "check", &consumer_ref]);
+    let check: Vec<&str> = check.iter().map(String::as_str).collect();
+    run.nix_ok(&consumer, &check, &[]);
+    // Its setup-cache reads the consumer's cache.toml (through CACHE_TOOLS_CONFIG), even
+    // when run from a directory that has none; a cache.toml edited without nixConfig
+    // still runs and shows, and fails `nix flake check`, saying what to write.
+    let toml = std::fs::read_to_string(consumer.join("cache.toml")).unwrap();
+    assert!(
+        toml.contains("cachix = \"nanna-coder\""),
+        "the template's cache.toml changed: {toml}"
+    );
+    std::fs::write(
+        consumer.join("cache.toml"),
+        toml.replace("nanna-coder", "drifted-team"),
+    )
+    .unwrap();
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let setup = with_us(&["run", &format!("{consumer_ref}#setup-cache")]);
+    let setup: Vec<&str> = setup.iter().map(String::as_str).collect();
+    let out = run.nix_ok(&elsewhere, &setup, &["--dry-run", "--json"]);
+    assert!(
+        support::stdout(&out).contains("https://drifted-team.cachix.org"),
+        "{}",
+        support::stdout(&out)
+    );
+    let show = with_us(&["flake", "show", &consumer_ref]);
+    let show: Vec<&str> = show.iter().map(String::as_str).collect();
+    run.nix_ok(&consumer, &show, &[]);
+    let out = run.nix(&consumer, &check, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a drifted cache.toml passed nix flake check"
     );
     assert!(
-        !consumer.join("flake.lock").exists(),
-        "the template got a lock file written"
+        err.contains("flake.nix: nixConfig differs from cache.toml")
+            && err.contains("drifted-team.cachix.org"),
+        "{err}"
     );
 }

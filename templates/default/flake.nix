@@ -48,15 +48,25 @@
         }
       );
 
+      # Fails when built (`nix flake check`), not when evaluated, so that `nix flake show`
+      # and the apps keep working while the two disagree.
       checks = forAllSystems (pkgs: {
         nixconfig-matches-cache-toml =
-          if
-            nixConfig.extra-substituters == cacheSettings.extra-substituters
-            && nixConfig.extra-trusted-public-keys == cacheSettings.extra-trusted-public-keys
-          then
-            pkgs.emptyFile
-          else
-            throw "flake.nix: nixConfig differs from cache.toml; set it to ${builtins.toJSON cacheSettings}";
+          pkgs.runCommand "nixconfig-matches-cache-toml" { }
+            (
+              if
+                nixConfig.extra-substituters == cacheSettings.extra-substituters
+                && nixConfig.extra-trusted-public-keys == cacheSettings.extra-trusted-public-keys
+              then
+                "touch $out"
+              else
+                ''
+                  echo ${
+                    nixpkgs.lib.escapeShellArg "flake.nix: nixConfig differs from cache.toml; set it to ${builtins.toJSON cacheSettings}"
+                  } >&2
+                  exit 1
+                ''
+            );
       });
 
       # For machines of this project (NixOS / nix-darwin / home-manager), instead of
