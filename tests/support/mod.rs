@@ -11,6 +11,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod http;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -240,6 +240,8 @@ impl Found {
 enum Base {
     File(PathBuf),
     Http(String),
+    /// Requests are presigned for the bucket (anonymous without credentials).
+    S3(std::sync::Arc<crate::s3::S3Bucket>),
 }
 
 /// A binary cache reachable by this process.
@@ -261,7 +263,10 @@ pub fn strip_store_params(url: &str) -> &str {
 /// True for URLs [`BinaryCache::new`] accepts.
 pub fn is_supported(url: &str) -> bool {
     let u = strip_store_params(url);
-    u.starts_with("file://") || u.starts_with("http://") || u.starts_with("https://")
+    u.starts_with("file://")
+        || u.starts_with("http://")
+        || u.starts_with("https://")
+        || u.starts_with("s3://")
 }
 
 impl BinaryCache {
@@ -280,6 +285,13 @@ impl BinaryCache {
             Base::File(PathBuf::from(p))
         } else if clean.starts_with("http://") || clean.starts_with("https://") {
             Base::Http(clean.to_owned())
+        } else if clean.starts_with("s3://") {
+            // The whole URI: its parameters say where the bucket is and how to sign.
+            let bucket = crate::s3::S3Bucket::open(url).map_err(|e| CacheError::Io {
+                url: redact::url(clean),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            Base::S3(std::sync::Arc::new(bucket))
         } else {
             return Err(CacheError::Unsupported(redact::url(url)));
         };
@@ -314,7 +326,7 @@ impl BinaryCache {
     pub fn local_dir(&self) -> Option<&std::path::Path> {
         match &self.base {
             Base::File(p) => Some(p),
-            Base::Http(_) => None,
+            Base::Http(_) | Base::S3(_) => None,
         }
     }
 
@@ -323,16 +335,21 @@ impl BinaryCache {
         redact::url(&self.url)
     }
 
+    /// Where a GET of `rel` goes (for S3 a presigned URL, never shown).
     fn location(&self, rel: &str) -> String {
         match &self.base {
             Base::File(p) => p.join(rel).display().to_string(),
             Base::Http(u) => format!("{u}/{rel}"),
+            Base::S3(b) => b.get(rel),
         }
     }
 
-    /// [`BinaryCache::location`] as it may be shown in a message.
+    /// Where `rel` is, as it may be shown in a message.
     fn shown(&self, rel: &str) -> String {
-        redact::url(&self.location(rel))
+        match &self.base {
+            Base::S3(b) => b.shown(rel),
+            _ => redact::url(&self.location(rel)),
+        }
     }
 
     /// Reads a file of the cache (at most 64 MiB); `Ok(None)` when it is not there
@@ -377,7 +394,7 @@ impl BinaryCache {
                     }),
                 }
             }
-            Base::Http(_) => {
+            Base::Http(_) | Base::S3(_) => {
                 let loc = self.location(rel);
                 let mut req = self.agent.get(&loc);
                 for (k, v) in &self.headers {
@@ -425,8 +442,12 @@ impl BinaryCache {
     pub fn has_file(&self, rel: &str) -> Result<bool, CacheError> {
         match &self.base {
             Base::File(p) => Ok(p.join(rel).is_file()),
-            Base::Http(_) => {
-                let mut req = self.agent.head(&self.location(rel));
+            Base::Http(_) | Base::S3(_) => {
+                let head = match &self.base {
+                    Base::S3(b) => b.head(rel),
+                    _ => self.location(rel),
+                };
+                let mut req = self.agent.head(&head);
                 for (k, v) in &self.headers {
                     req = req.set(k, v);
                 }

@@ -47,6 +47,7 @@ pub mod nixconf;
 pub mod output;
 pub mod push;
 pub mod redact;
+pub mod s3;
 pub mod setup;
 pub mod store;
 pub mod storepath;

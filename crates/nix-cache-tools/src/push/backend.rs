@@ -106,6 +106,19 @@ pub fn missing_credentials(
         .map(std::path::PathBuf::from)
         .or_else(|| env("HOME").map(|h| Path::new(&h).join(".config")));
     match target {
+        // Read from the real environment (and ~/.aws/credentials), as the upload will.
+        // A credentials file that cannot be read is not "no credentials": the upload
+        // reports it.
+        Target::Store(uri) if uri.starts_with("s3://") => {
+            let parsed = crate::s3::S3Uri::parse(uri).ok()?;
+            match crate::s3::credentials(&parsed) {
+                Ok(None) => Some(format!(
+                    "no S3 credentials to push to s3://{}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a profile of ~/.aws/credentials (profile= in the URI, or AWS_PROFILE); in CI, secrets are not given to pull requests from forks",
+                    parsed.bucket
+                )),
+                _ => None,
+            }
+        }
         Target::Store(_) => None,
         Target::Cachix(name) => {
             if set("CACHIX_AUTH_TOKEN") || set("CACHIX_SIGNING_KEY") {

@@ -7,7 +7,10 @@ use super::{Failure, Options, Progress, PushError, Report};
 use crate::compress::{self, Method, Settings};
 use crate::keys::SecretKey;
 use crate::nixcli::PathInfo;
-use crate::upload::{self, Event, FileSink, HttpSink, Outcome, Sink};
+use crate::upload::{self, Event, FileSink, HttpSink, Outcome, S3Sink, Sink};
+
+/// The part size of multipart uploads to S3 unless `?multipart-chunk-size=` says.
+const S3_PART_SIZE: u64 = 32 * 1024 * 1024;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
@@ -112,6 +115,24 @@ impl Native<'_> {
                     reason: e.to_string(),
                 }
             })?),
+            None if clean.starts_with("s3://") => {
+                let bucket =
+                    crate::s3::S3Bucket::open(self.uri).map_err(|e| PushError::CacheRead {
+                        url: clean.to_owned(),
+                        reason: e.to_string(),
+                    })?;
+                // Nix's `multipart-chunk-size` (bytes; S3 takes 5 MiB at least).
+                let part_size = crate::url::store_param(self.uri, "multipart-chunk-size")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(S3_PART_SIZE);
+                Box::new(S3Sink::new(
+                    bucket,
+                    jobs,
+                    upload_opts.retries,
+                    self.initialised,
+                    part_size,
+                ))
+            }
             None => {
                 let mut s = HttpSink::new(clean, jobs, upload_opts.retries, self.initialised);
                 if let Some(auth) = crate::url::host(clean).and_then(netrc_auth) {

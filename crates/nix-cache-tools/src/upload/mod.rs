@@ -23,7 +23,7 @@
 pub mod fresh;
 mod sink;
 
-pub use sink::{FileSink, HttpSink, Sink, SinkError};
+pub use sink::{FileSink, HttpSink, S3Sink, Sink, SinkError};
 
 use crate::compress::Settings;
 use crate::keys::SecretKey;

@@ -1,4 +1,5 @@
-//! Where the pipeline's files go: a `file://` directory or an HTTP cache (PUT), behind
+//! Where the pipeline's files go: a `file://` directory, an HTTP cache (PUT) or an S3
+//! bucket (presigned PUTs, multipart for big NARs), behind
 //! one trait, with the spool that holds a compressed NAR between compressing and
 //! uploading (memory for small NARs, a temporary file for big ones).
 
@@ -459,6 +460,327 @@ impl Sink for HttpSink {
             &mut || Ok(Box::new(bytes)),
             deadline,
         )
+    }
+
+    fn ensure_cache_info(&self, store_dir: &str, deadline: Instant) -> Result<bool, SinkError> {
+        if self.has_cache_info {
+            return Ok(false);
+        }
+        self.put_bytes(
+            "nix-cache-info",
+            cache_info_text(store_dir).as_bytes(),
+            "text/x-nix-cache-info",
+            deadline,
+        )?;
+        Ok(true)
+    }
+}
+
+/// What an S3 request sends.
+enum Body<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    /// `len` bytes of the file at `path` from `offset` on (a part of a spooled NAR).
+    File {
+        path: &'a Path,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Body<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+
+    fn reader(&self) -> io::Result<Box<dyn Read + '_>> {
+        Ok(match self {
+            Body::Empty => Box::new(io::empty()),
+            Body::Bytes(b) => Box::new(*b),
+            Body::File { path, offset, len } => {
+                use std::io::Seek;
+                let mut f = std::fs::File::open(path)?;
+                f.seek(io::SeekFrom::Start(*offset))?;
+                Box::new(f.take(*len))
+            }
+        })
+    }
+}
+
+/// An S3 bucket (`s3://`, see [`crate::s3`]): objects PUT through presigned URLs; a NAR
+/// bigger than one part goes up as a multipart upload of `part_size` parts, one part at
+/// a time, aborted when it fails. 429 and 503 ("SlowDown") answers are retried with a
+/// growing pause, as are other 5xx answers and connection errors.
+#[derive(Debug)]
+pub struct S3Sink {
+    bucket: crate::s3::S3Bucket,
+    agent: ureq::Agent,
+    retries: u32,
+    has_cache_info: bool,
+    part_size: u64,
+}
+
+/// The smallest part S3 takes (all but the last part of an upload).
+pub const S3_MIN_PART: u64 = 5 * 1024 * 1024;
+
+impl S3Sink {
+    pub fn new(
+        bucket: crate::s3::S3Bucket,
+        jobs: usize,
+        retries: u32,
+        has_cache_info: bool,
+        part_size: u64,
+    ) -> Self {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(10))
+            .timeout_read(Duration::from_secs(60))
+            .timeout_write(Duration::from_secs(60))
+            .max_idle_connections_per_host(jobs.max(1) * 2)
+            .redirects(0)
+            .user_agent(concat!("push-cache/", env!("CARGO_PKG_VERSION")))
+            .build();
+        S3Sink {
+            bucket,
+            agent,
+            retries,
+            has_cache_info,
+            part_size: part_size.max(S3_MIN_PART),
+        }
+    }
+
+    /// One request, retried while the answer is transient; the ETag header and the
+    /// (capped) body of a 2xx answer. `sign` makes a fresh presigned URL per attempt.
+    fn call(
+        &self,
+        key: &str,
+        method: &str,
+        sign: &dyn Fn() -> String,
+        content_type: Option<&str>,
+        body: &Body<'_>,
+        deadline: Instant,
+    ) -> Result<(Option<String>, String), SinkError> {
+        let shown = self.bucket.shown(key);
+        let mut attempt = 0;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(SinkError::Deadline(shown));
+            }
+            let reader = body.reader().map_err(|e| SinkError::Io {
+                path: shown.clone(),
+                source: e,
+            })?;
+            let mut req = self
+                .agent
+                .request(method, &sign())
+                .timeout(left)
+                .set("Content-Length", &body.len().to_string());
+            if let Some(t) = content_type {
+                req = req.set("Content-Type", t);
+            }
+            let read_body = |resp: ureq::Response| {
+                let mut text = String::new();
+                let r = resp.into_reader().take(64 * 1024).read_to_string(&mut text);
+                r.map(|_| text)
+            };
+            let err = match req.send(reader) {
+                Ok(resp) if (200..300).contains(&resp.status()) => {
+                    let etag = resp.header("ETag").map(str::to_owned);
+                    match read_body(resp) {
+                        // CompleteMultipartUpload can fail with a 200 and an error document.
+                        Ok(text) if text.contains("<Error>") => SinkError::Status {
+                            url: shown.clone(),
+                            status: 200,
+                            body: crate::s3::error_summary(&text),
+                        },
+                        Ok(text) => return Ok((etag, text)),
+                        Err(e) => SinkError::Transport {
+                            url: shown.clone(),
+                            reason: format!("the answer did not end: {e}"),
+                        },
+                    }
+                }
+                Ok(resp) => SinkError::Status {
+                    url: shown.clone(),
+                    status: resp.status(),
+                    body: Some(
+                        "the bucket answered with a redirect; check region= and endpoint="
+                            .to_owned(),
+                    ),
+                },
+                Err(ureq::Error::Status(status, resp)) => SinkError::Status {
+                    url: shown.clone(),
+                    status,
+                    body: read_body(resp)
+                        .ok()
+                        .and_then(|t| crate::s3::error_summary(&t)),
+                },
+                Err(ureq::Error::Transport(t)) => SinkError::Transport {
+                    url: shown.clone(),
+                    // Never ureq's Display: it starts with the presigned URL.
+                    reason: crate::redact::urls_in(&format!(
+                        "{}{}",
+                        t.kind(),
+                        t.message().map(|m| format!(": {m}")).unwrap_or_default()
+                    )),
+                },
+            };
+            if !err.transient() || attempt >= self.retries {
+                return Err(err);
+            }
+            attempt += 1;
+            let pause = Duration::from_millis(250 << attempt.min(5));
+            if Instant::now() + pause >= deadline {
+                return Err(err);
+            }
+            std::thread::sleep(pause);
+        }
+    }
+
+    fn put_object(
+        &self,
+        key: &str,
+        body: &Body<'_>,
+        content_type: &str,
+        deadline: Instant,
+    ) -> Result<(), SinkError> {
+        self.call(
+            key,
+            "PUT",
+            &|| self.bucket.put(key),
+            Some(content_type),
+            body,
+            deadline,
+        )
+        .map(drop)
+    }
+
+    /// A multipart upload of the file at `path` (`len` bytes), aborted when a step fails.
+    fn put_multipart(
+        &self,
+        key: &str,
+        path: &Path,
+        len: u64,
+        content_type: &str,
+        deadline: Instant,
+    ) -> Result<(), SinkError> {
+        let (_, answer) = self.call(
+            key,
+            "POST",
+            &|| self.bucket.create_multipart(key),
+            Some(content_type),
+            &Body::Empty,
+            deadline,
+        )?;
+        let upload_id = crate::s3::upload_id(&answer).ok_or_else(|| SinkError::Transport {
+            url: self.bucket.shown(key),
+            reason: "the answer to CreateMultipartUpload has no UploadId".to_owned(),
+        })?;
+        let parts = || -> Result<(), SinkError> {
+            let mut etags = Vec::new();
+            let mut offset = 0;
+            let mut number: u16 = 1;
+            while offset < len {
+                let part = self.part_size.min(len - offset);
+                let body = Body::File {
+                    path,
+                    offset,
+                    len: part,
+                };
+                let (etag, _) = self.call(
+                    key,
+                    "PUT",
+                    &|| self.bucket.upload_part(key, number, &upload_id),
+                    None,
+                    &body,
+                    deadline,
+                )?;
+                etags.push(etag.ok_or_else(|| SinkError::Transport {
+                    url: self.bucket.shown(key),
+                    reason: format!("the answer to part {number} has no ETag"),
+                })?);
+                offset += part;
+                number = number.checked_add(1).ok_or_else(|| SinkError::Transport {
+                    url: self.bucket.shown(key),
+                    reason: "more than 65535 parts: raise ?multipart-chunk-size=".to_owned(),
+                })?;
+            }
+            let (url, xml) = self.bucket.complete_multipart(key, &upload_id, &etags);
+            self.call(
+                key,
+                "POST",
+                &|| url.clone(),
+                Some("application/xml"),
+                &Body::Bytes(xml.as_bytes()),
+                deadline,
+            )
+            .map(drop)
+        };
+        let result = parts();
+        if result.is_err() {
+            // Best effort, with a little time of its own: a part left behind costs storage.
+            let _ = self.call(
+                key,
+                "DELETE",
+                &|| self.bucket.abort_multipart(key, &upload_id),
+                None,
+                &Body::Empty,
+                Instant::now() + Duration::from_secs(10),
+            );
+        }
+        result
+    }
+}
+
+impl Sink for S3Sink {
+    fn url(&self) -> &str {
+        self.bucket.url()
+    }
+
+    fn spool(&self, size_hint: u64) -> Result<Spool, SinkError> {
+        Spool::new(std::env::temp_dir(), size_hint).map_err(|e| SinkError::Io {
+            path: std::env::temp_dir().display().to_string(),
+            source: e,
+        })
+    }
+
+    fn put_spooled(
+        &self,
+        spool: Spool,
+        rel: &str,
+        content_type: &str,
+        deadline: Instant,
+    ) -> Result<(), SinkError> {
+        match &spool.file {
+            Some(f) if spool.len > self.part_size => {
+                self.put_multipart(rel, f.path(), spool.len, content_type, deadline)
+            }
+            Some(f) => self.put_object(
+                rel,
+                &Body::File {
+                    path: f.path(),
+                    offset: 0,
+                    len: spool.len,
+                },
+                content_type,
+                deadline,
+            ),
+            None => self.put_object(rel, &Body::Bytes(&spool.mem), content_type, deadline),
+        }
+    }
+
+    fn put_bytes(
+        &self,
+        rel: &str,
+        bytes: &[u8],
+        content_type: &str,
+        deadline: Instant,
+    ) -> Result<(), SinkError> {
+        self.put_object(rel, &Body::Bytes(bytes), content_type, deadline)
     }
 
     fn ensure_cache_info(&self, store_dir: &str, deadline: Instant) -> Result<bool, SinkError> {

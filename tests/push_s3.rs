@@ -1,0 +1,225 @@
+//! push-cache to S3 (`s3://`), against a real S3 server that checks AWS Signature V4
+//! (`s3s-fs`, see support/s3.rs), with the real Nix substituting from the bucket's
+//! public endpoint.
+
+// Helpers outside #[test] functions unwrap too (clippy.toml allows it only inside them).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+use support::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
+use support::*;
+
+fn push_cache(env: &NixEnv, cwd: &Path, args: &[&str]) -> Command {
+    let mut c = env.command(env!("CARGO_BIN_EXE_push-cache"));
+    c.current_dir(cwd)
+        .args(args)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+        .env_remove("CACHE_TOOLS_CONFIG");
+    c
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\nstderr:\n{}", stdout(out), stderr(out)))
+}
+
+/// Every file under `dir`, relative to it.
+fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// No credentials: skipped (exit 0); wrong ones: refused, naming S3's answer, nothing
+/// written; right ones (from the environment, then from a profile): the closure lands,
+/// signed, a 12 MiB NAR in 5 MiB parts, and a fresh store substitutes all of it from the
+/// bucket's public endpoint trusting only the key; a profile of ~/.aws/credentials
+/// (`profile=`) signs too, and finds everything already there.
+#[test]
+fn s3_push_is_signed_skipped_or_refused_and_substitutable() {
+    require_nix();
+    let env = NixEnv::new();
+    let tag = unique("s3");
+    // A NAR of 12 MiB that does not compress: more than two parts of 5 MiB.
+    let expr = format!(
+        r#"let
+  leaf = mk "leaf-{tag}" "mkdir $out; echo leaf > $out/data";
+  big = mk "big-{tag}" "mkdir $out; head -c 12582912 /dev/urandom > $out/blob";
+in mk "top-{tag}" "mkdir $out; echo ${{leaf}} ${{big}} > $out/refs""#
+    );
+    let top = build(&env, &expr).remove(0);
+    let closure = closure(&env, std::slice::from_ref(&top));
+    assert_eq!(closure.len(), 3, "{closure:?}");
+    std::fs::write(env.path().join("cache.toml"), "").unwrap();
+    let key = generate_key(&env, "s3-test-1");
+    let key_file = key.secret_file.display().to_string();
+
+    let root = env.path().join("s3");
+    let bucket_dir = root.join("nixcache");
+    std::fs::create_dir_all(&bucket_dir).unwrap();
+    let private = S3Server::start(&root, Some((ACCESS_KEY, SECRET_KEY)));
+    let public = S3Server::start(&root, None);
+    let uri = private.uri("nixcache", "&multipart-chunk-size=5242880");
+
+    // 1. No credentials at all: skipped, exit 0, nothing in the bucket.
+    let out = run_ok(push_cache(
+        &env,
+        env.path(),
+        &["--json", "--to", &uri, &top],
+    ));
+    let j = json(&out);
+    assert!(
+        j["skipped"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no S3 credentials"),
+        "{j}"
+    );
+    assert!(files(&bucket_dir).is_empty(), "{:?}", files(&bucket_dir));
+    // ... and an error with --require-push.
+    let out = push_cache(&env, env.path(), &["--require-push", "--to", &uri, &top])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+
+    // 2. Wrong secret: refused, S3's reason named, no narinfo written, no secret shown.
+    let wrong = "wrong-secret-0123456789abcdef";
+    let out = push_cache(&env, env.path(), &["--json", "--to", &uri, &top])
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", wrong)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a wrong secret was accepted");
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("403"), "{text}");
+    assert_no_secret(&text, &[wrong, ACCESS_KEY], "a refused S3 push");
+    assert!(
+        !files(&bucket_dir).iter().any(|f| f.ends_with(".narinfo")),
+        "{:?}",
+        files(&bucket_dir)
+    );
+
+    // 3. Right credentials from the environment: everything, signed.
+    let out = run_ok(
+        push_cache(
+            &env,
+            env.path(),
+            &["--json", "--to", &uri, "--secret-key-file", &key_file, &top],
+        )
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+    );
+    let j = json(&out);
+    let mut pushed: Vec<String> = j["pushed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    pushed.sort();
+    let mut want = closure.clone();
+    want.sort();
+    assert_eq!(pushed, want, "{j}");
+    assert_no_secret(&stdout(&out), &[SECRET_KEY, ACCESS_KEY], "an S3 push");
+    let stored = files(&bucket_dir);
+    assert!(stored.contains(&"nix-cache-info".to_owned()), "{stored:?}");
+    assert_eq!(
+        stored.iter().filter(|f| f.ends_with(".narinfo")).count(),
+        3,
+        "{stored:?}"
+    );
+
+    // The 12 MiB NAR went up in three parts: S3 gives a multipart object an ETag that
+    // ends in -<parts>.
+    let big_nar = stored
+        .iter()
+        .find(|f| {
+            f.starts_with("nar/") && std::fs::metadata(bucket_dir.join(f)).unwrap().len() > 10 << 20
+        })
+        .unwrap_or_else(|| panic!("no big NAR in {stored:?}"));
+    let etag = head_etag(public.port, &format!("/nixcache/{big_nar}"));
+    assert!(
+        etag.ends_with("-3\""),
+        "ETag of a multipart upload of 3 parts: {etag}"
+    );
+
+    // 4. A fresh store substitutes the closure from the public endpoint (plain HTTP),
+    //    trusting only the cache's key: every NAR, the multipart one included, is whole.
+    let fresh = env.path().join("fresh").display().to_string();
+    run_ok(env.nix(&[
+        "copy",
+        "--from",
+        &public.http_url("nixcache"),
+        "--to",
+        &fresh,
+        "--option",
+        "trusted-public-keys",
+        &key.public,
+        &top,
+    ]));
+    let out = run_ok(env.nix(&["path-info", "--store", &fresh, "-r", &top]));
+    let mut got: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    got.sort();
+    assert_eq!(got, want);
+
+    // 5. A profile of ~/.aws/credentials: again, and now all of it is already there.
+    let aws = env.home.join(".aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    std::fs::write(
+        aws.join("credentials"),
+        format!(
+            "[default]\naws_access_key_id = nope\naws_secret_access_key = nope-nope\n\n\
+             [team]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
+        ),
+    )
+    .unwrap();
+    let out = run_ok(push_cache(
+        &env,
+        env.path(),
+        &["--json", "--to", &format!("{uri}&profile=team"), &top],
+    ));
+    let j = json(&out);
+    assert_eq!(j["already_cached"].as_array().unwrap().len(), 3, "{j}");
+}
+
+/// The ETag header of a HEAD request to the server at 127.0.0.1:`port`.
+fn head_etag(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        conn,
+        "HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    answer
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("etag").then(|| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no ETag in {answer}"))
+}
