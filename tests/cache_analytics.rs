@@ -1144,6 +1144,56 @@ fn non_root_reads_the_database_and_falls_back_to_immutable() {
     assert_eq!(as_root["store"]["nar_bytes"], r["store"]["nar_bytes"]);
 }
 
+/// Coverage of an `s3://` cache, asked with signed requests of a real S3 server that
+/// checks every signature (s3s-fs): exact with the right credentials; not measured —
+/// never 0% — without any, or with wrong ones, saying that the bucket refused them.
+#[test]
+fn coverage_of_an_s3_bucket_through_signed_requests() {
+    use support::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
+    require_nix();
+    let env = NixEnv::new();
+    let top = support::build_small_closure(&env, &support::unique("s3cov"));
+    let full = support::closure(&env, std::slice::from_ref(&top));
+    let mid = full.iter().find(|p| p.contains("-mid-")).unwrap().clone();
+    // The bucket holds mid and leaf: a binary cache written into its directory.
+    let root = env.path().join("s3");
+    let key = support::generate_key(&env, "s3cov-1");
+    support::nix_copy_to_file_cache(&env, &root.join("covbucket"), &key, &[mid]);
+    let server = S3Server::start(&root, Some((ACCESS_KEY, SECRET_KEY)));
+    let uri = server.uri("covbucket", "");
+    let run = |creds: Option<(&str, &str)>| -> Value {
+        let mut c = env.command(BIN);
+        c.args(["--format", "json", "--closure", &top, "--cache", &uri])
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE");
+        if let Some((k, s)) = creds {
+            c.env("AWS_ACCESS_KEY_ID", k)
+                .env("AWS_SECRET_ACCESS_KEY", s);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", support::stderr(&out));
+        support::assert_no_secret(&stdout(&out), &[SECRET_KEY, "wrong-secret-42"], "coverage");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let report = run(Some((ACCESS_KEY, SECRET_KEY)));
+    let cov = &report["coverage"][0];
+    assert_eq!(cov["measured"], true, "{cov}");
+    assert_eq!(cov["paths_present"], 2, "{cov}");
+    assert_eq!(cov["paths_total"], 4, "{cov}");
+    for creds in [None, Some((ACCESS_KEY, "wrong-secret-42"))] {
+        let report = run(creds);
+        let cov = &report["coverage"][0];
+        assert_eq!(cov["measured"], false, "{creds:?}: {cov}");
+        assert!(cov["paths_present"].is_null(), "{cov}");
+        let e = cov["error"].as_str().unwrap();
+        assert!(
+            e.contains("the bucket refused the request"),
+            "{creds:?}: {e}"
+        );
+    }
+}
+
 #[test]
 fn a_cache_that_never_answers_times_out_and_is_reported() {
     require_nix();

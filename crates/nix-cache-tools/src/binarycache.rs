@@ -62,13 +62,19 @@ pub const MAX_JOBS: usize = 64;
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error(
-        "`{0}` is not a cache this client can read: use file:///path or http(s)://host (other store URIs go through `nix`)"
+        "`{0}` is not a cache this client can read: use file:///path, http(s)://host or s3://bucket (other store URIs go through `nix`)"
     )]
     Unsupported(String),
     #[error("`{path}` is not a store path (no 32-character hash part)")]
     NotAStorePath { path: String },
     #[error("{url}: HTTP {status}")]
     Status { url: String, status: u16 },
+    /// An S3 bucket refused to let its `nix-cache-info` be read (403): wrong or missing
+    /// credentials, not a missing cache.
+    #[error(
+        "{url}: the bucket refused the request ({reason}); check the credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or profile= in the URI"
+    )]
+    S3Refused { url: String, reason: String },
     #[error(
         "{url}: the answer is larger than {} KiB, far more than such a file ever holds; it was not read",
         .cap / 1024
@@ -429,6 +435,22 @@ impl BinaryCache {
                             return Err(too_big);
                         }
                         Ok(Some(buf))
+                    }
+                    // S3 answers 403 for a missing key to whoever may not list the
+                    // bucket, so a narinfo's 403 is "absent"; but nix-cache-info is what
+                    // tells a bucket that refuses these credentials from an empty one.
+                    Err(ureq::Error::Status(403, resp))
+                        if rel == "nix-cache-info" && matches!(self.base, Base::S3(_)) =>
+                    {
+                        let mut text = String::new();
+                        let _ = resp.into_reader().take(4096).read_to_string(&mut text);
+                        Err(CacheError::S3Refused {
+                            url: self.shown(rel),
+                            reason: match crate::s3::error_summary(&text) {
+                                Some(why) => format!("403 {why}"),
+                                None => "HTTP 403".to_owned(),
+                            },
+                        })
                     }
                     Err(ureq::Error::Status(code, _)) if is_absent_status(code) => Ok(None),
                     Err(e) => Err(http_error(self.shown(rel), e)),
