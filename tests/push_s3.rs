@@ -227,3 +227,94 @@ fn head_etag(port: u16, path: &str) -> String {
         })
         .unwrap_or_else(|| panic!("no ETag in {answer}"))
 }
+
+/// Every file in `dir` (not below it) whose name starts with `prefix`.
+fn named(dir: &Path, prefix: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A push killed (SIGKILL) in the middle of a multipart upload leaves no narinfo without
+/// its NAR; the next push from this machine aborts the unfinished upload (S3 would keep
+/// its parts forever), says so, and completes the closure.
+#[test]
+fn a_push_killed_mid_multipart_is_cleaned_up_by_the_next_one() {
+    require_nix();
+    let env = NixEnv::new();
+    let tag = unique("s3kill");
+    let expr = format!(
+        r#"let
+  big = mk "big-{tag}" "mkdir $out; head -c 67108864 /dev/urandom > $out/blob";
+in mk "top-{tag}" "mkdir $out; echo ${{big}} > $out/refs""#
+    );
+    let top = build(&env, &expr).remove(0);
+    std::fs::write(env.path().join("cache.toml"), "").unwrap();
+    let root = env.path().join("s3");
+    let bucket_dir = root.join("killcache");
+    std::fs::create_dir_all(&bucket_dir).unwrap();
+    let server = S3Server::start(&root, Some((ACCESS_KEY, SECRET_KEY)));
+    let uri = server.uri("killcache", "&multipart-chunk-size=5242880");
+    let push = || {
+        let mut c = push_cache(&env, env.path(), &["--json", "--to", &uri, &top]);
+        c.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
+        c
+    };
+
+    // Killed as soon as the first part is on the server.
+    let mut child = push()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while named(&root, ".upload_id-").is_empty() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the push ended before a part was uploaded"
+        );
+        assert!(std::time::Instant::now() < deadline, "no part was uploaded");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(named(&root, ".upload-").len(), 1, "one upload in progress");
+    let journal = env.home.join(".cache/push-cache/s3-uploads");
+    assert_eq!(named(&journal, "").len(), 1, "the upload is journalled");
+    // No narinfo without its NAR (here: none at all, the big NAR came first).
+    for f in files(&bucket_dir)
+        .iter()
+        .filter(|f| f.ends_with(".narinfo"))
+    {
+        let text = std::fs::read_to_string(bucket_dir.join(f)).unwrap();
+        let url = text.lines().find_map(|l| l.strip_prefix("URL: ")).unwrap();
+        assert!(bucket_dir.join(url).is_file(), "{f} without {url}");
+    }
+
+    // The next push aborts it and completes the closure.
+    let out = run_ok(push());
+    let j = json(&out);
+    assert_eq!(j["pushed"].as_array().unwrap().len(), 2, "{j}");
+    let warnings = j["warnings"].to_string();
+    assert!(
+        warnings.contains("aborted 1 multipart upload"),
+        "{warnings}"
+    );
+    assert!(
+        named(&root, ".upload-").is_empty(),
+        "{:?}",
+        named(&root, ".upload")
+    );
+    assert!(
+        named(&root, ".upload_id-").is_empty(),
+        "parts left: {:?}",
+        named(&root, ".upload_id-")
+    );
+    assert!(named(&journal, "").is_empty(), "{:?}", named(&journal, ""));
+}

@@ -180,6 +180,8 @@ pub struct S3Bucket {
     credentials: Option<rusty_s3::Credentials>,
     /// `s3://BUCKET`, for messages.
     url: String,
+    /// Where the bucket is (`Bucket::base_url`): which journal entries are its.
+    identity: String,
 }
 
 impl S3Bucket {
@@ -211,6 +213,7 @@ impl S3Bucket {
         let bucket = rusty_s3::Bucket::new(endpoint, style, uri.bucket.clone(), uri.region.clone())
             .map_err(|e| format!("{e}"))?;
         Ok(S3Bucket {
+            identity: bucket.base_url().to_string(),
             bucket,
             credentials,
             url: format!("s3://{}", uri.bucket),
@@ -293,6 +296,133 @@ impl S3Bucket {
             .sign(SIGNED_FOR)
             .into()
     }
+}
+
+/// A record, on this machine, of each multipart upload push-cache has started and not
+/// yet completed or aborted: S3 keeps the parts of an upload nobody finishes (storage
+/// that is billed and never shown as an object), and a push killed mid-upload (SIGKILL,
+/// a cancelled CI job) cannot abort it itself. The next push to the same bucket from this
+/// machine aborts the uploads whose process is gone. (S3 cannot be asked instead: not
+/// every S3-compatible server lists multipart uploads; a bucket lifecycle rule
+/// "AbortIncompleteMultipartUpload" covers machines that never push again.)
+#[derive(Debug, Clone)]
+pub struct Journal {
+    dir: std::path::PathBuf,
+}
+
+/// One journal entry: one line of `identity key upload_id pid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub identity: String,
+    pub key: String,
+    pub upload_id: String,
+    pub pid: u32,
+    file: std::path::PathBuf,
+}
+
+impl Journal {
+    /// `$XDG_CACHE_HOME/push-cache/s3-uploads` (or `~/.cache/...`); `None` without a home.
+    pub fn default_location() -> Option<Self> {
+        dirs::cache_dir().map(|d| Journal {
+            dir: d.join("push-cache").join("s3-uploads"),
+        })
+    }
+
+    pub fn at(dir: &std::path::Path) -> Self {
+        Journal {
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// Records an upload of `bucket` begun by this process; the returned path is removed
+    /// by [`Journal::done`].
+    pub fn begin(
+        &self,
+        bucket: &S3Bucket,
+        key: &str,
+        upload_id: &str,
+    ) -> Option<std::path::PathBuf> {
+        use sha2::Digest;
+        std::fs::create_dir_all(&self.dir).ok()?;
+        let name = hex(&sha2::Sha256::digest(format!(
+            "{}\n{upload_id}",
+            bucket.identity
+        )));
+        let file = self.dir.join(&name[..32]);
+        let line = format!(
+            "{} {} {} {}\n",
+            bucket.identity,
+            key,
+            upload_id,
+            std::process::id()
+        );
+        // Keys and ids are URL-safe, without spaces; anything else is not journalled.
+        if line.split(' ').count() != 4 {
+            return None;
+        }
+        std::fs::write(&file, line).ok()?;
+        Some(file)
+    }
+
+    pub fn done(&self, entry: Option<std::path::PathBuf>) {
+        if let Some(f) = entry {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+
+    /// The uploads of `bucket` recorded by processes that are gone.
+    pub fn abandoned(&self, bucket: &S3Bucket) -> Vec<Pending> {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let file = e.path();
+            let Ok(Some(text)) =
+                crate::fsutil::read_regular(&file, 64 * 1024, crate::fsutil::Follow::NoSymlinks)
+                    .map(|f| f.map(|f| String::from_utf8_lossy(&f.bytes).into_owned()))
+            else {
+                continue;
+            };
+            let parts: Vec<&str> = text.trim().split(' ').collect();
+            let [identity, key, upload_id, pid] = parts[..] else {
+                continue;
+            };
+            let Ok(pid) = pid.parse::<u32>() else {
+                continue;
+            };
+            if identity != bucket.identity || alive(pid) {
+                continue;
+            }
+            out.push(Pending {
+                identity: identity.to_owned(),
+                key: key.to_owned(),
+                upload_id: upload_id.to_owned(),
+                pid,
+                file,
+            });
+        }
+        out
+    }
+
+    /// Forgets an entry (its upload was aborted, or S3 no longer knows it).
+    pub fn forget(&self, p: &Pending) {
+        let _ = std::fs::remove_file(&p.file);
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    match rustix::process::Pid::from_raw(pid as i32) {
+        Some(p) => !matches!(
+            rustix::process::test_kill_process(p),
+            Err(rustix::io::Errno::SRCH)
+        ),
+        None => false,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The upload id in a CreateMultipartUpload answer.

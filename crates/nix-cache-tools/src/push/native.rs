@@ -125,13 +125,21 @@ impl Native<'_> {
                 let part_size = crate::url::store_param(self.uri, "multipart-chunk-size")
                     .and_then(|v| v.parse::<u64>().ok())
                     .unwrap_or(S3_PART_SIZE);
-                Box::new(S3Sink::new(
+                let sink = S3Sink::new(
                     bucket,
                     jobs,
                     upload_opts.retries,
                     self.initialised,
                     part_size,
-                ))
+                )
+                .with_journal(crate::s3::Journal::default_location());
+                let aborted = sink.abort_abandoned(self.deadline);
+                if aborted > 0 {
+                    report.warnings.push(format!(
+                        "aborted {aborted} multipart upload(s) to {clean} that an interrupted push from this machine had left unfinished"
+                    ));
+                }
+                Box::new(sink)
             }
             None => {
                 let mut s = HttpSink::new(clean, jobs, upload_opts.retries, self.initialised);

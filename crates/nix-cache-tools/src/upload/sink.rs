@@ -522,6 +522,7 @@ pub struct S3Sink {
     retries: u32,
     has_cache_info: bool,
     part_size: u64,
+    journal: Option<crate::s3::Journal>,
 }
 
 /// The smallest part S3 takes (all but the last part of an upload).
@@ -549,7 +550,41 @@ impl S3Sink {
             retries,
             has_cache_info,
             part_size: part_size.max(S3_MIN_PART),
+            journal: None,
         }
+    }
+
+    /// Records the multipart uploads it starts there (see [`crate::s3::Journal`]).
+    pub fn with_journal(mut self, journal: Option<crate::s3::Journal>) -> Self {
+        self.journal = journal;
+        self
+    }
+
+    /// Aborts the multipart uploads to this bucket that pushes from this machine began
+    /// and could not finish (killed); how many. One that S3 no longer knows is forgotten.
+    pub fn abort_abandoned(&self, deadline: Instant) -> usize {
+        let Some(journal) = &self.journal else {
+            return 0;
+        };
+        let mut aborted = 0;
+        for p in journal.abandoned(&self.bucket) {
+            match self.call(
+                &p.key,
+                "DELETE",
+                &|| self.bucket.abort_multipart(&p.key, &p.upload_id),
+                None,
+                &Body::Empty,
+                deadline,
+            ) {
+                Ok(_) => {
+                    aborted += 1;
+                    journal.forget(&p);
+                }
+                Err(SinkError::Status { status: 404, .. }) => journal.forget(&p),
+                Err(_) => {}
+            }
+        }
+        aborted
     }
 
     /// One request, retried while the answer is transient; the ETag header and the
@@ -720,17 +755,28 @@ impl S3Sink {
             )
             .map(drop)
         };
+        let entry = self
+            .journal
+            .as_ref()
+            .and_then(|j| j.begin(&self.bucket, key, &upload_id));
         let result = parts();
-        if result.is_err() {
-            // Best effort, with a little time of its own: a part left behind costs storage.
-            let _ = self.call(
-                key,
-                "DELETE",
-                &|| self.bucket.abort_multipart(key, &upload_id),
-                None,
-                &Body::Empty,
-                Instant::now() + Duration::from_secs(10),
-            );
+        let finished = result.is_ok()
+            || self
+                // With a little time of its own: parts left behind cost storage.
+                .call(
+                    key,
+                    "DELETE",
+                    &|| self.bucket.abort_multipart(key, &upload_id),
+                    None,
+                    &Body::Empty,
+                    Instant::now() + Duration::from_secs(10),
+                )
+                .is_ok();
+        // An upload that could not be aborted stays in the journal for the next push.
+        if finished {
+            if let Some(j) = &self.journal {
+                j.done(entry);
+            }
         }
         result
     }
