@@ -20,8 +20,14 @@
 # file://, and served over HTTP on 127.0.0.1 (GET/HEAD/PUT, a python3 server) as
 # http:// — the case of a real remote cache, where each "is it there" is a request.
 #
+# With s3s-fs (a real S3 server, `.ci/install` builds it) and the Debian sid chroot of
+# .ci/nix-chroots (Nix 2.34, the Debian Nix that speaks S3), each scenario also runs
+# against an S3 bucket on 127.0.0.1: push-cache with signed requests, against 2.34's
+# `nix copy --to s3://` (defaults, and zstd) to an anonymous endpoint of the same bucket
+# (2.34 does not sign; 2.8 and 2.26 cannot open s3:// at all). TARGETS chooses.
+#
 # Usage: bench/push.sh            (as root with NIX_REMOTE=local, or any user who can build)
-# Env:   RUNS=3  LEAVES=1000  CLOSURES="small realistic"
+# Env:   RUNS=3  LEAVES=1000  CLOSURES="small realistic"  TARGETS="file http s3"
 #        PUSH_CACHE=path/to/push-cache (default: cargo build --release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +51,7 @@ fi
 # at $DEST and a fresh Nix cache directory.
 time_one() {
   local base=$1; shift
-  rm -rf "$WORK/dest" "$WORK/xdg-cache"
+  rm -rf "$WORK/dest" "$WORK/xdg-cache" "$WORK"/.bucket-* "$WORK"/.upload*
   cp -a "$base" "$WORK/dest"
   local s e
   s=$(date +%s.%N)
@@ -64,16 +70,18 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 # with_params URL PARAMS: URL with Nix store parameters added.
 with_params() { case $1 in *\?*) echo "$1&$2";; *) echo "$1?$2";; esac; }
 
-# scenario LABEL BASE_CACHE URL: URL serves $WORK/dest (file:// or the HTTP server).
+# scenario LABEL BASE_CACHE URL [NIX_URL]: URL serves $WORK/dest (file://, the HTTP
+# server, or the S3 bucket `dest`); `nix copy` goes to NIX_URL (default URL) with
+# ${NIXCOPY[@]} (default: this machine's nix copy).
 scenario() {
-  local label=$1 base=$2 url=$3
+  local label=$1 base=$2 url=$3 nurl=${4:-$3}
   local pc=() nc=() zc=()
   local zurl
-  zurl=$(with_params "$url" "compression=zstd&parallel-compression=true")
+  zurl=$(with_params "$nurl" "compression=zstd&parallel-compression=true")
   for _ in $(seq "$RUNS"); do
     pc+=("$(time_one "$base" "$PUSH_CACHE" --no-filter --to "$url" "$TOP")")
-    nc+=("$(time_one "$base" "${NIX[@]}" copy --to "$url" "$TOP")")
-    zc+=("$(time_one "$base" "${NIX[@]}" copy --to "$zurl" "$TOP")")
+    nc+=("$(time_one "$base" "${NIXCOPY[@]}" --to "$nurl" "$TOP")")
+    zc+=("$(time_one "$base" "${NIXCOPY[@]}" --to "$zurl" "$TOP")")
   done
   local p n z
   p=$(median "${pc[@]}"); n=$(median "${nc[@]}"); z=$(median "${zc[@]}")
@@ -131,6 +139,45 @@ SERVER=$!
 trap 'kill $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
 for _ in $(seq 50); do [[ -s "$WORK/port" ]] && break; sleep 0.1; done
 HTTP="http://127.0.0.1:$(cat "$WORK/port")"
+
+# S3: s3s-fs serving $WORK (so the bucket `dest` is $WORK/dest), once checking
+# signatures (push-cache) and once anonymous (Nix 2.34 in the sid chroot).
+TARGETS=${TARGETS:-file http s3}
+SID=${NIX_CHROOTS_DIR:-/var/cache/nix-cache-tools/chroots}/sid
+S3S=$(command -v s3s-fs || echo "$HOME/.cargo/bin/s3s-fs")
+if [[ " $TARGETS " == *" s3 "* ]] && { [[ ! -x $S3S ]] || [[ ! -x $SID/usr/bin/nix ]]; }; then
+  echo "note: no S3 rows (they need s3s-fs and the sid chroot: .ci/install && .ci/nix-chroots sid)" >&2
+  TARGETS=${TARGETS/s3/}
+fi
+# in_sid CMD...: CMD in the sid chroot (pivot_root, as .ci/test-on-nix), the host at /host.
+in_sid() {
+  unshare --mount --propagation private sh -c '
+    mount -t proc proc "$0/proc" && mount --rbind /dev "$0/dev" && mount --bind /sys "$0/sys" &&
+    mkdir -p "$0/host" && mount --rbind "$0" "$0" && cd "$0" && pivot_root . host && cd / &&
+    exec "$@"' "$SID" "$@"
+}
+if [[ " $TARGETS " == *" s3 "* ]]; then
+  export AWS_ACCESS_KEY_ID=AKIABENCHKEY00000001 AWS_SECRET_ACCESS_KEY=bench-secret-0123456789abcdef
+  s3port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+  S3P=$(s3port); S3A=$(s3port)
+  "$S3S" --host 127.0.0.1 --port "$S3P" --access-key "$AWS_ACCESS_KEY_ID" \
+    --secret-key "$AWS_SECRET_ACCESS_KEY" "$WORK" >/dev/null 2>&1 &
+  S3_PIDS=$!
+  "$S3S" --host 127.0.0.1 --port "$S3A" "$WORK" >/dev/null 2>&1 &
+  S3_PIDS="$S3_PIDS $!"
+  trap 'kill $SERVER $S3_PIDS 2>/dev/null; rm -rf "$WORK"' EXIT
+  for _ in $(seq 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$S3P" && exec 3<>"/dev/tcp/127.0.0.1/$S3A") 2>/dev/null && break
+    sleep 0.1
+  done
+  S3_SIGNED="s3://dest?endpoint=127.0.0.1:$S3P&scheme=http&region=us-east-1"
+  S3_ANON="s3://dest?endpoint=127.0.0.1:$S3A&scheme=http&region=us-east-1"
+  # Its own narinfo cache is time_one's fresh one, as for the other commands.
+  SID_NIX=(in_sid env -i PATH=/usr/bin:/bin HOME=/root NIX_REMOTE=local
+    "XDG_CACHE_HOME=/host$WORK/xdg-cache" "NIX_CONFIG=$NIX_CONFIG"
+    nix --extra-experimental-features nix-command)
+  SID_VERSION=$("${SID_NIX[@]}" --version)
+fi
 
 build_small() {
 echo "== small closure: $LEAVES leaves + $((LEAVES / GROUP)) groups + top"
@@ -204,10 +251,22 @@ for closure in ${CLOSURES:-small realistic}; do
   "${NIX[@]}" copy --to "file://$WORK/prefilled?compression=zstd" "${PREFILL[@]}" 2>>"$WORK/build.log"
   "${NIX[@]}" copy --to "file://$WORK/full?compression=zstd" "$TOP" 2>>"$WORK/build.log"
   echo "== $("${NIX[@]}" --version), $(nproc) cores, $TOTAL paths"
-  for target in "file://$WORK/dest" "$HTTP"; do
-    echo "-- ${target%%:*}"
-    scenario "95% already cached:" "$WORK/prefilled" "$target"
-    scenario "all cached (re-push):" "$WORK/full" "$target"
-    scenario "empty cache:" "$WORK/empty" "$target"
+  for t in $TARGETS; do
+    case $t in
+      file) urls=("file://$WORK/dest"); NIXCOPY=("${NIX[@]}" copy) ;;
+      http) urls=("$HTTP"); NIXCOPY=("${NIX[@]}" copy) ;;
+      s3)
+        # Nix 2.34 copies from its own store: the closure goes there first (from the
+        # full cache, so nothing is built twice).
+        "${SID_NIX[@]}" copy --no-check-sigs --from "file:///host$WORK/full" "$TOP" 2>>"$WORK/build.log"
+        urls=("$S3_SIGNED" "$S3_ANON")
+        NIXCOPY=("${SID_NIX[@]}" copy)
+        echo "   (nix copy: $SID_VERSION in the sid chroot, to the anonymous endpoint)"
+        ;;
+    esac
+    echo "-- $t"
+    scenario "95% already cached:" "$WORK/prefilled" "${urls[@]}"
+    scenario "all cached (re-push):" "$WORK/full" "${urls[@]}"
+    scenario "empty cache:" "$WORK/empty" "${urls[@]}"
   done
 done

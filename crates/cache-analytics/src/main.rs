@@ -18,8 +18,9 @@ enum Format {
 enum SourceArg {
     /// The store database when it opens read-only, else `nix path-info`.
     Auto,
-    /// Only the store database.
-    Db,
+    /// Only the store database (`db` is accepted too).
+    #[value(alias = "db")]
+    Database,
     /// Only `nix path-info --all --json`.
     Nix,
 }
@@ -140,7 +141,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         top: cli.top,
         source: match cli.source {
             SourceArg::Auto => SourcePref::Auto,
-            SourceArg::Db => SourcePref::Database,
+            SourceArg::Database => SourcePref::Database,
             SourceArg::Nix => SourcePref::Nix,
         },
         closures: cli.closures.clone(),

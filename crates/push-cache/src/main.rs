@@ -92,6 +92,8 @@ struct Args {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum SourceArg {
     Auto,
+    /// The same name as cache-analytics' (`db` is accepted too).
+    #[value(alias = "db")]
     Database,
     Nix,
 }

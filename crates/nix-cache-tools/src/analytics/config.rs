@@ -235,6 +235,46 @@ fn effective_unique(layers: &Layers, name: &str) -> Vec<Sourced> {
     out
 }
 
+/// A `substituters` / `trusted-public-keys` line (`extra-` or not) that a later plain
+/// assignment of the same setting replaces — in the same file, a later file or
+/// `NIX_CONFIG` — does nothing: a warning at that line, naming the one that resets it.
+/// (A plain line set again in its own file is the "set again" warning instead.)
+fn dead_list_lines(layers: &Layers, out: &mut Vec<Finding>) {
+    let all = layers.assignments();
+    for (i, a) in all.iter().enumerate() {
+        if !matches!(a.name, "substituters" | "trusted-public-keys") {
+            continue;
+        }
+        let Some(reset) = all[i + 1..]
+            .iter()
+            .find(|b| b.name == a.name && !b.is_extra)
+        else {
+            continue;
+        };
+        if !a.is_extra && reset.file_index == a.file_index {
+            continue;
+        }
+        out.push(finding(
+            Severity::Warning,
+            a.file,
+            a.line,
+            format!(
+                "This line does nothing: `{} = ...` at {}:{} sets `{}` again, replacing every value set before it, this line's too.",
+                reset.key,
+                reset.file.display(),
+                reset.line,
+                a.name
+            ),
+            format!(
+                "Move these values to {}:{}, or write `extra-{}` there to add to them instead of replacing them.",
+                reset.file.display(),
+                reset.line,
+                a.name
+            ),
+        ));
+    }
+}
+
 /// Inputs of [`check`].
 #[derive(Debug, Clone, Copy)]
 pub struct ConfigCheck<'a> {
@@ -514,6 +554,8 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
             }
         }
     }
+
+    dead_list_lines(layers, &mut out);
 
     // Keys: malformed ones are errors.
     let mut good_keys: Vec<(Sourced, PublicKey)> = Vec::new();
@@ -888,6 +930,41 @@ mod tests {
             "extra-substituters = https://nix-community.cachix.org\nextra-trusted-public-keys = nix-community.cachix.org-1:mB9FSh9qf2dCimDSUo8Zy7bkq5CX+/rkCWyvRCYg3Fs=\n",
         ));
         assert_eq!(f, vec![]);
+    }
+
+    #[test]
+    fn lines_a_later_plain_assignment_resets_do_nothing() {
+        let conf = format!(
+            "extra-substituters = http://plain.example.org\n\
+             extra-trusted-public-keys = plain.example.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\n\
+             substituters = https://cache.nixos.org\n\
+             trusted-public-keys = {NIXOS_KEY}\n"
+        );
+        let f = lines(&run(&conf));
+        let dead: Vec<_> = f
+            .iter()
+            .filter(|(_, _, m)| m.contains("This line does nothing"))
+            .collect();
+        assert_eq!(dead.len(), 2, "{f:#?}");
+        assert_eq!((dead[0].0, dead[0].1), (1, Severity::Warning));
+        assert!(dead[0].2.contains(":3 sets `substituters` again"), "{f:#?}");
+        assert_eq!(dead[1].0, 2);
+        assert!(
+            dead[1].2.contains(":4 sets `trusted-public-keys` again"),
+            "{f:#?}"
+        );
+        // The plain-http cache is not in force, so not flagged as such.
+        assert!(
+            !f.iter()
+                .any(|(_, _, m)| m.contains("plain HTTP") || m.contains("http://")),
+            "{f:#?}"
+        );
+        // A plain line set again in the same file is the "set again" warning, once.
+        let f = lines(&run(&format!(
+            "substituters = https://a.example.org\nsubstituters = https://cache.nixos.org\ntrusted-public-keys = {NIXOS_KEY}\n"
+        )));
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert!(f[0].2.contains("is set again here"), "{f:#?}");
     }
 
     #[test]
