@@ -623,16 +623,14 @@ fn killed_upload_leaves_a_consistent_cache_and_resumes() {
     assert_eq!(assert_no_dangling_narinfo(&root), b.closure.len());
 }
 
-/// The README's push-cache section names every flag of `--help` and every exit code,
+/// docs/push-cache.md names every flag of `--help` and every exit code,
 /// and its `--json` example has exactly the keys the tool prints.
 #[test]
 fn readme_documents_every_flag_exit_code_and_json_key() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
-            .unwrap();
-    let start = readme.find("<!-- section:push-cache -->").unwrap();
-    let end = readme.find("<!-- end:push-cache -->").unwrap();
-    let section = &readme[start..end];
+    let section = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/push-cache.md"),
+    )
+    .unwrap();
     let help = stdout(&run_ok(
         Command::new(env!("CARGO_BIN_EXE_push-cache")).arg("--help"),
     ));
@@ -644,7 +642,7 @@ fn readme_documents_every_flag_exit_code_and_json_key() {
         if flag.len() > 2 && flag != "--help" && flag != "--version" {
             assert!(
                 section.contains(&format!("`{flag}")),
-                "README push-cache section does not document {flag}"
+                "docs/push-cache.md does not document {flag}"
             );
         }
     }
@@ -652,7 +650,7 @@ fn readme_documents_every_flag_exit_code_and_json_key() {
         assert!(help.contains(&format!("\n  {code}  ")), "{help}");
         assert!(
             section.contains(&format!("| {code} |")),
-            "README does not list exit code {code}"
+            "the reference does not list exit code {code}"
         );
     }
     let json_start = section.find("```json\n").unwrap() + "```json\n".len();

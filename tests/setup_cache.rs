@@ -992,12 +992,10 @@ fn cache_toml_config_save_and_the_readme_command() {
 
 #[test]
 fn readme_documents_every_flag_and_exit_code() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
-            .unwrap();
-    let start = readme.find("<!-- section:setup-cache -->").unwrap();
-    let end = readme.find("<!-- end:setup-cache -->").unwrap();
-    let section = &readme[start..end];
+    let section = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/setup-cache.md"),
+    )
+    .unwrap();
     let help = String::from_utf8(Command::new(BIN).arg("--help").output().unwrap().stdout).unwrap();
     for word in help.split_whitespace().filter(|w| w.starts_with("--")) {
         let flag: String = word
@@ -1007,31 +1005,30 @@ fn readme_documents_every_flag_and_exit_code() {
         if flag.len() > 2 {
             assert!(
                 section.contains(&flag),
-                "README setup-cache section does not mention {flag}"
+                "docs/setup-cache.md does not mention {flag}"
             );
         }
     }
     for code in 0..=5 {
         assert!(
             section.contains(&format!("| {code} |")),
-            "README does not list exit code {code}"
+            "the reference does not list exit code {code}"
         );
     }
 }
 
-/// The README's `--json` example has exactly the keys the tool prints (top level, each
+/// docs/setup-cache.md's `--json` example has exactly the keys the tool prints (top level, each
 /// cache, trust, nix_check), so the documented shape cannot drift from the real one.
 #[test]
 fn readme_json_example_has_the_real_shape() {
     require_nix();
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
-            .unwrap();
-    let start = readme.find("<!-- section:setup-cache -->").unwrap();
-    let section = &readme[start..readme.find("<!-- end:setup-cache -->").unwrap()];
+    let section = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/setup-cache.md"),
+    )
+    .unwrap();
     let block = section.split("```json\n").nth(1).expect("a ```json block");
     let example: Value = serde_json::from_str(&block[..block.find("```").unwrap()])
-        .expect("the README's --json example is JSON");
+        .expect("the --json example of docs/setup-cache.md is JSON");
     let env = NixEnv::new();
     let real = setup_cache(&env, &cache_args("http://127.0.0.1:1/shape", OTHER_KEY)).json;
     fn keys(v: &Value) -> Vec<String> {
