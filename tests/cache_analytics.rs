@@ -87,6 +87,55 @@ fn print_dead(env: &NixEnv, store: &str) -> BTreeSet<String> {
     stdout(&out).lines().map(str::to_owned).collect()
 }
 
+/// Each listed root's `freed_if_deleted` is what Nix's collector would find dead with
+/// that root's links deleted (and nothing else changed): the root's links are moved
+/// away, `nix-store --gc --print-dead` asked, and the links put back. (Before that
+/// change, the same test with the closure size instead fails: roots share paths.)
+fn assert_freed_matches_nix(env: &NixEnv, store: &str, report: &Value) {
+    let sizes = nix_all(env, store);
+    let before = print_dead(env, store);
+    let entries = report["largest_closures"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    for e in entries {
+        let links: Vec<std::path::PathBuf> = strs(&e["roots"]).iter().map(Into::into).collect();
+        // Out of every directory the collector scans (a link anywhere in profiles/ is a
+        // root, whatever its name).
+        let away = |i: usize| Path::new(store).join(format!("moved-away-{i}"));
+        for (i, l) in links.iter().enumerate() {
+            std::fs::rename(l, away(i)).unwrap();
+        }
+        // Nix removes an auto/ root whose link target is gone: put those back too.
+        let auto = Path::new(store).join("nix/var/nix/gcroots/auto");
+        let auto_links: Vec<_> = std::fs::read_dir(&auto)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| (e.path(), std::fs::read_link(e.path()).unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let after = print_dead(env, store);
+        for (i, l) in links.iter().enumerate() {
+            std::fs::rename(away(i), l).unwrap();
+        }
+        for (link, target) in auto_links {
+            if std::fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink(target, link).unwrap();
+            }
+        }
+        let freed: Vec<&String> = after.difference(&before).collect();
+        let bytes: u64 = freed.iter().map(|p| sizes[*p].0).sum();
+        assert_eq!(
+            (
+                e["freed_if_deleted"]["paths"].as_u64(),
+                e["freed_if_deleted"]["nar_bytes"].as_u64()
+            ),
+            (Some(freed.len() as u64), Some(bytes)),
+            "{}: Nix frees {freed:?}",
+            e["path"]
+        );
+    }
+}
+
 /// `(link, path)` of every root `nix-store --gc --print-roots` lists.
 fn print_roots(env: &NixEnv, store: &str) -> BTreeSet<(String, String)> {
     let out = run_ok(
@@ -315,6 +364,7 @@ fn real_store_built_in_the_test_equals_nix() {
     let report = analytics_json(&env, &["--store", store, "--list-dead"]);
     assert_eq!(report["source"]["kind"], "sqlite");
     assert_matches_nix(&env, store, &report, 10);
+    assert_freed_matches_nix(&env, store, &report);
     let lc = report["largest_closures"].as_array().unwrap();
     let k = lc.iter().find(|e| e["path"] == kept.as_str()).unwrap();
     assert_eq!(k["root"], result.display().to_string());
@@ -366,6 +416,7 @@ fn real_store_built_in_the_test_equals_nix() {
     let report = analytics_json(&env, &["--store", store, "--list-dead"]);
     assert_eq!(report["gc"]["keep_outputs"], true);
     assert_matches_nix(&env, store, &report, 10);
+    assert_freed_matches_nix(&env, store, &report);
     assert!(!strs(&report["gc"]["dead"]).contains(&gone));
 }
 

@@ -690,9 +690,12 @@ mod tests {
     #[test]
     fn urls() {
         assert!(matches!(
-            BinaryCache::new("s3://bucket"),
+            BinaryCache::new("ssh-ng://builder"),
             Err(CacheError::Unsupported(_))
         ));
+        let c = BinaryCache::new("s3://team-cache?region=eu-west-1&profile=ci").unwrap();
+        assert_eq!(c.url(), "s3://team-cache");
+        assert_eq!(c.local_dir(), None);
         let c = BinaryCache::new("file:///tmp/c?secret-key=/k&compression=zstd").unwrap();
         assert_eq!(c.url(), "file:///tmp/c");
         assert_eq!(c.local_dir(), Some(std::path::Path::new("/tmp/c")));

@@ -145,6 +145,10 @@ pub struct ClosureEntry {
     pub root: String,
     /// Every GC root link that keeps this path.
     pub roots: Vec<String>,
+    /// What deleting this root alone would make garbage: the paths of its closure that
+    /// no other GC root keeps (same keep-derivations / keep-outputs rules as `gc`).
+    /// `None` when the GC roots could not be read.
+    pub freed_if_deleted: Option<crate::store::graph::ClosureSize>,
 }
 
 /// Section 4.
@@ -365,6 +369,17 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
     // collector keeps.
     let (config, layers) = cx.config_section();
     let gc = cx.gc_section(&root_paths, layers.as_ref());
+    let mut largest_closures = largest_closures;
+    if let Some(gc) = &gc {
+        let g = &cx.st.graph;
+        let freed = g.exclusive(&root_paths, gc.keep_derivations, gc.keep_outputs);
+        for e in &mut largest_closures {
+            e.freed_if_deleted = root_paths
+                .iter()
+                .position(|&i| g.path(i) == e.path)
+                .map(|k| freed[k]);
+        }
+    }
     cx.recommend_biggest_root(&largest_closures, store.nar_bytes);
     let closure = cx.closure_section();
     let coverage = match &closure {
@@ -553,6 +568,7 @@ impl Ctx<'_> {
                     closure_paths: sizes[k].paths,
                     root: links.first().cloned().unwrap_or_default(),
                     roots: links,
+                    freed_if_deleted: None,
                 }
             })
             .collect();

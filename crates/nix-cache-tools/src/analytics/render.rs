@@ -183,6 +183,7 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
             "store path",
             "paths",
             "closure size",
+            "deleting it frees",
         ]);
         for (i, c) in report.largest_closures.iter().enumerate() {
             let mut root = c.root.clone();
@@ -195,6 +196,7 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
                 Cell::new(&c.path),
                 right(thousands(c.closure_paths)),
                 right(bytes(c.closure_size)),
+                right(freed(c)),
             ]);
         }
         out.push_str(&t.to_string());
@@ -303,6 +305,14 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
     out
 }
 
+/// What deleting a root alone frees: "1.2 MiB (14 paths)", "-" when unknown.
+fn freed(c: &super::ClosureEntry) -> String {
+    match c.freed_if_deleted {
+        Some(f) => format!("{} ({} paths)", bytes(f.nar_bytes), thousands(f.paths)),
+        None => "-".to_owned(),
+    }
+}
+
 /// Paths, NAR bytes and hit rate of a coverage row: "not measured" when the cache could
 /// not be asked, never 0%.
 fn coverage_cells(c: &super::Coverage) -> (String, String, String) {
@@ -400,16 +410,17 @@ fn markdown_unredacted(report: &Report) -> String {
     }
     if !report.largest_closures.is_empty() {
         out.push_str(
-            "### Largest closures (GC roots)\n\n| # | Root (delete to release) | Store path | Paths | Closure size |\n|---:|---|---|---:|---:|\n",
+            "### Largest closures (GC roots)\n\n| # | Root (delete to release) | Store path | Paths | Closure size | Deleting it frees |\n|---:|---|---|---:|---:|---:|\n",
         );
         for (i, c) in report.largest_closures.iter().enumerate() {
             out.push_str(&format!(
-                "| {} | `{}` | `{}` | {} | {} |\n",
+                "| {} | `{}` | `{}` | {} | {} | {} |\n",
                 i + 1,
                 md_cell(&c.root),
                 c.path,
                 thousands(c.closure_paths),
-                bytes(c.closure_size)
+                bytes(c.closure_size),
+                freed(c)
             ));
         }
         out.push('\n');
