@@ -47,8 +47,8 @@ struct Args {
     /// `secret-key-file` under [push]). A bad key is an error before any upload.
     #[arg(long, value_name = "FILE")]
     secret_key_file: Option<PathBuf>,
-    /// Parallel cache queries (default 16) and upload workers (default: twice the
-    /// cores, 4 to 16); passed to cachix/attic as --jobs.
+    /// Parallel cache queries (default 16; 64 for s3://) and upload workers (default:
+    /// twice the cores, 4 to 16); passed to cachix/attic as --jobs.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
     /// NAR compression for file:// and http(s):// targets: zstd (default), xz or none

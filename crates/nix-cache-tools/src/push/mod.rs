@@ -377,8 +377,12 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
     // cannot replace (it reads that narinfo first and stops): failed from the start.
     let mut unusable: BTreeMap<String, String> = BTreeMap::new();
     if let Some((cache, true)) = &cache {
+        // S3 services answer each request after a fixed delay rather than by load (seen
+        // ~20 ms per request from s3s-fs even on loopback; AWS documents tens of ms):
+        // more requests in flight, not faster ones, make the presence check quick.
+        let s3 = matches!(&target, Target::Store(u) if u.starts_with("s3://"));
         let q = QueryOptions {
-            jobs: opts.jobs.unwrap_or(16),
+            jobs: opts.jobs.unwrap_or(if s3 { 64 } else { 16 }),
             deadline: Some(deadline.instant()),
             ..QueryOptions::default()
         };
