@@ -106,6 +106,47 @@ impl Write for Spool {
     }
 }
 
+/// The HTTP client of the uploading sinks: a keep-alive pool for `jobs` workers,
+/// per-request timeouts, and no redirects (ureq would follow a redirected PUT as a GET
+/// and call that a success).
+fn upload_agent(jobs: usize) -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(10))
+        .timeout_read(Duration::from_secs(60))
+        .timeout_write(Duration::from_secs(60))
+        .max_idle_connections_per_host(jobs.max(1) * 2)
+        .redirects(0)
+        .user_agent(concat!("push-cache/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// A spool in the temporary directory (for sinks that are not a local directory).
+fn temp_spool(size_hint: u64) -> Result<Spool, SinkError> {
+    Spool::new(std::env::temp_dir(), size_hint).map_err(|e| SinkError::Io {
+        path: std::env::temp_dir().display().to_string(),
+        source: e,
+    })
+}
+
+/// Writes `nix-cache-info` through `sink` unless the cache `has` one; whether it did.
+fn put_cache_info(
+    sink: &dyn Sink,
+    has: bool,
+    store_dir: &str,
+    deadline: Instant,
+) -> Result<bool, SinkError> {
+    if has {
+        return Ok(false);
+    }
+    sink.put_bytes(
+        "nix-cache-info",
+        cache_info_text(store_dir).as_bytes(),
+        "text/x-nix-cache-info",
+        deadline,
+    )?;
+    Ok(true)
+}
+
 /// A binary cache the pipeline writes to.
 pub trait Sink: Sync {
     /// The cache's URL, for messages.
@@ -290,15 +331,7 @@ pub struct HttpSink {
 impl HttpSink {
     /// `has_cache_info`: whether the cache already has one (the caller asked).
     pub fn new(url: &str, jobs: usize, retries: u32, has_cache_info: bool) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(10))
-            .timeout_read(Duration::from_secs(60))
-            .timeout_write(Duration::from_secs(60))
-            .max_idle_connections_per_host(jobs.max(1) * 2)
-            // ureq would follow a redirected PUT as a GET and call that a success.
-            .redirects(0)
-            .user_agent(concat!("push-cache/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let agent = upload_agent(jobs);
         HttpSink {
             url: url.trim_end_matches('/').to_owned(),
             agent,
@@ -411,10 +444,7 @@ impl Sink for HttpSink {
     }
 
     fn spool(&self, size_hint: u64) -> Result<Spool, SinkError> {
-        Spool::new(std::env::temp_dir(), size_hint).map_err(|e| SinkError::Io {
-            path: std::env::temp_dir().display().to_string(),
-            source: e,
-        })
+        temp_spool(size_hint)
     }
 
     fn put_spooled(
@@ -463,16 +493,7 @@ impl Sink for HttpSink {
     }
 
     fn ensure_cache_info(&self, store_dir: &str, deadline: Instant) -> Result<bool, SinkError> {
-        if self.has_cache_info {
-            return Ok(false);
-        }
-        self.put_bytes(
-            "nix-cache-info",
-            cache_info_text(store_dir).as_bytes(),
-            "text/x-nix-cache-info",
-            deadline,
-        )?;
-        Ok(true)
+        put_cache_info(self, self.has_cache_info, store_dir, deadline)
     }
 }
 
@@ -536,14 +557,7 @@ impl S3Sink {
         has_cache_info: bool,
         part_size: u64,
     ) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(10))
-            .timeout_read(Duration::from_secs(60))
-            .timeout_write(Duration::from_secs(60))
-            .max_idle_connections_per_host(jobs.max(1) * 2)
-            .redirects(0)
-            .user_agent(concat!("push-cache/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let agent = upload_agent(jobs);
         S3Sink {
             bucket,
             agent,
@@ -788,10 +802,7 @@ impl Sink for S3Sink {
     }
 
     fn spool(&self, size_hint: u64) -> Result<Spool, SinkError> {
-        Spool::new(std::env::temp_dir(), size_hint).map_err(|e| SinkError::Io {
-            path: std::env::temp_dir().display().to_string(),
-            source: e,
-        })
+        temp_spool(size_hint)
     }
 
     fn put_spooled(
@@ -830,16 +841,7 @@ impl Sink for S3Sink {
     }
 
     fn ensure_cache_info(&self, store_dir: &str, deadline: Instant) -> Result<bool, SinkError> {
-        if self.has_cache_info {
-            return Ok(false);
-        }
-        self.put_bytes(
-            "nix-cache-info",
-            cache_info_text(store_dir).as_bytes(),
-            "text/x-nix-cache-info",
-            deadline,
-        )?;
-        Ok(true)
+        put_cache_info(self, self.has_cache_info, store_dir, deadline)
     }
 }
 
