@@ -2,8 +2,9 @@
 # Benchmark: `cache-analytics --format json` against `nix path-info --all -s --json` on
 # the same synthetic store, in one run.
 #
-# Makes its own store with shared/tools/mkstore.py (N paths, ROOTS GC roots) in a
-# temporary directory, builds the release binary, times both tools (cache-analytics also
+# Makes its own store (N paths, ROOTS GC roots) in a temporary directory with the
+# repository's generator (`cargo run --example mkstore`, the one the tests use), builds the
+# release binary, times both tools (cache-analytics also
 # pinned to one core with `taskset -c 0`), prints the timings and the ratio, and checks
 # that the totals (valid paths, NAR bytes), the largest paths and the listed closure sizes
 # are equal. Then it adds derivers and DerivationOutputs to the store (as real stores have)
@@ -11,7 +12,6 @@
 #
 #   bench/analytics.sh                      # 200,000 paths, 150 roots
 #   N=50000 ROOTS=50 bench/analytics.sh
-#   MKSTORE=/path/to/mkstore.py bench/analytics.sh   # default ${SHARED:-../shared}/tools/mkstore.py
 #
 # Needs: python3, nix, cargo; taskset (util-linux) for the one-core figure.
 set -euo pipefail
@@ -20,15 +20,13 @@ cd "$(dirname "$0")/.."
 N=${N:-200000}
 ROOTS=${ROOTS:-150}
 RUNS=${RUNS:-5}
-MKSTORE=${MKSTORE:-${SHARED:-../shared}/tools/mkstore.py}
-[ -f "$MKSTORE" ] || { echo "error: mkstore.py not found at $MKSTORE (set MKSTORE or SHARED)" >&2; exit 1; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 store="$tmp/store"
 
-echo "== making a $N-path store with $ROOTS GC roots ($MKSTORE)"
-python3 "$MKSTORE" "$store" "$N" 1 "$ROOTS"
+echo "== making a $N-path store with $ROOTS GC roots (cargo run --example mkstore)"
+cargo run --release --quiet -p nix-cache-tools --example mkstore -- "$store" "$N" "$ROOTS" 1
 
 echo "== building cache-analytics (release)"
 cargo build --release --quiet -p cache-analytics
@@ -102,7 +100,7 @@ if paths:
 PY
 
 # Real stores also record derivers and DerivationOutputs, which the garbage section reads
-# for keep-derivations; mkstore.py makes none. Add them for every non-.drv path (each
+# for keep-derivations; the generator makes none. Add them for every non-.drv path (each
 # given a .drv as deriver) and time the report again.
 python3 - "$store/nix/var/nix/db/db.sqlite" <<'PY'
 import sqlite3, sys

@@ -1589,3 +1589,27 @@ fn a_store_path_that_is_a_symlink_is_pushed_as_itself() {
         assert!(pushed.contains(p), "{p} not pushed: {pushed:?}");
     }
 }
+
+/// With `--json`, errors are JSON on stdout too: a bad command line (exit 2) and an
+/// error before uploading (exit 1), each naming what is wrong; stderr says the same.
+#[test]
+fn json_errors_are_json() {
+    require_nix();
+    let env = NixEnv::new();
+    std::fs::write(env.path().join("cache.toml"), "").unwrap();
+    for (args, code, says) in [
+        (&["--json", "--to", "not a target"][..], 2, "--to"),
+        (
+            &["--json", "--to", "file:///tmp/x"][..],
+            1,
+            "nothing to push",
+        ),
+    ] {
+        let out = push_cache(&env, env.path(), args).output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+        let j = json(&out);
+        assert_eq!(j["exit_code"], code, "{j}");
+        assert!(j["error"].as_str().unwrap().contains(says), "{j}");
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    }
+}

@@ -109,15 +109,31 @@ fn push_filter(s: &str) -> Result<String, String> {
 }
 
 fn main() {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        // A bad command line exits with 2; with --json its message is JSON on stdout, as
+        // every other error is.
+        Err(e) if e.use_stderr() => nix_cache_tools::output::fail(
+            e.to_string().trim_end(),
+            ExitCode::Usage.code(),
+            nix_cache_tools::output::json_requested(),
+        ),
+        // --help and --version print and exit 0.
+        Err(e) => e.exit(),
+    };
     let code = match run(&args) {
         Ok(code) => code,
         Err(e) => {
             // Credentials in URLs (--to, cache.toml, Nix's messages) are never shown.
-            eprintln!("push-cache: error: {}", redact::urls_in(&format!("{e:#}")));
-            e.downcast_ref::<push::PushError>()
+            let code = e
+                .downcast_ref::<push::PushError>()
                 .map(push::PushError::exit_code)
-                .unwrap_or(ExitCode::Error)
+                .unwrap_or(ExitCode::Error);
+            nix_cache_tools::output::fail(
+                &format!("push-cache: error: {e:#}"),
+                code.code(),
+                args.json,
+            )
         }
     };
     std::process::exit(code.code());

@@ -134,22 +134,13 @@ fn main() {
     let hide = nix_cache_tools::redact::urls_in;
     let args = match Args::try_parse() {
         Ok(a) => a,
-        Err(e) if e.use_stderr() => {
-            // A bad command line exits with 2, and with --json its message is JSON on
-            // stdout like every other error.
-            let text = hide(e.to_string().trim_end());
-            if std::env::args_os().skip(1).any(|a| a == "--json") {
-                let v = serde_json::json!({
-                    "error": text,
-                    "exit_code": ExitCode::Usage,
-                });
-                nix_cache_tools::output::println(
-                    &serde_json::to_string_pretty(&v).unwrap_or_default(),
-                );
-            }
-            eprintln!("{text}");
-            std::process::exit(ExitCode::Usage.code());
-        }
+        // A bad command line exits with 2, and with --json its message is JSON on stdout
+        // like every other error.
+        Err(e) if e.use_stderr() => nix_cache_tools::output::fail(
+            e.to_string().trim_end(),
+            ExitCode::Usage.code(),
+            nix_cache_tools::output::json_requested(),
+        ),
         // --help and --version print and exit 0.
         Err(e) => e.exit(),
     };
