@@ -263,7 +263,12 @@ impl Graph {
                     &xa[xs[v as usize] as usize..xs[v as usize + 1] as usize]
                 };
                 for &r in self.references(v).iter().chain(more) {
-                    stack.push((r, shared));
+                    // Only what the visit would change: a path already shared, or already
+                    // this root's (when not passing on "shared"), stays as it is.
+                    let o = owner[r as usize];
+                    if o != SHARED && (shared || o != k) {
+                        stack.push((r, shared));
+                    }
                 }
             }
         }
