@@ -107,6 +107,22 @@ fn csr(n: usize, edges: &[(u32, u32)]) -> (Vec<u32>, Vec<u32>) {
     (start, adj)
 }
 
+/// Edges beyond references that the GC follows (deriver, outputs), as CSR.
+struct ExtraEdges {
+    starts: Vec<u32>,
+    targets: Vec<u32>,
+}
+
+impl ExtraEdges {
+    /// Where the extra edges of `v` lead (none when there are no extra edges at all).
+    fn of(&self, v: u32) -> &[u32] {
+        if self.starts.is_empty() {
+            return &[];
+        }
+        &self.targets[self.starts[v as usize] as usize..self.starts[v as usize + 1] as usize]
+    }
+}
+
 /// One path's closure: how many paths and their NAR bytes (its own included), what
 /// `nix path-info -S` calls the closure size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -232,9 +248,8 @@ impl Graph {
     ) -> Vec<ClosureSize> {
         const NONE: u32 = u32::MAX;
         const SHARED: u32 = u32::MAX - 1;
-        let (xs, xa) = self.extra_edges(keep_derivations, keep_outputs);
-        let n = self.len();
-        let mut owner = vec![NONE; n];
+        let extra = self.extra_edges(keep_derivations, keep_outputs);
+        let mut owner = vec![NONE; self.len()];
         let mut stack: Vec<(u32, bool)> = Vec::new();
         for (k, &r) in roots.iter().enumerate() {
             let k = k as u32;
@@ -257,12 +272,7 @@ impl Graph {
                     *o = SHARED;
                     true
                 };
-                let more: &[u32] = if xs.is_empty() {
-                    &[]
-                } else {
-                    &xa[xs[v as usize] as usize..xs[v as usize + 1] as usize]
-                };
-                for &r in self.references(v).iter().chain(more) {
+                for &r in self.references(v).iter().chain(extra.of(v)) {
                     // Only what the visit would change: a path already shared, or already
                     // this root's (when not passing on "shared"), stays as it is.
                     let o = owner[r as usize];
@@ -282,8 +292,8 @@ impl Graph {
         out
     }
 
-    /// The derivation edges the GC follows under these settings, as CSR (empty if none).
-    fn extra_edges(&self, keep_derivations: bool, keep_outputs: bool) -> (Vec<u32>, Vec<u32>) {
+    /// The derivation edges the GC follows under these settings.
+    fn extra_edges(&self, keep_derivations: bool, keep_outputs: bool) -> ExtraEdges {
         let mut e = Vec::new();
         if keep_derivations {
             e.extend_from_slice(&self.output_deriver);
@@ -291,30 +301,17 @@ impl Graph {
         if keep_outputs {
             e.extend_from_slice(&self.drv_outputs);
         }
-        if e.is_empty() {
+        let (starts, targets) = if e.is_empty() {
             (Vec::new(), Vec::new())
         } else {
             csr(self.len(), &e)
-        }
+        };
+        ExtraEdges { starts, targets }
     }
 
     fn reach(&self, starts: &[u32], keep_derivations: bool, keep_outputs: bool) -> Vec<bool> {
         let n = self.len();
-        let extra: Vec<(u32, u32)> = {
-            let mut e = Vec::new();
-            if keep_derivations {
-                e.extend_from_slice(&self.output_deriver);
-            }
-            if keep_outputs {
-                e.extend_from_slice(&self.drv_outputs);
-            }
-            e
-        };
-        let (xs, xa) = if extra.is_empty() {
-            (Vec::new(), Vec::new())
-        } else {
-            csr(n, &extra)
-        };
+        let extra = self.extra_edges(keep_derivations, keep_outputs);
         let mut seen = vec![false; n];
         let mut stack: Vec<u32> = Vec::new();
         for &s in starts {
@@ -324,12 +321,7 @@ impl Graph {
             }
         }
         while let Some(v) = stack.pop() {
-            let more: &[u32] = if xs.is_empty() {
-                &[]
-            } else {
-                &xa[xs[v as usize] as usize..xs[v as usize + 1] as usize]
-            };
-            for &r in self.references(v).iter().chain(more) {
+            for &r in self.references(v).iter().chain(extra.of(v)) {
                 if !seen[r as usize] {
                     seen[r as usize] = true;
                     stack.push(r);
