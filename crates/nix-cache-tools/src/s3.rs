@@ -344,11 +344,9 @@ impl Journal {
     ) -> Option<std::path::PathBuf> {
         use sha2::Digest;
         std::fs::create_dir_all(&self.dir).ok()?;
-        let name = hex(&sha2::Sha256::digest(format!(
-            "{}\n{upload_id}",
-            bucket.identity
-        )));
-        let file = self.dir.join(&name[..32]);
+        let digest = sha2::Sha256::digest(format!("{}\n{upload_id}", bucket.identity));
+        // Nix's own base-32, as in store paths: 32 characters for 20 bytes.
+        let file = self.dir.join(crate::nix32::encode(&digest[..20]));
         let line = format!(
             "{} {} {} {}\n",
             bucket.identity,
@@ -419,10 +417,6 @@ fn alive(pid: u32) -> bool {
         ),
         None => false,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The upload id in a CreateMultipartUpload answer.
