@@ -655,7 +655,7 @@ fn http_error(url: String, e: ureq::Error) -> CacheError {
 
 /// What went wrong, without the URL: ureq's `Display` starts with it, and
 /// [`CacheError::Transport`] already names it.
-fn transport_reason(t: &ureq::Transport) -> String {
+pub(crate) fn transport_reason(t: &ureq::Transport) -> String {
     redact::urls_in(&transport_text(t))
 }
 

@@ -147,6 +147,43 @@ fn put_cache_info(
     Ok(true)
 }
 
+/// Runs `once` (given the time left) until it succeeds or fails for good: a transient
+/// failure is tried again, at most `retries` times, after 0.5 s, 1 s, 2 s ... (at most
+/// `250 ms << max_doubling`), never past `deadline`; a failure within 100 ms of the
+/// deadline counts as the time limit. `what` names the object when the time is up
+/// before an attempt.
+fn retrying<T>(
+    what: &str,
+    retries: u32,
+    max_doubling: u32,
+    deadline: Instant,
+    mut once: impl FnMut(Duration) -> Result<T, SinkError>,
+) -> Result<T, SinkError> {
+    let mut attempt = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(SinkError::Deadline(what.to_owned()));
+        }
+        let err = match once(left) {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        if Instant::now() + Duration::from_millis(100) >= deadline {
+            return Err(SinkError::Deadline(err.to_string()));
+        }
+        if !err.transient() || attempt >= retries {
+            return Err(err);
+        }
+        attempt += 1;
+        let pause = Duration::from_millis(250 << attempt.min(max_doubling));
+        if Instant::now() + pause >= deadline {
+            return Err(err);
+        }
+        std::thread::sleep(pause);
+    }
+}
+
 /// A binary cache the pipeline writes to.
 pub trait Sink: Sync {
     /// The cache's URL, for messages.
@@ -356,85 +393,74 @@ impl HttpSink {
         deadline: Instant,
     ) -> Result<(), SinkError> {
         let url = format!("{}/{rel}", self.url);
-        let mut attempt = 0;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(SinkError::Deadline(crate::redact::url(&url)));
-            }
-            let reader = body().map_err(|e| SinkError::Io {
-                path: url.clone(),
-                source: e,
-            })?;
-            let mut req = self
-                .agent
-                .put(&url)
-                .timeout(left)
-                .set("Content-Type", content_type)
-                .set("Content-Length", &len.to_string());
-            for (k, v) in &self.headers {
-                req = req.set(k, v);
-            }
-            let r = req.send(reader);
-            let err = match r {
-                // The answer must end too (within the time left): a server that never
-                // finishes answering has not confirmed the upload.
-                Ok(resp) if !(200..300).contains(&resp.status()) => SinkError::Status {
-                    url: crate::redact::url(&url),
-                    status: resp.status(),
-                    body: Some(match resp.header("Location") {
-                        Some(to) => format!(
-                            "the cache redirected the upload to {}; use that URL",
-                            crate::redact::url(to)
-                        ),
-                        None => "the upload was not accepted (not a 2xx answer)".to_owned(),
-                    }),
-                },
-                Ok(resp) => {
-                    let mut sinkhole = Vec::new();
-                    match resp
-                        .into_reader()
-                        .take(64 * 1024)
-                        .read_to_end(&mut sinkhole)
-                    {
-                        Ok(_) => return Ok(()),
-                        Err(e) => SinkError::Transport {
-                            url: crate::redact::url(&url),
-                            reason: format!("the answer to the upload did not end: {e}"),
-                        },
-                    }
+        retrying(
+            &crate::redact::url(&url),
+            self.retries,
+            4,
+            deadline,
+            |left| {
+                let reader = body().map_err(|e| SinkError::Io {
+                    path: url.clone(),
+                    source: e,
+                })?;
+                let mut req = self
+                    .agent
+                    .put(&url)
+                    .timeout(left)
+                    .set("Content-Type", content_type)
+                    .set("Content-Length", &len.to_string());
+                for (k, v) in &self.headers {
+                    req = req.set(k, v);
                 }
-                Err(ureq::Error::Status(status, resp)) => {
-                    let mut first = String::new();
-                    let _ = resp.into_reader().take(1024).read_to_string(&mut first);
-                    let line = first.lines().find(|l| !l.trim().is_empty()).map(|l| {
-                        let l = l.trim();
-                        l.chars().take(200).collect::<String>()
-                    });
-                    SinkError::Status {
+                let r = req.send(reader);
+                Err(match r {
+                    // The answer must end too (within the time left): a server that never
+                    // finishes answering has not confirmed the upload.
+                    Ok(resp) if !(200..300).contains(&resp.status()) => SinkError::Status {
                         url: crate::redact::url(&url),
-                        status,
-                        body: line,
+                        status: resp.status(),
+                        body: Some(match resp.header("Location") {
+                            Some(to) => format!(
+                                "the cache redirected the upload to {}; use that URL",
+                                crate::redact::url(to)
+                            ),
+                            None => "the upload was not accepted (not a 2xx answer)".to_owned(),
+                        }),
+                    },
+                    Ok(resp) => {
+                        let mut sinkhole = Vec::new();
+                        match resp
+                            .into_reader()
+                            .take(64 * 1024)
+                            .read_to_end(&mut sinkhole)
+                        {
+                            Ok(_) => return Ok(()),
+                            Err(e) => SinkError::Transport {
+                                url: crate::redact::url(&url),
+                                reason: format!("the answer to the upload did not end: {e}"),
+                            },
+                        }
                     }
-                }
-                Err(ureq::Error::Transport(t)) => SinkError::Transport {
-                    url: crate::redact::url(&url),
-                    reason: t.to_string(),
-                },
-            };
-            if Instant::now() + Duration::from_millis(100) >= deadline {
-                return Err(SinkError::Deadline(err.to_string()));
-            }
-            if !err.transient() || attempt >= self.retries {
-                return Err(err);
-            }
-            attempt += 1;
-            let pause = Duration::from_millis(250 << attempt.min(4));
-            if Instant::now() + pause >= deadline {
-                return Err(err);
-            }
-            std::thread::sleep(pause);
-        }
+                    Err(ureq::Error::Status(status, resp)) => {
+                        let mut first = String::new();
+                        let _ = resp.into_reader().take(1024).read_to_string(&mut first);
+                        let line = first.lines().find(|l| !l.trim().is_empty()).map(|l| {
+                            let l = l.trim();
+                            l.chars().take(200).collect::<String>()
+                        });
+                        SinkError::Status {
+                            url: crate::redact::url(&url),
+                            status,
+                            body: line,
+                        }
+                    }
+                    Err(ureq::Error::Transport(t)) => SinkError::Transport {
+                        url: crate::redact::url(&url),
+                        reason: t.to_string(),
+                    },
+                })
+            },
+        )
     }
 }
 
@@ -613,12 +639,7 @@ impl S3Sink {
         deadline: Instant,
     ) -> Result<(Option<String>, String), SinkError> {
         let shown = self.bucket.shown(key);
-        let mut attempt = 0;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(SinkError::Deadline(shown));
-            }
+        retrying(&shown, self.retries, 5, deadline, |left| {
             let reader = body.reader().map_err(|e| SinkError::Io {
                 path: shown.clone(),
                 source: e,
@@ -636,7 +657,7 @@ impl S3Sink {
                 let r = resp.into_reader().take(64 * 1024).read_to_string(&mut text);
                 r.map(|_| text)
             };
-            let err = match req.send(reader) {
+            Err(match req.send(reader) {
                 Ok(resp) if (200..300).contains(&resp.status()) => {
                     let etag = resp.header("ETag").map(str::to_owned);
                     match read_body(resp) {
@@ -671,23 +692,10 @@ impl S3Sink {
                 Err(ureq::Error::Transport(t)) => SinkError::Transport {
                     url: shown.clone(),
                     // Never ureq's Display: it starts with the presigned URL.
-                    reason: crate::redact::urls_in(&format!(
-                        "{}{}",
-                        t.kind(),
-                        t.message().map(|m| format!(": {m}")).unwrap_or_default()
-                    )),
+                    reason: crate::binarycache::transport_reason(&t),
                 },
-            };
-            if !err.transient() || attempt >= self.retries {
-                return Err(err);
-            }
-            attempt += 1;
-            let pause = Duration::from_millis(250 << attempt.min(5));
-            if Instant::now() + pause >= deadline {
-                return Err(err);
-            }
-            std::thread::sleep(pause);
-        }
+            })
+        })
     }
 
     fn put_object(
