@@ -84,6 +84,17 @@ pub fn fail(message: &str, exit_code: i32, json: bool) -> ! {
     std::process::exit(exit_code)
 }
 
+/// The program's arguments as `T`. A bad command line ends the program with
+/// `usage_code`, through [`fail`] (so with `--json` its message is JSON on stdout);
+/// `--help` and `--version` print and exit 0.
+pub fn parse_args<T: clap::Parser>(usage_code: i32) -> T {
+    match T::try_parse() {
+        Ok(a) => a,
+        Err(e) if e.use_stderr() => fail(e.to_string().trim_end(), usage_code, json_requested()),
+        Err(e) => e.exit(),
+    }
+}
+
 /// Whether `--json` is among the program's arguments (for errors found before, or
 /// while, the arguments are parsed).
 pub fn json_requested() -> bool {

@@ -109,18 +109,9 @@ fn push_filter(s: &str) -> Result<String, String> {
 }
 
 fn main() {
-    let args = match Args::try_parse() {
-        Ok(a) => a,
-        // A bad command line exits with 2; with --json its message is JSON on stdout, as
-        // every other error is.
-        Err(e) if e.use_stderr() => nix_cache_tools::output::fail(
-            e.to_string().trim_end(),
-            ExitCode::Usage.code(),
-            nix_cache_tools::output::json_requested(),
-        ),
-        // --help and --version print and exit 0.
-        Err(e) => e.exit(),
-    };
+    // A bad command line exits with 2; with --json its message is JSON on stdout, as
+    // every other error is.
+    let args: Args = nix_cache_tools::output::parse_args(ExitCode::Usage.code());
     let code = match run(&args) {
         Ok(code) => code,
         Err(e) => {

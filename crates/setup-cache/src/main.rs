@@ -132,18 +132,9 @@ fn main() {
     // Every text printed goes through `redact::urls_in`: whatever a message quotes (a
     // URL given with credentials, say), a password never reaches the terminal or a log.
     let hide = nix_cache_tools::redact::urls_in;
-    let args = match Args::try_parse() {
-        Ok(a) => a,
-        // A bad command line exits with 2, and with --json its message is JSON on stdout
-        // like every other error.
-        Err(e) if e.use_stderr() => nix_cache_tools::output::fail(
-            e.to_string().trim_end(),
-            ExitCode::Usage.code(),
-            nix_cache_tools::output::json_requested(),
-        ),
-        // --help and --version print and exit 0.
-        Err(e) => e.exit(),
-    };
+    // A bad command line exits with 2, and with --json its message is JSON on stdout
+    // like every other error.
+    let args: Args = nix_cache_tools::output::parse_args(ExitCode::Usage.code());
     match run(&args) {
         Ok((report, saved)) => {
             if args.json {
