@@ -324,13 +324,19 @@ pub fn run_bounded(cmd: &mut Command, secs: u64) -> Output {
     }
 }
 
-/// The real `nix` on PATH (for probes put in front of it).
-pub fn real_nix() -> PathBuf {
+/// Where `program` is on PATH (`command -v`), if it is.
+pub fn on_path(program: &str) -> Option<PathBuf> {
     let out = Command::new("sh")
-        .args(["-c", "command -v nix"])
+        .args(["-c", &format!("command -v {program}")])
         .output()
         .unwrap();
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    let p = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (!p.is_empty()).then(|| PathBuf::from(p))
+}
+
+/// The real `nix` on PATH (for probes put in front of it).
+pub fn real_nix() -> PathBuf {
+    on_path("nix").unwrap_or_default()
 }
 
 /// Makes a FIFO (named pipe) at `path`.

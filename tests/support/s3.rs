@@ -16,13 +16,8 @@ pub fn s3s_fs() -> PathBuf {
     if let Some(p) = std::env::var_os("NCT_S3S_FS").filter(|p| !p.is_empty()) {
         return p.into();
     }
-    let out = Command::new("sh")
-        .args(["-c", "command -v s3s-fs"])
-        .output()
-        .unwrap();
-    let on_path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if !on_path.is_empty() {
-        return on_path.into();
+    if let Some(p) = super::on_path("s3s-fs") {
+        return p;
     }
     let home =
         PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo/bin/s3s-fs");

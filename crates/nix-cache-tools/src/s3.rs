@@ -38,6 +38,8 @@ pub struct S3Uri {
     pub endpoint: Option<String>,
     pub profile: Option<String>,
     pub path_style: bool,
+    /// Nix's `multipart-chunk-size`: the part size of multipart uploads, in bytes.
+    pub part_size: Option<u64>,
 }
 
 impl S3Uri {
@@ -84,6 +86,7 @@ impl S3Uri {
             endpoint,
             profile: param("profile").map(str::to_owned),
             path_style,
+            part_size: param("multipart-chunk-size").and_then(|v| v.parse().ok()),
         })
     }
 }
@@ -182,6 +185,8 @@ pub struct S3Bucket {
     url: String,
     /// Where the bucket is (`Bucket::base_url`): which journal entries are its.
     identity: String,
+    /// `?multipart-chunk-size=` of the URI.
+    part_size: Option<u64>,
 }
 
 impl S3Bucket {
@@ -217,11 +222,13 @@ impl S3Bucket {
             bucket,
             credentials,
             url: format!("s3://{}", uri.bucket),
+            part_size: uri.part_size,
         })
     }
 
-    pub fn has_credentials(&self) -> bool {
-        self.credentials.is_some()
+    /// The part size the URI asks for (`?multipart-chunk-size=`), if any.
+    pub fn part_size(&self) -> Option<u64> {
+        self.part_size
     }
 
     /// `s3://BUCKET`.
@@ -468,6 +475,9 @@ mod tests {
         assert_eq!(u.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert_eq!((u.region.as_str(), u.path_style), ("us-east-1", true));
         assert_eq!(u.profile.as_deref(), Some("ci"));
+        assert_eq!(u.part_size, None);
+        let u = S3Uri::parse("s3://c?multipart-chunk-size=5242880").unwrap();
+        assert_eq!(u.part_size, Some(5_242_880));
         let u = S3Uri::parse("s3://c?endpoint=https://r2.example.com/&addressing-style=virtual")
             .unwrap();
         assert_eq!(

@@ -8,12 +8,12 @@ use crate::compress::{self, Method, Settings};
 use crate::keys::SecretKey;
 use crate::nixcli::PathInfo;
 use crate::upload::{self, Event, FileSink, HttpSink, Outcome, S3Sink, Sink};
-
-/// The part size of multipart uploads to S3 unless `?multipart-chunk-size=` says.
-const S3_PART_SIZE: u64 = 32 * 1024 * 1024;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
+
+/// The part size of multipart uploads to S3 unless `?multipart-chunk-size=` says.
+const S3_PART_SIZE: u64 = 32 * 1024 * 1024;
 
 /// The compression: `--compression` / `--compression-level`, else the target URI's
 /// `?compression=` (as Nix reads it), else zstd at its default level.
@@ -121,10 +121,8 @@ impl Native<'_> {
                         url: clean.to_owned(),
                         reason: e.to_string(),
                     })?;
-                // Nix's `multipart-chunk-size` (bytes; S3 takes 5 MiB at least).
-                let part_size = crate::url::store_param(self.uri, "multipart-chunk-size")
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(S3_PART_SIZE);
+                // S3 takes 5 MiB at least (S3Sink raises a smaller one).
+                let part_size = bucket.part_size().unwrap_or(S3_PART_SIZE);
                 let sink = S3Sink::new(
                     bucket,
                     jobs,
