@@ -1149,6 +1149,210 @@ fn coverage_against_http_and_file_caches_is_exact() {
     assert_eq!(cov[0]["nar_bytes_present"].as_u64().unwrap(), part_bytes);
 }
 
+/// Copies the closure of `top` into a new `file://` cache under `env`, signed with
+/// `key` (unsigned without).
+fn file_cache(
+    env: &NixEnv,
+    name: &str,
+    key: Option<&support::KeyPair>,
+    top: &str,
+) -> std::path::PathBuf {
+    let dir = env.path().join(name);
+    match key {
+        Some(k) => support::nix_copy_to_file_cache(env, &dir, k, &[top.to_owned()]),
+        None => {
+            run_ok(env.nix(&["copy", "--to", &format!("file://{}", dir.display()), top]));
+        }
+    }
+    dir
+}
+
+#[test]
+fn coverage_checks_each_caches_signatures_and_completeness_as_nix_does() {
+    require_nix();
+    let env = NixEnv::new();
+    let top = support::build_small_closure(&env, &support::unique("sig"));
+    let full = support::closure(&env, std::slice::from_ref(&top));
+    let dir = env.path().join("chroot");
+    run_ok(env.nix(&[
+        "copy",
+        "--no-check-sigs",
+        "--to",
+        &format!("local?root={}", dir.display()),
+        &top,
+    ]));
+    let store = dir.to_str().unwrap();
+    // Two keys of the same name (the trusted one, and the one a cache really signs
+    // with: a rotated key), and a key nobody trusts.
+    let old = support::generate_key(&env, "team-1");
+    let old_secret = env.path().join("team-1.old.sec");
+    std::fs::rename(&old.secret_file, &old_secret).unwrap();
+    let old = support::KeyPair {
+        secret_file: old_secret,
+        ..old
+    };
+    let new = support::generate_key(&env, "team-1");
+    assert_ne!(old.public, new.public);
+    let other = support::generate_key(&env, "other-1");
+    let trusted = file_cache(&env, "trusted", Some(&old), &top);
+    let rotated = file_cache(&env, "rotated", Some(&new), &top);
+    let foreign = file_cache(&env, "foreign", Some(&other), &top);
+    let unsigned = file_cache(&env, "unsigned", None, &top);
+    // A cache holding `mid` without its reference `leaf`.
+    let holey = file_cache(&env, "holey", Some(&old), &top);
+    let leaf = full.iter().find(|p| p.contains("-leaf-")).unwrap();
+    let mid = full.iter().find(|p| p.contains("-mid-")).unwrap();
+    let hash = leaf
+        .trim_start_matches("/nix/store/")
+        .split('-')
+        .next()
+        .unwrap();
+    std::fs::remove_file(holey.join(format!("{hash}.narinfo"))).unwrap();
+    std::fs::create_dir_all(env.user_conf().parent().unwrap()).unwrap();
+    std::fs::write(
+        env.user_conf(),
+        format!("trusted-public-keys = {}\n", old.public),
+    )
+    .unwrap();
+    let toml = env.path().join("cache.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[[cache]]\nurl = \"file://{}\"\npublic-key = \"{}\"\n",
+            foreign.display(),
+            other.public
+        ),
+    )
+    .unwrap();
+    let url = |d: &Path| format!("file://{}", d.display());
+    let mut args = vec![
+        "--store".to_owned(),
+        store.to_owned(),
+        "--closure".to_owned(),
+        top.clone(),
+        "--config".to_owned(),
+        toml.to_str().unwrap().to_owned(),
+    ];
+    for d in [&trusted, &rotated, &foreign, &unsigned, &holey] {
+        args.extend(["--cache".to_owned(), url(d)]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let report = analytics_json(&env, &args);
+    let row = |d: &Path| {
+        report["coverage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["cache"] == url(d).as_str())
+            .unwrap_or_else(|| panic!("no row for {}: {report}", d.display()))
+            .clone()
+    };
+    let sigs = |d: &Path| row(d)["signatures"].clone();
+    let n = full.len() as u64;
+    assert_eq!(sigs(&trusted)["checked"], n, "{}", sigs(&trusted));
+    assert_eq!(sigs(&trusted)["trusted"], n);
+    assert_eq!(sigs(&trusted)["required"], true);
+    assert_eq!(sigs(&rotated)["trusted"], 0);
+    assert_eq!(sigs(&rotated)["untrusted"], n);
+    assert_eq!(strs(&sigs(&rotated)["mismatched_keys"]), vec!["team-1"]);
+    assert_eq!(strs(&sigs(&foreign)["untrusted_keys"]), vec!["other-1"]);
+    assert_eq!(sigs(&unsigned)["unsigned"], n);
+    assert_eq!(sigs(&unsigned)["trusted"], 0);
+    // Incomplete: only `mid` lacks a reference (its `leaf`); every other cache is whole.
+    let holes = row(&holey)["incomplete"].clone();
+    assert_eq!(holes["paths"], 1, "{holes}");
+    assert_eq!(holes["examples"][0]["path"], mid.as_str());
+    assert_eq!(holes["examples"][0]["missing"], leaf.as_str());
+    assert_eq!(row(&trusted)["incomplete"]["paths"], 0);
+    let finding = |d: &Path, what: &str| {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| {
+                f["area"] == "coverage"
+                    && f["message"].as_str().unwrap().contains(&url(d))
+                    && f["message"].as_str().unwrap().contains(what)
+            })
+            .unwrap_or_else(|| panic!("no finding on {what} for {}: {report}", d.display()))
+            .clone()
+    };
+    assert!(
+        finding(&rotated, "another key of that name")["message"]
+            .as_str()
+            .unwrap()
+            .contains("team-1")
+    );
+    // cache.toml has the foreign key: the exact line to add.
+    let f = finding(&foreign, "other-1");
+    assert!(
+        f["what_to_do"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("extra-trusted-public-keys = {}", other.public)),
+        "{f}"
+    );
+    finding(&unsigned, "no signature");
+    finding(&holey, "without all of its references");
+    assert!(
+        !report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{} ", url(&trusted)))),
+        "the trusted, whole cache has no finding: {report}"
+    );
+    // The table and the job summary say the same.
+    for format in ["table", "markdown"] {
+        let mut a = vec!["--format", format];
+        a.extend_from_slice(&args);
+        let text = stdout(&analytics(&env, &a));
+        for want in [
+            "trusted (4)",
+            "4 untrusted (team-1, key differs)",
+            "4 untrusted (other-1)",
+            "4 unsigned",
+            "1 path without all references",
+        ] {
+            assert!(text.contains(want), "{format} lacks {want:?}:\n{text}");
+        }
+    }
+    // The verdicts are Nix's: with the same nix.conf, Nix copies from the trusted cache
+    // and refuses the others for their signatures.
+    for (d, ok) in [
+        (&trusted, true),
+        (&rotated, false),
+        (&foreign, false),
+        (&unsigned, false),
+    ] {
+        let fresh = env.path().join(format!(
+            "fresh-{}",
+            d.file_name().unwrap().to_str().unwrap()
+        ));
+        let out = env
+            .nix(&[
+                "copy",
+                "--from",
+                &url(d),
+                "--to",
+                &format!("local?root={}", fresh.display()),
+                &top,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.success(),
+            ok,
+            "nix copy from {}: {}",
+            d.display(),
+            support::stderr(&out)
+        );
+    }
+}
+
 #[test]
 fn non_root_reads_the_database_and_falls_back_to_immutable() {
     require_nix();

@@ -216,6 +216,9 @@ pub enum Found {
     Present {
         nar_size: u64,
         file_size: Option<u64>,
+        /// What a signature check needs: its `Sig` lines, the fingerprint they cover
+        /// (`None` when its `NarHash` is not one Nix can sign) and whether it has a `CA`.
+        signing: Box<Signing>,
     },
     /// No narinfo (404, 403, 410; a missing file).
     Absent,
@@ -226,12 +229,25 @@ pub enum Found {
     Error(String),
 }
 
+/// The parts of a narinfo its signatures are checked with.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Signing {
+    /// `Sig` lines, `NAME:BASE64`.
+    pub sigs: Vec<String>,
+    /// What the signatures cover ([`NarInfo::fingerprint`]).
+    pub fingerprint: Option<String>,
+    /// The narinfo has a `CA` line: a content-addressed path, which Nix accepts without a
+    /// signature when its address checks.
+    pub content_addressed: bool,
+}
+
 impl Found {
     pub fn presence(self) -> Presence {
         match self {
             Found::Present {
                 nar_size,
                 file_size,
+                ..
             } => Presence::Present {
                 nar_size: Some(nar_size),
                 file_size,
@@ -570,6 +586,11 @@ impl BinaryCache {
         Ok(Found::Present {
             nar_size: info.nar_size,
             file_size: info.file_size,
+            signing: Box::new(Signing {
+                fingerprint: info.fingerprint().ok(),
+                content_addressed: info.ca.is_some(),
+                sigs: info.sigs,
+            }),
         })
     }
 

@@ -7,9 +7,36 @@
 //! NAR bytes come from the local store's own sizes, which are what each narinfo's
 //! `NarSize` says for the same path.
 
-use super::Coverage;
-use crate::binarycache::{self, BinaryCache, QueryOptions};
+use super::{Coverage, Incomplete, Signatures};
+use crate::binarycache::{BinaryCache, Found, QueryOptions, Signing};
+use crate::keys::PublicKey;
+use std::collections::BTreeSet;
 use std::time::Duration;
+
+/// One path of the closure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub path: String,
+    pub nar_size: u64,
+    /// Its references other than itself, as indices into the member list (a closure holds
+    /// all of them).
+    pub references: Vec<u32>,
+}
+
+/// The keys a narinfo's signatures are checked against: `trusted-public-keys` in effect,
+/// and whether Nix requires a signature (`require-sigs`, true unless set false).
+#[derive(Debug, Clone, Default)]
+pub struct SigPolicy {
+    pub keys: Vec<PublicKey>,
+    pub require_sigs: bool,
+}
+
+/// At most this many present paths have their signatures checked per cache (an even
+/// sample of them beyond that): ed25519 checks cost ~50 µs each.
+const MAX_SIG_CHECKS: usize = 4096;
+
+/// Examples of incomplete paths kept per cache.
+const MAX_INCOMPLETE_EXAMPLES: usize = 5;
 
 /// A cache to check and where it came from (`--cache`, `nix.conf`, `cache.toml`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +59,7 @@ fn rate(part: u64, whole: u64) -> f64 {
 }
 
 /// Not measured yet: totals of the closure, nothing known about the cache.
-fn empty(target: &Target, closure: &[(String, u64)]) -> Coverage {
+fn empty(target: &Target, closure: &[Member]) -> Coverage {
     Coverage {
         cache: target.url.clone(),
         from: target.from.clone(),
@@ -41,21 +68,90 @@ fn empty(target: &Target, closure: &[(String, u64)]) -> Coverage {
         measured: false,
         paths_total: closure.len() as u64,
         paths_present: None,
-        nar_bytes_total: closure.iter().map(|(_, s)| s).sum(),
+        nar_bytes_total: closure.iter().map(|m| m.nar_size).sum(),
         nar_bytes_present: None,
         hit_rate_paths: None,
         hit_rate_bytes: None,
         errors: 0,
         error: None,
+        signatures: None,
+        incomplete: None,
     }
 }
 
-/// Checks one cache. `closure` is `(path, nar_size)` of every path of the closure.
-/// A cache that cannot be asked is `measured: false` with its `error`, never 0%.
+/// Nix's verdict on each signed narinfo: trusted when one `Sig` verifies with a trusted
+/// key of its name. A signature whose key name is trusted but which does not verify
+/// means the cache signs with another key of that name (a rotated or mistyped key).
+fn check_signatures(
+    found: &[&Signing],
+    policy: &SigPolicy,
+    trusted_url: bool,
+    cap: usize,
+) -> Signatures {
+    let step = found.len().div_ceil(cap.max(1)).max(1);
+    let mut s = Signatures {
+        required: policy.require_sigs && !trusted_url,
+        ..Signatures::default()
+    };
+    let (mut untrusted, mut mismatched) = (BTreeSet::new(), BTreeSet::new());
+    for sign in found.iter().step_by(step) {
+        s.checked += 1;
+        let trusted = sign.fingerprint.as_deref().is_some_and(|fp| {
+            sign.sigs
+                .iter()
+                .any(|sig| policy.keys.iter().any(|k| k.verify(fp, sig)))
+        });
+        if trusted {
+            s.trusted += 1;
+        } else if sign.sigs.is_empty() {
+            if sign.content_addressed {
+                s.content_addressed += 1;
+            } else {
+                s.unsigned += 1;
+            }
+        } else {
+            s.untrusted += 1;
+            for sig in &sign.sigs {
+                let name = sig.split_once(':').map_or(sig.as_str(), |(n, _)| n);
+                if policy.keys.iter().any(|k| k.name == name) {
+                    mismatched.insert(name.to_owned());
+                } else {
+                    untrusted.insert(name.to_owned());
+                }
+            }
+        }
+    }
+    s.untrusted_keys = untrusted.into_iter().collect();
+    s.mismatched_keys = mismatched.into_iter().collect();
+    s
+}
+
+/// Paths the cache holds without one of their references.
+fn incomplete(closure: &[Member], present: &[bool]) -> Incomplete {
+    let mut out = Incomplete::default();
+    for (m, _) in closure.iter().zip(present).filter(|(_, p)| **p) {
+        let Some(&missing) = m.references.iter().find(|&&r| !present[r as usize]) else {
+            continue;
+        };
+        out.paths += 1;
+        if out.examples.len() < MAX_INCOMPLETE_EXAMPLES {
+            out.examples.push(super::MissingReference {
+                path: m.path.clone(),
+                missing: closure[missing as usize].path.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Checks one cache. `closure` is every path of the closure; `policy`, when known, the
+/// keys its signatures are checked with. A cache that cannot be asked is
+/// `measured: false` with its `error`, never 0%.
 pub fn check_one(
     target: &Target,
-    closure: &[(String, u64)],
+    closure: &[Member],
     store_dir: &str,
+    policy: Option<&SigPolicy>,
     timeout: Duration,
 ) -> Coverage {
     let mut cov = empty(target, closure);
@@ -92,19 +188,23 @@ pub fn check_one(
             return cov;
         }
     }
-    let paths: Vec<String> = closure.iter().map(|(p, _)| p.clone()).collect();
-    let statuses = cache.query(&paths, &QueryOptions::default());
+    let paths: Vec<String> = closure.iter().map(|m| m.path.clone()).collect();
+    let found = cache.query_detailed(&paths, &QueryOptions::default());
     let (mut present, mut bytes, mut first_error) = (0u64, 0u64, None);
-    for (st, (_, size)) in statuses.iter().zip(closure) {
-        match &st.presence {
-            binarycache::Presence::Present { .. } => {
+    let mut held = vec![false; closure.len()];
+    let mut signing = Vec::new();
+    for ((f, m), held) in found.iter().zip(closure).zip(&mut held) {
+        match f {
+            Found::Present { signing: s, .. } => {
                 present += 1;
-                bytes += size;
+                bytes += m.nar_size;
+                *held = true;
+                signing.push(&**s);
             }
-            binarycache::Presence::Absent => {}
-            binarycache::Presence::Error(e) => {
+            Found::Absent | Found::Invalid(_) => {}
+            Found::Error(e) => {
                 cov.errors += 1;
-                first_error.get_or_insert_with(|| e.to_string());
+                first_error.get_or_insert_with(|| e.clone());
             }
         }
     }
@@ -120,6 +220,15 @@ pub fn check_one(
     cov.nar_bytes_present = Some(bytes);
     cov.hit_rate_paths = Some(rate(present, cov.paths_total));
     cov.hit_rate_bytes = Some(rate(bytes, cov.nar_bytes_total));
+    cov.signatures = policy.map(|p| {
+        check_signatures(
+            &signing,
+            p,
+            crate::url::store_param(&target.url, "trusted") == Some("1"),
+            MAX_SIG_CHECKS,
+        )
+    });
+    cov.incomplete = Some(incomplete(closure, &held));
     cov
 }
 
@@ -127,14 +236,15 @@ pub fn check_one(
 /// first, 50 when unset), then as given.
 pub fn check_all(
     targets: &[Target],
-    closure: &[(String, u64)],
+    closure: &[Member],
     store_dir: &str,
+    policy: Option<&SigPolicy>,
     timeout: Duration,
 ) -> Vec<Coverage> {
     let mut out: Vec<Coverage> = std::thread::scope(|s| {
         let handles: Vec<_> = targets
             .iter()
-            .map(|t| s.spawn(move || check_one(t, closure, store_dir, timeout)))
+            .map(|t| s.spawn(move || check_one(t, closure, store_dir, policy, timeout)))
             .collect();
         handles
             .into_iter()
@@ -166,6 +276,82 @@ mod tests {
         assert_eq!(rate(0, 0), 100.0);
     }
 
+    fn signing(key: Option<&crate::keys::SecretKey>, fp: &str, ca: bool) -> Signing {
+        Signing {
+            sigs: key.map(|k| k.sign(fp)).into_iter().collect(),
+            fingerprint: Some(fp.to_owned()),
+            content_addressed: ca,
+        }
+    }
+
+    #[test]
+    fn signatures_sorted_into_nix_verdicts_and_sampled_beyond_the_cap() {
+        let seed = [7u8; 32];
+        let b64 = |b: &[u8]| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(b)
+        };
+        let mk = |name: &str, seed: [u8; 32]| {
+            let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
+            let mut full = seed.to_vec();
+            full.extend_from_slice(sk.verifying_key().as_bytes());
+            crate::keys::SecretKey::parse(&format!("{name}:{}", b64(&full)))
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let team = mk("team-1", seed);
+        let rotated = mk("team-1", [8u8; 32]);
+        let other = mk("other-1", [9u8; 32]);
+        let policy = SigPolicy {
+            keys: vec![team.public()],
+            require_sigs: true,
+        };
+        let fp = "1;/nix/store/4qlx2j065zn4jpg4bs70kqq4r8kjliwh-b;sha256:x;1;";
+        let all = [
+            signing(Some(&team), fp, false),
+            signing(Some(&rotated), fp, false),
+            signing(Some(&other), fp, false),
+            signing(None, fp, false),
+            signing(None, fp, true),
+        ];
+        let refs: Vec<&Signing> = all.iter().collect();
+        let s = check_signatures(&refs, &policy, false, 10);
+        assert_eq!(
+            (
+                s.checked,
+                s.trusted,
+                s.untrusted,
+                s.unsigned,
+                s.content_addressed
+            ),
+            (5, 1, 2, 1, 1)
+        );
+        assert_eq!(s.untrusted_keys, vec!["other-1"]);
+        assert_eq!(s.mismatched_keys, vec!["team-1"]);
+        assert!(s.required);
+        // ?trusted=1 on the URL: Nix does not require signatures from that cache.
+        assert!(!check_signatures(&refs, &policy, true, 10).required);
+        // Beyond the cap an even sample, never more checks than the cap.
+        let many: Vec<&Signing> = std::iter::repeat_n(&all[0], 21).collect();
+        let s = check_signatures(&many, &policy, false, 10);
+        assert!(s.checked <= 10 && s.checked > 5, "{s:?}");
+        assert_eq!(s.trusted, s.checked);
+    }
+
+    #[test]
+    fn incomplete_paths_name_one_missing_reference() {
+        let m = |p: &str, refs: Vec<u32>| Member {
+            path: p.to_owned(),
+            nar_size: 1,
+            references: refs,
+        };
+        let closure = [m("top", vec![1, 2]), m("mid", vec![2]), m("leaf", vec![])];
+        let i = incomplete(&closure, &[true, true, false]);
+        assert_eq!(i.paths, 2);
+        assert_eq!(i.examples[1].path, "mid");
+        assert_eq!(i.examples[1].missing, "leaf");
+        assert_eq!(incomplete(&closure, &[false, true, true]).paths, 0);
+    }
+
     #[test]
     fn file_cache_with_foreign_store_dir_is_unusable() {
         let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -180,8 +366,13 @@ mod tests {
         };
         let c = check_one(
             &t,
-            &[("/nix/store/4qlx2j065zn4jpg4bs70kqq4r8kjliwh-b".into(), 10)],
+            &[Member {
+                path: "/nix/store/4qlx2j065zn4jpg4bs70kqq4r8kjliwh-b".into(),
+                nar_size: 10,
+                references: vec![],
+            }],
             "/nix/store",
+            None,
             Duration::from_secs(5),
         );
         assert!(!c.measured);

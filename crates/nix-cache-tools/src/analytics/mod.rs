@@ -226,6 +226,48 @@ pub struct Coverage {
     pub errors: u64,
     /// Why the cache could not be measured.
     pub error: Option<String>,
+    /// Nix's verdict on the signatures of the narinfos the cache holds (null when the
+    /// configuration was not read, or the cache not measured).
+    pub signatures: Option<Signatures>,
+    /// Paths the cache holds without one of their references (null when not measured).
+    pub incomplete: Option<Incomplete>,
+}
+
+/// The signatures of one cache's narinfos for the closure, checked as Nix checks them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Signatures {
+    /// Narinfos checked (every present one, or an even sample of 4096).
+    pub checked: u64,
+    /// Signed by a key in `trusted-public-keys`.
+    pub trusted: u64,
+    /// Signed, but by no trusted key: Nix ignores them when signatures are required.
+    pub untrusted: u64,
+    /// No signature and not content-addressed.
+    pub unsigned: u64,
+    /// No signature but a `CA` line: Nix accepts them when the address checks.
+    pub content_addressed: u64,
+    /// Names of keys that signed untrusted paths and are not trusted under any key.
+    pub untrusted_keys: Vec<String>,
+    /// Key names that are trusted but whose signatures do not verify: the cache signs
+    /// with another key of that name.
+    pub mismatched_keys: Vec<String>,
+    /// Whether Nix requires a signature from this cache (`require-sigs`, and no
+    /// `?trusted=1` on its URL).
+    pub required: bool,
+}
+
+/// Paths a cache holds whose references it does not all hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Incomplete {
+    pub paths: u64,
+    /// The first few, each with one reference the cache lacks.
+    pub examples: Vec<MissingReference>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MissingReference {
+    pub path: String,
+    pub missing: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -762,7 +804,7 @@ impl Ctx<'_> {
 
     /// The `--closure` section and its members `(path, nar_size)`; an error finding for
     /// each argument that is not a valid path of the store.
-    fn closure_section(&mut self) -> Option<(ClosureSection, Vec<(String, u64)>)> {
+    fn closure_section(&mut self) -> Option<(ClosureSection, Vec<coverage::Member>)> {
         if self.opts.closures.is_empty() {
             return None;
         }
@@ -785,17 +827,11 @@ impl Ctx<'_> {
                 }),
             }
         }
-        let members: Vec<(String, u64)> = g
-            .closure_mask(&starts)
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| **m)
-            .map(|(i, _)| (g.path(i as u32).to_owned(), g.nar_size(i as u32)))
-            .collect();
+        let members = closure_members(g, &starts);
         let section = ClosureSection {
             requested: self.opts.closures.clone(),
             paths: members.len() as u64,
-            nar_bytes: members.iter().map(|(_, s)| s).sum(),
+            nar_bytes: members.iter().map(|m| m.nar_size).sum(),
         };
         Some((section, members))
     }
@@ -803,7 +839,7 @@ impl Ctx<'_> {
     /// Section 6: every `--cache`, else the substituters in effect and cache.toml's caches.
     fn coverage_section(
         &mut self,
-        members: &[(String, u64)],
+        members: &[coverage::Member],
         layers: Option<&crate::nixconf::Layers>,
     ) -> Vec<Coverage> {
         let opts = self.opts;
@@ -842,7 +878,14 @@ impl Ctx<'_> {
                 add(&c.url, "cache.toml");
             }
         }
-        let rows = coverage::check_all(&targets, members, &self.loc.store_dir, opts.timeout);
+        let policy = layers.map(sig_policy);
+        let rows = coverage::check_all(
+            &targets,
+            members,
+            &self.loc.store_dir,
+            policy.as_ref(),
+            opts.timeout,
+        );
         for c in &rows {
             let shown = crate::redact::url(&c.cache);
             if !c.measured {
@@ -881,6 +924,28 @@ impl Ctx<'_> {
                     what_to_do: "Run again, or raise `--timeout`, when the cache answers reliably.".to_owned(),
                 });
             }
+            self.signature_findings(c, &shown);
+            if let Some(inc) = c.incomplete.as_ref().filter(|i| i.paths > 0) {
+                let ex = &inc.examples[0];
+                self.findings.push(Finding {
+                    severity: Severity::Warning,
+                    area: "coverage",
+                    file: None,
+                    line: None,
+                    message: format!(
+                        "{shown} holds {} path{} of the closure without all of its references (e.g. {} but not {}): Nix substitutes a path only once its references are valid, so it has to get them elsewhere or build them.",
+                        inc.paths,
+                        if inc.paths == 1 { "" } else { "s" },
+                        ex.path,
+                        ex.missing
+                    ),
+                    what_to_do: format!(
+                        "Push the whole closure: `push-cache --to {} {}`.",
+                        crate::cmd::shell_quote(&c.cache),
+                        opts.closures.iter().map(|p| crate::cmd::shell_quote(p)).collect::<Vec<_>>().join(" ")
+                    ),
+                });
+            }
             if present < c.paths_total && c.from != "nix.conf" && c.from != "Nix's default" {
                 self.recs.push(Recommendation {
                     area: "coverage",
@@ -910,6 +975,73 @@ impl Ctx<'_> {
             });
         }
         rows
+    }
+
+    /// Findings when Nix would ignore what a cache holds: signed by keys nobody trusts,
+    /// by another key of a trusted name, or not signed at all.
+    fn signature_findings(&mut self, c: &Coverage, shown: &str) {
+        let Some(s) = c.signatures.as_ref().filter(|s| s.required) else {
+            return;
+        };
+        if s.untrusted > 0 {
+            let names: Vec<&str> = s
+                .untrusted_keys
+                .iter()
+                .chain(&s.mismatched_keys)
+                .map(String::as_str)
+                .collect();
+            // cache.toml's key for one of those names gives the exact line to add.
+            let known = self
+                .opts
+                .cache_toml
+                .iter()
+                .flat_map(|t| &t.caches)
+                .find_map(|k| {
+                    let key = k.public_key.as_str();
+                    let name = key.split_once(':')?.0;
+                    names.contains(&name).then(|| key.to_owned())
+                });
+            let mismatch = if s.mismatched_keys.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " A key named {} is trusted, but these signatures do not verify with it: the cache signs with another key of that name (a new or mistyped key).",
+                    s.mismatched_keys.join(", ")
+                )
+            };
+            self.findings.push(Finding {
+                severity: Severity::Warning,
+                area: "coverage",
+                file: None,
+                line: None,
+                message: format!(
+                    "{} of {} narinfos checked at {shown} are signed only by keys not in trusted-public-keys ({}): Nix ignores those paths (\"untrusted public key\") and builds them.{mismatch}",
+                    s.untrusted,
+                    s.checked,
+                    names.join(", ")
+                ),
+                what_to_do: match known {
+                    Some(k) => format!("Add the cache's key (from cache.toml): `extra-trusted-public-keys = {k}` (`setup-cache` writes it)."),
+                    None => format!(
+                        "Add the public key named {} to `extra-trusted-public-keys = NAME:BASE64` (ask the cache's owner for it), or re-sign the paths with a trusted key (`nix store sign`).",
+                        names.join(" / ")
+                    ),
+                },
+            });
+        }
+        if s.unsigned > 0 {
+            self.findings.push(Finding {
+                severity: Severity::Warning,
+                area: "coverage",
+                file: None,
+                line: None,
+                message: format!(
+                    "{} of {} narinfos checked at {shown} have no signature: with require-sigs on, Nix ignores those paths.",
+                    s.unsigned, s.checked
+                ),
+                what_to_do: "Sign when pushing: `push-cache --secret-key-file KEYFILE` (or `nix store sign --key-file KEYFILE`).".to_owned(),
+            });
+        }
     }
 
     /// "Fix the configuration" first among the recommendations when it has problems.
@@ -1022,6 +1154,49 @@ fn release_advice(root: &Path, store_hint: &str) -> (String, Option<String>) {
 
 /// A `--closure` argument as a store path: a store path (or a file inside one) as is, a
 /// symlink (`./result`) followed until it points into the store.
+/// The closure of `starts`, each member with its references as member indices.
+fn closure_members(g: &store::graph::Graph, starts: &[u32]) -> Vec<coverage::Member> {
+    let mask = g.closure_mask(starts);
+    let mut position = vec![u32::MAX; mask.len()];
+    let mut next = 0u32;
+    for (i, m) in mask.iter().enumerate() {
+        if *m {
+            position[i] = next;
+            next += 1;
+        }
+    }
+    mask.iter()
+        .enumerate()
+        .filter(|(_, m)| **m)
+        .map(|(i, _)| coverage::Member {
+            path: g.path(i as u32).to_owned(),
+            nar_size: g.nar_size(i as u32),
+            references: g
+                .references(i as u32)
+                .iter()
+                .filter(|&&r| r as usize != i)
+                .map(|&r| position[r as usize])
+                .collect(),
+        })
+        .collect()
+}
+
+/// The keys and `require-sigs` in effect in `layers`; a key Nix could not parse is left
+/// out (the configuration check reports it).
+fn sig_policy(layers: &crate::nixconf::Layers) -> coverage::SigPolicy {
+    coverage::SigPolicy {
+        keys: layers
+            .effective("trusted-public-keys")
+            .iter()
+            .filter_map(|k| crate::keys::PublicKey::parse(&k.value).ok())
+            .collect(),
+        require_sigs: layers
+            .effective_scalar("require-sigs")
+            .and_then(|v| config::nix_bool(&v.value))
+            .unwrap_or(true),
+    }
+}
+
 fn resolve_closure_arg(arg: &str, store_dir: &str) -> Option<String> {
     if let Some(p) = crate::storepath::to_store_path(arg, store_dir) {
         return Some(p.to_owned());

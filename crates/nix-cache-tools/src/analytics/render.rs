@@ -252,6 +252,7 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
             "paths",
             "NAR bytes",
             "hit rate (bytes)",
+            "signatures",
             "note",
         ]);
         for c in &report.coverage {
@@ -262,6 +263,7 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
                 right(paths),
                 right(nar),
                 right(rate),
+                Cell::new(signatures_cell(c)),
                 Cell::new(coverage_note(c)),
             ]);
         }
@@ -336,12 +338,72 @@ fn coverage_cells(c: &super::Coverage) -> (String, String, String) {
 }
 
 fn coverage_note(c: &super::Coverage) -> String {
-    match &c.error {
+    let mut note = match &c.error {
         Some(e) if !c.measured => format!("not measured: {e}"),
         Some(e) => e.clone(),
         None if c.errors > 0 => format!("{} queries failed (lower bound)", c.errors),
         None => String::new(),
+    };
+    if let Some(i) = c.incomplete.as_ref().filter(|i| i.paths > 0) {
+        if !note.is_empty() {
+            note.push_str("; ");
+        }
+        note.push_str(&format!(
+            "{} path{} without all references",
+            thousands(i.paths),
+            if i.paths == 1 { "" } else { "s" }
+        ));
     }
+    note
+}
+
+/// Nix's verdict on a cache's signatures: "trusted", "4 untrusted (other-1)", ...
+fn signatures_cell(c: &super::Coverage) -> String {
+    let Some(s) = &c.signatures else {
+        return String::new();
+    };
+    if s.checked == 0 {
+        return "-".to_owned();
+    }
+    if s.trusted == s.checked {
+        return format!("trusted ({})", thousands(s.checked));
+    }
+    let mut parts = Vec::new();
+    if s.trusted > 0 {
+        parts.push(format!("{} trusted", thousands(s.trusted)));
+    }
+    if s.untrusted > 0 {
+        let names: Vec<&str> = s
+            .untrusted_keys
+            .iter()
+            .map(String::as_str)
+            .chain(s.mismatched_keys.iter().map(|k| k.as_str()))
+            .collect();
+        let mismatch = if s.mismatched_keys.is_empty() {
+            ""
+        } else {
+            ", key differs"
+        };
+        parts.push(format!(
+            "{} untrusted ({}{mismatch})",
+            thousands(s.untrusted),
+            names.join(", ")
+        ));
+    }
+    if s.unsigned > 0 {
+        parts.push(format!("{} unsigned", thousands(s.unsigned)));
+    }
+    if s.content_addressed > 0 {
+        parts.push(format!(
+            "{} content-addressed",
+            thousands(s.content_addressed)
+        ));
+    }
+    let mut out = parts.join(", ");
+    if !s.required {
+        out.push_str(" (not required)");
+    }
+    out
 }
 
 /// Escapes text for a Markdown table cell.
@@ -487,16 +549,17 @@ fn markdown_unredacted(report: &Report) -> String {
             bytes(c.nar_bytes)
         ));
         if !report.coverage.is_empty() {
-            out.push_str("| Cache | Priority | Paths present | NAR bytes present | Hit rate | Note |\n|---|---:|---:|---:|---:|---|\n");
+            out.push_str("| Cache | Priority | Paths present | NAR bytes present | Hit rate | Signatures | Note |\n|---|---:|---:|---:|---:|---|---|\n");
             for cv in &report.coverage {
                 let (paths, nar, rate) = coverage_cells(cv);
                 out.push_str(&format!(
-                    "| {} | {} | {} | {} | {} | {} |\n",
+                    "| {} | {} | {} | {} | {} | {} | {} |\n",
                     md_cell(&cv.cache),
                     cv.priority.map(|p| p.to_string()).unwrap_or_default(),
                     paths,
                     nar,
                     rate,
+                    md_cell(&signatures_cell(cv)),
                     md_cell(&coverage_note(cv))
                 ));
             }
