@@ -96,6 +96,47 @@ fn assert_freed_matches_nix(env: &NixEnv, store: &str, report: &Value) {
     let before = print_dead(env, store);
     let entries = report["largest_closures"].as_array().unwrap();
     assert!(!entries.is_empty());
+    // Listed by what deleting them frees, most first.
+    let freed_bytes: Vec<u64> = entries
+        .iter()
+        .map(|e| e["freed_if_deleted"]["nar_bytes"].as_u64().unwrap())
+        .collect();
+    assert!(
+        freed_bytes.windows(2).all(|w| w[0] >= w[1]),
+        "{freed_bytes:?}"
+    );
+    // What each shares most with another listed root: Nix's closures intersected.
+    let closure_of = |p: &str| -> BTreeSet<String> {
+        let out = run_ok(env.command("nix-store").args(["--store", store, "-qR", p]));
+        stdout(&out).lines().map(str::to_owned).collect()
+    };
+    let closures: Vec<BTreeSet<String>> = entries
+        .iter()
+        .map(|e| closure_of(e["path"].as_str().unwrap()))
+        .collect();
+    for (a, e) in entries.iter().enumerate() {
+        let common: Vec<u64> = (0..entries.len())
+            .map(|b| {
+                if a == b {
+                    0
+                } else {
+                    closures[a]
+                        .intersection(&closures[b])
+                        .map(|p| sizes[p].0)
+                        .sum()
+                }
+            })
+            .collect();
+        let best = common.iter().copied().max().unwrap_or(0);
+        let w = &e["shares_most_with"];
+        if best == 0 {
+            assert!(w.is_null(), "{e}");
+        } else {
+            assert_eq!(w["nar_bytes"].as_u64(), Some(best), "{e}");
+            let b = entries.iter().position(|x| x["path"] == w["path"]).unwrap();
+            assert_eq!(common[b], best);
+        }
+    }
     for e in entries {
         let links: Vec<std::path::PathBuf> = strs(&e["roots"]).iter().map(Into::into).collect();
         // Out of every directory the collector scans (a link anywhere in profiles/ is a
@@ -200,16 +241,19 @@ fn assert_matches_nix(env: &NixEnv, store: &str, report: &Value, top: usize) {
         nix_roots.len() as u64
     );
 
-    // Largest closures: Nix's closure sizes of every rooted path, top N, same links.
+    // Largest closures: N rooted paths (ordered by what deleting them frees, checked
+    // against Nix by assert_freed_matches_nix), each with Nix's closure size and links.
     let closures = nix_closure_sizes(env, store, &rooted.iter().cloned().collect::<Vec<_>>());
-    let mut want: Vec<u64> = closures.values().copied().collect();
-    want.sort_unstable_by(|a, b| b.cmp(a));
     let lc = report["largest_closures"].as_array().unwrap();
     assert_eq!(lc.len(), top.min(rooted.len()));
-    for (k, e) in lc.iter().enumerate() {
+    let freed: Vec<u64> = lc
+        .iter()
+        .map(|e| e["freed_if_deleted"]["nar_bytes"].as_u64().unwrap())
+        .collect();
+    assert!(freed.windows(2).all(|w| w[0] >= w[1]), "{freed:?}");
+    for e in lc {
         let p = e["path"].as_str().unwrap();
         assert_eq!(e["closure_size"].as_u64().unwrap(), closures[p], "{p}");
-        assert_eq!(e["closure_size"].as_u64().unwrap(), want[k], "rank {k}");
         let links: BTreeSet<String> = strs(&e["roots"]).into_iter().collect();
         let nix_links: BTreeSet<String> = nix_roots
             .iter()

@@ -149,6 +149,17 @@ pub struct ClosureEntry {
     /// no other GC root keeps (same keep-derivations / keep-outputs rules as `gc`).
     /// `None` when the GC roots could not be read.
     pub freed_if_deleted: Option<crate::store::graph::ClosureSize>,
+    /// The other listed root whose closure has the most bytes in common with this one
+    /// (null when it shares nothing with them; only the first 64 listed are compared).
+    pub shares_most_with: Option<SharedWith>,
+}
+
+/// The closure bytes two listed roots have in common.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SharedWith {
+    pub root: String,
+    pub path: String,
+    pub nar_bytes: u64,
 }
 
 /// Section 4.
@@ -406,22 +417,12 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
             nar_size: cx.st.graph.nar_size(i),
         })
         .collect();
-    let (root_paths, largest_closures) = cx.largest_closures();
+    let root_paths = cx.root_paths();
     // Configuration before garbage: keep-derivations / keep-outputs decide what the
     // collector keeps.
     let (config, layers) = cx.config_section();
     let gc = cx.gc_section(&root_paths, layers.as_ref());
-    let mut largest_closures = largest_closures;
-    if let Some(gc) = &gc {
-        let g = &cx.st.graph;
-        let freed = g.exclusive(&root_paths, gc.keep_derivations, gc.keep_outputs);
-        for e in &mut largest_closures {
-            e.freed_if_deleted = root_paths
-                .iter()
-                .position(|&i| g.path(i) == e.path)
-                .map(|k| freed[k]);
-        }
-    }
+    let largest_closures = cx.largest_closures(&root_paths, gc.as_ref());
     cx.recommend_biggest_root(&largest_closures, store.nar_bytes);
     let closure = cx.closure_section();
     let coverage = match &closure {
@@ -578,43 +579,75 @@ impl Ctx<'_> {
         }
     }
 
-    /// Section 3: the distinct rooted paths, and the largest closures among them.
-    fn largest_closures(&self) -> (Vec<u32>, Vec<ClosureEntry>) {
-        let g = &self.st.graph;
+    /// The distinct rooted paths.
+    fn root_paths(&self) -> Vec<u32> {
         let mut root_paths: Vec<u32> = self.st.roots.iter().map(|(_, i)| *i).collect();
         root_paths.sort_unstable();
         root_paths.dedup();
-        let sizes = g.closure_sizes(&root_paths);
+        root_paths
+    }
+
+    /// Section 3: the roots whose deletion frees most (by closure size when the GC roots
+    /// are not known), each with what deleting it alone frees and the listed root it
+    /// shares most with.
+    fn largest_closures(&self, root_paths: &[u32], gc: Option<&GcSection>) -> Vec<ClosureEntry> {
+        let g = &self.st.graph;
+        let sizes = g.closure_sizes(root_paths);
+        let freed = gc.map(|gc| g.exclusive(root_paths, gc.keep_derivations, gc.keep_outputs));
         let mut order: Vec<usize> = (0..root_paths.len()).collect();
         order.sort_by(|&a, &b| {
-            sizes[b]
-                .nar_bytes
-                .cmp(&sizes[a].nar_bytes)
+            let by_freed = freed.as_ref().map_or(std::cmp::Ordering::Equal, |f| {
+                f[b].nar_bytes.cmp(&f[a].nar_bytes)
+            });
+            by_freed
+                .then_with(|| sizes[b].nar_bytes.cmp(&sizes[a].nar_bytes))
                 .then_with(|| g.path(root_paths[a]).cmp(g.path(root_paths[b])))
         });
-        let entries = order
+        order.truncate(self.opts.top);
+        let listed: Vec<u32> = order.iter().map(|&k| root_paths[k]).collect();
+        let shared = g.shared_bytes(&listed);
+        let link_of = |idx: u32| -> Vec<String> {
+            self.st
+                .roots
+                .iter()
+                .filter(|(_, i)| *i == idx)
+                .map(|(r, _)| r.link.display().to_string())
+                .collect()
+        };
+        let mut entries: Vec<ClosureEntry> = order
             .iter()
-            .take(self.opts.top)
             .map(|&k| {
-                let idx = root_paths[k];
-                let links: Vec<String> = self
-                    .st
-                    .roots
-                    .iter()
-                    .filter(|(_, i)| *i == idx)
-                    .map(|(r, _)| r.link.display().to_string())
-                    .collect();
+                let links = link_of(root_paths[k]);
                 ClosureEntry {
-                    path: g.path(idx).to_owned(),
+                    path: g.path(root_paths[k]).to_owned(),
                     closure_size: sizes[k].nar_bytes,
                     closure_paths: sizes[k].paths,
                     root: links.first().cloned().unwrap_or_default(),
                     roots: links,
-                    freed_if_deleted: None,
+                    freed_if_deleted: freed.as_ref().map(|f| f[k]),
+                    shares_most_with: None,
                 }
             })
             .collect();
-        (root_paths, entries)
+        let with: Vec<Option<SharedWith>> = (0..entries.len())
+            .map(|a| {
+                let row = shared.get(a)?;
+                let (b, &bytes) = row
+                    .iter()
+                    .enumerate()
+                    .filter(|&(b, _)| b != a)
+                    .max_by(|x, y| x.1.cmp(y.1).then_with(|| y.0.cmp(&x.0)))?;
+                (bytes > 0).then(|| SharedWith {
+                    root: entries[b].root.clone(),
+                    path: entries[b].path.clone(),
+                    nar_bytes: bytes,
+                })
+            })
+            .collect();
+        for (e, w) in entries.iter_mut().zip(with) {
+            e.shares_most_with = w;
+        }
+        entries
     }
 
     /// Section 5, and the layers read (for the GC settings and the substituters in effect).
@@ -764,16 +797,17 @@ impl Ctx<'_> {
         })
     }
 
-    /// "Release the biggest root" when one root keeps a quarter of the store or more.
+    /// "Release the root whose deletion frees most" when that is a tenth of the store or
+    /// more (without known GC roots: when one root keeps a quarter of the store).
     fn recommend_biggest_root(&mut self, closures: &[ClosureEntry], total: u64) {
         let Some(top) = closures.first() else {
             return;
         };
-        if top.closure_size > 0
-            && total > 0
-            && top.closure_size.saturating_mul(4) >= total
-            && closures.len() > 1
-        {
+        let worth_it = match top.freed_if_deleted {
+            Some(f) => f.nar_bytes > 0 && f.nar_bytes.saturating_mul(10) >= total,
+            None => top.closure_size.saturating_mul(4) >= total && closures.len() > 1,
+        };
+        if top.closure_size > 0 && total > 0 && worth_it {
             let mut advice = release_advice(Path::new(&top.root), &self.store_hint);
             let others: Vec<&str> = top.roots.iter().skip(1).map(String::as_str).collect();
             if !others.is_empty() {
@@ -789,14 +823,25 @@ impl Ctx<'_> {
             }
             self.recs.push(Recommendation {
                 area: "gc",
-                message: format!(
-                    "The largest GC root, {} → {}, keeps {} ({:.0}% of the store). {}",
-                    top.root,
-                    top.path,
-                    crate::output::human_bytes(top.closure_size),
-                    top.closure_size as f64 * 100.0 / total as f64,
-                    advice.0
-                ),
+                message: match top.freed_if_deleted {
+                    Some(f) => format!(
+                        "Deleting the GC root {} → {} frees {} ({:.0}% of the store; its closure is {}). {}",
+                        top.root,
+                        top.path,
+                        crate::output::human_bytes(f.nar_bytes),
+                        f.nar_bytes as f64 * 100.0 / total as f64,
+                        crate::output::human_bytes(top.closure_size),
+                        advice.0
+                    ),
+                    None => format!(
+                        "The largest GC root, {} → {}, keeps {} ({:.0}% of the store). {}",
+                        top.root,
+                        top.path,
+                        crate::output::human_bytes(top.closure_size),
+                        top.closure_size as f64 * 100.0 / total as f64,
+                        advice.0
+                    ),
+                },
                 command: advice.1,
             });
         }

@@ -200,7 +200,12 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
             ]);
         }
         out.push_str(&t.to_string());
-        out.push_str("\n\n");
+        out.push('\n');
+        if let Some(line) = most_shared(&report.largest_closures) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out.push('\n');
     }
 
     if let Some(gc) = &report.gc {
@@ -305,6 +310,26 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
         }
     }
     out
+}
+
+/// "#1 and #3 have 1.2 GiB in common" for the listed pair of roots that shares most.
+fn most_shared(closures: &[super::ClosureEntry]) -> Option<String> {
+    let (a, w) = closures
+        .iter()
+        .enumerate()
+        .filter_map(|(a, e)| Some((a, e.shares_most_with.as_ref()?)))
+        .max_by(|x, y| {
+            x.1.nar_bytes
+                .cmp(&y.1.nar_bytes)
+                .then_with(|| y.0.cmp(&x.0))
+        })?;
+    let b = closures.iter().position(|e| e.path == w.path)?;
+    Some(format!(
+        "Most shared: #{} and #{} have {} of their closures in common (deleting one alone frees only what the other does not keep).",
+        a.min(b) + 1,
+        a.max(b) + 1,
+        bytes(w.nar_bytes)
+    ))
 }
 
 /// What deleting a root alone frees: "1.2 MiB (14 paths)", "-" when unknown.
@@ -486,6 +511,10 @@ fn markdown_unredacted(report: &Report) -> String {
             ));
         }
         out.push('\n');
+        if let Some(line) = most_shared(&report.largest_closures) {
+            out.push_str(&line);
+            out.push_str("\n\n");
+        }
     }
     if let Some(gc) = &report.gc {
         out.push_str("### Garbage\n\n");

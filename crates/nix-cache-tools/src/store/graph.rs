@@ -292,6 +292,48 @@ impl Graph {
         out
     }
 
+    /// For each pair `(a, b)` of `roots` (at most 64), the NAR bytes their closures
+    /// (references only) have in common: `shared[a][b]`. One DFS per root marking a bit
+    /// per path, then one pass over the paths.
+    pub fn shared_bytes(&self, roots: &[u32]) -> Vec<Vec<u64>> {
+        let roots = &roots[..roots.len().min(64)];
+        let mut bits = vec![0u64; self.len()];
+        let mut stack: Vec<u32> = Vec::new();
+        for (k, &r) in roots.iter().enumerate() {
+            let bit = 1u64 << k;
+            bits[r as usize] |= bit;
+            stack.push(r);
+            while let Some(v) = stack.pop() {
+                for &c in self.references(v) {
+                    if bits[c as usize] & bit == 0 {
+                        bits[c as usize] |= bit;
+                        stack.push(c);
+                    }
+                }
+            }
+        }
+        let mut shared = vec![vec![0u64; roots.len()]; roots.len()];
+        for (i, &b) in bits.iter().enumerate() {
+            if b.count_ones() < 2 {
+                continue;
+            }
+            let n = self.nar_size(i as u32);
+            let mut rest = b;
+            while rest != 0 {
+                let a = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                let mut later = rest;
+                while later != 0 {
+                    let c = later.trailing_zeros() as usize;
+                    later &= later - 1;
+                    shared[a][c] += n;
+                    shared[c][a] += n;
+                }
+            }
+        }
+        shared
+    }
+
     /// The derivation edges the GC follows under these settings.
     fn extra_edges(&self, keep_derivations: bool, keep_outputs: bool) -> ExtraEdges {
         let mut e = Vec::new();
@@ -379,6 +421,19 @@ mod tests {
         // Order does not matter, and a lone root keeps its whole closure.
         assert_eq!(g.exclusive(&[0, 1], false, false), vec![cs(1, 1), cs(0, 0)]);
         assert_eq!(g.exclusive(&[4], false, false), vec![cs(1, 10000)]);
+    }
+
+    #[test]
+    fn bytes_each_pair_of_roots_shares() {
+        let g = sample();
+        // a = {a, b, c}, d = {d, c}, b = {b, c}, e = {e}.
+        let s = g.shared_bytes(&[0, 3, 1, 4]);
+        assert_eq!(s[0][1], 100);
+        assert_eq!(s[1][0], 100);
+        assert_eq!(s[0][2], 110);
+        assert_eq!(s[1][2], 100);
+        assert_eq!(s[0][3], 0);
+        assert_eq!(s[3][3], 0);
     }
 
     #[test]
