@@ -1397,6 +1397,181 @@ fn coverage_checks_each_caches_signatures_and_completeness_as_nix_does() {
     }
 }
 
+/// An "application" closure: `app-VERSION` needs `libfoo-2.0` and, in `extra`, more
+/// dependencies; each path's name carries `tag`, so each test has its own paths.
+fn app_closure(env: &NixEnv, tag: &str, version: &str, extra: &[&str]) -> String {
+    let deps: Vec<String> = extra
+        .iter()
+        .map(|d| format!(r#"(mk "{d}" "mkdir $out; head -c 3000 /dev/zero > $out/blob; echo {tag} > $out/tag")"#))
+        .collect();
+    let expr = format!(
+        r#"let
+  lib = mk "libfoo{tag}-2.0" "mkdir $out; echo lib > $out/l";
+  deps = [ {} ];
+in mk "app{tag}-{version}" "mkdir $out; echo ${{lib}} ${{toString deps}} {version} > $out/refs""#,
+        deps.join(" ")
+    );
+    support::build(env, &expr).remove(0)
+}
+
+#[test]
+fn baseline_and_compare_report_what_a_build_added() {
+    require_nix();
+    let env = NixEnv::new();
+    let tag = support::unique("d").replace('-', "");
+    let v1 = app_closure(&env, &tag, "1.0", &[&format!("zstd{tag}-1.5.5")]);
+    let v2 = app_closure(
+        &env,
+        &tag,
+        "1.1",
+        &[&format!("zstd{tag}-1.5.6"), &format!("zlib{tag}-1.3")],
+    );
+    let c1: BTreeSet<String> = support::closure(&env, std::slice::from_ref(&v1))
+        .into_iter()
+        .collect();
+    let c2: BTreeSet<String> = support::closure(&env, std::slice::from_ref(&v2))
+        .into_iter()
+        .collect();
+    let sizes = nix_all(&env, "auto");
+    // A cache holding v1's closure: its hit rate falls for v2.
+    let key = support::generate_key(&env, "diff-1");
+    let cache = env.path().join("cache");
+    support::nix_copy_to_file_cache(&env, &cache, &key, std::slice::from_ref(&v1));
+    let url = format!("file://{}", cache.display());
+    let base = analytics(
+        &env,
+        &["--format", "json", "--closure", &v1, "--cache", &url],
+    );
+    assert!(base.status.success(), "{}", support::stderr(&base));
+    let base_file = env.path().join("main.json");
+    std::fs::write(&base_file, &base.stdout).unwrap();
+    let bf = base_file.to_str().unwrap();
+    let report = analytics_json(&env, &["--closure", &v2, "--cache", &url, "--baseline", bf]);
+    let d = &report["diff"];
+    let paths = |v: &Value| -> BTreeSet<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["path"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let added: BTreeSet<String> = c2.difference(&c1).cloned().collect();
+    let removed: BTreeSet<String> = c1.difference(&c2).cloned().collect();
+    assert_eq!(paths(&d["added"]), added);
+    assert_eq!(paths(&d["removed"]), removed);
+    let total = |c: &BTreeSet<String>| c.iter().map(|p| sizes[p].0).sum::<u64>();
+    assert_eq!(d["old"]["nar_bytes"].as_u64(), Some(total(&c1)));
+    assert_eq!(d["new"]["nar_bytes"].as_u64(), Some(total(&c2)));
+    assert_eq!(
+        d["delta_nar_bytes"].as_i64(),
+        Some(total(&c2) as i64 - total(&c1) as i64)
+    );
+    assert_eq!(
+        d["delta_paths"].as_i64(),
+        Some(c2.len() as i64 - c1.len() as i64)
+    );
+    // Largest additions first.
+    let added_sizes: Vec<u64> = d["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["nar_size"].as_u64().unwrap())
+        .collect();
+    assert!(
+        added_sizes.windows(2).all(|w| w[0] >= w[1]),
+        "{added_sizes:?}"
+    );
+    let pkg = |name: &str| {
+        d["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no package {name}: {d}"))
+            .clone()
+    };
+    let app = pkg(&format!("app{tag}"));
+    assert_eq!(
+        (app["kind"].as_str(), strs(&app["old"]), strs(&app["new"])),
+        (
+            Some("changed"),
+            vec!["1.0".to_owned()],
+            vec!["1.1".to_owned()]
+        )
+    );
+    assert_eq!(pkg(&format!("zstd{tag}"))["new"][0], "1.5.6");
+    assert_eq!(pkg(&format!("zlib{tag}"))["kind"], "added");
+    // libfoo did not change.
+    assert!(
+        !d["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == format!("libfoo{tag}").as_str()),
+        "{d}"
+    );
+    // Coverage: v1 was all in the cache; of v2 only libfoo is.
+    let cov = &d["coverage"][0];
+    assert_eq!(cov["old_hit_rate_bytes"].as_f64(), Some(100.0), "{d}");
+    let new_rate = report["coverage"][0]["hit_rate_bytes"].as_f64().unwrap();
+    assert!(new_rate < 100.0);
+    assert_eq!(cov["new_hit_rate_bytes"].as_f64(), Some(new_rate));
+    // --compare OLD NEW in the store: the same paths and packages, no coverage.
+    let cmp = analytics_json(&env, &["--compare", &v1, &v2]);
+    assert_eq!(paths(&cmp["diff"]["added"]), added);
+    assert_eq!(paths(&cmp["diff"]["removed"]), removed);
+    assert_eq!(cmp["diff"]["packages"], d["packages"]);
+    assert_eq!(cmp["diff"]["coverage"], serde_json::json!([]));
+    // The table and the job summary.
+    for format in ["table", "markdown"] {
+        let text = stdout(&analytics(
+            &env,
+            &["--format", format, "--compare", &v1, &v2],
+        ));
+        for want in [
+            format!("app{tag}"),
+            "1.0".to_owned(),
+            "1.1".to_owned(),
+            format!("zlib{tag}"),
+            "Largest additions".to_owned(),
+        ] {
+            assert!(text.contains(&want), "{format} lacks {want}:\n{text}");
+        }
+    }
+    // Bad baselines: named, exit 3, never a hang; without --closure a usage error.
+    std::fs::write(env.path().join("garbage.json"), "{not json").unwrap();
+    support::mkfifo(&env.path().join("fifo.json"));
+    std::fs::write(
+        env.path().join("noclosure.json"),
+        "{\"schema_version\": 2, \"closure\": null}",
+    )
+    .unwrap();
+    for (file, says) in [
+        ("garbage.json", "not JSON"),
+        ("fifo.json", "FIFO"),
+        ("noclosure.json", "has no closure"),
+        ("missing.json", "no such file"),
+    ] {
+        let f = env.path().join(file);
+        let mut c = env.command(BIN);
+        c.args(["--closure", &v2, "--baseline", f.to_str().unwrap()]);
+        let out = support::run_bounded(&mut c, 30);
+        let err = support::stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{file}: {err}");
+        assert!(
+            err.contains(f.to_str().unwrap()) && err.contains(says),
+            "{file}: {err}"
+        );
+    }
+    let out = analytics(&env, &["--baseline", bf]);
+    assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
+    assert!(
+        support::stderr(&out).contains("--closure"),
+        "{}",
+        support::stderr(&out)
+    );
+}
+
 #[test]
 fn non_root_reads_the_database_and_falls_back_to_immutable() {
     require_nix();

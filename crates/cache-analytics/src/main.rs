@@ -54,6 +54,19 @@ struct Cli {
     /// Takes several URLs; repeatable.
     #[arg(long = "cache", value_name = "URL", num_args = 1.., value_parser = cache_url)]
     caches: Vec<String>,
+    /// Compare the --closure with the closure of a previous `--format json` report
+    /// (e.g. the main branch's, kept as a CI artifact): paths and packages added and
+    /// removed, versions changed, size and hit-rate deltas.
+    #[arg(
+        long,
+        value_name = "REPORT.json",
+        requires = "closures",
+        conflicts_with = "compare"
+    )]
+    baseline: Option<std::path::PathBuf>,
+    /// Compare the closures of two paths of the store (store paths or links to them).
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
+    compare: Vec<String>,
     /// The project's cache.toml (its caches are also checked for coverage).
     #[arg(long, value_name = "FILE", env = "CACHE_TOOLS_CONFIG")]
     config: Option<std::path::PathBuf>,
@@ -84,15 +97,20 @@ fn usage_problem(cli: &Cli) -> Option<String> {
             "--list-dead adds the list of dead paths to the JSON report: use it with --format json (the table and Markdown give their number and size)".to_owned(),
         );
     }
-    for c in &cli.closures {
+    for c in cli.closures.iter().chain(&cli.compare) {
         let in_store = nix_cache_tools::storepath::to_store_path(
             c,
             nix_cache_tools::storepath::DEFAULT_STORE_DIR,
         )
         .is_some();
         if !in_store && std::fs::symlink_metadata(c).is_err() {
+            let flag = if cli.closures.contains(c) {
+                "--closure"
+            } else {
+                "--compare"
+            };
             return Some(format!(
-                "--closure {c}: there is no such file or store path; pass a store path or a link to one (e.g. ./result after `nix build`)"
+                "{flag} {c}: there is no such file or store path; pass a store path or a link to one (e.g. ./result after `nix build`)"
             ));
         }
     }
@@ -136,7 +154,16 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    let baseline = match &cli.baseline {
+        Some(p) => Some(analytics::diff::Side::read_baseline(p)?),
+        None => None,
+    };
     let opts = analytics::Options {
+        baseline,
+        compare: match cli.compare.as_slice() {
+            [old, new] => Some((old.clone(), new.clone())),
+            _ => None,
+        },
         store: cli.store.clone(),
         top: cli.top,
         source: match cli.source {

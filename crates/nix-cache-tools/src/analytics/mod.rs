@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod coverage;
+pub mod diff;
 pub mod render;
 
 use crate::cmd::Runner;
@@ -210,6 +211,9 @@ pub struct ClosureSection {
     pub requested: Vec<String>,
     pub paths: u64,
     pub nar_bytes: u64,
+    /// Every path of the closure, largest first: what a later `--baseline` run compares
+    /// with.
+    pub contents: Vec<PathEntry>,
 }
 
 /// Section 6: one cache's share of the `--closure`.
@@ -303,6 +307,8 @@ pub struct Report {
     pub config: ConfigSection,
     pub closure: Option<ClosureSection>,
     pub coverage: Vec<Coverage>,
+    /// `--baseline` / `--compare`: what changed between the two closures.
+    pub diff: Option<diff::Diff>,
     /// Every finding of every section (config findings included), errors first.
     pub findings: Vec<Finding>,
     pub recommendations: Vec<Recommendation>,
@@ -361,6 +367,10 @@ pub struct Options {
     /// the substituters in effect.
     pub cache_toml: Option<crate::cachetoml::CacheToml>,
     /// Per-request timeout for cache queries.
+    /// `--baseline`: the closure of a previous report, compared with `closures`.
+    pub baseline: Option<diff::Side>,
+    /// `--compare OLD NEW`: two paths of the store whose closures are compared.
+    pub compare: Option<(String, String)>,
     pub timeout: std::time::Duration,
     pub runner: Runner,
 }
@@ -380,6 +390,8 @@ impl Default for Options {
             nix_env: None,
             cache_toml: None,
             timeout: std::time::Duration::from_secs(10),
+            baseline: None,
+            compare: None,
             runner: Runner::new(),
         }
     }
@@ -431,6 +443,7 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
         Some((_, members)) if !members.is_empty() => cx.coverage_section(members, layers.as_ref()),
         _ => Vec::new(),
     };
+    let diff = cx.diff_section(closure.as_ref().map(|(c, _)| c), &coverage);
     cx.recommend_config_fixes(&config.findings);
     let secrets = layers.as_ref().map(secret_values).unwrap_or_default();
     let mut config = config;
@@ -466,6 +479,7 @@ pub fn analyze(opts: &Options) -> Result<Report, AnalyticsError> {
         config,
         closure: closure.map(|(c, _)| c),
         coverage,
+        diff,
         findings,
         recommendations: cx.recs,
     })
@@ -873,10 +887,23 @@ impl Ctx<'_> {
             }
         }
         let members = closure_members(g, &starts);
+        let mut contents: Vec<PathEntry> = members
+            .iter()
+            .map(|m| PathEntry {
+                path: m.path.clone(),
+                nar_size: m.nar_size,
+            })
+            .collect();
+        contents.sort_by(|a, b| {
+            b.nar_size
+                .cmp(&a.nar_size)
+                .then_with(|| a.path.cmp(&b.path))
+        });
         let section = ClosureSection {
             requested: self.opts.closures.clone(),
             paths: members.len() as u64,
             nar_bytes: members.iter().map(|m| m.nar_size).sum(),
+            contents,
         };
         Some((section, members))
     }
@@ -1020,6 +1047,64 @@ impl Ctx<'_> {
             });
         }
         rows
+    }
+
+    /// `--baseline` (against this run's closure and coverage) or `--compare OLD NEW`.
+    fn diff_section(
+        &mut self,
+        closure: Option<&ClosureSection>,
+        coverage: &[Coverage],
+    ) -> Option<diff::Diff> {
+        let side_of = |label: String, contents: &[PathEntry]| diff::Side {
+            label,
+            paths: contents
+                .iter()
+                .map(|e| (e.path.clone(), e.nar_size))
+                .collect(),
+            coverage: Vec::new(),
+        };
+        if let (Some(base), Some(c)) = (&self.opts.baseline, closure) {
+            let mut new = side_of(c.requested.join(" "), &c.contents);
+            new.coverage = coverage
+                .iter()
+                .filter_map(|c| Some((c.cache.clone(), c.hit_rate_bytes?)))
+                .collect();
+            return Some(diff::compare(base, &new));
+        }
+        let (old, new) = self.opts.compare.as_ref()?;
+        let g = &self.st.graph;
+        let index = g.index();
+        let mut sides = Vec::new();
+        for arg in [old, new] {
+            match resolve_closure_arg(arg, &self.loc.store_dir).and_then(|p| index.get(p.as_str()).copied()) {
+                Some(i) => {
+                    let members = closure_members(g, &[i]);
+                    let contents: Vec<PathEntry> = members
+                        .into_iter()
+                        .map(|m| PathEntry {
+                            path: m.path,
+                            nar_size: m.nar_size,
+                        })
+                        .collect();
+                    sides.push(side_of(arg.clone(), &contents));
+                }
+                None => self.findings.push(Finding {
+                    severity: Severity::Error,
+                    area: "closure",
+                    file: None,
+                    line: None,
+                    message: format!("--compare: `{arg}` is not a valid path in {}.", self.loc.display()),
+                    what_to_do: format!(
+                        "Build it first (`nix build`), or pass a store path that `nix path-info{} PATH` knows.",
+                        self.store_hint
+                    ),
+                }),
+            }
+        }
+        match sides.as_slice() {
+            [o, n] => Some(diff::compare(o, n)),
+            _ => None,
+        }
     }
 
     /// Findings when Nix would ignore what a cache holds: signed by keys nobody trusts,

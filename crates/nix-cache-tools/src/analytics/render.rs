@@ -276,6 +276,48 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
         out.push_str("\n\n");
     }
 
+    if let Some(d) = &report.diff {
+        out.push_str(&h(&format!("Changes: {} → {}", d.old.label, d.new.label)));
+        out.push('\n');
+        out.push_str(&format!("Closure: {}\n", diff_headline(d)));
+        if !d.packages.is_empty() {
+            let mut t = new_table(tty);
+            t.set_header(vec!["package", "before", "after", "size change"]);
+            for [n, o, v, delta] in package_rows(d) {
+                t.add_row(vec![Cell::new(n), Cell::new(o), Cell::new(v), right(delta)]);
+            }
+            out.push_str(&t.to_string());
+            out.push('\n');
+            if let Some(m) = more(d.packages.len()) {
+                out.push_str(&format!("{m}\n"));
+            }
+        }
+        if !d.added.is_empty() {
+            out.push_str("Largest additions:\n");
+            let mut t = new_table(tty);
+            t.set_header(vec!["added path", "NAR size"]);
+            for e in d.added.iter().take(DIFF_ROWS) {
+                t.add_row(vec![Cell::new(&e.path), right(bytes(e.nar_size))]);
+            }
+            out.push_str(&t.to_string());
+            out.push('\n');
+            if let Some(m) = more(d.added.len()) {
+                out.push_str(&format!("{m}\n"));
+            }
+        }
+        out.push_str(&format!(
+            "{} paths removed.\n",
+            thousands(d.removed.len() as u64)
+        ));
+        for c in &d.coverage {
+            out.push_str(&format!(
+                "Hit rate of {}: {:.1}% → {:.1}% ({:+.1} points)\n",
+                c.cache, c.old_hit_rate_bytes, c.new_hit_rate_bytes, c.delta
+            ));
+        }
+        out.push('\n');
+    }
+
     out.push_str(&h("Findings"));
     out.push('\n');
     if report.findings.is_empty() {
@@ -310,6 +352,75 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
         }
     }
     out
+}
+
+/// Rows of the diff tables shown in the table and Markdown (the JSON has all).
+const DIFF_ROWS: usize = 15;
+
+/// `+1.2 MiB` / `-300 B`.
+fn signed_bytes(n: i64) -> String {
+    let sign = if n < 0 { "-" } else { "+" };
+    format!("{sign}{}", bytes(n.unsigned_abs()))
+}
+
+fn signed(n: i64) -> String {
+    let sign = if n < 0 { "-" } else { "+" };
+    format!("{sign}{}", thousands(n.unsigned_abs()))
+}
+
+/// "1,234 paths, 1.2 GiB → 1,240 paths, 1.3 GiB (+6 paths, +12.3 MiB)".
+fn diff_headline(d: &super::diff::Diff) -> String {
+    format!(
+        "{} paths, {} → {} paths, {} ({} paths, {})",
+        thousands(d.old.paths),
+        bytes(d.old.nar_bytes),
+        thousands(d.new.paths),
+        bytes(d.new.nar_bytes),
+        signed(d.delta_paths),
+        signed_bytes(d.delta_nar_bytes)
+    )
+}
+
+fn versions(v: &[String]) -> String {
+    if v.is_empty() {
+        "—".to_owned()
+    } else {
+        v.iter()
+            .map(|x| {
+                if x.is_empty() {
+                    "(no version)"
+                } else {
+                    x.as_str()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Rows `(name, old, new, delta)` of the package changes shown.
+fn package_rows(d: &super::diff::Diff) -> Vec<[String; 4]> {
+    d.packages
+        .iter()
+        .take(DIFF_ROWS)
+        .map(|p| {
+            [
+                p.name.clone(),
+                versions(&p.old),
+                versions(&p.new),
+                signed_bytes(p.delta_nar_bytes),
+            ]
+        })
+        .collect()
+}
+
+fn more(total: usize) -> Option<String> {
+    (total > DIFF_ROWS).then(|| {
+        format!(
+            "… and {} more (all of them in --format json)",
+            total - DIFF_ROWS
+        )
+    })
 }
 
 /// "#1 and #3 have 1.2 GiB in common" for the listed pair of roots that shares most.
@@ -596,6 +707,10 @@ fn markdown_unredacted(report: &Report) -> String {
         }
     }
 
+    if let Some(d) = &report.diff {
+        diff_md(&mut out, d);
+    }
+
     if !report.recommendations.is_empty() {
         out.push_str("### Recommendations\n\n");
         for (i, r) in report.recommendations.iter().enumerate() {
@@ -608,6 +723,56 @@ fn markdown_unredacted(report: &Report) -> String {
         out.push('\n');
     }
     out
+}
+
+fn diff_md(out: &mut String, d: &super::diff::Diff) {
+    out.push_str(&format!(
+        "### Changes: {} → {}\n\n**Closure:** {}.\n\n",
+        md_cell(&d.old.label),
+        md_cell(&d.new.label),
+        diff_headline(d)
+    ));
+    if !d.packages.is_empty() {
+        out.push_str("| Package | Before | After | Size change |\n|---|---|---|---:|\n");
+        for [n, o, v, delta] in package_rows(d) {
+            out.push_str(&format!(
+                "| {} | {} | {} | {delta} |\n",
+                md_cell(&n),
+                md_cell(&o),
+                md_cell(&v)
+            ));
+        }
+        out.push('\n');
+        if let Some(m) = more(d.packages.len()) {
+            out.push_str(&format!("{m}\n\n"));
+        }
+    }
+    if !d.added.is_empty() {
+        out.push_str("| Largest additions | NAR size |\n|---|---:|\n");
+        for e in d.added.iter().take(DIFF_ROWS) {
+            out.push_str(&format!("| `{}` | {} |\n", e.path, bytes(e.nar_size)));
+        }
+        out.push('\n');
+        if let Some(m) = more(d.added.len()) {
+            out.push_str(&format!("{m}\n\n"));
+        }
+    }
+    out.push_str(&format!(
+        "{} paths removed.\n\n",
+        thousands(d.removed.len() as u64)
+    ));
+    for c in &d.coverage {
+        out.push_str(&format!(
+            "- Hit rate of {}: {:.1}% → {:.1}% ({:+.1} points)\n",
+            md_cell(&c.cache),
+            c.old_hit_rate_bytes,
+            c.new_hit_rate_bytes,
+            c.delta
+        ));
+    }
+    if !d.coverage.is_empty() {
+        out.push('\n');
+    }
 }
 
 fn findings_md(out: &mut String, findings: &[Finding]) {
