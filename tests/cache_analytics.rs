@@ -573,6 +573,132 @@ fn markdown_and_summary_parse() {
 }
 
 #[test]
+fn job_summary_leads_with_coverage_and_folds_the_store() {
+    require_nix();
+    let env = NixEnv::new();
+    let top = support::build_small_closure(&env, &support::unique("md"));
+    let key = support::generate_key(&env, "md-1");
+    let cache = env.path().join("cache");
+    support::nix_copy_to_file_cache(&env, &cache, &key, std::slice::from_ref(&top));
+    let url = format!("file://{}", cache.display());
+    // A chroot store holding the closure, one GC root on `top`, and one dead path.
+    let dir = env.path().join("chroot");
+    let dead = support::build_small_closure(&env, &support::unique("mddead"));
+    for p in [&top, &dead] {
+        run_ok(env.nix(&[
+            "copy",
+            "--no-check-sigs",
+            "--to",
+            &format!("local?root={}", dir.display()),
+            p,
+        ]));
+    }
+    let roots = dir.join("nix/var/nix/gcroots");
+    std::fs::create_dir_all(&roots).unwrap();
+    std::os::unix::fs::symlink(&top, roots.join("app")).unwrap();
+    let store = dir.to_str().unwrap();
+    let args = [
+        "--store",
+        store,
+        "--closure",
+        top.as_str(),
+        "--cache",
+        url.as_str(),
+        "--cache",
+        "http://127.0.0.1:9/",
+    ];
+    let json = analytics_json(&env, &args);
+    let mut a = vec!["--format", "markdown"];
+    a.extend_from_slice(&args);
+    let out = analytics(&env, &a);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let md = stdout(&out);
+    let lines: Vec<&str> = md.lines().collect();
+    // Headline, then the verdict: the best cache's hit rate, the unmeasured one counted.
+    assert!(lines[0].starts_with("## "), "{md}");
+    let verdict = lines[2];
+    assert!(
+        verdict.starts_with("**") && verdict.ends_with(".**"),
+        "{verdict}"
+    );
+    assert!(verdict.contains(&format!("100.0% in {url}")), "{verdict}");
+    assert!(verdict.contains("1 cache not measured"), "{verdict}");
+    // Coverage and configuration come first, open; store, paths, closures, garbage
+    // after them, folded.
+    let pos = |needle: &str| {
+        md.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{md}"))
+    };
+    assert!(pos("### Cache coverage") < pos("### Configuration"));
+    assert!(pos("### Configuration") < pos("<details><summary><b>Store</b>"));
+    for folded in ["Store", "Largest paths", "Largest closures", "Garbage"] {
+        let at = pos(&format!("<details><summary><b>{folded}</b>"));
+        assert!(pos("### Cache coverage") < at, "{folded}");
+    }
+    assert!(md.contains("⚠️ not measured"), "{md}");
+    assert_eq!(
+        md.matches("<details>").count(),
+        md.matches("</details>").count()
+    );
+    // The Mermaid pie: its slices add up to the store's NAR bytes (in its unit, rounded).
+    let pie: Vec<&str> = md
+        .split("```mermaid\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap()
+        .lines()
+        .collect();
+    assert!(pie[0].starts_with("pie showData title"), "{pie:?}");
+    let sum: f64 = pie[1..]
+        .iter()
+        .map(|l| l.rsplit(':').next().unwrap().trim().parse::<f64>().unwrap())
+        .sum();
+    let unit = match pie[0].rsplit('(').next().unwrap() {
+        "KiB)" => 1024.0,
+        "MiB)" => 1_048_576.0,
+        "GiB)" => 1_073_741_824.0,
+        u => panic!("unit {u}"),
+    };
+    let total = json["store"]["nar_bytes"].as_f64().unwrap() / unit;
+    assert!(
+        (sum - total).abs() < 0.05 * pie.len() as f64,
+        "{sum} vs {total}: {pie:?}"
+    );
+    assert!(
+        pie.iter().any(|l| l.contains("\"garbage\"")) || json["gc"]["dead_nar_bytes"] == 0,
+        "{pie:?}"
+    );
+    // --sections keeps only what is asked, in the table too.
+    let mut a = vec!["--format", "markdown", "--sections", "coverage,config"];
+    a.extend_from_slice(&args);
+    let only = stdout(&analytics(&env, &a));
+    assert!(
+        only.contains("### Cache coverage") && only.contains("### Configuration"),
+        "{only}"
+    );
+    assert!(
+        !only.contains("<b>Store</b>") && !only.contains("Largest"),
+        "{only}"
+    );
+    let mut a = vec!["--sections", "store"];
+    a.extend_from_slice(&args);
+    let table = stdout(&analytics(&env, &a));
+    assert!(
+        table.contains("Store") && !table.contains("Cache coverage"),
+        "{table}"
+    );
+    let bad = analytics(&env, &["--sections", "coverage,stor"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = support::stderr(&bad);
+    assert!(
+        err.contains("`stor` is not a section") && err.contains("closures"),
+        "{err}"
+    );
+}
+
+#[test]
 fn table_output_has_no_colour_off_a_terminal() {
     require_nix();
     let env = NixEnv::with_system_conf("sandbox = false\n");

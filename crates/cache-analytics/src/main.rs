@@ -40,6 +40,11 @@ struct Cli {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// The sections of the table and Markdown reports, comma-separated: coverage, config,
+    /// diff, findings, recommendations, store, paths, closures, gc (default: all; the JSON
+    /// always has everything).
+    #[arg(long, value_name = "LIST", default_value = "all", value_parser = render::Sections::parse)]
+    sections: render::Sections,
     /// Also append the Markdown report to $GITHUB_STEP_SUMMARY (when it is set).
     #[arg(long)]
     summary: bool,
@@ -186,11 +191,12 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     })?;
     let text = match cli.format {
         Format::Json => render::json(&report),
-        Format::Markdown => render::markdown(&report),
-        Format::Table => render::table(
+        Format::Markdown => render::markdown_sections(&report, cli.sections),
+        Format::Table => render::table_sections(
             &report,
             output::is_tty(Stream::Stdout),
             output::color_enabled(Stream::Stdout),
+            cli.sections,
         ),
     };
     nix_cache_tools::output::print(&text);
@@ -198,7 +204,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         let md = if cli.format == Format::Markdown {
             text
         } else {
-            render::markdown(&report)
+            render::markdown_sections(&report, cli.sections)
         };
         match output::append_step_summary(&md).context("could not write the job summary")? {
             Some(p) => eprintln!("cache-analytics: summary appended to {}", p.display()),

@@ -103,10 +103,18 @@ fn right(s: String) -> Cell {
 /// Terminal report: one table per section, secrets hidden. `color` adds bold headings only (never in
 /// JSON or Markdown, never with NO_COLOR or off a terminal).
 pub fn table(report: &Report, tty: bool, color: bool) -> String {
-    super::hide_secrets(&table_unredacted(report, tty, color), &report.secrets)
+    table_sections(report, tty, color, Sections::ALL)
 }
 
-fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
+/// [`table`] of the chosen sections.
+pub fn table_sections(report: &Report, tty: bool, color: bool, sections: Sections) -> String {
+    super::hide_secrets(
+        &table_unredacted(report, tty, color, sections),
+        &report.secrets,
+    )
+}
+
+fn table_unredacted(report: &Report, tty: bool, color: bool, sections: Sections) -> String {
     let h = |s: &str| {
         if color {
             format!("\x1b[1m{s}\x1b[0m")
@@ -123,41 +131,43 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
     out.push_str(&format!("Source: {}\n\n", report.source.describe()));
 
     let s = &report.store;
-    out.push_str(&h("Store"));
-    out.push('\n');
-    let mut t = new_table(tty);
-    t.set_header(vec!["", "paths", "NAR size", "share of NAR"]);
-    t.add_row(vec![
-        Cell::new("all valid paths"),
-        right(thousands(s.paths)),
-        right(bytes(s.nar_bytes)),
-        right("100%".to_owned()),
-    ]);
-    t.add_row(vec![
-        Cell::new(".drv files"),
-        right(thousands(s.drv.paths)),
-        right(bytes(s.drv.nar_bytes)),
-        right(pct(s.drv.nar_bytes, s.nar_bytes)),
-    ]);
-    t.add_row(vec![
-        Cell::new("-source paths"),
-        right(thousands(s.source_paths.paths)),
-        right(bytes(s.source_paths.nar_bytes)),
-        right(pct(s.source_paths.nar_bytes, s.nar_bytes)),
-    ]);
-    out.push_str(&t.to_string());
-    out.push('\n');
-    if let Some(fs) = &s.filesystem {
-        out.push_str(&format!(
-            "Filesystem {}: {} free of {}\n",
-            fs.mount_point.display(),
-            bytes(fs.available_bytes),
-            bytes(fs.total_bytes)
-        ));
+    if sections.has("store") {
+        out.push_str(&h("Store"));
+        out.push('\n');
+        let mut t = new_table(tty);
+        t.set_header(vec!["", "paths", "NAR size", "share of NAR"]);
+        t.add_row(vec![
+            Cell::new("all valid paths"),
+            right(thousands(s.paths)),
+            right(bytes(s.nar_bytes)),
+            right("100%".to_owned()),
+        ]);
+        t.add_row(vec![
+            Cell::new(".drv files"),
+            right(thousands(s.drv.paths)),
+            right(bytes(s.drv.nar_bytes)),
+            right(pct(s.drv.nar_bytes, s.nar_bytes)),
+        ]);
+        t.add_row(vec![
+            Cell::new("-source paths"),
+            right(thousands(s.source_paths.paths)),
+            right(bytes(s.source_paths.nar_bytes)),
+            right(pct(s.source_paths.nar_bytes, s.nar_bytes)),
+        ]);
+        out.push_str(&t.to_string());
+        out.push('\n');
+        if let Some(fs) = &s.filesystem {
+            out.push_str(&format!(
+                "Filesystem {}: {} free of {}\n",
+                fs.mount_point.display(),
+                bytes(fs.available_bytes),
+                bytes(fs.total_bytes)
+            ));
+        }
+        out.push('\n');
     }
-    out.push('\n');
 
-    if !report.largest_paths.is_empty() {
+    if sections.has("paths") && !report.largest_paths.is_empty() {
         out.push_str(&h("Largest paths"));
         out.push('\n');
         let mut t = new_table(tty);
@@ -173,7 +183,7 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
         out.push_str("\n\n");
     }
 
-    if !report.largest_closures.is_empty() {
+    if sections.has("closures") && !report.largest_closures.is_empty() {
         out.push_str(&h("Largest closures (GC roots)"));
         out.push('\n');
         let mut t = new_table(tty);
@@ -208,7 +218,7 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
         out.push('\n');
     }
 
-    if let Some(gc) = &report.gc {
+    if let Some(gc) = report.gc.as_ref().filter(|_| sections.has("gc")) {
         out.push_str(&h("Garbage"));
         out.push('\n');
         out.push_str(&format!(
@@ -237,7 +247,7 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
         out.push('\n');
     }
 
-    if let Some(c) = &report.closure {
+    if let Some(c) = report.closure.as_ref().filter(|_| sections.has("coverage")) {
         out.push_str(&h("Closure"));
         out.push('\n');
         out.push_str(&format!(
@@ -247,7 +257,7 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
             bytes(c.nar_bytes)
         ));
     }
-    if !report.coverage.is_empty() {
+    if sections.has("coverage") && !report.coverage.is_empty() {
         out.push_str(&h("Cache coverage of the closure"));
         out.push('\n');
         let mut t = new_table(tty);
@@ -276,7 +286,7 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
         out.push_str("\n\n");
     }
 
-    if let Some(d) = &report.diff {
+    if let Some(d) = report.diff.as_ref().filter(|_| sections.has("diff")) {
         out.push_str(&h(&format!("Changes: {} → {}", d.old.label, d.new.label)));
         out.push('\n');
         out.push_str(&format!("Closure: {}\n", diff_headline(d)));
@@ -318,30 +328,43 @@ fn table_unredacted(report: &Report, tty: bool, color: bool) -> String {
         out.push('\n');
     }
 
-    out.push_str(&h("Findings"));
-    out.push('\n');
-    if report.findings.is_empty() {
-        out.push_str("none\n");
-    } else {
-        let mut t = new_table(tty);
-        t.set_header(vec!["severity", "where", "finding", "what to do"]);
-        for f in &report.findings {
-            t.add_row(vec![
-                Cell::new(f.severity.as_str()),
-                Cell::new(location(f)),
-                Cell::new(&f.message),
-                Cell::new(&f.what_to_do),
-            ]);
+    let shown: Vec<&Finding> = report
+        .findings
+        .iter()
+        .filter(|f| {
+            if f.area == "config" {
+                sections.has("config")
+            } else {
+                sections.has("findings")
+            }
+        })
+        .collect();
+    if sections.has("config") || sections.has("findings") {
+        out.push_str(&h("Findings"));
+        out.push('\n');
+        if shown.is_empty() {
+            out.push_str("none\n");
+        } else {
+            let mut t = new_table(tty);
+            t.set_header(vec!["severity", "where", "finding", "what to do"]);
+            for f in shown {
+                t.add_row(vec![
+                    Cell::new(f.severity.as_str()),
+                    Cell::new(location(f)),
+                    Cell::new(&f.message),
+                    Cell::new(&f.what_to_do),
+                ]);
+            }
+            out.push_str(&t.to_string());
+            out.push('\n');
         }
-        out.push_str(&t.to_string());
+        if sections.has("config") && report.config.checked && report.config.findings.is_empty() {
+            out.push_str("Configuration: no problems in the files Nix reads.\n");
+        }
         out.push('\n');
     }
-    if report.config.checked && report.config.findings.is_empty() {
-        out.push_str("Configuration: no problems in the files Nix reads.\n");
-    }
-    out.push('\n');
 
-    if !report.recommendations.is_empty() {
+    if sections.has("recommendations") && !report.recommendations.is_empty() {
         out.push_str(&h("Recommendations"));
         out.push('\n');
         for (i, r) in report.recommendations.iter().enumerate() {
@@ -363,6 +386,11 @@ fn signed_bytes(n: i64) -> String {
     format!("{sign}{}", bytes(n.unsigned_abs()))
 }
 
+/// `1 path`, `2 paths`.
+fn count(n: u64, what: &str) -> String {
+    format!("{} {what}{}", thousands(n), if n == 1 { "" } else { "s" })
+}
+
 fn signed(n: i64) -> String {
     let sign = if n < 0 { "-" } else { "+" };
     format!("{sign}{}", thousands(n.unsigned_abs()))
@@ -371,12 +399,13 @@ fn signed(n: i64) -> String {
 /// "1,234 paths, 1.2 GiB → 1,240 paths, 1.3 GiB (+6 paths, +12.3 MiB)".
 fn diff_headline(d: &super::diff::Diff) -> String {
     format!(
-        "{} paths, {} → {} paths, {} ({} paths, {})",
-        thousands(d.old.paths),
+        "{}, {} → {}, {} ({} path{}, {})",
+        count(d.old.paths, "path"),
         bytes(d.old.nar_bytes),
-        thousands(d.new.paths),
+        count(d.new.paths, "path"),
         bytes(d.new.nar_bytes),
         signed(d.delta_paths),
+        if d.delta_paths.abs() == 1 { "" } else { "s" },
         signed_bytes(d.delta_nar_bytes)
     )
 }
@@ -446,7 +475,7 @@ fn most_shared(closures: &[super::ClosureEntry]) -> Option<String> {
 /// What deleting a root alone frees: "1.2 MiB (14 paths)", "-" when unknown.
 fn freed(c: &super::ClosureEntry) -> String {
     match c.freed_if_deleted {
-        Some(f) => format!("{} ({} paths)", bytes(f.nar_bytes), thousands(f.paths)),
+        Some(f) => format!("{} ({})", bytes(f.nar_bytes), count(f.paths, "path")),
         None => "-".to_owned(),
     }
 }
@@ -547,26 +576,363 @@ fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-/// Markdown job summary (secrets hidden): ✅/⚠️ headline, one section per area, a collapsed "what to
-/// do" under each finding.
-pub fn markdown(report: &Report) -> String {
-    super::hide_secrets(&markdown_unredacted(report), &report.secrets)
+/// The parts of the table and Markdown reports `--sections` chooses from (the JSON
+/// always has everything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sections(u16);
+
+impl Sections {
+    /// Every section, in the order `--sections` lists them.
+    pub const NAMES: [&'static str; 9] = [
+        "coverage",
+        "config",
+        "diff",
+        "findings",
+        "recommendations",
+        "store",
+        "paths",
+        "closures",
+        "gc",
+    ];
+
+    pub const ALL: Sections = Sections((1 << Self::NAMES.len()) - 1);
+
+    /// `coverage,config,...` (any order); an unknown name is an error listing the names.
+    pub fn parse(list: &str) -> Result<Sections, String> {
+        let mut bits = 0u16;
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let k = if name == "all" {
+                bits |= Self::ALL.0;
+                continue;
+            } else {
+                Self::NAMES.iter().position(|n| *n == name).ok_or_else(|| {
+                    format!(
+                        "`{name}` is not a section: choose from all, {}",
+                        Self::NAMES.join(", ")
+                    )
+                })?
+            };
+            bits |= 1 << k;
+        }
+        if bits == 0 {
+            return Err(format!(
+                "name at least one section: {}",
+                Self::NAMES.join(", ")
+            ));
+        }
+        Ok(Sections(bits))
+    }
+
+    pub fn has(self, name: &str) -> bool {
+        Self::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .is_some_and(|k| self.0 & (1 << k) != 0)
+    }
 }
 
-fn markdown_unredacted(report: &Report) -> String {
+impl Default for Sections {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+/// The one line a CI summary leads with: the closure's best coverage and what is wrong.
+fn verdict(report: &Report) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = &report.closure {
+        let best = report
+            .coverage
+            .iter()
+            .filter(|c| c.measured)
+            .max_by(|a, b| {
+                a.hit_rate_bytes
+                    .unwrap_or(0.0)
+                    .total_cmp(&b.hit_rate_bytes.unwrap_or(0.0))
+            });
+        let unmeasured = report.coverage.iter().filter(|c| !c.measured).count();
+        parts.push(match best {
+            Some(b) => format!(
+                "the closure ({} paths, {}) is {:.1}% in {}",
+                thousands(c.paths),
+                bytes(c.nar_bytes),
+                b.hit_rate_bytes.unwrap_or(0.0),
+                md_cell(&b.cache)
+            ),
+            None if report.coverage.is_empty() => format!(
+                "the closure has {} paths, {}; no cache to measure",
+                thousands(c.paths),
+                bytes(c.nar_bytes)
+            ),
+            None => "no cache could be measured".to_owned(),
+        });
+        if unmeasured > 0 && best.is_some() {
+            parts.push(format!(
+                "{unmeasured} cache{} not measured",
+                if unmeasured == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    if let Some(d) = &report.diff {
+        parts.push(format!(
+            "{} path{}, {} against {}",
+            signed(d.delta_paths),
+            if d.delta_paths.abs() == 1 { "" } else { "s" },
+            signed_bytes(d.delta_nar_bytes),
+            md_cell(&d.old.label)
+        ));
+    }
+    let (e, w) = (
+        report.count(Severity::Error),
+        report.count(Severity::Warning),
+    );
+    let config_problems = report
+        .config
+        .findings
+        .iter()
+        .filter(|f| f.severity <= Severity::Warning)
+        .count();
+    if report.config.checked {
+        parts.push(if config_problems == 0 {
+            "configuration sound".to_owned()
+        } else {
+            format!(
+                "{config_problems} configuration problem{}",
+                if config_problems == 1 { "" } else { "s" }
+            )
+        });
+    }
+    if e + w > config_problems {
+        let n = e + w - config_problems;
+        parts.push(format!(
+            "{n} other problem{}",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(gc) = &report.gc {
+        if gc.dead_nar_bytes > 0 {
+            parts.push(format!("{} of garbage", bytes(gc.dead_nar_bytes)));
+        }
+    }
+    let mut line = parts.join("; ");
+    if let Some(first) = line.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    line.push('.');
+    line
+}
+
+/// A Mermaid pie of where the store's bytes go: what deleting each listed root frees
+/// (the first five), what several roots keep, garbage. Without GC roots: `.drv`,
+/// `-source`, the rest.
+fn mermaid_pie(report: &Report) -> Option<String> {
+    let s = &report.store;
+    if s.nar_bytes == 0 {
+        return None;
+    }
+    let label = |t: &str| t.replace(['"', '\n', '\r', ';', ':', '#'], " ");
+    // A unit the slices read well in: KiB under 10 MiB, GiB from 10 GiB.
+    let (unit, div) = match s.nar_bytes {
+        n if n < 10 << 20 => ("KiB", 1024.0),
+        n if n < 10 << 30 => ("MiB", 1_048_576.0),
+        _ => ("GiB", 1_073_741_824.0),
+    };
+    let amount = |b: u64| format!("{:.2}", b as f64 / div);
+    let mut slices: Vec<(String, u64)> = Vec::new();
+    match &report.gc {
+        Some(gc) => {
+            let mut alone = 0u64;
+            for c in report.largest_closures.iter().take(5) {
+                let freed = c.freed_if_deleted.map_or(0, |f| f.nar_bytes);
+                if freed > 0 {
+                    alone += freed;
+                    let name = crate::storepath::name(&c.path).unwrap_or(&c.path);
+                    let link = c.root.rsplit('/').next().unwrap_or(&c.root);
+                    slices.push((format!("only {link} ({name})"), freed));
+                }
+            }
+            let live = s.nar_bytes.saturating_sub(gc.dead_nar_bytes);
+            slices.push((
+                "kept by several or other roots".to_owned(),
+                live.saturating_sub(alone),
+            ));
+            slices.push(("garbage".to_owned(), gc.dead_nar_bytes));
+        }
+        None => {
+            let rest = s.nar_bytes - s.drv.nar_bytes - s.source_paths.nar_bytes;
+            slices.push((".drv files".to_owned(), s.drv.nar_bytes));
+            slices.push(("-source paths".to_owned(), s.source_paths.nar_bytes));
+            slices.push(("other paths".to_owned(), rest));
+        }
+    }
+    let mut out = format!("```mermaid\npie showData title Where the store's bytes go ({unit})\n");
+    for (name, b) in slices.iter().filter(|(_, b)| *b > 0) {
+        out.push_str(&format!("    \"{}\" : {}\n", label(name), amount(*b)));
+    }
+    out.push_str("```\n\n");
+    Some(out)
+}
+
+/// Markdown job summary (secrets hidden): a headline and a one-line verdict, then what
+/// matters on CI — coverage, configuration, changes, findings, recommendations — and the
+/// store, largest paths and closures and garbage collapsed in `<details>`.
+pub fn markdown(report: &Report) -> String {
+    markdown_sections(report, Sections::ALL)
+}
+
+/// [`markdown`] of the chosen sections.
+pub fn markdown_sections(report: &Report, sections: Sections) -> String {
+    super::hide_secrets(&markdown_unredacted(report, sections), &report.secrets)
+}
+
+fn markdown_unredacted(report: &Report, sections: Sections) -> String {
     let mut out = String::new();
     let (ok, text) = headline(report);
     out.push_str(&format!(
         "## {} Nix store and cache report: {text}\n\n",
         if ok { "✅" } else { "⚠️" }
     ));
+    out.push_str(&format!("**{}**\n\n", verdict(report)));
     out.push_str(&format!(
         "Source: {}\n\n",
         md_cell(&report.source.describe())
     ));
 
+    if sections.has("coverage") {
+        if let Some(c) = &report.closure {
+            coverage_md(&mut out, report, c);
+        }
+    }
+    if sections.has("config") {
+        out.push_str("### Configuration\n\n");
+        if !report.config.checked {
+            out.push_str("Not checked.\n\n");
+        } else if report.config.findings.is_empty() {
+            out.push_str("✅ No problems in the files Nix reads.\n\n");
+        } else {
+            findings_md(&mut out, &report.config.findings);
+        }
+    }
+    if sections.has("diff") {
+        if let Some(d) = &report.diff {
+            diff_md(&mut out, d);
+        }
+    }
+    let others: Vec<Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.area != "config")
+        .cloned()
+        .collect();
+    if sections.has("findings") && !others.is_empty() {
+        out.push_str("### Other findings\n\n");
+        findings_md(&mut out, &others);
+    }
+    if sections.has("recommendations") && !report.recommendations.is_empty() {
+        out.push_str("### Recommendations\n\n");
+        for (i, r) in report.recommendations.iter().enumerate() {
+            out.push_str(&format!("{}. {}", i + 1, r.message));
+            if let Some(c) = &r.command {
+                out.push_str(&format!(" Run `{c}`."));
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    if sections.has("store") {
+        store_md(&mut out, report);
+    }
+    if sections.has("paths") && !report.largest_paths.is_empty() {
+        out.push_str(&format!(
+            "<details><summary><b>Largest paths</b>: the biggest is {}</summary>\n\n### Largest paths\n\n| # | Path | NAR size |\n|---:|---|---:|\n",
+            bytes(report.largest_paths[0].nar_size)
+        ));
+        for (i, p) in report.largest_paths.iter().enumerate() {
+            out.push_str(&format!(
+                "| {} | `{}` | {} |\n",
+                i + 1,
+                p.path,
+                bytes(p.nar_size)
+            ));
+        }
+        out.push_str("\n</details>\n\n");
+    }
+    if sections.has("closures") && !report.largest_closures.is_empty() {
+        out.push_str(&format!(
+            "<details><summary><b>Largest closures</b>: deleting {} frees {}</summary>\n\n### Largest closures (GC roots)\n\n| # | Root (delete to release) | Store path | Paths | Closure size | Deleting it frees |\n|---:|---|---|---:|---:|---:|\n",
+            md_cell(&report.largest_closures[0].root),
+            freed(&report.largest_closures[0])
+        ));
+        for (i, c) in report.largest_closures.iter().enumerate() {
+            out.push_str(&format!(
+                "| {} | `{}` | `{}` | {} | {} | {} |\n",
+                i + 1,
+                md_cell(&c.root),
+                c.path,
+                thousands(c.closure_paths),
+                bytes(c.closure_size),
+                freed(c)
+            ));
+        }
+        out.push('\n');
+        if let Some(line) = most_shared(&report.largest_closures) {
+            out.push_str(&line);
+            out.push_str("\n\n");
+        }
+        out.push_str("</details>\n\n");
+    }
+    if sections.has("gc") {
+        if let Some(gc) = &report.gc {
+            gc_md(&mut out, gc);
+        }
+    }
+    out
+}
+
+fn coverage_md(out: &mut String, report: &Report, c: &super::ClosureSection) {
+    out.push_str("### Cache coverage\n\n");
+    out.push_str(&format!(
+        "Closure of {}: {} paths, {}.\n\n",
+        c.requested
+            .iter()
+            .map(|r| format!("`{r}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        thousands(c.paths),
+        bytes(c.nar_bytes)
+    ));
+    if report.coverage.is_empty() {
+        return;
+    }
+    out.push_str("| Cache | Priority | Paths present | NAR bytes present | Hit rate | Signatures | Note |\n|---|---:|---:|---:|---:|---|---|\n");
+    for cv in &report.coverage {
+        let (paths, nar, rate) = coverage_cells(cv);
+        let rate = if cv.measured {
+            format!("**{rate}**")
+        } else {
+            format!("⚠️ {rate}")
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            md_cell(&cv.cache),
+            cv.priority.map(|p| p.to_string()).unwrap_or_default(),
+            paths,
+            nar,
+            rate,
+            md_cell(&signatures_cell(cv)),
+            md_cell(&coverage_note(cv))
+        ));
+    }
+    out.push('\n');
+}
+
+fn store_md(out: &mut String, report: &Report) {
     let s = &report.store;
-    out.push_str("### Store\n\n");
+    out.push_str(&format!(
+        "<details><summary><b>Store</b>: {} paths, {}</summary>\n\n### Store\n\n",
+        thousands(s.paths),
+        bytes(s.nar_bytes)
+    ));
     out.push_str("| | Paths | NAR size | Share of NAR |\n|---|---:|---:|---:|\n");
     out.push_str(&format!(
         "| All valid paths | {} | {} | 100% |\n",
@@ -593,136 +959,49 @@ fn markdown_unredacted(report: &Report) -> String {
             bytes(fs.total_bytes)
         ));
     }
+    if let Some(pie) = mermaid_pie(report) {
+        out.push_str(&pie);
+    }
+    out.push_str("</details>\n\n");
+}
 
-    if !report.largest_paths.is_empty() {
-        out.push_str("### Largest paths\n\n| # | Path | NAR size |\n|---:|---|---:|\n");
-        for (i, p) in report.largest_paths.iter().enumerate() {
-            out.push_str(&format!(
-                "| {} | `{}` | {} |\n",
-                i + 1,
-                p.path,
-                bytes(p.nar_size)
-            ));
-        }
-        out.push('\n');
-    }
-    if !report.largest_closures.is_empty() {
-        out.push_str(
-            "### Largest closures (GC roots)\n\n| # | Root (delete to release) | Store path | Paths | Closure size | Deleting it frees |\n|---:|---|---|---:|---:|---:|\n",
-        );
-        for (i, c) in report.largest_closures.iter().enumerate() {
-            out.push_str(&format!(
-                "| {} | `{}` | `{}` | {} | {} | {} |\n",
-                i + 1,
-                md_cell(&c.root),
-                c.path,
-                thousands(c.closure_paths),
-                bytes(c.closure_size),
-                freed(c)
-            ));
-        }
-        out.push('\n');
-        if let Some(line) = most_shared(&report.largest_closures) {
-            out.push_str(&line);
-            out.push_str("\n\n");
-        }
-    }
-    if let Some(gc) = &report.gc {
-        out.push_str("### Garbage\n\n");
-        out.push_str(&format!(
-            "**{}{} dead paths ({})** are not reachable from the {} GC roots ({} live paths).\n\n",
-            if gc.dead_is_upper_bound {
-                "At most "
-            } else {
-                ""
-            },
-            thousands(gc.dead_paths),
-            bytes(gc.dead_nar_bytes),
-            thousands(gc.roots),
-            thousands(gc.live_paths)
-        ));
-        if gc.dead_is_upper_bound {
-            out.push_str(&format!(
-                "⚠️ **Upper bound**: {} GC-root location(s) could not be read, and paths only they keep are counted as dead: {}.\n\n",
-                gc.unreadable_roots.len(),
-                gc.unreadable_roots
-                    .iter()
-                    .map(|u| format!("`{}`", md_cell(&u.path.display().to_string())))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        let quoted: Vec<String> = gc.caveats.iter().map(|c| format!("> {c}\n")).collect();
-        out.push_str(&quoted.join(">\n"));
-        out.push('\n');
-    }
-
-    out.push_str("### Configuration\n\n");
-    if !report.config.checked {
-        out.push_str("Not checked.\n\n");
-    } else if report.config.findings.is_empty() {
-        out.push_str("✅ No problems in the files Nix reads.\n\n");
+fn gc_md(out: &mut String, gc: &super::GcSection) {
+    let bound = if gc.dead_is_upper_bound {
+        "at most "
     } else {
-        findings_md(&mut out, &report.config.findings);
-    }
-    let others: Vec<Finding> = report
-        .findings
-        .iter()
-        .filter(|f| f.area != "config")
-        .cloned()
-        .collect();
-    if !others.is_empty() {
-        out.push_str("### Other findings\n\n");
-        findings_md(&mut out, &others);
-    }
-
-    if let Some(c) = &report.closure {
-        out.push_str("### Cache coverage\n\n");
+        ""
+    };
+    out.push_str(&format!(
+        "<details><summary><b>Garbage</b>: {bound}{}, {}</summary>\n\n### Garbage\n\n",
+        count(gc.dead_paths, "path"),
+        bytes(gc.dead_nar_bytes)
+    ));
+    out.push_str(&format!(
+        "**{}{} dead paths ({})** are not reachable from the {} GC roots ({} live paths).\n\n",
+        if gc.dead_is_upper_bound {
+            "At most "
+        } else {
+            ""
+        },
+        thousands(gc.dead_paths),
+        bytes(gc.dead_nar_bytes),
+        thousands(gc.roots),
+        thousands(gc.live_paths)
+    ));
+    if gc.dead_is_upper_bound {
         out.push_str(&format!(
-            "Closure of {}: {} paths, {}.\n\n",
-            c.requested
+            "⚠️ **Upper bound**: {} GC-root location(s) could not be read, and paths only they keep are counted as dead: {}.\n\n",
+            gc.unreadable_roots.len(),
+            gc.unreadable_roots
                 .iter()
-                .map(|r| format!("`{r}`"))
+                .map(|u| format!("`{}`", md_cell(&u.path.display().to_string())))
                 .collect::<Vec<_>>()
-                .join(", "),
-            thousands(c.paths),
-            bytes(c.nar_bytes)
+                .join(", ")
         ));
-        if !report.coverage.is_empty() {
-            out.push_str("| Cache | Priority | Paths present | NAR bytes present | Hit rate | Signatures | Note |\n|---|---:|---:|---:|---:|---|---|\n");
-            for cv in &report.coverage {
-                let (paths, nar, rate) = coverage_cells(cv);
-                out.push_str(&format!(
-                    "| {} | {} | {} | {} | {} | {} | {} |\n",
-                    md_cell(&cv.cache),
-                    cv.priority.map(|p| p.to_string()).unwrap_or_default(),
-                    paths,
-                    nar,
-                    rate,
-                    md_cell(&signatures_cell(cv)),
-                    md_cell(&coverage_note(cv))
-                ));
-            }
-            out.push('\n');
-        }
     }
-
-    if let Some(d) = &report.diff {
-        diff_md(&mut out, d);
-    }
-
-    if !report.recommendations.is_empty() {
-        out.push_str("### Recommendations\n\n");
-        for (i, r) in report.recommendations.iter().enumerate() {
-            out.push_str(&format!("{}. {}", i + 1, r.message));
-            if let Some(c) = &r.command {
-                out.push_str(&format!(" Run `{c}`."));
-            }
-            out.push('\n');
-        }
-        out.push('\n');
-    }
-    out
+    let quoted: Vec<String> = gc.caveats.iter().map(|c| format!("> {c}\n")).collect();
+    out.push_str(&quoted.join(">\n"));
+    out.push_str("\n</details>\n\n");
 }
 
 fn diff_md(out: &mut String, d: &super::diff::Diff) {
