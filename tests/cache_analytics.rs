@@ -572,18 +572,17 @@ fn markdown_and_summary_parse() {
     assert_eq!(written, format!("# earlier step\n{md}"));
 }
 
-#[test]
-fn job_summary_leads_with_coverage_and_folds_the_store() {
-    require_nix();
-    let env = NixEnv::new();
-    let top = support::build_small_closure(&env, &support::unique("md"));
-    let key = support::generate_key(&env, "md-1");
+/// A chroot store holding a small closure `top` (rooted by `gcroots/app`) and one dead
+/// closure; a `file://` cache holding `top`'s closure. Returns (store, top, cache URL).
+fn report_fixture(env: &NixEnv) -> (String, String, String) {
+    let top = support::build_small_closure(env, &support::unique("md"));
+    let key = support::generate_key(env, "md-1");
     let cache = env.path().join("cache");
-    support::nix_copy_to_file_cache(&env, &cache, &key, std::slice::from_ref(&top));
+    support::nix_copy_to_file_cache(env, &cache, &key, std::slice::from_ref(&top));
     let url = format!("file://{}", cache.display());
     // A chroot store holding the closure, one GC root on `top`, and one dead path.
     let dir = env.path().join("chroot");
-    let dead = support::build_small_closure(&env, &support::unique("mddead"));
+    let dead = support::build_small_closure(env, &support::unique("mddead"));
     for p in [&top, &dead] {
         run_ok(env.nix(&[
             "copy",
@@ -596,7 +595,16 @@ fn job_summary_leads_with_coverage_and_folds_the_store() {
     let roots = dir.join("nix/var/nix/gcroots");
     std::fs::create_dir_all(&roots).unwrap();
     std::os::unix::fs::symlink(&top, roots.join("app")).unwrap();
-    let store = dir.to_str().unwrap();
+    let store = dir.to_str().unwrap().to_owned();
+    (store, top, url)
+}
+
+#[test]
+fn job_summary_leads_with_coverage_and_folds_the_store() {
+    require_nix();
+    let env = NixEnv::new();
+    let (store, top, url) = report_fixture(&env);
+    let store = store.as_str();
     let args = [
         "--store",
         store,
@@ -696,6 +704,51 @@ fn job_summary_leads_with_coverage_and_folds_the_store() {
         err.contains("`stor` is not a section") && err.contains("closures"),
         "{err}"
     );
+}
+
+#[test]
+fn terminal_tables_fit_60_80_and_120_columns() {
+    require_nix();
+    let env = NixEnv::new();
+    let (store, top, url) = report_fixture(&env);
+    let old = support::build_small_closure(&env, &support::unique("mdold"));
+    run_ok(env.nix(&[
+        "copy",
+        "--no-check-sigs",
+        "--to",
+        &format!("local?root={store}"),
+        &old,
+    ]));
+    for cols in [60, 80, 120] {
+        let line = format!(
+            "stty cols {cols} rows 50; {BIN} --store {store} --closure {top} --cache {url} --compare {old} {top}"
+        );
+        let mut c = env.command("script");
+        c.args(["-qec", &line, "/dev/null"]).env("TERM", "xterm");
+        let text = stdout(&run_ok(c)).replace('\r', "");
+        assert!(text.contains("Largest closures (GC roots)"), "{text}");
+        for l in text.lines() {
+            let width = l.chars().count();
+            // A command is kept whole for copying, and one word (a URL) cannot wrap.
+            let exempt = l.trim_start().starts_with("$ ") || l.split_whitespace().count() <= 1;
+            assert!(
+                width <= cols || exempt,
+                "{cols} columns: {width}-wide line {l:?} in\n{text}"
+            );
+        }
+        // Store paths in tables by their names: no hash is cut in two.
+        let name = top.rsplit('/').next().unwrap().split_once('-').unwrap().1;
+        assert!(text.contains(name), "{cols}: {text}");
+        for l in text.lines().filter(|l| l.starts_with('│')) {
+            assert!(
+                !l.contains("/nix/store/"),
+                "{cols}: a store path in a table cell: {l}"
+            );
+        }
+        // Below 100 columns the prose tables are blocks; at 120 they are tables.
+        let blocks = !text.contains("┆ hit rate");
+        assert_eq!(blocks, cols < 100, "{cols}: {text}");
+    }
 }
 
 #[test]

@@ -80,14 +80,38 @@ fn location(f: &Finding) -> String {
     }
 }
 
+/// The terminal's width when stdout is one whose size is known and usable (a
+/// pseudo-terminal without a size reports 0 or nothing).
+fn term_width(tty: bool) -> Option<usize> {
+    if !tty {
+        return None;
+    }
+    Table::new()
+        .width()
+        .map(usize::from)
+        .filter(|&w| w >= MIN_WIDTH)
+}
+
+/// Narrower terminals are left alone (nothing fits there).
+const MIN_WIDTH: usize = 40;
+
+/// Below this width the tables of several prose columns (closures, coverage, findings)
+/// are printed as one block per row.
+const BLOCKS_BELOW: usize = 100;
+
+fn narrow(tty: bool) -> bool {
+    term_width(tty).is_some_and(|w| w < BLOCKS_BELOW)
+}
+
 fn new_table(tty: bool) -> Table {
     let mut t = Table::new();
     if tty {
         t.load_preset(presets::UTF8_FULL_CONDENSED);
         // Wrap to the terminal only when its width is known and usable; a pseudo-terminal
         // without a size would squeeze every column to one character.
-        if t.width().is_some_and(|w| w >= 80) {
+        if let Some(w) = term_width(true) {
             t.set_content_arrangement(ContentArrangement::Dynamic);
+            t.set_width(u16::try_from(w).unwrap_or(u16::MAX));
         }
     } else {
         t.load_preset(presets::ASCII_MARKDOWN);
@@ -114,7 +138,72 @@ pub fn table_sections(report: &Report, tty: bool, color: bool, sections: Section
     )
 }
 
+/// `hello-2.12` for `/nix/store/<hash>-hello-2.12` (the JSON keeps the full path); with
+/// the hash's first 8 characters when another of `all` has the same name.
+fn short_path(path: &str, all: &[&str]) -> String {
+    let Some(name) = crate::storepath::name(path) else {
+        return path.to_owned();
+    };
+    let twins = all
+        .iter()
+        .filter(|p| crate::storepath::name(p) == Some(name))
+        .count();
+    match crate::storepath::hash_part(path) {
+        Some(h) if twins > 1 => format!("{name} ({})", &h[..8]),
+        _ => name.to_owned(),
+    }
+}
+
+/// Word-wraps every prose line of a table report to `width`: not table lines (box
+/// characters, `|` or `+` first) and not command lines (`$ ...`, kept whole for
+/// copying). Continuation lines keep the line's indent (and a list item's number). A
+/// word longer than the width (a URL) stays whole.
+fn wrap_prose(text: &str, width: usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let is_table = trimmed.starts_with(['┌', '│', '├', '└', '╞', '|', '+']);
+        if line.chars().count() <= width || is_table || trimmed.starts_with("$ ") {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let lead = line.len() - trimmed.len();
+        let item = trimmed
+            .split_once(". ")
+            .filter(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(2, |(n, _)| n.len() + 2);
+        let indent = " ".repeat(lead + item);
+        let mut cur = line[..lead].to_owned();
+        let mut has_word = false;
+        for word in trimmed.split(' ').filter(|w| !w.is_empty()) {
+            if has_word && cur.chars().count() + 1 + word.chars().count() > width {
+                out.push_str(&cur);
+                out.push('\n');
+                cur.clone_from(&indent);
+                has_word = false;
+            }
+            if has_word {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+            has_word = true;
+        }
+        out.push_str(&cur);
+        out.push('\n');
+    }
+    out
+}
+
 fn table_unredacted(report: &Report, tty: bool, color: bool, sections: Sections) -> String {
+    let text = table_body(report, tty, color, sections);
+    match term_width(tty) {
+        Some(w) => wrap_prose(&text, w),
+        None => text,
+    }
+}
+
+fn table_body(report: &Report, tty: bool, color: bool, sections: Sections) -> String {
     let h = |s: &str| {
         if color {
             format!("\x1b[1m{s}\x1b[0m")
@@ -172,10 +261,15 @@ fn table_unredacted(report: &Report, tty: bool, color: bool, sections: Sections)
         out.push('\n');
         let mut t = new_table(tty);
         t.set_header(vec!["#", "path", "NAR size"]);
+        let all: Vec<&str> = report
+            .largest_paths
+            .iter()
+            .map(|p| p.path.as_str())
+            .collect();
         for (i, p) in report.largest_paths.iter().enumerate() {
             t.add_row(vec![
                 right((i + 1).to_string()),
-                Cell::new(&p.path),
+                Cell::new(short_path(&p.path, &all)),
                 right(bytes(p.nar_size)),
             ]);
         }
@@ -186,31 +280,55 @@ fn table_unredacted(report: &Report, tty: bool, color: bool, sections: Sections)
     if sections.has("closures") && !report.largest_closures.is_empty() {
         out.push_str(&h("Largest closures (GC roots)"));
         out.push('\n');
-        let mut t = new_table(tty);
-        t.set_header(vec![
-            "#",
-            "root (delete to release)",
-            "store path",
-            "paths",
-            "closure size",
-            "deleting it frees",
-        ]);
-        for (i, c) in report.largest_closures.iter().enumerate() {
-            let mut root = c.root.clone();
-            if c.roots.len() > 1 {
-                root.push_str(&format!(" (+{} more)", c.roots.len() - 1));
+        let all: Vec<&str> = report
+            .largest_closures
+            .iter()
+            .map(|c| c.path.as_str())
+            .collect();
+        if narrow(tty) {
+            for (i, c) in report.largest_closures.iter().enumerate() {
+                out.push_str(&format!(
+                    "{}. {}{}\n   → {}: {}, {}; deleting it frees {}\n",
+                    i + 1,
+                    c.root,
+                    if c.roots.len() > 1 {
+                        format!(" (+{} more)", c.roots.len() - 1)
+                    } else {
+                        String::new()
+                    },
+                    short_path(&c.path, &all),
+                    count(c.closure_paths, "path"),
+                    bytes(c.closure_size),
+                    freed(c)
+                ));
             }
-            t.add_row(vec![
-                right((i + 1).to_string()),
-                Cell::new(root),
-                Cell::new(&c.path),
-                right(thousands(c.closure_paths)),
-                right(bytes(c.closure_size)),
-                right(freed(c)),
+        } else {
+            let mut t = new_table(tty);
+            t.set_header(vec![
+                "#",
+                "root (delete to release)",
+                "store path",
+                "paths",
+                "closure size",
+                "deleting it frees",
             ]);
+            for (i, c) in report.largest_closures.iter().enumerate() {
+                let mut root = c.root.clone();
+                if c.roots.len() > 1 {
+                    root.push_str(&format!(" (+{} more)", c.roots.len() - 1));
+                }
+                t.add_row(vec![
+                    right((i + 1).to_string()),
+                    Cell::new(root),
+                    Cell::new(short_path(&c.path, &all)),
+                    right(thousands(c.closure_paths)),
+                    right(bytes(c.closure_size)),
+                    right(freed(c)),
+                ]);
+            }
+            out.push_str(&t.to_string());
+            out.push('\n');
         }
-        out.push_str(&t.to_string());
-        out.push('\n');
         if let Some(line) = most_shared(&report.largest_closures) {
             out.push_str(&line);
             out.push('\n');
@@ -260,30 +378,52 @@ fn table_unredacted(report: &Report, tty: bool, color: bool, sections: Sections)
     if sections.has("coverage") && !report.coverage.is_empty() {
         out.push_str(&h("Cache coverage of the closure"));
         out.push('\n');
-        let mut t = new_table(tty);
-        t.set_header(vec![
-            "cache",
-            "priority",
-            "paths",
-            "NAR bytes",
-            "hit rate (bytes)",
-            "signatures",
-            "note",
-        ]);
-        for c in &report.coverage {
-            let (paths, nar, rate) = coverage_cells(c);
-            t.add_row(vec![
-                Cell::new(&c.cache),
-                right(c.priority.map(|p| p.to_string()).unwrap_or_default()),
-                right(paths),
-                right(nar),
-                right(rate),
-                Cell::new(signatures_cell(c)),
-                Cell::new(coverage_note(c)),
+        if narrow(tty) {
+            for c in &report.coverage {
+                let (paths, nar, rate) = coverage_cells(c);
+                out.push_str(&format!(
+                    "{}{}\n   {rate}: {paths} paths, {nar}\n",
+                    c.cache,
+                    c.priority
+                        .map(|p| format!(" (priority {p})"))
+                        .unwrap_or_default()
+                ));
+                let sig = signatures_cell(c);
+                if !sig.is_empty() {
+                    out.push_str(&format!("   signatures: {sig}\n"));
+                }
+                let note = coverage_note(c);
+                if !note.is_empty() {
+                    out.push_str(&format!("   {note}\n"));
+                }
+            }
+            out.push('\n');
+        } else {
+            let mut t = new_table(tty);
+            t.set_header(vec![
+                "cache",
+                "priority",
+                "paths",
+                "NAR bytes",
+                "hit rate (bytes)",
+                "signatures",
+                "note",
             ]);
+            for c in &report.coverage {
+                let (paths, nar, rate) = coverage_cells(c);
+                t.add_row(vec![
+                    Cell::new(&c.cache),
+                    right(c.priority.map(|p| p.to_string()).unwrap_or_default()),
+                    right(paths),
+                    right(nar),
+                    right(rate),
+                    Cell::new(signatures_cell(c)),
+                    Cell::new(coverage_note(c)),
+                ]);
+            }
+            out.push_str(&t.to_string());
+            out.push_str("\n\n");
         }
-        out.push_str(&t.to_string());
-        out.push_str("\n\n");
     }
 
     if let Some(d) = report.diff.as_ref().filter(|_| sections.has("diff")) {
@@ -306,8 +446,12 @@ fn table_unredacted(report: &Report, tty: bool, color: bool, sections: Sections)
             out.push_str("Largest additions:\n");
             let mut t = new_table(tty);
             t.set_header(vec!["added path", "NAR size"]);
+            let all: Vec<&str> = d.added.iter().map(|e| e.path.as_str()).collect();
             for e in d.added.iter().take(DIFF_ROWS) {
-                t.add_row(vec![Cell::new(&e.path), right(bytes(e.nar_size))]);
+                t.add_row(vec![
+                    Cell::new(short_path(&e.path, &all)),
+                    right(bytes(e.nar_size)),
+                ]);
             }
             out.push_str(&t.to_string());
             out.push('\n');
@@ -316,8 +460,8 @@ fn table_unredacted(report: &Report, tty: bool, color: bool, sections: Sections)
             }
         }
         out.push_str(&format!(
-            "{} paths removed.\n",
-            thousands(d.removed.len() as u64)
+            "{} removed.\n",
+            count(d.removed.len() as u64, "path")
         ));
         for c in &d.coverage {
             out.push_str(&format!(
@@ -344,6 +488,24 @@ fn table_unredacted(report: &Report, tty: bool, color: bool, sections: Sections)
         out.push('\n');
         if shown.is_empty() {
             out.push_str("none\n");
+        } else if term_width(tty).is_some() {
+            // Prose in four columns reads badly at any width (and a path in a cell is cut
+            // mid-hash): on a terminal, one wrapped block per finding.
+            for f in shown {
+                let loc = location(f);
+                let at = if loc.is_empty() {
+                    String::new()
+                } else {
+                    format!(" at {loc}")
+                };
+                out.push_str(&format!(
+                    "{} {}{at}\n  {}\n  → {}\n",
+                    f.severity.icon(),
+                    f.severity.as_str(),
+                    f.message,
+                    f.what_to_do
+                ));
+            }
         } else {
             let mut t = new_table(tty);
             t.set_header(vec!["severity", "where", "finding", "what to do"]);
@@ -1037,8 +1199,8 @@ fn diff_md(out: &mut String, d: &super::diff::Diff) {
         }
     }
     out.push_str(&format!(
-        "{} paths removed.\n\n",
-        thousands(d.removed.len() as u64)
+        "{} removed.\n\n",
+        count(d.removed.len() as u64, "path")
     ));
     for c in &d.coverage {
         out.push_str(&format!(
