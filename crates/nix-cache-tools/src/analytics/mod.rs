@@ -761,9 +761,11 @@ impl Ctx<'_> {
             self.recs.push(Recommendation {
                 area: "gc",
                 message: format!(
-                    "Collect garbage: {}{} paths ({}) are not reachable from any GC root{}. The disk space freed is at most that (less for files `nix-store --optimise` hard-linked, and running programs' runtime roots are kept).",
+                    "Collect garbage: {}{} path{} ({}) {} not reachable from any GC root{}. The disk space freed is at most that (less for files `nix-store --optimise` hard-linked, and running programs' runtime roots are kept).",
                     if self.st.unreadable_roots.is_empty() { "" } else { "at most " },
                     render::thousands(dead_paths),
+                    if dead_paths == 1 { "" } else { "s" },
+                    if dead_paths == 1 { "is" } else { "are" },
                     crate::output::human_bytes(dead_bytes),
                     if self.st.unreadable_roots.is_empty() { "" } else { " this user can read (some root directories could not be read)" }
                 ),

@@ -1006,7 +1006,7 @@ fn markdown_unredacted(report: &Report, sections: Sections) -> String {
     }
     if sections.has("paths") && !report.largest_paths.is_empty() {
         out.push_str(&format!(
-            "<details><summary><b>Largest paths</b>: the biggest is {}</summary>\n\n### Largest paths\n\n| # | Path | NAR size |\n|---:|---|---:|\n",
+            "<details><summary><b>Largest paths</b>: the biggest is {}</summary>\n\n| # | Path | NAR size |\n|---:|---|---:|\n",
             bytes(report.largest_paths[0].nar_size)
         ));
         for (i, p) in report.largest_paths.iter().enumerate() {
@@ -1021,7 +1021,7 @@ fn markdown_unredacted(report: &Report, sections: Sections) -> String {
     }
     if sections.has("closures") && !report.largest_closures.is_empty() {
         out.push_str(&format!(
-            "<details><summary><b>Largest closures</b>: deleting {} frees {}</summary>\n\n### Largest closures (GC roots)\n\n| # | Root (delete to release) | Store path | Paths | Closure size | Deleting it frees |\n|---:|---|---|---:|---:|---:|\n",
+            "<details><summary><b>Largest closures</b>: deleting {} frees {}</summary>\n\n| # | Root (delete to release) | Store path | Paths | Closure size | Deleting it frees |\n|---:|---|---|---:|---:|---:|\n",
             md_cell(&report.largest_closures[0].root),
             freed(&report.largest_closures[0])
         ));
@@ -1091,7 +1091,7 @@ fn coverage_md(out: &mut String, report: &Report, c: &super::ClosureSection) {
 fn store_md(out: &mut String, report: &Report) {
     let s = &report.store;
     out.push_str(&format!(
-        "<details><summary><b>Store</b>: {} paths, {}</summary>\n\n### Store\n\n",
+        "<details><summary><b>Store</b>: {} paths, {}</summary>\n\n",
         thousands(s.paths),
         bytes(s.nar_bytes)
     ));
@@ -1134,7 +1134,7 @@ fn gc_md(out: &mut String, gc: &super::GcSection) {
         ""
     };
     out.push_str(&format!(
-        "<details><summary><b>Garbage</b>: {bound}{}, {}</summary>\n\n### Garbage\n\n",
+        "<details><summary><b>Garbage</b>: {bound}{}, {}</summary>\n\n",
         count(gc.dead_paths, "path"),
         bytes(gc.dead_nar_bytes)
     ));
