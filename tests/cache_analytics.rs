@@ -820,7 +820,7 @@ fn missing_and_empty_stores_are_reported_not_crashes() {
     );
     assert!(!missing.exists(), "the tool must not create a store");
     let out = analytics(&env, &["--store", m, "--check"]);
-    assert_eq!(out.status.code(), Some(1), "--check fails on the warning");
+    assert_eq!(out.status.code(), Some(9), "--check fails on the warning");
     let out = analytics(&env, &["--store", m]);
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("no Nix store"));
@@ -839,7 +839,7 @@ fn missing_and_empty_stores_are_reported_not_crashes() {
     );
     assert_eq!(
         analytics(&env, &["--store", fl, "--check"]).status.code(),
-        Some(1)
+        Some(9)
     );
     // A directory that holds no store says where the database was looked for.
     let plain = env.path().join("plain-dir");
@@ -865,7 +865,7 @@ fn missing_and_empty_stores_are_reported_not_crashes() {
         .output()
         .unwrap();
     let err = support::stderr(&out);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("`--store ./mystore`"), "{err}");
     // Nix 2.8 says "don't know how to open Nix store 'mystore'"; 2.26 and later
     // "Cannot parse Nix store 'mystore'": either way, said once.
@@ -923,18 +923,18 @@ fn exit_codes() {
     let help = stdout(&analytics(&env, &["--help"]));
     for c in [
         "0  report produced",
-        "1  --check",
+        "1  no report",
         "2  bad command line",
-        "3  no report",
+        "9  --check",
     ] {
-        assert!(help.contains(c), "{c} missing from --help");
+        assert!(help.contains(c), "{c} missing from --help:\n{help}");
     }
-    // 3: a store database that is not one (and Nix cannot read it either).
+    // 1: a store database that is not one (and Nix cannot read it either).
     let bad = env.path().join("bad");
     std::fs::create_dir_all(bad.join("nix/var/nix/db")).unwrap();
     std::fs::write(bad.join("nix/var/nix/db/db.sqlite"), "this is not sqlite").unwrap();
     let out = analytics(&env, &["--store", bad.to_str().unwrap(), "--source", "db"]);
-    assert_eq!(out.status.code(), Some(3), "{}", support::stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", support::stderr(&out));
     assert!(
         support::stderr(&out).contains("db.sqlite"),
         "{}",
@@ -984,7 +984,7 @@ fn closure_argument_reports_its_size() {
             "--check",
         ],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(9));
     // Nothing to look up when no argument is a valid path: no cache is queried, the one
     // finding is about the argument.
     let report = analytics_json(
@@ -1148,7 +1148,7 @@ fn config_findings_at_their_file_and_line() {
         .args(["--store", missing.to_str().unwrap(), "--check"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(9));
 }
 
 #[test]
@@ -1734,7 +1734,7 @@ fn baseline_and_compare_report_what_a_build_added() {
         c.args(["--closure", &v2, "--baseline", f.to_str().unwrap()]);
         let out = support::run_bounded(&mut c, 30);
         let err = support::stderr(&out);
-        assert_eq!(out.status.code(), Some(3), "{file}: {err}");
+        assert_eq!(out.status.code(), Some(1), "{file}: {err}");
         assert!(
             err.contains(f.to_str().unwrap()) && err.contains(says),
             "{file}: {err}"
@@ -2065,7 +2065,7 @@ fn analysing_a_store_changes_no_byte_under_nix_var() {
     std::fs::write(&db, &bytes).unwrap();
     for o in analyse_unchanged(&env, &store, &[&var]) {
         let (code, err) = code_and_stderr(&o);
-        assert_eq!(code, Some(3), "{err}");
+        assert_eq!(code, Some(1), "{err}");
         assert!(err.contains(&db.display().to_string()), "{err}");
         assert!(err.contains("not an SQLite database"), "{err}");
     }
@@ -2074,7 +2074,7 @@ fn analysing_a_store_changes_no_byte_under_nix_var() {
     std::fs::write(&db, []).unwrap();
     for o in analyse_unchanged(&env, &store, &[&var]) {
         let (code, err) = code_and_stderr(&o);
-        assert_eq!(code, Some(3), "{err}");
+        assert_eq!(code, Some(1), "{err}");
         assert!(
             err.contains("is empty") && err.contains(&db.display().to_string()),
             "{err}"
@@ -2099,7 +2099,7 @@ fn analysing_a_store_changes_no_byte_under_nix_var() {
     std::os::unix::fs::symlink(&foreign, &db).unwrap();
     for o in analyse_unchanged(&env, &store, &[&var, &foreign_dir]) {
         let (code, err) = code_and_stderr(&o);
-        assert_eq!(code, Some(3), "{err}");
+        assert_eq!(code, Some(1), "{err}");
         assert!(
             err.contains("not a Nix store database") && err.contains("ValidPaths"),
             "{err}"
@@ -2122,7 +2122,7 @@ fn analysing_a_store_changes_no_byte_under_nix_var() {
     let var2 = store2.join("nix/var");
     for o in analyse_unchanged(&env, &store2, &[&var2]) {
         let (code, err) = code_and_stderr(&o);
-        assert_eq!(code, Some(3), "{err}");
+        assert_eq!(code, Some(1), "{err}");
         assert!(err.contains("db.sqlite-journal"), "{err}");
     }
 }
@@ -2169,7 +2169,7 @@ fn an_unreadable_database_directory_is_permission_denied_not_no_store() {
     for format in ["json", "table"] {
         let out = analytics_as_user(&env, &["--store", s, "--format", format]);
         let (code, err) = code_and_stderr(&out);
-        assert_eq!(code, Some(3), "stdout:\n{}\nstderr:\n{err}", stdout(&out));
+        assert_eq!(code, Some(1), "stdout:\n{}\nstderr:\n{err}", stdout(&out));
         assert!(
             err.contains("permission denied") && err.contains(&dbdir.display().to_string()),
             "{err}"
@@ -2495,7 +2495,7 @@ fn fifos_and_devices_as_database_or_gc_roots_neither_hang_nor_read_without_bound
     std::fs::remove_file(&db).unwrap();
     mkfifo(&db);
     let (code, _, err) = run("db fifo");
-    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("FIFO") && err.contains(&db.display().to_string()),
         "{err}"
@@ -2503,7 +2503,7 @@ fn fifos_and_devices_as_database_or_gc_roots_neither_hang_nor_read_without_bound
     std::fs::remove_file(&db).unwrap();
     std::os::unix::fs::symlink("/dev/zero", &db).unwrap();
     let (code, _, err) = run("db /dev/zero");
-    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("character device"), "{err}");
     std::fs::remove_file(&db).unwrap();
 
@@ -2512,7 +2512,7 @@ fn fifos_and_devices_as_database_or_gc_roots_neither_hang_nor_read_without_bound
     let wal = db.with_file_name("db.sqlite-wal");
     mkfifo(&wal);
     let (code, _, err) = run("wal fifo");
-    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("FIFO") && err.contains("db.sqlite-wal"),
         "{err}"
@@ -2521,7 +2521,7 @@ fn fifos_and_devices_as_database_or_gc_roots_neither_hang_nor_read_without_bound
     // And /dev/zero as the journal.
     std::os::unix::fs::symlink("/dev/zero", db.with_file_name("db.sqlite-journal")).unwrap();
     let (code, _, err) = run("journal zero");
-    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("db.sqlite-journal"), "{err}");
 }
 

@@ -210,6 +210,17 @@ fn file_cache_whole_closure_signed_filtered_then_all_cached() {
     assert_eq!(strings(&j["filtered"]), std::slice::from_ref(&b.standalone));
     assert!(strings(&j["failed"]).is_empty());
     assert_eq!(j["nar_bytes_pushed"], 0);
+    // The kept path and its warning are in the JSON, and nothing is said on stderr but
+    // progress: the library prints nothing itself.
+    assert_eq!(j["kept"][0]["path"], b.kept_source.as_str(), "{j}");
+    assert_eq!(j["kept"][0]["referenced_by"], b.top.as_str(), "{j}");
+    assert!(j["warnings"].to_string().contains(&b.kept_source), "{j}");
+    assert!(j["filter"].is_string(), "{j}");
+    let err = stderr(&out);
+    assert!(
+        !err.contains("warning") && !err.contains("left out by the filter"),
+        "{err}"
+    );
     let after: Vec<_> = std::fs::read_dir(cache.join("nar")).unwrap().collect();
     assert_eq!(before.len(), after.len());
 
@@ -385,7 +396,7 @@ fn failed_upload_leaves_no_dangling_narinfo_and_the_rest_goes() {
     ))
     .output()
     .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     let j = json(&out);
     assert_eq!(strings(&j["failed"]), sorted(&[mid.clone(), b.top.clone()]));
     let mut pushed = strings(&j["pushed"]);
@@ -415,7 +426,7 @@ fn failed_upload_leaves_no_dangling_narinfo_and_the_rest_goes() {
     let out = no_nix_retries(push_cache(&b.env, &b.work, &["--to", &server2.url, &leaf]))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(stdout(&out).contains("1 FAILED"), "{}", stdout(&out));
     assert_eq!(assert_no_dangling_narinfo(&root2), 0);
 }
@@ -488,7 +499,7 @@ fn database_and_nix_path_info_give_the_same_plan() {
     );
     c.env("PATH", &empty_bin);
     let out = c.output().unwrap();
-    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
 
     // A store that is not local cannot be read from a database: `--source database`
     // says so; `auto` falls back to Nix (which then fails on the bogus store).
@@ -646,7 +657,7 @@ fn readme_documents_every_flag_exit_code_and_json_key() {
             );
         }
     }
-    for code in 0..=5 {
+    for code in [0, 1, 2, 6, 7, 8] {
         assert!(help.contains(&format!("\n  {code}  ")), "{help}");
         assert!(
             section.contains(&format!("| {code} |")),
@@ -762,7 +773,7 @@ fn cachix_and_attic_get_exact_argv_and_stdin() {
         .env("PATH", path_with(&bin))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     assert!(stderr(&out).contains("--require-push"), "{}", stderr(&out));
 
     // cachix missing from PATH: a clear error saying how to get it.
@@ -771,7 +782,7 @@ fn cachix_and_attic_get_exact_argv_and_stdin() {
         .env("CACHIX_AUTH_TOKEN", "t")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("nix shell nixpkgs#cachix"),
         "{}",
@@ -1127,7 +1138,8 @@ fn narinfos_that_prove_nothing_are_not_already_cached() {
     let j = json(&out);
     assert!(strings(&j["already_cached"]).is_empty(), "{j}");
     assert_eq!(strings(&j["pushed"]), sorted(&b.closure), "{j}");
-    assert!(stderr(&out).contains("replacing"), "{}", stderr(&out));
+    // The warning is in the JSON (the library prints nothing itself).
+    assert!(j["warnings"].to_string().contains("replacing"), "{j}");
     for p in &b.closure {
         let ni = narinfo_in(&dir, p).unwrap();
         assert_eq!(&ni.store_path, p);
@@ -1160,7 +1172,7 @@ fn narinfos_that_prove_nothing_are_not_already_cached() {
         &["--to", &server.url, "--via", "nix", "--json", &b.top],
     ));
     let (out, _) = run_bounded(c, Duration::from_secs(120));
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     let j = json(&out);
     assert!(strings(&j["already_cached"]).is_empty(), "{j}");
     assert_eq!(
@@ -1242,7 +1254,7 @@ fn every_put_500_ends_within_the_timeout_with_reasons() {
     c.env("GITHUB_STEP_SUMMARY", &summary);
     let (out, took) = run_bounded(c, Duration::from_secs(90));
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(out.status.code(), Some(6), "{err}");
     eprintln!("every PUT 500, --timeout 15: {took:?}");
     assert!(took < Duration::from_secs(22), "{took:?}");
     let leaf = b.closure.iter().find(|p| p.contains("-leaf-")).unwrap();
@@ -1268,7 +1280,7 @@ fn every_put_500_ends_within_the_timeout_with_reasons() {
         &["--to", &server.url, "--timeout", "40", "--json", &b.top],
     );
     let (out, _) = run_bounded(c, Duration::from_secs(90));
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     let j = json(&out);
     assert_eq!(strings(&j["failed"]).len(), 4, "{j}");
     let f = j["failures"]
@@ -1295,7 +1307,7 @@ fn every_put_500_ends_within_the_timeout_with_reasons() {
         &["--to", &server.url, "--timeout", "4", "--json", &b.top],
     );
     let (out, took) = run_bounded(c, Duration::from_secs(60));
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(took < Duration::from_secs(12), "{took:?}");
     let j = json(&out);
     assert_eq!(strings(&j["failed"]).len(), 4, "{j}");
@@ -1329,7 +1341,7 @@ fn an_upload_killed_by_a_signal_is_not_retried() {
     );
     c.env("PATH", path_with(&bin));
     let (out, _) = run_bounded(c, Duration::from_secs(60));
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&record).unwrap(), "copy\n");
     let j = json(&out);
     assert_eq!(strings(&j["failed"]).len(), 4, "{j}");
@@ -1379,7 +1391,7 @@ fn planted_secrets_never_appear_in_any_output() {
         (
             "text",
             vec!["--to", &with_creds, "--summary", "--timeout", "30"],
-            Some(3),
+            Some(6),
         ),
         (
             "json",
@@ -1391,7 +1403,7 @@ fn planted_secrets_never_appear_in_any_output() {
                 "--timeout",
                 "30",
             ],
-            Some(3),
+            Some(6),
         ),
         (
             "dry-run",
@@ -1536,7 +1548,7 @@ fn trickling_narinfos_are_cut_at_the_timeout() {
         ],
     );
     let (out, took) = run_bounded(c, Duration::from_secs(60));
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(took < Duration::from_secs(12), "{took:?}");
     let j = json(&out);
     assert!(strings(&j["already_cached"]).is_empty(), "{j}");

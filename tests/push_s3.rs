@@ -102,7 +102,7 @@ in mk "top-{tag}" "mkdir $out; echo ${{leaf}} ${{big}} > $out/refs""#
     let out = push_cache(&env, env.path(), &["--require-push", "--to", &uri, &top])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
 
     // 2. Wrong secret: refused, S3's reason named, no narinfo written, no secret shown.
     let wrong = "wrong-secret-0123456789abcdef";

@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use nix_cache_tools::analytics::{self, ExitCode, render};
+use nix_cache_tools::cli::{self, Tool};
 use nix_cache_tools::output::{self, Stream};
 use nix_cache_tools::store::SourcePref;
 
@@ -28,7 +29,7 @@ enum SourceArg {
 /// Store size, largest paths and closures, garbage, nix.conf validity and binary cache
 /// coverage of a closure — read straight from the store database, in well under a second.
 #[derive(Debug, Parser)]
-#[command(name = "cache-analytics", version, after_help = ExitCode::HELP)]
+#[command(name = "cache-analytics", version, after_help = ExitCode::help(Tool::CacheAnalytics))]
 struct Cli {
     /// The store, as Nix's --store takes it: a directory is a chroot store
     /// (local?root=DIR); default: `NIX_REMOTE` as Nix reads it, else the machine's store.
@@ -122,25 +123,24 @@ fn usage_problem(cli: &Cli) -> Option<String> {
     None
 }
 
-fn main() {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    let cli: Cli = match cli::parse_args(Tool::CacheAnalytics) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let json = cli.format == Format::Json;
     if let Some(problem) = usage_problem(&cli) {
-        eprintln!(
-            "cache-analytics: error: {}",
-            nix_cache_tools::redact::urls_in(&problem)
-        );
-        std::process::exit(ExitCode::Usage.code().into());
+        return cli::fail(Tool::CacheAnalytics, &problem, ExitCode::Usage, json);
     }
     match run(&cli) {
-        Ok(code) => std::process::exit(code.code().into()),
-        Err(e) => {
-            // A store URI or a cache URL may carry credentials.
-            eprintln!(
-                "cache-analytics: error: {}",
-                nix_cache_tools::redact::urls_in(&format!("{e:#}"))
-            );
-            std::process::exit(ExitCode::Error.code().into());
-        }
+        Ok(code) => code.into(),
+        // A store URI or a cache URL may carry credentials: `fail` hides them.
+        Err(e) => cli::fail(
+            Tool::CacheAnalytics,
+            &format!("{e:#}"),
+            ExitCode::Error,
+            json,
+        ),
     }
 }
 
@@ -206,12 +206,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         } else {
             render::markdown_sections(&report, cli.sections)
         };
-        match output::append_step_summary(&md).context("could not write the job summary")? {
-            Some(p) => eprintln!("cache-analytics: summary appended to {}", p.display()),
-            None => eprintln!(
-                "cache-analytics: --summary: GITHUB_STEP_SUMMARY is not set, no summary written"
-            ),
-        }
+        cli::write_summary(Tool::CacheAnalytics, &md)
+            .context("could not write the job summary ($GITHUB_STEP_SUMMARY)")?;
     }
     Ok(report.exit_code(cli.check))
 }

@@ -35,6 +35,7 @@
 pub mod analytics;
 pub mod binarycache;
 pub mod cachetoml;
+pub mod cli;
 pub mod cmd;
 pub mod compress;
 pub mod fsutil;

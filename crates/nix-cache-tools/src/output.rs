@@ -71,36 +71,6 @@ pub fn println(text: &str) {
     print(&format!("{text}\n"));
 }
 
-/// Ends the program after an error: `message` (credentials in it hidden) on stderr, and
-/// with `json` also `{"error": ..., "exit_code": N}` on stdout, so that a script reading
-/// a tool's `--json` gets JSON even when the command line was wrong.
-pub fn fail(message: &str, exit_code: i32, json: bool) -> ! {
-    let message = crate::redact::urls_in(message);
-    if json {
-        let v = serde_json::json!({ "error": message, "exit_code": exit_code });
-        println(&serde_json::to_string_pretty(&v).unwrap_or_default());
-    }
-    eprintln!("{message}");
-    std::process::exit(exit_code)
-}
-
-/// The program's arguments as `T`. A bad command line ends the program with
-/// `usage_code`, through [`fail`] (so with `--json` its message is JSON on stdout);
-/// `--help` and `--version` print and exit 0.
-pub fn parse_args<T: clap::Parser>(usage_code: i32) -> T {
-    match T::try_parse() {
-        Ok(a) => a,
-        Err(e) if e.use_stderr() => fail(e.to_string().trim_end(), usage_code, json_requested()),
-        Err(e) => e.exit(),
-    }
-}
-
-/// Whether `--json` is among the program's arguments (for errors found before, or
-/// while, the arguments are parsed).
-pub fn json_requested() -> bool {
-    std::env::args_os().skip(1).any(|a| a == "--json")
-}
-
 /// `1536` → `1.5 KiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use nix_cache_tools::cli::{self, Tool};
 use nix_cache_tools::output::{self, human_bytes};
 use nix_cache_tools::push::{self, ExitCode, Options};
 use nix_cache_tools::redact;
@@ -19,7 +20,7 @@ use std::path::PathBuf;
 /// through `nix copy`, `cachix:NAME` through `cachix push`, `attic:CACHE` through
 /// `attic push`.
 #[derive(Debug, Parser)]
-#[command(name = "push-cache", version, after_help = ExitCode::HELP)]
+#[command(name = "push-cache", version, after_help = ExitCode::help(Tool::PushCache))]
 struct Args {
     /// Store paths, `result` links or installables (`.#pkg`, built with `nix build`).
     /// Default: every ./result* link in the current directory.
@@ -108,26 +109,24 @@ fn push_filter(s: &str) -> Result<String, String> {
     push::check_filter(s).map(|()| s.to_owned())
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     // A bad command line exits with 2; with --json its message is JSON on stdout, as
     // every other error is.
-    let args: Args = nix_cache_tools::output::parse_args(ExitCode::Usage.code());
-    let code = match run(&args) {
-        Ok(code) => code,
+    let args: Args = match cli::parse_args(Tool::PushCache) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    match run(&args) {
+        Ok(code) => code.into(),
         Err(e) => {
             // Credentials in URLs (--to, cache.toml, Nix's messages) are never shown.
             let code = e
                 .downcast_ref::<push::PushError>()
                 .map(push::PushError::exit_code)
                 .unwrap_or(ExitCode::Error);
-            nix_cache_tools::output::fail(
-                &format!("push-cache: error: {e:#}"),
-                code.code(),
-                args.json,
-            )
+            cli::fail(Tool::PushCache, &format!("{e:#}"), code, args.json)
         }
-    };
-    std::process::exit(code.code());
+    }
 }
 
 fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -181,6 +180,15 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 ));
             }
         }
+        if !report.filtered.is_empty() {
+            eprintln!(
+                "left out by the filter {}:",
+                report.filter.as_deref().unwrap_or("")
+            );
+            for p in &report.filtered {
+                eprintln!("  {p}");
+            }
+        }
         for f in &report.failures {
             eprintln!("failed: {}: {}", f.path, redact::urls_in(&f.reason));
         }
@@ -190,13 +198,8 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         nix_cache_tools::output::println(&redact::urls_in(&report.summary_text()));
     }
     if args.summary {
-        if let Some(file) = push::write_step_summary(&report)
-            .context("could not write the step summary ($GITHUB_STEP_SUMMARY)")?
-        {
-            if !args.json {
-                eprintln!("summary appended to {}", file.display());
-            }
-        }
+        cli::write_summary(Tool::PushCache, &redact::urls_in(&report.markdown()))
+            .context("could not write the job summary ($GITHUB_STEP_SUMMARY)")?;
     }
     Ok(report.exit_code())
 }

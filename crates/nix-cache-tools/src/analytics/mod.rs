@@ -27,29 +27,7 @@ use std::path::{Path, PathBuf};
 /// Version of the JSON layout; bumped on incompatible changes.
 pub const JSON_SCHEMA_VERSION: u32 = 2;
 
-/// The tool's exit codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ExitCode {
-    /// The report was produced (with `--check`: and has no error or warning).
-    Ok = 0,
-    /// `--check` was given and the report has at least one error or warning.
-    CheckFailed = 1,
-    /// Bad command line (clap's own code for usage errors).
-    Usage = 2,
-    /// No report could be produced: the store could not be read (database and `nix
-    /// path-info` both failed), a file could not be read or written.
-    Error = 3,
-}
-
-impl ExitCode {
-    pub fn code(self) -> u8 {
-        self as u8
-    }
-
-    /// The text `--help` and the README show.
-    pub const HELP: &'static str = "Exit codes:\n  0  report produced (with --check: no error or warning)\n  1  --check: at least one error or warning was found\n  2  bad command line\n  3  no report: the store or a file could not be read or written";
-}
+pub use crate::cli::ExitCode;
 
 /// How serious a finding is. `--check` fails on `Error` and `Warning`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -1373,25 +1351,6 @@ fn filesystem_of(dir: &Path) -> Option<Filesystem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exit_codes_are_stable() {
-        assert_eq!(ExitCode::Ok.code(), 0);
-        assert_eq!(ExitCode::CheckFailed.code(), 1);
-        assert_eq!(ExitCode::Usage.code(), 2);
-        assert_eq!(ExitCode::Error.code(), 3);
-        for c in [
-            ExitCode::Ok,
-            ExitCode::CheckFailed,
-            ExitCode::Usage,
-            ExitCode::Error,
-        ] {
-            assert!(
-                ExitCode::HELP.contains(&format!("  {}  ", c.code())),
-                "{c:?} missing from HELP"
-            );
-        }
-    }
 
     #[test]
     fn a_profile_generation_is_released_with_nix_env_not_rm() {

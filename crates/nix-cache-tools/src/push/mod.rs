@@ -33,7 +33,7 @@ mod roots;
 
 use copy::{Upload, upload_with_tool};
 use report::Progress;
-pub use report::{Failure, Report, write_step_summary};
+pub use report::{Failure, Kept, Report};
 pub use roots::{parse_build_json, result_links};
 use roots::{read_closure, resolve_roots};
 
@@ -42,7 +42,7 @@ use crate::cachetoml::{self, CacheTomlError};
 use crate::cmd::{CmdError, Runner};
 use crate::keys::{KeyError, SecretKey};
 use crate::nixcli::{Nix, NixError, NixVersion, PathInfo};
-use crate::output::{self, human_bytes};
+use crate::output::human_bytes;
 use crate::redact;
 use crate::store::SourcePref;
 use crate::store::location::{StoreKind, StoreLocation};
@@ -64,39 +64,7 @@ pub fn check_filter(src: &str) -> Result<(), String> {
         .map_err(|e| format!("{e}\n{FILTER_HINT}"))
 }
 
-/// Exit codes of `push-cache`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(i32)]
-pub enum ExitCode {
-    /// Everything that had to go was pushed (or nothing had to), or the push was
-    /// skipped for lack of credentials without `--require-push`.
-    Success = 0,
-    /// An error before anything was uploaded: bad config, key, filter, path, Nix failure.
-    Error = 1,
-    /// Bad command line (clap).
-    Usage = 2,
-    /// Some paths could not be uploaded after retries; the others were.
-    PushFailed = 3,
-    /// Nothing was pushed for lack of credentials, and `--require-push` was given.
-    NotPushed = 4,
-    /// The program needed for the target (`nix`, `cachix`, `attic`) is not on PATH.
-    MissingProgram = 5,
-}
-
-impl ExitCode {
-    pub fn code(self) -> i32 {
-        self as i32
-    }
-
-    /// The table shown in `--help` and the README.
-    pub const HELP: &'static str = "Exit codes:
-  0  pushed (or nothing to push; or skipped for lack of credentials)
-  1  error before uploading (cache.toml, key, path, cache, nix)
-  2  bad command line (also a --to that is no push target, a --filter that is no regex)
-  3  some paths failed to upload after retries (the others were pushed)
-  4  no credentials and --require-push
-  5  the program for the target (nix, cachix, attic) is not on PATH";
-}
+pub use crate::cli::ExitCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -250,27 +218,28 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
         .or_else(|| push_cfg.as_ref().and_then(|p| p.secret_key_file.clone()))
         .or_else(|| crate::url::store_param(&to, "secret-key").map(PathBuf::from));
 
+    // Warnings go into the report: the library prints nothing itself.
+    let mut warnings = Vec::new();
     // A bad key is an error before anything else happens.
     let key_file = match key_file {
         Some(k) => {
             let k = if k.is_relative() { opts.cwd.join(k) } else { k };
-            let (_, warnings) =
+            let key_warnings =
                 SecretKey::read_with_warnings(&k).map_err(|e| PushError::SecretKey {
                     path: k.clone(),
                     error: e,
                 })?;
-            for w in warnings {
-                eprintln!("warning: {w}");
-            }
+            let (_, key_warnings) = key_warnings;
+            warnings.extend(key_warnings);
             if !matches!(target, Target::Store(_)) {
-                eprintln!(
-                    "warning: --secret-key-file is ignored for {target}: {}",
+                warnings.push(format!(
+                    "--secret-key-file is ignored for {target}: {}",
                     match target {
                         Target::Cachix(_) =>
                             "Cachix signs with CACHIX_SIGNING_KEY or on its servers",
                         _ => "attic signs on the server",
                     }
-                );
+                ));
                 None
             } else {
                 Some(k)
@@ -283,6 +252,7 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
         target: target.to_string(),
         dry_run: opts.dry_run,
         filter: filter_src.clone(),
+        warnings,
         ..Report::default()
     };
 
@@ -296,7 +266,9 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
             report.skipped = Some(why);
             return Ok(report);
         }
-        eprintln!("warning: {why}; a real run would skip the push");
+        report
+            .warnings
+            .push(format!("{why}; a real run would skip the push"));
     }
 
     // The uploading program must be there (nix is checked by running it below).
@@ -328,28 +300,28 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
     let roots = resolve_roots(opts, &nix)?;
     if roots.is_empty() {
         // Only possible with --stdin and empty input (e.g. CI found no new paths).
-        eprintln!("no paths on standard input");
+        report
+            .warnings
+            .push("no paths on standard input".to_owned());
         return Ok(report);
     }
     let nodes = read_closure(&roots, opts.source, &nix)?;
     report.sizes = nodes.iter().map(|(p, i)| (p.clone(), i.nar_size)).collect();
     let plan = plan::plan(&nodes, filter.as_ref());
     for (kept, by) in &plan.kept {
-        eprintln!(
-            "warning: pushing {kept} although it matches the filter: {by} references it, and a cache must not hold a path without its references"
-        );
-    }
-    if !plan.filtered.is_empty() {
-        eprintln!(
-            "left out by the filter {}:",
-            filter_src.as_deref().unwrap_or("")
-        );
-        for p in &plan.filtered {
-            eprintln!("  {p}");
-        }
+        report.warnings.push(format!(
+            "pushing {kept} although it matches the filter: {by} references it, and a cache must not hold a path without its references"
+        ));
     }
     report.filtered = plan.filtered.clone();
-    report.kept = plan.kept.clone();
+    report.kept = plan
+        .kept
+        .iter()
+        .map(|(path, by)| Kept {
+            path: path.clone(),
+            referenced_by: by.clone(),
+        })
+        .collect();
 
     // From here on the push is bounded in time.
     let deadline = Deadline::after(opts.timeout.unwrap_or(attempt::DEFAULT_TIMEOUT));
@@ -397,9 +369,9 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
                     // In a file:// cache the bad narinfo is removed, and Nix writes a
                     // good one.
                     Some(dir) => {
-                        eprintln!(
-                            "warning: the cache's narinfo for {path} proves nothing ({why}); replacing it"
-                        );
+                        report.warnings.push(format!(
+                            "the cache's narinfo for {path} proves nothing ({why}); replacing it"
+                        ));
                         if !opts.dry_run {
                             let file = dir
                                 .join(crate::narinfo::narinfo_file_name(&path).unwrap_or_default());
@@ -425,10 +397,10 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
                 },
                 Found::Error(e) => {
                     if errors == 0 {
-                        eprintln!(
-                            "warning: could not ask {} about {path}: {e}; such paths are pushed (nix copy checks again)",
+                        report.warnings.push(format!(
+                            "could not ask {} about {path}: {e}; such paths are pushed (nix copy checks again)",
                             cache.display_url(),
-                        );
+                        ));
                     }
                     errors += 1;
                     missing.push(path);
@@ -436,7 +408,9 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
             }
         }
         if errors > 1 {
-            eprintln!("warning: the cache did not answer for {errors} paths in all");
+            report.warnings.push(format!(
+                "the cache did not answer for {errors} paths in all"
+            ));
         }
         to_push = missing;
     }
@@ -558,16 +532,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exit_codes_are_stable() {
-        assert_eq!(ExitCode::Success.code(), 0);
-        assert_eq!(ExitCode::Error.code(), 1);
-        assert_eq!(ExitCode::Usage.code(), 2);
-        assert_eq!(ExitCode::PushFailed.code(), 3);
-        assert_eq!(ExitCode::NotPushed.code(), 4);
-        assert_eq!(ExitCode::MissingProgram.code(), 5);
-        for c in 0..=5 {
-            assert!(ExitCode::HELP.contains(&format!("  {c}  ")), "{c}");
-        }
+    fn errors_and_reports_map_to_exit_codes() {
         assert_eq!(
             PushError::NotPushed { reason: "x".into() }.exit_code(),
             ExitCode::NotPushed
@@ -578,7 +543,7 @@ mod tests {
             ..Report::default()
         };
         assert_eq!(r.exit_code(), ExitCode::PushFailed);
-        assert_eq!(Report::default().exit_code(), ExitCode::Success);
+        assert_eq!(Report::default().exit_code(), ExitCode::Ok);
     }
 
     #[test]

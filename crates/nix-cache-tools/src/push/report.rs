@@ -11,6 +11,13 @@ pub struct Failure {
     pub reason: String,
 }
 
+/// A path the filter matched that was pushed anyway: a pushed path references it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Kept {
+    pub path: String,
+    pub referenced_by: String,
+}
+
 /// What happened; `--json` prints the serialized form.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Report {
@@ -24,9 +31,9 @@ pub struct Report {
     pub dry_run: bool,
     /// Why nothing was pushed (no credentials), when it was skipped.
     pub skipped: Option<String>,
-    /// Filtered paths pushed anyway: (path, a pushed path that references it).
-    #[serde(skip)]
-    pub kept: Vec<(String, String)>,
+    /// Paths the filter matched that were pushed anyway, each with a pushed path that
+    /// references it.
+    pub kept: Vec<Kept>,
     /// Every failed path with the reason.
     pub failures: Vec<Failure>,
     /// How the upload went: `native` (push-cache's own pipeline), `nix copy`,
@@ -41,7 +48,7 @@ pub struct Report {
     /// Stale "not in this cache" answers of this machine's Nix forgotten after the push.
     pub refreshed: Option<usize>,
     pub warnings: Vec<String>,
-    #[serde(skip)]
+    /// The filter in effect (`--filter`, or cache.toml's), if any.
     pub filter: Option<String>,
     /// Whether the target was asked what it holds (file://, http(s)://).
     #[serde(skip)]
@@ -53,7 +60,7 @@ pub struct Report {
 impl Report {
     pub fn exit_code(&self) -> ExitCode {
         if self.failed.is_empty() {
-            ExitCode::Success
+            ExitCode::Ok
         } else {
             ExitCode::PushFailed
         }
@@ -264,9 +271,4 @@ impl Progress {
             b.finish_and_clear();
         }
     }
-}
-
-/// Appends the Markdown summary to `$GITHUB_STEP_SUMMARY` when set; returns the file.
-pub fn write_step_summary(report: &Report) -> Result<Option<PathBuf>, crate::fsutil::FsError> {
-    output::append_step_summary(&redact::urls_in(&report.markdown()))
 }

@@ -1,0 +1,211 @@
+//! The contract the three tools share, checked on all three binaries at once: one set of
+//! exit codes (the same unusable cache.toml is the same code everywhere, each `--help`
+//! table is the generated one), errors answered in JSON when JSON was asked for (a bad
+//! command line included), each error said once, and `--summary` without
+//! `$GITHUB_STEP_SUMMARY` saying so in the same words.
+
+mod support;
+
+use nix_cache_tools::cli::{ExitCode, Tool};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Output;
+use support::NixEnv;
+
+/// The three binaries: built beside this test's own by `cargo test --workspace`.
+fn bin(tool: Tool) -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_BIN_EXE_cache-analytics"));
+    let p = here.with_file_name(tool.name());
+    assert!(
+        p.exists(),
+        "{} is not built: run the suite with `cargo test --workspace`",
+        p.display()
+    );
+    p
+}
+
+const TOOLS: [Tool; 3] = [Tool::SetupCache, Tool::PushCache, Tool::CacheAnalytics];
+
+/// The arguments that make `tool` answer in JSON.
+fn json_flag(tool: Tool) -> &'static [&'static str] {
+    match tool {
+        Tool::CacheAnalytics => &["--format", "json"],
+        _ => &["--json"],
+    }
+}
+
+/// Arguments that get each tool as far as reading its cache.toml, and no further
+/// without one.
+fn doing_something(tool: Tool, env: &NixEnv) -> Vec<String> {
+    match tool {
+        Tool::SetupCache => vec![
+            "--dry-run".into(),
+            "--file".into(),
+            env.path().join("nix.conf").display().to_string(),
+        ],
+        Tool::PushCache => vec!["--dry-run".into(), "/nix/store/x".into()],
+        Tool::CacheAnalytics => vec![
+            "--store".into(),
+            env.path().join("none").display().to_string(),
+        ],
+    }
+}
+
+fn run(env: &NixEnv, tool: Tool, args: &[String]) -> Output {
+    let mut c = env.command(bin(tool));
+    c.args(args)
+        .current_dir(env.path())
+        .env_remove("GITHUB_STEP_SUMMARY");
+    support::run_bounded(&mut c, 60)
+}
+
+fn json_error(tool: Tool, out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{}: stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            tool.name(),
+            support::stdout(out),
+            support::stderr(out)
+        )
+    })
+}
+
+#[test]
+fn an_unusable_cache_toml_is_exit_1_in_every_tool_said_once_and_in_json() {
+    let env = NixEnv::new();
+    let broken = env.path().join("cache.toml");
+    std::fs::write(
+        &broken,
+        "[[cache]]\nurl = \"https://c.example\"\npublic-key = 42\n",
+    )
+    .unwrap();
+    let fifo = env.path().join("fifo.toml");
+    support::mkfifo(&fifo);
+    for file in [&broken, &fifo] {
+        for tool in TOOLS {
+            let mut args = vec!["--config".to_owned(), file.display().to_string()];
+            args.extend(doing_something(tool, &env));
+            let out = run(&env, tool, &args);
+            let err = support::stderr(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{} {}: {err}",
+                tool.name(),
+                file.display()
+            );
+            assert!(
+                err.starts_with(&format!("{}: error: ", tool.name())),
+                "{err}"
+            );
+            // Named once: no "could not use X: X: ..." wrapping.
+            assert_eq!(
+                err.matches(&*file.display().to_string()).count(),
+                1,
+                "{} {}: {err}",
+                tool.name(),
+                file.display()
+            );
+            let mut args_json: Vec<String> =
+                json_flag(tool).iter().map(|s| (*s).to_owned()).collect();
+            args_json.extend(args);
+            let out = run(&env, tool, &args_json);
+            assert_eq!(out.status.code(), Some(1));
+            let j = json_error(tool, &out);
+            assert_eq!(j["exit_code"], 1, "{j}");
+            assert!(
+                j["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&*file.display().to_string()),
+                "{j}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bad_command_line_is_exit_2_and_json_when_json_was_asked_for() {
+    let env = NixEnv::new();
+    for tool in TOOLS {
+        let mut args: Vec<String> = json_flag(tool).iter().map(|s| (*s).to_owned()).collect();
+        args.push("--no-such-flag".into());
+        let out = run(&env, tool, &args);
+        assert_eq!(out.status.code(), Some(2), "{}", tool.name());
+        let j = json_error(tool, &out);
+        assert_eq!(j["exit_code"], 2, "{j}");
+        assert!(
+            j["error"].as_str().unwrap().contains("--no-such-flag"),
+            "{j}"
+        );
+        assert!(support::stderr(&out).starts_with(&format!("{}: error: ", tool.name())));
+        // Without JSON asked for, nothing on stdout.
+        let out = run(&env, tool, &["--no-such-flag".to_owned()]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(out.stdout.is_empty(), "{}", support::stdout(&out));
+    }
+}
+
+#[test]
+fn each_help_shows_the_generated_exit_code_table() {
+    let env = NixEnv::new();
+    for tool in TOOLS {
+        let help = support::stdout(&run(&env, tool, &["--help".to_owned()]));
+        let table = ExitCode::help(tool);
+        // clap wraps long lines: compare the words.
+        let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            words(&help).contains(&words(&table)),
+            "{}:\n{help}\nwants:\n{table}",
+            tool.name()
+        );
+        // No number is shown with two meanings across the tools.
+        for c in ExitCode::ALL {
+            if !c.tools().contains(&tool) {
+                assert!(
+                    !help.contains(&format!("\n  {}  ", c.code())),
+                    "{}: {c:?}",
+                    tool.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn summary_without_github_step_summary_says_so_in_both_tools() {
+    support::require_nix();
+    let env = NixEnv::new();
+    let top = support::build_small_closure(&env, &support::unique("summary"));
+    let cache = env.path().join("cache");
+    let store = env.path().join("none");
+    for (tool, args) in [
+        (
+            Tool::PushCache,
+            vec![
+                "--summary",
+                "--no-filter",
+                "--to",
+                &format!("file://{}", cache.display()),
+                &top,
+            ],
+        ),
+        (
+            Tool::CacheAnalytics,
+            vec!["--summary", "--store", store.to_str().unwrap()],
+        ),
+    ] {
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let out = run(&env, tool, &args);
+        let err = support::stderr(&out);
+        assert!(out.status.success(), "{}: {err}", tool.name());
+        assert!(
+            err.contains(&format!(
+                "{}: --summary: GITHUB_STEP_SUMMARY is not set, no summary written",
+                tool.name()
+            )),
+            "{}: {err}",
+            tool.name()
+        );
+    }
+}
