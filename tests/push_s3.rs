@@ -318,3 +318,140 @@ in mk "top-{tag}" "mkdir $out; echo ${{big}} > $out/refs""#
     );
     assert!(named(&journal, "").is_empty(), "{:?}", named(&journal, ""));
 }
+
+/// S3 answers "503 SlowDown" when a bucket is asked too fast: every such answer is
+/// retried after a pause that grows, and the push completes, all of it signed.
+#[test]
+fn slow_down_answers_are_retried_with_a_growing_pause() {
+    require_nix();
+    let env = NixEnv::new();
+    let top = build_small_closure(&env, &unique("slow"));
+    let closure = closure(&env, std::slice::from_ref(&top));
+    std::fs::write(env.path().join("cache.toml"), "").unwrap();
+    let root = env.path().join("s3");
+    std::fs::create_dir_all(root.join("nixcache")).unwrap();
+    let server = S3Server::start(&root, Some((ACCESS_KEY, SECRET_KEY)));
+    let proxy = support::s3::SlowDownProxy::start(server.port, 2);
+    let uri = format!(
+        "s3://nixcache?endpoint=127.0.0.1:{}&scheme=http&region=us-east-1",
+        proxy.port
+    );
+    let start = std::time::Instant::now();
+    let mut c = push_cache(
+        &env,
+        env.path(),
+        &["--json", "--no-filter", "--to", &uri, &top],
+    );
+    c.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
+    let out = run_bounded(&mut c, 120);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let j = json(&out);
+    assert_eq!(j["pushed"].as_array().unwrap().len(), closure.len(), "{j}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(60));
+    // Every object was refused twice, then stored; the second pause was longer.
+    let seen = proxy.seen();
+    let puts: std::collections::BTreeSet<&str> = seen
+        .iter()
+        .filter(|s| s.method == "PUT")
+        .map(|s| s.path.as_str())
+        .collect();
+    assert!(puts.len() >= 2 * closure.len(), "{puts:?}");
+    for p in &puts {
+        let tries: Vec<&support::s3::Seen> = seen
+            .iter()
+            .filter(|s| s.method == "PUT" && s.path == *p)
+            .collect();
+        assert_eq!(tries.len(), 3, "{p}: {tries:?}");
+        assert!(tries[0].slowed && tries[1].slowed && !tries[2].slowed);
+        let first = tries[1].at - tries[0].at;
+        let second = tries[2].at - tries[1].at;
+        assert!(second > first, "{p}: pauses {first:?} then {second:?}");
+    }
+    for p in &closure {
+        let hash = p
+            .trim_start_matches("/nix/store/")
+            .split('-')
+            .next()
+            .unwrap();
+        assert!(
+            root.join(format!("nixcache/{hash}.narinfo")).is_file(),
+            "{p}"
+        );
+    }
+}
+
+/// Virtual-host addressing (`addressing-style=virtual`: `BUCKET.HOST/KEY`, as AWS wants
+/// it) with the credentials of the profile `AWS_PROFILE` names, in the credentials file
+/// `AWS_SHARED_CREDENTIALS_FILE` names. The names resolve through a private /etc/hosts
+/// (a mount namespace), and a recording proxy shows the requests' form.
+#[test]
+fn virtual_host_addressing_with_the_aws_profile_of_the_environment() {
+    require_nix();
+    assert!(
+        is_root(),
+        "this test binds a private /etc/hosts: run it as root"
+    );
+    let env = NixEnv::new();
+    let top = build_small_closure(&env, &unique("vhost"));
+    let closure = closure(&env, std::slice::from_ref(&top));
+    std::fs::write(env.path().join("cache.toml"), "").unwrap();
+    let root = env.path().join("s3");
+    std::fs::create_dir_all(root.join("nixcache")).unwrap();
+    // s3s-fs matches the Host header with its port against --domain.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let domain = format!("s3.test:{}", listener.local_addr().unwrap().port());
+    let server = S3Server::start_with_domain(&root, Some((ACCESS_KEY, SECRET_KEY)), &domain);
+    let proxy = support::s3::SlowDownProxy::start_on(listener, server.port, 0);
+    let hosts = env.path().join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost s3.test nixcache.s3.test\n").unwrap();
+    let creds = env.path().join("aws-credentials");
+    std::fs::write(
+        &creds,
+        format!("[default]\naws_access_key_id = AKIAWRONG\naws_secret_access_key = wrong\n\n[team]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"),
+    )
+    .unwrap();
+    let uri = format!(
+        "s3://nixcache?endpoint=s3.test:{}&scheme=http&region=us-east-1&addressing-style=virtual",
+        proxy.port
+    );
+    let mut c = env.command("unshare");
+    c.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind "$1" /etc/hosts && shift && exec "$@""#)
+        .arg("sh")
+        .arg(&hosts)
+        .arg(env!("CARGO_BIN_EXE_push-cache"))
+        .args(["--json", "--no-filter", "--to", &uri, &top])
+        .current_dir(env.path())
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("CACHE_TOOLS_CONFIG")
+        .env("AWS_PROFILE", "team")
+        .env("AWS_SHARED_CREDENTIALS_FILE", &creds);
+    let out = run_bounded(&mut c, 120);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        json(&out)["pushed"].as_array().unwrap().len(),
+        closure.len()
+    );
+    // Addressed by host name: no request path starts with the bucket.
+    let seen = proxy.seen();
+    assert!(seen.iter().any(|s| s.method == "PUT"), "{seen:?}");
+    for s in &seen {
+        assert!(
+            !s.path.starts_with("/nixcache"),
+            "path-style request: {s:?}"
+        );
+    }
+    for p in &closure {
+        let hash = p
+            .trim_start_matches("/nix/store/")
+            .split('-')
+            .next()
+            .unwrap();
+        assert!(
+            root.join(format!("nixcache/{hash}.narinfo")).is_file(),
+            "{p}"
+        );
+    }
+}

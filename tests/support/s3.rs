@@ -37,6 +37,15 @@ pub struct S3Server {
 impl S3Server {
     /// Serves `root` (each directory in it is a bucket); `keys` make it check signatures.
     pub fn start(root: &Path, keys: Option<(&str, &str)>) -> Self {
+        Self::start_inner(root, keys, None)
+    }
+
+    /// [`S3Server::start`], also answering virtual-hosted requests (`BUCKET.DOMAIN`).
+    pub fn start_with_domain(root: &Path, keys: Option<(&str, &str)>, domain: &str) -> Self {
+        Self::start_inner(root, keys, Some(domain))
+    }
+
+    fn start_inner(root: &Path, keys: Option<(&str, &str)>, domain: Option<&str>) -> Self {
         std::fs::create_dir_all(root).unwrap();
         for _ in 0..20 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -48,6 +57,9 @@ impl S3Server {
             c.args(["--host", "127.0.0.1", "--port", &port.to_string()]);
             if let Some((ak, sk)) = keys {
                 c.args(["--access-key", ak, "--secret-key", sk]);
+            }
+            if let Some(d) = domain {
+                c.args(["--domain", d]);
             }
             let mut child = c
                 .arg(root)
@@ -94,5 +106,130 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// One request the [`SlowDownProxy`] saw: when, what, and whether it answered 503.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub at: std::time::Instant,
+    pub method: String,
+    pub path: String,
+    pub slowed: bool,
+}
+
+/// A proxy in front of an S3 server that answers the first `per_object` PUTs of every
+/// object with `503 SlowDown` (S3's "reduce your request rate"), and forwards everything
+/// else unchanged (one request per connection). Records every request.
+pub struct SlowDownProxy {
+    pub port: u16,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+}
+
+impl SlowDownProxy {
+    pub fn start(upstream: u16, per_object: usize) -> Self {
+        Self::start_on(
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+            upstream,
+            per_object,
+        )
+    }
+
+    /// [`SlowDownProxy::start`] on a socket bound already (its port known before the
+    /// upstream starts).
+    pub fn start_on(listener: std::net::TcpListener, upstream: u16, per_object: usize) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Seen>::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(client) = conn else { continue };
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(client.try_clone().unwrap());
+                    let mut head = Vec::new();
+                    let mut line = String::new();
+                    let mut len = 0usize;
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                        if !lower.starts_with("connection:") {
+                            head.push(line.clone());
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let mut words = head[0].split_whitespace();
+                    let method = words.next().unwrap_or("").to_owned();
+                    let target = words.next().unwrap_or("").to_owned();
+                    let path = target.split('?').next().unwrap_or("").to_owned();
+                    let mut client = client;
+                    let slowed = {
+                        let mut l = log.lock().unwrap();
+                        let before = l
+                            .iter()
+                            .filter(|s| s.method == "PUT" && s.path == path && s.slowed)
+                            .count();
+                        let slowed = method == "PUT" && before < per_object;
+                        l.push(Seen {
+                            at: std::time::Instant::now(),
+                            method: method.clone(),
+                            path: path.clone(),
+                            slowed,
+                        });
+                        slowed
+                    };
+                    if slowed {
+                        let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+                        let _ = write!(
+                            client,
+                            "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                            xml.len()
+                        );
+                        return;
+                    }
+                    let Ok(mut up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                        return;
+                    };
+                    let mut req = head.concat();
+                    req.push_str("Connection: close\r\n\r\n");
+                    if up.write_all(req.as_bytes()).is_err() || up.write_all(&body).is_err() {
+                        return;
+                    }
+                    let mut answer = Vec::new();
+                    let _ = up.read_to_end(&mut answer);
+                    // The upstream's answer, told to close (one request per connection).
+                    let text = String::from_utf8_lossy(&answer);
+                    let (h, rest) = match text.find("\r\n\r\n") {
+                        Some(i) => (answer[..i].to_vec(), answer[i + 4..].to_vec()),
+                        None => (answer.clone(), Vec::new()),
+                    };
+                    let h: String = String::from_utf8_lossy(&h)
+                        .split("\r\n")
+                        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+                        .map(|l| format!("{l}\r\n"))
+                        .collect();
+                    let _ = client.write_all(format!("{h}Connection: close\r\n\r\n").as_bytes());
+                    let _ = client.write_all(&rest);
+                });
+            }
+        });
+        SlowDownProxy { port, seen }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
     }
 }
