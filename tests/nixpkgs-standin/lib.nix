@@ -16,6 +16,8 @@ in
 
   inherit hasPrefix;
 
+  optionalString = cond: s: if cond then s else "";
+
   escapeShellArg = arg: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] (toString arg) + "'";
 
   removePrefix =

@@ -118,11 +118,12 @@ let
         src,
         cargoLock,
         cargoTestFlags ? [ ],
+        postInstall ? "",
         meta ? { },
         ...
       }:
       mkDerivation {
-        inherit pname version src meta;
+        inherit pname version src meta postInstall;
         cargoDeps = rustPlatform.importCargoLock cargoLock;
         nativeBuildInputs = [ toolchain ];
         cargoTestFlags = toString cargoTestFlags;
@@ -131,6 +132,7 @@ let
           cargo test --release --offline --locked $cargoTestFlags
           mkdir -p "$out/bin"
           find "$CARGO_TARGET_DIR/release" -maxdepth 1 -type f -perm -u+x -exec cp {} "$out/bin/" \;
+          eval "$postInstall"
         '';
       };
   };
@@ -145,7 +147,12 @@ let
       writeShellScript
       rustPlatform
       ;
-    stdenv = { inherit mkDerivation; };
+    # Builds run where they are built (no cross compilation here).
+    stdenv = {
+      inherit mkDerivation;
+      buildPlatform.canExecute = _: true;
+      hostPlatform = { };
+    };
     callPackage =
       fn: args:
       let

@@ -86,6 +86,10 @@ struct Cli {
     /// (needs --format json).
     #[arg(long)]
     list_dead: bool,
+    /// Print the man page or the completions of a shell (man, complete-bash,
+    /// complete-zsh, complete-fish, complete-elvish, complete-powershell) and exit.
+    #[arg(long, value_enum, value_name = "KIND")]
+    generate: Option<cli::Generate>,
 }
 
 /// A `--cache` value must at least be a store URL Nix could substitute from.
@@ -128,6 +132,13 @@ fn main() -> std::process::ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Some(kind) = cli.generate {
+        nix_cache_tools::output::print(&String::from_utf8_lossy(&cli::generate(
+            kind,
+            <Cli as clap::CommandFactory>::command(),
+        )));
+        return ExitCode::Ok.into();
+    }
     let json = cli.format == Format::Json;
     if let Some(problem) = usage_problem(&cli) {
         return cli::fail(Tool::CacheAnalytics, &problem, ExitCode::Usage, json);

@@ -272,7 +272,6 @@ pub struct BinaryCache {
     url: String,
     base: Base,
     agent: ureq::Agent,
-    headers: Vec<(String, String)>,
     /// The time limit of each request.
     timeout: Duration,
 }
@@ -328,15 +327,8 @@ impl BinaryCache {
             url: clean.to_owned(),
             base,
             agent,
-            headers: Vec::new(),
             timeout,
         })
-    }
-
-    /// Sends this header with every HTTP request (e.g. `Authorization` for a private cache).
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_owned(), value.to_owned()));
-        self
     }
 
     /// The cache URL without store parameters or trailing slash.
@@ -419,9 +411,6 @@ impl BinaryCache {
             Base::Http(_) | Base::S3(_) => {
                 let loc = self.location(rel);
                 let mut req = self.agent.get(&loc);
-                for (k, v) in &self.headers {
-                    req = req.set(k, v);
-                }
                 if let Some(until) = until {
                     let left = until.saturating_duration_since(std::time::Instant::now());
                     req = req.timeout(left.min(self.timeout).max(Duration::from_millis(1)));
@@ -485,11 +474,7 @@ impl BinaryCache {
                     Base::S3(b) => b.head(rel),
                     _ => self.location(rel),
                 };
-                let mut req = self.agent.head(&head);
-                for (k, v) in &self.headers {
-                    req = req.set(k, v);
-                }
-                match req.call() {
+                match self.agent.head(&head).call() {
                     Ok(_) => Ok(true),
                     Err(ureq::Error::Status(code, _)) if is_absent_status(code) => Ok(false),
                     Err(e) => Err(http_error(self.shown(rel), e)),

@@ -204,6 +204,46 @@ pub fn write_summary(tool: Tool, markdown: &str) -> Result<(), crate::fsutil::Fs
     Ok(())
 }
 
+/// What `--generate` writes: a man page or a shell's completions, from the tool's own
+/// clap definition (so they never drift from `--help`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generate {
+    /// The man page (roff), for `share/man/man1/TOOL.1`.
+    Man,
+    /// bash completions, for `share/bash-completion/completions/TOOL`.
+    CompleteBash,
+    /// zsh completions, for `share/zsh/site-functions/_TOOL`.
+    CompleteZsh,
+    /// fish completions, for `share/fish/vendor_completions.d/TOOL.fish`.
+    CompleteFish,
+    /// elvish completions.
+    CompleteElvish,
+    /// PowerShell completions.
+    CompletePowershell,
+}
+
+/// The man page or completions of `cmd` (the tool's `clap::Command`).
+pub fn generate(kind: Generate, mut cmd: clap::Command) -> Vec<u8> {
+    use clap_complete::Shell;
+    let name = cmd.get_name().to_owned();
+    let shell = match kind {
+        Generate::Man => {
+            let mut out = Vec::new();
+            // Writing to a Vec cannot fail.
+            let _ = clap_mangen::Man::new(cmd).render(&mut out);
+            return out;
+        }
+        Generate::CompleteBash => Shell::Bash,
+        Generate::CompleteZsh => Shell::Zsh,
+        Generate::CompleteFish => Shell::Fish,
+        Generate::CompleteElvish => Shell::Elvish,
+        Generate::CompletePowershell => Shell::PowerShell,
+    };
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +262,24 @@ mod tests {
         }
         let push = ExitCode::help(Tool::PushCache);
         assert!(push.contains("  6  ") && !push.contains("  3  ") && !push.contains("  9  "));
+    }
+
+    #[test]
+    fn man_pages_and_completions_come_from_the_command() {
+        let cmd = || {
+            clap::Command::new("demo-tool")
+                .about("Demo.")
+                .arg(clap::Arg::new("to").long("to").help("Where to push"))
+        };
+        let man = String::from_utf8(generate(Generate::Man, cmd())).unwrap_or_default();
+        assert!(
+            man.starts_with(".ie") || man.contains(".TH demo-tool"),
+            "{man}"
+        );
+        assert!(man.contains("to"), "{man}");
+        let bash = String::from_utf8(generate(Generate::CompleteBash, cmd())).unwrap_or_default();
+        assert!(bash.contains("--to") && bash.contains("complete"), "{bash}");
+        let fish = String::from_utf8(generate(Generate::CompleteFish, cmd())).unwrap_or_default();
+        assert!(fish.contains("complete -c demo-tool"), "{fish}");
     }
 }

@@ -115,10 +115,6 @@ impl Cmd {
         self.stdin.as_deref()
     }
 
-    pub fn env_changes(&self) -> &[(OsString, Option<OsString>)] {
-        &self.env
-    }
-
     /// The command line as a user could paste it into a POSIX shell.
     pub fn display(&self) -> String {
         self.argv()
@@ -268,7 +264,6 @@ pub fn install_hint(program: &str) -> &'static str {
 #[derive(Debug, Clone, Default)]
 pub struct Runner {
     dry_run: bool,
-    verbose: bool,
 }
 
 impl Runner {
@@ -278,12 +273,6 @@ impl Runner {
 
     pub fn dry_run(mut self, yes: bool) -> Self {
         self.dry_run = yes;
-        self
-    }
-
-    /// Echo every command to stderr before running it.
-    pub fn verbose(mut self, yes: bool) -> Self {
-        self.verbose = yes;
         self
     }
 
@@ -326,9 +315,6 @@ impl Runner {
         if self.dry_run && !cmd.read_only {
             eprintln!("would run: {}", cmd.display());
             return Ok(Output::default());
-        }
-        if self.verbose {
-            eprintln!("+ {}", cmd.display());
         }
         let mut command = cmd.to_command();
         command

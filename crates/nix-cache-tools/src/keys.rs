@@ -227,9 +227,70 @@ pub fn fingerprint(
     format!("1;{store_path};{nar_hash};{nar_size};{}", refs.join(","))
 }
 
+/// The part of a key's name before its `-N` suffix: `cache.nixos.org-1` →
+/// `cache.nixos.org`. A name without such a suffix is returned whole.
+pub fn name_base(name: &str) -> &str {
+    match name.rsplit_once('-') {
+        Some((b, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => b,
+        _ => name,
+    }
+}
+
+/// Whether public key `key` (`NAME:BASE64`) is named exactly after `host`: `HOST-N`,
+/// N digits, the way Cachix (`NAME.cachix.org-1`) and `nix key generate-secret` users
+/// name them. Strict: what setup-cache removes with a cache is decided by it.
+pub fn named_after(key: &str, host: &str) -> bool {
+    key.split_once(':')
+        .and_then(|(name, _)| name.strip_prefix(host))
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Whether a key's name ties it to a substituter URL, loosely (`cache.nixos.org-1` ↔
+/// `https://cache.nixos.org`, a subdomain either way, or the host's first label): for
+/// pairing keys with caches in reports, never for deciding what to delete.
+pub fn names_cache(key_name: &str, url: &str) -> bool {
+    let base = name_base(key_name).to_ascii_lowercase();
+    let Some(host) = crate::url::host(url).map(str::to_ascii_lowercase) else {
+        return false;
+    };
+    !host.is_empty()
+        && !base.is_empty()
+        && (host == base
+            || host.ends_with(&format!(".{base}"))
+            || base.ends_with(&format!(".{host}"))
+            || base == host.split('.').next().unwrap_or(""))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_names_match_hosts_exactly() {
+        assert!(named_after("team.cachix.org-1:AAAA", "team.cachix.org"));
+        assert!(named_after("h.example-23:AAAA", "h.example"));
+        assert!(!named_after("h.example-1:AAAA", "example"));
+        assert!(!named_after("xh.example-1:AAAA", "h.example"));
+        assert!(!named_after("h.example.evil-1:AAAA", "h.example"));
+        assert!(!named_after("h.example-:AAAA", "h.example"));
+        assert!(!named_after("h.example:AAAA", "h.example"));
+    }
+
+    #[test]
+    fn key_pairing_by_name() {
+        assert!(names_cache("cache.nixos.org-1", "https://cache.nixos.org/"));
+        assert!(names_cache(
+            "nanna-coder.cachix.org-1",
+            "https://nanna-coder.cachix.org"
+        ));
+        assert!(!names_cache(
+            "cache.nixos.org-1",
+            "https://nanna-coder.cachix.org"
+        ));
+        assert_eq!(name_base("foo-bar-12"), "foo-bar");
+        assert_eq!(name_base("foo-bar"), "foo-bar");
+    }
 
     // The public key cache.nixos.org publishes (from NixOS's default nix.conf).
     const NIXOS: &str = "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";

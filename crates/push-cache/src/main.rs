@@ -88,6 +88,10 @@ struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 300, env = "PUSH_CACHE_TIMEOUT",
           value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
+    /// Print the man page or the completions of a shell (man, complete-bash,
+    /// complete-zsh, complete-fish, complete-elvish, complete-powershell) and exit.
+    #[arg(long, value_enum, value_name = "KIND")]
+    generate: Option<cli::Generate>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -116,6 +120,13 @@ fn main() -> std::process::ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
+    if let Some(kind) = args.generate {
+        nix_cache_tools::output::print(&String::from_utf8_lossy(&cli::generate(
+            kind,
+            <Args as clap::CommandFactory>::command(),
+        )));
+        return ExitCode::Ok.into();
+    }
     match run(&args) {
         Ok(code) => code.into(),
         Err(e) => {

@@ -62,6 +62,10 @@ struct Args {
     /// Also record --url/--cachix and --public-key in cache.toml (--config, else ./cache.toml)
     #[arg(long)]
     save: bool,
+    /// Print the man page or the completions of a shell (man, complete-bash,
+    /// complete-zsh, complete-fish, complete-elvish, complete-powershell) and exit.
+    #[arg(long, value_enum, value_name = "KIND")]
+    generate: Option<cli::Generate>,
 }
 
 fn run(args: &Args) -> anyhow::Result<(setup::Report, Option<String>)> {
@@ -135,6 +139,13 @@ fn main() -> std::process::ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
+    if let Some(kind) = args.generate {
+        nix_cache_tools::output::print(&String::from_utf8_lossy(&cli::generate(
+            kind,
+            <Args as clap::CommandFactory>::command(),
+        )));
+        return ExitCode::Ok.into();
+    }
     match run(&args) {
         Ok((report, saved)) => {
             if args.json {

@@ -172,10 +172,7 @@ pub enum Trust {
     /// Root, a single-user install, or a user in `trusted-users`.
     Trusted,
     /// A multi-user install and the user is not in `trusted-users`.
-    Untrusted {
-        user: String,
-    },
-    Unknown,
+    Untrusted { user: String },
 }
 
 /// Decides [`Trust`] for the current user from the facts `setup-cache` gathers
@@ -354,29 +351,6 @@ fn finding(
 }
 
 const NIXOS_CACHE: &str = "https://cache.nixos.org";
-
-/// The name part of a key (`cache.nixos.org-1` → `cache.nixos.org`).
-fn key_base(name: &str) -> &str {
-    match name.rsplit_once('-') {
-        Some((b, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => b,
-        _ => name,
-    }
-}
-
-/// Whether a key's name ties it to a substituter URL (`cache.nixos.org-1` ↔
-/// `https://cache.nixos.org`, `foo.cachix.org-1` ↔ `https://foo.cachix.org`).
-fn key_names_cache(key_name: &str, url_: &str) -> bool {
-    let base = key_base(key_name).to_ascii_lowercase();
-    let Some(host) = url::host(url_).map(str::to_ascii_lowercase) else {
-        return false;
-    };
-    !host.is_empty()
-        && !base.is_empty()
-        && (host == base
-            || host.ends_with(&format!(".{base}"))
-            || base.ends_with(&format!(".{host}"))
-            || base == host.split('.').next().unwrap_or(""))
-}
 
 /// A substituter with the store setting `trusted=1` (`https://c.example?trusted=1`): Nix
 /// takes its paths without a signature, so it needs no key.
@@ -671,7 +645,7 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
             })
             .unwrap_or_default();
         let pairs = |s: &str, k: &str| {
-            key_names_cache(k, s)
+            crate::keys::names_cache(k, s)
                 || toml_pairs
                     .iter()
                     .any(|(u, n)| u == url::normalize(s) && n == k)
@@ -788,7 +762,7 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
                         file,
                         s.line,
                         format!("`{}` is set in a user file, but `{user}` is not a trusted user: the nix-daemon ignores it (\"ignoring untrusted substituter\"), and user-level keys are dropped too.", s.value),
-                        format!("In {sys_file} add `trusted-users = root {user}` (or `trusted-substituters = {}` plus its key in `trusted-public-keys`), then restart the daemon: `sudo systemctl restart nix-daemon` (macOS: `sudo launchctl kickstart -k system/org.nixos.nix-daemon`).", s.value),
+                        format!("In {sys_file} add `trusted-users = root {user}` (or `trusted-substituters = {}` plus its key in `trusted-public-keys`), then restart the daemon: `{}`.", s.value, layers.daemon_restart_command()),
                     ));
                 }
             }
@@ -1070,27 +1044,5 @@ mod tests {
         ));
         assert_eq!(f.len(), 1, "{f:#?}");
         assert!(f[0].2.contains("No trusted public key can sign"), "{f:#?}");
-    }
-
-    #[test]
-    fn key_pairing_by_name() {
-        assert!(key_names_cache(
-            "cache.nixos.org-1",
-            "https://cache.nixos.org/"
-        ));
-        assert!(key_names_cache(
-            "nanna-coder.cachix.org-1",
-            "https://nanna-coder.cachix.org"
-        ));
-        assert!(key_names_cache(
-            "nix-community.cachix.org-1",
-            "https://nix-community.cachix.org"
-        ));
-        assert!(!key_names_cache(
-            "cache.nixos.org-1",
-            "https://nanna-coder.cachix.org"
-        ));
-        assert_eq!(key_base("foo-bar-12"), "foo-bar");
-        assert_eq!(key_base("foo-bar"), "foo-bar");
     }
 }

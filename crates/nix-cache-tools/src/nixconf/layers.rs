@@ -250,6 +250,39 @@ pub struct Layers {
     pub errors: Vec<LoadError>,
 }
 
+impl Layers {
+    /// Determinate Systems' installer: the system nix.conf is the installer's and includes
+    /// `nix.custom.conf`, where other settings go. That file, when the system file
+    /// includes it.
+    pub fn determinate_custom_conf(&self) -> Option<&std::path::Path> {
+        let &root = self.roots.first()?;
+        self.files[root]
+            .includes
+            .iter()
+            .map(|&(_, child)| self.files[child].path.as_path())
+            .find(|p| p.file_name().is_some_and(|f| f == "nix.custom.conf"))
+    }
+
+    /// The command that makes the running nix-daemon re-read nix.conf on this
+    /// installation (the Determinate daemon has its own launchd label on macOS).
+    pub fn daemon_restart_command(&self) -> &'static str {
+        restart_command(self.determinate_custom_conf().is_some())
+    }
+}
+
+/// The command that makes a running nix-daemon re-read nix.conf.
+pub fn restart_command(determinate: bool) -> &'static str {
+    if cfg!(target_os = "macos") {
+        if determinate {
+            "sudo launchctl kickstart -k system/systems.determinate.nix-daemon"
+        } else {
+            "sudo launchctl kickstart -k system/org.nixos.nix-daemon"
+        }
+    } else {
+        "sudo systemctl restart nix-daemon"
+    }
+}
+
 /// Reads every configuration file Nix would read in `env`, in Nix's order.
 pub fn load(env: &Env) -> Layers {
     let mut layers = Layers::default();

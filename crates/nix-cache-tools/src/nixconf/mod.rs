@@ -76,6 +76,7 @@ pub use effective::{
 };
 pub use layers::{
     ConfFile, DEFAULT_NIX_CONF_DIR, Env, LayerKind, Layers, LoadError, load, load_alone,
+    restart_command,
 };
 
 #[cfg(test)]

@@ -638,10 +638,12 @@ mod tests {
             "seconds",
             "refreshed",
             "warnings",
+            "kept",
+            "filter",
         ] {
             assert!(keys.contains(&k), "{k} missing in {keys:?}");
         }
-        assert_eq!(keys.len(), 15, "{keys:?}");
+        assert_eq!(keys.len(), 17, "{keys:?}");
         assert!(r.markdown().contains("| pushed | 1 | 5 B |"));
     }
 

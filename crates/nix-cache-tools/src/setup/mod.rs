@@ -353,18 +353,7 @@ pub struct Report {
     pub exit_code: ExitCode,
 }
 
-/// The command that makes a running nix-daemon re-read nix.conf.
-pub fn restart_command(determinate: bool) -> &'static str {
-    if cfg!(target_os = "macos") {
-        if determinate {
-            "sudo launchctl kickstart -k system/systems.determinate.nix-daemon"
-        } else {
-            "sudo launchctl kickstart -k system/org.nixos.nix-daemon"
-        }
-    } else {
-        "sudo systemctl restart nix-daemon"
-    }
-}
+pub use crate::nixconf::restart_command;
 
 const SUBS: &str = "substituters";
 /// The comment on every line setup-cache writes, so that `--remove` takes out exactly
@@ -489,15 +478,6 @@ fn add_values(
     }
 }
 
-/// Whether public key `key` is named after `host`: `HOST-N:...` (N digits), the way
-/// Cachix (`NAME.cachix.org-1`) and `nix key generate-secret` users name them.
-fn key_named_after(key: &str, host: &str) -> bool {
-    key.split_once(':')
-        .and_then(|(name, _)| name.strip_prefix(host))
-        .and_then(|rest| rest.strip_prefix('-'))
-        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-}
-
 /// How many times `value` appears in `name` lines of `conf`.
 fn count_values(conf: &NixConf, name: &str, value: &str) -> usize {
     conf.settings()
@@ -528,7 +508,7 @@ fn added_here(conf: &NixConf, c: &CacheSpec) -> bool {
                 conf.settings()
                     .filter(|(l, s)| s.name == KEYS && is_marked(l))
                     .flat_map(|(_, s)| s.values.iter())
-                    .any(|v| key_named_after(v, h))
+                    .any(|v| crate::keys::named_after(v, h))
             }))
 }
 
@@ -699,15 +679,7 @@ fn resolve_target(req: &Request, layers: &Layers) -> Result<Resolution, SetupErr
             let sys = req.env.system_file();
             // Determinate Systems: nix.conf is the installer's; user settings go in the
             // file it includes, nix.custom.conf.
-            let custom = layers.roots.first().and_then(|&r| {
-                layers.files[r]
-                    .includes
-                    .iter()
-                    .map(|&(_, child)| &layers.files[child].path)
-                    .find(|p| p.file_name().is_some_and(|f| f == "nix.custom.conf"))
-                    .cloned()
-            });
-            match custom {
+            match layers.determinate_custom_conf().map(ToOwned::to_owned) {
                 Some(c) => Resolution {
                     target: c,
                     kind: "system",
@@ -996,7 +968,7 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
                     conf.settings()
                         .filter(|(l, s)| s.name == KEYS && (mode == Lines::All || is_marked(l)))
                         .flat_map(|(_, s)| s.values.iter())
-                        .filter(|v| key_named_after(v, h))
+                        .filter(|v| crate::keys::named_after(v, h))
                         .cloned()
                         .collect::<Vec<_>>()
                 })
@@ -1019,7 +991,7 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
                 values.extend(
                     by_name
                         .iter()
-                        .filter(|k| key_named_after(k, h))
+                        .filter(|k| crate::keys::named_after(k, h))
                         .map(|k| (KEYS, k.as_str())),
                 );
             }
@@ -1157,7 +1129,7 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         // Removed by URL alone: the key that went with it (named after its host).
         let public_key = if c.public_key.is_empty() {
             url::host(&c.url)
-                .and_then(|h| by_name.iter().find(|k| key_named_after(k, h)))
+                .and_then(|h| by_name.iter().find(|k| crate::keys::named_after(k, h)))
                 .cloned()
                 .unwrap_or_default()
         } else {

@@ -382,17 +382,6 @@ fn remove_by_url_alone_takes_the_key_named_after_its_host() {
 }
 
 #[test]
-fn key_names_match_hosts_exactly() {
-    assert!(key_named_after("team.cachix.org-1:AAAA", "team.cachix.org"));
-    assert!(key_named_after("h.example-23:AAAA", "h.example"));
-    assert!(!key_named_after("h.example-1:AAAA", "example"));
-    assert!(!key_named_after("xh.example-1:AAAA", "h.example"));
-    assert!(!key_named_after("h.example.evil-1:AAAA", "h.example"));
-    assert!(!key_named_after("h.example-:AAAA", "h.example"));
-    assert!(!key_named_after("h.example:AAAA", "h.example"));
-}
-
-#[test]
 fn remove_on_a_fresh_account_creates_nothing() {
     let t = T::new("");
     let mut req = t.req(&[("http://a.example", KEY_A)]);

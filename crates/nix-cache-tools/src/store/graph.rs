@@ -372,11 +372,6 @@ impl Graph {
         }
         seen
     }
-
-    /// Whether any `DerivationOutputs` / deriver facts were loaded.
-    pub fn has_derivation_edges(&self) -> bool {
-        !self.drv_outputs.is_empty() || !self.output_deriver.is_empty()
-    }
 }
 
 #[cfg(test)]
