@@ -156,20 +156,10 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let toml_path = match &cli.config {
-        Some(p) => Some(p.clone()),
-        None => std::env::current_dir()
-            .ok()
-            .and_then(|d| nix_cache_tools::cachetoml::find(&d)),
-    };
-    let cache_toml = match &toml_path {
-        Some(p) => Some(
-            nix_cache_tools::cachetoml::load(p)
-                // The error names the file and line already.
-                .map_err(anyhow::Error::new)?,
-        ),
-        None => None,
-    };
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    // The error names the file and line already.
+    let cache_toml =
+        nix_cache_tools::cachetoml::locate(cli.config.as_deref(), &cwd)?.map(|(_, t)| t);
     let baseline = match &cli.baseline {
         Some(p) => Some(analytics::diff::Side::read_baseline(p)?),
         None => None,

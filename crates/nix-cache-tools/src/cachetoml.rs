@@ -87,6 +87,20 @@ pub fn find(start: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The project's cache.toml, as every tool finds it: `config` (`--config` /
+/// `CACHE_TOOLS_CONFIG`) when given, else the first `cache.toml` in `cwd` or a parent;
+/// `None` when there is none. The one place the tools load it.
+pub fn locate(
+    config: Option<&Path>,
+    cwd: &Path,
+) -> Result<Option<(PathBuf, CacheToml)>, CacheTomlError> {
+    let Some(path) = config.map(Path::to_path_buf).or_else(|| find(cwd)) else {
+        return Ok(None);
+    };
+    let toml = load(&path)?;
+    Ok(Some((path, toml)))
+}
+
 /// Reads and validates a cache.toml file.
 pub fn load(path: &Path) -> Result<CacheToml, CacheTomlError> {
     // A regular file of bounded size only: a FIFO or /dev/zero named by --config must
@@ -221,43 +235,81 @@ pub fn parse(text: &str, file: &str) -> Result<CacheToml, CacheTomlError> {
     })
 }
 
+/// What is wrong with one field of a cache description (a `[[cache]]` table of
+/// cache.toml, or the same given as setup-cache's flags): the field's name
+/// (`url`, `cachix`, `public-key`, `token-env`) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidField {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> InvalidField {
+    InvalidField {
+        field,
+        message: message.into(),
+    }
+}
+
+/// The substituter URL of a cache given as `url` or `cachix` (exactly one of them). The
+/// one rule for cache.toml and setup-cache's `--url` / `--cachix`.
+pub fn cache_url(url: Option<&str>, cachix: Option<&str>) -> Result<String, InvalidField> {
+    match (url, cachix) {
+        (Some(_), Some(_)) => Err(invalid("cachix", "give either `url` or `cachix`, not both")),
+        (Some(u), None) => {
+            url::validate_substituter(u).map_err(|e| invalid("url", e.to_string()))?;
+            Ok(u.to_owned())
+        }
+        (None, Some(name)) if url::is_cachix_name(name) => Ok(url::cachix_url(name)),
+        (None, Some(name)) => Err(invalid(
+            "cachix",
+            format!("`{name}` is not a Cachix cache name (letters, digits and `-` only)"),
+        )),
+        (None, None) => Err(invalid(
+            "url",
+            "missing: each cache needs `url = \"https://...\"` or `cachix = \"NAME\"`",
+        )),
+    }
+}
+
+/// A cache's public key must be `NAME:BASE64` of 32 bytes.
+pub fn check_public_key(key: &str) -> Result<(), InvalidField> {
+    PublicKey::parse(key)
+        .map(drop)
+        .map_err(|e| invalid("public-key", e.to_string()))
+}
+
+/// `token-env` names an environment variable: letters, digits and `_`, not starting with
+/// a digit.
+pub fn check_token_env(name: &str) -> Result<(), InvalidField> {
+    let ok = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "token-env",
+            format!("`{name}` is not an environment variable name (letters, digits, `_`)"),
+        ))
+    }
+}
+
 fn parse_cache(ctx: &Ctx, t: &Table) -> Result<Cache, CacheTomlError> {
     let line = ctx.line_of(t.span()).unwrap_or(0);
     let at = |key: &str| t.get(key).and_then(|i| i.span()).or(t.span());
+    let fail = |e: InvalidField| {
+        let span = if t.contains_key(e.field) {
+            at(e.field)
+        } else {
+            t.span()
+        };
+        ctx.err(span, Some(&format!("cache.{}", e.field)), e.message)
+    };
     ctx.only_keys(t, &["url", "cachix", "public-key", "token-env"], "cache.")?;
     let url_v = ctx.string(t, "url", "cache.")?;
     let cachix = ctx.string(t, "cachix", "cache.")?;
-    let url = match (url_v, &cachix) {
-        (Some(_), Some(_)) => {
-            return Err(ctx.err(
-                at("cachix"),
-                Some("cache.cachix"),
-                "give either `url` or `cachix`, not both",
-            ));
-        }
-        (Some(u), None) => {
-            url::validate_substituter(&u)
-                .map_err(|e| ctx.err(at("url"), Some("cache.url"), e.to_string()))?;
-            u
-        }
-        (None, Some(name)) => {
-            if !url::is_cachix_name(name) {
-                return Err(ctx.err(
-                    at("cachix"),
-                    Some("cache.cachix"),
-                    format!("`{name}` is not a Cachix cache name (letters, digits and `-` only)"),
-                ));
-            }
-            url::cachix_url(name)
-        }
-        (None, None) => {
-            return Err(ctx.err(
-                t.span(),
-                Some("cache.url"),
-                "missing: each [[cache]] needs `url = \"https://...\"` or `cachix = \"NAME\"`",
-            ));
-        }
-    };
+    let url = cache_url(url_v.as_deref(), cachix.as_deref()).map_err(fail)?;
     let public_key = ctx.string(t, "public-key", "cache.")?.ok_or_else(|| {
         ctx.err(
             t.span(),
@@ -265,20 +317,10 @@ fn parse_cache(ctx: &Ctx, t: &Table) -> Result<Cache, CacheTomlError> {
             "missing: the cache's public key, NAME:BASE64 (shown on the cache's page or by `nix key convert-secret-to-public`)",
         )
     })?;
-    PublicKey::parse(&public_key)
-        .map_err(|e| ctx.err(at("public-key"), Some("cache.public-key"), e.to_string()))?;
+    check_public_key(&public_key).map_err(fail)?;
     let token_env = ctx.string(t, "token-env", "cache.")?;
     if let Some(v) = &token_env {
-        let ok = !v.is_empty()
-            && !v.starts_with(|c: char| c.is_ascii_digit())
-            && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !ok {
-            return Err(ctx.err(
-                at("token-env"),
-                Some("cache.token-env"),
-                format!("`{v}` is not an environment variable name"),
-            ));
-        }
+        check_token_env(v).map_err(fail)?;
     }
     Ok(Cache {
         url,
@@ -539,6 +581,40 @@ filter = '(-source$|nixpkgs\.tar\.gz$)'
 
     fn err(text: &str) -> CacheTomlError {
         parse(text, "cache.toml").unwrap_err()
+    }
+
+    #[test]
+    fn one_rule_for_files_and_flags() {
+        assert_eq!(
+            cache_url(None, Some("team")).unwrap(),
+            "https://team.cachix.org"
+        );
+        assert_eq!(
+            cache_url(Some("https://c.example"), None).unwrap(),
+            "https://c.example"
+        );
+        let field = |r: Result<String, InvalidField>| r.unwrap_err().field;
+        assert_eq!(
+            field(cache_url(Some("https://c.example"), Some("t"))),
+            "cachix"
+        );
+        assert_eq!(field(cache_url(None, Some("no.dots"))), "cachix");
+        assert_eq!(field(cache_url(Some("notaurl"), None)), "url");
+        assert_eq!(field(cache_url(None, None)), "url");
+        assert!(check_token_env("CACHIX_AUTH_TOKEN").is_ok());
+        for bad in ["", "1X", "A-B", "A B"] {
+            assert_eq!(
+                check_token_env(bad).unwrap_err().field,
+                "token-env",
+                "{bad:?}"
+            );
+        }
+        assert_eq!(check_public_key("x:y").unwrap_err().field, "public-key");
+        // The file's error names the line and key of the field.
+        let e = err(
+            "[[cache]]\ncachix = \"no.dots\"\npublic-key = \"a-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\"\n",
+        );
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("cache.cachix")));
     }
 
     #[test]

@@ -178,13 +178,7 @@ pub struct Options {
 /// [`Report`] (summary or JSON).
 pub fn run(opts: &Options) -> Result<Report, PushError> {
     // Configuration: flags win over cache.toml.
-    let config = match &opts.config {
-        Some(p) => Some(cachetoml::load(p)?),
-        None => match cachetoml::find(&opts.cwd) {
-            Some(p) => Some(cachetoml::load(&p)?),
-            None => None,
-        },
-    };
+    let config = cachetoml::locate(opts.config.as_deref(), &opts.cwd)?.map(|(_, t)| t);
     let push_cfg = config.as_ref().and_then(|c| c.push.clone());
     let to = opts
         .to

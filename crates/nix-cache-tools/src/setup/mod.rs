@@ -35,7 +35,7 @@ use crate::fsutil::{self, FsError};
 use crate::keys::{KeyError, PublicKey};
 use crate::nixcli::{self, Nix};
 use crate::nixconf::{self, Env, Layers, NixConf};
-use crate::url::{self, UrlError};
+use crate::url;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -71,7 +71,7 @@ pub enum SetupError {
     #[error(transparent)]
     CacheToml(#[from] CacheTomlError),
     #[error("{flag}: {reason}")]
-    BadUrl { flag: String, reason: UrlError },
+    BadUrl { flag: String, reason: String },
     #[error("{origin}: {reason}")]
     BadKey { origin: String, reason: KeyError },
     #[error("{0}")]
@@ -136,46 +136,38 @@ pub struct Resolved {
     pub cli_args: String,
 }
 
-fn valid_env_name(v: &str) -> bool {
-    !v.is_empty()
-        && !v.starts_with(|c: char| c.is_ascii_digit())
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Validates the flags and reads cache.toml when no cache is given directly.
+/// Validates the flags — with cache.toml's own rules ([`cachetoml::cache_url`],
+/// [`cachetoml::check_token_env`], [`cachetoml::check_public_key`]) — and reads
+/// cache.toml when no cache is given directly.
 pub fn resolve_caches(a: &CacheArgs) -> Result<Resolved, SetupError> {
     if let Some(v) = &a.token_env {
-        if !valid_env_name(v) {
-            return Err(SetupError::Usage(format!(
-                "--token-env {v}: not an environment variable name (letters, digits, `_`)"
-            )));
-        }
+        cachetoml::check_token_env(v)
+            .map_err(|e| SetupError::Usage(format!("--token-env {v}: {}", e.message)))?;
     }
-    let direct = match (&a.url, &a.cachix) {
-        (Some(_), Some(_)) => {
-            return Err(SetupError::Usage(
-                "give either --url or --cachix, not both".into(),
-            ));
-        }
-        (Some(u), None) => Some(("--url", u.clone())),
-        (None, Some(name)) => {
-            if !url::is_cachix_name(name) {
-                return Err(SetupError::Usage(format!(
-                    "--cachix {name}: not a Cachix cache name (letters, digits and `-` only)"
-                )));
+    let direct = if a.url.is_some() || a.cachix.is_some() {
+        let flag = if a.url.is_some() { "--url" } else { "--cachix" };
+        let u = cachetoml::cache_url(a.url.as_deref(), a.cachix.as_deref()).map_err(|e| {
+            match e.field {
+                "url" => SetupError::BadUrl {
+                    flag: format!("--url {}", a.url.as_deref().unwrap_or("")),
+                    reason: e.message,
+                },
+                // Both given, or a Cachix name that is not one.
+                _ if a.url.is_some() => {
+                    SetupError::Usage("give either --url or --cachix, not both".into())
+                }
+                _ => SetupError::Usage(format!(
+                    "--cachix {}: {}",
+                    a.cachix.as_deref().unwrap_or(""),
+                    e.message
+                )),
             }
-            Some(("--cachix", url::cachix_url(name)))
-        }
-        (None, None) => None,
+        })?;
+        Some((flag, u))
+    } else {
+        None
     };
     if let Some((flag, u)) = direct {
-        url::validate_substituter(&u).map_err(|reason| SetupError::BadUrl {
-            flag: format!(
-                "{flag} {}",
-                a.url.as_deref().or(a.cachix.as_deref()).unwrap_or("")
-            ),
-            reason,
-        })?;
         let key = match &a.public_key {
             Some(k) => k.trim().to_owned(),
             // Removing by URL alone is fine: only the substituter is taken out.
@@ -218,13 +210,8 @@ pub fn resolve_caches(a: &CacheArgs) -> Result<Resolved, SetupError> {
             "--public-key goes with --url URL or --cachix NAME".into(),
         ));
     }
-    let path = match &a.config {
-        Some(p) => p.clone(),
-        None => {
-            cachetoml::find(&a.cwd).ok_or_else(|| SetupError::NoCaches { dir: a.cwd.clone() })?
-        }
-    };
-    let toml = cachetoml::load(&path)?;
+    let (path, toml) = cachetoml::locate(a.config.as_deref(), &a.cwd)?
+        .ok_or_else(|| SetupError::NoCaches { dir: a.cwd.clone() })?;
     if toml.caches.is_empty() {
         return Err(SetupError::Usage(format!(
             "{}: no [[cache]] entry: add one (url + public-key) or pass --url URL --public-key KEY",
