@@ -15,17 +15,6 @@ enum Format {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum SourceArg {
-    /// The store database when it opens read-only, else `nix path-info`.
-    Auto,
-    /// Only the store database (`db` is accepted too).
-    #[value(alias = "db")]
-    Database,
-    /// Only `nix path-info --all --json`.
-    Nix,
-}
-
 /// Store size, largest paths and closures, garbage, nix.conf validity and binary cache
 /// coverage of a closure — read straight from the store database, in well under a second.
 #[derive(Debug, Parser)]
@@ -77,8 +66,8 @@ struct Cli {
     #[arg(long, value_name = "FILE", env = "CACHE_TOOLS_CONFIG")]
     config: Option<std::path::PathBuf>,
     /// Where to read the store from.
-    #[arg(long, value_enum, default_value_t = SourceArg::Auto, env = "CACHE_ANALYTICS_SOURCE")]
-    source: SourceArg,
+    #[arg(long, value_enum, default_value_t = SourcePref::Auto, env = "CACHE_ANALYTICS_SOURCE")]
+    source: SourcePref,
     /// Seconds before a cache query gives up.
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
@@ -172,11 +161,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         },
         store: cli.store.clone(),
         top: cli.top,
-        source: match cli.source {
-            SourceArg::Auto => SourcePref::Auto,
-            SourceArg::Database => SourcePref::Database,
-            SourceArg::Nix => SourcePref::Nix,
-        },
+        source: cli.source,
         closures: cli.closures.clone(),
         caches: cli.caches.clone(),
         list_dead: cli.list_dead,

@@ -69,7 +69,7 @@ struct Args {
     /// Print what would be pushed, with sizes, and upload nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Fail (exit 4) instead of skipping when there are no credentials for the target.
+    /// Fail (exit 7) instead of skipping when there are no credentials for the target.
     #[arg(long)]
     require_push: bool,
     /// Print a JSON report on stdout, and nothing else there.
@@ -80,11 +80,11 @@ struct Args {
     summary: bool,
     /// Where the closure is read from: `auto` (the store database when it opens
     /// read-only, else `nix path-info`), `database` only, or `nix` (`nix path-info`).
-    #[arg(long, value_enum, value_name = "SOURCE", default_value_t = SourceArg::Auto, env = "PUSH_CACHE_SOURCE")]
-    source: SourceArg,
+    #[arg(long, value_enum, value_name = "SOURCE", default_value_t = SourcePref::Auto, env = "PUSH_CACHE_SOURCE")]
+    source: SourcePref,
     /// The most the upload may take, in seconds: cache queries and every upload process
     /// (nix copy, cachix, attic) get the time left, and nothing starts after it; paths
-    /// not uploaded by then fail (exit 3). Builds of installables are not counted.
+    /// not uploaded by then fail (exit 6). Builds of installables are not counted.
     #[arg(long, value_name = "SECONDS", default_value_t = 300, env = "PUSH_CACHE_TIMEOUT",
           value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
@@ -92,15 +92,6 @@ struct Args {
     /// complete-zsh, complete-fish, complete-elvish, complete-powershell) and exit.
     #[arg(long, value_enum, value_name = "KIND")]
     generate: Option<cli::Generate>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum SourceArg {
-    Auto,
-    /// The same name as cache-analytics' (`db` is accepted too).
-    #[value(alias = "db")]
-    Database,
-    Nix,
 }
 
 /// `--to` must name a push target: a usage error (exit 2) naming the flag otherwise.
@@ -162,11 +153,7 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         dry_run: args.dry_run,
         require_push: args.require_push,
         progress_bar: output::progress_enabled() && !args.json,
-        source: match args.source {
-            SourceArg::Auto => SourcePref::Auto,
-            SourceArg::Database => SourcePref::Database,
-            SourceArg::Nix => SourcePref::Nix,
-        },
+        source: args.source,
         timeout: Some(std::time::Duration::from_secs(args.timeout)),
         via_nix: args.via.is_some(),
         compression: args.compression.clone(),

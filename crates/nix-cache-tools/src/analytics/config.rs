@@ -342,7 +342,7 @@ fn finding(
 ) -> Finding {
     Finding {
         severity: sev,
-        area: "config",
+        area: super::Area::Config,
         file: Some(file.display().to_string()),
         line: (line > 0).then_some(line),
         message,
@@ -778,7 +778,7 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
             {
                 out.push(Finding {
                     severity: Severity::Info,
-                    area: "config",
+                    area: super::Area::Config,
                     file: t.path.as_ref().map(|p| p.display().to_string()),
                     line: Some(cache.line),
                     message: format!(

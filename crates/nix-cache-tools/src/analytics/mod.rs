@@ -60,8 +60,7 @@ impl Severity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub severity: Severity,
-    /// `store`, `gc`, `config`, `closure`, `coverage`.
-    pub area: &'static str,
+    pub area: Area,
     /// The file the finding is about (a nix.conf layer, `NIX_CONFIG`, the store database).
     pub file: Option<String>,
     /// 1-based line in `file`.
@@ -263,9 +262,20 @@ pub struct MissingReference {
     pub missing: String,
 }
 
+/// The part of the report a finding or recommendation is about (lowercase in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Area {
+    Store,
+    Gc,
+    Config,
+    Closure,
+    Coverage,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Recommendation {
-    pub area: &'static str,
+    pub area: Area,
     pub message: String,
     /// A command to run, when there is one.
     pub command: Option<String>,
@@ -506,7 +516,7 @@ impl Ctx<'_> {
         if !exists && root_is_file {
             self.findings.push(Finding {
                 severity: Severity::Error,
-                area: "store",
+                area: Area::Store,
                 file: Some(loc.root.display().to_string()),
                 line: None,
                 message: format!(
@@ -518,7 +528,7 @@ impl Ctx<'_> {
         } else if !exists {
             self.findings.push(Finding {
                 severity: Severity::Warning,
-                area: "store",
+                area: Area::Store,
                 file: Some(loc.db_path().display().to_string()),
                 line: None,
                 message: format!(
@@ -531,7 +541,7 @@ impl Ctx<'_> {
         } else if g.is_empty() {
             self.findings.push(Finding {
                 severity: Severity::Info,
-                area: "store",
+                area: Area::Store,
                 file: None,
                 line: None,
                 message: format!("The store {} has no valid paths.", loc.display()),
@@ -542,7 +552,7 @@ impl Ctx<'_> {
             if fs.total_bytes > 0 && fs.available_bytes.saturating_mul(10) < fs.total_bytes {
                 self.findings.push(Finding {
                     severity: Severity::Warning,
-                    area: "store",
+                    area: Area::Store,
                     file: Some(fs.mount_point.display().to_string()),
                     line: None,
                     message: format!(
@@ -737,7 +747,7 @@ impl Ctx<'_> {
         dead_list.sort_unstable();
         if dead_paths > 0 {
             self.recs.push(Recommendation {
-                area: "gc",
+                area: Area::Gc,
                 message: format!(
                     "Collect garbage: {}{} path{} ({}) {} not reachable from any GC root{}. The disk space freed is at most that (less for files `nix-store --optimise` hard-linked, and running programs' runtime roots are kept).",
                     if self.st.unreadable_roots.is_empty() { "" } else { "at most " },
@@ -759,7 +769,7 @@ impl Ctx<'_> {
                 .collect();
             self.findings.push(Finding {
                 severity: Severity::Warning,
-                area: "gc",
+                area: Area::Gc,
                 file: Some(unreadable[0].path.display().to_string()),
                 line: None,
                 message: format!(
@@ -816,7 +826,7 @@ impl Ctx<'_> {
                 ));
             }
             self.recs.push(Recommendation {
-                area: "gc",
+                area: Area::Gc,
                 message: match top.freed_if_deleted {
                     Some(f) => format!(
                         "Deleting the GC root {} → {} frees {} ({:.0}% of the store; its closure is {}). {}",
@@ -855,7 +865,7 @@ impl Ctx<'_> {
                 Some(i) => starts.push(i),
                 None => self.findings.push(Finding {
                     severity: Severity::Error,
-                    area: "closure",
+                    area: Area::Closure,
                     file: None,
                     line: None,
                     message: format!("`{c}` is not a valid path in {}.", self.loc.display()),
@@ -951,7 +961,7 @@ impl Ctx<'_> {
                 };
                 self.findings.push(Finding {
                     severity,
-                    area: "coverage",
+                    area: Area::Coverage,
                     file: None,
                     line: None,
                     message: format!("The cache {shown} could not be checked, so its coverage was not measured: {e}."),
@@ -966,7 +976,7 @@ impl Ctx<'_> {
             if c.errors > 0 {
                 self.findings.push(Finding {
                     severity: Severity::Warning,
-                    area: "coverage",
+                    area: Area::Coverage,
                     file: None,
                     line: None,
                     message: format!(
@@ -981,7 +991,7 @@ impl Ctx<'_> {
                 let ex = &inc.examples[0];
                 self.findings.push(Finding {
                     severity: Severity::Warning,
-                    area: "coverage",
+                    area: Area::Coverage,
                     file: None,
                     line: None,
                     message: format!(
@@ -1000,7 +1010,7 @@ impl Ctx<'_> {
             }
             if present < c.paths_total && c.from != "nix.conf" && c.from != "Nix's default" {
                 self.recs.push(Recommendation {
-                    area: "coverage",
+                    area: Area::Coverage,
                     message: format!(
                         "{shown} has {present} of {} paths ({rate_bytes:.1}% of the bytes) of the closure: push the rest so others download instead of building.",
                         c.paths_total
@@ -1021,7 +1031,7 @@ impl Ctx<'_> {
                 .all(|c| c.measured && c.paths_present == Some(0))
         {
             self.recs.push(Recommendation {
-                area: "coverage",
+                area: Area::Coverage,
                 message: "No cache in effect holds any of this closure: add a binary cache for the project and push to it.".to_owned(),
                 command: Some("setup-cache --url URL --public-key KEY".to_owned()),
             });
@@ -1070,7 +1080,7 @@ impl Ctx<'_> {
                 }
                 None => self.findings.push(Finding {
                     severity: Severity::Error,
-                    area: "closure",
+                    area: Area::Closure,
                     file: None,
                     line: None,
                     message: format!("--compare: `{arg}` is not a valid path in {}.", self.loc.display()),
@@ -1121,7 +1131,7 @@ impl Ctx<'_> {
             };
             self.findings.push(Finding {
                 severity: Severity::Warning,
-                area: "coverage",
+                area: Area::Coverage,
                 file: None,
                 line: None,
                 message: format!(
@@ -1142,7 +1152,7 @@ impl Ctx<'_> {
         if s.unsigned > 0 {
             self.findings.push(Finding {
                 severity: Severity::Warning,
-                area: "coverage",
+                area: Area::Coverage,
                 file: None,
                 line: None,
                 message: format!(
@@ -1164,7 +1174,7 @@ impl Ctx<'_> {
             self.recs.insert(
                 0,
                 Recommendation {
-                    area: "config",
+                    area: Area::Config,
                     message: format!(
                         "Fix the {} configuration problem{} listed above, starting with {}:{}.",
                         problems.len(),

@@ -476,7 +476,7 @@ fn table_body(report: &Report, tty: bool, color: bool, sections: Sections) -> St
         .findings
         .iter()
         .filter(|f| {
-            if f.area == "config" {
+            if f.area == super::Area::Config {
                 sections.has("config")
             } else {
                 sections.has("findings")
@@ -983,7 +983,7 @@ fn markdown_unredacted(report: &Report, sections: Sections) -> String {
     let others: Vec<Finding> = report
         .findings
         .iter()
-        .filter(|f| f.area != "config")
+        .filter(|f| f.area != super::Area::Config)
         .cloned()
         .collect();
     if sections.has("findings") && !others.is_empty() {

@@ -278,7 +278,7 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
     // push-cache only runs `nix path-info --json`, `nix build --json` and `nix copy
     // --no-recursive`, whose flags and output are read the same way from 2.8 on, so it
     // does not spend a process asking Nix its version. A missing `nix` shows up as the
-    // first command failing with an install hint (exit code 5).
+    // first command failing with an install hint (exit code 8).
     let nix = Nix::with_version(
         NixVersion {
             major: 2,

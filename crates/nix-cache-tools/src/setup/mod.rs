@@ -310,13 +310,39 @@ pub struct NixCheck {
     pub problems: Vec<String>,
 }
 
+/// Which nix.conf is edited (`user`, `system` or `file` in the JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    User,
+    System,
+    File,
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TargetKind::User => "user",
+            TargetKind::System => "system",
+            TargetKind::File => "file",
+        })
+    }
+}
+
+/// Adding or removing (`add` / `remove` in the JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Add,
+    Remove,
+}
+
 /// The outcome, printed as text or JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub target: PathBuf,
-    /// `user`, `system` or `file`.
-    pub target_kind: &'static str,
-    pub mode: &'static str,
+    pub target_kind: TargetKind,
+    pub mode: Mode,
     pub dry_run: bool,
     /// Whether the target file was (or, in dry-run, would be) changed.
     pub changed: bool,
@@ -619,7 +645,7 @@ fn diff(path: &Path, old: &str, new: &str) -> String {
 
 struct Resolution {
     target: PathBuf,
-    kind: &'static str,
+    kind: TargetKind,
     determinate: bool,
 }
 
@@ -646,7 +672,7 @@ fn resolve_target(req: &Request, layers: &Layers) -> Result<Resolution, SetupErr
             })?;
             Resolution {
                 target,
-                kind: "user",
+                kind: TargetKind::User,
                 determinate: false,
             }
         }
@@ -658,7 +684,7 @@ fn resolve_target(req: &Request, layers: &Layers) -> Result<Resolution, SetupErr
             };
             Resolution {
                 target: abs,
-                kind: "file",
+                kind: TargetKind::File,
                 determinate: false,
             }
         }
@@ -669,12 +695,12 @@ fn resolve_target(req: &Request, layers: &Layers) -> Result<Resolution, SetupErr
             match layers.determinate_custom_conf().map(ToOwned::to_owned) {
                 Some(c) => Resolution {
                     target: c,
-                    kind: "system",
+                    kind: TargetKind::System,
                     determinate: true,
                 },
                 None => Resolution {
                     target: sys,
-                    kind: "system",
+                    kind: TargetKind::System,
                     determinate: false,
                 },
             }
@@ -751,11 +777,11 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         kind,
         determinate,
     } = resolve_target(req, &pre_layers)?;
-    let system = kind == "system";
+    let system = kind == TargetKind::System;
     let mut report = Report {
         target: target.clone(),
         target_kind: kind,
-        mode: if req.remove { "remove" } else { "add" },
+        mode: if req.remove { Mode::Remove } else { Mode::Add },
         dry_run: req.dry_run,
         changed: false,
         deleted: false,
@@ -1370,7 +1396,7 @@ impl Report {
                 }
             }
             if let Some(by) = &c.overridden_by {
-                if self.mode == "remove" {
+                if self.mode == Mode::Remove {
                     let how = if by.starts_with("NIX_CONFIG:") {
                         "unset the NIX_CONFIG environment variable or take the cache out of it"
                             .to_owned()
@@ -1435,7 +1461,7 @@ impl Report {
         }
         if let Some(c) = &self.nix_check {
             if c.ok {
-                let state = if self.mode == "remove" {
+                let state = if self.mode == Mode::Remove {
                     "no longer in effect"
                 } else {
                     "in effect"

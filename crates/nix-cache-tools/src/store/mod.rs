@@ -65,14 +65,16 @@ impl Source {
     }
 }
 
-/// Which source to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which source to use: also the `--source` value of push-cache and cache-analytics
+/// (one set of names for both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum SourcePref {
     /// The database of a local store; `nix path-info` for a remote store, or for the
     /// machine's store when its database may not be read.
     #[default]
     Auto,
-    /// Only the database (an error when it cannot be read).
+    /// Only the database (an error when it cannot be read; `db` is accepted too).
+    #[value(alias = "db")]
     Database,
     /// Only `nix path-info` (what a non-root user on an old daemon gets).
     Nix,
