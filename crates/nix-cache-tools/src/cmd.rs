@@ -3,9 +3,10 @@
 //!
 //! A [`Cmd`] is a plain description (program, argv, environment, stdin) built apart from
 //! running it, so tests can check the exact argument vector without running anything.
-//! A [`Runner`] runs it. Dry-run lives here and only here: a command that changes
-//! something is printed instead of run when the runner is in dry-run mode, while commands
-//! marked [`Cmd::read_only`] (queries) still run. Every failure carries the full command
+//! A [`Runner`] runs it. Dry-run is decided here and only here ([`Runner::skips`], also
+//! asked by push-cache's streaming runner): a command that changes something is printed
+//! instead of run when the runner is in dry-run mode, while commands marked
+//! [`Cmd::read_only`] (queries) still run. Every failure carries the full command
 //! line, the exit status and the program's stderr.
 
 use std::ffi::{OsStr, OsString};
@@ -93,10 +94,6 @@ impl Cmd {
     /// The time limit set with [`Cmd::timeout`].
     pub fn time_limit(&self) -> Option<Duration> {
         self.timeout
-    }
-
-    pub fn is_read_only(&self) -> bool {
-        self.read_only
     }
 
     pub fn program(&self) -> &OsStr {
@@ -280,6 +277,18 @@ impl Runner {
         self.dry_run
     }
 
+    /// In dry-run mode, a command not marked [`Cmd::read_only`] is not run: this prints
+    /// `would run: COMMAND` (credentials in URLs hidden) and returns true. Every runner
+    /// of external programs asks this first, so dry-run is decided here only.
+    pub fn skips(&self, cmd: &Cmd) -> bool {
+        if self.dry_run && !cmd.read_only {
+            eprintln!("would run: {}", crate::redact::urls_in(&cmd.display()));
+            true
+        } else {
+            false
+        }
+    }
+
     /// Runs the command to completion, capturing stdout and stderr. A non-zero exit is an
     /// error carrying the command line, status and stderr. In dry-run mode a command not
     /// marked read-only is printed to stderr as `would run: ...` and not run.
@@ -312,8 +321,7 @@ impl Runner {
         mut on_line: Option<&mut dyn FnMut(&str)>,
     ) -> Result<Output, CmdError> {
         use std::io::{BufRead, Read};
-        if self.dry_run && !cmd.read_only {
-            eprintln!("would run: {}", cmd.display());
+        if self.skips(cmd) {
             return Ok(Output::default());
         }
         let mut command = cmd.to_command();

@@ -6,8 +6,8 @@
 //! and `cache-analytics` (store size, largest paths and closures, config validity and
 //! cache coverage, fast).
 //!
-//! All logic lives here; the binaries parse arguments, call one function and map its
-//! error to an exit code. Modules:
+//! All logic lives here; the binaries parse arguments (through [`cli`]), call the
+//! library, print its report and return the [`cli::ExitCode`] it maps to. Modules:
 //!
 //! - [`cmd`]: the one wrapper for running external programs (argv apart from running,
 //!   dry-run, stderr and exit status in every failure).
@@ -17,15 +17,18 @@
 //!   force with provenance.
 //! - [`keys`], [`url`], [`nix32`], [`storepath`]: Nix's small formats.
 //! - [`fsutil`]: atomic writes, locks, errors that name the path.
-//! - [`output`]: terminal / JSON / Markdown conventions.
+//! - [`cli`]: the contract of the three binaries: exit codes, errors (as JSON too),
+//!   `--summary`, man pages and completions.
+//! - [`output`]: terminal conventions, printing that survives a closed pipe.
 //! - [`redact`]: secrets hidden from every output (URL credentials, access tokens,
 //!   netrc passwords).
 //! - [`setup`]: setup-cache: add / remove a cache in nix.conf, safely, trust-aware.
 //! - [`compress`]: NAR compression (zstd, xz, none) as caches name it.
 //! - [`nar`]: Nix archives written straight from the store, streaming, hashed.
 //! - [`narinfo`]: the `.narinfo` format, fingerprints and signature checks.
-//! - [`binarycache`]: a client for `file://` and `http(s)://` binary caches (which paths
-//!   does a cache hold, queried in parallel).
+//! - [`binarycache`]: a client for `file://`, `http(s)://` and `s3://` binary caches
+//!   (which paths does a cache hold, queried in parallel).
+//! - [`s3`]: `s3://` URIs, AWS credentials, signed requests, multipart journal.
 //! - [`store`]: the local store read fast (SQLite, `nix path-info` fallback), GC roots.
 //! - [`analytics`]: the `cache-analytics` report: model, sections, renderers.
 //! - [`upload`]: push-cache's own pipeline for `file://` and `http(s)://` caches: NARs

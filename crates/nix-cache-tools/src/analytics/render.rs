@@ -26,7 +26,7 @@ fn pct(part: u64, whole: u64) -> String {
     }
 }
 
-/// Bytes as `1.5 GiB (1,610,612,736 B)`-style text, short form for tables.
+/// Bytes in binary units with one decimal (`1.5 GiB`, `392 B`), as tables show them.
 fn bytes(n: u64) -> String {
     human_bytes(n)
 }

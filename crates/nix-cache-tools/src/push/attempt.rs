@@ -96,8 +96,7 @@ pub fn run(
     deadline: &Deadline,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<Output, CmdError> {
-    if runner.is_dry_run() && !cmd.is_read_only() {
-        eprintln!("would run: {}", redact::urls_in(&cmd.display()));
+    if runner.skips(&cmd) {
         return Ok(Output::default());
     }
     let left = deadline.left();
