@@ -8,7 +8,6 @@
 //!   `nix copy` has not initialised yet). One that exists but is not one — not text,
 //!   no `StoreDir` line, more than [`MAX_CACHE_INFO`] bytes — is
 //!   [`CacheError::NotABinaryCache`].
-//! - [`BinaryCache::narinfo`]: fetches and parses one `<hashpart>.narinfo`.
 //! - [`BinaryCache::query`]: "which of these store paths does the cache have", in
 //!   parallel on a bounded number of worker threads ([`QueryOptions::jobs`], at most
 //!   [`MAX_JOBS`]), each request with its own timeout. Presence is proven: a path is
@@ -27,24 +26,11 @@
 //!
 //! Store URL parameters (`?secret-key=...`, `?compression=...`, `?priority=...`) are Nix
 //! store settings, not part of the HTTP address: they are stripped. Other schemes
-//! (`s3://`, `ssh-ng://`, ...) are not handled here: [`BinaryCache::new`] returns
-//! [`CacheError::Unsupported`] and callers fall back to Nix.
-//!
-//! ```no_run
-//! use nix_cache_tools::binarycache::{BinaryCache, QueryOptions, Presence};
-//! let cache = BinaryCache::new("https://cache.nixos.org")?;
-//! let paths = vec!["/nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-hello-2.10".to_owned()];
-//! for st in cache.query(&paths, &QueryOptions::default()) {
-//!     match st.presence {
-//!         Presence::Present { nar_size, .. } => println!("{} cached ({nar_size:?} bytes)", st.path),
-//!         Presence::Absent => println!("{} missing", st.path),
-//!         Presence::Error(e) => eprintln!("{}: {e}", st.path),
-//!     }
-//! }
-//! # Ok::<(), nix_cache_tools::binarycache::CacheError>(())
-//! ```
+//! (`ssh-ng://`, ...) are not handled here: [`BinaryCache::with_timeout`] returns
+//! [`CacheError::Unsupported`] and callers fall back to Nix; `s3://` is asked through
+//! presigned requests ([`crate::s3`]).
 
-use crate::narinfo::{NarInfo, NarInfoError, narinfo_file_name};
+use crate::narinfo::{NarInfo, narinfo_file_name};
 use crate::redact;
 use std::io::Read;
 use std::path::PathBuf;
@@ -91,12 +77,6 @@ pub enum CacheError {
         url: String,
         #[source]
         source: std::io::Error,
-    },
-    #[error("{url}: {source}")]
-    NarInfo {
-        url: String,
-        #[source]
-        source: NarInfoError,
     },
 }
 
@@ -150,23 +130,10 @@ impl CacheInfo {
     }
 }
 
-/// How [`BinaryCache::query`] asks for a narinfo. Kept for compatibility: both read
-/// the narinfo (`GET`) and parse it, since an answer to `HEAD` proves nothing (a cache
-/// that serves garbage answers 200 too).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Probe {
-    /// The default; the same as [`Probe::Get`].
-    #[default]
-    Head,
-    /// `GET` and parse: gives `NarSize` and `FileSize`.
-    Get,
-}
-
 #[derive(Debug, Clone)]
 pub struct QueryOptions {
     /// Worker threads (at least 1, at most [`MAX_JOBS`]).
     pub jobs: usize,
-    pub probe: Probe,
     /// Extra attempts after a transport error or a 5xx answer.
     pub retries: u32,
     /// When set, no request runs past this moment (each gets at most the time left);
@@ -178,7 +145,6 @@ impl Default for QueryOptions {
     fn default() -> Self {
         QueryOptions {
             jobs: 16,
-            probe: Probe::Head,
             retries: 1,
             deadline: None,
         }
@@ -281,7 +247,7 @@ pub fn strip_store_params(url: &str) -> &str {
     url.split('?').next().unwrap_or(url)
 }
 
-/// True for URLs [`BinaryCache::new`] accepts.
+/// True for URLs [`BinaryCache::with_timeout`] accepts.
 pub fn is_supported(url: &str) -> bool {
     let u = strip_store_params(url);
     u.starts_with("file://")
@@ -292,6 +258,7 @@ pub fn is_supported(url: &str) -> bool {
 
 impl BinaryCache {
     /// A client for `url`, with a 10 s connect and 30 s per-request timeout.
+    #[cfg(test)]
     pub fn new(url: &str) -> Result<Self, CacheError> {
         Self::with_timeout(url, Duration::from_secs(30))
     }
@@ -331,6 +298,7 @@ impl BinaryCache {
         })
     }
 
+    #[cfg(test)]
     /// The cache URL without store parameters or trailing slash.
     pub fn url(&self) -> &str {
         &self.url
@@ -364,12 +332,6 @@ impl BinaryCache {
             Base::S3(b) => b.shown(rel),
             _ => redact::url(&self.location(rel)),
         }
-    }
-
-    /// Reads a file of the cache (at most 64 MiB); `Ok(None)` when it is not there
-    /// (404/403/410).
-    pub fn get_file(&self, rel: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        self.get_file_capped(rel, 64 * 1024 * 1024)
     }
 
     /// Reads a file of the cache of at most `cap` bytes; `Ok(None)` when it is not
@@ -464,25 +426,6 @@ impl BinaryCache {
         }
     }
 
-    /// Whether a file exists (HEAD over HTTP). Proves nothing about its content: for
-    /// presence of a path use [`BinaryCache::query`].
-    pub fn has_file(&self, rel: &str) -> Result<bool, CacheError> {
-        match &self.base {
-            Base::File(p) => Ok(p.join(rel).is_file()),
-            Base::Http(_) | Base::S3(_) => {
-                let head = match &self.base {
-                    Base::S3(b) => b.head(rel),
-                    _ => self.location(rel),
-                };
-                match self.agent.head(&head).call() {
-                    Ok(_) => Ok(true),
-                    Err(ureq::Error::Status(code, _)) if is_absent_status(code) => Ok(false),
-                    Err(e) => Err(http_error(self.shown(rel), e)),
-                }
-            }
-        }
-    }
-
     /// `nix-cache-info`, or `None` when the cache has none. One that is there but is
     /// not one (not text, no `StoreDir`, larger than [`MAX_CACHE_INFO`]) is
     /// [`CacheError::NotABinaryCache`].
@@ -503,22 +446,6 @@ impl BinaryCache {
             Err(e) => return Err(e),
         };
         CacheInfo::parse_strict(&bytes).map(Some).map_err(not_one)
-    }
-
-    /// The narinfo of `store_path` (a full path or base name), `None` when absent.
-    pub fn narinfo(&self, store_path: &str) -> Result<Option<NarInfo>, CacheError> {
-        let name = narinfo_file_name(store_path).ok_or_else(|| CacheError::NotAStorePath {
-            path: store_path.to_owned(),
-        })?;
-        let Some(bytes) = self.get_file_capped(&name, MAX_NARINFO)? else {
-            return Ok(None);
-        };
-        NarInfo::parse(&String::from_utf8_lossy(&bytes))
-            .map(Some)
-            .map_err(|e| CacheError::NarInfo {
-                url: self.shown(&name),
-                source: e,
-            })
     }
 
     /// One path: read its narinfo and check it names the path.
@@ -742,7 +669,6 @@ mod tests {
             &paths,
             &QueryOptions {
                 jobs: 3,
-                probe: Probe::Get,
                 ..QueryOptions::default()
             },
         );
@@ -844,7 +770,6 @@ mod tests {
         let get = c.query(
             &paths,
             &QueryOptions {
-                probe: Probe::Get,
                 retries: 1,
                 jobs: 2,
                 deadline: None,

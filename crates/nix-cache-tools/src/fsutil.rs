@@ -507,7 +507,6 @@ pub fn remove_file_checked(path: &Path, expect: Expect) -> Result<(), FsError> {
 #[derive(Debug)]
 pub struct FileLock {
     file: File,
-    path: PathBuf,
 }
 
 impl FileLock {
@@ -526,7 +525,7 @@ impl FileLock {
         let file = File::open(&path)
             .map_err(|e| FsError::new("failed to open the directory to lock", &path, e))?;
         match lock_saying_when_waiting(&file, &path) {
-            Ok(()) => Ok(FileLock { file, path }),
+            Ok(()) => Ok(FileLock { file }),
             // NFS emulates flock with POSIX locks, which need a file open for writing:
             // there (and wherever directories cannot be locked) fall back to a lock
             // file next to the target, which every run on that file system then uses.
@@ -553,12 +552,7 @@ impl FileLock {
             .open(&path)
             .map_err(|e| FsError::new("failed to open lock file", &path, e))?;
         flock(&file, libc::LOCK_EX).map_err(|e| FsError::new("failed to lock", &path, e))?;
-        Ok(FileLock { file, path })
-    }
-
-    /// The locked directory (or, where directories cannot be locked, `<target>.lock`).
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(FileLock { file })
     }
 }
 
@@ -735,8 +729,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("nix.conf");
         let l = FileLock::acquire(&target).unwrap();
-        assert_eq!(l.path(), dir.path());
-        let f = File::open(l.path()).unwrap();
+        let f = File::open(dir.path()).unwrap();
         use std::os::fd::AsRawFd;
         #[allow(unsafe_code)]
         // SAFETY: non-blocking flock probe on an owned fd.

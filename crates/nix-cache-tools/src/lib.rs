@@ -23,6 +23,8 @@
 //! - [`redact`]: secrets hidden from every output (URL credentials, access tokens,
 //!   netrc passwords).
 //! - [`setup`]: setup-cache: add / remove a cache in nix.conf, safely, trust-aware.
+//! - [`trust`]: will the nix-daemon honour a user's caches (setup-cache's verdicts,
+//!   cache-analytics' findings).
 //! - [`compress`]: NAR compression (zstd, xz, none) as caches name it.
 //! - [`nar`]: Nix archives written straight from the store, streaming, hashed.
 //! - [`narinfo`]: the `.narinfo` format, fingerprints and signature checks.
@@ -34,26 +36,30 @@
 //! - [`upload`]: push-cache's own pipeline for `file://` and `http(s)://` caches: NARs
 //!   from the store, compressed in parallel, signed, narinfos in dependency order.
 //! - [`push`]: push-cache (closure, filter, skip what is cached, upload, report).
+// The modules the binaries do not use are crate-private; the docs (built with
+// `--document-private-items` for whoever works on the code) still link to them.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod analytics;
-pub mod binarycache;
+pub(crate) mod binarycache;
 pub mod cachetoml;
 pub mod cli;
-pub mod cmd;
+pub(crate) mod cmd;
 pub mod compress;
-pub mod fsutil;
+pub(crate) mod fsutil;
 pub mod keys;
-pub mod nar;
+pub(crate) mod nar;
 pub mod narinfo;
-pub mod nix32;
+pub(crate) mod nix32;
 pub mod nixcli;
 pub mod nixconf;
 pub mod output;
 pub mod push;
 pub mod redact;
-pub mod s3;
+pub(crate) mod s3;
 pub mod setup;
 pub mod store;
 pub mod storepath;
+pub mod trust;
 pub mod upload;
 pub mod url;

@@ -120,16 +120,6 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
-    /// Bytes written so far.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether nothing was written yet.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The inner writer, the byte count and the SHA-256 of everything written.
     pub fn finish(self) -> (W, u64, [u8; 32]) {
         (self.inner, self.len, self.hasher.finalize().into())
@@ -154,6 +144,7 @@ pub fn sha256_nix32(digest: &[u8; 32]) -> String {
     format!("sha256:{}", crate::nix32::encode(digest))
 }
 
+#[cfg(test)]
 /// The NAR hash and size of `path`, computed by writing its NAR to nowhere.
 pub fn hash_path(path: &Path) -> io::Result<(String, u64)> {
     let mut w = HashingWriter::new(io::sink());

@@ -167,31 +167,15 @@ pub fn nix_settings(nix: &crate::nixcli::Nix, runner: &Runner) -> Option<NixSett
 }
 
 /// Whether the daemon honours this user's substituters and keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trust {
-    /// Root, a single-user install, or a user in `trusted-users`.
-    Trusted,
-    /// A multi-user install and the user is not in `trusted-users`.
-    Untrusted { user: String },
-}
+pub use crate::trust::UserTrust as Trust;
 
-/// Decides [`Trust`] for the current user from the facts `setup-cache` gathers
-/// ([`crate::setup::trust::gather`]: user, groups, how the store is reached, the system
-/// configuration, Nix's own answer on 2.15+): root and a directly opened store are
-/// trusted; through the daemon, Nix's answer when it has one, else `trusted-users`
-/// (names, `@group`, `*`) of the system configuration.
+/// [`Trust`] for the current user ([`crate::trust::user_trust`]).
 pub fn detect_trust(
     env: &crate::nixconf::Env,
     nix: Option<&crate::nixcli::Nix>,
     runner: &Runner,
 ) -> Trust {
-    use crate::setup::trust::{TrustStatus, assess, gather};
-    let facts = gather(env, runner, nix);
-    // With no cache to ask about, `assess` says `Trusted` exactly when the user is.
-    match assess(&facts, &[], "", "").status {
-        TrustStatus::Trusted => Trust::Trusted,
-        _ => Trust::Untrusted { user: facts.user },
-    }
+    crate::trust::user_trust(env, runner, nix)
 }
 
 /// Is the file at `idx` the system file or something it includes (what the daemon reads)?

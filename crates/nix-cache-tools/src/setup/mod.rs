@@ -24,10 +24,10 @@
 
 pub mod managed;
 pub mod netrc;
-pub mod trust;
 
+use crate::trust;
+pub use crate::trust::{StoreMode, TrustInput, TrustReport, TrustStatus, assess};
 pub use managed::Managed;
-pub use trust::{StoreMode, TrustInput, TrustReport, TrustStatus, assess};
 
 use crate::cachetoml::{self, CacheTomlError};
 use crate::cmd::{Runner, shell_quote};

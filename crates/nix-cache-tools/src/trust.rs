@@ -9,10 +9,10 @@
 //! daemon's own netrc. Root and single-user installs (a store the user can write) are
 //! always trusted.
 
-use super::CacheSpec;
 use crate::cmd::{Cmd, Runner, shell_quote};
 use crate::fsutil::{self, Follow};
 use crate::nixconf::{self, Env, Layers};
+use crate::setup::CacheSpec;
 use crate::{redact, url};
 use std::path::{Path, PathBuf};
 
@@ -528,6 +528,26 @@ fn writable(path: &Path) -> bool {
 fn euid() -> u32 {
     // SAFETY: geteuid(2) has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
+}
+
+/// Whether the nix-daemon takes this user's settings (substituters, keys, netrc-file):
+/// what cache-analytics judges the user's configuration by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserTrust {
+    /// Root, a single-user install, or a user in `trusted-users`.
+    Trusted,
+    /// A multi-user install and the user is not in `trusted-users`.
+    Untrusted { user: String },
+}
+
+/// [`UserTrust`] from the facts [`gather`] collects, by the rules [`assess`] applies.
+pub fn user_trust(env: &Env, runner: &Runner, nix: Option<&crate::nixcli::Nix>) -> UserTrust {
+    let facts = gather(env, runner, nix);
+    // With no cache to ask about, `assess` says `Trusted` exactly when the user is.
+    match assess(&facts, &[], "", "").status {
+        TrustStatus::Trusted => UserTrust::Trusted,
+        _ => UserTrust::Untrusted { user: facts.user },
+    }
 }
 
 /// Gathers the facts for this process: user and groups (`id`), store mode, the system
