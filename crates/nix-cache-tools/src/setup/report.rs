@@ -1,0 +1,250 @@
+//! What [`run`] reports: one status per cache, the netrc, Nix's own verdict, trust, and
+//! the human rendering (the JSON is the serialized form).
+
+use super::*;
+
+/// What happened to one cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CacheStatus {
+    Added,
+    AlreadyConfigured,
+    Removed,
+    NotPresent,
+    /// Already in the target file, but a later file or `NIX_CONFIG` overrides it, and
+    /// nothing in this file can change that.
+    Overridden,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheReport {
+    pub url: String,
+    pub public_key: String,
+    pub status: CacheStatus,
+    /// `file:line` the substituter is (or would be) in effect from; `None` if it is not.
+    pub substituter_from: Option<String>,
+    pub key_from: Option<String>,
+    /// After the edit, is the cache in effect (add) / gone (remove) per the files?
+    pub in_effect: bool,
+    /// The assignment that keeps it from taking effect (or keeps it in effect after
+    /// `--remove`), as `file:line`.
+    pub overridden_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NetrcReport {
+    pub path: PathBuf,
+    pub hosts: Vec<String>,
+    /// `written`, `removed`, `deleted` (file removed: no entry left) or `unchanged`.
+    pub action: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NixCheck {
+    pub version: String,
+    /// True when Nix's own view agrees with what was asked for.
+    pub ok: bool,
+    pub problems: Vec<String>,
+}
+
+/// Which nix.conf is edited (`user`, `system` or `file` in the JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    User,
+    System,
+    File,
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TargetKind::User => "user",
+            TargetKind::System => "system",
+            TargetKind::File => "file",
+        })
+    }
+}
+
+/// Adding or removing (`add` / `remove` in the JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Add,
+    Remove,
+}
+
+/// The outcome, printed as text or JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub target: PathBuf,
+    pub target_kind: TargetKind,
+    pub mode: Mode,
+    pub dry_run: bool,
+    /// Whether the target file was (or, in dry-run, would be) changed.
+    pub changed: bool,
+    /// `--remove` left the target without a byte, so it was (would be) deleted: Nix
+    /// reads a missing nix.conf exactly like an empty one, and a file setup-cache created
+    /// is gone again. The previous content is in `backup`.
+    pub deleted: bool,
+    pub backup: Option<PathBuf>,
+    pub caches: Vec<CacheReport>,
+    /// Unified diff of the change (netrc passwords redacted); empty when unchanged.
+    pub diff: String,
+    pub netrc: Option<NetrcReport>,
+    pub managed: Option<Managed>,
+    /// For a managed target: what to put in the Nix configuration instead.
+    pub advice: Option<String>,
+    pub trust: Option<TrustReport>,
+    pub nix_check: Option<NixCheck>,
+    /// Daemon restart command (system target).
+    pub restart: Option<String>,
+    pub warnings: Vec<String>,
+    pub exit_code: ExitCode,
+}
+
+impl Report {
+    /// The human-readable report.
+    pub fn human(&self) -> String {
+        let mut o = String::new();
+        let dry = if self.dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        };
+        o.push_str(&format!(
+            "setup-cache: {} ({} nix.conf){dry}\n",
+            self.target.display(),
+            self.target_kind
+        ));
+        if let Some(a) = &self.advice {
+            o.push_str("nothing written: ");
+            o.push_str(a);
+            o.push('\n');
+            return o;
+        }
+        for c in &self.caches {
+            let what = match (c.status, self.dry_run) {
+                (CacheStatus::Added, false) => "added",
+                (CacheStatus::Added, true) => "would add",
+                (CacheStatus::AlreadyConfigured, _) => "already configured",
+                (CacheStatus::Removed, false) => "removed",
+                (CacheStatus::Removed, true) => "would remove",
+                (CacheStatus::NotPresent, _) => "not in this file",
+                (CacheStatus::Overridden, _) => "in this file but overridden",
+            };
+            o.push_str(&format!("  {what}: {}\n", c.url));
+            if !self.dry_run || c.status == CacheStatus::AlreadyConfigured {
+                if let Some(f) = &c.substituter_from {
+                    o.push_str(&format!("    substituter in effect from {f}\n"));
+                }
+                if let Some(f) = &c.key_from {
+                    o.push_str(&format!("    key {} in effect from {f}\n", c.public_key));
+                }
+            }
+            if let Some(by) = &c.overridden_by {
+                if self.mode == Mode::Remove {
+                    let how = if by.starts_with("NIX_CONFIG:") {
+                        "unset the NIX_CONFIG environment variable or take the cache out of it"
+                            .to_owned()
+                    } else {
+                        let file = by.rsplit_once(':').map_or(by.as_str(), |(f, _)| f);
+                        format!(
+                            "take it out there too: setup-cache --remove --file {} {} (as root for a system file)",
+                            shell_quote(file),
+                            match c.public_key.is_empty() {
+                                true => format!("--url {}", shell_quote(&c.url)),
+                                false => format!(
+                                    "--url {} --public-key {}",
+                                    shell_quote(&c.url),
+                                    shell_quote(&c.public_key)
+                                ),
+                            }
+                        )
+                    };
+                    o.push_str(&format!("    still in effect from {by}: {how}\n"));
+                } else if by.starts_with("NIX_CONFIG:") {
+                    o.push_str(&format!(
+                        "    NOT in effect: the NIX_CONFIG environment variable ({by}) sets the list again after every file; unset it, or add the cache to it as extra-substituters / extra-trusted-public-keys\n"
+                    ));
+                } else {
+                    o.push_str(&format!(
+                        "    NOT in effect: {by} sets the list again after this file; add the cache there, or remove that line\n"
+                    ));
+                }
+            }
+        }
+        if !self.diff.is_empty() && self.dry_run {
+            o.push('\n');
+            o.push_str(&self.diff);
+            if !self.diff.ends_with('\n') {
+                o.push('\n');
+            }
+        }
+        if !self.changed && !self.dry_run {
+            o.push_str("  file unchanged\n");
+        }
+        if self.deleted {
+            let verb = if self.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            };
+            o.push_str(&format!(
+                "  {verb} {}: nothing left in it (Nix reads no file like an empty one)\n",
+                self.target.display()
+            ));
+        }
+        if let Some(b) = &self.backup {
+            o.push_str(&format!("  previous version saved as {}\n", b.display()));
+        }
+        if let Some(n) = &self.netrc {
+            o.push_str(&format!(
+                "  netrc {} {} (mode 0600) for {}\n",
+                n.path.display(),
+                n.action,
+                n.hosts.join(", ")
+            ));
+        }
+        if let Some(c) = &self.nix_check {
+            if c.ok {
+                let state = if self.mode == Mode::Remove {
+                    "no longer in effect"
+                } else {
+                    "in effect"
+                };
+                o.push_str(&format!(
+                    "  checked with {} (the client's view): {state}\n",
+                    c.version
+                ));
+            } else {
+                for p in &c.problems {
+                    o.push_str(&format!("  checked with {}: {p}\n", c.version));
+                }
+            }
+        }
+        if let Some(t) = &self.trust {
+            match t.status {
+                TrustStatus::Trusted => o.push_str(&format!("  trust: ok, {}\n", t.reason)),
+                TrustStatus::Allowed => o.push_str(&format!("  trust: ok, {}\n", t.reason)),
+                TrustStatus::Untrusted => {
+                    o.push_str(&format!("\nNOT USABLE YET: {}.\n", t.reason));
+                    if let Some(f) = &t.fix {
+                        o.push_str(&format!("Fix: {f}\n"));
+                    }
+                }
+            }
+        }
+        if let Some(r) = &self.restart {
+            if self.changed {
+                o.push_str(&format!(
+                    "  the nix-daemon reads this file only at start: {r}\n"
+                ));
+            }
+        }
+        for w in &self.warnings {
+            o.push_str(&format!("warning: {w}\n"));
+        }
+        o
+    }
+}

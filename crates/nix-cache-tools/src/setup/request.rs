@@ -1,0 +1,142 @@
+//! The request: the caches from the command line or cache.toml (checked with
+//! cache.toml's own rules), and `--save`.
+
+use super::*;
+
+/// Where the caches come from, as given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct CacheArgs {
+    pub config: Option<PathBuf>,
+    pub url: Option<String>,
+    pub cachix: Option<String>,
+    pub public_key: Option<String>,
+    pub token_env: Option<String>,
+    /// Where to look for cache.toml when `config` is not given.
+    pub cwd: PathBuf,
+    /// `--remove`: `--url` without `--public-key` is allowed (only the URL goes).
+    pub remove: bool,
+}
+
+/// The caches to act on.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub caches: Vec<CacheSpec>,
+    /// The cache.toml they came from (`None` when given with `--url` / `--cachix`).
+    pub config: Option<PathBuf>,
+    /// The flags that select these caches, for commands printed in advice
+    /// (` --url U --public-key K` or ` --config FILE`).
+    pub cli_args: String,
+}
+
+/// Validates the flags — with cache.toml's own rules ([`cachetoml::cache_url`],
+/// [`cachetoml::check_token_env`], [`cachetoml::check_public_key`]) — and reads
+/// cache.toml when no cache is given directly.
+pub fn resolve_caches(a: &CacheArgs) -> Result<Resolved, SetupError> {
+    if let Some(v) = &a.token_env {
+        cachetoml::check_token_env(v)
+            .map_err(|e| SetupError::Usage(format!("--token-env {v}: {}", e.message)))?;
+    }
+    let direct = if a.url.is_some() || a.cachix.is_some() {
+        let flag = if a.url.is_some() { "--url" } else { "--cachix" };
+        let u = cachetoml::cache_url(a.url.as_deref(), a.cachix.as_deref()).map_err(|e| {
+            match e.field {
+                "url" => SetupError::BadUrl {
+                    flag: format!("--url {}", a.url.as_deref().unwrap_or("")),
+                    reason: e.message,
+                },
+                // Both given, or a Cachix name that is not one.
+                _ if a.url.is_some() => {
+                    SetupError::Usage("give either --url or --cachix, not both".into())
+                }
+                _ => SetupError::Usage(format!(
+                    "--cachix {}: {}",
+                    a.cachix.as_deref().unwrap_or(""),
+                    e.message
+                )),
+            }
+        })?;
+        Some((flag, u))
+    } else {
+        None
+    };
+    if let Some((flag, u)) = direct {
+        let key = match &a.public_key {
+            Some(k) => k.trim().to_owned(),
+            // Removing by URL alone is fine: only the substituter is taken out.
+            None if a.remove => String::new(),
+            None => {
+                let page = match &a.cachix {
+                    Some(name) => {
+                        format!(" (Cachix shows it on https://app.cachix.org/cache/{name})")
+                    }
+                    None => String::new(),
+                };
+                return Err(SetupError::Usage(format!(
+                    "{flag} needs --public-key NAME:BASE64, the key the cache signs with{page}"
+                )));
+            }
+        };
+        if !key.is_empty() {
+            PublicKey::parse(&key).map_err(|reason| SetupError::BadKey {
+                origin: "--public-key".into(),
+                reason,
+            })?;
+        }
+        let cli_args = format!(
+            " --url {} --public-key {}",
+            shell_quote(&u),
+            shell_quote(&key)
+        );
+        return Ok(Resolved {
+            caches: vec![CacheSpec {
+                url: u,
+                public_key: key,
+                token_env: a.token_env.clone(),
+            }],
+            config: None,
+            cli_args,
+        });
+    }
+    if a.public_key.is_some() {
+        return Err(SetupError::Usage(
+            "--public-key goes with --url URL or --cachix NAME".into(),
+        ));
+    }
+    let (path, toml) = cachetoml::locate(a.config.as_deref(), &a.cwd)?
+        .ok_or_else(|| SetupError::NoCaches { dir: a.cwd.clone() })?;
+    if toml.caches.is_empty() {
+        return Err(SetupError::Usage(format!(
+            "{}: no [[cache]] entry: add one (url + public-key) or pass --url URL --public-key KEY",
+            path.display()
+        )));
+    }
+    let caches = toml
+        .caches
+        .iter()
+        .map(|c| CacheSpec {
+            url: c.url.clone(),
+            public_key: c.public_key.clone(),
+            token_env: c.token_env.clone().or_else(|| a.token_env.clone()),
+        })
+        .collect();
+    Ok(Resolved {
+        caches,
+        cli_args: format!(" --config {}", shell_quote(&path.display().to_string())),
+        config: Some(path),
+    })
+}
+
+/// `--save`: adds the caches to cache.toml (created when missing), keeping its comments.
+/// Returns the caches that were new there.
+pub fn save(path: &Path, caches: &[CacheSpec]) -> Result<Vec<String>, SetupError> {
+    // Read-modify-write under the same kind of lock as nix.conf: parallel `--save`s
+    // cannot lose each other's entries.
+    let _lock = fsutil::FileLock::acquire(path)?;
+    let mut added = Vec::new();
+    for c in caches {
+        if cachetoml::save_cache(path, &c.url, &c.public_key, c.token_env.as_deref())? {
+            added.push(c.url.clone());
+        }
+    }
+    Ok(added)
+}
