@@ -38,7 +38,7 @@ struct Cli {
     /// Also append the Markdown report to $GITHUB_STEP_SUMMARY (when it is set).
     #[arg(long)]
     summary: bool,
-    /// Exit with 1 when the report has any error or warning (for CI gates).
+    /// Exit with 9 when the report has any error or warning (for CI gates).
     #[arg(long)]
     check: bool,
     /// Check how much of the closure of PATH (a store path or a link to one, like
