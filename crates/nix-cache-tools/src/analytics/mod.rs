@@ -25,7 +25,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Version of the JSON layout; bumped on incompatible changes.
-pub const JSON_SCHEMA_VERSION: u32 = 2;
+pub const JSON_SCHEMA_VERSION: u32 = 3;
 
 pub use crate::cli::ExitCode;
 
@@ -172,6 +172,8 @@ pub struct ConfigSection {
     pub checked: bool,
     /// Every configuration file Nix reads here, in order, with whether it exists.
     pub files: Vec<ConfigFile>,
+    /// Also in [`Report::findings`] (area `config`), where the JSON has them, once.
+    #[serde(skip)]
     pub findings: Vec<Finding>,
 }
 
