@@ -332,7 +332,7 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
     let urls: Vec<String> = req.caches.iter().map(|c| c.url.clone()).collect();
     let keys: Vec<String> = req.caches.iter().map(|c| c.public_key.clone()).collect();
     let net_path = netrc_path(req, &before, &target, system);
-    let mut netrc_new: Option<Option<String>> = None; // Some(None) = delete the file
+    let mut netrc_new = NetrcChange::Keep;
     // The netrc is read only when it may change: for a token to write (an error then
     // stops the run), or for entries to take out (when it cannot be read then, and no
     // cache removed is a private one, the removal goes on and says what it left).
@@ -450,16 +450,16 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
                 t = n;
             }
             if any {
-                if netrc::has_entries(&t) {
-                    netrc_new = Some(Some(t));
+                netrc_new = if netrc::has_entries(&t) {
+                    NetrcChange::Write(t)
                 } else {
-                    netrc_new = Some(None);
-                }
+                    NetrcChange::Delete
+                };
             }
         }
         // The `netrc-file` line setup-cache added goes with the last netrc entry, or
         // once no substituter setup-cache added is left to need it.
-        if matches!(netrc_new, Some(None))
+        if netrc_new == NetrcChange::Delete
             || !conf.settings().any(|(l, s)| s.name == SUBS && is_marked(l))
         {
             remove_values(&mut conf, "netrc-file", Lines::Marked, &|_| true);
@@ -473,7 +473,7 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
                 t = netrc::upsert(&t, host, token);
             }
             if old_netrc.as_deref() != Some(t.as_str()) {
-                netrc_new = Some(Some(t));
+                netrc_new = NetrcChange::Write(t);
             }
             let now = simulate(&layers, &target_idx, &conf);
             let current = now
@@ -582,9 +582,9 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         &crate::redact::nixconf(&old),
         &crate::redact::nixconf(&new_text),
     );
-    if let Some(n) = &netrc_new {
+    if let Some(after) = netrc_new.text() {
         let before_n = netrc::redact(old_netrc.as_deref().unwrap_or(""));
-        let after_n = netrc::redact(n.as_deref().unwrap_or(""));
+        let after_n = netrc::redact(after);
         report.diff.push_str(&diff(&net_path, &before_n, &after_n));
         let hosts = req
             .caches
@@ -595,18 +595,18 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
         report.netrc = Some(NetrcReport {
             path: net_path.clone(),
             hosts,
-            action: match (req.remove, n) {
+            action: match (req.remove, &netrc_new) {
                 (false, _) => "written",
-                (true, Some(_)) => "removed",
-                (true, None) => "deleted",
+                (true, NetrcChange::Delete) => "deleted",
+                (true, _) => "removed",
             },
         });
     }
 
     if !req.dry_run {
-        if let Some(n) = &netrc_new {
-            match n {
-                Some(text) if !req.remove || old_netrc.is_some() => {
+        {
+            match &netrc_new {
+                NetrcChange::Write(text) if !req.remove || old_netrc.is_some() => {
                     fsutil::replace_file(
                         &net_path,
                         text.as_bytes(),
@@ -617,8 +617,8 @@ pub fn run(req: &Request) -> Result<Report, SetupError> {
                         },
                     )?;
                 }
-                None => fsutil::remove_file_checked(&net_path, netrc_expect)?,
-                _ => {}
+                NetrcChange::Delete => fsutil::remove_file_checked(&net_path, netrc_expect)?,
+                NetrcChange::Write(_) | NetrcChange::Keep => {}
             }
         }
         if report.changed {

@@ -277,3 +277,25 @@ pub(super) fn diff(path: &Path, old: &str, new: &str) -> String {
         .header(&p, &p)
         .to_string()
 }
+
+/// What becomes of the netrc file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum NetrcChange {
+    /// Left as it is.
+    Keep,
+    /// Written with this text (mode 0600).
+    Write(String),
+    /// Deleted: `--remove` took out its last entry.
+    Delete,
+}
+
+impl NetrcChange {
+    /// The file's new text (empty when deleted); `None` when it is kept.
+    pub(super) fn text(&self) -> Option<&str> {
+        match self {
+            NetrcChange::Keep => None,
+            NetrcChange::Write(t) => Some(t),
+            NetrcChange::Delete => Some(""),
+        }
+    }
+}
