@@ -122,11 +122,7 @@ fn main() -> std::process::ExitCode {
         Err(code) => return code,
     };
     if let Some(kind) = cli.generate {
-        nix_cache_tools::output::print(&String::from_utf8_lossy(&cli::generate(
-            kind,
-            <Cli as clap::CommandFactory>::command(),
-        )));
-        return ExitCode::Ok.into();
+        return cli::print_generated::<Cli>(kind);
     }
     let json = cli.format == Format::Json;
     if let Some(problem) = usage_problem(&cli) {

@@ -244,6 +244,13 @@ pub fn generate(kind: Generate, mut cmd: clap::Command) -> Vec<u8> {
     out
 }
 
+/// `--generate KIND` of a tool whose arguments are `T`: prints the man page or the
+/// completions to stdout; the code for `main` to return.
+pub fn print_generated<T: clap::CommandFactory>(kind: Generate) -> std::process::ExitCode {
+    crate::output::print(&String::from_utf8_lossy(&generate(kind, T::command())));
+    ExitCode::Ok.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

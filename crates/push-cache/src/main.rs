@@ -112,11 +112,7 @@ fn main() -> std::process::ExitCode {
         Err(code) => return code,
     };
     if let Some(kind) = args.generate {
-        nix_cache_tools::output::print(&String::from_utf8_lossy(&cli::generate(
-            kind,
-            <Args as clap::CommandFactory>::command(),
-        )));
-        return ExitCode::Ok.into();
+        return cli::print_generated::<Args>(kind);
     }
     match run(&args) {
         Ok(code) => code.into(),

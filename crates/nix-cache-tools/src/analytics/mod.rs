@@ -989,6 +989,16 @@ impl Ctx<'_> {
                 });
             }
             self.signature_findings(c, &shown);
+            // The command that pushes the rest of the closure to this cache.
+            let push = format!(
+                "push-cache --to {} {}",
+                crate::cmd::shell_quote(&c.cache),
+                opts.closures
+                    .iter()
+                    .map(|p| crate::cmd::shell_quote(p))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
             if let Some(inc) = c.incomplete.as_ref().filter(|i| i.paths > 0) {
                 let ex = &inc.examples[0];
                 self.findings.push(Finding {
@@ -1003,11 +1013,7 @@ impl Ctx<'_> {
                         ex.path,
                         ex.missing
                     ),
-                    what_to_do: format!(
-                        "Push the whole closure: `push-cache --to {} {}`.",
-                        crate::cmd::shell_quote(&c.cache),
-                        opts.closures.iter().map(|p| crate::cmd::shell_quote(p)).collect::<Vec<_>>().join(" ")
-                    ),
+                    what_to_do: format!("Push the whole closure: `{push}`."),
                 });
             }
             if present < c.paths_total && c.from != "nix.conf" && c.from != "Nix's default" {
@@ -1017,11 +1023,7 @@ impl Ctx<'_> {
                         "{shown} has {present} of {} paths ({rate_bytes:.1}% of the bytes) of the closure: push the rest so others download instead of building.",
                         c.paths_total
                     ),
-                    command: Some(format!(
-                        "push-cache --to {} {}",
-                        crate::cmd::shell_quote(&c.cache),
-                        opts.closures.iter().map(|p| crate::cmd::shell_quote(p)).collect::<Vec<_>>().join(" ")
-                    )),
+                    command: Some(push),
                 });
             }
         }

@@ -464,10 +464,7 @@ fn table_body(report: &Report, tty: bool, color: bool, sections: Sections) -> St
             count(d.removed.len() as u64, "path")
         ));
         for c in &d.coverage {
-            out.push_str(&format!(
-                "Hit rate of {}: {:.1}% → {:.1}% ({:+.1} points)\n",
-                c.cache, c.old_hit_rate_bytes, c.new_hit_rate_bytes, c.delta
-            ));
+            out.push_str(&format!("{}\n", hit_rate_change(c, &c.cache)));
         }
         out.push('\n');
     }
@@ -569,6 +566,14 @@ fn diff_headline(d: &super::diff::Diff) -> String {
         signed(d.delta_paths),
         if d.delta_paths.abs() == 1 { "" } else { "s" },
         signed_bytes(d.delta_nar_bytes)
+    )
+}
+
+/// "Hit rate of CACHE: 80.0% → 60.5% (-19.5 points)", the cache shown as given.
+fn hit_rate_change(c: &super::diff::CoverageDelta, cache: &str) -> String {
+    format!(
+        "Hit rate of {cache}: {:.1}% → {:.1}% ({:+.1} points)",
+        c.old_hit_rate_bytes, c.new_hit_rate_bytes, c.delta
     )
 }
 
@@ -1203,13 +1208,7 @@ fn diff_md(out: &mut String, d: &super::diff::Diff) {
         count(d.removed.len() as u64, "path")
     ));
     for c in &d.coverage {
-        out.push_str(&format!(
-            "- Hit rate of {}: {:.1}% → {:.1}% ({:+.1} points)\n",
-            md_cell(&c.cache),
-            c.old_hit_rate_bytes,
-            c.new_hit_rate_bytes,
-            c.delta
-        ));
+        out.push_str(&format!("- {}\n", hit_rate_change(c, &md_cell(&c.cache))));
     }
     if !d.coverage.is_empty() {
         out.push('\n');
