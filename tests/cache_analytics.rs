@@ -42,6 +42,18 @@ fn analytics_json(env: &NixEnv, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", stdout(&out)))
 }
 
+/// Copies `path` and its closure into the chroot store at `dir` (local builds are
+/// unsigned, hence `--no-check-sigs`).
+fn copy_to_chroot(env: &NixEnv, dir: &Path, path: &str) {
+    run_ok(env.nix(&[
+        "copy",
+        "--no-check-sigs",
+        "--to",
+        &format!("local?root={}", dir.display()),
+        path,
+    ]));
+}
+
 /// Every path `nix path-info ARGS --json` describes, as `path -> its JSON object`, from
 /// either JSON shape (an array with `path` fields before 2.19, an object keyed by path
 /// after). Read here independently of the library's parser, so a bug there cannot hide
@@ -582,13 +594,7 @@ fn report_fixture(env: &NixEnv) -> (String, String, String) {
     let dir = env.path().join("chroot");
     let dead = support::build_small_closure(env, &support::unique("mddead"));
     for p in [&top, &dead] {
-        run_ok(env.nix(&[
-            "copy",
-            "--no-check-sigs",
-            "--to",
-            &format!("local?root={}", dir.display()),
-            p,
-        ]));
+        copy_to_chroot(env, &dir, p);
     }
     let roots = dir.join("nix/var/nix/gcroots");
     std::fs::create_dir_all(&roots).unwrap();
@@ -710,13 +716,7 @@ fn terminal_tables_fit_60_80_and_120_columns() {
     let env = NixEnv::new();
     let (store, top, url) = report_fixture(&env);
     let old = support::build_small_closure(&env, &support::unique("mdold"));
-    run_ok(env.nix(&[
-        "copy",
-        "--no-check-sigs",
-        "--to",
-        &format!("local?root={store}"),
-        &old,
-    ]));
+    copy_to_chroot(&env, Path::new(&store), &old);
     for cols in [60, 80, 120] {
         let line = format!(
             "stty cols {cols} rows 50; {BIN} --store {store} --closure {top} --cache {url} --compare {old} {top}"
@@ -1255,13 +1255,7 @@ fn coverage_against_http_and_file_caches_is_exact() {
     assert_eq!(part.len(), 2, "mid and leaf");
     // The analysed store: a chroot store holding the closure.
     let dir = env.path().join("chroot");
-    run_ok(env.nix(&[
-        "copy",
-        "--no-check-sigs",
-        "--to",
-        &format!("local?root={}", dir.display()),
-        &top,
-    ]));
+    copy_to_chroot(&env, &dir, &top);
     let store = dir.to_str().unwrap();
     let sizes = nix_all(&env, store);
     // Cache A over HTTP holds part of the closure, with Priority 30.
@@ -1398,13 +1392,7 @@ fn coverage_checks_each_caches_signatures_and_completeness_as_nix_does() {
     let top = support::build_small_closure(&env, &support::unique("sig"));
     let full = support::closure(&env, std::slice::from_ref(&top));
     let dir = env.path().join("chroot");
-    run_ok(env.nix(&[
-        "copy",
-        "--no-check-sigs",
-        "--to",
-        &format!("local?root={}", dir.display()),
-        &top,
-    ]));
+    copy_to_chroot(&env, &dir, &top);
     let store = dir.to_str().unwrap();
     // Two keys of the same name (the trusted one, and the one a cache really signs
     // with: a rotated key), and a key nobody trusts.

@@ -31,6 +31,14 @@ fn json(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\nstderr:\n{}", stdout(out), stderr(out)))
 }
 
+/// A narinfo for each of `paths` is in the bucket directory.
+fn assert_narinfos_in(bucket_dir: &Path, paths: &[String]) {
+    for p in paths {
+        let name = nix_cache_tools::narinfo::narinfo_file_name(p).unwrap();
+        assert!(bucket_dir.join(name).is_file(), "no narinfo for {p}");
+    }
+}
+
 /// Every file under `dir`, relative to it.
 fn files(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -368,17 +376,7 @@ fn slow_down_answers_are_retried_with_a_growing_pause() {
         let second = tries[2].at - tries[1].at;
         assert!(second > first, "{p}: pauses {first:?} then {second:?}");
     }
-    for p in &closure {
-        let hash = p
-            .trim_start_matches("/nix/store/")
-            .split('-')
-            .next()
-            .unwrap();
-        assert!(
-            root.join(format!("nixcache/{hash}.narinfo")).is_file(),
-            "{p}"
-        );
-    }
+    assert_narinfos_in(&root.join("nixcache"), &closure);
 }
 
 /// Virtual-host addressing (`addressing-style=virtual`: `BUCKET.HOST/KEY`, as AWS wants
@@ -443,15 +441,5 @@ fn virtual_host_addressing_with_the_aws_profile_of_the_environment() {
             "path-style request: {s:?}"
         );
     }
-    for p in &closure {
-        let hash = p
-            .trim_start_matches("/nix/store/")
-            .split('-')
-            .next()
-            .unwrap();
-        assert!(
-            root.join(format!("nixcache/{hash}.narinfo")).is_file(),
-            "{p}"
-        );
-    }
+    assert_narinfos_in(&root.join("nixcache"), &closure);
 }
