@@ -163,12 +163,7 @@ const OUTPUT_SUFFIXES: &[&str] = &[
 /// at the first `-` followed by a character that is not a letter; an output suffix
 /// (`-dev`, `-man`, ...) is not part of the version.
 pub fn split_name(path: &str) -> (&str, &str) {
-    let base = path.rsplit('/').next().unwrap_or(path);
-    // Drop the hash part.
-    let base = match base.split_once('-') {
-        Some((h, rest)) if h.len() == 32 => rest,
-        _ => base,
-    };
+    let base = crate::storepath::name(path).unwrap_or(crate::storepath::base_name(path));
     let base = base.strip_suffix(".drv").unwrap_or(base);
     let mut name_end = base.len();
     for (i, _) in base.match_indices('-') {
