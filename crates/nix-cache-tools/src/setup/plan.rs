@@ -233,39 +233,6 @@ pub(super) fn required_by_include(layers: &Layers, target_idx: &[usize]) -> bool
     })
 }
 
-/// A file this tool may rewrite, read safely: a regular file of bounded size, never
-/// through a symlink (`O_NOFOLLOW`), from the descriptor that was checked; its text and
-/// identity (for the same-file check at write time). `None` when it does not exist.
-pub(super) fn read_file(path: &Path) -> Result<Option<(String, fsutil::ReadFile)>, SetupError> {
-    match fsutil::read_regular(path, fsutil::MAX_TEXT_FILE, fsutil::Follow::NoSymlinks)? {
-        None => Ok(None),
-        Some(f) => match String::from_utf8(f.bytes.clone()) {
-            Ok(t) => Ok(Some((t, f))),
-            Err(_) => Err(SetupError::NotUtf8 {
-                path: path.to_owned(),
-            }),
-        },
-    }
-}
-
-/// The same path, or two names of the same existing file (`./`, `..`, hard links).
-pub(super) fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    if a == b {
-        return true;
-    }
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
-    }
-}
-
-pub(super) fn backup_path(target: &Path) -> PathBuf {
-    let mut name = target.file_name().unwrap_or_default().to_owned();
-    name.push(".setup-cache.bak");
-    target.with_file_name(name)
-}
-
 pub(super) fn diff(path: &Path, old: &str, new: &str) -> String {
     if old == new {
         return String::new();
@@ -297,5 +264,321 @@ impl NetrcChange {
             NetrcChange::Write(t) => Some(t),
             NetrcChange::Delete => Some(""),
         }
+    }
+}
+
+/// The planned edit: what the target and the netrc will hold.
+pub(super) struct Edit {
+    /// The target's new content on the lossless model, and rendered.
+    pub(super) conf: NixConf,
+    pub(super) text: String,
+    pub(super) netrc: NetrcChange,
+    /// Keys taken out because they are named after the host of a cache removed by URL
+    /// alone (`--remove --cachix NAME`).
+    pub(super) by_name: Vec<String>,
+    pub(super) warnings: Vec<String>,
+}
+
+impl Edit {
+    fn new(conf: NixConf, netrc: NetrcChange, by_name: Vec<String>, warnings: Vec<String>) -> Self {
+        Edit {
+            text: conf.render(),
+            conf,
+            netrc,
+            by_name,
+            warnings,
+        }
+    }
+}
+
+/// Plans the edit `req` asks for on what the files hold now; pure.
+pub(super) fn plan(req: &Request, view: &View, cur: &Current, tokens: &[(String, String)]) -> Edit {
+    if req.remove {
+        plan_remove(req, view, cur)
+    } else {
+        plan_add(req, view, cur, tokens)
+    }
+}
+
+fn plan_add(req: &Request, view: &View, cur: &Current, tokens: &[(String, String)]) -> Edit {
+    let mut conf = cur.conf.clone();
+    let urls: Vec<String> = req.caches.iter().map(|c| c.url.clone()).collect();
+    let keys: Vec<String> = req.caches.iter().map(|c| c.public_key.clone()).collect();
+    add_values(&view.judged, &view.judged_idx, &mut conf, SUBS, &urls);
+    add_values(&view.judged, &view.judged_idx, &mut conf, KEYS, &keys);
+    let mut warnings = Vec::new();
+    let netrc = if tokens.is_empty() {
+        NetrcChange::Keep
+    } else {
+        add_tokens(req, view, cur, tokens, &mut conf, &mut warnings)
+    };
+    Edit::new(conf, netrc, Vec::new(), warnings)
+}
+
+/// The netrc with an entry per token, and the `netrc-file` line when Nix would not
+/// otherwise read that netrc.
+fn add_tokens(
+    req: &Request,
+    view: &View,
+    cur: &Current,
+    tokens: &[(String, String)],
+    conf: &mut NixConf,
+    warnings: &mut Vec<String>,
+) -> NetrcChange {
+    let mut text = cur.netrc.clone().unwrap_or_default();
+    for (host, token) in tokens {
+        text = netrc::upsert(&text, host, token);
+    }
+    let change = if cur.netrc.as_deref() == Some(text.as_str()) {
+        NetrcChange::Keep
+    } else {
+        NetrcChange::Write(text)
+    };
+    let now = simulate(&view.judged, &view.judged_idx, conf);
+    let current = now
+        .effective_scalar("netrc-file")
+        .map(|s| PathBuf::from(s.value));
+    let needs_line = match &current {
+        Some(c) => *c != cur.netrc_path,
+        None => cur.netrc_path != req.env.conf_dir().join("netrc"),
+    };
+    if needs_line {
+        if let Some(c) = current.filter(|c| c.exists()) {
+            warnings.push(format!(
+                "netrc-file was {}; it now points to {}: copy any other entries you need from the old file",
+                c.display(),
+                cur.netrc_path.display()
+            ));
+        }
+        conf.append_line(&format!("netrc-file = {} {MARK}", cur.netrc_path.display()));
+    }
+    change
+}
+
+/// What setup-cache added is taken out of its own marked lines only, so that add+remove
+/// gives back the original bytes. A cache none of whose values is on a marked line was
+/// written by the user: it is taken out of their lines (a line left without a value
+/// goes) and a warning says so.
+fn plan_remove(req: &Request, view: &View, cur: &Current) -> Edit {
+    let mut conf = cur.conf.clone();
+    let ours: Vec<bool> = req.caches.iter().map(|c| added_here(&conf, c)).collect();
+    let by_name = remove_caches(req, view, &ours, &mut conf);
+    let warnings = user_line_warnings(req, &view.at.target, &ours, &cur.conf, &conf, &by_name);
+    let netrc = match &cur.netrc {
+        Some(text) => netrc_without(&req.caches, text),
+        None => NetrcChange::Keep,
+    };
+    // The `netrc-file` line setup-cache added goes with the last netrc entry, or once
+    // no substituter setup-cache added is left to need it.
+    if netrc == NetrcChange::Delete || !conf.settings().any(|(l, s)| s.name == SUBS && is_marked(l))
+    {
+        remove_values(&mut conf, "netrc-file", Lines::Marked, &|_| true);
+    }
+    Edit::new(conf, netrc, by_name, warnings)
+}
+
+/// The caches setup-cache added itself (`Lines::Marked`) or the user wrote (`Lines::All`).
+fn picked<'a>(caches: &'a [CacheSpec], ours: &[bool], lines: Lines) -> Vec<&'a CacheSpec> {
+    caches
+        .iter()
+        .zip(ours)
+        .filter(|(_, o)| **o == (lines == Lines::Marked))
+        .map(|(c, _)| c)
+        .collect()
+}
+
+/// Takes the caches' URLs and keys out of `conf`; returns the keys taken out by name.
+fn remove_caches(req: &Request, view: &View, ours: &[bool], conf: &mut NixConf) -> Vec<String> {
+    for lines in [Lines::Marked, Lines::All] {
+        let urls: Vec<&str> = picked(&req.caches, ours, lines)
+            .iter()
+            .map(|c| c.url.as_str())
+            .collect();
+        remove_values(conf, SUBS, lines, &|v| urls.iter().any(|u| same_url(u, v)));
+    }
+    // A cache removed by URL alone (`--remove --cachix NAME`): its key goes too when it
+    // is named after the cache's host (`HOST-1:...`, as Cachix and most caches name
+    // them) and no substituter left in effect is on that host.
+    let now = simulate(&view.judged, &view.judged_idx, conf);
+    let hosts_left: Vec<String> = now
+        .effective(SUBS)
+        .iter()
+        .filter_map(|s| url::host(&s.value).map(str::to_owned))
+        .collect();
+    let mut by_name = Vec::new();
+    for lines in [Lines::Marked, Lines::All] {
+        let caches = picked(&req.caches, ours, lines);
+        let named = keys_named_after(conf, &caches, &hosts_left, lines);
+        let keys: Vec<&str> = caches
+            .iter()
+            .map(|c| c.public_key.as_str())
+            .filter(|k| !k.is_empty())
+            .collect();
+        remove_values(conf, KEYS, lines, &|v| {
+            keys.contains(&v) || named.iter().any(|k| k == v)
+        });
+        by_name.extend(named);
+    }
+    by_name
+}
+
+/// The keys on `lines` named after the host of a cache given without a key, unless a
+/// substituter left in effect is on that host.
+fn keys_named_after(
+    conf: &NixConf,
+    caches: &[&CacheSpec],
+    hosts_left: &[String],
+    lines: Lines,
+) -> Vec<String> {
+    caches
+        .iter()
+        .filter(|c| c.public_key.is_empty())
+        .filter_map(|c| url::host(&c.url))
+        .filter(|h| !hosts_left.iter().any(|l| l == h))
+        .flat_map(|h| {
+            conf.settings()
+                .filter(|(l, s)| s.name == KEYS && (lines == Lines::All || is_marked(l)))
+                .flat_map(|(_, s)| s.values.iter())
+                .filter(|v| crate::keys::named_after(v, h))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A warning for each cache taken out of lines the user wrote, naming them.
+fn user_line_warnings(
+    req: &Request,
+    target: &Path,
+    ours: &[bool],
+    orig: &NixConf,
+    conf: &NixConf,
+    by_name: &[String],
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for c in picked(&req.caches, ours, Lines::All) {
+        let mut values = vec![(SUBS, c.url.as_str())];
+        if !c.public_key.is_empty() {
+            values.push((KEYS, c.public_key.as_str()));
+        } else if let Some(h) = url::host(&c.url) {
+            values.extend(
+                by_name
+                    .iter()
+                    .filter(|k| crate::keys::named_after(k, h))
+                    .map(|k| (KEYS, k.as_str())),
+            );
+        }
+        if count_values_all(conf, &values) < count_values_all(orig, &values) {
+            let lines: Vec<String> = lines_with(orig, &values)
+                .iter()
+                .map(usize::to_string)
+                .collect();
+            warnings.push(format!(
+                "{} was not added by setup-cache (no line marked `{MARK}` has it): {} of the line(s) you wrote, {} line {}",
+                c.url,
+                if req.dry_run { "would be taken out" } else { "taken out" },
+                target.display(),
+                lines.join(", ")
+            ));
+        }
+    }
+    warnings
+}
+
+/// The netrc without the entries of `caches`' hosts: deleted when none is left.
+fn netrc_without(caches: &[CacheSpec], text: &str) -> NetrcChange {
+    let mut t = text.to_owned();
+    let mut any = false;
+    for c in caches {
+        let (rest, had) = netrc::remove(&t, url::host(&c.url).unwrap_or_default());
+        any |= had;
+        t = rest;
+    }
+    match (any, netrc::has_entries(&t)) {
+        (false, _) => NetrcChange::Keep,
+        (true, true) => NetrcChange::Write(t),
+        (true, false) => NetrcChange::Delete,
+    }
+}
+
+/// One report per cache: what the edit does to it, and whether it is in effect after.
+pub(super) fn cache_reports(
+    req: &Request,
+    view: &View,
+    cur: &Current,
+    edit: &Edit,
+) -> Vec<CacheReport> {
+    let (layers, idx) = view.effect(req);
+    let after = simulate(layers, idx, &edit.conf);
+    req.caches
+        .iter()
+        .map(|c| cache_report(req, c, cur, edit, &after, idx.is_empty()))
+        .collect()
+}
+
+fn cache_report(
+    req: &Request,
+    c: &CacheSpec,
+    cur: &Current,
+    edit: &Edit,
+    after: &Layers,
+    not_read: bool,
+) -> CacheReport {
+    let s_before = in_effect(&cur.before, SUBS, &c.url);
+    let k_before = in_effect(&cur.before, KEYS, &c.public_key);
+    let s_after = in_effect(after, SUBS, &c.url);
+    let k_after = in_effect(after, KEYS, &c.public_key);
+    let counts = |cf: &NixConf| {
+        (
+            count_values(cf, SUBS, &c.url),
+            count_values(cf, KEYS, &c.public_key),
+        )
+    };
+    let (s_old, k_old) = counts(&cur.conf);
+    let (s_new, k_new) = counts(&edit.conf);
+    let status = if req.remove {
+        if s_new < s_old || k_new < k_old {
+            CacheStatus::Removed
+        } else {
+            CacheStatus::NotPresent
+        }
+    } else if s_before.is_some() && k_before.is_some() {
+        CacheStatus::AlreadyConfigured
+    } else if s_new > s_old || k_new > k_old {
+        CacheStatus::Added
+    } else {
+        CacheStatus::Overridden
+    };
+    let in_effect = if req.remove {
+        s_after.is_none()
+    } else {
+        not_read || (s_after.is_some() && k_after.is_some())
+    };
+    let overridden_by = if in_effect {
+        None
+    } else if req.remove {
+        s_after.clone()
+    } else if s_after.is_none() {
+        last_reset(after, SUBS)
+    } else {
+        last_reset(after, KEYS)
+    };
+    // Removed by URL alone: the key that went with it (named after its host).
+    let public_key = if c.public_key.is_empty() {
+        url::host(&c.url)
+            .and_then(|h| edit.by_name.iter().find(|k| crate::keys::named_after(k, h)))
+            .cloned()
+            .unwrap_or_default()
+    } else {
+        c.public_key.clone()
+    };
+    CacheReport {
+        url: c.url.clone(),
+        public_key,
+        status,
+        substituter_from: s_after,
+        key_from: k_after,
+        in_effect,
+        overridden_by,
     }
 }

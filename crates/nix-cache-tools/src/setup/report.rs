@@ -35,8 +35,29 @@ pub struct CacheReport {
 pub struct NetrcReport {
     pub path: PathBuf,
     pub hosts: Vec<String>,
-    /// `written`, `removed`, `deleted` (file removed: no entry left) or `unchanged`.
-    pub action: &'static str,
+    pub action: NetrcAction,
+}
+
+/// What became of the netrc file (`written`, `removed`, `deleted` in the JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetrcAction {
+    /// The tokens' entries were written (added or updated).
+    Written,
+    /// `--remove` took the caches' entries out; others are left.
+    Removed,
+    /// `--remove` took out the last entry, so the file was deleted.
+    Deleted,
+}
+
+impl std::fmt::Display for NetrcAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NetrcAction::Written => "written",
+            NetrcAction::Removed => "removed",
+            NetrcAction::Deleted => "deleted",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +125,98 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report before anything is read: nothing changed yet.
+    pub(super) fn start(req: &Request, at: &Resolution) -> Report {
+        Report {
+            target: at.target.clone(),
+            target_kind: at.kind,
+            mode: if req.remove { Mode::Remove } else { Mode::Add },
+            dry_run: req.dry_run,
+            changed: false,
+            deleted: false,
+            backup: None,
+            caches: Vec::new(),
+            diff: String::new(),
+            netrc: None,
+            managed: None,
+            advice: None,
+            trust: None,
+            nix_check: None,
+            restart: None,
+            warnings: Vec::new(),
+            exit_code: ExitCode::Ok,
+        }
+    }
+
+    /// A target NixOS, nix-darwin or home-manager generates: nothing is written, and
+    /// the advice says what to put in that configuration instead.
+    pub(super) fn managed(mut self, m: Managed, req: &Request) -> Report {
+        self.advice = Some(managed::advice(
+            &m,
+            &self.target,
+            &req.caches,
+            req.remove,
+            &req.cli_args,
+        ));
+        self.managed = Some(m);
+        self.exit_code = ExitCode::StoreManaged;
+        self
+    }
+
+    /// Records the planned edit: whether the target changes or goes, each cache's
+    /// status, the diffs (secrets redacted), the netrc change and the plan's warnings.
+    pub(super) fn record(&mut self, req: &Request, view: &View, cur: &Current, edit: &Edit) {
+        self.changed = edit.text != cur.text;
+        // Never delete a file a plain `include` names: Nix stops when that one is missing.
+        self.deleted = req.remove
+            && self.changed
+            && edit.text.is_empty()
+            && !required_by_include(&view.real, &view.real_idx);
+        self.caches = cache_reports(req, view, cur, edit);
+        self.diff = diff(
+            &self.target,
+            &crate::redact::nixconf(&cur.text),
+            &crate::redact::nixconf(&edit.text),
+        );
+        if let Some(after) = edit.netrc.text() {
+            let before = netrc::redact(cur.netrc.as_deref().unwrap_or(""));
+            self.diff
+                .push_str(&diff(&cur.netrc_path, &before, &netrc::redact(after)));
+            self.netrc = Some(NetrcReport {
+                path: cur.netrc_path.clone(),
+                hosts: req
+                    .caches
+                    .iter()
+                    .filter_map(|c| url::host(&c.url))
+                    .map(str::to_owned)
+                    .collect(),
+                action: match (req.remove, &edit.netrc) {
+                    (false, _) => NetrcAction::Written,
+                    (true, NetrcChange::Delete) => NetrcAction::Deleted,
+                    (true, _) => NetrcAction::Removed,
+                },
+            });
+        }
+        self.warnings.extend(edit.warnings.iter().cloned());
+    }
+
+    /// The exit code the outcome maps to: untrusted first, then not in effect.
+    pub(super) fn verdict(&self) -> ExitCode {
+        if self
+            .trust
+            .as_ref()
+            .is_some_and(|t| t.status == TrustStatus::Untrusted)
+        {
+            ExitCode::Untrusted
+        } else if self.caches.iter().any(|c| !c.in_effect)
+            || self.nix_check.as_ref().is_some_and(|c| !c.ok)
+        {
+            ExitCode::NotInEffect
+        } else {
+            ExitCode::Ok
+        }
+    }
+
     /// The human-readable report.
     pub fn human(&self) -> String {
         let mut o = String::new();
@@ -118,62 +231,75 @@ impl Report {
             self.target_kind
         ));
         if let Some(a) = &self.advice {
-            o.push_str("nothing written: ");
-            o.push_str(a);
-            o.push('\n');
+            o.push_str(&format!("nothing written: {a}\n"));
             return o;
         }
         for c in &self.caches {
-            let what = match (c.status, self.dry_run) {
-                (CacheStatus::Added, false) => "added",
-                (CacheStatus::Added, true) => "would add",
-                (CacheStatus::AlreadyConfigured, _) => "already configured",
-                (CacheStatus::Removed, false) => "removed",
-                (CacheStatus::Removed, true) => "would remove",
-                (CacheStatus::NotPresent, _) => "not in this file",
-                (CacheStatus::Overridden, _) => "in this file but overridden",
-            };
-            o.push_str(&format!("  {what}: {}\n", c.url));
-            if !self.dry_run || c.status == CacheStatus::AlreadyConfigured {
-                if let Some(f) = &c.substituter_from {
-                    o.push_str(&format!("    substituter in effect from {f}\n"));
-                }
-                if let Some(f) = &c.key_from {
-                    o.push_str(&format!("    key {} in effect from {f}\n", c.public_key));
-                }
+            o.push_str(&self.human_cache(c));
+        }
+        o.push_str(&self.human_files());
+        o.push_str(&self.human_checks());
+        for w in &self.warnings {
+            o.push_str(&format!("warning: {w}\n"));
+        }
+        o
+    }
+
+    /// One cache: what happened, where it is in effect from, what overrides it.
+    fn human_cache(&self, c: &CacheReport) -> String {
+        let what = match (c.status, self.dry_run) {
+            (CacheStatus::Added, false) => "added",
+            (CacheStatus::Added, true) => "would add",
+            (CacheStatus::AlreadyConfigured, _) => "already configured",
+            (CacheStatus::Removed, false) => "removed",
+            (CacheStatus::Removed, true) => "would remove",
+            (CacheStatus::NotPresent, _) => "not in this file",
+            (CacheStatus::Overridden, _) => "in this file but overridden",
+        };
+        let mut o = format!("  {what}: {}\n", c.url);
+        if !self.dry_run || c.status == CacheStatus::AlreadyConfigured {
+            if let Some(f) = &c.substituter_from {
+                o.push_str(&format!("    substituter in effect from {f}\n"));
             }
-            if let Some(by) = &c.overridden_by {
-                if self.mode == Mode::Remove {
-                    let how = if by.starts_with("NIX_CONFIG:") {
-                        "unset the NIX_CONFIG environment variable or take the cache out of it"
-                            .to_owned()
-                    } else {
-                        let file = by.rsplit_once(':').map_or(by.as_str(), |(f, _)| f);
-                        format!(
-                            "take it out there too: setup-cache --remove --file {} {} (as root for a system file)",
-                            shell_quote(file),
-                            match c.public_key.is_empty() {
-                                true => format!("--url {}", shell_quote(&c.url)),
-                                false => format!(
-                                    "--url {} --public-key {}",
-                                    shell_quote(&c.url),
-                                    shell_quote(&c.public_key)
-                                ),
-                            }
-                        )
-                    };
-                    o.push_str(&format!("    still in effect from {by}: {how}\n"));
-                } else if by.starts_with("NIX_CONFIG:") {
-                    o.push_str(&format!(
-                        "    NOT in effect: the NIX_CONFIG environment variable ({by}) sets the list again after every file; unset it, or add the cache to it as extra-substituters / extra-trusted-public-keys\n"
-                    ));
-                } else {
-                    o.push_str(&format!(
-                        "    NOT in effect: {by} sets the list again after this file; add the cache there, or remove that line\n"
-                    ));
-                }
+            if let Some(f) = &c.key_from {
+                o.push_str(&format!("    key {} in effect from {f}\n", c.public_key));
             }
         }
+        let Some(by) = &c.overridden_by else { return o };
+        if self.mode == Mode::Remove {
+            let how = if by.starts_with("NIX_CONFIG:") {
+                "unset the NIX_CONFIG environment variable or take the cache out of it".to_owned()
+            } else {
+                let file = by.rsplit_once(':').map_or(by.as_str(), |(f, _)| f);
+                format!(
+                    "take it out there too: setup-cache --remove --file {} {} (as root for a system file)",
+                    shell_quote(file),
+                    match c.public_key.is_empty() {
+                        true => format!("--url {}", shell_quote(&c.url)),
+                        false => format!(
+                            "--url {} --public-key {}",
+                            shell_quote(&c.url),
+                            shell_quote(&c.public_key)
+                        ),
+                    }
+                )
+            };
+            o.push_str(&format!("    still in effect from {by}: {how}\n"));
+        } else if by.starts_with("NIX_CONFIG:") {
+            o.push_str(&format!(
+                "    NOT in effect: the NIX_CONFIG environment variable ({by}) sets the list again after every file; unset it, or add the cache to it as extra-substituters / extra-trusted-public-keys\n"
+            ));
+        } else {
+            o.push_str(&format!(
+                "    NOT in effect: {by} sets the list again after this file; add the cache there, or remove that line\n"
+            ));
+        }
+        o
+    }
+
+    /// The files: the diff (dry run), unchanged / deleted, the backup, the netrc.
+    fn human_files(&self) -> String {
+        let mut o = String::new();
         if !self.diff.is_empty() && self.dry_run {
             o.push('\n');
             o.push_str(&self.diff);
@@ -206,6 +332,12 @@ impl Report {
                 n.hosts.join(", ")
             ));
         }
+        o
+    }
+
+    /// Nix's own check, the trust verdict (with its fix) and the daemon restart.
+    fn human_checks(&self) -> String {
+        let mut o = String::new();
         if let Some(c) = &self.nix_check {
             if c.ok {
                 let state = if self.mode == Mode::Remove {
@@ -225,8 +357,9 @@ impl Report {
         }
         if let Some(t) = &self.trust {
             match t.status {
-                TrustStatus::Trusted => o.push_str(&format!("  trust: ok, {}\n", t.reason)),
-                TrustStatus::Allowed => o.push_str(&format!("  trust: ok, {}\n", t.reason)),
+                TrustStatus::Trusted | TrustStatus::Allowed => {
+                    o.push_str(&format!("  trust: ok, {}\n", t.reason));
+                }
                 TrustStatus::Untrusted => {
                     o.push_str(&format!("\nNOT USABLE YET: {}.\n", t.reason));
                     if let Some(f) = &t.fix {
@@ -235,15 +368,10 @@ impl Report {
                 }
             }
         }
-        if let Some(r) = &self.restart {
-            if self.changed {
-                o.push_str(&format!(
-                    "  the nix-daemon reads this file only at start: {r}\n"
-                ));
-            }
-        }
-        for w in &self.warnings {
-            o.push_str(&format!("warning: {w}\n"));
+        if let Some(r) = self.restart.as_ref().filter(|_| self.changed) {
+            o.push_str(&format!(
+                "  the nix-daemon reads this file only at start: {r}\n"
+            ));
         }
         o
     }

@@ -140,3 +140,32 @@ pub fn save(path: &Path, caches: &[CacheSpec]) -> Result<Vec<String>, SetupError
     }
     Ok(added)
 }
+
+/// The netrc entries (host, token) of the private caches, read from their token
+/// variables: a missing, empty or multi-word token is an error before anything is
+/// touched. None for `--remove`.
+pub(super) fn tokens(req: &Request) -> Result<Vec<(String, String)>, SetupError> {
+    if req.remove {
+        return Ok(Vec::new());
+    }
+    let mut tokens = Vec::new();
+    for c in &req.caches {
+        let Some(var) = &c.token_env else { continue };
+        let token = std::env::var(var)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| SetupError::TokenMissing {
+                origin: crate::redact::url(&c.url),
+                var: var.clone(),
+            })?;
+        let token = token.trim();
+        // netrc is a stream of words: white space inside the token would make the rest
+        // of it a new entry (`machine evil.example ...`).
+        if token.contains(char::is_whitespace) {
+            return Err(SetupError::BadToken { var: var.clone() });
+        }
+        let host = url::host(&c.url).unwrap_or_default().to_owned();
+        tokens.push((host, token.to_owned()));
+    }
+    Ok(tokens)
+}

@@ -1,7 +1,107 @@
-//! After the edit: ask Nix itself whether the caches are in effect, and name the file
-//! and line when Nix cannot start with the configuration.
+//! Nix itself, before and after the edit: the installed version (which decides the
+//! layers read), whether the nix-daemon will honour the caches, whether Nix now has
+//! them in effect, and the file and line when Nix cannot start with the configuration.
 
 use super::*;
+
+/// The installed Nix, found before anything else, or why it could not be asked.
+pub(super) struct NixProbe {
+    pub(super) nix: Option<Nix>,
+    /// Why Nix cannot be asked: the configuration stops it, or `nix --version` failed.
+    pub(super) failed: Option<String>,
+}
+
+impl NixProbe {
+    /// When the configuration as this tool reads it already stops Nix (an include
+    /// cycle, a missing include, a line Nix rejects, a FIFO), Nix is not run at all
+    /// (Nix 2.8 recurses without end on a self-including nix.conf) and what stops it is
+    /// kept, with its file and line. A `nix` on PATH that cannot print its version is
+    /// kept the same way, so that the check reports Nix failing instead of being
+    /// skipped silently. Nix is looked for only when the request asks it something.
+    pub(super) fn run(req: &Request) -> NixProbe {
+        let blocking: Vec<String> = nixconf::load(&req.env)
+            .errors
+            .iter()
+            .filter(|e| !matches!(e, nixconf::LoadError::Unreadable { .. }))
+            .map(ToString::to_string)
+            .collect();
+        if !blocking.is_empty() {
+            return NixProbe {
+                nix: None,
+                failed: Some(format!(
+                    "Nix cannot start with this configuration: {}",
+                    blocking.join("; ")
+                )),
+            };
+        }
+        if !(req.ask_nix || req.check_trust) || which::which("nix").is_err() {
+            return NixProbe {
+                nix: None,
+                failed: None,
+            };
+        }
+        match Nix::detect(Runner::new(), None) {
+            Ok(n) => NixProbe {
+                nix: Some(n),
+                failed: None,
+            },
+            Err(e) => NixProbe {
+                nix: None,
+                failed: Some(e.to_string()),
+            },
+        }
+    }
+}
+
+/// After the edit: the daemon restart for the system file, warnings about how the
+/// caches are reached, the trust verdict for a user file, and Nix's own check.
+pub(super) fn verify(req: &Request, probe: &NixProbe, view: &View, report: &mut Report) {
+    let system = view.at.system();
+    if system {
+        report.restart = Some(restart_command(view.at.determinate).to_owned());
+    }
+    if !req.remove {
+        report
+            .warnings
+            .extend(trust::transport_warnings(&req.caches));
+    }
+    if req.check_trust && !req.remove && !system {
+        let input = trust::gather(&req.env, &Runner::new(), probe.nix.as_ref());
+        let t = assess(&input, &req.caches, restart_command(false), &req.cli_args);
+        report.warnings.extend(t.warnings.iter().cloned());
+        report.trust = Some(t);
+    }
+    if req.ask_nix && !req.dry_run && !view.judged_idx.is_empty() {
+        report.nix_check = match (&probe.nix, &probe.failed) {
+            (Some(n), _) => Some(ask_nix(n, req)),
+            (None, Some(e)) => Some(not_started(&view.real, e)),
+            (None, None) => None,
+        };
+    }
+    if let Some(c) = &mut report.nix_check {
+        for p in &mut c.problems {
+            if let Some(at) = locate_nix_error(&view.real, p) {
+                if !p.contains(&at) {
+                    p.push_str(&format!(" (the value Nix rejects is at {at})"));
+                }
+            }
+        }
+    }
+}
+
+/// The check when Nix could not be asked: why, and the line that stops it.
+fn not_started(layers: &Layers, why: &str) -> NixCheck {
+    let at = locate_nix_error(layers, why)
+        .map(|at| format!(" (the value Nix rejects is at {at})"))
+        .unwrap_or_default();
+    NixCheck {
+        version: "Nix (it did not start)".to_owned(),
+        ok: false,
+        problems: vec![format!(
+            "could not ask Nix, so nothing is in effect until this is fixed: {why}{at}"
+        )],
+    }
+}
 
 /// Nix names a store it cannot parse by its value, not by its line (Nix 2.34 parses
 /// every substituter while loading the configuration: `Cannot parse Nix store '"https://x"'`;
