@@ -13,170 +13,22 @@
 //!   user's daemon ignores — warnings;
 //! - the same cache or key listed twice — info.
 //!
-//! [`check`] is pure: the layers, Nix's settings list and the trust status are inputs,
-//! so every rule is tested on fixture files without touching the machine.
+//! [`check`] is pure and runs one function per rule: the layers, Nix's settings list and
+//! verdicts, and the trust status are inputs (asked by [`super::nixquery`]), so every
+//! rule is tested on fixture files without touching the machine.
 
+use super::nixquery::plain_number;
+pub use super::nixquery::{Kind, NixSettings};
 use super::{Finding, Severity};
 use crate::cachetoml::CacheToml;
-use crate::cmd::{Cmd, Runner};
 use crate::keys::PublicKey;
-use crate::nixconf::{ConfFile, LayerKind, Layers, LoadError, Sourced};
+use crate::nixconf::{Assignment, LayerKind, Layers, LoadError, Sourced};
 use crate::url;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// The type of a setting, as far as checking a value goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Bool,
-    Int,
-    List,
-    /// A `name=value` map (`access-tokens`): `extra-` appends to it, as to a list.
-    Map,
-    Other,
-}
-
-/// The settings this Nix knows, with their types.
-#[derive(Debug, Clone, Default)]
-pub struct NixSettings {
-    pub types: BTreeMap<String, Kind>,
-    /// Whether the list is Nix's own (from `show-config`), so unknown names can be judged.
-    pub complete: bool,
-}
-
-impl NixSettings {
-    /// From `nix show-config --json` / `nix config show --json` (names, aliases, and the
-    /// JSON type of each value).
-    pub fn from_show_config(json: &str) -> Result<Self, String> {
-        let v: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| format!("invalid JSON: {e}"))?;
-        let obj = v.as_object().ok_or("expected a JSON object")?;
-        let mut types = BTreeMap::new();
-        for (name, s) in obj {
-            let kind = match s.get("value").or_else(|| s.get("defaultValue")) {
-                Some(serde_json::Value::Bool(_)) => Kind::Bool,
-                Some(serde_json::Value::Number(_)) => Kind::Int,
-                Some(serde_json::Value::Array(_)) => Kind::List,
-                Some(serde_json::Value::Object(_)) => Kind::Map,
-                _ => Kind::Other,
-            };
-            types.insert(name.clone(), kind);
-            if let Some(aliases) = s.get("aliases").and_then(|a| a.as_array()) {
-                for a in aliases.iter().filter_map(|a| a.as_str()) {
-                    types.insert(a.to_owned(), kind);
-                }
-            }
-        }
-        Ok(NixSettings {
-            types,
-            complete: true,
-        })
-    }
-
-    /// A small built-in list for when `nix` is not available: value checks for common
-    /// settings, no unknown-setting judgement.
-    pub fn builtin() -> Self {
-        let mut types = BTreeMap::new();
-        for b in [
-            "require-sigs",
-            "sandbox",
-            "keep-derivations",
-            "keep-outputs",
-            "auto-optimise-store",
-            "fallback",
-            "builders-use-substitutes",
-            "substitute",
-            "accept-flake-config",
-            "keep-going",
-        ] {
-            types.insert(b.to_owned(), Kind::Bool);
-        }
-        for i in [
-            "cores",
-            "max-jobs",
-            "connect-timeout",
-            "download-attempts",
-            "narinfo-cache-negative-ttl",
-            "narinfo-cache-positive-ttl",
-            "min-free",
-            "max-free",
-            "http-connections",
-        ] {
-            types.insert(i.to_owned(), Kind::Int);
-        }
-        for l in [
-            "substituters",
-            "trusted-substituters",
-            "trusted-public-keys",
-            "trusted-users",
-            "allowed-users",
-            "experimental-features",
-            "extra-platforms",
-            "system-features",
-            "sandbox-paths",
-        ] {
-            types.insert(l.to_owned(), Kind::List);
-        }
-        types.insert("access-tokens".to_owned(), Kind::Map);
-        NixSettings {
-            types,
-            complete: false,
-        }
-    }
-
-    fn kind(&self, name: &str) -> Option<Kind> {
-        self.types.get(name).copied()
-    }
-}
-
-/// Runs `cmd` with no configuration at all (an empty `NIX_CONF_DIR`, no user files, no
-/// `NIX_CONFIG`): Nix refuses to start, even for `--version`, when a nix.conf line is
-/// invalid, and a broken nix.conf is exactly what is being checked.
-fn isolated(cmd: Cmd, empty: &Path) -> Cmd {
-    cmd.env("NIX_CONF_DIR", empty)
-        .env("NIX_USER_CONF_FILES", empty.join("none"))
-        .env_remove("NIX_CONFIG")
-}
-
-/// The installed Nix (`None` when `nix` is not on PATH), found even when the
-/// configuration is broken. Its commands name no store: the configuration (and the
-/// daemon's trust) is the machine's, whatever store is analysed.
-pub fn detect_nix(runner: &Runner) -> Option<crate::nixcli::Nix> {
-    let empty = tempfile::tempdir().ok()?;
-    let out = runner
-        .run(&isolated(
-            Cmd::new("nix")
-                .arg("--version")
-                .read_only()
-                .timeout(crate::nixcli::QUICK_QUERY_TIMEOUT),
-            empty.path(),
-        ))
-        .ok()?;
-    let v = crate::nixcli::NixVersion::parse(&out.stdout_str())?;
-    Some(crate::nixcli::Nix::with_version(v, None, runner.clone()))
-}
-
-/// Asks the installed Nix for its settings list without reading any configuration (an
-/// empty `NIX_CONF_DIR`, no user files, no `NIX_CONFIG`), so a broken nix.conf — the
-/// thing being checked — cannot make the question fail. `None` when `nix` is missing.
-pub fn nix_settings(nix: &crate::nixcli::Nix, runner: &Runner) -> Option<NixSettings> {
-    let empty = tempfile::tempdir().ok()?;
-    let cmd = isolated(nix.show_config_cmd(), empty.path());
-    let out = runner.run(&cmd).ok()?;
-    NixSettings::from_show_config(&out.stdout_str()).ok()
-}
-
 /// Whether the daemon honours this user's substituters and keys.
 pub use crate::trust::UserTrust as Trust;
-
-/// [`Trust`] for the current user ([`crate::trust::user_trust`]).
-pub fn detect_trust(
-    env: &crate::nixconf::Env,
-    nix: Option<&crate::nixcli::Nix>,
-    runner: &Runner,
-) -> Trust {
-    crate::trust::user_trust(env, runner, nix)
-}
 
 /// Is the file at `idx` the system file or something it includes (what the daemon reads)?
 fn is_system(layers: &Layers, idx: usize) -> bool {
@@ -220,8 +72,9 @@ fn effective_unique(layers: &Layers, name: &str) -> Vec<Sourced> {
 /// assignment of the same setting replaces — in the same file, a later file or
 /// `NIX_CONFIG` — does nothing: a warning at that line, naming the one that resets it.
 /// (A plain line set again in its own file is the "set again" warning instead.)
-fn dead_list_lines(layers: &Layers, out: &mut Vec<Finding>) {
+fn dead_list_lines(layers: &Layers) -> Vec<Finding> {
     let all = layers.assignments();
+    let mut out = Vec::new();
     for (i, a) in all.iter().enumerate() {
         if !matches!(a.name, "substituters" | "trusted-public-keys") {
             continue;
@@ -254,69 +107,23 @@ fn dead_list_lines(layers: &Layers, out: &mut Vec<Finding>) {
             ),
         ));
     }
+    out
 }
 
 /// Inputs of [`check`].
 #[derive(Debug, Clone, Copy)]
 pub struct ConfigCheck<'a> {
     pub layers: &'a Layers,
-    /// Nix's settings (from [`nix_settings`]) or [`NixSettings::builtin`].
+    /// Nix's settings (from [`super::nixquery::nix_settings`]) or [`NixSettings::builtin`].
     pub settings: &'a NixSettings,
     pub trust: &'a Trust,
     pub cache_toml: Option<&'a CacheToml>,
-    /// Nix's own verdict on the unusual number values ([`unusual_numbers`]), from
-    /// [`ask_nix_about_values`]: `(name, value) → accepted`. Empty without Nix.
+    /// Nix's own verdict on the unusual number values ([`super::nixquery::unusual_numbers`]),
+    /// from [`super::nixquery::ask_nix_about_values`]: `(name, value) → accepted`. Empty without Nix.
     pub nix_verdicts: &'a BTreeMap<(String, String), bool>,
 }
 
-/// A number setting's value that is plainly fine: digits (or `max-jobs = auto`).
-fn plain_number(name: &str, v: &str) -> bool {
-    (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())) || (name == "max-jobs" && v == "auto")
-}
-
-/// `(name, value)` of every number setting whose value is not plain digits (`1G`, `-1`,
-/// `many`): whether Nix takes a size suffix or a sign depends on its version and the
-/// setting, so the installed Nix is asked about these few ([`ask_nix_about_values`]).
-pub fn unusual_numbers(layers: &Layers, settings: &NixSettings) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for a in layers.assignments() {
-        let v = a.values.join(" ");
-        if !a.is_extra && settings.kind(a.name) == Some(Kind::Int) && !plain_number(a.name, &v) {
-            let pair = (a.name.to_owned(), v);
-            if !out.contains(&pair) {
-                out.push(pair);
-            }
-        }
-    }
-    out
-}
-
-/// Asks the installed Nix whether it accepts each `name = value`, one isolated
-/// `show-config` per pair (a file with that line only).
-pub fn ask_nix_about_values(
-    nix: &crate::nixcli::Nix,
-    runner: &Runner,
-    pairs: &[(String, String)],
-) -> BTreeMap<(String, String), bool> {
-    let mut out = BTreeMap::new();
-    for (name, value) in pairs {
-        let Ok(dir) = tempfile::tempdir() else {
-            continue;
-        };
-        if std::fs::write(dir.path().join("nix.conf"), format!("{name} = {value}\n")).is_err() {
-            continue;
-        }
-        let cmd = isolated(nix.show_config_cmd(), dir.path()).env("NIX_CONF_DIR", dir.path());
-        let accepted = runner
-            .run_unchecked(&cmd)
-            .ok()
-            .and_then(|o| o.status)
-            .is_some_and(|s| s.success());
-        out.insert((name.clone(), value.clone()), accepted);
-    }
-    out
-}
-
+/// A configuration finding at `file:line` (line 0: about the whole file).
 fn finding(
     sev: Severity,
     file: &Path,
@@ -324,14 +131,7 @@ fn finding(
     message: String,
     what_to_do: String,
 ) -> Finding {
-    Finding {
-        severity: sev,
-        area: super::Area::Config,
-        file: Some(file.display().to_string()),
-        line: (line > 0).then_some(line),
-        message,
-        what_to_do,
-    }
+    Finding::new(sev, super::Area::Config, message, what_to_do).at(file, (line > 0).then_some(line))
 }
 
 const NIXOS_CACHE: &str = "https://cache.nixos.org";
@@ -356,339 +156,378 @@ pub fn nix_bool(v: &str) -> Option<bool> {
     }
 }
 
-/// Runs every rule; findings come in file/line order within each rule.
+/// Runs every rule, in the order the module doc lists them; findings come in file/line
+/// order within each rule.
 pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
     let layers = c.layers;
-    let mut out = Vec::new();
-
-    // Loading problems: invalid lines, missing includes, cycles, unreadable files.
-    for e in &layers.errors {
-        match e {
-            LoadError::InvalidLine { file, line, reason } => out.push(finding(
-                Severity::Error,
-                file,
-                *line,
-                // The parser's reason already says that Nix rejects the line.
-                if reason.contains("Nix rejects") {
-                    format!("{reason}.")
-                } else {
-                    format!("Nix rejects this line, and then every nix command fails: {reason}.")
-                },
-                "Fix the line as shown, then check with `nix show-config` (or `nix config show`).".to_owned(),
-            )),
-            LoadError::MissingInclude { file, line, target } => out.push(finding(
-                Severity::Error,
-                file,
-                *line,
-                format!("`include {}` names a file that does not exist; Nix stops with \"file not found\".", target.display()),
-                format!("Create {}, fix the path (it is relative to this file's directory), or write `!include` to make it optional.", target.display()),
-            )),
-            LoadError::IncludeCycle { file, line, target } => out.push(finding(
-                Severity::Error,
-                file,
-                *line,
-                format!("Include cycle: {} is already being read.", target.display()),
-                "Remove one of the include lines that form the cycle.".to_owned(),
-            )),
-            LoadError::Unreadable { file, reason } => out.push(finding(
-                Severity::Warning,
-                file,
-                0,
-                format!("The file cannot be read ({reason}); Nix skips it, so its settings are not in force."),
-                format!("Make it readable: `chmod a+r {}`.", crate::cmd::shell_quote(&file.display().to_string())),
-            )),
-            LoadError::NotRegular { file, what } => out.push(finding(
-                Severity::Error,
-                file,
-                0,
-                format!("The file is {what}, not a regular file: Nix blocks or fails reading it."),
-                "Point the include or setting at a regular file.".to_owned(),
-            )),
-            LoadError::TooLarge { file, reason } => out.push(finding(
-                Severity::Error,
-                file,
-                0,
-                format!("The file was not read: {reason}."),
-                "Check that the path names the nix.conf you meant.".to_owned(),
-            )),
-            LoadError::NotUtf8 { file } => out.push(finding(
-                Severity::Warning,
-                file,
-                0,
-                "The file is not UTF-8 text; it could not be checked.".to_owned(),
-                "Convert it to UTF-8 (e.g. `iconv -t UTF-8`).".to_owned(),
-            )),
-        }
+    let subs = effective_unique(layers, "substituters");
+    let mut out: Vec<Finding> = layers.errors.iter().map(load_error).collect();
+    let mut seen = BTreeMap::new();
+    for a in &layers.assignments() {
+        out.extend(setting_value(c.settings, c.nix_verdicts, a));
+        out.extend(set_again(&mut seen, a));
     }
-
-    let assignments = layers.assignments();
-    let file_of = |i: usize| -> &ConfFile { &layers.files[i] };
-
-    // Values, unknown names, duplicates within a file.
-    let mut seen_in_file: BTreeMap<(usize, String), usize> = BTreeMap::new();
-    for a in &assignments {
-        let f = &file_of(a.file_index).path;
-        let kind = c.settings.kind(a.name);
-        match kind {
-            None if c.settings.complete => {
-                out.push(finding(
-                    Severity::Warning,
-                    f,
-                    a.line,
-                    format!("`{}` is not a setting this Nix knows (it prints \"warning: unknown setting '{}'\" and ignores the line).", a.key, a.key),
-                    "Check the spelling against `nix show-config` (or `nix config show`); remove the line if it is for another Nix version.".to_owned(),
-                ));
-            }
-            Some(k)
-                if a.is_extra && !matches!(k, Kind::List | Kind::Map) && c.settings.complete =>
-            {
-                out.push(finding(
-                    Severity::Warning,
-                    f,
-                    a.line,
-                    format!("`{}`: `extra-` only works on list settings, and `{}` is not one; Nix ignores the line as an unknown setting.", a.key, a.name),
-                    format!(
-                        "Write `{} = {}` instead.",
-                        a.name,
-                        crate::redact::setting_value(a.name, &a.values.join(" "))
-                    ),
-                ))
-            }
-            Some(Kind::Bool) if !a.is_extra => {
-                let v = a.values.join(" ");
-                // `sandbox` is shown as a boolean but also takes `relaxed`.
-                let ok = nix_bool(&v).is_some() || (a.name == "sandbox" && v == "relaxed");
-                if !ok {
-                    out.push(finding(
-                        Severity::Error,
-                        f,
-                        a.line,
-                        format!("`{}` must be `true` or `false` (Nix also takes `yes`/`no`, `1`/`0`), not `{v}`; Nix stops with \"Boolean setting '{}' has invalid value\".", a.key, a.name),
-                        format!("Write `{} = true` or `{} = false`.", a.key, a.key),
-                    ));
-                }
-            }
-            Some(Kind::Int) if !a.is_extra => {
-                let v = a.values.join(" ");
-                // Without Nix's verdict: digits with an optional sign or size suffix
-                // (`min-free = 1G` works on newer Nix, not on 2.8; Nix decides when it can).
-                let lenient = || {
-                    let digits = v.strip_suffix(['K', 'M', 'G', 'T']).unwrap_or(&v);
-                    digits.parse::<i64>().is_ok()
-                };
-                let ok = plain_number(a.name, &v)
-                    || c
-                        .nix_verdicts
-                        .get(&(a.name.to_owned(), v.clone()))
-                        .copied()
-                        .unwrap_or_else(lenient);
-                if !ok {
-                    out.push(finding(
-                        Severity::Error,
-                        f,
-                        a.line,
-                        format!("`{}` must be a whole number, not `{v}`; Nix stops with \"setting '{}' has invalid value\".", a.key, a.name),
-                        format!("Write a number, e.g. `{} = 4`{}.", a.key, if a.name == "max-jobs" { " or `max-jobs = auto`" } else { "" }),
-                    ));
-                }
-            }
-            _ => {}
-        }
-        if !a.is_extra {
-            if let Some(prev) = seen_in_file.insert((a.file_index, a.name.to_owned()), a.line) {
-                out.push(finding(
-                    Severity::Warning,
-                    f,
-                    a.line,
-                    format!(
-                        "`{}` is set again here; line {prev} of the same file has no effect.",
-                        a.name
-                    ),
-                    format!(
-                        "Keep one of the two lines (use `extra-{}` to add to a list).",
-                        a.name
-                    ),
-                ));
-            }
-        }
+    out.extend(dead_list_lines(layers));
+    let (keys, bad_keys) = trusted_keys(layers);
+    out.extend(bad_keys);
+    out.extend(require_sigs_off(layers));
+    out.extend(plain_http(&subs));
+    out.extend(drops_default_cache(layers, &subs));
+    if require_sigs(layers) {
+        out.extend(unpaired(c.cache_toml, layers, &subs, &keys));
     }
+    out.extend(listed_twice(layers));
+    if let Trust::Untrusted { user } = c.trust {
+        out.extend(ignored_by_daemon(layers, &subs, user));
+    }
+    if let Some(t) = c.cache_toml {
+        out.extend(project_caches_missing(t, &subs));
+    }
+    out
+}
 
-    dead_list_lines(layers, &mut out);
+/// A problem loading the configuration: an invalid line, a missing include, a cycle, a
+/// file that is not a regular one or too large (all stop Nix); an unreadable or
+/// non-UTF-8 file (skipped).
+fn load_error(e: &LoadError) -> Finding {
+    match e {
+        LoadError::InvalidLine { file, line, reason } => finding(
+            Severity::Error,
+            file,
+            *line,
+            // The parser's reason already says that Nix rejects the line.
+            if reason.contains("Nix rejects") {
+                format!("{reason}.")
+            } else {
+                format!("Nix rejects this line, and then every nix command fails: {reason}.")
+            },
+            "Fix the line as shown, then check with `nix show-config` (or `nix config show`)."
+                .to_owned(),
+        ),
+        LoadError::MissingInclude { file, line, target } => finding(
+            Severity::Error,
+            file,
+            *line,
+            format!(
+                "`include {}` names a file that does not exist; Nix stops with \"file not found\".",
+                target.display()
+            ),
+            format!(
+                "Create {}, fix the path (it is relative to this file's directory), or write `!include` to make it optional.",
+                target.display()
+            ),
+        ),
+        LoadError::IncludeCycle { file, line, target } => finding(
+            Severity::Error,
+            file,
+            *line,
+            format!("Include cycle: {} is already being read.", target.display()),
+            "Remove one of the include lines that form the cycle.".to_owned(),
+        ),
+        LoadError::Unreadable { file, reason } => finding(
+            Severity::Warning,
+            file,
+            0,
+            format!(
+                "The file cannot be read ({reason}); Nix skips it, so its settings are not in force."
+            ),
+            format!(
+                "Make it readable: `chmod a+r {}`.",
+                crate::cmd::shell_quote(&file.display().to_string())
+            ),
+        ),
+        LoadError::NotRegular { file, what } => finding(
+            Severity::Error,
+            file,
+            0,
+            format!("The file is {what}, not a regular file: Nix blocks or fails reading it."),
+            "Point the include or setting at a regular file.".to_owned(),
+        ),
+        LoadError::TooLarge { file, reason } => finding(
+            Severity::Error,
+            file,
+            0,
+            format!("The file was not read: {reason}."),
+            "Check that the path names the nix.conf you meant.".to_owned(),
+        ),
+        LoadError::NotUtf8 { file } => finding(
+            Severity::Warning,
+            file,
+            0,
+            "The file is not UTF-8 text; it could not be checked.".to_owned(),
+            "Convert it to UTF-8 (e.g. `iconv -t UTF-8`).".to_owned(),
+        ),
+    }
+}
 
-    // Keys: malformed ones are errors.
-    let mut good_keys: Vec<(Sourced, PublicKey)> = Vec::new();
+/// One assignment judged against Nix's settings: a name this Nix does not know, `extra-`
+/// on a setting that is not a list, a boolean or a number Nix rejects.
+fn setting_value(
+    settings: &NixSettings,
+    verdicts: &BTreeMap<(String, String), bool>,
+    a: &Assignment<'_>,
+) -> Option<Finding> {
+    let v = a.values.join(" ");
+    match settings.kind(a.name) {
+        None if settings.complete => Some(finding(
+            Severity::Warning,
+            a.file,
+            a.line,
+            format!("`{}` is not a setting this Nix knows (it prints \"warning: unknown setting '{}'\" and ignores the line).", a.key, a.key),
+            "Check the spelling against `nix show-config` (or `nix config show`); remove the line if it is for another Nix version.".to_owned(),
+        )),
+        Some(k) if a.is_extra && !matches!(k, Kind::List | Kind::Map) && settings.complete => {
+            Some(finding(
+                Severity::Warning,
+                a.file,
+                a.line,
+                format!("`{}`: `extra-` only works on list settings, and `{}` is not one; Nix ignores the line as an unknown setting.", a.key, a.name),
+                format!(
+                    "Write `{} = {}` instead.",
+                    a.name,
+                    crate::redact::setting_value(a.name, &v)
+                ),
+            ))
+        }
+        // `sandbox` is shown as a boolean but also takes `relaxed`.
+        Some(Kind::Bool)
+            if !a.is_extra
+                && nix_bool(&v).is_none()
+                && !(a.name == "sandbox" && v == "relaxed") =>
+        {
+            Some(finding(
+                Severity::Error,
+                a.file,
+                a.line,
+                format!("`{}` must be `true` or `false` (Nix also takes `yes`/`no`, `1`/`0`), not `{v}`; Nix stops with \"Boolean setting '{}' has invalid value\".", a.key, a.name),
+                format!("Write `{} = true` or `{} = false`.", a.key, a.key),
+            ))
+        }
+        Some(Kind::Int) if !a.is_extra && !number_accepted(verdicts, a.name, &v) => {
+            Some(finding(
+                Severity::Error,
+                a.file,
+                a.line,
+                format!("`{}` must be a whole number, not `{v}`; Nix stops with \"setting '{}' has invalid value\".", a.key, a.name),
+                format!("Write a number, e.g. `{} = 4`{}.", a.key, if a.name == "max-jobs" { " or `max-jobs = auto`" } else { "" }),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Whether Nix takes `name = v` for a number setting: plain digits always; else Nix's
+/// own verdict when it was asked; without one, digits with an optional sign or size
+/// suffix (`min-free = 1G` works on newer Nix, not on 2.8).
+fn number_accepted(verdicts: &BTreeMap<(String, String), bool>, name: &str, v: &str) -> bool {
+    let lenient = || {
+        let digits = v.strip_suffix(['K', 'M', 'G', 'T']).unwrap_or(v);
+        digits.parse::<i64>().is_ok()
+    };
+    plain_number(name, v)
+        || verdicts
+            .get(&(name.to_owned(), v.to_owned()))
+            .copied()
+            .unwrap_or_else(lenient)
+}
+
+/// A setting assigned twice in one file (not `extra-`): the earlier line does nothing.
+/// `seen` maps (file, setting) to the line it was last set on.
+fn set_again(seen: &mut BTreeMap<(usize, String), usize>, a: &Assignment<'_>) -> Option<Finding> {
+    if a.is_extra {
+        return None;
+    }
+    let prev = seen.insert((a.file_index, a.name.to_owned()), a.line)?;
+    Some(finding(
+        Severity::Warning,
+        a.file,
+        a.line,
+        format!(
+            "`{}` is set again here; line {prev} of the same file has no effect.",
+            a.name
+        ),
+        format!(
+            "Keep one of the two lines (use `extra-{}` to add to a list).",
+            a.name
+        ),
+    ))
+}
+
+/// The `trusted-public-keys` in effect that parse, and an error for each that does not.
+fn trusted_keys(layers: &Layers) -> (Vec<(Sourced, PublicKey)>, Vec<Finding>) {
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
     for k in effective_unique(layers, "trusted-public-keys") {
         match PublicKey::parse(&k.value) {
-            Ok(pk) => good_keys.push((k, pk)),
-            Err(e) => {
-                if let Some(file) = &k.file {
-                    out.push(finding(
-                        Severity::Error,
-                        file,
-                        k.line,
-                        format!("`{}` is not a valid public key: {e}.", k.value),
-                        "Copy the key exactly as the cache publishes it: NAME:BASE64 of 32 bytes (44 characters ending in `=`).".to_owned(),
-                    ));
-                }
-            }
-        }
-    }
-
-    let subs = effective_unique(layers, "substituters");
-    let require_sigs = layers
-        .effective_scalar("require-sigs")
-        .map(|s| nix_bool(&s.value) != Some(false))
-        .unwrap_or(true);
-    if let Some(rs) = layers
-        .effective_scalar("require-sigs")
-        .filter(|s| nix_bool(&s.value) == Some(false))
-    {
-        if let Some(file) = &rs.file {
-            out.push(finding(
-                Severity::Warning,
+            Ok(pk) => good.push((k, pk)),
+            Err(e) => bad.extend(k.file.as_ref().map(|file| finding(
+                Severity::Error,
                 file,
-                rs.line,
-                "`require-sigs = false`: Nix accepts unsigned paths from every substituter, so anyone who can answer for a cache URL can put anything in your store.".to_owned(),
-                "Remove the line, and add each cache's key to `extra-trusted-public-keys` instead.".to_owned(),
-            ));
+                k.line,
+                format!("`{}` is not a valid public key: {e}.", k.value),
+                "Copy the key exactly as the cache publishes it: NAME:BASE64 of 32 bytes (44 characters ending in `=`).".to_owned(),
+            ))),
         }
     }
+    (good, bad)
+}
 
-    // Plain http other than loopback.
-    for s in &subs {
-        if url::scheme(&s.value).as_deref() == Some("http") && !url::is_loopback(&s.value) {
-            if let Some(file) = &s.file {
-                out.push(finding(
-                    Severity::Warning,
-                    file,
-                    s.line,
-                    format!("`{}` is plain HTTP: what is downloaded can be read and (for unsigned metadata) tampered with on the way.", crate::redact::url(&s.value)),
-                    format!("Use `{}` if the cache serves HTTPS.", crate::redact::url(&s.value.replacen("http://", "https://", 1))),
-                ));
-            }
-        }
-    }
+/// Whether signatures are required (`require-sigs`, true unless set to false).
+fn require_sigs(layers: &Layers) -> bool {
+    layers
+        .effective_scalar("require-sigs")
+        .is_none_or(|s| nix_bool(&s.value) != Some(false))
+}
 
-    // A `substituters =` line that drops cache.nixos.org.
-    // Store parameters (`?priority=10`) do not make it another cache.
-    let has_nixos = subs
-        .iter()
-        .any(|s| url::normalize(s.value.split('?').next().unwrap_or("")) == NIXOS_CACHE);
-    if !has_nixos {
-        if let Some(a) = assignments
-            .iter()
-            .rfind(|a| a.name == "substituters" && !a.is_extra)
-        {
-            let (message, fix) = if a.values.is_empty() {
-                (
-                    format!(
-                        "`{} =` with no value turns substitution off and drops {NIXOS_CACHE}: every path is built locally.",
-                        a.key
-                    ),
-                    format!(
-                        "Remove the line (the default is {NIXOS_CACHE}/), or list the caches to use with `extra-substituters = URL`."
-                    ),
-                )
-            } else {
-                (
-                    format!(
-                        "`{} = {}` replaces the default list and drops {NIXOS_CACHE}: everything from nixpkgs will be built locally.",
-                        a.key,
-                        a.values.join(" ")
-                    ),
-                    format!(
-                        "Write `extra-substituters = {}` instead (keeps the defaults), or add {NIXOS_CACHE}/ to this line.",
-                        a.values.join(" ")
-                    ),
-                )
-            };
-            out.push(finding(
+/// `require-sigs = false` in effect.
+fn require_sigs_off(layers: &Layers) -> Option<Finding> {
+    let rs = layers
+        .effective_scalar("require-sigs")
+        .filter(|s| nix_bool(&s.value) == Some(false))?;
+    Some(finding(
+        Severity::Warning,
+        rs.file.as_ref()?,
+        rs.line,
+        "`require-sigs = false`: Nix accepts unsigned paths from every substituter, so anyone who can answer for a cache URL can put anything in your store.".to_owned(),
+        "Remove the line, and add each cache's key to `extra-trusted-public-keys` instead.".to_owned(),
+    ))
+}
+
+/// Substituters over plain HTTP, other than loopback.
+fn plain_http(subs: &[Sourced]) -> Vec<Finding> {
+    subs.iter()
+        .filter(|s| url::scheme(&s.value).as_deref() == Some("http") && !url::is_loopback(&s.value))
+        .filter_map(|s| {
+            Some(finding(
                 Severity::Warning,
-                &file_of(a.file_index).path,
-                a.line,
-                message,
-                fix,
-            ));
-        }
-    }
+                s.file.as_ref()?,
+                s.line,
+                format!("`{}` is plain HTTP: what is downloaded can be read and (for unsigned metadata) tampered with on the way.", crate::redact::url(&s.value)),
+                format!("Use `{}` if the cache serves HTTPS.", crate::redact::url(&s.value.replacen("http://", "https://", 1))),
+            ))
+        })
+        .collect()
+}
 
-    // Substituters and keys that pair with nothing.
-    if require_sigs {
-        let toml_pairs: Vec<(String, String)> = c
-            .cache_toml
-            .map(|t| {
-                t.caches
-                    .iter()
-                    .map(|k| {
-                        (
-                            url::normalize(&k.url).to_owned(),
-                            k.public_key.split(':').next().unwrap_or("").to_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let pairs = |s: &str, k: &str| {
-            crate::keys::names_cache(k, s)
-                || toml_pairs
-                    .iter()
-                    .any(|(u, n)| u == url::normalize(s) && n == k)
-        };
-        let signable: Vec<&Sourced> = subs
-            .iter()
-            .filter(|s| {
-                !s.value.starts_with("daemon")
-                    && !s.value.starts_with("local")
-                    && !s.value.starts_with("auto")
-                    && !marked_trusted(&s.value)
-            })
-            .collect();
-        let lone_subs: Vec<&&Sourced> = signable
-            .iter()
-            .filter(|s| !good_keys.iter().any(|(_, k)| pairs(&s.value, &k.name)))
-            .collect();
-        // A key for a `trusted-substituters` cache is not orphaned: users turn that cache
-        // on when they need it (the system-side set-up for untrusted users).
-        let on_demand = effective_unique(layers, "trusted-substituters");
-        let lone_keys: Vec<&(Sourced, PublicKey)> = good_keys
-            .iter()
-            .filter(|(_, k)| {
-                !signable.iter().any(|s| pairs(&s.value, &k.name))
-                    && !on_demand.iter().any(|s| pairs(&s.value, &k.name))
-            })
-            .collect();
-        // A key whose name matches no URL may still be the key of a substituter whose
-        // URL matches no key (a self-hosted cache named freely): only report when there
-        // is nothing on the other side to pair with.
-        if lone_keys.is_empty() {
-            for s in &lone_subs {
-                if let Some(file) = &s.file {
-                    out.push(finding(
-                        Severity::Warning,
-                        file,
-                        s.line,
-                        format!("No trusted public key can sign `{}`: with require-sigs on, Nix ignores everything it offers.", s.value),
-                        "Add the cache's public key: `extra-trusted-public-keys = NAME:KEY` (e.g. `setup-cache --url URL --public-key KEY`).".to_owned(),
-                    ));
-                }
-            }
-        }
-        if lone_subs.is_empty() {
-            for (k, pk) in &lone_keys {
-                if let Some(file) = &k.file {
-                    out.push(finding(
-                        Severity::Warning,
-                        file,
-                        k.line,
-                        format!("The key `{}` belongs to no substituter in effect: it trusts signatures nobody here downloads.", pk.name),
-                        "Add its cache to `extra-substituters`, or remove the key.".to_owned(),
-                    ));
-                }
-            }
-        }
+/// A `substituters =` line that leaves cache.nixos.org out of the list in effect (store
+/// parameters such as `?priority=10` do not make it another cache).
+fn drops_default_cache(layers: &Layers, subs: &[Sourced]) -> Option<Finding> {
+    if subs
+        .iter()
+        .any(|s| url::normalize(s.value.split('?').next().unwrap_or("")) == NIXOS_CACHE)
+    {
+        return None;
     }
+    let assignments = layers.assignments();
+    let a = assignments
+        .iter()
+        .rfind(|a| a.name == "substituters" && !a.is_extra)?;
+    let (message, fix) = if a.values.is_empty() {
+        (
+            format!(
+                "`{} =` with no value turns substitution off and drops {NIXOS_CACHE}: every path is built locally.",
+                a.key
+            ),
+            format!(
+                "Remove the line (the default is {NIXOS_CACHE}/), or list the caches to use with `extra-substituters = URL`."
+            ),
+        )
+    } else {
+        (
+            format!(
+                "`{} = {}` replaces the default list and drops {NIXOS_CACHE}: everything from nixpkgs will be built locally.",
+                a.key,
+                a.values.join(" ")
+            ),
+            format!(
+                "Write `extra-substituters = {}` instead (keeps the defaults), or add {NIXOS_CACHE}/ to this line.",
+                a.values.join(" ")
+            ),
+        )
+    };
+    Some(finding(Severity::Warning, a.file, a.line, message, fix))
+}
 
-    // The same cache or key listed twice.
+/// Substituters no trusted key can sign and keys no substituter uses (with signatures
+/// required). A key pairs with a substituter when its name names the cache's host, or
+/// when cache.toml gives them together.
+fn unpaired(
+    cache_toml: Option<&CacheToml>,
+    layers: &Layers,
+    subs: &[Sourced],
+    keys: &[(Sourced, PublicKey)],
+) -> Vec<Finding> {
+    let toml_pairs: Vec<(String, String)> = cache_toml
+        .map(|t| {
+            t.caches
+                .iter()
+                .map(|k| {
+                    (
+                        url::normalize(&k.url).to_owned(),
+                        k.public_key.split(':').next().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let pairs = |s: &str, k: &str| {
+        crate::keys::names_cache(k, s)
+            || toml_pairs
+                .iter()
+                .any(|(u, n)| u == url::normalize(s) && n == k)
+    };
+    let signable: Vec<&Sourced> = subs
+        .iter()
+        .filter(|s| {
+            !s.value.starts_with("daemon")
+                && !s.value.starts_with("local")
+                && !s.value.starts_with("auto")
+                && !marked_trusted(&s.value)
+        })
+        .collect();
+    let lone_subs: Vec<&&Sourced> = signable
+        .iter()
+        .filter(|s| !keys.iter().any(|(_, k)| pairs(&s.value, &k.name)))
+        .collect();
+    // A key for a `trusted-substituters` cache is not orphaned: users turn that cache on
+    // when they need it (the system-side set-up for untrusted users).
+    let on_demand = effective_unique(layers, "trusted-substituters");
+    let lone_keys: Vec<&(Sourced, PublicKey)> = keys
+        .iter()
+        .filter(|(_, k)| {
+            !signable.iter().any(|s| pairs(&s.value, &k.name))
+                && !on_demand.iter().any(|s| pairs(&s.value, &k.name))
+        })
+        .collect();
+    // A key whose name matches no URL may still be the key of a substituter whose URL
+    // matches no key (a self-hosted cache named freely): only report when there is
+    // nothing on the other side to pair with.
+    let mut out = Vec::new();
+    if lone_keys.is_empty() {
+        out.extend(lone_subs.iter().filter_map(|s| Some(finding(
+            Severity::Warning,
+            s.file.as_ref()?,
+            s.line,
+            format!("No trusted public key can sign `{}`: with require-sigs on, Nix ignores everything it offers.", s.value),
+            "Add the cache's public key: `extra-trusted-public-keys = NAME:KEY` (e.g. `setup-cache --url URL --public-key KEY`).".to_owned(),
+        ))));
+    }
+    if lone_subs.is_empty() {
+        out.extend(lone_keys.iter().filter_map(|(k, pk)| Some(finding(
+            Severity::Warning,
+            k.file.as_ref()?,
+            k.line,
+            format!("The key `{}` belongs to no substituter in effect: it trusts signatures nobody here downloads.", pk.name),
+            "Add its cache to `extra-substituters`, or remove the key.".to_owned(),
+        ))));
+    }
+    out
+}
+
+/// The same cache or key listed twice in the list in effect (info).
+fn listed_twice(layers: &Layers) -> Vec<Finding> {
+    let assignments = layers.assignments();
+    let mut out = Vec::new();
     for name in [
         "substituters",
         "trusted-public-keys",
@@ -699,7 +538,6 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
             if !a.is_extra {
                 cur.clear();
             }
-            let f = &file_of(a.file_index).path;
             for v in a.values {
                 let key = if name == "trusted-public-keys" {
                     v.clone()
@@ -709,74 +547,77 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
                 if let Some((pf, pl)) = cur.get(&key) {
                     out.push(finding(
                         Severity::Info,
-                        f,
+                        a.file,
                         a.line,
                         format!("`{v}` is already in `{name}` (from {pf}:{pl})."),
                         "Remove the duplicate.".to_owned(),
                     ));
                 } else {
-                    cur.insert(key, (f.display().to_string(), a.line));
+                    cur.insert(key, (a.file.display().to_string(), a.line));
                 }
             }
         }
     }
+    out
+}
 
-    // User-level caches an untrusted user's daemon ignores.
-    if let Trust::Untrusted { user } = c.trust {
-        let sys_subs: BTreeSet<String> = system_effective(layers, "substituters")
-            .into_iter()
-            .chain(system_effective(layers, "trusted-substituters"))
-            .map(|s| url::normalize(&s.value).to_owned())
-            .collect();
-        let sys_file = layers
-            .roots
-            .first()
-            .map(|&i| layers.files[i].path.display().to_string())
-            .unwrap_or_else(|| "/etc/nix/nix.conf".to_owned());
-        for s in &subs {
+/// User-level caches the daemon of an untrusted `user` ignores: set in a user file and
+/// not allowed by the system files.
+fn ignored_by_daemon(layers: &Layers, subs: &[Sourced], user: &str) -> Vec<Finding> {
+    let sys_subs: BTreeSet<String> = system_effective(layers, "substituters")
+        .into_iter()
+        .chain(system_effective(layers, "trusted-substituters"))
+        .map(|s| url::normalize(&s.value).to_owned())
+        .collect();
+    let sys_file = layers
+        .roots
+        .first()
+        .map(|&i| layers.files[i].path.display().to_string())
+        .unwrap_or_else(|| "/etc/nix/nix.conf".to_owned());
+    subs.iter()
+        .filter(|s| {
             let from_user = s
                 .file
                 .as_ref()
                 .and_then(|f| layers.files.iter().position(|x| &x.path == f))
                 .is_some_and(|i| !is_system(layers, i));
-            if from_user && !sys_subs.contains(url::normalize(&s.value)) {
-                if let Some(file) = &s.file {
-                    out.push(finding(
-                        Severity::Warning,
-                        file,
-                        s.line,
-                        format!("`{}` is set in a user file, but `{user}` is not a trusted user: the nix-daemon ignores it (\"ignoring untrusted substituter\"), and user-level keys are dropped too.", s.value),
-                        format!("In {sys_file} add `trusted-users = root {user}` (or `trusted-substituters = {}` plus its key in `trusted-public-keys`), then restart the daemon: `{}`.", s.value, layers.daemon_restart_command()),
-                    ));
-                }
-            }
-        }
-    }
+            from_user && !sys_subs.contains(url::normalize(&s.value))
+        })
+        .filter_map(|s| Some(finding(
+            Severity::Warning,
+            s.file.as_ref()?,
+            s.line,
+            format!("`{}` is set in a user file, but `{user}` is not a trusted user: the nix-daemon ignores it (\"ignoring untrusted substituter\"), and user-level keys are dropped too.", s.value),
+            format!("In {sys_file} add `trusted-users = root {user}` (or `trusted-substituters = {}` plus its key in `trusted-public-keys`), then restart the daemon: `{}`.", s.value, layers.daemon_restart_command()),
+        )))
+        .collect()
+}
 
-    // cache.toml caches not in effect: informational (setup-cache fixes it).
-    if let Some(t) = c.cache_toml {
-        for cache in &t.caches {
-            if !subs
+/// cache.toml's caches that are not in effect here (info: setup-cache fixes it).
+fn project_caches_missing(t: &CacheToml, subs: &[Sourced]) -> Vec<Finding> {
+    t.caches
+        .iter()
+        .filter(|cache| {
+            !subs
                 .iter()
                 .any(|s| url::normalize(&s.value) == url::normalize(&cache.url))
-            {
-                out.push(Finding {
-                    severity: Severity::Info,
-                    area: super::Area::Config,
-                    file: t.path.as_ref().map(|p| p.display().to_string()),
-                    line: Some(cache.line),
-                    message: format!(
-                        "The project's cache {} is not among the substituters in effect here.",
-                        cache.url
-                    ),
-                    what_to_do:
-                        "Run `setup-cache` (or `nix run .#setup-cache`) to add it with its key."
-                            .to_owned(),
-                });
-            }
-        }
-    }
-    out
+        })
+        .map(|cache| {
+            Finding::new(
+                Severity::Info,
+                super::Area::Config,
+                format!(
+                    "The project's cache {} is not among the substituters in effect here.",
+                    cache.url
+                ),
+                "Run `setup-cache` (or `nix run .#setup-cache`) to add it with its key.".to_owned(),
+            )
+            .with_file(
+                t.path.as_ref().map(|p| p.display().to_string()),
+                Some(cache.line),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

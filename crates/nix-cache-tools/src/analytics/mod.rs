@@ -16,320 +16,16 @@
 pub mod config;
 pub mod coverage;
 pub mod diff;
+mod nixquery;
 pub mod render;
+mod report;
 
 use crate::cmd::Runner;
 use crate::store::location::StoreLocation;
 use crate::store::{self, Source, SourcePref, StoreError};
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 
-/// Version of the JSON layout; bumped on incompatible changes.
-pub const JSON_SCHEMA_VERSION: u32 = 3;
-
-pub use crate::cli::ExitCode;
-
-/// How serious a finding is. `--check` fails on `Error` and `Warning`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Error,
-    Warning,
-    Info,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-        }
-    }
-
-    pub fn icon(self) -> &'static str {
-        match self {
-            Severity::Error => "❌",
-            Severity::Warning => "⚠️",
-            Severity::Info => "ℹ️",
-        }
-    }
-}
-
-/// One problem or observation, with where it is and what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    pub severity: Severity,
-    pub area: Area,
-    /// The file the finding is about (a nix.conf layer, `NIX_CONFIG`, the store database).
-    pub file: Option<String>,
-    /// 1-based line in `file`.
-    pub line: Option<usize>,
-    /// What is wrong and what to do about it, in one sentence or two.
-    pub message: String,
-    /// The exact fix (a command or the line to write), when there is one.
-    pub what_to_do: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Share {
-    pub paths: u64,
-    pub nar_bytes: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Filesystem {
-    pub mount_point: PathBuf,
-    pub total_bytes: u64,
-    pub available_bytes: u64,
-}
-
-/// Section 1.
-#[derive(Debug, Clone, Serialize)]
-pub struct StoreSection {
-    /// What was passed as `--store` (null: the default store).
-    pub uri: Option<String>,
-    /// `/`, or the directory of a chroot store.
-    pub root: PathBuf,
-    pub store_dir: String,
-    /// False when there is no store database at all.
-    pub exists: bool,
-    pub paths: u64,
-    pub nar_bytes: u64,
-    pub references: u64,
-    /// Paths named `*.drv`.
-    pub drv: Share,
-    /// Paths named `*-source` (fetched sources, flake inputs).
-    pub source_paths: Share,
-    /// The filesystem that holds the store directory (null when it cannot be found).
-    pub filesystem: Option<Filesystem>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PathEntry {
-    pub path: String,
-    pub nar_size: u64,
-}
-
-/// One entry of section 3.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ClosureEntry {
-    /// The rooted store path.
-    pub path: String,
-    /// Sum of the NAR sizes of its closure (`nix path-info -S`).
-    pub closure_size: u64,
-    pub closure_paths: u64,
-    /// The link to delete to release it (the first of `roots`).
-    pub root: String,
-    /// Every GC root link that keeps this path.
-    pub roots: Vec<String>,
-    /// What deleting this root alone would make garbage: the paths of its closure that
-    /// no other GC root keeps (same keep-derivations / keep-outputs rules as `gc`).
-    /// `None` when the GC roots could not be read.
-    pub freed_if_deleted: Option<crate::store::graph::ClosureSize>,
-    /// The other listed root whose closure has the most bytes in common with this one
-    /// (null when it shares nothing with them; only the first 64 listed are compared).
-    pub shares_most_with: Option<SharedWith>,
-}
-
-/// The closure bytes two listed roots have in common.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SharedWith {
-    pub root: String,
-    pub path: String,
-    pub nar_bytes: u64,
-}
-
-/// Section 4.
-#[derive(Debug, Clone, Serialize)]
-pub struct GcSection {
-    /// GC root links found (symlinks under gcroots/ and profiles/).
-    pub roots: u64,
-    /// Distinct store paths they keep.
-    pub root_paths: u64,
-    pub live_paths: u64,
-    pub dead_paths: u64,
-    pub dead_nar_bytes: u64,
-    pub keep_derivations: bool,
-    pub keep_outputs: bool,
-    pub runtime_roots_counted: bool,
-    /// GC-root directories or entries that could not be read (e.g. another user's
-    /// `gcroots/per-user/NAME`): the roots in them are not counted.
-    pub unreadable_roots: Vec<crate::store::roots::Unreadable>,
-    /// True when `unreadable_roots` is not empty: paths kept only by those roots are
-    /// counted as dead, so `dead_paths` / `dead_nar_bytes` are an upper bound.
-    pub dead_is_upper_bound: bool,
-    pub caveats: Vec<String>,
-    /// Every dead path, sorted (only with `--list-dead`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dead: Option<Vec<String>>,
-}
-
-/// Section 5.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ConfigSection {
-    /// Whether the configuration was checked.
-    pub checked: bool,
-    /// Every configuration file Nix reads here, in order, with whether it exists.
-    pub files: Vec<ConfigFile>,
-    /// Also in [`Report::findings`] (area `config`), where the JSON has them, once.
-    #[serde(skip)]
-    pub findings: Vec<Finding>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ConfigFile {
-    pub path: String,
-    pub layer: String,
-    pub exists: bool,
-}
-
-/// The closure given with `--closure`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClosureSection {
-    pub requested: Vec<String>,
-    pub paths: u64,
-    pub nar_bytes: u64,
-    /// Every path of the closure, largest first: what a later `--baseline` run compares
-    /// with.
-    pub contents: Vec<PathEntry>,
-}
-
-/// Section 6: one cache's share of the `--closure`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Coverage {
-    pub cache: String,
-    /// Where the cache came from: `--cache`, `nix.conf`, `Nix's default` (the built-in
-    /// `https://cache.nixos.org/` when no file sets `substituters`), `cache.toml`.
-    pub from: String,
-    pub priority: Option<u32>,
-    pub store_dir: Option<String>,
-    /// False when the cache could not be asked (unreachable, an HTTP error for
-    /// `nix-cache-info`, every narinfo query failed): then `error` says why, and the
-    /// `*_present` and `hit_rate_*` fields are null, never 0.
-    pub measured: bool,
-    pub paths_total: u64,
-    pub paths_present: Option<u64>,
-    pub nar_bytes_total: u64,
-    pub nar_bytes_present: Option<u64>,
-    /// `paths_present / paths_total` in percent (100 for an empty closure).
-    pub hit_rate_paths: Option<f64>,
-    pub hit_rate_bytes: Option<f64>,
-    /// Paths whose query failed (timeouts, server errors) while others answered: the
-    /// rates are then a lower bound.
-    pub errors: u64,
-    /// Why the cache could not be measured.
-    pub error: Option<String>,
-    /// Nix's verdict on the signatures of the narinfos the cache holds (null when the
-    /// configuration was not read, or the cache not measured).
-    pub signatures: Option<Signatures>,
-    /// Paths the cache holds without one of their references (null when not measured).
-    pub incomplete: Option<Incomplete>,
-}
-
-/// The signatures of one cache's narinfos for the closure, checked as Nix checks them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Signatures {
-    /// Narinfos checked (every present one, or an even sample of 4096).
-    pub checked: u64,
-    /// Signed by a key in `trusted-public-keys`.
-    pub trusted: u64,
-    /// Signed, but by no trusted key: Nix ignores them when signatures are required.
-    pub untrusted: u64,
-    /// No signature and not content-addressed.
-    pub unsigned: u64,
-    /// No signature but a `CA` line: Nix accepts them when the address checks.
-    pub content_addressed: u64,
-    /// Names of keys that signed untrusted paths and are not trusted under any key.
-    pub untrusted_keys: Vec<String>,
-    /// Key names that are trusted but whose signatures do not verify: the cache signs
-    /// with another key of that name.
-    pub mismatched_keys: Vec<String>,
-    /// Whether Nix requires a signature from this cache (`require-sigs`, and no
-    /// `?trusted=1` on its URL).
-    pub required: bool,
-}
-
-/// Paths a cache holds whose references it does not all hold.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Incomplete {
-    pub paths: u64,
-    /// The first few, each with one reference the cache lacks.
-    pub examples: Vec<MissingReference>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MissingReference {
-    pub path: String,
-    pub missing: String,
-}
-
-/// The part of the report a finding or recommendation is about (lowercase in JSON).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Area {
-    Store,
-    Gc,
-    Config,
-    Closure,
-    Coverage,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Recommendation {
-    pub area: Area,
-    pub message: String,
-    /// A command to run, when there is one.
-    pub command: Option<String>,
-}
-
-/// The whole report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub schema_version: u32,
-    /// Where the store numbers came from.
-    pub source: Source,
-    pub store: StoreSection,
-    pub largest_paths: Vec<PathEntry>,
-    pub largest_closures: Vec<ClosureEntry>,
-    /// Null for a store whose GC roots cannot be seen (a remote store) or a missing one.
-    pub gc: Option<GcSection>,
-    pub config: ConfigSection,
-    pub closure: Option<ClosureSection>,
-    pub coverage: Vec<Coverage>,
-    /// `--baseline` / `--compare`: what changed between the two closures.
-    pub diff: Option<diff::Diff>,
-    /// Every finding of every section (config findings included), errors first.
-    pub findings: Vec<Finding>,
-    pub recommendations: Vec<Recommendation>,
-    /// Secret values of the configuration (`access-tokens` / `extra-access-tokens`),
-    /// which every rendering hides (URL credentials are hidden by their shape).
-    #[serde(skip)]
-    pub secrets: Vec<String>,
-}
-
-impl Report {
-    /// Errors and warnings: what `--check` fails on.
-    pub fn problems(&self) -> usize {
-        self.findings
-            .iter()
-            .filter(|f| f.severity <= Severity::Warning)
-            .count()
-    }
-
-    pub fn count(&self, s: Severity) -> usize {
-        self.findings.iter().filter(|f| f.severity == s).count()
-    }
-
-    /// The exit code for this report.
-    pub fn exit_code(&self, check: bool) -> ExitCode {
-        if check && self.problems() > 0 {
-            ExitCode::CheckFailed
-        } else {
-            ExitCode::Ok
-        }
-    }
-}
+pub use report::*;
 
 /// What to analyse.
 #[derive(Debug, Clone)]
@@ -516,57 +212,49 @@ impl Ctx<'_> {
         let root_is_file =
             loc.uri.is_some() && std::fs::metadata(&loc.root).is_ok_and(|m| !m.is_dir());
         if !exists && root_is_file {
-            self.findings.push(Finding {
-                severity: Severity::Error,
-                area: Area::Store,
-                file: Some(loc.root.display().to_string()),
-                line: None,
-                message: format!(
+            self.findings.push(Finding::new(
+                Severity::Error,
+                Area::Store,
+                format!(
                     "`--store {}` is a file, not a directory: there is no store to report on.",
                     loc.display()
                 ),
-                what_to_do: "Pass the directory of a chroot store (the DIR of `nix copy --to DIR`, holding DIR/nix/var/nix/db/db.sqlite), a store URI such as `local?root=DIR`, or leave out `--store` for the machine's store.".to_owned(),
-            });
+                "Pass the directory of a chroot store (the DIR of `nix copy --to DIR`, holding DIR/nix/var/nix/db/db.sqlite), a store URI such as `local?root=DIR`, or leave out `--store` for the machine's store.".to_owned(),
+            ).at(&loc.root, None));
         } else if !exists {
-            self.findings.push(Finding {
-                severity: Severity::Warning,
-                area: Area::Store,
-                file: Some(loc.db_path().display().to_string()),
-                line: None,
-                message: format!(
+            self.findings.push(Finding::new(
+                Severity::Warning,
+                Area::Store,
+                format!(
                     "There is no Nix store at {} (no database at {}): nothing to report on.",
                     loc.display(),
                     loc.db_path().display()
                 ),
-                what_to_do: "Check the `--store` argument (a directory is a chroot store whose database is DIR/nix/var/nix/db/db.sqlite), or install Nix.".to_owned(),
-            });
+                "Check the `--store` argument (a directory is a chroot store whose database is DIR/nix/var/nix/db/db.sqlite), or install Nix.".to_owned(),
+            ).at(&loc.db_path(), None));
         } else if g.is_empty() {
-            self.findings.push(Finding {
-                severity: Severity::Info,
-                area: Area::Store,
-                file: None,
-                line: None,
-                message: format!("The store {} has no valid paths.", loc.display()),
-                what_to_do: "Nothing to do: build something first.".to_owned(),
-            });
+            self.findings.push(Finding::new(
+                Severity::Info,
+                Area::Store,
+                format!("The store {} has no valid paths.", loc.display()),
+                "Nothing to do: build something first.".to_owned(),
+            ));
         }
         if let Some(fs) = &filesystem {
             if fs.total_bytes > 0 && fs.available_bytes.saturating_mul(10) < fs.total_bytes {
-                self.findings.push(Finding {
-                    severity: Severity::Warning,
-                    area: Area::Store,
-                    file: Some(fs.mount_point.display().to_string()),
-                    line: None,
-                    message: format!(
+                self.findings.push(Finding::new(
+                    Severity::Warning,
+                    Area::Store,
+                    format!(
                         "The filesystem holding the store has only {} free of {}: builds may fail with \"No space left on device\".",
                         crate::output::human_bytes(fs.available_bytes),
                         crate::output::human_bytes(fs.total_bytes)
                     ),
-                    what_to_do: format!(
+                    format!(
                         "Free space: `nix-collect-garbage --delete-older-than 14d`, or `nix-store{} --gc`.",
                         self.store_hint
                     ),
-                });
+                ).at(&fs.mount_point, None));
             }
         }
         StoreSection {
@@ -660,7 +348,7 @@ impl Ctx<'_> {
         if !opts.check_config {
             return (ConfigSection::default(), None);
         }
-        let nix = config::detect_nix(&opts.runner);
+        let nix = nixquery::detect_nix(&opts.runner);
         let mut env = opts
             .nix_env
             .clone()
@@ -671,14 +359,14 @@ impl Ctx<'_> {
         let layers = crate::nixconf::load(&env);
         let settings = nix
             .as_ref()
-            .and_then(|n| config::nix_settings(n, &opts.runner))
+            .and_then(|n| nixquery::nix_settings(n, &opts.runner))
             .unwrap_or_else(config::NixSettings::builtin);
-        let trust = config::detect_trust(&env, nix.as_ref(), &opts.runner);
+        let trust = nixquery::detect_trust(&env, nix.as_ref(), &opts.runner);
         let nix_verdicts = match &nix {
-            Some(n) => config::ask_nix_about_values(
+            Some(n) => nixquery::ask_nix_about_values(
                 n,
                 &opts.runner,
-                &config::unusual_numbers(&layers, &settings),
+                &nixquery::unusual_numbers(&layers, &settings),
             ),
             None => Default::default(),
         };
@@ -769,20 +457,18 @@ impl Ctx<'_> {
                 .take(5)
                 .map(|u| format!("{} ({})", u.path.display(), u.error))
                 .collect();
-            self.findings.push(Finding {
-                severity: Severity::Warning,
-                area: Area::Gc,
-                file: Some(unreadable[0].path.display().to_string()),
-                line: None,
-                message: format!(
+            self.findings.push(Finding::new(
+                Severity::Warning,
+                Area::Gc,
+                format!(
                     "{} GC-root location{} could not be read: {}{}. Roots there are not counted, so paths they keep are counted as garbage: the garbage figure is an upper bound.",
                     unreadable.len(),
                     if unreadable.len() == 1 { "" } else { "s" },
                     names.join(", "),
                     if unreadable.len() > 5 { ", ..." } else { "" }
                 ),
-                what_to_do: "Run the report as the store's owner (e.g. with sudo) to see every root; `nix-store --gc --print-roots` lists them too.".to_owned(),
-            });
+                "Run the report as the store's owner (e.g. with sudo) to see every root; `nix-store --gc --print-roots` lists them too.".to_owned(),
+            ).at(&unreadable[0].path, None));
         }
         Some(GcSection {
             dead_is_upper_bound: !unreadable.is_empty(),
@@ -865,17 +551,15 @@ impl Ctx<'_> {
         for c in &self.opts.closures {
             match resolve_closure_arg(c, &self.loc.store_dir).and_then(|p| index.get(p.as_str()).copied()) {
                 Some(i) => starts.push(i),
-                None => self.findings.push(Finding {
-                    severity: Severity::Error,
-                    area: Area::Closure,
-                    file: None,
-                    line: None,
-                    message: format!("`{c}` is not a valid path in {}.", self.loc.display()),
-                    what_to_do: format!(
+                None => self.findings.push(Finding::new(
+                    Severity::Error,
+                    Area::Closure,
+                    format!("`{c}` is not a valid path in {}.", self.loc.display()),
+                    format!(
                         "Build it first (`nix build`), or pass a store path that `nix path-info{} PATH` knows.",
                         self.store_hint
                     ),
-                }),
+                )),
             }
         }
         let members = closure_members(g, &starts);
@@ -906,126 +590,17 @@ impl Ctx<'_> {
         members: &[coverage::Member],
         layers: Option<&crate::nixconf::Layers>,
     ) -> Vec<Coverage> {
-        let opts = self.opts;
-        let mut targets: Vec<coverage::Target> = Vec::new();
-        let mut add = |url: &str, from: &str| {
-            if !targets
-                .iter()
-                .any(|t| crate::url::normalize(&t.url) == crate::url::normalize(url))
-            {
-                targets.push(coverage::Target {
-                    url: url.to_owned(),
-                    from: from.to_owned(),
-                });
-            }
-        };
-        if !opts.caches.is_empty() {
-            for c in &opts.caches {
-                add(c, "--cache");
-            }
-        } else {
-            for s in layers
-                .map(|l| l.effective("substituters"))
-                .unwrap_or_default()
-            {
-                // No file: Nix's built-in default (https://cache.nixos.org/).
-                add(
-                    &s.value,
-                    if s.file.is_some() {
-                        "nix.conf"
-                    } else {
-                        "Nix's default"
-                    },
-                );
-            }
-            for c in opts.cache_toml.iter().flat_map(|t| &t.caches) {
-                add(&c.url, "cache.toml");
-            }
-        }
+        let targets = coverage_targets(self.opts, layers);
         let policy = layers.map(sig_policy);
         let rows = coverage::check_all(
             &targets,
             members,
             &self.loc.store_dir,
             policy.as_ref(),
-            opts.timeout,
+            self.opts.timeout,
         );
         for c in &rows {
-            let shown = crate::redact::url(&c.cache);
-            if !c.measured {
-                let e = c.error.as_deref().unwrap_or("unknown error");
-                // A scheme this client cannot query (s3://, ssh-ng://) is a limit of the
-                // report, not a problem of the cache: info, so `--check` does not fail on it.
-                let severity = if crate::binarycache::is_supported(&c.cache) {
-                    Severity::Warning
-                } else {
-                    Severity::Info
-                };
-                self.findings.push(Finding {
-                    severity,
-                    area: Area::Coverage,
-                    file: None,
-                    line: None,
-                    message: format!("The cache {shown} could not be checked, so its coverage was not measured: {e}."),
-                    what_to_do: "Check the URL and that the cache is reachable (`curl -I URL/nix-cache-info`).".to_owned(),
-                });
-                continue;
-            }
-            let (present, rate_bytes) = (
-                c.paths_present.unwrap_or(0),
-                c.hit_rate_bytes.unwrap_or(0.0),
-            );
-            if c.errors > 0 {
-                self.findings.push(Finding {
-                    severity: Severity::Warning,
-                    area: Area::Coverage,
-                    file: None,
-                    line: None,
-                    message: format!(
-                        "{} of {} queries to {shown} failed (counted as absent): its coverage is a lower bound.",
-                        c.errors, c.paths_total
-                    ),
-                    what_to_do: "Run again, or raise `--timeout`, when the cache answers reliably.".to_owned(),
-                });
-            }
-            self.signature_findings(c, &shown);
-            // The command that pushes the rest of the closure to this cache.
-            let push = format!(
-                "push-cache --to {} {}",
-                crate::cmd::shell_quote(&c.cache),
-                opts.closures
-                    .iter()
-                    .map(|p| crate::cmd::shell_quote(p))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            );
-            if let Some(inc) = c.incomplete.as_ref().filter(|i| i.paths > 0) {
-                let ex = &inc.examples[0];
-                self.findings.push(Finding {
-                    severity: Severity::Warning,
-                    area: Area::Coverage,
-                    file: None,
-                    line: None,
-                    message: format!(
-                        "{shown} holds {} path{} of the closure without all of its references (e.g. {} but not {}): Nix substitutes a path only once its references are valid, so it has to get them elsewhere or build them.",
-                        inc.paths,
-                        if inc.paths == 1 { "" } else { "s" },
-                        ex.path,
-                        ex.missing
-                    ),
-                    what_to_do: format!("Push the whole closure: `{push}`."),
-                });
-            }
-            if present < c.paths_total && c.from != "nix.conf" && c.from != "Nix's default" {
-                self.recs.push(Recommendation {
-                    area: Area::Coverage,
-                    message: format!(
-                        "{shown} has {present} of {} paths ({rate_bytes:.1}% of the bytes) of the closure: push the rest so others download instead of building.",
-                        c.paths_total
-                    ),
-                    command: Some(push),
-                });
-            }
+            self.coverage_findings(c);
         }
         // Only when every cache was measured and holds nothing: a cache that could not be
         // asked may hold it all.
@@ -1041,6 +616,84 @@ impl Ctx<'_> {
             });
         }
         rows
+    }
+
+    /// What one cache's coverage means: not measured, failed queries (a lower bound),
+    /// untrusted signatures, an incomplete closure in the cache, the rest to push.
+    fn coverage_findings(&mut self, c: &Coverage) {
+        let opts = self.opts;
+        let shown = crate::redact::url(&c.cache);
+        if !c.measured {
+            let e = c.error.as_deref().unwrap_or("unknown error");
+            // A scheme this client cannot query (s3://, ssh-ng://) is a limit of the
+            // report, not a problem of the cache: info, so `--check` does not fail on it.
+            let severity = if crate::binarycache::is_supported(&c.cache) {
+                Severity::Warning
+            } else {
+                Severity::Info
+            };
+            self.findings.push(Finding::new(
+                severity,
+                Area::Coverage,
+                format!(
+                    "The cache {shown} could not be checked, so its coverage was not measured: {e}."
+                ),
+                "Check the URL and that the cache is reachable (`curl -I URL/nix-cache-info`)."
+                    .to_owned(),
+            ));
+            return;
+        }
+        let (present, rate_bytes) = (
+            c.paths_present.unwrap_or(0),
+            c.hit_rate_bytes.unwrap_or(0.0),
+        );
+        if c.errors > 0 {
+            self.findings.push(Finding::new(
+                Severity::Warning,
+                Area::Coverage,
+                format!(
+                    "{} of {} queries to {shown} failed (counted as absent): its coverage is a lower bound.",
+                    c.errors, c.paths_total
+                ),
+                "Run again, or raise `--timeout`, when the cache answers reliably.".to_owned(),
+            ));
+        }
+        self.signature_findings(c, &shown);
+        // The command that pushes the rest of the closure to this cache.
+        let push = format!(
+            "push-cache --to {} {}",
+            crate::cmd::shell_quote(&c.cache),
+            opts.closures
+                .iter()
+                .map(|p| crate::cmd::shell_quote(p))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        if let Some(inc) = c.incomplete.as_ref().filter(|i| i.paths > 0) {
+            let ex = &inc.examples[0];
+            self.findings.push(Finding::new(
+                Severity::Warning,
+                Area::Coverage,
+                format!(
+                    "{shown} holds {} path{} of the closure without all of its references (e.g. {} but not {}): Nix substitutes a path only once its references are valid, so it has to get them elsewhere or build them.",
+                    inc.paths,
+                    if inc.paths == 1 { "" } else { "s" },
+                    ex.path,
+                    ex.missing
+                ),
+                format!("Push the whole closure: `{push}`."),
+            ));
+        }
+        if present < c.paths_total && c.from != "nix.conf" && c.from != "Nix's default" {
+            self.recs.push(Recommendation {
+                area: Area::Coverage,
+                message: format!(
+                    "{shown} has {present} of {} paths ({rate_bytes:.1}% of the bytes) of the closure: push the rest so others download instead of building.",
+                    c.paths_total
+                ),
+                command: Some(push),
+            });
+        }
     }
 
     /// `--baseline` (against this run's closure and coverage) or `--compare OLD NEW`.
@@ -1082,17 +735,15 @@ impl Ctx<'_> {
                         .collect();
                     sides.push(side_of(arg.clone(), &contents));
                 }
-                None => self.findings.push(Finding {
-                    severity: Severity::Error,
-                    area: Area::Closure,
-                    file: None,
-                    line: None,
-                    message: format!("--compare: `{arg}` is not a valid path in {}.", self.loc.display()),
-                    what_to_do: format!(
+                None => self.findings.push(Finding::new(
+                    Severity::Error,
+                    Area::Closure,
+                    format!("--compare: `{arg}` is not a valid path in {}.", self.loc.display()),
+                    format!(
                         "Build it first (`nix build`), or pass a store path that `nix path-info{} PATH` knows.",
                         self.store_hint
                     ),
-                }),
+                )),
             }
         }
         match sides.as_slice() {
@@ -1133,38 +784,34 @@ impl Ctx<'_> {
                     s.mismatched_keys.join(", ")
                 )
             };
-            self.findings.push(Finding {
-                severity: Severity::Warning,
-                area: Area::Coverage,
-                file: None,
-                line: None,
-                message: format!(
+            self.findings.push(Finding::new(
+                Severity::Warning,
+                Area::Coverage,
+                format!(
                     "{} of {} narinfos checked at {shown} are signed only by keys not in trusted-public-keys ({}): Nix ignores those paths (\"untrusted public key\") and builds them.{mismatch}",
                     s.untrusted,
                     s.checked,
                     names.join(", ")
                 ),
-                what_to_do: match known {
+                match known {
                     Some(k) => format!("Add the cache's key (from cache.toml): `extra-trusted-public-keys = {k}` (`setup-cache` writes it)."),
                     None => format!(
                         "Add the public key named {} to `extra-trusted-public-keys = NAME:BASE64` (ask the cache's owner for it), or re-sign the paths with a trusted key (`nix store sign`).",
                         names.join(" / ")
                     ),
                 },
-            });
+            ));
         }
         if s.unsigned > 0 {
-            self.findings.push(Finding {
-                severity: Severity::Warning,
-                area: Area::Coverage,
-                file: None,
-                line: None,
-                message: format!(
+            self.findings.push(Finding::new(
+                Severity::Warning,
+                Area::Coverage,
+                format!(
                     "{} of {} narinfos checked at {shown} have no signature: with require-sigs on, Nix ignores those paths.",
                     s.unsigned, s.checked
                 ),
-                what_to_do: "Sign when pushing: `push-cache --secret-key-file KEYFILE` (or `nix store sign --key-file KEYFILE`).".to_owned(),
-            });
+                "Sign when pushing: `push-cache --secret-key-file KEYFILE` (or `nix store sign --key-file KEYFILE`).".to_owned(),
+            ));
         }
     }
 
@@ -1274,6 +921,50 @@ fn release_advice(root: &Path, store_hint: &str) -> (String, Option<String>) {
             crate::cmd::shell_quote(&root.display().to_string())
         )),
     )
+}
+
+/// The caches whose coverage is measured: `--cache` URLs, else the substituters in
+/// effect and cache.toml's caches, each once.
+fn coverage_targets(
+    opts: &Options,
+    layers: Option<&crate::nixconf::Layers>,
+) -> Vec<coverage::Target> {
+    let mut targets: Vec<coverage::Target> = Vec::new();
+    let mut add = |url: &str, from: &str| {
+        if !targets
+            .iter()
+            .any(|t| crate::url::normalize(&t.url) == crate::url::normalize(url))
+        {
+            targets.push(coverage::Target {
+                url: url.to_owned(),
+                from: from.to_owned(),
+            });
+        }
+    };
+    if !opts.caches.is_empty() {
+        for c in &opts.caches {
+            add(c, "--cache");
+        }
+    } else {
+        for s in layers
+            .map(|l| l.effective("substituters"))
+            .unwrap_or_default()
+        {
+            // No file: Nix's built-in default (https://cache.nixos.org/).
+            add(
+                &s.value,
+                if s.file.is_some() {
+                    "nix.conf"
+                } else {
+                    "Nix's default"
+                },
+            );
+        }
+        for c in opts.cache_toml.iter().flat_map(|t| &t.caches) {
+            add(&c.url, "cache.toml");
+        }
+    }
+    targets
 }
 
 /// A `--closure` argument as a store path: a store path (or a file inside one) as is, a

@@ -1,0 +1,344 @@
+//! The report cache-analytics produces: its sections, findings and recommendations.
+//! The JSON output is these types serialized (`schema_version` [`JSON_SCHEMA_VERSION`]);
+//! docs/cache-analytics.md describes every field.
+
+use super::diff;
+use crate::store::Source;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Version of the JSON layout; bumped on incompatible changes.
+pub const JSON_SCHEMA_VERSION: u32 = 3;
+
+pub use crate::cli::ExitCode;
+
+/// How serious a finding is. `--check` fails on `Error` and `Warning`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+
+    pub fn icon(self) -> &'static str {
+        match self {
+            Severity::Error => "❌",
+            Severity::Warning => "⚠️",
+            Severity::Info => "ℹ️",
+        }
+    }
+}
+
+/// One problem or observation, with where it is and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    pub area: Area,
+    /// The file the finding is about (a nix.conf layer, `NIX_CONFIG`, the store database).
+    pub file: Option<String>,
+    /// 1-based line in `file`.
+    pub line: Option<usize>,
+    /// What is wrong and what to do about it, in one sentence or two.
+    pub message: String,
+    /// The exact fix (a command or the line to write), when there is one.
+    pub what_to_do: String,
+}
+
+impl Finding {
+    /// A finding about no file in particular.
+    pub(crate) fn new(
+        severity: Severity,
+        area: Area,
+        message: impl Into<String>,
+        what_to_do: impl Into<String>,
+    ) -> Self {
+        Finding {
+            severity,
+            area,
+            file: None,
+            line: None,
+            message: message.into(),
+            what_to_do: what_to_do.into(),
+        }
+    }
+
+    /// The same finding, about `file` (at `line`, when it is about one line).
+    pub(crate) fn at(self, file: &std::path::Path, line: Option<usize>) -> Self {
+        self.with_file(Some(file.display().to_string()), line)
+    }
+
+    /// The same finding, about `file` (a path, or `NIX_CONFIG`) when there is one.
+    pub(crate) fn with_file(self, file: Option<String>, line: Option<usize>) -> Self {
+        Finding { file, line, ..self }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Share {
+    pub paths: u64,
+    pub nar_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Filesystem {
+    pub mount_point: PathBuf,
+    pub total_bytes: u64,
+    pub available_bytes: u64,
+}
+
+/// Section 1.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreSection {
+    /// What was passed as `--store` (null: the default store).
+    pub uri: Option<String>,
+    /// `/`, or the directory of a chroot store.
+    pub root: PathBuf,
+    pub store_dir: String,
+    /// False when there is no store database at all.
+    pub exists: bool,
+    pub paths: u64,
+    pub nar_bytes: u64,
+    pub references: u64,
+    /// Paths named `*.drv`.
+    pub drv: Share,
+    /// Paths named `*-source` (fetched sources, flake inputs).
+    pub source_paths: Share,
+    /// The filesystem that holds the store directory (null when it cannot be found).
+    pub filesystem: Option<Filesystem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PathEntry {
+    pub path: String,
+    pub nar_size: u64,
+}
+
+/// One entry of section 3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClosureEntry {
+    /// The rooted store path.
+    pub path: String,
+    /// Sum of the NAR sizes of its closure (`nix path-info -S`).
+    pub closure_size: u64,
+    pub closure_paths: u64,
+    /// The link to delete to release it (the first of `roots`).
+    pub root: String,
+    /// Every GC root link that keeps this path.
+    pub roots: Vec<String>,
+    /// What deleting this root alone would make garbage: the paths of its closure that
+    /// no other GC root keeps (same keep-derivations / keep-outputs rules as `gc`).
+    /// `None` when the GC roots could not be read.
+    pub freed_if_deleted: Option<crate::store::graph::ClosureSize>,
+    /// The other listed root whose closure has the most bytes in common with this one
+    /// (null when it shares nothing with them; only the first 64 listed are compared).
+    pub shares_most_with: Option<SharedWith>,
+}
+
+/// The closure bytes two listed roots have in common.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SharedWith {
+    pub root: String,
+    pub path: String,
+    pub nar_bytes: u64,
+}
+
+/// Section 4.
+#[derive(Debug, Clone, Serialize)]
+pub struct GcSection {
+    /// GC root links found (symlinks under gcroots/ and profiles/).
+    pub roots: u64,
+    /// Distinct store paths they keep.
+    pub root_paths: u64,
+    pub live_paths: u64,
+    pub dead_paths: u64,
+    pub dead_nar_bytes: u64,
+    pub keep_derivations: bool,
+    pub keep_outputs: bool,
+    pub runtime_roots_counted: bool,
+    /// GC-root directories or entries that could not be read (e.g. another user's
+    /// `gcroots/per-user/NAME`): the roots in them are not counted.
+    pub unreadable_roots: Vec<crate::store::roots::Unreadable>,
+    /// True when `unreadable_roots` is not empty: paths kept only by those roots are
+    /// counted as dead, so `dead_paths` / `dead_nar_bytes` are an upper bound.
+    pub dead_is_upper_bound: bool,
+    pub caveats: Vec<String>,
+    /// Every dead path, sorted (only with `--list-dead`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead: Option<Vec<String>>,
+}
+
+/// Section 5.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConfigSection {
+    /// Whether the configuration was checked.
+    pub checked: bool,
+    /// Every configuration file Nix reads here, in order, with whether it exists.
+    pub files: Vec<ConfigFile>,
+    /// Also in [`Report::findings`] (area `config`), where the JSON has them, once.
+    #[serde(skip)]
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigFile {
+    pub path: String,
+    pub layer: String,
+    pub exists: bool,
+}
+
+/// The closure given with `--closure`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClosureSection {
+    pub requested: Vec<String>,
+    pub paths: u64,
+    pub nar_bytes: u64,
+    /// Every path of the closure, largest first: what a later `--baseline` run compares
+    /// with.
+    pub contents: Vec<PathEntry>,
+}
+
+/// Section 6: one cache's share of the `--closure`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Coverage {
+    pub cache: String,
+    /// Where the cache came from: `--cache`, `nix.conf`, `Nix's default` (the built-in
+    /// `https://cache.nixos.org/` when no file sets `substituters`), `cache.toml`.
+    pub from: String,
+    pub priority: Option<u32>,
+    pub store_dir: Option<String>,
+    /// False when the cache could not be asked (unreachable, an HTTP error for
+    /// `nix-cache-info`, every narinfo query failed): then `error` says why, and the
+    /// `*_present` and `hit_rate_*` fields are null, never 0.
+    pub measured: bool,
+    pub paths_total: u64,
+    pub paths_present: Option<u64>,
+    pub nar_bytes_total: u64,
+    pub nar_bytes_present: Option<u64>,
+    /// `paths_present / paths_total` in percent (100 for an empty closure).
+    pub hit_rate_paths: Option<f64>,
+    pub hit_rate_bytes: Option<f64>,
+    /// Paths whose query failed (timeouts, server errors) while others answered: the
+    /// rates are then a lower bound.
+    pub errors: u64,
+    /// Why the cache could not be measured.
+    pub error: Option<String>,
+    /// Nix's verdict on the signatures of the narinfos the cache holds (null when the
+    /// configuration was not read, or the cache not measured).
+    pub signatures: Option<Signatures>,
+    /// Paths the cache holds without one of their references (null when not measured).
+    pub incomplete: Option<Incomplete>,
+}
+
+/// The signatures of one cache's narinfos for the closure, checked as Nix checks them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Signatures {
+    /// Narinfos checked (every present one, or an even sample of 4096).
+    pub checked: u64,
+    /// Signed by a key in `trusted-public-keys`.
+    pub trusted: u64,
+    /// Signed, but by no trusted key: Nix ignores them when signatures are required.
+    pub untrusted: u64,
+    /// No signature and not content-addressed.
+    pub unsigned: u64,
+    /// No signature but a `CA` line: Nix accepts them when the address checks.
+    pub content_addressed: u64,
+    /// Names of keys that signed untrusted paths and are not trusted under any key.
+    pub untrusted_keys: Vec<String>,
+    /// Key names that are trusted but whose signatures do not verify: the cache signs
+    /// with another key of that name.
+    pub mismatched_keys: Vec<String>,
+    /// Whether Nix requires a signature from this cache (`require-sigs`, and no
+    /// `?trusted=1` on its URL).
+    pub required: bool,
+}
+
+/// Paths a cache holds whose references it does not all hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Incomplete {
+    pub paths: u64,
+    /// The first few, each with one reference the cache lacks.
+    pub examples: Vec<MissingReference>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MissingReference {
+    pub path: String,
+    pub missing: String,
+}
+
+/// The part of the report a finding or recommendation is about (lowercase in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Area {
+    Store,
+    Gc,
+    Config,
+    Closure,
+    Coverage,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Recommendation {
+    pub area: Area,
+    pub message: String,
+    /// A command to run, when there is one.
+    pub command: Option<String>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    /// Where the store numbers came from.
+    pub source: Source,
+    pub store: StoreSection,
+    pub largest_paths: Vec<PathEntry>,
+    pub largest_closures: Vec<ClosureEntry>,
+    /// Null for a store whose GC roots cannot be seen (a remote store) or a missing one.
+    pub gc: Option<GcSection>,
+    pub config: ConfigSection,
+    pub closure: Option<ClosureSection>,
+    pub coverage: Vec<Coverage>,
+    /// `--baseline` / `--compare`: what changed between the two closures.
+    pub diff: Option<diff::Diff>,
+    /// Every finding of every section (config findings included), errors first.
+    pub findings: Vec<Finding>,
+    pub recommendations: Vec<Recommendation>,
+    /// Secret values of the configuration (`access-tokens` / `extra-access-tokens`),
+    /// which every rendering hides (URL credentials are hidden by their shape).
+    #[serde(skip)]
+    pub secrets: Vec<String>,
+}
+
+impl Report {
+    /// Errors and warnings: what `--check` fails on.
+    pub fn problems(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity <= Severity::Warning)
+            .count()
+    }
+
+    pub fn count(&self, s: Severity) -> usize {
+        self.findings.iter().filter(|f| f.severity == s).count()
+    }
+
+    /// The exit code for this report.
+    pub fn exit_code(&self, check: bool) -> ExitCode {
+        if check && self.problems() > 0 {
+            ExitCode::CheckFailed
+        } else {
+            ExitCode::Ok
+        }
+    }
+}
