@@ -113,10 +113,13 @@ fn dead_list_lines(layers: &Layers) -> Vec<Finding> {
 /// Inputs of [`check`].
 #[derive(Debug, Clone, Copy)]
 pub struct ConfigCheck<'a> {
+    /// Every layer Nix reads, as loaded by [`crate::nixconf::load`].
     pub layers: &'a Layers,
     /// Nix's settings (from [`super::nixquery::nix_settings`]) or [`NixSettings::builtin`].
     pub settings: &'a NixSettings,
+    /// Whether the daemon honours this user's caches.
     pub trust: &'a Trust,
+    /// The project's cache description, when there is one.
     pub cache_toml: Option<&'a CacheToml>,
     /// Nix's own verdict on the unusual number values ([`super::nixquery::unusual_numbers`]),
     /// from [`super::nixquery::ask_nix_about_values`]: `(name, value) → accepted`. Empty without Nix.

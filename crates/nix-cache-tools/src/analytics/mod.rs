@@ -34,6 +34,7 @@ pub struct Options {
     pub store: Option<String>,
     /// How many largest paths / closures to list.
     pub top: usize,
+    /// Where the store's numbers come from: its database, `nix path-info`, or either.
     pub source: SourcePref,
     /// Store paths (or symlinks to them, like `./result`) whose closure coverage to check.
     pub closures: Vec<String>,
@@ -41,8 +42,11 @@ pub struct Options {
     pub caches: Vec<String>,
     /// List every dead path in the JSON (`gc.dead`).
     pub list_dead: bool,
-    /// GC settings; `None`: Nix's defaults (keep-derivations = true, keep-outputs = false).
+    /// `keep-derivations` for the garbage figures; `None`: the value in effect, else
+    /// Nix's default (true).
     pub keep_derivations: Option<bool>,
+    /// `keep-outputs` for the garbage figures; `None`: the value in effect, else Nix's
+    /// default (false).
     pub keep_outputs: Option<bool>,
     /// Check the Nix configuration (section 5).
     pub check_config: bool,
@@ -52,12 +56,14 @@ pub struct Options {
     /// The project's cache.toml: its caches are coverage targets and are checked against
     /// the substituters in effect.
     pub cache_toml: Option<crate::cachetoml::CacheToml>,
-    /// Per-request timeout for cache queries.
     /// `--baseline`: the closure of a previous report, compared with `closures`.
     pub baseline: Option<diff::Side>,
     /// `--compare OLD NEW`: two paths of the store whose closures are compared.
     pub compare: Option<(String, String)>,
+    /// Per-request timeout for cache queries.
     pub timeout: std::time::Duration,
+    /// Runs the `nix` queries (version, settings, `path-info` when the database cannot
+    /// be read).
     pub runner: Runner,
 }
 
@@ -83,8 +89,10 @@ impl Default for Options {
     }
 }
 
+/// Why there is no report at all (everything else is a finding in the report).
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyticsError {
+    /// The store could not be read: neither its database nor `nix path-info`.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -14,17 +14,22 @@ use std::path::Path;
 /// The type of a setting, as far as checking a value goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// `true` / `false` (and `yes`/`no`, `1`/`0`).
     Bool,
+    /// A whole number (some take a size suffix or `auto`).
     Int,
+    /// A space-separated list: `extra-` appends to it.
     List,
     /// A `name=value` map (`access-tokens`): `extra-` appends to it, as to a list.
     Map,
+    /// A string, path or anything else not checked.
     Other,
 }
 
 /// The settings this Nix knows, with their types.
 #[derive(Debug, Clone, Default)]
 pub struct NixSettings {
+    /// Every setting name (aliases included) and its type.
     pub types: BTreeMap<String, Kind>,
     /// Whether the list is Nix's own (from `show-config`), so unknown names can be judged.
     pub complete: bool,

@@ -16,13 +16,17 @@ pub use crate::cli::ExitCode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Something that stops Nix or makes it ignore a cache: fix it.
     Error,
+    /// Probably not what was meant (a dead line, an untrusted cache, a lower bound).
     Warning,
+    /// Worth knowing; nothing is wrong.
     Info,
 }
 
 impl Severity {
-    pub fn as_str(self) -> &'static str {
+    /// The name used in the JSON and the text output.
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Severity::Error => "error",
             Severity::Warning => "warning",
@@ -30,7 +34,8 @@ impl Severity {
         }
     }
 
-    pub fn icon(self) -> &'static str {
+    /// The emoji the Markdown summary shows it with.
+    pub(crate) fn icon(self) -> &'static str {
         match self {
             Severity::Error => "❌",
             Severity::Warning => "⚠️",
@@ -42,7 +47,9 @@ impl Severity {
 /// One problem or observation, with where it is and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// How serious it is.
     pub severity: Severity,
+    /// Which section it is about.
     pub area: Area,
     /// The file the finding is about (a nix.conf layer, `NIX_CONFIG`, the store database).
     pub file: Option<String>,
@@ -83,16 +90,23 @@ impl Finding {
     }
 }
 
+/// A part of the store: how many paths, and their NAR bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Share {
+    /// Valid paths in this part.
     pub paths: u64,
+    /// The sum of their NAR sizes, in bytes.
     pub nar_bytes: u64,
 }
 
+/// The filesystem the store directory is on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Filesystem {
+    /// Where it is mounted.
     pub mount_point: PathBuf,
+    /// Its size, in bytes.
     pub total_bytes: u64,
+    /// The bytes free for an unprivileged user.
     pub available_bytes: u64,
 }
 
@@ -103,11 +117,15 @@ pub struct StoreSection {
     pub uri: Option<String>,
     /// `/`, or the directory of a chroot store.
     pub root: PathBuf,
+    /// The logical store directory (`/nix/store`), as store paths name it.
     pub store_dir: String,
     /// False when there is no store database at all.
     pub exists: bool,
+    /// Valid paths.
     pub paths: u64,
+    /// The sum of their NAR sizes (`narSize`), in bytes.
     pub nar_bytes: u64,
+    /// Reference edges between valid paths (self-references included).
     pub references: u64,
     /// Paths named `*.drv`.
     pub drv: Share,
@@ -117,9 +135,12 @@ pub struct StoreSection {
     pub filesystem: Option<Filesystem>,
 }
 
+/// A store path and its own NAR size (section 2, and a closure's contents).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PathEntry {
+    /// The full store path.
     pub path: String,
+    /// Its NAR size, in bytes.
     pub nar_size: u64,
 }
 
@@ -130,6 +151,7 @@ pub struct ClosureEntry {
     pub path: String,
     /// Sum of the NAR sizes of its closure (`nix path-info -S`).
     pub closure_size: u64,
+    /// How many paths its closure has.
     pub closure_paths: u64,
     /// The link to delete to release it (the first of `roots`).
     pub root: String,
@@ -147,8 +169,11 @@ pub struct ClosureEntry {
 /// The closure bytes two listed roots have in common.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SharedWith {
+    /// The other root's link.
     pub root: String,
+    /// The store path it keeps.
     pub path: String,
+    /// The NAR bytes of the paths both closures hold.
     pub nar_bytes: u64,
 }
 
@@ -159,11 +184,18 @@ pub struct GcSection {
     pub roots: u64,
     /// Distinct store paths they keep.
     pub root_paths: u64,
+    /// Paths the roots keep alive (their closures, under the keep-* rules).
     pub live_paths: u64,
+    /// Paths `nix-store --gc` would delete.
     pub dead_paths: u64,
+    /// The NAR bytes of the dead paths (an upper bound of what a GC frees on disk).
     pub dead_nar_bytes: u64,
+    /// `keep-derivations` in effect: a live output keeps its deriver.
     pub keep_derivations: bool,
+    /// `keep-outputs` in effect: a live derivation keeps its outputs.
     pub keep_outputs: bool,
+    /// Always false: roots of running processes (seen through `/proc`) and temporary
+    /// roots are not counted (one of the `caveats`).
     pub runtime_roots_counted: bool,
     /// GC-root directories or entries that could not be read (e.g. another user's
     /// `gcroots/per-user/NAME`): the roots in them are not counted.
@@ -171,6 +203,7 @@ pub struct GcSection {
     /// True when `unreadable_roots` is not empty: paths kept only by those roots are
     /// counted as dead, so `dead_paths` / `dead_nar_bytes` are an upper bound.
     pub dead_is_upper_bound: bool,
+    /// Where the figures may differ from what `nix-store --gc` does, in words.
     pub caveats: Vec<String>,
     /// Every dead path, sorted (only with `--list-dead`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -189,18 +222,25 @@ pub struct ConfigSection {
     pub findings: Vec<Finding>,
 }
 
+/// One configuration file Nix reads.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConfigFile {
+    /// The file (or `NIX_CONFIG`).
     pub path: String,
+    /// Which layer it is: `system`, `user`, `XDG_CONFIG_DIRS`, `include`, ...
     pub layer: String,
+    /// Whether it exists (Nix reads a missing layer as empty).
     pub exists: bool,
 }
 
 /// The closure given with `--closure`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClosureSection {
+    /// The paths given with `--closure`, as store paths.
     pub requested: Vec<String>,
+    /// Paths in their closure.
     pub paths: u64,
+    /// The closure's NAR bytes.
     pub nar_bytes: u64,
     /// Every path of the closure, largest first: what a later `--baseline` run compares
     /// with.
@@ -210,22 +250,31 @@ pub struct ClosureSection {
 /// Section 6: one cache's share of the `--closure`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Coverage {
+    /// The cache's URL (credentials `<redacted>` in every output).
     pub cache: String,
     /// Where the cache came from: `--cache`, `nix.conf`, `Nix's default` (the built-in
     /// `https://cache.nixos.org/` when no file sets `substituters`), `cache.toml`.
     pub from: String,
+    /// The cache's priority as Nix takes it (`Priority:` in `nix-cache-info`, or
+    /// `?priority=` in the URL; 50 when neither names one); null when not measured.
     pub priority: Option<u32>,
+    /// The `StoreDir` its `nix-cache-info` names; null when not measured.
     pub store_dir: Option<String>,
     /// False when the cache could not be asked (unreachable, an HTTP error for
     /// `nix-cache-info`, every narinfo query failed): then `error` says why, and the
     /// `*_present` and `hit_rate_*` fields are null, never 0.
     pub measured: bool,
+    /// Paths in the closure.
     pub paths_total: u64,
+    /// Of those, the paths the cache holds (a valid narinfo).
     pub paths_present: Option<u64>,
+    /// The closure's NAR bytes.
     pub nar_bytes_total: u64,
+    /// The NAR bytes of the paths the cache holds.
     pub nar_bytes_present: Option<u64>,
     /// `paths_present / paths_total` in percent (100 for an empty closure).
     pub hit_rate_paths: Option<f64>,
+    /// `nar_bytes_present / nar_bytes_total` in percent.
     pub hit_rate_bytes: Option<f64>,
     /// Paths whose query failed (timeouts, server errors) while others answered: the
     /// rates are then a lower bound.
@@ -265,14 +314,18 @@ pub struct Signatures {
 /// Paths a cache holds whose references it does not all hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Incomplete {
+    /// How many such paths.
     pub paths: u64,
     /// The first few, each with one reference the cache lacks.
     pub examples: Vec<MissingReference>,
 }
 
+/// A path a cache holds, and one of its references the cache lacks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MissingReference {
+    /// The path the cache holds.
     pub path: String,
+    /// A reference of it the cache does not hold.
     pub missing: String,
 }
 
@@ -280,16 +333,24 @@ pub struct MissingReference {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Area {
+    /// The store itself: missing, empty, its filesystem nearly full.
     Store,
+    /// Garbage and GC roots.
     Gc,
+    /// The Nix configuration.
     Config,
+    /// The `--closure` paths.
     Closure,
+    /// What the caches hold of the closure, and their signatures.
     Coverage,
 }
 
+/// Something worth doing that the report found (freeing space, pushing, a fix).
 #[derive(Debug, Clone, Serialize)]
 pub struct Recommendation {
+    /// Which section it comes from.
     pub area: Area,
+    /// What to do and why, in a sentence.
     pub message: String,
     /// A command to run, when there is one.
     pub command: Option<String>,
@@ -298,21 +359,29 @@ pub struct Recommendation {
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// [`JSON_SCHEMA_VERSION`].
     pub schema_version: u32,
     /// Where the store numbers came from.
     pub source: Source,
+    /// Section 1: the store as a whole.
     pub store: StoreSection,
+    /// Section 2: the largest paths by NAR size, largest first.
     pub largest_paths: Vec<PathEntry>,
+    /// Section 3: the rooted closures, by what deleting their root frees.
     pub largest_closures: Vec<ClosureEntry>,
     /// Null for a store whose GC roots cannot be seen (a remote store) or a missing one.
     pub gc: Option<GcSection>,
+    /// Section 5: the configuration files checked.
     pub config: ConfigSection,
+    /// The `--closure` paths (null without it).
     pub closure: Option<ClosureSection>,
+    /// Section 6: one entry per cache (empty without `--closure`).
     pub coverage: Vec<Coverage>,
     /// `--baseline` / `--compare`: what changed between the two closures.
     pub diff: Option<diff::Diff>,
     /// Every finding of every section (config findings included), errors first.
     pub findings: Vec<Finding>,
+    /// What to do next, most useful first.
     pub recommendations: Vec<Recommendation>,
     /// Secret values of the configuration (`access-tokens` / `extra-access-tokens`),
     /// which every rendering hides (URL credentials are hidden by their shape).
@@ -329,7 +398,8 @@ impl Report {
             .count()
     }
 
-    pub fn count(&self, s: Severity) -> usize {
+    /// How many findings have severity `s`.
+    pub(crate) fn count(&self, s: Severity) -> usize {
         self.findings.iter().filter(|f| f.severity == s).count()
     }
 

@@ -31,15 +31,15 @@
 //! itself is [`crate::trust`].
 
 mod apply;
-pub mod managed;
-pub mod netrc;
+mod managed;
+pub(crate) mod netrc;
 mod plan;
 mod report;
 mod request;
 mod target;
 mod verify;
 
-pub use crate::nixconf::restart_command;
+use crate::nixconf::restart_command;
 use plan::*;
 pub use report::{
     CacheReport, CacheStatus, Mode, NetrcAction, NetrcReport, NixCheck, Report, TargetKind,
@@ -49,7 +49,8 @@ use target::*;
 use verify::*;
 
 use crate::trust;
-pub use crate::trust::{StoreMode, TrustInput, TrustReport, TrustStatus, assess};
+use crate::trust::assess;
+pub use crate::trust::{TrustReport, TrustStatus};
 pub use managed::Managed;
 
 use crate::cachetoml::{self, CacheTomlError};
@@ -65,7 +66,9 @@ use std::path::{Path, PathBuf};
 /// One cache to configure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CacheSpec {
+    /// The substituter URL, as it is written to nix.conf.
     pub url: String,
+    /// The cache's public key, `NAME:BASE64`; empty for `--remove` by URL alone.
     pub public_key: String,
     /// Environment variable holding the netrc token of a private cache.
     pub token_env: Option<String>,
@@ -84,39 +87,76 @@ pub enum Target {
 
 pub use crate::cli::ExitCode;
 
+/// Why setup-cache did nothing: bad input, or a file it could not use. Each is found
+/// before anything is written; [`SetupError::exit_code`] maps it to the shared codes.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error(
         "no cache given: no cache.toml in {} or its parents.\n  Run from your project's directory, or pass --config FILE, or give the cache directly: --url URL --public-key KEY (or --cachix NAME --public-key KEY)",
         .dir.display()
     )]
-    NoCaches { dir: PathBuf },
+    /// No cache flag was given and no cache.toml was found.
+    NoCaches {
+        /// The directory the search for cache.toml started from.
+        dir: PathBuf,
+    },
+    /// cache.toml could not be read or is invalid (the error names the file and line).
     #[error(transparent)]
     CacheToml(#[from] CacheTomlError),
+    /// `--url` / `--cachix` is not a URL Nix accepts as a substituter.
     #[error("{flag}: {reason}")]
-    BadUrl { flag: String, reason: String },
+    BadUrl {
+        /// The flag and its value, as given.
+        flag: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A public key that does not parse, or that would write a broken line.
     #[error("{origin}: {reason}")]
-    BadKey { origin: String, reason: KeyError },
+    BadKey {
+        /// Where the key came from: the flag, or cache.toml's file and line.
+        origin: String,
+        /// What is wrong with it.
+        reason: KeyError,
+    },
+    /// Flags that do not go together, or a value they cannot take.
     #[error("{0}")]
     Usage(String),
     #[error(
         "the token in ${var} contains white space or a line break: a netrc token is one word, and anything after the space would become a netrc entry of its own; set {var} to the token alone"
     )]
-    BadToken { var: String },
+    /// The token variable holds more than one word.
+    BadToken {
+        /// The name of the environment variable.
+        var: String,
+    },
     #[error(
         "{origin}: the private cache's token is read from ${var}, which is not set: `export {var}=...` first (the token is only written to the netrc file, never printed)"
     )]
-    TokenMissing { origin: String, var: String },
+    /// The token variable of a private cache is unset or empty.
+    TokenMissing {
+        /// The cache's URL, credentials redacted.
+        origin: String,
+        /// The name of the environment variable.
+        var: String,
+    },
     /// No usable default target; the message says why and what to pass.
     #[error("{0}")]
     NoUserFile(String),
     #[error("`{}` is not UTF-8 text; setup-cache only edits UTF-8 nix.conf files: fix its encoding or edit it by hand", .path.display())]
-    NotUtf8 { path: PathBuf },
+    /// The nix.conf or netrc to edit is not UTF-8 text.
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A file could not be read, locked or written (the error names the path and why).
     #[error(transparent)]
     Fs(#[from] FsError),
 }
 
 impl SetupError {
+    /// Bad input is [`ExitCode::Usage`] (2); a file that cannot be used is
+    /// [`ExitCode::Error`] (1), as in the other tools.
     pub fn exit_code(&self) -> ExitCode {
         match self {
             SetupError::NoCaches { .. }
@@ -137,9 +177,13 @@ impl SetupError {
 /// Everything [`run`] needs.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// The caches to add or remove.
     pub caches: Vec<CacheSpec>,
+    /// The nix.conf to edit.
     pub target: Target,
+    /// `--remove`: take the caches out instead of adding them.
     pub remove: bool,
+    /// `--dry-run`: plan and report (with the diff), write nothing.
     pub dry_run: bool,
     /// The configuration environment (normally [`Env::from_process`]).
     pub env: Env,

@@ -7,22 +7,31 @@ use super::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CacheStatus {
+    /// Written (or, in dry-run, would be) so that it takes effect.
     Added,
+    /// Already in effect, with its key: nothing written.
     AlreadyConfigured,
+    /// Taken out of the target (`--remove`).
     Removed,
+    /// `--remove`: the target did not have it.
     NotPresent,
     /// Already in the target file, but a later file or `NIX_CONFIG` overrides it, and
     /// nothing in this file can change that.
     Overridden,
 }
 
+/// One cache's outcome (`caches[]` in the JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct CacheReport {
+    /// The substituter URL.
     pub url: String,
+    /// Its key; for `--remove` by URL alone, the key named after its host that went too.
     pub public_key: String,
+    /// What the edit did to it.
     pub status: CacheStatus,
     /// `file:line` the substituter is (or would be) in effect from; `None` if it is not.
     pub substituter_from: Option<String>,
+    /// `file:line` the key is (or would be) in effect from; `None` if it is not.
     pub key_from: Option<String>,
     /// After the edit, is the cache in effect (add) / gone (remove) per the files?
     pub in_effect: bool,
@@ -31,10 +40,14 @@ pub struct CacheReport {
     pub overridden_by: Option<String>,
 }
 
+/// The netrc change for private caches (`netrc` in the JSON; tokens never shown).
 #[derive(Debug, Clone, Serialize)]
 pub struct NetrcReport {
+    /// The netrc file (the `netrc-file` in effect, or the one beside the target).
     pub path: PathBuf,
+    /// The hosts whose entries were written or taken out.
     pub hosts: Vec<String>,
+    /// What became of the file.
     pub action: NetrcAction,
 }
 
@@ -60,11 +73,14 @@ impl std::fmt::Display for NetrcAction {
     }
 }
 
+/// The installed Nix's own view after the edit (`nix_check` in the JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct NixCheck {
+    /// The Nix asked (`Nix 2.26.3`, `Lix 2.91.1`), or `Nix (it did not start)`.
     pub version: String,
     /// True when Nix's own view agrees with what was asked for.
     pub ok: bool,
+    /// Each disagreement, or why Nix could not be asked, with the line at fault.
     pub problems: Vec<String>,
 }
 
@@ -72,8 +88,11 @@ pub struct NixCheck {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
+    /// The user file Nix reads first (`~/.config/nix/nix.conf` by default).
     User,
+    /// The system file the nix-daemon reads (`--system`).
     System,
+    /// A file given with `--file`.
     File,
 }
 
@@ -91,16 +110,22 @@ impl std::fmt::Display for TargetKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// Add the caches.
     Add,
+    /// `--remove`: take them out.
     Remove,
 }
 
 /// The outcome, printed as text or JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The nix.conf edited (absolute).
     pub target: PathBuf,
+    /// Which kind of file it is.
     pub target_kind: TargetKind,
+    /// Adding or removing.
     pub mode: Mode,
+    /// Nothing was written: the diff shows what would be.
     pub dry_run: bool,
     /// Whether the target file was (or, in dry-run, would be) changed.
     pub changed: bool,
@@ -108,19 +133,27 @@ pub struct Report {
     /// reads a missing nix.conf exactly like an empty one, and a file setup-cache created
     /// is gone again. The previous content is in `backup`.
     pub deleted: bool,
+    /// The previous version, saved beside the target (`NAME.setup-cache.bak`).
     pub backup: Option<PathBuf>,
+    /// One entry per cache, in the order given.
     pub caches: Vec<CacheReport>,
     /// Unified diff of the change (netrc passwords redacted); empty when unchanged.
     pub diff: String,
+    /// The netrc change, when there is one.
     pub netrc: Option<NetrcReport>,
+    /// Why the target was not edited (exit 3), when it is a symlink or generated.
     pub managed: Option<Managed>,
     /// For a managed target: what to put in the Nix configuration instead.
     pub advice: Option<String>,
+    /// Whether the nix-daemon will honour the caches (user files only).
     pub trust: Option<TrustReport>,
+    /// What the installed Nix says after the edit.
     pub nix_check: Option<NixCheck>,
     /// Daemon restart command (system target).
     pub restart: Option<String>,
+    /// Everything worth knowing that did not stop the run (each printed `warning: ...`).
     pub warnings: Vec<String>,
+    /// The exit code this outcome maps to.
     pub exit_code: ExitCode,
 }
 

@@ -6,10 +6,15 @@ use super::*;
 /// Where the caches come from, as given on the command line.
 #[derive(Debug, Clone, Default)]
 pub struct CacheArgs {
+    /// `--config FILE`: the cache.toml to read.
     pub config: Option<PathBuf>,
+    /// `--url URL`: a cache given directly.
     pub url: Option<String>,
+    /// `--cachix NAME`: `https://NAME.cachix.org`.
     pub cachix: Option<String>,
+    /// `--public-key NAME:BASE64`.
     pub public_key: Option<String>,
+    /// `--token-env VAR`: the variable holding a private cache's netrc token.
     pub token_env: Option<String>,
     /// Where to look for cache.toml when `config` is not given.
     pub cwd: PathBuf,
@@ -20,6 +25,7 @@ pub struct CacheArgs {
 /// The caches to act on.
 #[derive(Debug, Clone)]
 pub struct Resolved {
+    /// The caches, validated.
     pub caches: Vec<CacheSpec>,
     /// The cache.toml they came from (`None` when given with `--url` / `--cachix`).
     pub config: Option<PathBuf>,
