@@ -1244,6 +1244,10 @@ fn untrusted_user_caches_are_flagged() {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario on one costly fixture (built paths, a running server); each step builds on the last"
+)]
 fn coverage_against_http_and_file_caches_is_exact() {
     require_nix();
     let env = NixEnv::new();
@@ -1386,6 +1390,10 @@ fn file_cache(
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario on one costly fixture (built paths, a running server); each step builds on the last"
+)]
 fn coverage_checks_each_caches_signatures_and_completeness_as_nix_does() {
     require_nix();
     let env = NixEnv::new();
@@ -1583,6 +1591,10 @@ in mk "app{tag}-{version}" "mkdir $out; echo ${{lib}} ${{toString deps}} {versio
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario on one costly fixture (built paths, a running server); each step builds on the last"
+)]
 fn baseline_and_compare_report_what_a_build_added() {
     require_nix();
     let env = NixEnv::new();

@@ -906,6 +906,10 @@ impl FlakeRun {
 /// and the template: `nix flake init -t`, its apps bound to its own cache.toml, and a
 /// cache.toml that drifted from nixConfig failing `nix flake check` only.
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario on one costly fixture (built paths, a running server); each step builds on the last"
+)]
 fn flake_is_built_checked_and_run_by_nix_with_a_stand_in_nixpkgs() {
     let run = FlakeRun::new();
     let dir = run.env.path().to_path_buf();

@@ -698,6 +698,10 @@ fn path_with(bin: &Path) -> String {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario on one costly fixture (built paths, a running server); each step builds on the last"
+)]
 fn cachix_and_attic_get_exact_argv_and_stdin() {
     let b = build_fixture("pcachix");
     let bin = b.env.path().join("bin");
@@ -817,6 +821,10 @@ fn cachix_and_attic_get_exact_argv_and_stdin() {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario on one costly fixture (built paths, a running server); each step builds on the last"
+)]
 fn config_stdin_installables_and_bad_key() {
     let b = build_fixture("pconf");
     let cache = b.env.path().join("cache");
@@ -1099,6 +1107,10 @@ fn a_nix_cache_info_that_is_none_is_not_a_binary_cache() {
 /// one; over HTTP `nix copy` cannot replace it (it reads it first and stops), so the path
 /// fails with that reason — never "already cached".
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario on one costly fixture (built paths, a running server); each step builds on the last"
+)]
 fn narinfos_that_prove_nothing_are_not_already_cached() {
     use std::time::Duration;
     let b = build_fixture("pproof");
@@ -1356,6 +1368,10 @@ fn an_upload_killed_by_a_signal_is_not_retried() {
 /// --secret-key-file that is no key (an SSH private key). `/dev/zero` and a FIFO as key
 /// file are clear errors without hanging; a key file others may read gets a warning.
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario on one costly fixture (built paths, a running server); each step builds on the last"
+)]
 fn planted_secrets_never_appear_in_any_output() {
     use std::time::Duration;
     let b = build_fixture("psecret");

@@ -66,6 +66,10 @@ fn files(dir: &Path) -> Vec<String> {
 /// bucket's public endpoint trusting only the key; a profile of ~/.aws/credentials
 /// (`profile=`) signs too, and finds everything already there.
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario on one costly fixture (built paths, a running server); each step builds on the last"
+)]
 fn s3_push_is_signed_skipped_or_refused_and_substitutable() {
     require_nix();
     let env = NixEnv::new();

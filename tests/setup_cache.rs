@@ -361,6 +361,10 @@ fn end_to_end_substitutes_with_written_config_and_refuses_wrong_key() {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario on one costly fixture (built paths, a running server); each step builds on the last"
+)]
 fn trust_untrusted_user_is_told_the_fix_and_nix_really_ignores_the_cache() {
     require_nix();
     let user = setup_daemon::test_user();

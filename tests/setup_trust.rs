@@ -127,6 +127,10 @@ const BASE: &str = "sandbox = false\nsubstituters =\ntrusted-users = root\n";
 /// `substituters` / `trusted-substituters` exactly, or is so after adding a `/`; it never
 /// drops one. setup-cache must give the same answer as the daemon in both directions.
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario on one costly fixture (built paths, a running server); each step builds on the last"
+)]
 fn trailing_slash_is_matched_exactly_as_the_daemon_matches() {
     let w = world("slash");
     let server = http::HttpCache::serve(&w.cache_dir);
@@ -265,6 +269,10 @@ fn trailing_slash_is_matched_exactly_as_the_daemon_matches() {
 /// `netrc-file` is a setting the daemon takes only from trusted users: an untrusted user's
 /// token never reaches it, so a private cache needs the token in the daemon's own netrc.
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario on one costly fixture (built paths, a running server); each step builds on the last"
+)]
 fn private_cache_for_an_untrusted_user_needs_the_daemons_netrc() {
     let w = world("private");
     let token = "nct-trust-token-5c1d0e";

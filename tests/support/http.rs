@@ -133,6 +133,119 @@ impl Drop for HttpCache {
     }
 }
 
+/// A request's first line and the headers the server acts on.
+struct Head {
+    method: String,
+    /// The target without its query.
+    path: String,
+    content_length: usize,
+    chunked: bool,
+    expect_continue: bool,
+    close: bool,
+}
+
+impl Head {
+    /// Whether a body follows (or would, after `100 Continue`).
+    fn has_body(&self) -> bool {
+        self.content_length > 0 || self.chunked
+    }
+}
+
+/// Reads the request line and headers; `None` at the end of the connection or on a
+/// request line that is not one.
+fn read_head(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Head>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let (method, target) = match (parts.next(), parts.next()) {
+        (Some(m), Some(t)) => (m.to_owned(), t.to_owned()),
+        _ => return Ok(None),
+    };
+    let mut head = Head {
+        method,
+        path: target.split('?').next().unwrap_or("").to_owned(),
+        content_length: 0,
+        chunked: false,
+        expect_continue: false,
+        close: false,
+    };
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            return Ok(Some(head));
+        }
+        let (k, v) = h.split_once(':').unwrap_or((h, ""));
+        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
+        match k.as_str() {
+            "content-length" => head.content_length = v.parse().unwrap_or(0),
+            "transfer-encoding" => head.chunked = v.eq_ignore_ascii_case("chunked"),
+            "expect" => head.expect_continue = v.eq_ignore_ascii_case("100-continue"),
+            "connection" => head.close = v.eq_ignore_ascii_case("close"),
+            _ => {}
+        }
+    }
+}
+
+/// The answer from the directory: the injected status, a file for GET / HEAD, a file
+/// written for PUT when writable; 400 for `..`, 404, 405 otherwise.
+fn serve(
+    root: &Path,
+    writable: bool,
+    head: &Head,
+    injected: Option<u16>,
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let file = root.join(head.path.trim_start_matches('/'));
+    let safe = !head.path.split('/').any(|c| c == "..");
+    Ok(match (injected, head.method.as_str()) {
+        (Some(code), _) => (code, Vec::new()),
+        _ if !safe => (400, Vec::new()),
+        (None, "GET" | "HEAD") => match std::fs::read(&file) {
+            Ok(b) if file.is_file() => (200, b),
+            _ => (404, Vec::new()),
+        },
+        (None, "PUT") if writable => {
+            std::fs::create_dir_all(file.parent().unwrap())?;
+            let tmp = file.with_extension("upload-tmp");
+            std::fs::write(&tmp, body)?;
+            std::fs::rename(&tmp, &file)?;
+            (201, Vec::new())
+        }
+        _ => (405, Vec::new()),
+    })
+}
+
+/// Writes the status line, headers and (but for HEAD) the payload.
+fn answer(
+    out: &mut TcpStream,
+    head: &Head,
+    status: u16,
+    payload: &[u8],
+    close: bool,
+) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        201 => "Created",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Status",
+    };
+    write!(
+        out,
+        "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n{}\r\n",
+        payload.len(),
+        if close { "Connection: close\r\n" } else { "" }
+    )?;
+    if head.method != "HEAD" {
+        out.write_all(payload)?;
+    }
+    out.flush()
+}
+
 fn handle(
     stream: TcpStream,
     root: &Path,
@@ -148,112 +261,47 @@ fn handle(
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let (method, target) = match (parts.next(), parts.next()) {
-            (Some(m), Some(t)) => (m.to_owned(), t.to_owned()),
-            _ => return Ok(()),
-        };
-        let mut content_length = 0usize;
-        let (mut chunked, mut expect_continue, mut close) = (false, false, false);
-        loop {
-            let mut h = String::new();
-            reader.read_line(&mut h)?;
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            let (k, v) = h.split_once(':').unwrap_or((h, ""));
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-            match k.as_str() {
-                "content-length" => content_length = v.parse().unwrap_or(0),
-                "transfer-encoding" => chunked = v.eq_ignore_ascii_case("chunked"),
-                "expect" => expect_continue = v.eq_ignore_ascii_case("100-continue"),
-                "connection" => close = v.eq_ignore_ascii_case("close"),
-                _ => {}
-            }
-        }
-        let path = target.split('?').next().unwrap_or("").to_owned();
+    while let Some(head) = read_head(&mut reader)? {
         if let Some((h, sent, stop)) = hostile {
-            if let Some(answer) = h(&method, &path) {
+            if let Some(answer) = h(&head.method, &head.path) {
                 // The request body (if any) is not wanted: with `Expect: 100-continue`
                 // it never comes; otherwise it is read and dropped.
-                if (content_length > 0 || chunked) && !expect_continue {
-                    read_body(&mut reader, content_length, chunked)?;
+                if head.has_body() && !head.expect_continue {
+                    read_body(&mut reader, head.content_length, head.chunked)?;
                 }
                 log.lock().unwrap().push(Request {
-                    method: method.clone(),
-                    path: path.clone(),
+                    method: head.method.clone(),
+                    path: head.path.clone(),
                     status: match &answer {
                         Answer::Status(c, _) => *c,
                         _ => 200,
                     },
                 });
-                return hostile_answer(&mut out, &method, answer, sent, stop);
+                return hostile_answer(&mut out, &head.method, answer, sent, stop);
             }
         }
-        let injected = fault.and_then(|f| f(&method, &path));
-        let has_body = content_length > 0 || chunked;
+        let injected = fault.and_then(|f| f(&head.method, &head.path));
         let mut body = Vec::new();
-        if has_body && (injected.is_none() || !expect_continue) {
-            if expect_continue {
+        if head.has_body() && (injected.is_none() || !head.expect_continue) {
+            if head.expect_continue {
                 out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
             }
-            body = read_body(&mut reader, content_length, chunked)?;
+            body = read_body(&mut reader, head.content_length, head.chunked)?;
         }
-        let file = root.join(path.trim_start_matches('/'));
-        let safe = !path.split('/').any(|c| c == "..");
-        let (status, payload): (u16, Vec<u8>) = match (injected, method.as_str()) {
-            (Some(code), _) => (code, Vec::new()),
-            _ if !safe => (400, Vec::new()),
-            (None, "GET" | "HEAD") => match std::fs::read(&file) {
-                Ok(b) if file.is_file() => (200, b),
-                _ => (404, Vec::new()),
-            },
-            (None, "PUT") if writable => {
-                std::fs::create_dir_all(file.parent().unwrap())?;
-                let tmp = file.with_extension("upload-tmp");
-                std::fs::write(&tmp, &body)?;
-                std::fs::rename(&tmp, &file)?;
-                (201, Vec::new())
-            }
-            _ => (405, Vec::new()),
-        };
+        let (status, payload) = serve(root, writable, &head, injected, &body)?;
         log.lock().unwrap().push(Request {
-            method: method.clone(),
-            path: path.clone(),
+            method: head.method.clone(),
+            path: head.path.clone(),
             status,
         });
-        let reason = match status {
-            200 => "OK",
-            201 => "Created",
-            404 => "Not Found",
-            405 => "Method Not Allowed",
-            _ => "Status",
-        };
-        let send_body = method != "HEAD";
-        write!(
-            out,
-            "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n{}\r\n",
-            payload.len(),
-            if close || (has_body && body.is_empty()) {
-                "Connection: close\r\n"
-            } else {
-                ""
-            }
-        )?;
-        if send_body {
-            out.write_all(&payload)?;
-        }
-        out.flush()?;
-        if close || (has_body && body.is_empty()) {
+        // A body refused before it was sent leaves the connection unusable.
+        let close = head.close || (head.has_body() && body.is_empty());
+        answer(&mut out, &head, status, &payload, close)?;
+        if close {
             return Ok(());
         }
     }
+    Ok(())
 }
 
 fn read_body(reader: &mut impl BufRead, len: usize, chunked: bool) -> std::io::Result<Vec<u8>> {
