@@ -84,7 +84,7 @@ impl ExitCode {
     }
 
     /// What the code means for `tool` (one line of its `--help` table).
-    pub fn describe(self, tool: Tool) -> &'static str {
+    pub(crate) fn describe(self, tool: Tool) -> &'static str {
         use ExitCode as E;
         match (self, tool) {
             (E::Ok, Tool::SetupCache) => "done, or already configured / nothing to remove",
@@ -183,7 +183,7 @@ pub fn parse_args<T: clap::Parser>(tool: Tool) -> Result<T, std::process::ExitCo
 
 /// Whether JSON output was asked for (`--json`, or `--format json` / `--format=json`),
 /// for errors found before or while the arguments are parsed.
-pub fn json_requested() -> bool {
+pub(crate) fn json_requested() -> bool {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     args.iter().any(|a| a == "--json" || a == "--format=json")
         || args
@@ -223,7 +223,7 @@ pub enum Generate {
 }
 
 /// The man page or completions of `cmd` (the tool's `clap::Command`).
-pub fn generate(kind: Generate, mut cmd: clap::Command) -> Vec<u8> {
+pub(crate) fn generate(kind: Generate, mut cmd: clap::Command) -> Vec<u8> {
     use clap_complete::Shell;
     let name = cmd.get_name().to_owned();
     let shell = match kind {

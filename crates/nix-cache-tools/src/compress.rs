@@ -20,7 +20,7 @@ pub enum Method {
 
 impl Method {
     /// The value of a narinfo's `Compression:` line.
-    pub fn narinfo_name(self) -> &'static str {
+    pub(crate) fn narinfo_name(self) -> &'static str {
         match self {
             Method::Zstd => "zstd",
             Method::Xz => "xz",
@@ -38,7 +38,7 @@ impl Method {
     }
 
     /// The level used when none is given.
-    pub fn default_level(self) -> i32 {
+    pub(crate) fn default_level(self) -> i32 {
         match self {
             Method::Zstd => 3,
             Method::Xz => 6,
@@ -47,7 +47,7 @@ impl Method {
     }
 
     /// The levels a method accepts.
-    pub fn levels(self) -> std::ops::RangeInclusive<i32> {
+    pub(crate) fn levels(self) -> std::ops::RangeInclusive<i32> {
         match self {
             Method::Zstd => 1..=19,
             Method::Xz => 0..=9,
@@ -56,7 +56,7 @@ impl Method {
     }
 
     /// Reads `zstd`, `xz` or `none` (as flags and `?compression=` write them).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         match s {
             "zstd" => Ok(Method::Zstd),
             "xz" => Ok(Method::Xz),
@@ -77,11 +77,11 @@ impl std::fmt::Display for Method {
 /// A method with its level and how many threads one NAR may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
-    pub method: Method,
-    pub level: i32,
+    pub(crate) method: Method,
+    pub(crate) level: i32,
     /// Worker threads for one stream (zstd and xz split big inputs into blocks);
     /// 1 compresses on the calling thread.
-    pub threads: u32,
+    pub(crate) threads: u32,
 }
 
 impl Settings {
@@ -102,14 +102,14 @@ impl Settings {
     }
 
     /// The same settings with `threads` workers per stream.
-    pub fn with_threads(mut self, threads: u32) -> Self {
+    pub(crate) fn with_threads(mut self, threads: u32) -> Self {
         self.threads = threads.max(1);
         self
     }
 }
 
 /// `?compression=` and `?compression-level=` of a store URI, when present.
-pub fn from_store_uri(uri: &str) -> Result<Option<Settings>, String> {
+pub(crate) fn from_store_uri(uri: &str) -> Result<Option<Settings>, String> {
     let method = crate::url::store_param(uri, "compression")
         .map(Method::parse)
         .transpose()?;
@@ -128,7 +128,7 @@ pub fn from_store_uri(uri: &str) -> Result<Option<Settings>, String> {
 
 /// A compressing writer; [`Encoder::finish`] flushes the end of the stream and gives
 /// the inner writer back.
-pub enum Encoder<W: Write> {
+pub(crate) enum Encoder<W: Write> {
     Zstd(zstd::stream::write::Encoder<'static, W>),
     Xz(liblzma::write::XzEncoder<W>),
     None(W),
@@ -145,7 +145,7 @@ impl<W: Write> std::fmt::Debug for Encoder<W> {
 }
 
 impl<W: Write> Encoder<W> {
-    pub fn new(inner: W, s: Settings) -> io::Result<Self> {
+    pub(crate) fn new(inner: W, s: Settings) -> io::Result<Self> {
         Ok(match s.method {
             Method::Zstd => {
                 let mut e = zstd::stream::write::Encoder::new(inner, s.level)?;
@@ -175,7 +175,7 @@ impl<W: Write> Encoder<W> {
         })
     }
 
-    pub fn finish(self) -> io::Result<W> {
+    pub(crate) fn finish(self) -> io::Result<W> {
         match self {
             Encoder::Zstd(e) => e.finish(),
             Encoder::Xz(e) => e.finish(),

@@ -45,13 +45,13 @@ pub enum KeyError {
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct PublicKey {
-    pub name: String,
-    pub key: [u8; 32],
+    pub(crate) name: String,
+    pub(crate) key: [u8; 32],
 }
 
 #[derive(Clone)]
 pub struct SecretKey {
-    pub name: String,
+    pub(crate) name: String,
     signing: SigningKey,
 }
 
@@ -119,7 +119,7 @@ impl PublicKey {
 
     /// Checks a `name:base64` signature over `fingerprint`. `false` for another key's
     /// name or a bad signature.
-    pub fn verify(&self, fingerprint: &str, sig: &str) -> bool {
+    pub(crate) fn verify(&self, fingerprint: &str, sig: &str) -> bool {
         let Some((name, b64)) = sig.split_once(':') else {
             return false;
         };
@@ -142,7 +142,7 @@ impl PublicKey {
 impl SecretKey {
     /// Parses `NAME:BASE64`. Errors never quote the input: a file given as a key file
     /// may hold any secret (an SSH private key, a token), and errors get printed.
-    pub fn parse(s: &str) -> Result<Self, KeyError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, KeyError> {
         let s = s.trim();
         let (name, b64) = match s.split_once(':') {
             Some((n, b))
@@ -177,7 +177,7 @@ impl SecretKey {
     }
 
     /// [`SecretKey::read`], plus a warning when others may read the file.
-    pub fn read_with_warnings(path: &Path) -> Result<(Self, Vec<String>), KeyError> {
+    pub(crate) fn read_with_warnings(path: &Path) -> Result<(Self, Vec<String>), KeyError> {
         use std::os::unix::fs::PermissionsExt;
         let read_err = |reason: String| KeyError::Read {
             path: path.display().to_string(),
@@ -200,7 +200,8 @@ impl SecretKey {
         Ok((key, warnings))
     }
 
-    pub fn public(&self) -> PublicKey {
+    #[cfg(test)]
+    pub(crate) fn public(&self) -> PublicKey {
         PublicKey {
             name: self.name.clone(),
             key: self.signing.verifying_key().to_bytes(),
@@ -208,7 +209,7 @@ impl SecretKey {
     }
 
     /// `name:base64(signature)` over `fingerprint`.
-    pub fn sign(&self, fingerprint: &str) -> String {
+    pub(crate) fn sign(&self, fingerprint: &str) -> String {
         let sig = self.signing.sign(fingerprint.as_bytes());
         format!("{}:{}", self.name, STANDARD.encode(sig.to_bytes()))
     }
@@ -216,7 +217,7 @@ impl SecretKey {
 
 /// The string a path's signature covers. `nar_hash` must be `sha256:<nix32>`;
 /// `references` are full store paths.
-pub fn fingerprint(
+pub(crate) fn fingerprint(
     store_path: &str,
     nar_hash: &str,
     nar_size: u64,
@@ -229,7 +230,7 @@ pub fn fingerprint(
 
 /// The part of a key's name before its `-N` suffix: `cache.nixos.org-1` →
 /// `cache.nixos.org`. A name without such a suffix is returned whole.
-pub fn name_base(name: &str) -> &str {
+pub(crate) fn name_base(name: &str) -> &str {
     match name.rsplit_once('-') {
         Some((b, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => b,
         _ => name,
@@ -239,7 +240,7 @@ pub fn name_base(name: &str) -> &str {
 /// Whether public key `key` (`NAME:BASE64`) is named exactly after `host`: `HOST-N`,
 /// N digits, the way Cachix (`NAME.cachix.org-1`) and `nix key generate-secret` users
 /// name them. Strict: what setup-cache removes with a cache is decided by it.
-pub fn named_after(key: &str, host: &str) -> bool {
+pub(crate) fn named_after(key: &str, host: &str) -> bool {
     key.split_once(':')
         .and_then(|(name, _)| name.strip_prefix(host))
         .and_then(|rest| rest.strip_prefix('-'))
@@ -249,7 +250,7 @@ pub fn named_after(key: &str, host: &str) -> bool {
 /// Whether a key's name ties it to a substituter URL, loosely (`cache.nixos.org-1` ↔
 /// `https://cache.nixos.org`, a subdomain either way, or the host's first label): for
 /// pairing keys with caches in reports, never for deciding what to delete.
-pub fn names_cache(key_name: &str, url: &str) -> bool {
+pub(crate) fn names_cache(key_name: &str, url: &str) -> bool {
     let base = name_base(key_name).to_ascii_lowercase();
     let Some(host) = crate::url::host(url).map(str::to_ascii_lowercase) else {
         return false;

@@ -51,8 +51,8 @@ pub struct NarInfo {
     pub url: String,
     /// `xz`, `bzip2`, `zstd`, `none`, ... (`bzip2` when the line is absent).
     pub compression: String,
-    pub file_hash: Option<String>,
-    pub file_size: Option<u64>,
+    pub(crate) file_hash: Option<String>,
+    pub(crate) file_size: Option<u64>,
     /// As written, normally `sha256:<nix32>`.
     pub nar_hash: String,
     pub nar_size: u64,
@@ -63,7 +63,7 @@ pub struct NarInfo {
     pub sigs: Vec<String>,
     pub ca: Option<String>,
     /// Lines with keys this parser does not know, in order, kept for rendering.
-    pub extra: Vec<(String, String)>,
+    pub(crate) extra: Vec<(String, String)>,
 }
 
 impl NarInfo {
@@ -155,7 +155,7 @@ impl NarInfo {
     }
 
     /// Renders the narinfo in Nix's field order.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "StorePath: {}", self.store_path);
         let _ = writeln!(s, "URL: {}", self.url);
@@ -185,7 +185,7 @@ impl NarInfo {
     }
 
     /// The store directory, e.g. `/nix/store`.
-    pub fn store_dir(&self) -> &str {
+    pub(crate) fn store_dir(&self) -> &str {
         self.store_path
             .rsplit_once('/')
             .map(|(d, _)| d)
@@ -193,7 +193,7 @@ impl NarInfo {
     }
 
     /// References as full store paths.
-    pub fn reference_paths(&self) -> Vec<String> {
+    pub(crate) fn reference_paths(&self) -> Vec<String> {
         let dir = self.store_dir();
         self.references
             .iter()
@@ -223,7 +223,7 @@ impl NarInfo {
     }
 
     /// The `.narinfo` file name for this path: `<hashpart>.narinfo`.
-    pub fn file_name(&self) -> String {
+    pub(crate) fn file_name(&self) -> String {
         narinfo_file_name(&self.store_path).unwrap_or_default()
     }
 }
@@ -237,7 +237,7 @@ pub fn narinfo_file_name(store_path: &str) -> Option<String> {
 /// `sha256:<base16>`, `sha256-<base64>` (SRI, as `nix path-info --json` prints) — to the
 /// `sha256:<nix32>` form used in fingerprints and narinfos. `None` for other
 /// algorithms or malformed input.
-pub fn nar_hash_nix32(hash: &str) -> Option<String> {
+pub(crate) fn nar_hash_nix32(hash: &str) -> Option<String> {
     let bytes: Vec<u8> = if let Some(rest) = hash.strip_prefix("sha256:") {
         match rest.len() {
             52 => nix32::decode(rest)?,

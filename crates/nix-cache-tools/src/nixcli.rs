@@ -30,10 +30,10 @@ pub enum NixError {
 /// `nix (Determinate Nix 3.6.2) 2.29.0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct NixVersion {
-    pub major: u32,
-    pub minor: u32,
-    pub patch: u32,
-    pub lix: bool,
+    pub(crate) major: u32,
+    pub(crate) minor: u32,
+    pub(crate) patch: u32,
+    pub(crate) lix: bool,
 }
 
 impl NixVersion {
@@ -194,11 +194,11 @@ fn one_path_info(path: &str, item: Option<&Value>, store_dir: &str) -> PathInfo 
 /// How long a query of the configuration or the version may take: these answer in
 /// milliseconds, so a Nix still busy after this is stuck (e.g. Nix 2.8 recursing without
 /// end on a self-including nix.conf) and is killed.
-pub const QUICK_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const QUICK_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How long a `nix path-info` over a closure or a whole store may take (1,000,000
 /// paths took 53 s here).
-pub const PATH_INFO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+pub(crate) const PATH_INFO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// The installed Nix, reached through its CLI.
 #[derive(Debug, Clone)]
@@ -211,7 +211,7 @@ pub struct Nix {
 
 impl Nix {
     /// Finds `nix` on PATH and asks its version. `store` is passed as `--store`.
-    pub fn detect(runner: Runner, store: Option<String>) -> Result<Self, NixError> {
+    pub(crate) fn detect(runner: Runner, store: Option<String>) -> Result<Self, NixError> {
         let cmd = Cmd::new("nix")
             .arg("--version")
             .read_only()
@@ -231,7 +231,7 @@ impl Nix {
     }
 
     /// For tests and for callers that know the version.
-    pub fn with_version(version: NixVersion, store: Option<String>, runner: Runner) -> Self {
+    pub(crate) fn with_version(version: NixVersion, store: Option<String>, runner: Runner) -> Self {
         Nix {
             program: "nix".to_owned(),
             store,
@@ -240,20 +240,16 @@ impl Nix {
         }
     }
 
-    pub fn version(&self) -> NixVersion {
+    pub(crate) fn version(&self) -> NixVersion {
         self.version
     }
 
-    pub fn runner(&self) -> &Runner {
+    pub(crate) fn runner(&self) -> &Runner {
         &self.runner
     }
 
-    pub fn store(&self) -> Option<&str> {
-        self.store.as_deref()
-    }
-
     /// `nix --extra-experimental-features nix-command [--store S] <args>`.
-    pub fn command<I, S>(&self, args: I) -> Cmd
+    pub(crate) fn command<I, S>(&self, args: I) -> Cmd
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
@@ -266,7 +262,12 @@ impl Nix {
     }
 
     /// Argument vector of `nix path-info --json [-r] [-S] PATHS...`.
-    pub fn path_info_cmd(&self, paths: &[String], recursive: bool, closure_size: bool) -> Cmd {
+    pub(crate) fn path_info_cmd(
+        &self,
+        paths: &[String],
+        recursive: bool,
+        closure_size: bool,
+    ) -> Cmd {
         let mut args = vec!["path-info".to_owned(), "--json".to_owned()];
         // Nix 2.33+ warns that `--json` without `--json-format` will become an error;
         // older versions do not know the flag. Format 1 is the object shape of 2.19+.
@@ -284,7 +285,11 @@ impl Nix {
     }
 
     /// Path infos of `paths` (and of their closure with `recursive`).
-    pub fn path_info(&self, paths: &[String], recursive: bool) -> Result<Vec<PathInfo>, NixError> {
+    pub(crate) fn path_info(
+        &self,
+        paths: &[String],
+        recursive: bool,
+    ) -> Result<Vec<PathInfo>, NixError> {
         let cmd = self.path_info_cmd(paths, recursive, false);
         let out = self.runner.run(&cmd)?;
         parse_path_info(&out.stdout_str(), crate::storepath::DEFAULT_STORE_DIR).map_err(|reason| {
@@ -296,7 +301,7 @@ impl Nix {
     }
 
     /// Argument vector for the settings in force, as the client sees them.
-    pub fn show_config_cmd(&self) -> Cmd {
+    pub(crate) fn show_config_cmd(&self) -> Cmd {
         let args: &[&str] = if self.version.at_least(2, 20) {
             &["config", "show", "--json"]
         } else {
@@ -311,7 +316,7 @@ impl Nix {
     }
 
     /// `{name: value}` of every setting in force.
-    pub fn show_config(&self) -> Result<BTreeMap<String, Value>, NixError> {
+    pub(crate) fn show_config(&self) -> Result<BTreeMap<String, Value>, NixError> {
         let cmd = self.show_config_cmd();
         let out = self.runner.run(&cmd)?;
         parse_show_config(&out.stdout_str()).map_err(|reason| NixError::Parse {
@@ -322,7 +327,7 @@ impl Nix {
 
     /// Whether the store (daemon) says we are trusted: `Some(bool)` on Nix 2.15+ (as an
     /// integer until 2.32, a boolean from 2.33), `None` where Nix cannot tell.
-    pub fn store_trusted(&self) -> Option<bool> {
+    pub(crate) fn store_trusted(&self) -> Option<bool> {
         if !self.version.at_least(2, 15) {
             return None;
         }
@@ -346,7 +351,7 @@ impl Nix {
 }
 
 /// Reads `nix show-config --json` / `nix config show --json`: `{name: {value, ...}}`.
-pub fn parse_show_config(json: &str) -> Result<BTreeMap<String, Value>, String> {
+pub(crate) fn parse_show_config(json: &str) -> Result<BTreeMap<String, Value>, String> {
     let v: Value = serde_json::from_str(json).map_err(|e| format!("invalid JSON: {e}"))?;
     let obj = v.as_object().ok_or("expected a JSON object")?;
     Ok(obj

@@ -31,7 +31,7 @@ pub fn progress_enabled() -> bool {
 
 /// Appends Markdown to the file named by `$GITHUB_STEP_SUMMARY`. Returns the path written,
 /// or `None` when the variable is unset (not in GitHub Actions).
-pub fn append_step_summary(
+pub(crate) fn append_step_summary(
     markdown: &str,
 ) -> Result<Option<std::path::PathBuf>, crate::fsutil::FsError> {
     use std::io::Write;

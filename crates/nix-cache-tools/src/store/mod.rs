@@ -8,11 +8,11 @@
 //! its numbers came from. A store that does not exist is [`Source::Missing`], not an
 //! error: reporting it is the caller's job.
 
-pub mod db;
-pub mod graph;
-pub mod location;
-pub mod pathinfo;
-pub mod roots;
+pub(crate) mod db;
+pub(crate) mod graph;
+pub(crate) mod location;
+pub(crate) mod pathinfo;
+pub(crate) mod roots;
 
 use crate::cmd::Runner;
 use crate::nixcli::{Nix, NixError};
@@ -42,7 +42,7 @@ pub enum Source {
 }
 
 impl Source {
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Source::Sqlite { database, mode } => format!(
                 "store database {} (read-only, {})",
@@ -96,17 +96,16 @@ pub enum StoreError {
 
 /// A loaded store.
 #[derive(Debug)]
-pub struct Store {
-    pub location: StoreLocation,
-    pub source: Source,
-    pub graph: Graph,
+pub(crate) struct Store {
+    pub(crate) source: Source,
+    pub(crate) graph: Graph,
     /// GC roots to valid paths, with the index of the path each keeps.
-    pub roots: Vec<(GcRoot, u32)>,
+    pub(crate) roots: Vec<(GcRoot, u32)>,
     /// False when the store has no GC roots we can see (a remote store).
-    pub roots_known: bool,
+    pub(crate) roots_known: bool,
     /// GC-root directories (or entries) this user could not read: roots there are
     /// missing from `roots`.
-    pub unreadable_roots: Vec<roots::Unreadable>,
+    pub(crate) unreadable_roots: Vec<roots::Unreadable>,
 }
 
 /// Reads the store at `loc`.
@@ -116,7 +115,11 @@ pub struct Store {
 /// the machine's own store when this user may not read its database (Nix then goes
 /// through the daemon). A local database that is damaged, empty, foreign or behind a
 /// hot journal is an error, never a reason to let Nix open it (Nix would write to it).
-pub fn load(loc: &StoreLocation, pref: SourcePref, runner: &Runner) -> Result<Store, StoreError> {
+pub(crate) fn load(
+    loc: &StoreLocation,
+    pref: SourcePref,
+    runner: &Runner,
+) -> Result<Store, StoreError> {
     let dbp = loc.db_path();
     let store_hint = match &loc.uri {
         Some(u) => format!(" --store {}", crate::cmd::shell_quote(u)),
@@ -175,7 +178,6 @@ pub fn load(loc: &StoreLocation, pref: SourcePref, runner: &Runner) -> Result<St
         (Vec::new(), Vec::new())
     };
     Ok(Store {
-        location: loc.clone(),
         source,
         graph,
         roots,
