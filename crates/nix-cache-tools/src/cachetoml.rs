@@ -22,25 +22,31 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use toml_edit::{ImDocument, Item, Table};
 
+/// The file name every tool looks for, in the current directory and its parents.
 pub(crate) const FILE_NAME: &str = "cache.toml";
 
 /// The default push filter: sources and nixpkgs tarballs are cheap to refetch.
 pub(crate) const DEFAULT_PUSH_FILTER: &str = r"(-source$|nixpkgs\.tar\.gz$)";
 
+/// A cache.toml, read and checked: its `[[cache]]` entries and its `[push]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheToml {
     /// Where it was read from (`None` when parsed from a string).
     pub(crate) path: Option<PathBuf>,
+    /// The `[[cache]]` entries, in file order.
     pub caches: Vec<Cache>,
+    /// The `[push]` table, when there is one.
     pub(crate) push: Option<Push>,
 }
 
+/// One `[[cache]]` entry: a binary cache the project's builds may be substituted from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cache {
     /// Substituter URL (`https://NAME.cachix.org` for `cachix = "NAME"`).
     pub url: String,
     /// Set when the entry was given as `cachix = "NAME"`.
     pub(crate) cachix: Option<String>,
+    /// `public-key`: the key the cache signs with, `NAME:BASE64` (checked: 32 bytes).
     pub public_key: String,
     /// Environment variable holding a netrc password/token for a private cache.
     pub(crate) token_env: Option<String>,
@@ -48,21 +54,31 @@ pub struct Cache {
     pub(crate) line: usize,
 }
 
+/// The `[push]` table: push-cache's defaults for this project.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Push {
     /// `cachix:NAME`, `attic:CACHE` or a Nix store URI.
     pub(crate) to: Option<String>,
+    /// A regex over store paths: closure paths it matches are left out (unless a pushed
+    /// path references them).
     pub(crate) filter: Option<String>,
     /// Resolved against the directory holding cache.toml when relative.
     pub(crate) secret_key_file: Option<PathBuf>,
+    /// 1-based line of the `[push]` header.
     pub(crate) line: usize,
 }
 
+/// What is wrong with a cache.toml, shown as ``FILE:LINE: `KEY`: MESSAGE`` (line and key
+/// when known).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct CacheTomlError {
+    /// The file, as given (or the name passed to the parser).
     pub(crate) file: String,
+    /// 1-based line of the error, when it has one.
     pub(crate) line: Option<usize>,
+    /// The key at fault, dotted (`cache.public-key`, `push.to`), when there is one.
     pub key: Option<String>,
+    /// What is wrong (and, where it can say, what to write instead).
     pub(crate) message: String,
 }
 

@@ -8,12 +8,16 @@ use serde::Serialize;
 /// A tool of the suite, for the exit codes it can end with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
+    /// `setup-cache`: adds a binary cache to the nix.conf Nix reads.
     SetupCache,
+    /// `push-cache`: uploads the closure of a build to a binary cache.
     PushCache,
+    /// `cache-analytics`: the report on the store, nix.conf and cache coverage.
     CacheAnalytics,
 }
 
 impl Tool {
+    /// The program's name (`setup-cache`), which starts each of its messages.
     pub fn name(self) -> &'static str {
         match self {
             Tool::SetupCache => "setup-cache",
@@ -53,6 +57,7 @@ pub enum ExitCode {
 }
 
 impl ExitCode {
+    /// Every code, in numeric order.
     pub const ALL: [ExitCode; 10] = [
         ExitCode::Ok,
         ExitCode::Error,
@@ -66,6 +71,7 @@ impl ExitCode {
         ExitCode::CheckFailed,
     ];
 
+    /// The number the process exits with.
     pub fn code(self) -> u8 {
         self as u8
     }

@@ -13,8 +13,11 @@ use std::io::{self, Write};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
+    /// zstd, `.nar.zst`: push-cache's default; levels 1-19, default 3.
     Zstd,
+    /// xz, `.nar.xz`: what Nix writes by default; levels 0-9, default 6.
     Xz,
+    /// Uncompressed, `.nar`; level 0 only.
     None,
 }
 
@@ -78,6 +81,7 @@ impl std::fmt::Display for Method {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     pub(crate) method: Method,
+    /// A level within [`Method::levels`].
     pub(crate) level: i32,
     /// Worker threads for one stream (zstd and xz split big inputs into blocks);
     /// 1 compresses on the calling thread.
@@ -85,6 +89,8 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// `method` at `level` (the method's default when `None`), on one thread; an error
+    /// when the level is out of the method's range, naming the range.
     pub fn new(method: Method, level: Option<i32>) -> Result<Self, String> {
         let level = level.unwrap_or(method.default_level());
         if !method.levels().contains(&level) {

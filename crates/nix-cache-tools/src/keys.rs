@@ -11,44 +11,75 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use std::fmt;
 use std::path::Path;
 
+/// Why a text or a file is not a usable Nix key. A public key is quoted in the message;
+/// secret key material never is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
+    /// No `:` between the name and the key; the input.
     #[error("`{0}` is not a Nix key: expected NAME:BASE64, e.g. `cache.example.org-1:AbC...=`")]
     NoColon(String),
+    /// The name holds white space, `#` or `=`, or the key a `#`, which nix.conf would
+    /// split or cut (a whole `trusted-public-keys = ...` line pasted, say); the input.
     #[error(
         "`{0}` is not one key: paste only NAME:BASE64 (no setting name, no `=`, spaces or `#`), e.g. `cache.example.org-1:AbC...=`"
     )]
     BadName(String),
+    /// Nothing before the `:`; the input.
     #[error("`{0}` has an empty key name before the `:`")]
     EmptyName(String),
+    /// What follows the `:` is not base64.
     #[error("the key `{key}` is not valid base64 after the `:` ({reason})")]
-    BadBase64 { key: String, reason: String },
+    BadBase64 {
+        /// The key as given; a secret key as `NAME:<secret>`.
+        key: String,
+        /// The base64 decoder's error.
+        reason: String,
+    },
+    /// The key decodes to the wrong number of bytes (a truncated copy, say).
     #[error(
         "the key `{key}` decodes to {got} bytes, a Nix {kind} key has {want}: check that it was copied whole"
     )]
     BadLength {
+        /// The key as given; a secret key as `NAME:<secret>`.
         key: String,
+        /// `public` or `secret`.
         kind: &'static str,
+        /// Bytes decoded.
         got: usize,
+        /// Bytes a key of this kind has: 32 public, 64 secret.
         want: usize,
     },
+    /// A secret key whose second 32 bytes are not the public key of its seed.
     #[error("the secret key `{name}` is inconsistent: its public half does not match its seed")]
-    Inconsistent { name: String },
+    Inconsistent {
+        /// The key's name.
+        name: String,
+    },
     /// The content is not `NAME:BASE64` (it is deliberately not quoted).
     #[error(
         "it is not a Nix secret key (expected one line NAME:BASE64, as `nix key generate-secret` writes; its content is not shown)"
     )]
     NotASecretKey,
+    /// A key file could not be read.
     #[error("could not read key file {path}: {reason}")]
-    Read { path: String, reason: String },
+    Read {
+        /// The file, as given.
+        path: String,
+        /// The I/O error, or that the file does not exist.
+        reason: String,
+    },
 }
 
+/// A Nix public signing key (ed25519): its name (`cache.nixos.org-1`) and 32 bytes;
+/// displayed as `NAME:BASE64`, as nix.conf's `trusted-public-keys` lists it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PublicKey {
     pub(crate) name: String,
     pub(crate) key: [u8; 32],
 }
 
+/// A Nix secret signing key (ed25519), as `nix key generate-secret` writes it: its
+/// name and seed. `Debug` shows the name only.
 #[derive(Clone)]
 pub struct SecretKey {
     pub(crate) name: String,
@@ -105,6 +136,7 @@ fn decode(s: &str, b64: &str, kind: &'static str, want: usize) -> Result<Vec<u8>
 }
 
 impl PublicKey {
+    /// Parses `NAME:BASE64` of 32 bytes (white space around it ignored).
     pub fn parse(s: &str) -> Result<Self, KeyError> {
         let s = s.trim();
         let (name, b64) = split_key(s)?;

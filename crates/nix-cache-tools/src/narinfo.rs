@@ -28,16 +28,30 @@ use crate::storepath;
 use base64::Engine;
 use std::fmt::Write as _;
 
+/// Why a text is not a narinfo Nix would accept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NarInfoError {
+    /// A line without a `:`.
     #[error("narinfo line {line}: `{text}` is not `Key: value`")]
-    BadLine { line: usize, text: String },
+    BadLine {
+        /// 1-based.
+        line: usize,
+        /// The line, without its ending.
+        text: String,
+    },
+    /// A required line is absent: `StorePath`, `URL`, `NarHash` or `NarSize`, named.
     #[error("narinfo has no `{0}` line (required)")]
     Missing(&'static str),
+    /// A value Nix would refuse (an empty `URL`, a `NarSize` of 0 or no number, a
+    /// `StorePath` that is no full store path), or a `NarHash` that
+    /// [`NarInfo::fingerprint`] cannot use.
     #[error("narinfo `{key}`: bad value `{value}`: {reason}")]
     BadValue {
+        /// The narinfo key (`NarSize`).
         key: &'static str,
+        /// The value as written.
         value: String,
+        /// What is wrong with it.
         reason: String,
     },
 }
@@ -51,16 +65,23 @@ pub struct NarInfo {
     pub url: String,
     /// `xz`, `bzip2`, `zstd`, `none`, ... (`bzip2` when the line is absent).
     pub compression: String,
+    /// `FileHash`: the hash of the compressed file, as written (normally
+    /// `sha256:<nix32>`).
     pub(crate) file_hash: Option<String>,
+    /// `FileSize`: the compressed file's size in bytes.
     pub(crate) file_size: Option<u64>,
     /// As written, normally `sha256:<nix32>`.
     pub nar_hash: String,
+    /// `NarSize`: the uncompressed NAR's size in bytes (never 0).
     pub nar_size: u64,
     /// Base names, as written (may include the path itself).
     pub references: Vec<String>,
     /// Base name of the deriver.
     pub deriver: Option<String>,
+    /// `Sig` lines in order, each `KEYNAME:BASE64` over [`NarInfo::fingerprint`].
     pub sigs: Vec<String>,
+    /// `CA`: the content address of a content-addressed path (`fixed:r:sha256:...`,
+    /// `text:sha256:...`).
     pub ca: Option<String>,
     /// Lines with keys this parser does not know, in order, kept for rendering.
     pub(crate) extra: Vec<(String, String)>,

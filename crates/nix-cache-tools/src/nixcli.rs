@@ -18,25 +18,37 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// A Nix command that did not give an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum NixError {
+    /// `nix` is not on PATH, could not start, timed out or failed (with its stderr).
     #[error(transparent)]
     Cmd(#[from] CmdError),
+    /// Nix answered, but not in a shape this version of Nix should print.
     #[error("could not understand the output of `{cmdline}`: {reason}")]
-    Parse { cmdline: String, reason: String },
+    Parse {
+        /// The command line, shell-quoted.
+        cmdline: String,
+        /// What in the output could not be read.
+        reason: String,
+    },
 }
 
 /// `nix --version`, e.g. `nix (Nix) 2.8.0`, `nix (Lix, like Nix) 2.91.1`,
 /// `nix (Determinate Nix 3.6.2) 2.29.0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct NixVersion {
+    /// `major.minor.patch` are the last word of `nix --version`: Lix's own numbers on
+    /// Lix, upstream Nix's on Determinate Nix.
     pub(crate) major: u32,
     pub(crate) minor: u32,
     pub(crate) patch: u32,
+    /// Lix rather than Nix: [`NixVersion::at_least`] takes it as Nix 2.18.
     pub(crate) lix: bool,
 }
 
 impl NixVersion {
+    /// Reads the first line of `nix --version`; `None` when it ends in no version number.
     pub fn parse(version_output: &str) -> Option<Self> {
         let line = version_output.lines().next()?;
         let lix = line.contains("Lix");
@@ -79,17 +91,25 @@ impl fmt::Display for NixVersion {
 /// One entry of `nix path-info --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct PathInfo {
+    /// Full store path.
     pub path: String,
+    /// False for a path the store does not hold (Nix prints it with `"valid": false` or
+    /// as `null`); every other field is then empty.
     pub valid: bool,
     /// As Nix printed it: `sha256-<base64>` (SRI) or `sha256:<nix32>`.
     pub nar_hash: Option<String>,
+    /// NAR size in bytes (0 when Nix gives none).
     pub nar_size: u64,
     /// Present with `--closure-size` (`-S`).
     pub closure_size: Option<u64>,
     /// Full store paths.
     pub references: Vec<String>,
+    /// Full store path of the `.drv` that built it, when Nix knows it.
     pub deriver: Option<String>,
+    /// Signatures, `KEYNAME:BASE64`.
     pub signatures: Vec<String>,
+    /// Content address of a content-addressed path (newer Nix may print it as an
+    /// object: then its JSON text).
     pub ca: Option<String>,
 }
 

@@ -4,12 +4,16 @@
 
 use std::io::IsTerminal;
 
+/// One of the two streams the tools write to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
+    /// Standard output: the report, the JSON.
     Stdout,
+    /// Standard error: messages and progress bars.
     Stderr,
 }
 
+/// Whether `stream` is a terminal.
 pub fn is_tty(stream: Stream) -> bool {
     match stream {
         Stream::Stdout => std::io::stdout().is_terminal(),

@@ -1,6 +1,9 @@
 //! Store path names: `/nix/store/<32-char nix32 hash>-<name>`.
 
+/// The store directory of every standard Nix installation (also of a chroot store,
+/// whose files are under `ROOT/nix/store`).
 pub const DEFAULT_STORE_DIR: &str = "/nix/store";
+/// Characters in a store path's hash part.
 pub(crate) const HASH_LEN: usize = 32;
 
 /// The 32-character hash part of a store path or base name, if it has one.

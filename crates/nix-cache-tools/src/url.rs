@@ -1,23 +1,39 @@
 //! Substituter / store URIs as Nix understands them.
 
+/// Why a URL cannot go into nix.conf as a substituter. Each variant holds the URL as
+/// given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
+    /// No `SCHEME://`.
     #[error("`{0}` is not a store URL: expected SCHEME://..., e.g. https://cache.example.org")]
     NoScheme(String),
+    /// A scheme other than http, https, file, s3, ssh, ssh-ng and gs (`ftp://`,
+    /// `unix://`).
     #[error(
         "`{url}` uses the scheme `{scheme}`, which Nix cannot substitute from: use one of http, https, file, s3, ssh, ssh-ng, gs"
     )]
-    UnknownScheme { url: String, scheme: String },
+    UnknownScheme {
+        /// The URL.
+        url: String,
+        /// Its scheme, lowercased.
+        scheme: String,
+    },
+    /// A `file://` URL whose path is not absolute (`file://cache`).
     #[error(
         "`{0}` is not an absolute file URL: Nix reads `file://` + an absolute path, e.g. file:///var/cache/nix (three slashes)"
     )]
     RelativeFile(String),
+    /// Nothing between `://` and the path (any scheme but `file`).
     #[error("`{0}` has no host after `://`")]
     NoHost(String),
+    /// White space or `#`, which nix.conf would split on or cut at.
     #[error("`{url}` contains `{ch}`, which Nix's config parser would cut or split: {why}")]
     BadChar {
+        /// The URL.
         url: String,
+        /// The character (white space is looked for before `#`).
         ch: char,
+        /// What nix.conf would do with it.
         why: &'static str,
     },
 }

@@ -50,11 +50,22 @@ pub struct Setting {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invalid {
     /// `a=b`, `a=`, `word`: one token only.
-    SingleToken { token: String },
+    SingleToken {
+        /// The line's only token.
+        token: String,
+    },
     /// `a =b`, `a= b`, `a b`: the second token is not exactly `=`.
-    NoEquals { key: String, second: String },
+    NoEquals {
+        /// The first token.
+        key: String,
+        /// The token where `=` should stand.
+        second: String,
+    },
     /// `include` / `!include` without exactly one path after it.
-    BadInclude { words: usize },
+    BadInclude {
+        /// How many words follow the keyword.
+        words: usize,
+    },
 }
 
 impl fmt::Display for Invalid {
@@ -93,12 +104,17 @@ pub enum LineKind {
     Blank,
     /// Only a comment (`#` after optional white space).
     Comment,
+    /// `key = values`.
     Setting(Setting),
     /// `include PATH` (`optional: false`, missing file is fatal) or `!include PATH`.
     Include {
+        /// `!include`: Nix skips the file when it does not exist.
         optional: bool,
+        /// The path as written; a relative one is resolved against the including
+        /// file's directory.
         path: String,
     },
+    /// A line Nix rejects, and why.
     Invalid(Invalid),
 }
 
@@ -112,6 +128,7 @@ pub struct Line {
     pub content: String,
     /// `"\n"`, `"\r\n"` or `""` (last line of a file without a final newline).
     pub eol: String,
+    /// What the line is to Nix.
     pub kind: LineKind,
 }
 
@@ -132,6 +149,7 @@ impl Line {
         format!("{}{}", self.content, self.eol)
     }
 
+    /// The setting, when the line is `key = values`.
     pub fn setting(&self) -> Option<&Setting> {
         match &self.kind {
             LineKind::Setting(s) => Some(s),
@@ -230,6 +248,7 @@ impl NixConf {
         s
     }
 
+    /// Every line, in file order (`lines()[i].number == i + 1`).
     pub fn lines(&self) -> &[Line] {
         &self.lines
     }

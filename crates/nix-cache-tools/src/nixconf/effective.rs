@@ -41,8 +41,13 @@ pub(crate) struct Assignment<'a> {
 /// Where a value in force came from. `file` is `None` for Nix's built-in default.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Sourced {
+    /// One value: a list setting gives one per token, a scalar its tokens joined by one
+    /// space.
     pub value: String,
+    /// The file that set it (the literal `NIX_CONFIG` for the environment variable);
+    /// `None` for Nix's default.
     pub file: Option<PathBuf>,
+    /// 1-based line in `file`; 0 for a default.
     pub line: usize,
 }
 

@@ -9,11 +9,19 @@ use std::path::{Path, PathBuf};
 /// process ([`Env::from_process`]) or explicitly for tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Env {
+    /// `NIX_CONF_DIR`: where the system nix.conf is (`/etc/nix` when unset or empty).
     pub nix_conf_dir: Option<PathBuf>,
+    /// `NIX_USER_CONF_FILES`: `:`-separated user files that replace the XDG ones, the
+    /// first with the highest priority; set but empty means no user file.
     pub nix_user_conf_files: Option<OsString>,
+    /// `XDG_CONFIG_HOME` (`$HOME/.config` when unset); set but empty makes the user file
+    /// `/nix/nix.conf`, as in Nix.
     pub xdg_config_home: Option<PathBuf>,
+    /// `XDG_CONFIG_DIRS` (`/etc/xdg` when unset); set but empty means none.
     pub xdg_config_dirs: Option<OsString>,
+    /// `HOME` ([`Env::from_process`] falls back to the password database's entry).
     pub home: Option<PathBuf>,
+    /// `NIX_CONFIG`: nix.conf text applied after every file.
     pub nix_config: Option<String>,
     /// Honoured by Nix ≥ 2.25 only; see [`Env::for_nix_version`].
     pub nix_config_home: Option<PathBuf>,

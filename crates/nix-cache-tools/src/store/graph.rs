@@ -120,10 +120,13 @@ impl ExtraEdges {
 }
 
 /// One path's closure: how many paths and their NAR bytes (its own included), what
-/// `nix path-info -S` calls the closure size.
+/// `nix path-info -S` calls the closure size. Also what one root alone keeps alive
+/// ([`Graph::exclusive`]): cache-analytics' JSON `freed_if_deleted`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct ClosureSize {
+    /// Number of paths.
     pub paths: u64,
+    /// Their NAR sizes summed, in bytes.
     pub nar_bytes: u64,
 }
 

@@ -21,24 +21,31 @@ use location::{StoreKind, StoreLocation};
 use roots::GcRoot;
 use std::path::PathBuf;
 
-/// Where the numbers came from.
+/// Where the numbers came from: cache-analytics' JSON `source`, its `kind` one of
+/// `sqlite`, `nix-path-info`, `missing`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Source {
     /// The SQLite database, opened read-only.
     Sqlite {
+        /// The `db.sqlite` that was read.
         database: PathBuf,
+        /// `immutable` or `wal-private-index`: how it was opened, see [`db::OpenMode`].
         mode: db::OpenMode,
     },
     /// `nix path-info --all --json`.
     NixPathInfo {
+        /// The command line that was run, shell-quoted.
         command: String,
         /// Why the database was not read directly, when it was tried.
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
     /// There is no store database at this location.
-    Missing { database: PathBuf },
+    Missing {
+        /// Where the database was looked for.
+        database: PathBuf,
+    },
 }
 
 impl Source {
@@ -80,14 +87,23 @@ pub enum SourcePref {
     Nix,
 }
 
+/// Why a store could not be read (one that does not exist is [`Source::Missing`], not
+/// an error).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database of a local store could not be read. Nix is asked instead only when
+    /// it is the machine's store refusing this user (under [`SourcePref::Auto`]); a
+    /// damaged, foreign or changing database, a chroot store or `--source database`
+    /// end here.
     #[error(transparent)]
     Db(#[from] db::DbError),
     // `error` is shown, not chained as a source: `{:#}` would print it twice.
     #[error("{error}{}{}", .db_error.as_ref().map(|e| format!(" (tried because the database could not be read: {e})")).unwrap_or_default(), .hint.as_deref().unwrap_or_default())]
+    /// `nix path-info` (or `nix --version` before it) gave no answer.
     Nix {
+        /// What went wrong with Nix.
         error: Box<NixError>,
+        /// Why the database was not read instead, when it was tried.
         db_error: Option<String>,
         /// What to try instead, when the `--store` argument looks like a mistake.
         hint: Option<String>,

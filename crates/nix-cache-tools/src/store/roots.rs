@@ -34,6 +34,7 @@ pub(crate) struct GcRoot {
 /// A place under the GC-root directories that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Unreadable {
+    /// The directory or entry (cache-analytics' JSON `gc.unreadable_roots[].path`).
     pub path: PathBuf,
     /// The error, e.g. "Permission denied (os error 13)".
     pub error: String,
