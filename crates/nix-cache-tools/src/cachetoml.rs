@@ -22,48 +22,64 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use toml_edit::{ImDocument, Item, Table};
 
-pub const FILE_NAME: &str = "cache.toml";
+/// The file name every tool looks for, in the current directory and its parents.
+pub(crate) const FILE_NAME: &str = "cache.toml";
 
 /// The default push filter: sources and nixpkgs tarballs are cheap to refetch.
-pub const DEFAULT_PUSH_FILTER: &str = r"(-source$|nixpkgs\.tar\.gz$)";
+pub(crate) const DEFAULT_PUSH_FILTER: &str = r"(-source$|nixpkgs\.tar\.gz$)";
 
+/// A cache.toml, read and checked: its `[[cache]]` entries and its `[push]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheToml {
     /// Where it was read from (`None` when parsed from a string).
-    pub path: Option<PathBuf>,
+    pub(crate) path: Option<PathBuf>,
+    /// The `[[cache]]` entries, in file order.
     pub caches: Vec<Cache>,
-    pub push: Option<Push>,
+    /// The `[push]` table, when there is one.
+    pub(crate) push: Option<Push>,
 }
 
+/// One `[[cache]]` entry: a binary cache the project's builds may be substituted from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cache {
     /// Substituter URL (`https://NAME.cachix.org` for `cachix = "NAME"`).
     pub url: String,
     /// Set when the entry was given as `cachix = "NAME"`.
-    pub cachix: Option<String>,
+    pub(crate) cachix: Option<String>,
+    /// `public-key`: the key the cache signs with, `NAME:BASE64` (checked: 32 bytes).
     pub public_key: String,
     /// Environment variable holding a netrc password/token for a private cache.
-    pub token_env: Option<String>,
+    pub(crate) token_env: Option<String>,
     /// 1-based line of the `[[cache]]` header.
-    pub line: usize,
+    pub(crate) line: usize,
 }
 
+/// The `[push]` table: push-cache's defaults for this project.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Push {
+pub(crate) struct Push {
     /// `cachix:NAME`, `attic:CACHE` or a Nix store URI.
-    pub to: Option<String>,
-    pub filter: Option<String>,
+    pub(crate) to: Option<String>,
+    /// A regex over store paths: closure paths it matches are left out (unless a pushed
+    /// path references them).
+    pub(crate) filter: Option<String>,
     /// Resolved against the directory holding cache.toml when relative.
-    pub secret_key_file: Option<PathBuf>,
-    pub line: usize,
+    pub(crate) secret_key_file: Option<PathBuf>,
+    /// 1-based line of the `[push]` header.
+    pub(crate) line: usize,
 }
 
+/// What is wrong with a cache.toml, shown as ``FILE:LINE: `KEY`: MESSAGE`` (line and key
+/// when known).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct CacheTomlError {
-    pub file: String,
-    pub line: Option<usize>,
+    /// The file, as given (or the name passed to the parser).
+    pub(crate) file: String,
+    /// 1-based line of the error, when it has one.
+    pub(crate) line: Option<usize>,
+    /// The key at fault, dotted (`cache.public-key`, `push.to`), when there is one.
     pub key: Option<String>,
-    pub message: String,
+    /// What is wrong (and, where it can say, what to write instead).
+    pub(crate) message: String,
 }
 
 impl fmt::Display for CacheTomlError {
@@ -80,7 +96,7 @@ impl fmt::Display for CacheTomlError {
 }
 
 /// Looks for `cache.toml` in `start` and its parents.
-pub fn find(start: &Path) -> Option<PathBuf> {
+pub(crate) fn find(start: &Path) -> Option<PathBuf> {
     start
         .ancestors()
         .map(|d| d.join(FILE_NAME))
@@ -191,7 +207,7 @@ impl Ctx<'_> {
 }
 
 /// Parses cache.toml text; `file` names it in errors.
-pub fn parse(text: &str, file: &str) -> Result<CacheToml, CacheTomlError> {
+pub(crate) fn parse(text: &str, file: &str) -> Result<CacheToml, CacheTomlError> {
     let ctx = Ctx { file, text };
     let doc = ImDocument::parse(text).map_err(|e| CacheTomlError {
         file: file.to_owned(),
@@ -239,9 +255,9 @@ pub fn parse(text: &str, file: &str) -> Result<CacheToml, CacheTomlError> {
 /// cache.toml, or the same given as setup-cache's flags): the field's name
 /// (`url`, `cachix`, `public-key`, `token-env`) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidField {
-    pub field: &'static str,
-    pub message: String,
+pub(crate) struct InvalidField {
+    pub(crate) field: &'static str,
+    pub(crate) message: String,
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> InvalidField {
@@ -253,7 +269,7 @@ fn invalid(field: &'static str, message: impl Into<String>) -> InvalidField {
 
 /// The substituter URL of a cache given as `url` or `cachix` (exactly one of them). The
 /// one rule for cache.toml and setup-cache's `--url` / `--cachix`.
-pub fn cache_url(url: Option<&str>, cachix: Option<&str>) -> Result<String, InvalidField> {
+pub(crate) fn cache_url(url: Option<&str>, cachix: Option<&str>) -> Result<String, InvalidField> {
     match (url, cachix) {
         (Some(_), Some(_)) => Err(invalid("cachix", "give either `url` or `cachix`, not both")),
         (Some(u), None) => {
@@ -273,7 +289,7 @@ pub fn cache_url(url: Option<&str>, cachix: Option<&str>) -> Result<String, Inva
 }
 
 /// A cache's public key must be `NAME:BASE64` of 32 bytes.
-pub fn check_public_key(key: &str) -> Result<(), InvalidField> {
+pub(crate) fn check_public_key(key: &str) -> Result<(), InvalidField> {
     PublicKey::parse(key)
         .map(drop)
         .map_err(|e| invalid("public-key", e.to_string()))
@@ -281,7 +297,7 @@ pub fn check_public_key(key: &str) -> Result<(), InvalidField> {
 
 /// `token-env` names an environment variable: letters, digits and `_`, not starting with
 /// a digit.
-pub fn check_token_env(name: &str) -> Result<(), InvalidField> {
+pub(crate) fn check_token_env(name: &str) -> Result<(), InvalidField> {
     let ok = !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -392,7 +408,7 @@ pub fn validate_push_target(to: &str) -> Result<(), String> {
 /// `url_` is written as `cachix = "NAME"` when it is `https://NAME.cachix.org` (the same
 /// URL, as the file's own example writes it); a private cache keeps its `token-env`, so
 /// everyone who runs `setup-cache` from this file gets the netrc entry too.
-pub fn save_cache(
+pub(crate) fn save_cache(
     path: &Path,
     url_: &str,
     public_key: &str,

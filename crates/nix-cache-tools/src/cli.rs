@@ -8,12 +8,16 @@ use serde::Serialize;
 /// A tool of the suite, for the exit codes it can end with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
+    /// `setup-cache`: adds a binary cache to the nix.conf Nix reads.
     SetupCache,
+    /// `push-cache`: uploads the closure of a build to a binary cache.
     PushCache,
+    /// `cache-analytics`: the report on the store, nix.conf and cache coverage.
     CacheAnalytics,
 }
 
 impl Tool {
+    /// The program's name (`setup-cache`), which starts each of its messages.
     pub fn name(self) -> &'static str {
         match self {
             Tool::SetupCache => "setup-cache",
@@ -53,6 +57,7 @@ pub enum ExitCode {
 }
 
 impl ExitCode {
+    /// Every code, in numeric order.
     pub const ALL: [ExitCode; 10] = [
         ExitCode::Ok,
         ExitCode::Error,
@@ -66,6 +71,7 @@ impl ExitCode {
         ExitCode::CheckFailed,
     ];
 
+    /// The number the process exits with.
     pub fn code(self) -> u8 {
         self as u8
     }
@@ -84,7 +90,7 @@ impl ExitCode {
     }
 
     /// What the code means for `tool` (one line of its `--help` table).
-    pub fn describe(self, tool: Tool) -> &'static str {
+    pub(crate) fn describe(self, tool: Tool) -> &'static str {
         use ExitCode as E;
         match (self, tool) {
             (E::Ok, Tool::SetupCache) => "done, or already configured / nothing to remove",
@@ -183,7 +189,7 @@ pub fn parse_args<T: clap::Parser>(tool: Tool) -> Result<T, std::process::ExitCo
 
 /// Whether JSON output was asked for (`--json`, or `--format json` / `--format=json`),
 /// for errors found before or while the arguments are parsed.
-pub fn json_requested() -> bool {
+pub(crate) fn json_requested() -> bool {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     args.iter().any(|a| a == "--json" || a == "--format=json")
         || args
@@ -223,7 +229,7 @@ pub enum Generate {
 }
 
 /// The man page or completions of `cmd` (the tool's `clap::Command`).
-pub fn generate(kind: Generate, mut cmd: clap::Command) -> Vec<u8> {
+pub(crate) fn generate(kind: Generate, mut cmd: clap::Command) -> Vec<u8> {
     use clap_complete::Shell;
     let name = cmd.get_name().to_owned();
     let shell = match kind {

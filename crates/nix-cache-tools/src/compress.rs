@@ -13,14 +13,17 @@ use std::io::{self, Write};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
+    /// zstd, `.nar.zst`: push-cache's default; levels 1-19, default 3.
     Zstd,
+    /// xz, `.nar.xz`: what Nix writes by default; levels 0-9, default 6.
     Xz,
+    /// Uncompressed, `.nar`; level 0 only.
     None,
 }
 
 impl Method {
     /// The value of a narinfo's `Compression:` line.
-    pub fn narinfo_name(self) -> &'static str {
+    pub(crate) fn narinfo_name(self) -> &'static str {
         match self {
             Method::Zstd => "zstd",
             Method::Xz => "xz",
@@ -38,7 +41,7 @@ impl Method {
     }
 
     /// The level used when none is given.
-    pub fn default_level(self) -> i32 {
+    pub(crate) fn default_level(self) -> i32 {
         match self {
             Method::Zstd => 3,
             Method::Xz => 6,
@@ -47,7 +50,7 @@ impl Method {
     }
 
     /// The levels a method accepts.
-    pub fn levels(self) -> std::ops::RangeInclusive<i32> {
+    pub(crate) fn levels(self) -> std::ops::RangeInclusive<i32> {
         match self {
             Method::Zstd => 1..=19,
             Method::Xz => 0..=9,
@@ -56,7 +59,7 @@ impl Method {
     }
 
     /// Reads `zstd`, `xz` or `none` (as flags and `?compression=` write them).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         match s {
             "zstd" => Ok(Method::Zstd),
             "xz" => Ok(Method::Xz),
@@ -77,14 +80,17 @@ impl std::fmt::Display for Method {
 /// A method with its level and how many threads one NAR may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
-    pub method: Method,
-    pub level: i32,
+    pub(crate) method: Method,
+    /// A level within [`Method::levels`].
+    pub(crate) level: i32,
     /// Worker threads for one stream (zstd and xz split big inputs into blocks);
     /// 1 compresses on the calling thread.
-    pub threads: u32,
+    pub(crate) threads: u32,
 }
 
 impl Settings {
+    /// `method` at `level` (the method's default when `None`), on one thread; an error
+    /// when the level is out of the method's range, naming the range.
     pub fn new(method: Method, level: Option<i32>) -> Result<Self, String> {
         let level = level.unwrap_or(method.default_level());
         if !method.levels().contains(&level) {
@@ -102,14 +108,14 @@ impl Settings {
     }
 
     /// The same settings with `threads` workers per stream.
-    pub fn with_threads(mut self, threads: u32) -> Self {
+    pub(crate) fn with_threads(mut self, threads: u32) -> Self {
         self.threads = threads.max(1);
         self
     }
 }
 
 /// `?compression=` and `?compression-level=` of a store URI, when present.
-pub fn from_store_uri(uri: &str) -> Result<Option<Settings>, String> {
+pub(crate) fn from_store_uri(uri: &str) -> Result<Option<Settings>, String> {
     let method = crate::url::store_param(uri, "compression")
         .map(Method::parse)
         .transpose()?;
@@ -128,7 +134,7 @@ pub fn from_store_uri(uri: &str) -> Result<Option<Settings>, String> {
 
 /// A compressing writer; [`Encoder::finish`] flushes the end of the stream and gives
 /// the inner writer back.
-pub enum Encoder<W: Write> {
+pub(crate) enum Encoder<W: Write> {
     Zstd(zstd::stream::write::Encoder<'static, W>),
     Xz(liblzma::write::XzEncoder<W>),
     None(W),
@@ -145,7 +151,7 @@ impl<W: Write> std::fmt::Debug for Encoder<W> {
 }
 
 impl<W: Write> Encoder<W> {
-    pub fn new(inner: W, s: Settings) -> io::Result<Self> {
+    pub(crate) fn new(inner: W, s: Settings) -> io::Result<Self> {
         Ok(match s.method {
             Method::Zstd => {
                 let mut e = zstd::stream::write::Encoder::new(inner, s.level)?;
@@ -175,7 +181,7 @@ impl<W: Write> Encoder<W> {
         })
     }
 
-    pub fn finish(self) -> io::Result<W> {
+    pub(crate) fn finish(self) -> io::Result<W> {
         match self {
             Encoder::Zstd(e) => e.finish(),
             Encoder::Xz(e) => e.finish(),

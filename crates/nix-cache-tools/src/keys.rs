@@ -11,47 +11,78 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use std::fmt;
 use std::path::Path;
 
+/// Why a text or a file is not a usable Nix key. A public key is quoted in the message;
+/// secret key material never is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
+    /// No `:` between the name and the key; the input.
     #[error("`{0}` is not a Nix key: expected NAME:BASE64, e.g. `cache.example.org-1:AbC...=`")]
     NoColon(String),
+    /// The name holds white space, `#` or `=`, or the key a `#`, which nix.conf would
+    /// split or cut (a whole `trusted-public-keys = ...` line pasted, say); the input.
     #[error(
         "`{0}` is not one key: paste only NAME:BASE64 (no setting name, no `=`, spaces or `#`), e.g. `cache.example.org-1:AbC...=`"
     )]
     BadName(String),
+    /// Nothing before the `:`; the input.
     #[error("`{0}` has an empty key name before the `:`")]
     EmptyName(String),
+    /// What follows the `:` is not base64.
     #[error("the key `{key}` is not valid base64 after the `:` ({reason})")]
-    BadBase64 { key: String, reason: String },
+    BadBase64 {
+        /// The key as given; a secret key as `NAME:<secret>`.
+        key: String,
+        /// The base64 decoder's error.
+        reason: String,
+    },
+    /// The key decodes to the wrong number of bytes (a truncated copy, say).
     #[error(
         "the key `{key}` decodes to {got} bytes, a Nix {kind} key has {want}: check that it was copied whole"
     )]
     BadLength {
+        /// The key as given; a secret key as `NAME:<secret>`.
         key: String,
+        /// `public` or `secret`.
         kind: &'static str,
+        /// Bytes decoded.
         got: usize,
+        /// Bytes a key of this kind has: 32 public, 64 secret.
         want: usize,
     },
+    /// A secret key whose second 32 bytes are not the public key of its seed.
     #[error("the secret key `{name}` is inconsistent: its public half does not match its seed")]
-    Inconsistent { name: String },
+    Inconsistent {
+        /// The key's name.
+        name: String,
+    },
     /// The content is not `NAME:BASE64` (it is deliberately not quoted).
     #[error(
         "it is not a Nix secret key (expected one line NAME:BASE64, as `nix key generate-secret` writes; its content is not shown)"
     )]
     NotASecretKey,
+    /// A key file could not be read.
     #[error("could not read key file {path}: {reason}")]
-    Read { path: String, reason: String },
+    Read {
+        /// The file, as given.
+        path: String,
+        /// The I/O error, or that the file does not exist.
+        reason: String,
+    },
 }
 
+/// A Nix public signing key (ed25519): its name (`cache.nixos.org-1`) and 32 bytes;
+/// displayed as `NAME:BASE64`, as nix.conf's `trusted-public-keys` lists it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PublicKey {
-    pub name: String,
-    pub key: [u8; 32],
+    pub(crate) name: String,
+    pub(crate) key: [u8; 32],
 }
 
+/// A Nix secret signing key (ed25519), as `nix key generate-secret` writes it: its
+/// name and seed. `Debug` shows the name only.
 #[derive(Clone)]
 pub struct SecretKey {
-    pub name: String,
+    pub(crate) name: String,
     signing: SigningKey,
 }
 
@@ -105,6 +136,7 @@ fn decode(s: &str, b64: &str, kind: &'static str, want: usize) -> Result<Vec<u8>
 }
 
 impl PublicKey {
+    /// Parses `NAME:BASE64` of 32 bytes (white space around it ignored).
     pub fn parse(s: &str) -> Result<Self, KeyError> {
         let s = s.trim();
         let (name, b64) = split_key(s)?;
@@ -119,7 +151,7 @@ impl PublicKey {
 
     /// Checks a `name:base64` signature over `fingerprint`. `false` for another key's
     /// name or a bad signature.
-    pub fn verify(&self, fingerprint: &str, sig: &str) -> bool {
+    pub(crate) fn verify(&self, fingerprint: &str, sig: &str) -> bool {
         let Some((name, b64)) = sig.split_once(':') else {
             return false;
         };
@@ -142,7 +174,7 @@ impl PublicKey {
 impl SecretKey {
     /// Parses `NAME:BASE64`. Errors never quote the input: a file given as a key file
     /// may hold any secret (an SSH private key, a token), and errors get printed.
-    pub fn parse(s: &str) -> Result<Self, KeyError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, KeyError> {
         let s = s.trim();
         let (name, b64) = match s.split_once(':') {
             Some((n, b))
@@ -177,7 +209,7 @@ impl SecretKey {
     }
 
     /// [`SecretKey::read`], plus a warning when others may read the file.
-    pub fn read_with_warnings(path: &Path) -> Result<(Self, Vec<String>), KeyError> {
+    pub(crate) fn read_with_warnings(path: &Path) -> Result<(Self, Vec<String>), KeyError> {
         use std::os::unix::fs::PermissionsExt;
         let read_err = |reason: String| KeyError::Read {
             path: path.display().to_string(),
@@ -200,7 +232,8 @@ impl SecretKey {
         Ok((key, warnings))
     }
 
-    pub fn public(&self) -> PublicKey {
+    #[cfg(test)]
+    pub(crate) fn public(&self) -> PublicKey {
         PublicKey {
             name: self.name.clone(),
             key: self.signing.verifying_key().to_bytes(),
@@ -208,7 +241,7 @@ impl SecretKey {
     }
 
     /// `name:base64(signature)` over `fingerprint`.
-    pub fn sign(&self, fingerprint: &str) -> String {
+    pub(crate) fn sign(&self, fingerprint: &str) -> String {
         let sig = self.signing.sign(fingerprint.as_bytes());
         format!("{}:{}", self.name, STANDARD.encode(sig.to_bytes()))
     }
@@ -216,7 +249,7 @@ impl SecretKey {
 
 /// The string a path's signature covers. `nar_hash` must be `sha256:<nix32>`;
 /// `references` are full store paths.
-pub fn fingerprint(
+pub(crate) fn fingerprint(
     store_path: &str,
     nar_hash: &str,
     nar_size: u64,
@@ -229,7 +262,7 @@ pub fn fingerprint(
 
 /// The part of a key's name before its `-N` suffix: `cache.nixos.org-1` →
 /// `cache.nixos.org`. A name without such a suffix is returned whole.
-pub fn name_base(name: &str) -> &str {
+pub(crate) fn name_base(name: &str) -> &str {
     match name.rsplit_once('-') {
         Some((b, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => b,
         _ => name,
@@ -239,7 +272,7 @@ pub fn name_base(name: &str) -> &str {
 /// Whether public key `key` (`NAME:BASE64`) is named exactly after `host`: `HOST-N`,
 /// N digits, the way Cachix (`NAME.cachix.org-1`) and `nix key generate-secret` users
 /// name them. Strict: what setup-cache removes with a cache is decided by it.
-pub fn named_after(key: &str, host: &str) -> bool {
+pub(crate) fn named_after(key: &str, host: &str) -> bool {
     key.split_once(':')
         .and_then(|(name, _)| name.strip_prefix(host))
         .and_then(|rest| rest.strip_prefix('-'))
@@ -249,7 +282,7 @@ pub fn named_after(key: &str, host: &str) -> bool {
 /// Whether a key's name ties it to a substituter URL, loosely (`cache.nixos.org-1` ↔
 /// `https://cache.nixos.org`, a subdomain either way, or the host's first label): for
 /// pairing keys with caches in reports, never for deciding what to delete.
-pub fn names_cache(key_name: &str, url: &str) -> bool {
+pub(crate) fn names_cache(key_name: &str, url: &str) -> bool {
     let base = name_base(key_name).to_ascii_lowercase();
     let Some(host) = crate::url::host(url).map(str::to_ascii_lowercase) else {
         return false;

@@ -28,16 +28,30 @@ use crate::storepath;
 use base64::Engine;
 use std::fmt::Write as _;
 
+/// Why a text is not a narinfo Nix would accept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NarInfoError {
+    /// A line without a `:`.
     #[error("narinfo line {line}: `{text}` is not `Key: value`")]
-    BadLine { line: usize, text: String },
+    BadLine {
+        /// 1-based.
+        line: usize,
+        /// The line, without its ending.
+        text: String,
+    },
+    /// A required line is absent: `StorePath`, `URL`, `NarHash` or `NarSize`, named.
     #[error("narinfo has no `{0}` line (required)")]
     Missing(&'static str),
+    /// A value Nix would refuse (an empty `URL`, a `NarSize` of 0 or no number, a
+    /// `StorePath` that is no full store path), or a `NarHash` that
+    /// [`NarInfo::fingerprint`] cannot use.
     #[error("narinfo `{key}`: bad value `{value}`: {reason}")]
     BadValue {
+        /// The narinfo key (`NarSize`).
         key: &'static str,
+        /// The value as written.
         value: String,
+        /// What is wrong with it.
         reason: String,
     },
 }
@@ -51,19 +65,26 @@ pub struct NarInfo {
     pub url: String,
     /// `xz`, `bzip2`, `zstd`, `none`, ... (`bzip2` when the line is absent).
     pub compression: String,
-    pub file_hash: Option<String>,
-    pub file_size: Option<u64>,
+    /// `FileHash`: the hash of the compressed file, as written (normally
+    /// `sha256:<nix32>`).
+    pub(crate) file_hash: Option<String>,
+    /// `FileSize`: the compressed file's size in bytes.
+    pub(crate) file_size: Option<u64>,
     /// As written, normally `sha256:<nix32>`.
     pub nar_hash: String,
+    /// `NarSize`: the uncompressed NAR's size in bytes (never 0).
     pub nar_size: u64,
     /// Base names, as written (may include the path itself).
     pub references: Vec<String>,
     /// Base name of the deriver.
     pub deriver: Option<String>,
+    /// `Sig` lines in order, each `KEYNAME:BASE64` over [`NarInfo::fingerprint`].
     pub sigs: Vec<String>,
+    /// `CA`: the content address of a content-addressed path (`fixed:r:sha256:...`,
+    /// `text:sha256:...`).
     pub ca: Option<String>,
     /// Lines with keys this parser does not know, in order, kept for rendering.
-    pub extra: Vec<(String, String)>,
+    pub(crate) extra: Vec<(String, String)>,
 }
 
 impl NarInfo {
@@ -155,7 +176,7 @@ impl NarInfo {
     }
 
     /// Renders the narinfo in Nix's field order.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "StorePath: {}", self.store_path);
         let _ = writeln!(s, "URL: {}", self.url);
@@ -185,7 +206,7 @@ impl NarInfo {
     }
 
     /// The store directory, e.g. `/nix/store`.
-    pub fn store_dir(&self) -> &str {
+    pub(crate) fn store_dir(&self) -> &str {
         self.store_path
             .rsplit_once('/')
             .map(|(d, _)| d)
@@ -193,7 +214,7 @@ impl NarInfo {
     }
 
     /// References as full store paths.
-    pub fn reference_paths(&self) -> Vec<String> {
+    pub(crate) fn reference_paths(&self) -> Vec<String> {
         let dir = self.store_dir();
         self.references
             .iter()
@@ -223,7 +244,7 @@ impl NarInfo {
     }
 
     /// The `.narinfo` file name for this path: `<hashpart>.narinfo`.
-    pub fn file_name(&self) -> String {
+    pub(crate) fn file_name(&self) -> String {
         narinfo_file_name(&self.store_path).unwrap_or_default()
     }
 }
@@ -237,7 +258,7 @@ pub fn narinfo_file_name(store_path: &str) -> Option<String> {
 /// `sha256:<base16>`, `sha256-<base64>` (SRI, as `nix path-info --json` prints) — to the
 /// `sha256:<nix32>` form used in fingerprints and narinfos. `None` for other
 /// algorithms or malformed input.
-pub fn nar_hash_nix32(hash: &str) -> Option<String> {
+pub(crate) fn nar_hash_nix32(hash: &str) -> Option<String> {
     let bytes: Vec<u8> = if let Some(rest) = hash.strip_prefix("sha256:") {
         match rest.len() {
             52 => nix32::decode(rest)?,

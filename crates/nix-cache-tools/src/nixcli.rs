@@ -18,25 +18,37 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// A Nix command that did not give an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum NixError {
+    /// `nix` is not on PATH, could not start, timed out or failed (with its stderr).
     #[error(transparent)]
     Cmd(#[from] CmdError),
+    /// Nix answered, but not in a shape this version of Nix should print.
     #[error("could not understand the output of `{cmdline}`: {reason}")]
-    Parse { cmdline: String, reason: String },
+    Parse {
+        /// The command line, shell-quoted.
+        cmdline: String,
+        /// What in the output could not be read.
+        reason: String,
+    },
 }
 
 /// `nix --version`, e.g. `nix (Nix) 2.8.0`, `nix (Lix, like Nix) 2.91.1`,
 /// `nix (Determinate Nix 3.6.2) 2.29.0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct NixVersion {
-    pub major: u32,
-    pub minor: u32,
-    pub patch: u32,
-    pub lix: bool,
+    /// `major.minor.patch` are the last word of `nix --version`: Lix's own numbers on
+    /// Lix, upstream Nix's on Determinate Nix.
+    pub(crate) major: u32,
+    pub(crate) minor: u32,
+    pub(crate) patch: u32,
+    /// Lix rather than Nix: [`NixVersion::at_least`] takes it as Nix 2.18.
+    pub(crate) lix: bool,
 }
 
 impl NixVersion {
+    /// Reads the first line of `nix --version`; `None` when it ends in no version number.
     pub fn parse(version_output: &str) -> Option<Self> {
         let line = version_output.lines().next()?;
         let lix = line.contains("Lix");
@@ -79,17 +91,25 @@ impl fmt::Display for NixVersion {
 /// One entry of `nix path-info --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct PathInfo {
+    /// Full store path.
     pub path: String,
+    /// False for a path the store does not hold (Nix prints it with `"valid": false` or
+    /// as `null`); every other field is then empty.
     pub valid: bool,
     /// As Nix printed it: `sha256-<base64>` (SRI) or `sha256:<nix32>`.
     pub nar_hash: Option<String>,
+    /// NAR size in bytes (0 when Nix gives none).
     pub nar_size: u64,
     /// Present with `--closure-size` (`-S`).
     pub closure_size: Option<u64>,
     /// Full store paths.
     pub references: Vec<String>,
+    /// Full store path of the `.drv` that built it, when Nix knows it.
     pub deriver: Option<String>,
+    /// Signatures, `KEYNAME:BASE64`.
     pub signatures: Vec<String>,
+    /// Content address of a content-addressed path (newer Nix may print it as an
+    /// object: then its JSON text).
     pub ca: Option<String>,
 }
 
@@ -194,11 +214,11 @@ fn one_path_info(path: &str, item: Option<&Value>, store_dir: &str) -> PathInfo 
 /// How long a query of the configuration or the version may take: these answer in
 /// milliseconds, so a Nix still busy after this is stuck (e.g. Nix 2.8 recursing without
 /// end on a self-including nix.conf) and is killed.
-pub const QUICK_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const QUICK_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How long a `nix path-info` over a closure or a whole store may take (1,000,000
 /// paths took 53 s here).
-pub const PATH_INFO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+pub(crate) const PATH_INFO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// The installed Nix, reached through its CLI.
 #[derive(Debug, Clone)]
@@ -211,7 +231,7 @@ pub struct Nix {
 
 impl Nix {
     /// Finds `nix` on PATH and asks its version. `store` is passed as `--store`.
-    pub fn detect(runner: Runner, store: Option<String>) -> Result<Self, NixError> {
+    pub(crate) fn detect(runner: Runner, store: Option<String>) -> Result<Self, NixError> {
         let cmd = Cmd::new("nix")
             .arg("--version")
             .read_only()
@@ -231,7 +251,7 @@ impl Nix {
     }
 
     /// For tests and for callers that know the version.
-    pub fn with_version(version: NixVersion, store: Option<String>, runner: Runner) -> Self {
+    pub(crate) fn with_version(version: NixVersion, store: Option<String>, runner: Runner) -> Self {
         Nix {
             program: "nix".to_owned(),
             store,
@@ -240,20 +260,16 @@ impl Nix {
         }
     }
 
-    pub fn version(&self) -> NixVersion {
+    pub(crate) fn version(&self) -> NixVersion {
         self.version
     }
 
-    pub fn runner(&self) -> &Runner {
+    pub(crate) fn runner(&self) -> &Runner {
         &self.runner
     }
 
-    pub fn store(&self) -> Option<&str> {
-        self.store.as_deref()
-    }
-
     /// `nix --extra-experimental-features nix-command [--store S] <args>`.
-    pub fn command<I, S>(&self, args: I) -> Cmd
+    pub(crate) fn command<I, S>(&self, args: I) -> Cmd
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
@@ -266,7 +282,12 @@ impl Nix {
     }
 
     /// Argument vector of `nix path-info --json [-r] [-S] PATHS...`.
-    pub fn path_info_cmd(&self, paths: &[String], recursive: bool, closure_size: bool) -> Cmd {
+    pub(crate) fn path_info_cmd(
+        &self,
+        paths: &[String],
+        recursive: bool,
+        closure_size: bool,
+    ) -> Cmd {
         let mut args = vec!["path-info".to_owned(), "--json".to_owned()];
         // Nix 2.33+ warns that `--json` without `--json-format` will become an error;
         // older versions do not know the flag. Format 1 is the object shape of 2.19+.
@@ -284,7 +305,11 @@ impl Nix {
     }
 
     /// Path infos of `paths` (and of their closure with `recursive`).
-    pub fn path_info(&self, paths: &[String], recursive: bool) -> Result<Vec<PathInfo>, NixError> {
+    pub(crate) fn path_info(
+        &self,
+        paths: &[String],
+        recursive: bool,
+    ) -> Result<Vec<PathInfo>, NixError> {
         let cmd = self.path_info_cmd(paths, recursive, false);
         let out = self.runner.run(&cmd)?;
         parse_path_info(&out.stdout_str(), crate::storepath::DEFAULT_STORE_DIR).map_err(|reason| {
@@ -296,7 +321,7 @@ impl Nix {
     }
 
     /// Argument vector for the settings in force, as the client sees them.
-    pub fn show_config_cmd(&self) -> Cmd {
+    pub(crate) fn show_config_cmd(&self) -> Cmd {
         let args: &[&str] = if self.version.at_least(2, 20) {
             &["config", "show", "--json"]
         } else {
@@ -311,7 +336,7 @@ impl Nix {
     }
 
     /// `{name: value}` of every setting in force.
-    pub fn show_config(&self) -> Result<BTreeMap<String, Value>, NixError> {
+    pub(crate) fn show_config(&self) -> Result<BTreeMap<String, Value>, NixError> {
         let cmd = self.show_config_cmd();
         let out = self.runner.run(&cmd)?;
         parse_show_config(&out.stdout_str()).map_err(|reason| NixError::Parse {
@@ -322,7 +347,7 @@ impl Nix {
 
     /// Whether the store (daemon) says we are trusted: `Some(bool)` on Nix 2.15+ (as an
     /// integer until 2.32, a boolean from 2.33), `None` where Nix cannot tell.
-    pub fn store_trusted(&self) -> Option<bool> {
+    pub(crate) fn store_trusted(&self) -> Option<bool> {
         if !self.version.at_least(2, 15) {
             return None;
         }
@@ -346,7 +371,7 @@ impl Nix {
 }
 
 /// Reads `nix show-config --json` / `nix config show --json`: `{name: {value, ...}}`.
-pub fn parse_show_config(json: &str) -> Result<BTreeMap<String, Value>, String> {
+pub(crate) fn parse_show_config(json: &str) -> Result<BTreeMap<String, Value>, String> {
     let v: Value = serde_json::from_str(json).map_err(|e| format!("invalid JSON: {e}"))?;
     let obj = v.as_object().ok_or("expected a JSON object")?;
     Ok(obj

@@ -4,12 +4,16 @@
 
 use std::io::IsTerminal;
 
+/// One of the two streams the tools write to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
+    /// Standard output: the report, the JSON.
     Stdout,
+    /// Standard error: messages and progress bars.
     Stderr,
 }
 
+/// Whether `stream` is a terminal.
 pub fn is_tty(stream: Stream) -> bool {
     match stream {
         Stream::Stdout => std::io::stdout().is_terminal(),
@@ -31,7 +35,7 @@ pub fn progress_enabled() -> bool {
 
 /// Appends Markdown to the file named by `$GITHUB_STEP_SUMMARY`. Returns the path written,
 /// or `None` when the variable is unset (not in GitHub Actions).
-pub fn append_step_summary(
+pub(crate) fn append_step_summary(
     markdown: &str,
 ) -> Result<Option<std::path::PathBuf>, crate::fsutil::FsError> {
     use std::io::Write;

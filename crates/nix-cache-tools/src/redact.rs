@@ -14,7 +14,7 @@
 //! Secret key files are never quoted at all (see [`crate::keys`]).
 
 /// What replaces a secret.
-pub const REDACTED: &str = "<redacted>";
+pub(crate) const REDACTED: &str = "<redacted>";
 
 /// Secrets this process was given (the password of a URL on the command line, say):
 /// [`urls_in`] hides them wherever they appear, also where a program quotes them in a
@@ -23,7 +23,7 @@ static KNOWN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 /// Remembers the credentials of `url` (its userinfo's password, or a token given as the
 /// whole userinfo of a non-ssh URL) as secrets to hide from every output.
-pub fn register_url_secrets(url: &str) {
+pub(crate) fn register_url_secrets(url: &str) {
     let Some((scheme, rest)) = url.split_once("://") else {
         return;
     };
@@ -41,7 +41,7 @@ pub fn register_url_secrets(url: &str) {
 
 /// Remembers `secret` (a token, a password from a netrc) to hide from every output.
 /// Secrets shorter than 4 characters cannot be told from other text and are not kept.
-pub fn register_secret(secret: &str) {
+pub(crate) fn register_secret(secret: &str) {
     if secret.len() >= 4 {
         if let Ok(mut k) = KNOWN.lock() {
             if !k.iter().any(|s| s == secret) {
@@ -52,13 +52,13 @@ pub fn register_secret(secret: &str) {
 }
 
 /// Settings whose values are secrets (alias-resolved names, without `extra-`).
-pub fn is_secret_setting(name: &str) -> bool {
+pub(crate) fn is_secret_setting(name: &str) -> bool {
     let base = name.strip_prefix("extra-").unwrap_or(name);
     base == "access-tokens"
 }
 
 /// One URL with the credentials of its authority hidden.
-pub fn url(u: &str) -> String {
+pub(crate) fn url(u: &str) -> String {
     urls_in(u)
 }
 
@@ -117,7 +117,7 @@ fn urls_only(text: &str) -> String {
 }
 
 /// The value of nix.conf setting `name` as it may be shown: secrets hidden.
-pub fn setting_value(name: &str, value: &str) -> String {
+pub(crate) fn setting_value(name: &str, value: &str) -> String {
     if is_secret_setting(name) {
         value
             .split_whitespace()
@@ -135,7 +135,7 @@ pub fn setting_value(name: &str, value: &str) -> String {
 /// nix.conf text with every secret hidden, line for line (for diffs): the values of
 /// `access-tokens` lines and URL credentials anywhere. Line endings, comments and
 /// white space are kept, so a diff of two redacted texts lines up with the real one.
-pub fn nixconf(text: &str) -> String {
+pub(crate) fn nixconf(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         let body_end = line.trim_end_matches(['\n', '\r']).len();
@@ -171,7 +171,7 @@ pub fn nixconf(text: &str) -> String {
 /// netrc text with every `password` / `account` value and `macdef` body hidden. netrc
 /// is a stream of white-space separated words, so a value may stand on the line after
 /// its keyword; white space is kept exactly.
-pub fn netrc(text: &str) -> String {
+pub(crate) fn netrc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut hide_next = false;
     let mut in_macdef = false;

@@ -1,7 +1,10 @@
 //! Store path names: `/nix/store/<32-char nix32 hash>-<name>`.
 
+/// The store directory of every standard Nix installation (also of a chroot store,
+/// whose files are under `ROOT/nix/store`).
 pub const DEFAULT_STORE_DIR: &str = "/nix/store";
-pub const HASH_LEN: usize = 32;
+/// Characters in a store path's hash part.
+pub(crate) const HASH_LEN: usize = 32;
 
 /// The 32-character hash part of a store path or base name, if it has one.
 pub fn hash_part(path: &str) -> Option<&str> {
@@ -11,19 +14,19 @@ pub fn hash_part(path: &str) -> Option<&str> {
 }
 
 /// The name after `<hash>-`, e.g. `hello-2.12` for `/nix/store/<hash>-hello-2.12`.
-pub fn name(path: &str) -> Option<&str> {
+pub(crate) fn name(path: &str) -> Option<&str> {
     hash_part(path)?;
     let base = path.rsplit('/').next().unwrap_or(path);
     base.get(HASH_LEN + 1..)
 }
 
 /// Base name (`<hash>-<name>`) of a full store path.
-pub fn base_name(path: &str) -> &str {
+pub(crate) fn base_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
 /// True when `path` looks like `<store_dir>/<hash>-<name>` with nothing after.
-pub fn is_store_path(path: &str, store_dir: &str) -> bool {
+pub(crate) fn is_store_path(path: &str, store_dir: &str) -> bool {
     path.strip_prefix(store_dir)
         .and_then(|r| r.strip_prefix('/'))
         .is_some_and(|base| {

@@ -1,23 +1,39 @@
 //! Substituter / store URIs as Nix understands them.
 
+/// Why a URL cannot go into nix.conf as a substituter. Each variant holds the URL as
+/// given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
+    /// No `SCHEME://`.
     #[error("`{0}` is not a store URL: expected SCHEME://..., e.g. https://cache.example.org")]
     NoScheme(String),
+    /// A scheme other than http, https, file, s3, ssh, ssh-ng and gs (`ftp://`,
+    /// `unix://`).
     #[error(
         "`{url}` uses the scheme `{scheme}`, which Nix cannot substitute from: use one of http, https, file, s3, ssh, ssh-ng, gs"
     )]
-    UnknownScheme { url: String, scheme: String },
+    UnknownScheme {
+        /// The URL.
+        url: String,
+        /// Its scheme, lowercased.
+        scheme: String,
+    },
+    /// A `file://` URL whose path is not absolute (`file://cache`).
     #[error(
         "`{0}` is not an absolute file URL: Nix reads `file://` + an absolute path, e.g. file:///var/cache/nix (three slashes)"
     )]
     RelativeFile(String),
+    /// Nothing between `://` and the path (any scheme but `file`).
     #[error("`{0}` has no host after `://`")]
     NoHost(String),
+    /// White space or `#`, which nix.conf would split on or cut at.
     #[error("`{url}` contains `{ch}`, which Nix's config parser would cut or split: {why}")]
     BadChar {
+        /// The URL.
         url: String,
+        /// The character (white space is looked for before `#`).
         ch: char,
+        /// What nix.conf would do with it.
         why: &'static str,
     },
 }
@@ -26,7 +42,7 @@ pub enum UrlError {
 const SCHEMES: &[&str] = &["http", "https", "file", "s3", "ssh", "ssh-ng", "gs"];
 
 /// The scheme of a URL, lowercased (`https` for `https://x`).
-pub fn scheme(url: &str) -> Option<String> {
+pub(crate) fn scheme(url: &str) -> Option<String> {
     let (s, _) = url.split_once("://")?;
     if s.is_empty()
         || !s
@@ -75,7 +91,7 @@ pub fn validate_substituter(url: &str) -> Result<(), UrlError> {
 }
 
 /// The host of `scheme://[user@]host[:port]/...`, without port or user.
-pub fn host(url: &str) -> Option<&str> {
+pub(crate) fn host(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
     let authority = rest.split(['/', '?']).next().unwrap_or("");
     let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
@@ -87,7 +103,7 @@ pub fn host(url: &str) -> Option<&str> {
 
 /// The value of store parameter `name` in a store URI's query (`?priority=40&...`):
 /// Nix store settings, not part of an HTTP address.
-pub fn store_param<'a>(uri: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn store_param<'a>(uri: &'a str, name: &str) -> Option<&'a str> {
     uri.split_once('?')?
         .1
         .split('&')
@@ -97,17 +113,17 @@ pub fn store_param<'a>(uri: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// Nix compares substituter URLs after dropping a trailing slash.
-pub fn normalize(url: &str) -> &str {
+pub(crate) fn normalize(url: &str) -> &str {
     url.trim_end_matches('/')
 }
 
 /// `https://NAME.cachix.org` for a Cachix cache name.
-pub fn cachix_url(name: &str) -> String {
+pub(crate) fn cachix_url(name: &str) -> String {
     format!("https://{name}.cachix.org")
 }
 
 /// A Cachix cache name: letters, digits, `-` and `_`, not empty.
-pub fn is_cachix_name(name: &str) -> bool {
+pub(crate) fn is_cachix_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()
@@ -115,7 +131,7 @@ pub fn is_cachix_name(name: &str) -> bool {
 }
 
 /// The cache name of `https://NAME.cachix.org[/]`, if the URL is one.
-pub fn cachix_name(url: &str) -> Option<&str> {
+pub(crate) fn cachix_name(url: &str) -> Option<&str> {
     normalize(url)
         .strip_prefix("https://")
         .and_then(|h| h.strip_suffix(".cachix.org"))
@@ -123,7 +139,7 @@ pub fn cachix_name(url: &str) -> Option<&str> {
 }
 
 /// True for `http://localhost`, `http://127.x.y.z`, `http://[::1]`: plain HTTP there is fine.
-pub fn is_loopback(url: &str) -> bool {
+pub(crate) fn is_loopback(url: &str) -> bool {
     match host(url) {
         Some(h) => {
             h == "localhost"

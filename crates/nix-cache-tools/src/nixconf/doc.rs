@@ -9,7 +9,7 @@ pub(crate) fn is_sep(c: char) -> bool {
 }
 
 /// The tokens Nix sees on a line: the text before the first `#`, split on separators.
-pub fn tokens(content: &str) -> Vec<&str> {
+pub(crate) fn tokens(content: &str) -> Vec<&str> {
     let before_comment = content.split('#').next().unwrap_or("");
     before_comment
         .split(is_sep)
@@ -18,14 +18,14 @@ pub fn tokens(content: &str) -> Vec<&str> {
 }
 
 /// The three list settings whose old names Nix still accepts.
-pub const ALIASES: &[(&str, &str)] = &[
+pub(crate) const ALIASES: &[(&str, &str)] = &[
     ("binary-caches", "substituters"),
     ("binary-cache-public-keys", "trusted-public-keys"),
     ("trusted-binary-caches", "trusted-substituters"),
 ];
 
 /// The canonical name of a setting: `binary-caches` → `substituters`, others unchanged.
-pub fn canonical_name(name: &str) -> &str {
+pub(crate) fn canonical_name(name: &str) -> &str {
     ALIASES
         .iter()
         .find(|(alias, _)| *alias == name)
@@ -38,18 +38,11 @@ pub struct Setting {
     /// The key as written (`extra-binary-caches`).
     pub key: String,
     /// Alias-resolved name without `extra-` (`substituters`).
-    pub name: String,
+    pub(crate) name: String,
     /// Written as `extra-NAME`: appends instead of replacing.
     pub is_extra: bool,
     /// Value tokens (Nix joins them with one space; list settings split them again).
     pub values: Vec<String>,
-}
-
-impl Setting {
-    /// The value as Nix stores it: the tokens joined by one space.
-    pub fn value(&self) -> String {
-        self.values.join(" ")
-    }
 }
 
 /// Why Nix refuses a line. Every one of these makes every `nix` command fail with
@@ -57,11 +50,22 @@ impl Setting {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invalid {
     /// `a=b`, `a=`, `word`: one token only.
-    SingleToken { token: String },
+    SingleToken {
+        /// The line's only token.
+        token: String,
+    },
     /// `a =b`, `a= b`, `a b`: the second token is not exactly `=`.
-    NoEquals { key: String, second: String },
+    NoEquals {
+        /// The first token.
+        key: String,
+        /// The token where `=` should stand.
+        second: String,
+    },
     /// `include` / `!include` without exactly one path after it.
-    BadInclude { words: usize },
+    BadInclude {
+        /// How many words follow the keyword.
+        words: usize,
+    },
 }
 
 impl fmt::Display for Invalid {
@@ -100,12 +104,17 @@ pub enum LineKind {
     Blank,
     /// Only a comment (`#` after optional white space).
     Comment,
+    /// `key = values`.
     Setting(Setting),
     /// `include PATH` (`optional: false`, missing file is fatal) or `!include PATH`.
     Include {
+        /// `!include`: Nix skips the file when it does not exist.
         optional: bool,
+        /// The path as written; a relative one is resolved against the including
+        /// file's directory.
         path: String,
     },
+    /// A line Nix rejects, and why.
     Invalid(Invalid),
 }
 
@@ -119,6 +128,7 @@ pub struct Line {
     pub content: String,
     /// `"\n"`, `"\r\n"` or `""` (last line of a file without a final newline).
     pub eol: String,
+    /// What the line is to Nix.
     pub kind: LineKind,
 }
 
@@ -134,10 +144,12 @@ impl Line {
     }
 
     /// The line exactly as in the file, ending included.
-    pub fn raw(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn raw(&self) -> String {
         format!("{}{}", self.content, self.eol)
     }
 
+    /// The setting, when the line is `key = values`.
     pub fn setting(&self) -> Option<&Setting> {
         match &self.kind {
             LineKind::Setting(s) => Some(s),
@@ -152,7 +164,7 @@ impl Line {
 }
 
 /// Classifies one line (without its ending) the way Nix's config parser does.
-pub fn classify(content: &str) -> LineKind {
+pub(crate) fn classify(content: &str) -> LineKind {
     let toks = tokens(content);
     if toks.is_empty() {
         return if content.contains('#') {
@@ -236,6 +248,7 @@ impl NixConf {
         s
     }
 
+    /// Every line, in file order (`lines()[i].number == i + 1`).
     pub fn lines(&self) -> &[Line] {
         &self.lines
     }
@@ -245,24 +258,21 @@ impl NixConf {
         number.checked_sub(1).and_then(|i| self.lines.get(i))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
-    }
-
     /// Whether the last line ends with a newline (true for an empty file).
-    pub fn ends_with_newline(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn ends_with_newline(&self) -> bool {
         self.lines.last().is_none_or(|l| !l.eol.is_empty())
     }
 
     /// The file's own line ending: `\r\n` when most lines use it, else `\n`.
-    pub fn newline(&self) -> &'static str {
+    pub(crate) fn newline(&self) -> &'static str {
         let crlf = self.lines.iter().filter(|l| l.eol == "\r\n").count();
         let lf = self.lines.iter().filter(|l| l.eol == "\n").count();
         if crlf > lf { "\r\n" } else { "\n" }
     }
 
     /// Every `key = value` line, in file order.
-    pub fn settings(&self) -> impl Iterator<Item = (&Line, &Setting)> {
+    pub(crate) fn settings(&self) -> impl Iterator<Item = (&Line, &Setting)> {
         self.lines
             .iter()
             .filter_map(|l| l.setting().map(|s| (l, s)))
@@ -282,7 +292,7 @@ impl NixConf {
     /// again ([`NixConf::remove_line`]) restores the original bytes — also after the
     /// text is written and parsed again: a last line ending in a lone CR gets `\r\n`,
     /// never a bare `\n` that would merge with that CR into one CRLF ending.
-    pub fn append_line(&mut self, text: &str) -> usize {
+    pub(crate) fn append_line(&mut self, text: &str) -> usize {
         debug_assert!(!text.contains('\n'));
         let nl = self.newline();
         let eol = match self.lines.last_mut() {
@@ -305,7 +315,7 @@ impl NixConf {
     /// Removes line `number`. Removing the last line of a file that ends without a
     /// newline also takes the newline off the line before, mirroring
     /// [`NixConf::append_line`].
-    pub fn remove_line(&mut self, number: usize) {
+    pub(crate) fn remove_line(&mut self, number: usize) {
         let Some(i) = number.checked_sub(1).filter(|i| *i < self.lines.len()) else {
             return;
         };
@@ -319,7 +329,7 @@ impl NixConf {
     }
 
     /// Replaces the text of line `number`, keeping its line ending.
-    pub fn set_line(&mut self, number: usize, text: &str) {
+    pub(crate) fn set_line(&mut self, number: usize, text: &str) {
         debug_assert!(!text.contains('\n'));
         if let Some(l) = number.checked_sub(1).and_then(|i| self.lines.get_mut(i)) {
             *l = Line::new(number, text.to_owned(), std::mem::take(&mut l.eol));
@@ -328,7 +338,7 @@ impl NixConf {
 
     /// Appends value tokens to a setting line, right after its last value (before any
     /// trailing white space or comment): `a = x  # c` → `a = x y  # c`.
-    pub fn append_values(&mut self, number: usize, values: &[&str]) {
+    pub(crate) fn append_values(&mut self, number: usize, values: &[&str]) {
         let Some(line) = self.line(number) else {
             return;
         };
@@ -352,7 +362,7 @@ impl NixConf {
     /// setting line, with the white space before it (or after it, for the first value),
     /// so that removing what [`NixConf::append_values`] added restores the line. Returns
     /// how many tokens were removed.
-    pub fn remove_values(&mut self, number: usize, same: impl Fn(&str) -> bool) -> usize {
+    pub(crate) fn remove_values(&mut self, number: usize, same: impl Fn(&str) -> bool) -> usize {
         let Some(line) = self.line(number) else {
             return 0;
         };

@@ -4,15 +4,15 @@ use super::layers::{LayerKind, Layers};
 use std::path::{Path, PathBuf};
 
 /// `substituters` when nothing sets it.
-pub const DEFAULT_SUBSTITUTERS: &[&str] = &["https://cache.nixos.org/"];
+pub(crate) const DEFAULT_SUBSTITUTERS: &[&str] = &["https://cache.nixos.org/"];
 /// `trusted-public-keys` when nothing sets it.
-pub const DEFAULT_TRUSTED_PUBLIC_KEYS: &[&str] =
+pub(crate) const DEFAULT_TRUSTED_PUBLIC_KEYS: &[&str] =
     &["cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="];
 /// `trusted-users` when nothing sets it.
-pub const DEFAULT_TRUSTED_USERS: &[&str] = &["root"];
+pub(crate) const DEFAULT_TRUSTED_USERS: &[&str] = &["root"];
 
 /// Nix's default for a setting this module knows, or `None`.
-pub fn default_of(name: &str) -> Option<&'static [&'static str]> {
+pub(crate) fn default_of(name: &str) -> Option<&'static [&'static str]> {
     match name {
         "substituters" => Some(DEFAULT_SUBSTITUTERS),
         "trusted-public-keys" => Some(DEFAULT_TRUSTED_PUBLIC_KEYS),
@@ -24,25 +24,30 @@ pub fn default_of(name: &str) -> Option<&'static [&'static str]> {
 
 /// One `key = value` line of the stack, in application order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Assignment<'a> {
+pub(crate) struct Assignment<'a> {
     /// Index into [`Layers::files`].
-    pub file_index: usize,
-    pub file: &'a Path,
-    pub kind: LayerKind,
-    pub line: usize,
+    pub(crate) file_index: usize,
+    pub(crate) file: &'a Path,
+    pub(crate) kind: LayerKind,
+    pub(crate) line: usize,
     /// Alias-resolved, without `extra-`.
-    pub name: &'a str,
+    pub(crate) name: &'a str,
     /// The key as written.
-    pub key: &'a str,
-    pub is_extra: bool,
-    pub values: &'a [String],
+    pub(crate) key: &'a str,
+    pub(crate) is_extra: bool,
+    pub(crate) values: &'a [String],
 }
 
 /// Where a value in force came from. `file` is `None` for Nix's built-in default.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Sourced {
+    /// One value: a list setting gives one per token, a scalar its tokens joined by one
+    /// space.
     pub value: String,
+    /// The file that set it (the literal `NIX_CONFIG` for the environment variable);
+    /// `None` for Nix's default.
     pub file: Option<PathBuf>,
+    /// 1-based line in `file`; 0 for a default.
     pub line: usize,
 }
 
@@ -50,7 +55,7 @@ impl Layers {
     /// Every setting line of every file, in the order Nix applies them (system file,
     /// user files from lowest to highest priority, `NIX_CONFIG`; an included file's
     /// lines where its include line is). Missing files contribute nothing.
-    pub fn assignments(&self) -> Vec<Assignment<'_>> {
+    pub(crate) fn assignments(&self) -> Vec<Assignment<'_>> {
         let mut out = Vec::new();
         for &r in &self.roots {
             self.walk(r, &mut out);
@@ -87,7 +92,7 @@ impl Layers {
 
     /// The last plain value of a scalar setting (`require-sigs`, `netrc-file`, ...), or
     /// `None` when no file sets it.
-    pub fn effective_scalar(&self, name: &str) -> Option<Sourced> {
+    pub(crate) fn effective_scalar(&self, name: &str) -> Option<Sourced> {
         self.assignments()
             .into_iter()
             .rfind(|a| a.name == name && !a.is_extra)
@@ -99,13 +104,14 @@ impl Layers {
     }
 
     /// The top-level file at `path`, if it is part of the stack.
-    pub fn file_index(&self, path: &Path) -> Option<usize> {
+    #[cfg(test)]
+    pub(crate) fn file_index(&self, path: &Path) -> Option<usize> {
         self.files.iter().position(|f| f.path == path)
     }
 }
 
 /// [`Layers::effective`] over an explicit list of assignments (e.g. only some layers).
-pub fn effective_of(assignments: &[Assignment<'_>], name: &str) -> Vec<Sourced> {
+pub(crate) fn effective_of(assignments: &[Assignment<'_>], name: &str) -> Vec<Sourced> {
     let mut cur: Vec<Sourced> = default_of(name)
         .unwrap_or(&[])
         .iter()

@@ -9,11 +9,19 @@ use std::path::{Path, PathBuf};
 /// process ([`Env::from_process`]) or explicitly for tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Env {
+    /// `NIX_CONF_DIR`: where the system nix.conf is (`/etc/nix` when unset or empty).
     pub nix_conf_dir: Option<PathBuf>,
+    /// `NIX_USER_CONF_FILES`: `:`-separated user files that replace the XDG ones, the
+    /// first with the highest priority; set but empty means no user file.
     pub nix_user_conf_files: Option<OsString>,
+    /// `XDG_CONFIG_HOME` (`$HOME/.config` when unset); set but empty makes the user file
+    /// `/nix/nix.conf`, as in Nix.
     pub xdg_config_home: Option<PathBuf>,
+    /// `XDG_CONFIG_DIRS` (`/etc/xdg` when unset); set but empty means none.
     pub xdg_config_dirs: Option<OsString>,
+    /// `HOME` ([`Env::from_process`] falls back to the password database's entry).
     pub home: Option<PathBuf>,
+    /// `NIX_CONFIG`: nix.conf text applied after every file.
     pub nix_config: Option<String>,
     /// Honoured by Nix ≥ 2.25 only; see [`Env::for_nix_version`].
     pub nix_config_home: Option<PathBuf>,
@@ -32,7 +40,7 @@ fn concat(dir: &Path, rest: &str) -> PathBuf {
 }
 
 /// Nix's compiled-in default for `NIX_CONF_DIR`.
-pub const DEFAULT_NIX_CONF_DIR: &str = "/etc/nix";
+pub(crate) const DEFAULT_NIX_CONF_DIR: &str = "/etc/nix";
 
 fn non_empty_path(v: Option<OsString>) -> Option<PathBuf> {
     v.filter(|v| !v.is_empty()).map(PathBuf::from)
@@ -58,7 +66,7 @@ impl Env {
     }
 
     /// Drops what the given Nix version does not read (`NIX_CONFIG_HOME` before 2.25).
-    pub fn for_nix_version(mut self, v: crate::nixcli::NixVersion) -> Self {
+    pub(crate) fn for_nix_version(mut self, v: crate::nixcli::NixVersion) -> Self {
         if !v.at_least(2, 25) {
             self.nix_config_home = None;
         }
@@ -67,7 +75,7 @@ impl Env {
 
     /// The same environment as the nix-daemon sees it: the system file (and what it
     /// includes) only; no user files, no `NIX_CONFIG`.
-    pub fn system_only(&self) -> Self {
+    pub(crate) fn system_only(&self) -> Self {
         Env {
             nix_user_conf_files: Some(OsString::new()),
             nix_config: None,
@@ -77,27 +85,27 @@ impl Env {
     }
 
     /// `$NIX_CONF_DIR` or `/etc/nix`.
-    pub fn conf_dir(&self) -> PathBuf {
+    pub(crate) fn conf_dir(&self) -> PathBuf {
         self.nix_conf_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_NIX_CONF_DIR))
     }
 
     /// `$NIX_CONF_DIR/nix.conf`.
-    pub fn system_file(&self) -> PathBuf {
+    pub(crate) fn system_file(&self) -> PathBuf {
         self.conf_dir().join("nix.conf")
     }
 
     /// `$XDG_CONFIG_HOME` or `$HOME/.config` (also on macOS). Nix joins them as strings:
     /// an empty `XDG_CONFIG_HOME` gives `/nix/nix.conf` as the user file.
-    pub fn config_home(&self) -> Option<PathBuf> {
+    pub(crate) fn config_home(&self) -> Option<PathBuf> {
         self.xdg_config_home
             .clone()
             .or_else(|| self.home.as_ref().map(|h| concat(h, ".config")))
     }
 
     /// Set but empty: Nix then reads `/nix/nix.conf`, surely not what the user meant.
-    pub fn xdg_config_home_is_empty(&self) -> bool {
+    pub(crate) fn xdg_config_home_is_empty(&self) -> bool {
         self.nix_user_conf_files.is_none()
             && self.nix_config_home.is_none()
             && self
@@ -109,7 +117,7 @@ impl Env {
     /// The user files in priority order, FIRST = highest priority (Nix applies them in
     /// reverse): `NIX_USER_CONF_FILES` entries when set, else
     /// `$XDG_CONFIG_HOME/nix/nix.conf` then `$XDG_CONFIG_DIRS/*/nix/nix.conf`.
-    pub fn user_files(&self) -> Vec<(PathBuf, LayerKind)> {
+    pub(crate) fn user_files(&self) -> Vec<(PathBuf, LayerKind)> {
         if let Some(list) = &self.nix_user_conf_files {
             return list
                 .to_string_lossy()
@@ -135,7 +143,7 @@ impl Env {
     }
 
     /// The user file `setup-cache` edits by default: the highest-priority user file.
-    pub fn default_user_file(&self) -> Option<PathBuf> {
+    pub(crate) fn default_user_file(&self) -> Option<PathBuf> {
         self.user_files().into_iter().next().map(|(p, _)| p)
     }
 }
@@ -143,7 +151,7 @@ impl Env {
 /// Where a file in the stack comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum LayerKind {
+pub(crate) enum LayerKind {
     /// `$NIX_CONF_DIR/nix.conf`.
     System,
     /// `$XDG_CONFIG_HOME/nix/nix.conf` (or `$NIX_CONFIG_HOME/nix.conf`).
@@ -173,23 +181,24 @@ impl fmt::Display for LayerKind {
 
 /// One file of the stack (or the `NIX_CONFIG` text).
 #[derive(Debug, Clone)]
-pub struct ConfFile {
+pub(crate) struct ConfFile {
     /// The path (for `NIX_CONFIG`: the literal `NIX_CONFIG`).
-    pub path: PathBuf,
-    pub kind: LayerKind,
+    pub(crate) path: PathBuf,
+    pub(crate) kind: LayerKind,
     /// For includes: index in [`Layers::files`] of the including file, and its line.
-    pub included_from: Option<(usize, usize)>,
+    pub(crate) included_from: Option<(usize, usize)>,
     /// `false` for a file that does not exist (Nix skips a missing top-level file and a
     /// missing `!include`; a missing `include` is an error in [`Layers::errors`]).
-    pub exists: bool,
-    pub conf: NixConf,
+    pub(crate) exists: bool,
+    pub(crate) conf: NixConf,
     /// Include lines of this file: (line number, index of the included file).
-    pub includes: Vec<(usize, usize)>,
+    pub(crate) includes: Vec<(usize, usize)>,
 }
 
 impl ConfFile {
     /// `path` or `path (included from FILE:LINE)`.
-    pub fn describe(&self, layers: &Layers) -> String {
+    #[cfg(test)]
+    pub(crate) fn describe(&self, layers: &Layers) -> String {
         match self.included_from {
             Some((i, line)) => format!(
                 "{} (included from {}:{line})",
@@ -203,7 +212,7 @@ impl ConfFile {
 
 /// Problems found while loading. Nix treats all but unreadable top-level files as fatal.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LoadError {
+pub(crate) enum LoadError {
     #[error(
         "{file}:{line}: included file `{target}` does not exist (Nix stops with \"file not found\"): create it, fix the path, or write `!include` to make it optional"
     )]
@@ -243,18 +252,18 @@ pub enum LoadError {
 pub struct Layers {
     /// Files in discovery order: each top-level file followed (depth first) by what it
     /// includes. Use [`Layers::assignments`] for application order.
-    pub files: Vec<ConfFile>,
+    pub(crate) files: Vec<ConfFile>,
     /// Indexes into `files` of the top-level files in application order (system, user
     /// files from lowest to highest priority, `NIX_CONFIG`).
-    pub roots: Vec<usize>,
-    pub errors: Vec<LoadError>,
+    pub(crate) roots: Vec<usize>,
+    pub(crate) errors: Vec<LoadError>,
 }
 
 impl Layers {
     /// Determinate Systems' installer: the system nix.conf is the installer's and includes
     /// `nix.custom.conf`, where other settings go. That file, when the system file
     /// includes it.
-    pub fn determinate_custom_conf(&self) -> Option<&std::path::Path> {
+    pub(crate) fn determinate_custom_conf(&self) -> Option<&std::path::Path> {
         let &root = self.roots.first()?;
         self.files[root]
             .includes
@@ -265,7 +274,7 @@ impl Layers {
 
     /// The command that makes the running nix-daemon re-read nix.conf on this
     /// installation (the Determinate daemon has its own launchd label on macOS).
-    pub fn daemon_restart_command(&self) -> &'static str {
+    pub(crate) fn daemon_restart_command(&self) -> &'static str {
         restart_command(self.determinate_custom_conf().is_some())
     }
 }
@@ -311,7 +320,7 @@ pub fn load(env: &Env) -> Layers {
 
 /// One file alone (and what it includes), as if it were the only configuration: what
 /// `setup-cache --file F` judges its edit of F by.
-pub fn load_alone(path: &Path) -> Layers {
+pub(crate) fn load_alone(path: &Path) -> Layers {
     let mut layers = Layers::default();
     let i = load_file(&mut layers, path, LayerKind::User, None, &mut Vec::new());
     layers.roots.push(i);

@@ -67,17 +67,12 @@ mod doc;
 mod effective;
 mod layers;
 
-pub use doc::{
-    ALIASES, Invalid, Line, LineKind, NixConf, Setting, canonical_name, classify, tokens,
-};
-pub use effective::{
-    Assignment, DEFAULT_SUBSTITUTERS, DEFAULT_TRUSTED_PUBLIC_KEYS, DEFAULT_TRUSTED_USERS, Sourced,
-    default_of, effective_of,
-};
-pub use layers::{
-    ConfFile, DEFAULT_NIX_CONF_DIR, Env, LayerKind, Layers, LoadError, load, load_alone,
-    restart_command,
-};
+pub(crate) use doc::canonical_name;
+pub use doc::{Invalid, Line, LineKind, NixConf, Setting};
+pub use effective::Sourced;
+pub(crate) use effective::effective_of;
+pub(crate) use layers::{ConfFile, LayerKind, LoadError, load_alone};
+pub use layers::{Env, Layers, load, restart_command};
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
+use super::doc::classify;
 use super::*;
 use proptest::prelude::*;
 use std::path::PathBuf;

@@ -95,7 +95,7 @@ pub enum DbError {
 
 impl DbError {
     /// The database exists but this user may not read it (or a directory on the way).
-    pub fn is_permission_denied(&self) -> bool {
+    pub(crate) fn is_permission_denied(&self) -> bool {
         matches!(self, DbError::PermissionDenied { .. })
     }
 }
@@ -443,7 +443,10 @@ fn open_mode(real: &Path, mode: OpenMode) -> Result<Connection, rusqlite::Error>
 
 /// Opens the database read-only, as described in the module docs. `store_hint` is
 /// ` --store DIR` for commands in error messages (empty for the machine's store).
-pub fn open_checked(path: &Path, store_hint: &str) -> Result<(Connection, OpenMode), DbError> {
+pub(crate) fn open_checked(
+    path: &Path,
+    store_hint: &str,
+) -> Result<(Connection, OpenMode), DbError> {
     let ck = check_files(path, store_hint)?;
     let mode = if ck.wal_has_data {
         OpenMode::WalPrivateIndex
@@ -501,7 +504,7 @@ pub fn open_checked(path: &Path, store_hint: &str) -> Result<(Connection, OpenMo
 }
 
 /// [`open_checked`] with no store hint.
-pub fn open(path: &Path) -> Result<(Connection, OpenMode), DbError> {
+pub(crate) fn open(path: &Path) -> Result<(Connection, OpenMode), DbError> {
     open_checked(path, "")
 }
 
@@ -532,7 +535,7 @@ fn fingerprint(path: &Path) -> Vec<Option<FileStamp>> {
 
 /// Opens the database and reads the whole graph, again (up to three times) when a
 /// writer changed the files during the read.
-pub fn load_graph(path: &Path, store_hint: &str) -> Result<(Graph, OpenMode), DbError> {
+pub(crate) fn load_graph(path: &Path, store_hint: &str) -> Result<(Graph, OpenMode), DbError> {
     const TRIES: usize = 3;
     let mut last_err = None;
     for _ in 0..TRIES {
@@ -593,7 +596,7 @@ impl IdMap {
 /// Reads every valid path, its NAR size and references (and, when the store has them,
 /// derivation outputs and derivers for the garbage collector's rules) in one sequential
 /// scan per table.
-pub fn read_graph(conn: &Connection, path: &Path) -> Result<Graph, DbError> {
+pub(crate) fn read_graph(conn: &Connection, path: &Path) -> Result<Graph, DbError> {
     let _ro = guard::ReadOnly::new();
     let rd = |error| DbError::Read {
         path: path.to_owned(),
@@ -651,20 +654,24 @@ pub fn read_graph(conn: &Connection, path: &Path) -> Result<Graph, DbError> {
 
 /// What [`read_closure`] found.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Closure {
+pub(crate) struct Closure {
     /// Every path reachable from the roots, sorted by path, as `nix path-info` would
     /// give it: `path`, `nar_size`, `references` (full paths, sorted, self references
     /// kept), `nar_hash` (as the database keeps it, `sha256:<base16>`), `deriver`,
     /// `signatures` and `ca`; `closure_size` is not computed.
-    pub paths: Vec<PathInfo>,
+    pub(crate) paths: Vec<PathInfo>,
     /// Roots that are not valid paths in this database.
-    pub missing_roots: Vec<String>,
+    pub(crate) missing_roots: Vec<String>,
 }
 
 /// The closure of `roots` only (a store can hold 500k paths; a push needs a few
 /// thousand): each root by the `path` index, then its references breadth-first, one
 /// indexed query per path, all from one read snapshot. Nothing is written.
-pub fn read_closure(conn: &Connection, db: &Path, roots: &[String]) -> Result<Closure, DbError> {
+pub(crate) fn read_closure(
+    conn: &Connection,
+    db: &Path,
+    roots: &[String],
+) -> Result<Closure, DbError> {
     let _ro = guard::ReadOnly::new();
     let rd = |error| DbError::Read {
         path: db.to_owned(),

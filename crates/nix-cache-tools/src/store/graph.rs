@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 /// Store paths, their NAR sizes and references.
 #[derive(Debug, Default, Clone)]
-pub struct Graph {
+pub(crate) struct Graph {
     arena: String,
     starts: Vec<u32>,
     nar: Vec<u64>,
@@ -21,13 +21,13 @@ pub struct Graph {
 
 /// Builds a [`Graph`]: paths first, then references by index.
 #[derive(Debug, Default)]
-pub struct GraphBuilder {
+pub(crate) struct GraphBuilder {
     g: Graph,
     edges: Vec<(u32, u32)>,
 }
 
 impl GraphBuilder {
-    pub fn with_capacity(paths: usize, refs: usize) -> Self {
+    pub(crate) fn with_capacity(paths: usize, refs: usize) -> Self {
         let mut g = Graph {
             arena: String::with_capacity(paths * 56),
             starts: Vec::with_capacity(paths + 1),
@@ -42,7 +42,7 @@ impl GraphBuilder {
     }
 
     /// Adds a path; returns its index.
-    pub fn push_path(&mut self, path: &str, nar_size: u64) -> u32 {
+    pub(crate) fn push_path(&mut self, path: &str, nar_size: u64) -> u32 {
         let idx = self.g.nar.len() as u32;
         self.g.arena.push_str(path);
         self.g.starts.push(self.g.arena.len() as u32);
@@ -50,21 +50,17 @@ impl GraphBuilder {
         idx
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.g.nar.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.g.nar.is_empty()
-    }
-
-    pub fn path(&self, idx: u32) -> &str {
+    pub(crate) fn path(&self, idx: u32) -> &str {
         self.g.path(idx)
     }
 
     /// `referrer` references `reference`. Self references are dropped: they change no
     /// closure.
-    pub fn push_ref(&mut self, referrer: u32, reference: u32) {
+    pub(crate) fn push_ref(&mut self, referrer: u32, reference: u32) {
         if referrer != reference {
             self.edges.push((referrer, reference));
         }
@@ -72,14 +68,14 @@ impl GraphBuilder {
 
     /// Records `DerivationOutputs`-style facts: `drv` lists `output` as an output, and
     /// whether `output`'s deriver is `drv`.
-    pub fn push_drv_output(&mut self, drv: u32, output: u32, output_deriver_is_drv: bool) {
+    pub(crate) fn push_drv_output(&mut self, drv: u32, output: u32, output_deriver_is_drv: bool) {
         self.g.drv_outputs.push((drv, output));
         if output_deriver_is_drv && self.g.path(drv).ends_with(".drv") {
             self.g.output_deriver.push((output, drv));
         }
     }
 
-    pub fn finish(mut self) -> Graph {
+    pub(crate) fn finish(mut self) -> Graph {
         let n = self.g.nar.len();
         let (start, adj) = csr(n, &self.edges);
         self.g.ref_start = start;
@@ -124,55 +120,59 @@ impl ExtraEdges {
 }
 
 /// One path's closure: how many paths and their NAR bytes (its own included), what
-/// `nix path-info -S` calls the closure size.
+/// `nix path-info -S` calls the closure size. Also what one root alone keeps alive
+/// ([`Graph::exclusive`]): cache-analytics' JSON `freed_if_deleted`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct ClosureSize {
+    /// Number of paths.
     pub paths: u64,
+    /// Their NAR sizes summed, in bytes.
     pub nar_bytes: u64,
 }
 
 impl Graph {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.nar.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.nar.is_empty()
     }
 
-    pub fn path(&self, idx: u32) -> &str {
+    pub(crate) fn path(&self, idx: u32) -> &str {
         let i = idx as usize;
         &self.arena[self.starts[i] as usize..self.starts[i + 1] as usize]
     }
 
-    pub fn nar_size(&self, idx: u32) -> u64 {
+    pub(crate) fn nar_size(&self, idx: u32) -> u64 {
         self.nar[idx as usize]
     }
 
-    pub fn references(&self, idx: u32) -> &[u32] {
+    pub(crate) fn references(&self, idx: u32) -> &[u32] {
         let i = idx as usize;
         &self.refs[self.ref_start[i] as usize..self.ref_start[i + 1] as usize]
     }
 
-    pub fn ref_count(&self) -> usize {
+    pub(crate) fn ref_count(&self) -> usize {
         self.refs.len()
     }
 
-    pub fn paths(&self) -> impl Iterator<Item = (u32, &str)> {
+    pub(crate) fn paths(&self) -> impl Iterator<Item = (u32, &str)> {
         (0..self.len() as u32).map(move |i| (i, self.path(i)))
     }
 
     /// A map from full store path to index (built on demand; the hot paths never need it).
-    pub fn index(&self) -> HashMap<&str, u32> {
+    pub(crate) fn index(&self) -> HashMap<&str, u32> {
         self.paths().map(|(i, p)| (p, i)).collect()
     }
 
-    pub fn total_nar(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn total_nar(&self) -> u64 {
         self.nar.iter().sum()
     }
 
     /// The `n` largest paths by NAR size, largest first (ties by path name).
-    pub fn largest(&self, n: usize) -> Vec<u32> {
+    pub(crate) fn largest(&self, n: usize) -> Vec<u32> {
         let mut idx: Vec<u32> = (0..self.len() as u32).collect();
         let cmp = |a: &u32, b: &u32| {
             self.nar[*b as usize]
@@ -190,7 +190,7 @@ impl Graph {
 
     /// Exact closure sizes of `starts`: one iterative DFS each, sharing one
     /// generation-stamped visited array (no set allocated per start).
-    pub fn closure_sizes(&self, starts: &[u32]) -> Vec<ClosureSize> {
+    pub(crate) fn closure_sizes(&self, starts: &[u32]) -> Vec<ClosureSize> {
         let mut stamp = vec![0u32; self.len()];
         let mut stack: Vec<u32> = Vec::new();
         let mut out = Vec::with_capacity(starts.len());
@@ -218,7 +218,7 @@ impl Graph {
     }
 
     /// Every path of the closure of `starts` (references only), as a mask.
-    pub fn closure_mask(&self, starts: &[u32]) -> Vec<bool> {
+    pub(crate) fn closure_mask(&self, starts: &[u32]) -> Vec<bool> {
         self.reach(starts, false, false)
     }
 
@@ -226,7 +226,7 @@ impl Graph {
     /// references, plus, as Nix's GC does, the deriver `.drv` of a live output with
     /// `keep-derivations` (default true) and the outputs of a live derivation with
     /// `keep-outputs` (default false). One multi-source DFS.
-    pub fn live_mask(
+    pub(crate) fn live_mask(
         &self,
         roots: &[u32],
         keep_derivations: bool,
@@ -240,7 +240,7 @@ impl Graph {
     /// garbage. Each path is owned by the first root that reaches it, and becomes shared
     /// — with everything below it — when a second one does: every path changes state at
     /// most twice, so the whole is linear in the graph, however many roots.
-    pub fn exclusive(
+    pub(crate) fn exclusive(
         &self,
         roots: &[u32],
         keep_derivations: bool,
@@ -295,7 +295,7 @@ impl Graph {
     /// For each pair `(a, b)` of `roots` (at most 64), the NAR bytes their closures
     /// (references only) have in common: `shared[a][b]`. One DFS per root marking a bit
     /// per path, then one pass over the paths.
-    pub fn shared_bytes(&self, roots: &[u32]) -> Vec<Vec<u64>> {
+    pub(crate) fn shared_bytes(&self, roots: &[u32]) -> Vec<Vec<u64>> {
         let roots = &roots[..roots.len().min(64)];
         let mut bits = vec![0u64; self.len()];
         let mut stack: Vec<u32> = Vec::new();

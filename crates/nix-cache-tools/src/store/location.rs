@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// How the store is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum StoreKind {
+pub(crate) enum StoreKind {
     /// A local store on this machine (possibly a chroot store under `root`): its database
     /// and GC roots can be read directly.
     Local,
@@ -21,19 +21,19 @@ pub enum StoreKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreLocation {
+pub(crate) struct StoreLocation {
     /// What to pass to `nix --store` (`None`: Nix's default store).
-    pub uri: Option<String>,
-    pub kind: StoreKind,
+    pub(crate) uri: Option<String>,
+    pub(crate) kind: StoreKind,
     /// `/` for the machine's store, `DIR` for a chroot store.
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// The logical store directory, `/nix/store`.
-    pub store_dir: String,
+    pub(crate) store_dir: String,
 }
 
 impl StoreLocation {
     /// Reads a `--store` argument the way Nix does. `None` is the default store.
-    pub fn parse(arg: Option<&str>) -> Self {
+    pub(crate) fn parse(arg: Option<&str>) -> Self {
         let local = |root: PathBuf, uri: Option<String>| StoreLocation {
             uri,
             kind: StoreKind::Local,
@@ -72,22 +72,22 @@ impl StoreLocation {
     }
 
     /// `ROOT/nix/var/nix`.
-    pub fn state_dir(&self) -> PathBuf {
+    pub(crate) fn state_dir(&self) -> PathBuf {
         self.root.join("nix/var/nix")
     }
 
     /// `ROOT/nix/var/nix/db/db.sqlite`.
-    pub fn db_path(&self) -> PathBuf {
+    pub(crate) fn db_path(&self) -> PathBuf {
         self.state_dir().join("db/db.sqlite")
     }
 
     /// Where the store's files really are: `ROOT/nix/store`.
-    pub fn real_store_dir(&self) -> PathBuf {
+    pub(crate) fn real_store_dir(&self) -> PathBuf {
         self.root.join(self.store_dir.trim_start_matches('/'))
     }
 
     /// How to name this store to the user.
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         match &self.uri {
             Some(u) => u.clone(),
             None => "the default store (/nix/store)".to_owned(),

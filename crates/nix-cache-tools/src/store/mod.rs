@@ -8,11 +8,11 @@
 //! its numbers came from. A store that does not exist is [`Source::Missing`], not an
 //! error: reporting it is the caller's job.
 
-pub mod db;
-pub mod graph;
-pub mod location;
-pub mod pathinfo;
-pub mod roots;
+pub(crate) mod db;
+pub(crate) mod graph;
+pub(crate) mod location;
+pub(crate) mod pathinfo;
+pub(crate) mod roots;
 
 use crate::cmd::Runner;
 use crate::nixcli::{Nix, NixError};
@@ -21,28 +21,35 @@ use location::{StoreKind, StoreLocation};
 use roots::GcRoot;
 use std::path::PathBuf;
 
-/// Where the numbers came from.
+/// Where the numbers came from: cache-analytics' JSON `source`, its `kind` one of
+/// `sqlite`, `nix-path-info`, `missing`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Source {
     /// The SQLite database, opened read-only.
     Sqlite {
+        /// The `db.sqlite` that was read.
         database: PathBuf,
+        /// `immutable` or `wal-private-index`: how it was opened, see [`db::OpenMode`].
         mode: db::OpenMode,
     },
     /// `nix path-info --all --json`.
     NixPathInfo {
+        /// The command line that was run, shell-quoted.
         command: String,
         /// Why the database was not read directly, when it was tried.
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
     /// There is no store database at this location.
-    Missing { database: PathBuf },
+    Missing {
+        /// Where the database was looked for.
+        database: PathBuf,
+    },
 }
 
 impl Source {
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Source::Sqlite { database, mode } => format!(
                 "store database {} (read-only, {})",
@@ -80,14 +87,23 @@ pub enum SourcePref {
     Nix,
 }
 
+/// Why a store could not be read (one that does not exist is [`Source::Missing`], not
+/// an error).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database of a local store could not be read. Nix is asked instead only when
+    /// it is the machine's store refusing this user (under [`SourcePref::Auto`]); a
+    /// damaged, foreign or changing database, a chroot store or `--source database`
+    /// end here.
     #[error(transparent)]
     Db(#[from] db::DbError),
     // `error` is shown, not chained as a source: `{:#}` would print it twice.
     #[error("{error}{}{}", .db_error.as_ref().map(|e| format!(" (tried because the database could not be read: {e})")).unwrap_or_default(), .hint.as_deref().unwrap_or_default())]
+    /// `nix path-info` (or `nix --version` before it) gave no answer.
     Nix {
+        /// What went wrong with Nix.
         error: Box<NixError>,
+        /// Why the database was not read instead, when it was tried.
         db_error: Option<String>,
         /// What to try instead, when the `--store` argument looks like a mistake.
         hint: Option<String>,
@@ -96,17 +112,16 @@ pub enum StoreError {
 
 /// A loaded store.
 #[derive(Debug)]
-pub struct Store {
-    pub location: StoreLocation,
-    pub source: Source,
-    pub graph: Graph,
+pub(crate) struct Store {
+    pub(crate) source: Source,
+    pub(crate) graph: Graph,
     /// GC roots to valid paths, with the index of the path each keeps.
-    pub roots: Vec<(GcRoot, u32)>,
+    pub(crate) roots: Vec<(GcRoot, u32)>,
     /// False when the store has no GC roots we can see (a remote store).
-    pub roots_known: bool,
+    pub(crate) roots_known: bool,
     /// GC-root directories (or entries) this user could not read: roots there are
     /// missing from `roots`.
-    pub unreadable_roots: Vec<roots::Unreadable>,
+    pub(crate) unreadable_roots: Vec<roots::Unreadable>,
 }
 
 /// Reads the store at `loc`.
@@ -116,7 +131,11 @@ pub struct Store {
 /// the machine's own store when this user may not read its database (Nix then goes
 /// through the daemon). A local database that is damaged, empty, foreign or behind a
 /// hot journal is an error, never a reason to let Nix open it (Nix would write to it).
-pub fn load(loc: &StoreLocation, pref: SourcePref, runner: &Runner) -> Result<Store, StoreError> {
+pub(crate) fn load(
+    loc: &StoreLocation,
+    pref: SourcePref,
+    runner: &Runner,
+) -> Result<Store, StoreError> {
     let dbp = loc.db_path();
     let store_hint = match &loc.uri {
         Some(u) => format!(" --store {}", crate::cmd::shell_quote(u)),
@@ -175,7 +194,6 @@ pub fn load(loc: &StoreLocation, pref: SourcePref, runner: &Runner) -> Result<St
         (Vec::new(), Vec::new())
     };
     Ok(Store {
-        location: loc.clone(),
         source,
         graph,
         roots,

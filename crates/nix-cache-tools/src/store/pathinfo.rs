@@ -7,7 +7,7 @@ use crate::nixcli::{Nix, NixError};
 
 /// Reads the whole store through `nix path-info --all --json`. Returns the graph and the
 /// command line used.
-pub fn read_graph(nix: &Nix, store_dir: &str) -> Result<(Graph, String), NixError> {
+pub(crate) fn read_graph(nix: &Nix, store_dir: &str) -> Result<(Graph, String), NixError> {
     let cmd = nix.path_info_cmd(&["--all".to_owned()], false, false);
     let out = nix.runner().run(&cmd)?;
     let infos = crate::nixcli::parse_path_info(&out.stdout_str(), store_dir).map_err(|reason| {

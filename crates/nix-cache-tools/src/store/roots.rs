@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 /// One GC root: the link to delete to release it, and the store path it keeps.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct GcRoot {
+pub(crate) struct GcRoot {
     /// The symlink (or file) that holds the root, as a real filesystem path.
     pub link: PathBuf,
     /// The store path it roots.
@@ -34,6 +34,7 @@ pub struct GcRoot {
 /// A place under the GC-root directories that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Unreadable {
+    /// The directory or entry (cache-analytics' JSON `gc.unreadable_roots[].path`).
     pub path: PathBuf,
     /// The error, e.g. "Permission denied (os error 13)".
     pub error: String,
@@ -41,15 +42,15 @@ pub struct Unreadable {
 
 /// What [`find_roots_reporting`] found.
 #[derive(Debug, Clone, Default)]
-pub struct FoundRoots {
-    pub roots: Vec<GcRoot>,
+pub(crate) struct FoundRoots {
+    pub(crate) roots: Vec<GcRoot>,
     /// Directories or entries that could not be read: roots there are missing.
-    pub unreadable: Vec<Unreadable>,
+    pub(crate) unreadable: Vec<Unreadable>,
 }
 
-/// Finds the GC roots of the store whose state directory is `state_dir`. `is_valid`
-/// says whether a store path is valid in this store.
-pub fn find_roots(
+/// The roots [`find_roots_reporting`] finds, without what could not be read.
+#[cfg(test)]
+pub(crate) fn find_roots(
     state_dir: &Path,
     store_dir: &str,
     is_valid: &dyn Fn(&str) -> bool,
@@ -57,8 +58,9 @@ pub fn find_roots(
     find_roots_reporting(state_dir, store_dir, is_valid).roots
 }
 
-/// [`find_roots`], also naming what could not be read.
-pub fn find_roots_reporting(
+/// Finds the GC roots of the store whose state directory is `state_dir`, and names
+/// what could not be read. `is_valid` says whether a store path is valid in this store.
+pub(crate) fn find_roots_reporting(
     state_dir: &Path,
     store_dir: &str,
     is_valid: &dyn Fn(&str) -> bool,
