@@ -70,9 +70,10 @@ mod layers;
 pub(crate) use doc::canonical_name;
 pub use doc::{Invalid, Line, LineKind, NixConf, Setting};
 pub use effective::Sourced;
-pub(crate) use effective::effective_of;
-pub(crate) use layers::{ConfFile, LayerKind, LoadError, load_alone};
-pub use layers::{Env, Layers, load, restart_command};
+pub(crate) use effective::{Assignment, effective_of};
+pub(crate) use layers::restart_command;
+pub use layers::{Env, Layers, load};
+pub(crate) use layers::{LayerKind, LoadError, load_alone};
 
 #[cfg(test)]
 mod tests;
