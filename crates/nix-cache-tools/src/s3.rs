@@ -252,13 +252,6 @@ impl S3Bucket {
             .into()
     }
 
-    pub fn head(&self, key: &str) -> String {
-        self.bucket
-            .head_object(self.creds(), key)
-            .sign(SIGNED_FOR)
-            .into()
-    }
-
     pub fn put(&self, key: &str) -> String {
         self.bucket
             .put_object(self.creds(), key)
@@ -333,12 +326,6 @@ impl Journal {
         dirs::cache_dir().map(|d| Journal {
             dir: d.join("push-cache").join("s3-uploads"),
         })
-    }
-
-    pub fn at(dir: &std::path::Path) -> Self {
-        Journal {
-            dir: dir.to_owned(),
-        }
     }
 
     /// Records an upload of `bucket` begun by this process; the returned path is removed

@@ -28,7 +28,7 @@ pub enum StoreMode {
 
 /// What the daemon's own netrc file holds, as far as this user can tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetrcState {
+pub(crate) enum NetrcState {
     /// No file there: the daemon sends no credentials.
     Missing,
     /// The user may not read it (normal: root's, mode 0600), so its entries are unknown.
@@ -44,25 +44,25 @@ pub enum NetrcState {
 
 /// The netrc the daemon reads: its `netrc-file`, by default `$NIX_CONF_DIR/netrc`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DaemonNetrc {
-    pub path: PathBuf,
-    pub state: NetrcState,
+pub(crate) struct DaemonNetrc {
+    pub(crate) path: PathBuf,
+    pub(crate) state: NetrcState,
 }
 
 /// Everything the verdict depends on, gathered apart from deciding so tests can build it.
 #[derive(Debug, Clone)]
 pub struct TrustInput {
-    pub user: String,
-    pub uid: u32,
-    pub groups: Vec<String>,
-    pub store_mode: StoreMode,
+    pub(crate) user: String,
+    pub(crate) uid: u32,
+    pub(crate) groups: Vec<String>,
+    pub(crate) store_mode: StoreMode,
     /// The system configuration the daemon reads (`$NIX_CONF_DIR/nix.conf` + includes).
-    pub system: Layers,
-    pub system_file: PathBuf,
+    pub(crate) system: Layers,
+    pub(crate) system_file: PathBuf,
     /// The daemon's netrc (private caches).
-    pub daemon_netrc: DaemonNetrc,
+    pub(crate) daemon_netrc: DaemonNetrc,
     /// `nix store info --json` → `trusted` (Nix ≥ 2.15), `None` where Nix cannot tell.
-    pub nix_says: Option<bool>,
+    pub(crate) nix_says: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -92,7 +92,7 @@ pub struct TrustReport {
     pub missing_credentials: Vec<String>,
     /// Caveats for the report's warnings list (not repeated in the JSON `trust` object).
     #[serde(skip)]
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 fn values(l: &Layers, name: &str) -> Vec<String> {
@@ -114,14 +114,14 @@ fn where_set(l: &Layers, name: &str, file: &Path) -> String {
 /// Whether the daemon keeps substituter `url` from an untrusted user, given its own
 /// `substituters` + `trusted-substituters`: exactly as Nix's daemon decides it (string
 /// membership of `url`, or of `url + "/"` when `url` does not end in `/`).
-pub fn daemon_allows(allowed: &[String], url: &str) -> bool {
+fn daemon_allows(allowed: &[String], url: &str) -> bool {
     allowed.iter().any(|a| a == url)
         || (!url.ends_with('/') && allowed.iter().any(|a| *a == format!("{url}/")))
 }
 
 /// `machine` names (lowercase) of a netrc, and whether it has a `default` entry. netrc is
 /// a stream of words (an entry may span lines); `#` lines and `macdef` bodies are skipped.
-pub fn netrc_machines(text: &str) -> (Vec<String>, bool) {
+fn netrc_machines(text: &str) -> (Vec<String>, bool) {
     #[derive(Clone, Copy)]
     enum Next {
         Host,
@@ -164,7 +164,7 @@ pub fn netrc_machines(text: &str) -> (Vec<String>, bool) {
 }
 
 /// The daemon's netrc path and what this user can learn of it.
-pub fn daemon_netrc(system: &Layers, conf_dir: &Path) -> DaemonNetrc {
+fn daemon_netrc(system: &Layers, conf_dir: &Path) -> DaemonNetrc {
     let path = system
         .effective_scalar("netrc-file")
         .map(|s| s.value)
@@ -184,7 +184,7 @@ pub fn daemon_netrc(system: &Layers, conf_dir: &Path) -> DaemonNetrc {
 
 /// Warnings for caches reached over plain HTTP other than loopback (as cache-analytics
 /// flags them): the traffic, and a private cache's token, can be read on the way.
-pub fn transport_warnings(caches: &[CacheSpec]) -> Vec<String> {
+pub(crate) fn transport_warnings(caches: &[CacheSpec]) -> Vec<String> {
     caches
         .iter()
         .filter(|c| url::scheme(&c.url).as_deref() == Some("http") && !url::is_loopback(&c.url))
@@ -495,7 +495,7 @@ fn decide(
 
 /// How this process reaches the store, as Nix decides it (`NIX_REMOTE`, else `auto`:
 /// local when the state directory is writable, else the daemon).
-pub fn store_mode() -> StoreMode {
+fn store_mode() -> StoreMode {
     let remote = std::env::var("NIX_REMOTE").unwrap_or_default();
     match remote.as_str() {
         "daemon" => StoreMode::Daemon,
@@ -541,7 +541,11 @@ pub enum UserTrust {
 }
 
 /// [`UserTrust`] from the facts [`gather`] collects, by the rules [`assess`] applies.
-pub fn user_trust(env: &Env, runner: &Runner, nix: Option<&crate::nixcli::Nix>) -> UserTrust {
+pub(crate) fn user_trust(
+    env: &Env,
+    runner: &Runner,
+    nix: Option<&crate::nixcli::Nix>,
+) -> UserTrust {
     let facts = gather(env, runner, nix);
     // With no cache to ask about, `assess` says `Trusted` exactly when the user is.
     match assess(&facts, &[], "", "").status {
@@ -552,7 +556,7 @@ pub fn user_trust(env: &Env, runner: &Runner, nix: Option<&crate::nixcli::Nix>) 
 
 /// Gathers the facts for this process: user and groups (`id`), store mode, the system
 /// configuration, and what Nix says when it can.
-pub fn gather(env: &Env, runner: &Runner, nix: Option<&crate::nixcli::Nix>) -> TrustInput {
+pub(crate) fn gather(env: &Env, runner: &Runner, nix: Option<&crate::nixcli::Nix>) -> TrustInput {
     let id = |flag: &str| {
         runner
             .run(

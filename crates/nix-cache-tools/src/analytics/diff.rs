@@ -16,18 +16,18 @@ const MAX_BASELINE: u64 = 256 * 1024 * 1024;
 #[derive(Debug, Clone, Default)]
 pub struct Side {
     /// What it is: `baseline FILE (PATHS)` or the store path given.
-    pub label: String,
+    pub(crate) label: String,
     /// Every path of the closure, `(path, nar_size)`.
-    pub paths: Vec<(String, u64)>,
+    pub(crate) paths: Vec<(String, u64)>,
     /// `(cache URL, hit_rate_bytes)` of each cache measured for it.
-    pub coverage: Vec<(String, f64)>,
+    pub(crate) coverage: Vec<(String, f64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot use the baseline report {}: {reason}", path.display())]
 pub struct BaselineError {
-    pub path: PathBuf,
-    pub reason: String,
+    path: PathBuf,
+    reason: String,
 }
 
 impl Side {
@@ -162,7 +162,7 @@ const OUTPUT_SUFFIXES: &[&str] = &[
 /// `(name, version)` of a store path, as Nix's `DrvName` splits them: the version starts
 /// at the first `-` followed by a character that is not a letter; an output suffix
 /// (`-dev`, `-man`, ...) is not part of the version.
-pub fn split_name(path: &str) -> (&str, &str) {
+fn split_name(path: &str) -> (&str, &str) {
     let base = crate::storepath::name(path).unwrap_or(crate::storepath::base_name(path));
     let base = base.strip_suffix(".drv").unwrap_or(base);
     let mut name_end = base.len();
@@ -202,7 +202,7 @@ fn entries<'a>(paths: impl Iterator<Item = (&'a String, &'a u64)>) -> Vec<PathEn
 }
 
 /// Compares `old` with `new`.
-pub fn compare(old: &Side, new: &Side) -> Diff {
+pub(crate) fn compare(old: &Side, new: &Side) -> Diff {
     let o: HashMap<&String, &u64> = old.paths.iter().map(|(p, n)| (p, n)).collect();
     let n: HashMap<&String, &u64> = new.paths.iter().map(|(p, s)| (p, s)).collect();
     let added = entries(

@@ -6,7 +6,7 @@ use crate::output::human_bytes;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 
 /// `1234567` → `1,234,567`.
-pub fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
@@ -126,11 +126,6 @@ fn right(s: String) -> Cell {
 
 /// Terminal report: one table per section, secrets hidden. `color` adds bold headings only (never in
 /// JSON or Markdown, never with NO_COLOR or off a terminal).
-pub fn table(report: &Report, tty: bool, color: bool) -> String {
-    table_sections(report, tty, color, Sections::ALL)
-}
-
-/// [`table`] of the chosen sections.
 pub fn table_sections(report: &Report, tty: bool, color: bool, sections: Sections) -> String {
     super::hide_secrets(
         &table_unredacted(report, tty, color, sections),
@@ -750,7 +745,7 @@ pub struct Sections(u16);
 
 impl Sections {
     /// Every section, in the order `--sections` lists them.
-    pub const NAMES: [&'static str; 9] = [
+    const NAMES: [&'static str; 9] = [
         "coverage",
         "config",
         "diff",
@@ -762,7 +757,7 @@ impl Sections {
         "gc",
     ];
 
-    pub const ALL: Sections = Sections((1 << Self::NAMES.len()) - 1);
+    const ALL: Sections = Sections((1 << Self::NAMES.len()) - 1);
 
     /// `coverage,config,...` (any order); an unknown name is an error listing the names.
     pub fn parse(list: &str) -> Result<Sections, String> {
@@ -790,7 +785,7 @@ impl Sections {
         Ok(Sections(bits))
     }
 
-    pub fn has(self, name: &str) -> bool {
+    fn has(self, name: &str) -> bool {
         Self::NAMES
             .iter()
             .position(|n| *n == name)
@@ -943,11 +938,6 @@ fn mermaid_pie(report: &Report) -> Option<String> {
 /// Markdown job summary (secrets hidden): a headline and a one-line verdict, then what
 /// matters on CI — coverage, configuration, changes, findings, recommendations — and the
 /// store, largest paths and closures and garbage collapsed in `<details>`.
-pub fn markdown(report: &Report) -> String {
-    markdown_sections(report, Sections::ALL)
-}
-
-/// [`markdown`] of the chosen sections.
 pub fn markdown_sections(report: &Report, sections: Sections) -> String {
     super::hide_secrets(&markdown_unredacted(report, sections), &report.secrets)
 }

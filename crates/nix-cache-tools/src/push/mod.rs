@@ -23,18 +23,17 @@
 //!
 //! Dry-run: queries run, nothing is uploaded; commands that would run are printed.
 
-pub mod attempt;
-pub mod backend;
+mod attempt;
+mod backend;
 mod copy;
 mod native;
-pub mod plan;
+mod plan;
 mod report;
 mod roots;
 
 use copy::{Upload, upload_with_tool};
 use report::Progress;
 pub use report::{Failure, Kept, Report};
-pub use roots::{parse_build_json, result_links};
 use roots::{read_closure, resolve_roots};
 
 use crate::binarycache::{BinaryCache, Found, QueryOptions};
@@ -55,7 +54,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What a push filter is, for error messages.
-pub const FILTER_HINT: &str = "the filter is a regex (Rust `regex` syntax) matched against each full store path, e.g. '(-source$|nixpkgs\\.tar\\.gz$)'";
+const FILTER_HINT: &str = "the filter is a regex (Rust `regex` syntax) matched against each full store path, e.g. '(-source$|nixpkgs\\.tar\\.gz$)'";
 
 /// Checks a `--filter` value (the front end rejects a bad one as a usage error).
 pub fn check_filter(src: &str) -> Result<(), String> {
@@ -523,6 +522,7 @@ fn check_store_dir(cache: &BinaryCache) -> Result<bool, PushError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::copy::{copying_path, stages};
+    use super::roots::{parse_build_json, result_links};
     use super::*;
 
     #[test]

@@ -17,7 +17,7 @@ const S3_PART_SIZE: u64 = 32 * 1024 * 1024;
 
 /// The compression: `--compression` / `--compression-level`, else the target URI's
 /// `?compression=` (as Nix reads it), else zstd at its default level.
-pub fn settings(opts: &Options, uri: &str) -> Result<Settings, PushError> {
+pub(super) fn settings(opts: &Options, uri: &str) -> Result<Settings, PushError> {
     let bad = PushError::BadTarget;
     let from_uri = compress::from_store_uri(uri).map_err(bad)?;
     let method = match &opts.compression {
@@ -32,7 +32,7 @@ pub fn settings(opts: &Options, uri: &str) -> Result<Settings, PushError> {
 
 /// The default number of upload workers: compression keeps a core busy, uploads wait on
 /// the network, so twice the cores (at least 4, at most 16).
-pub fn default_jobs() -> usize {
+pub(super) fn default_jobs() -> usize {
     std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .saturating_mul(2)
@@ -61,21 +61,21 @@ fn netrc_auth(host: &str) -> Option<String> {
 }
 
 /// Everything the native upload needs from [`super::run`].
-pub struct Native<'a> {
-    pub uri: &'a str,
-    pub nodes: &'a BTreeMap<String, PathInfo>,
+pub(super) struct Native<'a> {
+    pub(super) uri: &'a str,
+    pub(super) nodes: &'a BTreeMap<String, PathInfo>,
     /// Paths the cache holds already (their narinfos count as written).
-    pub present: &'a BTreeSet<String>,
+    pub(super) present: &'a BTreeSet<String>,
     /// Whether the cache has a `nix-cache-info` (else one is written first).
-    pub initialised: bool,
-    pub key_file: Option<&'a Path>,
-    pub deadline: Instant,
-    pub progress: &'a Progress,
+    pub(super) initialised: bool,
+    pub(super) key_file: Option<&'a Path>,
+    pub(super) deadline: Instant,
+    pub(super) progress: &'a Progress,
 }
 
 impl Native<'_> {
     /// Uploads `to_push` and fills the report: pushed, failed with reasons, bytes.
-    pub fn run(
+    pub(super) fn run(
         &self,
         opts: &Options,
         to_push: &[String],

@@ -52,7 +52,7 @@ pub struct Report {
     pub filter: Option<String>,
     /// Whether the target was asked what it holds (file://, http(s)://).
     #[serde(skip)]
-    pub queried: bool,
+    pub(super) queried: bool,
     #[serde(skip)]
     pub sizes: BTreeMap<String, u64>,
 }

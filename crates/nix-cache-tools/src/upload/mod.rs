@@ -23,7 +23,8 @@
 pub mod fresh;
 mod sink;
 
-pub use sink::{FileSink, HttpSink, S3Sink, Sink, SinkError};
+pub(crate) use sink::S3Sink;
+pub use sink::{FileSink, HttpSink, Sink, SinkError};
 
 use crate::compress::Settings;
 use crate::keys::SecretKey;
@@ -32,14 +33,14 @@ use crate::nixcli::PathInfo;
 use crate::storepath;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// A compressed NAR up to this size is kept in memory between compressing and
 /// uploading; bigger ones go to a temporary file.
-pub const MEMORY_SPOOL: usize = 4 * 1024 * 1024;
+const MEMORY_SPOOL: usize = 4 * 1024 * 1024;
 
 /// How the pipeline runs.
 #[derive(Debug)]
@@ -199,7 +200,7 @@ impl<W: Write> Write for Timed<W> {
 
 /// The narinfo Nix writes for `info` uploaded as `packed`: the registered signatures
 /// kept, and ours added when there is a key.
-pub fn narinfo_for(
+fn narinfo_for(
     info: &PathInfo,
     nar_hash: &str,
     nar_size: u64,
@@ -447,11 +448,6 @@ pub fn upload(
 /// A deadline `limit` from now.
 pub fn deadline_in(limit: Duration) -> Instant {
     Instant::now() + limit
-}
-
-/// The real directory of the store's files for a store root (`/` or a chroot `DIR`).
-pub fn real_store_dir(root: &Path, store_dir: &str) -> PathBuf {
-    root.join(store_dir.trim_start_matches('/'))
 }
 
 #[cfg(test)]
