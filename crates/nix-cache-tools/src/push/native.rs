@@ -108,7 +108,41 @@ impl Native<'_> {
             retries: 3,
         };
         let clean = crate::binarycache::strip_store_params(self.uri).trim_end_matches('/');
-        let sink: Box<dyn Sink> = match clean.strip_prefix("file://") {
+        let sink = self.sink(clean, &upload_opts, report)?;
+        let started = Instant::now();
+        let progress = self.progress;
+        let on_event = |e: Event<'_>| match e {
+            Event::Started { path, nar_size } => progress.started(path, nar_size),
+            Event::Done { path, nar_size, .. } => progress.done(path, nar_size, false),
+            Event::Failed { .. } => {}
+        };
+        let results = upload::upload(
+            to_push,
+            self.nodes,
+            self.present,
+            sink.as_ref(),
+            &upload_opts,
+            &on_event,
+        );
+        report.seconds = Some(started.elapsed().as_secs_f64());
+        self.record(results, report);
+        if !opts.no_refresh && !report.pushed.is_empty() {
+            forget_stale_answers(clean, report);
+        }
+        Ok(())
+    }
+
+    /// Where the files go for `clean` (the URI without store parameters): a `file://`
+    /// directory, an S3 bucket (after aborting the multipart uploads an interrupted push
+    /// left), else an HTTP cache with the netrc's credentials.
+    fn sink(
+        &self,
+        clean: &str,
+        upload_opts: &upload::Options,
+        report: &mut Report,
+    ) -> Result<Box<dyn Sink>, PushError> {
+        let jobs = upload_opts.jobs;
+        Ok(match clean.strip_prefix("file://") {
             Some(dir) => Box::new(FileSink::new(clean, Path::new(dir)).map_err(|e| {
                 PushError::CacheRead {
                     url: crate::redact::url(clean),
@@ -146,24 +180,12 @@ impl Native<'_> {
                 }
                 Box::new(s)
             }
-        };
-        let started = Instant::now();
-        let progress = self.progress;
-        let nodes = self.nodes;
-        let on_event = |e: Event<'_>| match e {
-            Event::Started { path, nar_size } => progress.started(path, nar_size),
-            Event::Done { path, nar_size, .. } => progress.done(path, nar_size, false),
-            Event::Failed { .. } => {}
-        };
-        let results = upload::upload(
-            to_push,
-            nodes,
-            self.present,
-            sink.as_ref(),
-            &upload_opts,
-            &on_event,
-        );
-        report.seconds = Some(started.elapsed().as_secs_f64());
+        })
+    }
+
+    /// The pipeline's outcomes in the report: pushed paths and compressed bytes, failed
+    /// paths with their reasons (credentials hidden).
+    fn record(&self, results: upload::Results, report: &mut Report) {
         for (p, o) in results.outcomes {
             match o {
                 Outcome::Pushed { file_size } => {
@@ -172,7 +194,7 @@ impl Native<'_> {
                 }
                 Outcome::Failed(why) => {
                     let why = crate::redact::urls_in(&why);
-                    progress.failed(&p, &why);
+                    self.progress.failed(&p, &why);
                     report.failed.push(p.clone());
                     report.failures.push(Failure {
                         path: p,
@@ -181,16 +203,18 @@ impl Native<'_> {
                 }
             }
         }
-        if !opts.no_refresh && !report.pushed.is_empty() {
-            if let Some(db) = upload::fresh::disk_cache_dir() {
-                match upload::fresh::forget_negative(&db, clean, &report.pushed) {
-                    Ok(n) => report.refreshed = Some(n),
-                    Err(e) => report.warnings.push(format!(
-                        "could not forget this machine's stale 'not in this cache' answers ({e}); a build in the next hour may not see the pushed paths: nix build --option narinfo-cache-negative-ttl 0"
-                    )),
-                }
-            }
+    }
+}
+
+/// Forgets this machine's "not in this cache" answers of `cache_url` for the pushed
+/// paths ([`upload::fresh`]); a warning when the disk cache cannot be changed.
+fn forget_stale_answers(cache_url: &str, report: &mut Report) {
+    if let Some(db) = upload::fresh::disk_cache_dir() {
+        match upload::fresh::forget_negative(&db, cache_url, &report.pushed) {
+            Ok(n) => report.refreshed = Some(n),
+            Err(e) => report.warnings.push(format!(
+                "could not forget this machine's stale 'not in this cache' answers ({e}); a build in the next hour may not see the pushed paths: nix build --option narinfo-cache-negative-ttl 0"
+            )),
         }
-        Ok(())
     }
 }
