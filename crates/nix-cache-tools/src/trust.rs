@@ -45,19 +45,25 @@ pub(crate) enum NetrcState {
 /// The netrc the daemon reads: its `netrc-file`, by default `$NIX_CONF_DIR/netrc`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DaemonNetrc {
+    /// Where it is.
     pub(crate) path: PathBuf,
+    /// What this user can tell of it.
     pub(crate) state: NetrcState,
 }
 
 /// Everything the verdict depends on, gathered apart from deciding so tests can build it.
 #[derive(Debug, Clone)]
 pub struct TrustInput {
+    /// The user's name (`id -un`, else the uid).
     pub(crate) user: String,
+    /// The effective uid (0: root).
     pub(crate) uid: u32,
+    /// The user's groups (`id -Gn`), for `@group` entries of `trusted-users`.
     pub(crate) groups: Vec<String>,
     pub(crate) store_mode: StoreMode,
     /// The system configuration the daemon reads (`$NIX_CONF_DIR/nix.conf` + includes).
     pub(crate) system: Layers,
+    /// `$NIX_CONF_DIR/nix.conf`, as reasons and fixes name it.
     pub(crate) system_file: PathBuf,
     /// The daemon's netrc (private caches).
     pub(crate) daemon_netrc: DaemonNetrc,
@@ -65,6 +71,8 @@ pub struct TrustInput {
     pub(crate) nix_says: Option<bool>,
 }
 
+/// The verdict on the user's caches (`trust.status` in setup-cache's JSON: `trusted`,
+/// `allowed`, `untrusted`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TrustStatus {
@@ -76,10 +84,14 @@ pub enum TrustStatus {
     Untrusted,
 }
 
+/// The verdict with its explanation and fix: the `trust` object of setup-cache's JSON.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TrustReport {
+    /// The verdict.
     pub status: TrustStatus,
+    /// The user judged (`id -un`, else the uid).
     pub user: String,
+    /// How the user reaches the store (`local`, `daemon`).
     pub store_mode: StoreMode,
     /// Plain explanation.
     pub reason: String,
@@ -616,7 +628,10 @@ pub enum UserTrust {
     /// Root, a single-user install, or a user in `trusted-users`.
     Trusted,
     /// A multi-user install and the user is not in `trusted-users`.
-    Untrusted { user: String },
+    Untrusted {
+        /// The user's name (`id -un`, else the uid).
+        user: String,
+    },
 }
 
 /// [`UserTrust`] from the facts [`gather`] collects, by the rules [`assess`] applies.

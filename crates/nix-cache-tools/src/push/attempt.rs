@@ -30,6 +30,7 @@ pub(super) struct Deadline {
 }
 
 impl Deadline {
+    /// `limit` from now.
     pub(super) fn after(limit: Duration) -> Self {
         Deadline {
             end: Instant::now() + limit,
@@ -42,10 +43,12 @@ impl Deadline {
         self.end
     }
 
+    /// The time left (zero once it has passed).
     pub(super) fn left(&self) -> Duration {
         self.end.saturating_duration_since(Instant::now())
     }
 
+    /// Whether no time is left.
     pub(super) fn expired(&self) -> bool {
         self.left().is_zero()
     }

@@ -65,10 +65,15 @@ pub fn check_filter(src: &str) -> Result<(), String> {
 
 pub use crate::cli::ExitCode;
 
+/// Why a push could not go ahead (paths that fail to upload are in the [`Report`]
+/// instead); [`PushError::exit_code`] is the exit code for it.
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
+    /// cache.toml (`--config`, or the one found from `cwd` up) cannot be read or is
+    /// invalid; the error names file, line and key.
     #[error(transparent)]
     Config(#[from] CacheTomlError),
+    /// Neither `--to` nor `to` under `[push]` in cache.toml names a target.
     #[error(
         "no push target: pass --to URI (cachix:NAME, attic:CACHE, file:///dir, https://host, s3://bucket, ssh-ng://host) or set `to` under [push] in cache.toml"
     )]
@@ -76,57 +81,110 @@ pub enum PushError {
     /// The message names the target and what to use instead.
     #[error("{0}")]
     BadTarget(String),
+    /// [`Options::filter`] is not a regex (push-cache rejects a bad `--filter` as a usage
+    /// error first, and cache.toml's `filter` is checked as the file is read).
     #[error("the push filter `{regex}` is not a valid regex: {reason}\n{FILTER_HINT}")]
-    BadFilter { regex: String, reason: String },
+    BadFilter {
+        /// The filter as written.
+        regex: String,
+        /// What the regex parser objects to.
+        reason: String,
+    },
+    /// The secret key file cannot be read or holds no Nix secret key.
     #[error(
         "the secret key file `{path}` is unusable: {error}; make one with `nix key generate-secret --key-name NAME > FILE` (nothing was uploaded)"
     )]
-    SecretKey { path: PathBuf, error: KeyError },
+    SecretKey {
+        /// The file (relative ones taken from `cwd`).
+        path: PathBuf,
+        /// What is wrong with it.
+        error: KeyError,
+    },
+    /// No arguments, no `--stdin`, and no `result*` link in the working directory.
     #[error(
         "nothing to push: no paths given and no ./result* links in {dir}; run `nix build` first, or pass store paths or installables (e.g. `.#default`), or --stdin"
     )]
-    NothingGiven { dir: PathBuf },
+    NothingGiven {
+        /// The directory searched for `result*` links.
+        dir: PathBuf,
+    },
+    /// An existing file or link argument that leads outside the store.
     #[error(
         "`{arg}` is not in the Nix store (it resolves to {resolved}); pass a store path, a result link or an installable"
     )]
-    NotInStore { arg: String, resolved: String },
+    NotInStore {
+        /// The argument as given.
+        arg: String,
+        /// Where it leads, or `nothing (...)` with why it leads nowhere.
+        resolved: String,
+    },
+    /// `nix path-info` reports a path of the closure as not valid in the store.
     #[error("{path} is not a valid path in the local store: build or fetch it first")]
-    InvalidPath { path: String },
+    InvalidPath {
+        /// The store path.
+        path: String,
+    },
+    /// The cache's `nix-cache-info` names another store directory: Nix would refuse its
+    /// paths.
     #[error(
         "`{url}` has StoreDir {found}, but this store is {expected}: the cache is for another store"
     )]
     StoreDirMismatch {
+        /// The cache, credentials hidden.
         url: String,
+        /// The cache's `StoreDir`.
         found: String,
+        /// This store's directory.
         expected: String,
     },
     /// `reason` names the URL (every [`crate::binarycache::CacheError`] does).
     #[error(
         "could not read the cache: {reason}; check the URL (--to, or `to` under [push] in cache.toml) and that the cache is up (nothing was uploaded)"
     )]
-    CacheRead { url: String, reason: String },
+    CacheRead {
+        /// The cache, credentials hidden.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The message names the URL and what is wrong with its `nix-cache-info`.
     #[error("{0} (nothing was uploaded)")]
     NotABinaryCache(String),
+    /// `cachix` or `attic` is not on PATH (a missing `nix` shows as its first command
+    /// failing: [`PushError::Nix`] or [`PushError::Cmd`]).
     #[error("`{program}` is not on PATH; it is needed to push to {target}{hint}")]
     MissingProgram {
+        /// The program looked up.
         program: String,
+        /// The target it uploads to, credentials hidden.
         target: String,
+        /// How to get it (`: run inside ...`), or empty.
         hint: String,
     },
+    /// `--require-push`, and no credentials for the target.
     #[error("push required (--require-push) but not possible: {reason}")]
-    NotPushed { reason: String },
+    NotPushed {
+        /// Which credentials are missing, and where they would come from.
+        reason: String,
+    },
+    /// `--stdin`: standard input could not be read (the I/O error).
     #[error("could not read standard input: {0}")]
     Stdin(String),
+    /// `--source database`: the closure could not be read from the store database (why).
     #[error("--source database: {0}; use --source auto (or nix) to ask Nix instead")]
     Database(String),
+    /// A `nix` query (`nix path-info`, a build's JSON) failed or could not be read.
     #[error(transparent)]
     Nix(#[from] NixError),
+    /// A command failed: `nix build` of an installable, or `nix copy` that could not be
+    /// started at all.
     #[error(transparent)]
     Cmd(#[from] CmdError),
 }
 
 impl PushError {
+    /// [`ExitCode::NotPushed`] (7), [`ExitCode::MissingProgram`] (8) when `cachix`,
+    /// `attic` or `nix` is not on PATH, else [`ExitCode::Error`] (1).
     pub fn exit_code(&self) -> ExitCode {
         match self {
             PushError::NotPushed { .. } => ExitCode::NotPushed,
@@ -145,14 +203,27 @@ pub struct Options {
     pub args: Vec<String>,
     /// Lines read from stdin (`--stdin`), already split by the caller.
     pub stdin_paths: Option<Vec<String>>,
+    /// `--to`: `cachix:NAME`, `attic:[SERVER:]CACHE` or a Nix store URI; else `to` under
+    /// `[push]` in cache.toml.
     pub to: Option<String>,
     /// `--config FILE`; else `cache.toml` is searched from `cwd` up.
     pub config: Option<PathBuf>,
+    /// `--filter`: a regex matched against each full store path; else cache.toml's,
+    /// else [`cachetoml::DEFAULT_PUSH_FILTER`].
     pub filter: Option<String>,
+    /// `--no-filter`: the whole closure is pushed.
     pub no_filter: bool,
+    /// `--secret-key-file`: the Nix secret key to sign with (store URIs only); else
+    /// cache.toml's, else the URI's `?secret-key=`.
     pub secret_key_file: Option<PathBuf>,
+    /// `--jobs`: parallel cache queries (default 16, 64 for `s3://`) and upload workers
+    /// (default twice the cores, 4 to 16); cachix and attic get it as `--jobs`.
     pub jobs: Option<usize>,
+    /// `--dry-run`: the cache is asked, nothing is uploaded; the report's `pushed` is what
+    /// would be.
     pub dry_run: bool,
+    /// `--require-push`: no credentials is [`PushError::NotPushed`] instead of a
+    /// skipped push.
     pub require_push: bool,
     /// Progress bar instead of plain lines (the caller decides: stderr is a terminal).
     pub progress_bar: bool,
@@ -164,12 +235,17 @@ pub struct Options {
     /// `--via nix`: upload to file:// and http(s):// with `nix copy` instead of the
     /// native pipeline.
     pub via_nix: bool,
-    /// `--compression` (zstd, xz, none) and `--compression-level` for the native
-    /// pipeline; default: the URI's `?compression=`, else zstd.
+    /// `--compression` (zstd, xz, none) for the native pipeline; default: the URI's
+    /// `?compression=`, else zstd.
     pub compression: Option<String>,
+    /// `--compression-level` (zstd 1-19, xz 0-9); default: the URI's
+    /// `?compression-level=` when the method is the URI's, else the method's own (zstd 3,
+    /// xz 6).
     pub compression_level: Option<i32>,
     /// `--no-refresh`: leave this machine's narinfo disk cache alone after a push.
     pub no_refresh: bool,
+    /// The working directory: relative arguments, `result*` links and the cache.toml
+    /// search start here.
     pub cwd: PathBuf,
 }
 

@@ -45,13 +45,17 @@ const MEMORY_SPOOL: usize = 4 * 1024 * 1024;
 /// How the pipeline runs.
 #[derive(Debug)]
 pub struct Options {
+    /// The NARs' compression (method and level; the narinfos name the method).
     pub compression: Settings,
     /// Parallel workers (at least 1).
     pub jobs: usize,
+    /// Signs every narinfo, next to the signatures the store registered.
     pub secret_key: Option<SecretKey>,
     /// Where the store's files really are (`/nix/store`, or `DIR/nix/store` for a
-    /// chroot store), and the logical store directory their paths are named in.
+    /// chroot store).
     pub real_store_dir: PathBuf,
+    /// The logical store directory the paths are named in (`/nix/store`): the
+    /// `StoreDir` of the `nix-cache-info` written for a new cache.
     pub store_dir: String,
     /// Nothing is started after this, and it bounds every request.
     pub deadline: Instant,
@@ -62,16 +66,19 @@ pub struct Options {
 /// What happened to one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// Its NAR and its narinfo are in the cache.
     Pushed {
         /// Bytes of the compressed NAR.
         file_size: u64,
     },
+    /// It has no narinfo in the cache (its NAR may be there), and why.
     Failed(String),
 }
 
 /// The result of [`upload`], per path in the order given.
 #[derive(Debug, Clone, Default)]
 pub struct Results {
+    /// Every path given (twice if listed twice) with what became of it.
     pub outcomes: Vec<(String, Outcome)>,
     /// Whether `nix-cache-info` was written because the cache had none.
     pub wrote_cache_info: bool,
@@ -80,17 +87,28 @@ pub struct Results {
 /// Progress events, for a bar on a terminal or plain lines.
 #[derive(Debug, Clone)]
 pub enum Event<'a> {
+    /// A worker begins writing the path's NAR.
     Started {
+        /// The store path.
         path: &'a str,
+        /// Its NAR size in bytes.
         nar_size: u64,
     },
+    /// The path's narinfo is written: it is in the cache.
     Done {
+        /// The store path.
         path: &'a str,
+        /// Its NAR size in bytes.
         nar_size: u64,
+        /// Bytes of its compressed NAR.
         file_size: u64,
     },
+    /// The path failed; sent once every worker is done (at once when `nix-cache-info`
+    /// cannot be written).
     Failed {
+        /// The store path.
         path: &'a str,
+        /// Why, as in [`Outcome::Failed`].
         reason: &'a str,
     },
 }

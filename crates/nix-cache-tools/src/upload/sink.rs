@@ -7,23 +7,40 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Why a file could not be stored in the cache. 5xx and 429 answers and connection
+/// errors are retried before they are returned.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    /// The server did not accept the upload: an answer other than 2xx (a redirect too),
+    /// or S3's error document in a 200.
     #[error("HTTP error {status} uploading {url}{}", .body.as_deref().map(|b| format!("; the server answered: {b}")).unwrap_or_default())]
     Status {
+        /// The object's URL, credentials hidden.
         url: String,
+        /// The HTTP status.
         status: u16,
         /// The first line of the server's answer.
         body: Option<String>,
     },
+    /// No complete answer: the connection failed, timed out, or the answer did not end.
     #[error("{url}: {reason}")]
-    Transport { url: String, reason: String },
+    Transport {
+        /// The object's URL, credentials hidden.
+        url: String,
+        /// What went wrong (never with a presigned URL in it).
+        reason: String,
+    },
+    /// A local file could not be written or read: the spool, a file of a `file://`
+    /// cache.
     #[error("{path}: {source}")]
     Io {
+        /// The file, or the object whose spooled body could not be read.
         path: String,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// The time limit (`--timeout`) was reached: the object, or the last error before it.
     #[error("{0}: the time limit (--timeout) was reached")]
     Deadline(String),
 }
@@ -218,6 +235,8 @@ pub struct FileSink {
 }
 
 impl FileSink {
+    /// The cache at `url`, whose directory is `dir`: its `nar/` is made, and spool files
+    /// an interrupted push left there over an hour ago are removed.
     pub fn new(url: &str, dir: &Path) -> Result<Self, SinkError> {
         let io = |source| SinkError::Io {
             path: dir.join("nar").display().to_string(),
