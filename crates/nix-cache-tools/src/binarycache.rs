@@ -38,15 +38,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// The most a `nix-cache-info` may hold: a real one is three short lines.
-pub const MAX_CACHE_INFO: u64 = 64 * 1024;
+pub(crate) const MAX_CACHE_INFO: u64 = 64 * 1024;
 /// The most a `.narinfo` may hold: a real one is well under 10 KiB, even with
 /// thousands of references.
-pub const MAX_NARINFO: u64 = 1024 * 1024;
+pub(crate) const MAX_NARINFO: u64 = 1024 * 1024;
 /// The most worker threads a query uses (each holds at most one narinfo in memory).
-pub const MAX_JOBS: usize = 64;
+pub(crate) const MAX_JOBS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
-pub enum CacheError {
+pub(crate) enum CacheError {
     #[error(
         "`{0}` is not a cache this client can read: use file:///path, http(s)://host or s3://bucket (other store URIs go through `nix`)"
     )]
@@ -82,7 +82,7 @@ pub enum CacheError {
 
 /// The contents of `nix-cache-info`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
-pub struct CacheInfo {
+pub(crate) struct CacheInfo {
     pub store_dir: Option<String>,
     pub want_mass_query: Option<bool>,
     pub priority: Option<u32>,
@@ -91,7 +91,7 @@ pub struct CacheInfo {
 impl CacheInfo {
     /// Reads the file as a binary cache serves it: it must be text and name its
     /// `StoreDir` (an absolute path). `Err` says what is wrong.
-    pub fn parse_strict(bytes: &[u8]) -> Result<Self, String> {
+    pub(crate) fn parse_strict(bytes: &[u8]) -> Result<Self, String> {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| "its nix-cache-info is not text (not UTF-8)".to_owned())?;
         if text
@@ -112,7 +112,7 @@ impl CacheInfo {
     }
 
     /// Lenient: every `Key: value` line Nix reads; anything else is skipped.
-    pub fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         let mut info = CacheInfo::default();
         for line in text.lines() {
             let Some((k, v)) = line.split_once(':') else {
@@ -131,7 +131,7 @@ impl CacheInfo {
 }
 
 #[derive(Debug, Clone)]
-pub struct QueryOptions {
+pub(crate) struct QueryOptions {
     /// Worker threads (at least 1, at most [`MAX_JOBS`]).
     pub jobs: usize,
     /// Extra attempts after a transport error or a 5xx answer.
@@ -153,7 +153,7 @@ impl Default for QueryOptions {
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "status")]
-pub enum Presence {
+pub(crate) enum Presence {
     Present {
         /// `NarSize` of the narinfo.
         nar_size: Option<u64>,
@@ -164,20 +164,20 @@ pub enum Presence {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PathStatus {
+pub(crate) struct PathStatus {
     pub path: String,
     pub presence: Presence,
 }
 
 impl PathStatus {
-    pub fn is_present(&self) -> bool {
+    pub(crate) fn is_present(&self) -> bool {
         matches!(self.presence, Presence::Present { .. })
     }
 }
 
 /// What [`BinaryCache::query_detailed`] found for one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Found {
+pub(crate) enum Found {
     /// The narinfo was read, parses and names this path.
     Present {
         nar_size: u64,
@@ -197,7 +197,7 @@ pub enum Found {
 
 /// The parts of a narinfo its signatures are checked with.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Signing {
+pub(crate) struct Signing {
     /// `Sig` lines, `NAME:BASE64`.
     pub sigs: Vec<String>,
     /// What the signatures cover ([`NarInfo::fingerprint`]).
@@ -208,7 +208,7 @@ pub struct Signing {
 }
 
 impl Found {
-    pub fn presence(self) -> Presence {
+    pub(crate) fn presence(self) -> Presence {
         match self {
             Found::Present {
                 nar_size,
@@ -234,7 +234,7 @@ enum Base {
 
 /// A binary cache reachable by this process.
 #[derive(Debug, Clone)]
-pub struct BinaryCache {
+pub(crate) struct BinaryCache {
     url: String,
     base: Base,
     agent: ureq::Agent,
@@ -243,12 +243,12 @@ pub struct BinaryCache {
 }
 
 /// The part of a store URL before `?` (Nix store parameters are not HTTP queries).
-pub fn strip_store_params(url: &str) -> &str {
+pub(crate) fn strip_store_params(url: &str) -> &str {
     url.split('?').next().unwrap_or(url)
 }
 
 /// True for URLs [`BinaryCache::with_timeout`] accepts.
-pub fn is_supported(url: &str) -> bool {
+pub(crate) fn is_supported(url: &str) -> bool {
     let u = strip_store_params(url);
     u.starts_with("file://")
         || u.starts_with("http://")
@@ -259,12 +259,12 @@ pub fn is_supported(url: &str) -> bool {
 impl BinaryCache {
     /// A client for `url`, with a 10 s connect and 30 s per-request timeout.
     #[cfg(test)]
-    pub fn new(url: &str) -> Result<Self, CacheError> {
+    pub(crate) fn new(url: &str) -> Result<Self, CacheError> {
         Self::with_timeout(url, Duration::from_secs(30))
     }
 
     /// A client whose every request gives up after `timeout`.
-    pub fn with_timeout(url: &str, timeout: Duration) -> Result<Self, CacheError> {
+    pub(crate) fn with_timeout(url: &str, timeout: Duration) -> Result<Self, CacheError> {
         let clean = strip_store_params(url).trim_end_matches('/');
         let base = if let Some(p) = clean.strip_prefix("file://") {
             if !p.starts_with('/') {
@@ -300,12 +300,12 @@ impl BinaryCache {
 
     #[cfg(test)]
     /// The cache URL without store parameters or trailing slash.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
     /// The cache's directory, for `file://` caches.
-    pub fn local_dir(&self) -> Option<&std::path::Path> {
+    pub(crate) fn local_dir(&self) -> Option<&std::path::Path> {
         match &self.base {
             Base::File(p) => Some(p),
             Base::Http(_) | Base::S3(_) => None,
@@ -313,7 +313,7 @@ impl BinaryCache {
     }
 
     /// The cache URL as it may be shown: credentials hidden.
-    pub fn display_url(&self) -> String {
+    pub(crate) fn display_url(&self) -> String {
         redact::url(&self.url)
     }
 
@@ -337,7 +337,11 @@ impl BinaryCache {
     /// Reads a file of the cache of at most `cap` bytes; `Ok(None)` when it is not
     /// there. A bigger one is [`CacheError::TooBig`], refused when its `Content-Length`
     /// (or its size on disk) says so, else after at most `cap + 1` bytes.
-    pub fn get_file_capped(&self, rel: &str, cap: u64) -> Result<Option<Vec<u8>>, CacheError> {
+    pub(crate) fn get_file_capped(
+        &self,
+        rel: &str,
+        cap: u64,
+    ) -> Result<Option<Vec<u8>>, CacheError> {
         self.get_until(rel, cap, None)
     }
 
@@ -429,7 +433,7 @@ impl BinaryCache {
     /// `nix-cache-info`, or `None` when the cache has none. One that is there but is
     /// not one (not text, no `StoreDir`, larger than [`MAX_CACHE_INFO`]) is
     /// [`CacheError::NotABinaryCache`].
-    pub fn cache_info(&self) -> Result<Option<CacheInfo>, CacheError> {
+    pub(crate) fn cache_info(&self) -> Result<Option<CacheInfo>, CacheError> {
         let not_one = |reason: String| CacheError::NotABinaryCache {
             url: self.display_url(),
             reason,
@@ -534,7 +538,7 @@ impl BinaryCache {
     /// Asks the cache for each path's narinfo, in parallel on at most `opts.jobs`
     /// threads (at most [`MAX_JOBS`]). Results are in the order of `paths`. A path is
     /// present only when its narinfo parses and names it (see [`Found`]).
-    pub fn query(&self, paths: &[String], opts: &QueryOptions) -> Vec<PathStatus> {
+    pub(crate) fn query(&self, paths: &[String], opts: &QueryOptions) -> Vec<PathStatus> {
         self.query_detailed(paths, opts)
             .into_iter()
             .zip(paths)
@@ -546,7 +550,7 @@ impl BinaryCache {
     }
 
     /// [`BinaryCache::query`], saying why a narinfo that is there does not count.
-    pub fn query_detailed(&self, paths: &[String], opts: &QueryOptions) -> Vec<Found> {
+    pub(crate) fn query_detailed(&self, paths: &[String], opts: &QueryOptions) -> Vec<Found> {
         let jobs = opts.jobs.clamp(1, MAX_JOBS).min(paths.len().max(1));
         let next = AtomicUsize::new(0);
         let mut results: Vec<Option<Found>> = vec![None; paths.len()];

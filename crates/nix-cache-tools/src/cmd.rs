@@ -144,7 +144,7 @@ impl fmt::Display for Cmd {
 }
 
 /// Quotes one word for a POSIX shell, leaving plain words as they are.
-pub fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     let plain = !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,^".contains(&b));
@@ -242,7 +242,7 @@ fn stderr_tail(stderr: &str) -> String {
 }
 
 /// A hint printed when a program is missing.
-pub fn install_hint(program: &str) -> &'static str {
+pub(crate) fn install_hint(program: &str) -> &'static str {
     match program {
         "nix" | "nix-store" | "nix-build" | "nix-instantiate" => {
             ": install Nix (https://nixos.org/download) or run from a shell where `nix` is on PATH"
@@ -462,7 +462,7 @@ fn spawn_error(cmd: &Cmd, e: std::io::Error) -> CmdError {
 }
 
 /// "exit status 3" or "killed by signal 9".
-pub fn describe_status(status: ExitStatus) -> String {
+pub(crate) fn describe_status(status: ExitStatus) -> String {
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;

@@ -41,11 +41,11 @@ impl FsError {
 /// The most any small text file the tools read may hold (nix.conf and its includes,
 /// netrc, key files, cache.toml, `nix-cache-info`): far above any real one, and a bound
 /// on memory when a path names `/dev/zero` or a multi-gigabyte file.
-pub const MAX_TEXT_FILE: u64 = 4 * 1024 * 1024;
+pub(crate) const MAX_TEXT_FILE: u64 = 4 * 1024 * 1024;
 
 /// Whether [`read_regular`] may open a symbolic link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Follow {
+pub(crate) enum Follow {
     /// Read what a link points to (files Nix reads: includes, key files).
     Symlinks,
     /// Refuse a link at the last component (`O_NOFOLLOW`): files this tool may write
@@ -56,7 +56,7 @@ pub enum Follow {
 /// A file read by [`read_regular`]: its bytes and the identity of the very file read
 /// (from `fstat` of the descriptor), so a later write can check it replaces that file.
 #[derive(Debug, Clone)]
-pub struct ReadFile {
+pub(crate) struct ReadFile {
     pub bytes: Vec<u8>,
     pub dev: u64,
     pub ino: u64,
@@ -66,7 +66,7 @@ pub struct ReadFile {
 }
 
 /// "a FIFO (named pipe)", "a character device", ... for error messages.
-pub fn describe_type(ft: fs::FileType) -> &'static str {
+pub(crate) fn describe_type(ft: fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if ft.is_file() {
         "a regular file"
@@ -100,7 +100,7 @@ fn not_regular(path: &Path, ft: fs::FileType) -> FsError {
 
 /// `Err` naming the path and its type when something other than a regular file (or a
 /// symlink to one, with `follow`) is at `path`; `Ok(false)` when nothing is there.
-pub fn check_regular_or_missing(path: &Path, follow: Follow) -> Result<bool, FsError> {
+pub(crate) fn check_regular_or_missing(path: &Path, follow: Follow) -> Result<bool, FsError> {
     let m = match follow {
         Follow::Symlinks => fs::metadata(path),
         Follow::NoSymlinks => fs::symlink_metadata(path),
@@ -126,7 +126,11 @@ pub fn check_regular_or_missing(path: &Path, follow: Follow) -> Result<bool, FsE
 /// naming the path and its type; a file larger than `cap` is an error too. With
 /// [`Follow::NoSymlinks`] a symlink at `path` is refused by the kernel (`O_NOFOLLOW`),
 /// so a link swapped in after a check is never read through.
-pub fn read_regular(path: &Path, cap: u64, follow: Follow) -> Result<Option<ReadFile>, FsError> {
+pub(crate) fn read_regular(
+    path: &Path,
+    cap: u64,
+    follow: Follow,
+) -> Result<Option<ReadFile>, FsError> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     // A cheap look first, so a device is never even opened (opening some has effects).
@@ -192,12 +196,12 @@ fn too_big(path: &Path, cap: u64) -> FsError {
 
 /// [`read_regular`] of a text file Nix reads (following symlinks), capped at
 /// [`MAX_TEXT_FILE`]; `Ok(None)` when missing.
-pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FsError> {
+pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FsError> {
     Ok(read_regular(path, MAX_TEXT_FILE, Follow::Symlinks)?.map(|f| f.bytes))
 }
 
 /// [`read_optional`] as UTF-8 text; a missing file is an error.
-pub fn read_to_string(path: &Path) -> Result<String, FsError> {
+pub(crate) fn read_to_string(path: &Path) -> Result<String, FsError> {
     let bytes = read_optional(path)?.ok_or_else(|| {
         FsError::new(
             "failed to read",
@@ -217,12 +221,16 @@ pub fn read_to_string(path: &Path) -> Result<String, FsError> {
 /// Replaces `path` with `contents` atomically. An existing file keeps its mode and (when
 /// we may set it) owner; a new one gets 0644. Missing parent directories are created.
 /// Refuses to replace a symlink or anything that is not a regular file.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FsError> {
+pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FsError> {
     write_atomic_mode(path, contents, None)
 }
 
 /// Like [`write_atomic`], with an explicit mode for the file (e.g. 0600 for netrc).
-pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: Option<u32>) -> Result<(), FsError> {
+pub(crate) fn write_atomic_mode(
+    path: &Path,
+    contents: &[u8],
+    mode: Option<u32>,
+) -> Result<(), FsError> {
     replace_file(
         path,
         contents,
@@ -235,7 +243,7 @@ pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: Option<u32>) -> Res
 
 /// What [`replace_file`] must find at the path it replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Expect {
+pub(crate) enum Expect {
     /// Whatever regular file is there, or nothing.
     #[default]
     Any,
@@ -247,7 +255,7 @@ pub enum Expect {
 
 impl Expect {
     /// What a later write must find after `read` (`None`: the file did not exist).
-    pub fn after_read(read: Option<&ReadFile>) -> Self {
+    pub(crate) fn after_read(read: Option<&ReadFile>) -> Self {
         match read {
             Some(f) => Expect::Same {
                 dev: f.dev,
@@ -260,7 +268,7 @@ impl Expect {
 
 /// Options of [`replace_file`].
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Replace {
+pub(crate) struct Replace {
     /// Permission bits; default: the replaced file's, else 0644.
     pub mode: Option<u32>,
     /// `(uid, gid)`; default: the replaced file's. Set only where we may (root).
@@ -306,7 +314,7 @@ fn is_temp_of(entry: &str, name: &str) -> bool {
 /// Removes temporary files a killed earlier run left next to `path` (between creating
 /// its temporary file and renaming it). Call it holding the [`FileLock`] of `path`:
 /// then no other run is writing one. Returns the files removed.
-pub fn remove_stale_temps(path: &Path) -> Vec<PathBuf> {
+pub(crate) fn remove_stale_temps(path: &Path) -> Vec<PathBuf> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Vec::new();
     };
@@ -399,7 +407,7 @@ fn check_expected(
 /// directory is synced. Only a regular file or nothing may be at `path`; a symlink, a
 /// device node, a FIFO, a socket or a directory is an error naming its type, and
 /// nothing is written. On any error the temporary file is removed.
-pub fn replace_file(path: &Path, contents: &[u8], opts: &Replace) -> Result<(), FsError> {
+pub(crate) fn replace_file(path: &Path, contents: &[u8], opts: &Replace) -> Result<(), FsError> {
     use rustix::fs::{Mode, OFlags};
     let dir = path
         .parent()
@@ -476,7 +484,7 @@ pub fn replace_file(path: &Path, contents: &[u8], opts: &Replace) -> Result<(), 
 }
 
 /// Deletes `path`, but only when it is still what `expect` says (the file read).
-pub fn remove_file_checked(path: &Path, expect: Expect) -> Result<(), FsError> {
+pub(crate) fn remove_file_checked(path: &Path, expect: Expect) -> Result<(), FsError> {
     use rustix::fs::{Mode, OFlags};
     let dir = path
         .parent()
@@ -505,14 +513,14 @@ pub fn remove_file_checked(path: &Path, expect: Expect) -> Result<(), FsError> {
 /// behind in the user's configuration directory, and it also covers the temporary file
 /// and the backup written there.
 #[derive(Debug)]
-pub struct FileLock {
+pub(crate) struct FileLock {
     file: File,
 }
 
 impl FileLock {
     /// Blocks until the lock on `target`'s directory is held (the directory is created
     /// when missing).
-    pub fn acquire(target: &Path) -> Result<Self, FsError> {
+    pub(crate) fn acquire(target: &Path) -> Result<Self, FsError> {
         let path = target
             .parent()
             .filter(|p| !p.as_os_str().is_empty())

@@ -44,7 +44,7 @@ fn write_str(w: &mut impl Write, s: &[u8]) -> io::Result<()> {
 }
 
 /// Writes the NAR of `path` (a file, directory or symlink, not followed) to `w`.
-pub fn dump(path: &Path, w: &mut impl Write) -> io::Result<()> {
+pub(crate) fn dump(path: &Path, w: &mut impl Write) -> io::Result<()> {
     write_str(w, b"nix-archive-1")?;
     dump_node(path, w)
 }
@@ -105,14 +105,14 @@ fn dump_node(path: &Path, w: &mut impl Write) -> io::Result<()> {
 
 /// A writer that passes bytes on while counting them and hashing them with SHA-256.
 #[derive(Debug)]
-pub struct HashingWriter<W> {
+pub(crate) struct HashingWriter<W> {
     inner: W,
     hasher: Sha256,
     len: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
-    pub fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         HashingWriter {
             inner,
             hasher: Sha256::new(),
@@ -121,7 +121,7 @@ impl<W: Write> HashingWriter<W> {
     }
 
     /// The inner writer, the byte count and the SHA-256 of everything written.
-    pub fn finish(self) -> (W, u64, [u8; 32]) {
+    pub(crate) fn finish(self) -> (W, u64, [u8; 32]) {
         (self.inner, self.len, self.hasher.finalize().into())
     }
 }
@@ -140,13 +140,13 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 /// `sha256:<nix32>` of a digest, as narinfos and fingerprints write it.
-pub fn sha256_nix32(digest: &[u8; 32]) -> String {
+pub(crate) fn sha256_nix32(digest: &[u8; 32]) -> String {
     format!("sha256:{}", crate::nix32::encode(digest))
 }
 
 #[cfg(test)]
 /// The NAR hash and size of `path`, computed by writing its NAR to nowhere.
-pub fn hash_path(path: &Path) -> io::Result<(String, u64)> {
+pub(crate) fn hash_path(path: &Path) -> io::Result<(String, u64)> {
     let mut w = HashingWriter::new(io::sink());
     dump(path, &mut w)?;
     let (_, len, digest) = w.finish();

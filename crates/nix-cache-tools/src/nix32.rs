@@ -2,14 +2,14 @@
 //! u, t), bytes read little-endian, most significant digit printed first. Used in store
 //! path hash parts (20 bytes → 32 chars) and narinfo `NarHash`/`FileHash` (sha256 → 52).
 
-pub const ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+pub(crate) const ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
 
 /// Length in characters of the nix32 encoding of `n` bytes.
-pub fn encoded_len(n: usize) -> usize {
+pub(crate) fn encoded_len(n: usize) -> usize {
     (n * 8).div_ceil(5)
 }
 
-pub fn encode(bytes: &[u8]) -> String {
+pub(crate) fn encode(bytes: &[u8]) -> String {
     let len = encoded_len(bytes.len());
     let mut out = String::with_capacity(len);
     for n in (0..len).rev() {
@@ -29,7 +29,7 @@ pub fn encode(bytes: &[u8]) -> String {
 
 /// Decodes a nix32 string; `None` when a character is outside the alphabet or the
 /// string does not encode a whole number of bytes.
-pub fn decode(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode(s: &str) -> Option<Vec<u8>> {
     let n_bytes = s.len() * 5 / 8;
     if encoded_len(n_bytes) != s.len() {
         return None;
@@ -51,7 +51,7 @@ pub fn decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-pub fn is_valid(s: &str) -> bool {
+pub(crate) fn is_valid(s: &str) -> bool {
     s.bytes().all(|c| ALPHABET.contains(&c))
 }
 

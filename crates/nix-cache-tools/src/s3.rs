@@ -22,7 +22,7 @@ use std::time::Duration;
 const SIGNED_FOR: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, thiserror::Error)]
-pub enum S3Error {
+pub(crate) enum S3Error {
     #[error("{uri}: {reason}")]
     Uri { uri: String, reason: String },
     #[error("{path}: {reason}")]
@@ -31,7 +31,7 @@ pub enum S3Error {
 
 /// The parts of an `s3://` store URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Uri {
+pub(crate) struct S3Uri {
     pub bucket: String,
     pub region: String,
     /// `scheme://host[:port]` of an S3-compatible service; `None` for AWS.
@@ -43,7 +43,7 @@ pub struct S3Uri {
 }
 
 impl S3Uri {
-    pub fn parse(uri: &str) -> Result<Self, S3Error> {
+    pub(crate) fn parse(uri: &str) -> Result<Self, S3Error> {
         let bad = |reason: &str| S3Error::Uri {
             uri: crate::redact::url(uri),
             reason: reason.to_owned(),
@@ -93,7 +93,7 @@ impl S3Uri {
 
 /// AWS credentials for a URI, or `None` when there are none (the push is then skipped).
 /// Every secret found is registered with [`crate::redact`].
-pub fn credentials(uri: &S3Uri) -> Result<Option<rusty_s3::Credentials>, S3Error> {
+pub(crate) fn credentials(uri: &S3Uri) -> Result<Option<rusty_s3::Credentials>, S3Error> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let found = match &uri.profile {
         Some(p) => from_profile(p)?,
@@ -178,7 +178,7 @@ fn parse_profile(text: &str, profile: &str) -> Found {
 
 /// A bucket with the credentials to sign requests for it (anonymous when there are none).
 #[derive(Debug)]
-pub struct S3Bucket {
+pub(crate) struct S3Bucket {
     bucket: rusty_s3::Bucket,
     credentials: Option<rusty_s3::Credentials>,
     /// `s3://BUCKET`, for messages.
@@ -190,7 +190,7 @@ pub struct S3Bucket {
 }
 
 impl S3Bucket {
-    pub fn open(uri: &str) -> Result<Self, S3Error> {
+    pub(crate) fn open(uri: &str) -> Result<Self, S3Error> {
         let parsed = S3Uri::parse(uri)?;
         let credentials = credentials(&parsed)?;
         Self::with_credentials(&parsed, credentials).map_err(|reason| S3Error::Uri {
@@ -227,17 +227,17 @@ impl S3Bucket {
     }
 
     /// The part size the URI asks for (`?multipart-chunk-size=`), if any.
-    pub fn part_size(&self) -> Option<u64> {
+    pub(crate) fn part_size(&self) -> Option<u64> {
         self.part_size
     }
 
     /// `s3://BUCKET`.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
     /// `s3://BUCKET/KEY`, how an object is named in messages.
-    pub fn shown(&self, key: &str) -> String {
+    pub(crate) fn shown(&self, key: &str) -> String {
         format!("{}/{key}", self.url)
     }
 
@@ -245,35 +245,28 @@ impl S3Bucket {
         self.credentials.as_ref()
     }
 
-    pub fn get(&self, key: &str) -> String {
+    pub(crate) fn get(&self, key: &str) -> String {
         self.bucket
             .get_object(self.creds(), key)
             .sign(SIGNED_FOR)
             .into()
     }
 
-    pub fn head(&self, key: &str) -> String {
-        self.bucket
-            .head_object(self.creds(), key)
-            .sign(SIGNED_FOR)
-            .into()
-    }
-
-    pub fn put(&self, key: &str) -> String {
+    pub(crate) fn put(&self, key: &str) -> String {
         self.bucket
             .put_object(self.creds(), key)
             .sign(SIGNED_FOR)
             .into()
     }
 
-    pub fn create_multipart(&self, key: &str) -> String {
+    pub(crate) fn create_multipart(&self, key: &str) -> String {
         self.bucket
             .create_multipart_upload(self.creds(), key)
             .sign(SIGNED_FOR)
             .into()
     }
 
-    pub fn upload_part(&self, key: &str, part: u16, upload_id: &str) -> String {
+    pub(crate) fn upload_part(&self, key: &str, part: u16, upload_id: &str) -> String {
         self.bucket
             .upload_part(self.creds(), key, part, upload_id)
             .sign(SIGNED_FOR)
@@ -281,7 +274,7 @@ impl S3Bucket {
     }
 
     /// The URL and the XML body completing an upload of parts with these ETags.
-    pub fn complete_multipart(
+    pub(crate) fn complete_multipart(
         &self,
         key: &str,
         upload_id: &str,
@@ -297,7 +290,7 @@ impl S3Bucket {
         (url, action.body())
     }
 
-    pub fn abort_multipart(&self, key: &str, upload_id: &str) -> String {
+    pub(crate) fn abort_multipart(&self, key: &str, upload_id: &str) -> String {
         self.bucket
             .abort_multipart_upload(self.creds(), key, upload_id)
             .sign(SIGNED_FOR)
@@ -313,13 +306,13 @@ impl S3Bucket {
 /// every S3-compatible server lists multipart uploads; a bucket lifecycle rule
 /// "AbortIncompleteMultipartUpload" covers machines that never push again.)
 #[derive(Debug, Clone)]
-pub struct Journal {
+pub(crate) struct Journal {
     dir: std::path::PathBuf,
 }
 
 /// One journal entry: one line of `identity key upload_id pid`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pending {
+pub(crate) struct Pending {
     pub identity: String,
     pub key: String,
     pub upload_id: String,
@@ -329,21 +322,15 @@ pub struct Pending {
 
 impl Journal {
     /// `$XDG_CACHE_HOME/push-cache/s3-uploads` (or `~/.cache/...`); `None` without a home.
-    pub fn default_location() -> Option<Self> {
+    pub(crate) fn default_location() -> Option<Self> {
         dirs::cache_dir().map(|d| Journal {
             dir: d.join("push-cache").join("s3-uploads"),
         })
     }
 
-    pub fn at(dir: &std::path::Path) -> Self {
-        Journal {
-            dir: dir.to_owned(),
-        }
-    }
-
     /// Records an upload of `bucket` begun by this process; the returned path is removed
     /// by [`Journal::done`].
-    pub fn begin(
+    pub(crate) fn begin(
         &self,
         bucket: &S3Bucket,
         key: &str,
@@ -369,14 +356,14 @@ impl Journal {
         Some(file)
     }
 
-    pub fn done(&self, entry: Option<std::path::PathBuf>) {
+    pub(crate) fn done(&self, entry: Option<std::path::PathBuf>) {
         if let Some(f) = entry {
             let _ = std::fs::remove_file(f);
         }
     }
 
     /// The uploads of `bucket` recorded by processes that are gone.
-    pub fn abandoned(&self, bucket: &S3Bucket) -> Vec<Pending> {
+    pub(crate) fn abandoned(&self, bucket: &S3Bucket) -> Vec<Pending> {
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };
@@ -411,7 +398,7 @@ impl Journal {
     }
 
     /// Forgets an entry (its upload was aborted, or S3 no longer knows it).
-    pub fn forget(&self, p: &Pending) {
+    pub(crate) fn forget(&self, p: &Pending) {
         let _ = std::fs::remove_file(&p.file);
     }
 }
@@ -427,14 +414,14 @@ fn alive(pid: u32) -> bool {
 }
 
 /// The upload id in a CreateMultipartUpload answer.
-pub fn upload_id(answer: &str) -> Option<String> {
+pub(crate) fn upload_id(answer: &str) -> Option<String> {
     rusty_s3::actions::CreateMultipartUpload::parse_response(answer)
         .ok()
         .map(|r| r.upload_id().to_owned())
 }
 
 /// `Code: Message` of an S3 error document, for messages (`None` when it is not one).
-pub fn error_summary(body: &str) -> Option<String> {
+pub(crate) fn error_summary(body: &str) -> Option<String> {
     let field = |name: &str| {
         let open = format!("<{name}>");
         let start = body.find(&open)? + open.len();

@@ -28,7 +28,7 @@ pub enum StoreMode {
 
 /// What the daemon's own netrc file holds, as far as this user can tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetrcState {
+pub(crate) enum NetrcState {
     /// No file there: the daemon sends no credentials.
     Missing,
     /// The user may not read it (normal: root's, mode 0600), so its entries are unknown.
@@ -44,27 +44,35 @@ pub enum NetrcState {
 
 /// The netrc the daemon reads: its `netrc-file`, by default `$NIX_CONF_DIR/netrc`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DaemonNetrc {
-    pub path: PathBuf,
-    pub state: NetrcState,
+pub(crate) struct DaemonNetrc {
+    /// Where it is.
+    pub(crate) path: PathBuf,
+    /// What this user can tell of it.
+    pub(crate) state: NetrcState,
 }
 
 /// Everything the verdict depends on, gathered apart from deciding so tests can build it.
 #[derive(Debug, Clone)]
 pub struct TrustInput {
-    pub user: String,
-    pub uid: u32,
-    pub groups: Vec<String>,
-    pub store_mode: StoreMode,
+    /// The user's name (`id -un`, else the uid).
+    pub(crate) user: String,
+    /// The effective uid (0: root).
+    pub(crate) uid: u32,
+    /// The user's groups (`id -Gn`), for `@group` entries of `trusted-users`.
+    pub(crate) groups: Vec<String>,
+    pub(crate) store_mode: StoreMode,
     /// The system configuration the daemon reads (`$NIX_CONF_DIR/nix.conf` + includes).
-    pub system: Layers,
-    pub system_file: PathBuf,
+    pub(crate) system: Layers,
+    /// `$NIX_CONF_DIR/nix.conf`, as reasons and fixes name it.
+    pub(crate) system_file: PathBuf,
     /// The daemon's netrc (private caches).
-    pub daemon_netrc: DaemonNetrc,
+    pub(crate) daemon_netrc: DaemonNetrc,
     /// `nix store info --json` → `trusted` (Nix ≥ 2.15), `None` where Nix cannot tell.
-    pub nix_says: Option<bool>,
+    pub(crate) nix_says: Option<bool>,
 }
 
+/// The verdict on the user's caches (`trust.status` in setup-cache's JSON: `trusted`,
+/// `allowed`, `untrusted`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TrustStatus {
@@ -76,10 +84,14 @@ pub enum TrustStatus {
     Untrusted,
 }
 
+/// The verdict with its explanation and fix: the `trust` object of setup-cache's JSON.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TrustReport {
+    /// The verdict.
     pub status: TrustStatus,
+    /// The user judged (`id -un`, else the uid).
     pub user: String,
+    /// How the user reaches the store (`local`, `daemon`).
     pub store_mode: StoreMode,
     /// Plain explanation.
     pub reason: String,
@@ -92,7 +104,7 @@ pub struct TrustReport {
     pub missing_credentials: Vec<String>,
     /// Caveats for the report's warnings list (not repeated in the JSON `trust` object).
     #[serde(skip)]
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 fn values(l: &Layers, name: &str) -> Vec<String> {
@@ -114,14 +126,14 @@ fn where_set(l: &Layers, name: &str, file: &Path) -> String {
 /// Whether the daemon keeps substituter `url` from an untrusted user, given its own
 /// `substituters` + `trusted-substituters`: exactly as Nix's daemon decides it (string
 /// membership of `url`, or of `url + "/"` when `url` does not end in `/`).
-pub fn daemon_allows(allowed: &[String], url: &str) -> bool {
+fn daemon_allows(allowed: &[String], url: &str) -> bool {
     allowed.iter().any(|a| a == url)
         || (!url.ends_with('/') && allowed.iter().any(|a| *a == format!("{url}/")))
 }
 
 /// `machine` names (lowercase) of a netrc, and whether it has a `default` entry. netrc is
 /// a stream of words (an entry may span lines); `#` lines and `macdef` bodies are skipped.
-pub fn netrc_machines(text: &str) -> (Vec<String>, bool) {
+fn netrc_machines(text: &str) -> (Vec<String>, bool) {
     #[derive(Clone, Copy)]
     enum Next {
         Host,
@@ -164,7 +176,7 @@ pub fn netrc_machines(text: &str) -> (Vec<String>, bool) {
 }
 
 /// The daemon's netrc path and what this user can learn of it.
-pub fn daemon_netrc(system: &Layers, conf_dir: &Path) -> DaemonNetrc {
+fn daemon_netrc(system: &Layers, conf_dir: &Path) -> DaemonNetrc {
     let path = system
         .effective_scalar("netrc-file")
         .map(|s| s.value)
@@ -184,7 +196,7 @@ pub fn daemon_netrc(system: &Layers, conf_dir: &Path) -> DaemonNetrc {
 
 /// Warnings for caches reached over plain HTTP other than loopback (as cache-analytics
 /// flags them): the traffic, and a private cache's token, can be read on the way.
-pub fn transport_warnings(caches: &[CacheSpec]) -> Vec<String> {
+pub(crate) fn transport_warnings(caches: &[CacheSpec]) -> Vec<String> {
     caches
         .iter()
         .filter(|c| url::scheme(&c.url).as_deref() == Some("http") && !url::is_loopback(&c.url))
@@ -234,7 +246,42 @@ fn decide(
     restart: &str,
     cache_args: &str,
 ) -> TrustReport {
-    let base = |status, reason: String| TrustReport {
+    if let Some(why) = trusted_because(input) {
+        return verdict(input, TrustStatus::Trusted, why);
+    }
+    let u = Untrusted::gather(input, caches);
+    let (relies, warnings) = u.relies_on_daemon_netrc(restart);
+    if u.ignored.is_empty() && u.missing.is_empty() {
+        let mut r = verdict(
+            input,
+            TrustStatus::Allowed,
+            format!(
+                "{}, but the system configuration already allows these caches (trusted-substituters and trusted-public-keys){relies}",
+                u.who
+            ),
+        );
+        r.warnings = warnings;
+        return r;
+    }
+    let mut r = verdict(
+        input,
+        TrustStatus::Untrusted,
+        format!("{}{relies}", u.reasons().join("; ")),
+    );
+    r.fix = Some(u.fix(restart, cache_args));
+    r.ignored = u.ignored_urls();
+    r.missing_credentials = u
+        .missing
+        .iter()
+        .map(|(c, _, _)| redact::url(&c.url))
+        .collect();
+    r.warnings = warnings;
+    r
+}
+
+/// A report with `status` and `reason`, nothing ignored, no fix.
+fn verdict(input: &TrustInput, status: TrustStatus, reason: String) -> TrustReport {
+    TrustReport {
         status,
         user: input.user.clone(),
         store_mode: input.store_mode,
@@ -243,16 +290,17 @@ fn decide(
         ignored: Vec::new(),
         missing_credentials: Vec::new(),
         warnings: Vec::new(),
-    };
+    }
+}
+
+/// Why the user is trusted (root, a single-user install, `trusted-users`, or Nix's own
+/// answer, which wins), or `None`.
+fn trusted_because(input: &TrustInput) -> Option<String> {
     if input.uid == 0 {
-        return base(
-            TrustStatus::Trusted,
-            "you are root, whom Nix always trusts".into(),
-        );
+        return Some("you are root, whom Nix always trusts".into());
     }
     if input.store_mode == StoreMode::Local {
-        return base(
-            TrustStatus::Trusted,
+        return Some(
             "single-user install: you open the Nix store directly, so your settings apply".into(),
         );
     }
@@ -264,238 +312,281 @@ fn decide(
                 .is_some_and(|g| input.groups.iter().any(|ug| ug == g))
     });
     let by_config = matched.is_some();
-    let trusted = input.nix_says.unwrap_or(by_config);
-    if trusted {
-        let why = match (input.nix_says, matched) {
-            (_, Some(m)) => format!(
-                "`{m}` is in trusted-users ({})",
-                where_set(&input.system, "trusted-users", &input.system_file)
-            ),
-            (Some(true), None) => "the nix-daemon reports you as trusted".into(),
-            _ => "trusted".into(),
-        };
-        return base(TrustStatus::Trusted, why);
+    if !input.nix_says.unwrap_or(by_config) {
+        return None;
     }
-    let sys_subs: Vec<String> = values(&input.system, "substituters")
-        .into_iter()
-        .chain(values(&input.system, "trusted-substituters"))
-        .collect();
-    let sys_keys = values(&input.system, "trusted-public-keys");
-    let ignored: Vec<&CacheSpec> = caches
-        .iter()
-        .filter(|c| !(daemon_allows(&sys_subs, &c.url) && sys_keys.contains(&c.public_key)))
-        .collect();
-    // The same URL up to a trailing `/` that the daemon will not match.
-    let near_miss = |c: &CacheSpec| {
-        sys_subs
+    Some(match (input.nix_says, matched) {
+        (_, Some(m)) => format!(
+            "`{m}` is in trusted-users ({})",
+            where_set(&input.system, "trusted-users", &input.system_file)
+        ),
+        (Some(true), None) => "the nix-daemon reports you as trusted".into(),
+        _ => "trusted".into(),
+    })
+}
+
+/// A private cache: its spec, the variable with its token, its host (lowercase).
+type Private<'a> = (&'a CacheSpec, &'a str, String);
+
+/// What the daemon does with an untrusted user's caches: the facts the verdict, its
+/// reasons and its fix are worded from.
+struct Untrusted<'a> {
+    input: &'a TrustInput,
+    /// The system's `substituters` and `trusted-substituters`.
+    sys_subs: Vec<String>,
+    /// The system's `trusted-public-keys`.
+    sys_keys: Vec<String>,
+    /// Caches the daemon ignores: URL not allowed or key not trusted.
+    ignored: Vec<&'a CacheSpec>,
+    /// Private caches the daemon's netrc has an entry for (or may have: unreadable).
+    served: Vec<Private<'a>>,
+    /// Private caches the daemon would fetch without credentials.
+    missing: Vec<Private<'a>>,
+    /// "you (`USER`, groups: ...) are not in trusted-users = ... (where it is set)".
+    who: String,
+}
+
+impl<'a> Untrusted<'a> {
+    fn gather(input: &'a TrustInput, caches: &'a [CacheSpec]) -> Self {
+        let sys_subs: Vec<String> = values(&input.system, "substituters")
+            .into_iter()
+            .chain(values(&input.system, "trusted-substituters"))
+            .collect();
+        let sys_keys = values(&input.system, "trusted-public-keys");
+        let ignored: Vec<&CacheSpec> = caches
+            .iter()
+            .filter(|c| !(daemon_allows(&sys_subs, &c.url) && sys_keys.contains(&c.public_key)))
+            .collect();
+        let covered = |host: &str| match &input.daemon_netrc.state {
+            NetrcState::Read { machines, default } => {
+                *default || machines.iter().any(|m| m == host)
+            }
+            NetrcState::NotReadable => true,
+            NetrcState::Missing | NetrcState::Unusable(_) => false,
+        };
+        let (served, missing) = caches
+            .iter()
+            .filter_map(|c| {
+                let var = c.token_env.as_deref()?;
+                Some((
+                    c,
+                    var,
+                    url::host(&c.url).unwrap_or_default().to_ascii_lowercase(),
+                ))
+            })
+            .partition(|(_, _, h)| covered(h));
+        let trusted_users = values(&input.system, "trusted-users");
+        let who = format!(
+            "you (`{}`, groups: {}) are not in trusted-users = {} ({})",
+            input.user,
+            if input.groups.is_empty() {
+                "none".to_owned()
+            } else {
+                input.groups.join(" ")
+            },
+            if trusted_users.is_empty() {
+                "(empty)".to_owned()
+            } else {
+                trusted_users.join(" ")
+            },
+            where_set(&input.system, "trusted-users", &input.system_file),
+        );
+        Untrusted {
+            input,
+            sys_subs,
+            sys_keys,
+            ignored,
+            served,
+            missing,
+            who,
+        }
+    }
+
+    /// The system's entry for `c`'s URL up to a trailing `/` that the daemon will not
+    /// match.
+    fn near_miss(&self, c: &CacheSpec) -> Option<String> {
+        self.sys_subs
             .iter()
             .find(|s| {
                 url::normalize(s) == url::normalize(&c.url)
                     && !daemon_allows(&[(*s).clone()], &c.url)
             })
             .cloned()
-    };
-    let netrc = &input.daemon_netrc;
-    let net_path = netrc.path.display();
-    let private: Vec<(&CacheSpec, &str, String)> = caches
-        .iter()
-        .filter_map(|c| {
-            let var = c.token_env.as_deref()?;
-            Some((
-                c,
-                var,
-                url::host(&c.url).unwrap_or_default().to_ascii_lowercase(),
-            ))
-        })
-        .collect();
-    let covered = |host: &str| match &netrc.state {
-        NetrcState::Read { machines, default } => *default || machines.iter().any(|m| m == host),
-        NetrcState::NotReadable => true,
-        NetrcState::Missing | NetrcState::Unusable(_) => false,
-    };
-    let missing: Vec<&(&CacheSpec, &str, String)> =
-        private.iter().filter(|(_, _, h)| !covered(h)).collect();
-    let admin_cmd = |c: &CacheSpec, var: &str| {
-        format!(
-            "sudo --preserve-env={var} setup-cache --system --url {} --public-key {} --token-env {var}",
-            shell_quote(&c.url),
-            shell_quote(&c.public_key)
-        )
-    };
-
-    let who = format!(
-        "you (`{}`, groups: {}) are not in trusted-users = {} ({})",
-        input.user,
-        if input.groups.is_empty() {
-            "none".to_owned()
-        } else {
-            input.groups.join(" ")
-        },
-        if trusted_users.is_empty() {
-            "(empty)".to_owned()
-        } else {
-            trusted_users.join(" ")
-        },
-        where_set(&input.system, "trusted-users", &input.system_file),
-    );
-    // Private caches the daemon's netrc serves: say that it relies on that file.
-    let mut relies = Vec::new();
-    let mut warnings = Vec::new();
-    for (c, var, host) in private.iter().filter(|(_, _, h)| covered(h)) {
-        if netrc.state == NetrcState::NotReadable {
-            relies.push(format!(
-                "the nix-daemon fetches {} with the credentials of its own netrc, {net_path} (your netrc-file is a setting it takes only from trusted users), which you may not read: it is assumed to hold an entry for {host}",
-                redact::url(&c.url)
-            ));
-            warnings.push(format!(
-                "could not check that the nix-daemon's netrc {net_path} has an entry for {host} (you may not read it), and the daemon does not use yours: if substitution from {} fails with HTTP 401 or 403, an administrator runs: {}, then {restart}",
-                redact::url(&c.url),
-                admin_cmd(c, var)
-            ));
-        } else {
-            relies.push(format!(
-                "the nix-daemon fetches {} with the entry for {host} in its own netrc, {net_path} (your netrc-file is a setting it takes only from trusted users)",
-                redact::url(&c.url)
-            ));
-        }
-    }
-    let relies = if relies.is_empty() {
-        String::new()
-    } else {
-        format!("; {}", relies.join("; "))
-    };
-    if ignored.is_empty() && missing.is_empty() {
-        let mut r = base(
-            TrustStatus::Allowed,
-            format!(
-                "{who}, but the system configuration already allows these caches (trusted-substituters and trusted-public-keys){relies}"
-            ),
-        );
-        r.warnings = warnings;
-        return r;
     }
 
-    let sys = input.system_file.display();
-    let urls: Vec<String> = ignored.iter().map(|c| redact::url(&c.url)).collect();
-    let keys: Vec<&str> = ignored.iter().map(|c| c.public_key.as_str()).collect();
-    let mut reasons = Vec::new();
-    if !ignored.is_empty() {
-        let mut r = format!(
-            "the nix-daemon ignores substituters and keys from users it does not trust, and {who}; \
-             so your nix.conf entry for {} has no effect (Nix warns \"ignoring untrusted substituter\")",
-            urls.join(", ")
-        );
-        for c in &ignored {
-            if let Some(s) = near_miss(c) {
-                r.push_str(&format!(
-                    "; the system configuration allows `{}`, not `{}`: the daemon compares URLs exactly (it only adds a missing trailing `/`, it never removes one)",
-                    redact::url(&s),
+    fn ignored_urls(&self) -> Vec<String> {
+        self.ignored.iter().map(|c| redact::url(&c.url)).collect()
+    }
+
+    /// For the private caches the daemon's netrc serves: the sentence (`; ...`) saying
+    /// that the verdict relies on that file, and warnings where it could not be read.
+    fn relies_on_daemon_netrc(&self, restart: &str) -> (String, Vec<String>) {
+        let netrc = &self.input.daemon_netrc;
+        let net_path = netrc.path.display();
+        let mut relies = Vec::new();
+        let mut warnings = Vec::new();
+        for (c, var, host) in &self.served {
+            if netrc.state == NetrcState::NotReadable {
+                relies.push(format!(
+                    "the nix-daemon fetches {} with the credentials of its own netrc, {net_path} (your netrc-file is a setting it takes only from trusted users), which you may not read: it is assumed to hold an entry for {host}",
+                    redact::url(&c.url)
+                ));
+                warnings.push(format!(
+                    "could not check that the nix-daemon's netrc {net_path} has an entry for {host} (you may not read it), and the daemon does not use yours: if substitution from {} fails with HTTP 401 or 403, an administrator runs: {}, then {restart}",
+                    redact::url(&c.url),
+                    admin_cmd(c, var)
+                ));
+            } else {
+                relies.push(format!(
+                    "the nix-daemon fetches {} with the entry for {host} in its own netrc, {net_path} (your netrc-file is a setting it takes only from trusted users)",
                     redact::url(&c.url)
                 ));
             }
         }
-        reasons.push(r);
+        let relies = if relies.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", relies.join("; "))
+        };
+        (relies, warnings)
     }
-    if !missing.is_empty() {
+
+    /// Why the caches do not work: ignored substituters and keys, private caches
+    /// without credentials.
+    fn reasons(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if !self.ignored.is_empty() {
+            let mut r = format!(
+                "the nix-daemon ignores substituters and keys from users it does not trust, and {}; \
+                 so your nix.conf entry for {} has no effect (Nix warns \"ignoring untrusted substituter\")",
+                self.who,
+                self.ignored_urls().join(", ")
+            );
+            for c in &self.ignored {
+                if let Some(s) = self.near_miss(c) {
+                    r.push_str(&format!(
+                        "; the system configuration allows `{}`, not `{}`: the daemon compares URLs exactly (it only adds a missing trailing `/`, it never removes one)",
+                        redact::url(&s),
+                        redact::url(&c.url)
+                    ));
+                }
+            }
+            reasons.push(r);
+        }
+        if !self.missing.is_empty() {
+            reasons.push(self.missing_reason());
+        }
+        reasons
+    }
+
+    fn missing_reason(&self) -> String {
+        let netrc = &self.input.daemon_netrc;
+        let net_path = netrc.path.display();
         let state = match &netrc.state {
             NetrcState::Missing => format!("its own netrc, {net_path}, does not exist"),
             NetrcState::Unusable(e) => format!("its own netrc cannot be used: {e}"),
             _ => format!(
                 "its own netrc, {net_path}, has no entry for {}",
-                missing
+                self.missing
                     .iter()
                     .map(|(_, _, h)| h.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
         };
-        let lead = if ignored.is_empty() {
-            format!("{who}, and the ")
+        let lead = if self.ignored.is_empty() {
+            format!("{}, and the ", self.who)
         } else {
             "also, the ".to_owned()
         };
-        reasons.push(format!(
+        format!(
             "{lead}nix-daemon, which does the downloading, takes netrc-file only from trusted users: it would fetch {} without your token, since {state}",
-            missing
+            self.missing
                 .iter()
                 .map(|(c, _, _)| redact::url(&c.url))
                 .collect::<Vec<_>>()
                 .join(", ")
-        ));
+        )
     }
 
-    let mut fix = String::new();
-    let exact: Vec<String> = ignored
-        .iter()
-        .filter(|c| sys_keys.contains(&c.public_key))
-        .filter_map(|c| {
-            near_miss(c).map(|s| {
-                format!(
-                    "setup-cache --remove --url {} && setup-cache --url {} --public-key {}",
-                    shell_quote(&c.url),
-                    shell_quote(&s),
-                    shell_quote(&c.public_key)
-                )
+    /// The exact fix: the URL as the system allows it (no administrator needed), else
+    /// what an administrator does, then the daemon's restart.
+    fn fix(&self, restart: &str, cache_args: &str) -> String {
+        let sys = self.input.system_file.display();
+        let net_path = self.input.daemon_netrc.path.display();
+        let mut fix = String::new();
+        let exact: Vec<String> = self
+            .ignored
+            .iter()
+            .filter(|c| self.sys_keys.contains(&c.public_key))
+            .filter_map(|c| {
+                self.near_miss(c).map(|s| {
+                    format!(
+                        "setup-cache --remove --url {} && setup-cache --url {} --public-key {}",
+                        shell_quote(&c.url),
+                        shell_quote(&s),
+                        shell_quote(&c.public_key)
+                    )
+                })
             })
-        })
-        .collect();
-    if !exact.is_empty() {
-        fix.push_str(&format!(
-            "use the URL exactly as the system configuration allows it (no administrator needed):\n\x20     {}\n\
-             or, ",
-            exact.join("\n      ")
-        ));
-    }
-    fix.push_str(&format!(
-        "as an administrator, do ONE of these, then restart the daemon ({restart}):\n"
-    ));
-    if !ignored.is_empty() {
-        fix.push_str(&format!(
-            "\x20 a) allow this cache for all users: add to {sys}\n\
-             \x20      extra-trusted-substituters = {}\n\
-             \x20      extra-trusted-public-keys = {}\n",
-            urls.join(" "),
-            keys.join(" "),
-        ));
-        if missing.is_empty() {
+            .collect();
+        if !exact.is_empty() {
             fix.push_str(&format!(
-                "\x20    (or make it everyone's default: sudo setup-cache --system{cache_args})\n"
-            ));
-        } else {
-            fix.push_str(&format!(
-                "\x20    and give the daemon the token (its netrc, {net_path}; this also makes the cache everyone's default):\n"
+                "use the URL exactly as the system configuration allows it (no administrator needed):\n\x20     {}\n\
+                 or, ",
+                exact.join("\n      ")
             ));
         }
-    } else {
         fix.push_str(&format!(
-            "\x20 a) give the daemon the token (its netrc, {net_path}; this also makes the cache everyone's default):\n"
+            "as an administrator, do ONE of these, then restart the daemon ({restart}):\n"
         ));
+        if !self.ignored.is_empty() {
+            let keys: Vec<&str> = self.ignored.iter().map(|c| c.public_key.as_str()).collect();
+            fix.push_str(&format!(
+                "\x20 a) allow this cache for all users: add to {sys}\n\
+                 \x20      extra-trusted-substituters = {}\n\
+                 \x20      extra-trusted-public-keys = {}\n",
+                self.ignored_urls().join(" "),
+                keys.join(" "),
+            ));
+            if self.missing.is_empty() {
+                fix.push_str(&format!(
+                    "\x20    (or make it everyone's default: sudo setup-cache --system{cache_args})\n"
+                ));
+            } else {
+                fix.push_str(&format!(
+                    "\x20    and give the daemon the token (its netrc, {net_path}; this also makes the cache everyone's default):\n"
+                ));
+            }
+        } else {
+            fix.push_str(&format!(
+                "\x20 a) give the daemon the token (its netrc, {net_path}; this also makes the cache everyone's default):\n"
+            ));
+        }
+        for (c, var, _) in &self.missing {
+            fix.push_str(&format!("\x20      {}\n", admin_cmd(c, var)));
+        }
+        fix.push_str(&format!(
+            "\x20 b) trust your user: add to {sys}\n\
+             \x20      extra-trusted-users = {}",
+            self.input.user,
+        ));
+        fix
     }
-    for (c, var, _) in &missing {
-        fix.push_str(&format!("\x20      {}\n", admin_cmd(c, var)));
-    }
-    fix.push_str(&format!(
-        "\x20 b) trust your user: add to {sys}\n\
-         \x20      extra-trusted-users = {}",
-        input.user,
-    ));
-    let mut r = base(
-        TrustStatus::Untrusted,
-        format!("{}{relies}", reasons.join("; ")),
-    );
-    r.fix = Some(fix);
-    r.ignored = urls;
-    r.missing_credentials = missing
-        .iter()
-        .map(|(c, _, _)| redact::url(&c.url))
-        .collect();
-    r.warnings = warnings;
-    r
+}
+
+/// What an administrator runs to give the daemon a private cache's token.
+fn admin_cmd(c: &CacheSpec, var: &str) -> String {
+    format!(
+        "sudo --preserve-env={var} setup-cache --system --url {} --public-key {} --token-env {var}",
+        shell_quote(&c.url),
+        shell_quote(&c.public_key)
+    )
 }
 
 /// How this process reaches the store, as Nix decides it (`NIX_REMOTE`, else `auto`:
 /// local when the state directory is writable, else the daemon).
-pub fn store_mode() -> StoreMode {
+fn store_mode() -> StoreMode {
     let remote = std::env::var("NIX_REMOTE").unwrap_or_default();
     match remote.as_str() {
         "daemon" => StoreMode::Daemon,
@@ -537,11 +628,18 @@ pub enum UserTrust {
     /// Root, a single-user install, or a user in `trusted-users`.
     Trusted,
     /// A multi-user install and the user is not in `trusted-users`.
-    Untrusted { user: String },
+    Untrusted {
+        /// The user's name (`id -un`, else the uid).
+        user: String,
+    },
 }
 
 /// [`UserTrust`] from the facts [`gather`] collects, by the rules [`assess`] applies.
-pub fn user_trust(env: &Env, runner: &Runner, nix: Option<&crate::nixcli::Nix>) -> UserTrust {
+pub(crate) fn user_trust(
+    env: &Env,
+    runner: &Runner,
+    nix: Option<&crate::nixcli::Nix>,
+) -> UserTrust {
     let facts = gather(env, runner, nix);
     // With no cache to ask about, `assess` says `Trusted` exactly when the user is.
     match assess(&facts, &[], "", "").status {
@@ -552,7 +650,7 @@ pub fn user_trust(env: &Env, runner: &Runner, nix: Option<&crate::nixcli::Nix>) 
 
 /// Gathers the facts for this process: user and groups (`id`), store mode, the system
 /// configuration, and what Nix says when it can.
-pub fn gather(env: &Env, runner: &Runner, nix: Option<&crate::nixcli::Nix>) -> TrustInput {
+pub(crate) fn gather(env: &Env, runner: &Runner, nix: Option<&crate::nixcli::Nix>) -> TrustInput {
     let id = |flag: &str| {
         runner
             .run(

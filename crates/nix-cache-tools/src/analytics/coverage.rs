@@ -15,20 +15,20 @@ use std::time::Duration;
 
 /// One path of the closure.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub path: String,
-    pub nar_size: u64,
+pub(crate) struct Member {
+    pub(crate) path: String,
+    pub(crate) nar_size: u64,
     /// Its references other than itself, as indices into the member list (a closure holds
     /// all of them).
-    pub references: Vec<u32>,
+    pub(crate) references: Vec<u32>,
 }
 
 /// The keys a narinfo's signatures are checked against: `trusted-public-keys` in effect,
 /// and whether Nix requires a signature (`require-sigs`, true unless set false).
 #[derive(Debug, Clone, Default)]
-pub struct SigPolicy {
-    pub keys: Vec<PublicKey>,
-    pub require_sigs: bool,
+pub(crate) struct SigPolicy {
+    pub(crate) keys: Vec<PublicKey>,
+    pub(crate) require_sigs: bool,
 }
 
 /// At most this many present paths have their signatures checked per cache (an even
@@ -40,9 +40,9 @@ const MAX_INCOMPLETE_EXAMPLES: usize = 5;
 
 /// A cache to check and where it came from (`--cache`, `nix.conf`, `cache.toml`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub url: String,
-    pub from: String,
+pub(crate) struct Target {
+    pub(crate) url: String,
+    pub(crate) from: String,
 }
 
 /// The `priority=N` store parameter of a URL, which overrides `nix-cache-info`.
@@ -147,7 +147,7 @@ fn incomplete(closure: &[Member], present: &[bool]) -> Incomplete {
 /// Checks one cache. `closure` is every path of the closure; `policy`, when known, the
 /// keys its signatures are checked with. A cache that cannot be asked is
 /// `measured: false` with its `error`, never 0%.
-pub fn check_one(
+fn check_one(
     target: &Target,
     closure: &[Member],
     store_dir: &str,
@@ -234,7 +234,7 @@ pub fn check_one(
 
 /// Checks every target in parallel; results sorted by priority (Nix's order: lower
 /// first, 50 when unset), then as given.
-pub fn check_all(
+pub(crate) fn check_all(
     targets: &[Target],
     closure: &[Member],
     store_dir: &str,

@@ -16,18 +16,20 @@ const MAX_BASELINE: u64 = 256 * 1024 * 1024;
 #[derive(Debug, Clone, Default)]
 pub struct Side {
     /// What it is: `baseline FILE (PATHS)` or the store path given.
-    pub label: String,
+    pub(crate) label: String,
     /// Every path of the closure, `(path, nar_size)`.
-    pub paths: Vec<(String, u64)>,
+    pub(crate) paths: Vec<(String, u64)>,
     /// `(cache URL, hit_rate_bytes)` of each cache measured for it.
-    pub coverage: Vec<(String, f64)>,
+    pub(crate) coverage: Vec<(String, f64)>,
 }
 
+/// A `--baseline` file that is not a usable report: unreadable, not JSON, or without
+/// `closure.contents`.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot use the baseline report {}: {reason}", path.display())]
 pub struct BaselineError {
-    pub path: PathBuf,
-    pub reason: String,
+    path: PathBuf,
+    reason: String,
 }
 
 impl Side {
@@ -101,8 +103,11 @@ impl Side {
 /// Totals of one side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Totals {
+    /// The side's [`Side::label`].
     pub label: String,
+    /// Paths of its closure.
     pub paths: u64,
+    /// NAR bytes of its closure.
     pub nar_bytes: u64,
 }
 
@@ -110,19 +115,25 @@ pub struct Totals {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
+    /// Only in the new closure.
     Added,
+    /// Only in the old closure.
     Removed,
+    /// In both, with other versions.
     Changed,
 }
 
 /// A package (name without version) whose versions differ between the sides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PackageChange {
+    /// The name as Nix's `DrvName` splits it off (`hello` of `hello-2.12.1`).
     pub name: String,
+    /// Whether it was added, removed or changed versions.
     pub kind: ChangeKind,
     /// Its versions on each side (empty where it is absent; `""` for a path without a
-    /// version).
+    /// version), sorted.
     pub old: Vec<String>,
+    /// Its versions in the new closure, as `old`.
     pub new: Vec<String>,
     /// NAR bytes of its paths, new minus old.
     pub delta_nar_bytes: i64,
@@ -131,18 +142,26 @@ pub struct PackageChange {
 /// One cache's hit rate (bytes) on each side.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CoverageDelta {
+    /// The cache URL, as the new run names it.
     pub cache: String,
+    /// Percent of the old closure's NAR bytes the cache held (`hit_rate_bytes`).
     pub old_hit_rate_bytes: f64,
+    /// Percent of the new closure's NAR bytes it holds.
     pub new_hit_rate_bytes: f64,
+    /// New minus old, in percentage points (two decimals).
     pub delta: f64,
 }
 
 /// The whole comparison (`diff` in the JSON).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Diff {
+    /// The old side: the baseline report's closure, or `--compare`'s OLD.
     pub old: Totals,
+    /// The new side: this run's `--closure`, or `--compare`'s NEW.
     pub new: Totals,
+    /// Paths of the new closure minus those of the old.
     pub delta_paths: i64,
+    /// NAR bytes of the new closure minus those of the old.
     pub delta_nar_bytes: i64,
     /// Paths only in the new closure, largest first.
     pub added: Vec<PathEntry>,
@@ -162,7 +181,7 @@ const OUTPUT_SUFFIXES: &[&str] = &[
 /// `(name, version)` of a store path, as Nix's `DrvName` splits them: the version starts
 /// at the first `-` followed by a character that is not a letter; an output suffix
 /// (`-dev`, `-man`, ...) is not part of the version.
-pub fn split_name(path: &str) -> (&str, &str) {
+fn split_name(path: &str) -> (&str, &str) {
     let base = crate::storepath::name(path).unwrap_or(crate::storepath::base_name(path));
     let base = base.strip_suffix(".drv").unwrap_or(base);
     let mut name_end = base.len();
@@ -202,7 +221,7 @@ fn entries<'a>(paths: impl Iterator<Item = (&'a String, &'a u64)>) -> Vec<PathEn
 }
 
 /// Compares `old` with `new`.
-pub fn compare(old: &Side, new: &Side) -> Diff {
+pub(crate) fn compare(old: &Side, new: &Side) -> Diff {
     let o: HashMap<&String, &u64> = old.paths.iter().map(|(p, n)| (p, n)).collect();
     let n: HashMap<&String, &u64> = new.paths.iter().map(|(p, s)| (p, s)).collect();
     let added = entries(

@@ -6,7 +6,7 @@ use crate::output::human_bytes;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 
 /// `1234567` → `1,234,567`.
-pub fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
@@ -126,11 +126,6 @@ fn right(s: String) -> Cell {
 
 /// Terminal report: one table per section, secrets hidden. `color` adds bold headings only (never in
 /// JSON or Markdown, never with NO_COLOR or off a terminal).
-pub fn table(report: &Report, tty: bool, color: bool) -> String {
-    table_sections(report, tty, color, Sections::ALL)
-}
-
-/// [`table`] of the chosen sections.
 pub fn table_sections(report: &Report, tty: bool, color: bool, sections: Sections) -> String {
     super::hide_secrets(
         &table_unredacted(report, tty, color, sections),
@@ -203,14 +198,36 @@ fn table_unredacted(report: &Report, tty: bool, color: bool, sections: Sections)
     }
 }
 
-fn table_body(report: &Report, tty: bool, color: bool, sections: Sections) -> String {
-    let h = |s: &str| {
-        if color {
+/// How the table report is drawn: box characters on a terminal (`tty`), bold headings
+/// with `color`.
+#[derive(Debug, Clone, Copy)]
+struct Style {
+    tty: bool,
+    color: bool,
+}
+
+impl Style {
+    /// A section's heading line (without the newline).
+    fn heading(self, s: &str) -> String {
+        if self.color {
             format!("\x1b[1m{s}\x1b[0m")
         } else {
             s.to_owned()
         }
-    };
+    }
+
+    fn table(self) -> Table {
+        new_table(self.tty)
+    }
+
+    /// Whether tables of prose columns are printed as one block per row.
+    fn narrow(self) -> bool {
+        narrow(self.tty)
+    }
+}
+
+fn table_body(report: &Report, tty: bool, color: bool, sections: Sections) -> String {
+    let st = Style { tty, color };
     let mut out = String::new();
     let (ok, text) = headline(report);
     out.push_str(&format!(
@@ -218,155 +235,178 @@ fn table_body(report: &Report, tty: bool, color: bool, sections: Sections) -> St
         if ok { "✅" } else { "⚠️ " }
     ));
     out.push_str(&format!("Source: {}\n\n", report.source.describe()));
-
-    let s = &report.store;
     if sections.has("store") {
-        out.push_str(&h("Store"));
-        out.push('\n');
-        let mut t = new_table(tty);
-        t.set_header(vec!["", "paths", "NAR size", "share of NAR"]);
+        store_table(&mut out, &report.store, st);
+    }
+    if sections.has("paths") && !report.largest_paths.is_empty() {
+        paths_table(&mut out, &report.largest_paths, st);
+    }
+    if sections.has("closures") && !report.largest_closures.is_empty() {
+        closures_table(&mut out, &report.largest_closures, st);
+    }
+    if let Some(gc) = report.gc.as_ref().filter(|_| sections.has("gc")) {
+        gc_table(&mut out, gc, st);
+    }
+    if sections.has("coverage") {
+        coverage_table(&mut out, report, st);
+    }
+    if let Some(d) = report.diff.as_ref().filter(|_| sections.has("diff")) {
+        diff_table(&mut out, d, st);
+    }
+    if sections.has("config") || sections.has("findings") {
+        findings_table(&mut out, report, sections, st);
+    }
+    if sections.has("recommendations") && !report.recommendations.is_empty() {
+        recommendations_table(&mut out, &report.recommendations, st);
+    }
+    out
+}
+
+fn store_table(out: &mut String, s: &super::StoreSection, st: Style) {
+    out.push_str(&st.heading("Store"));
+    out.push('\n');
+    let mut t = st.table();
+    t.set_header(vec!["", "paths", "NAR size", "share of NAR"]);
+    t.add_row(vec![
+        Cell::new("all valid paths"),
+        right(thousands(s.paths)),
+        right(bytes(s.nar_bytes)),
+        right("100%".to_owned()),
+    ]);
+    t.add_row(vec![
+        Cell::new(".drv files"),
+        right(thousands(s.drv.paths)),
+        right(bytes(s.drv.nar_bytes)),
+        right(pct(s.drv.nar_bytes, s.nar_bytes)),
+    ]);
+    t.add_row(vec![
+        Cell::new("-source paths"),
+        right(thousands(s.source_paths.paths)),
+        right(bytes(s.source_paths.nar_bytes)),
+        right(pct(s.source_paths.nar_bytes, s.nar_bytes)),
+    ]);
+    out.push_str(&t.to_string());
+    out.push('\n');
+    if let Some(fs) = &s.filesystem {
+        out.push_str(&format!(
+            "Filesystem {}: {} free of {}\n",
+            fs.mount_point.display(),
+            bytes(fs.available_bytes),
+            bytes(fs.total_bytes)
+        ));
+    }
+    out.push('\n');
+}
+
+fn paths_table(out: &mut String, paths: &[super::PathEntry], st: Style) {
+    out.push_str(&st.heading("Largest paths"));
+    out.push('\n');
+    let mut t = st.table();
+    t.set_header(vec!["#", "path", "NAR size"]);
+    let all: Vec<&str> = paths.iter().map(|p| p.path.as_str()).collect();
+    for (i, p) in paths.iter().enumerate() {
         t.add_row(vec![
-            Cell::new("all valid paths"),
-            right(thousands(s.paths)),
-            right(bytes(s.nar_bytes)),
-            right("100%".to_owned()),
+            right((i + 1).to_string()),
+            Cell::new(short_path(&p.path, &all)),
+            right(bytes(p.nar_size)),
         ]);
-        t.add_row(vec![
-            Cell::new(".drv files"),
-            right(thousands(s.drv.paths)),
-            right(bytes(s.drv.nar_bytes)),
-            right(pct(s.drv.nar_bytes, s.nar_bytes)),
-        ]);
-        t.add_row(vec![
-            Cell::new("-source paths"),
-            right(thousands(s.source_paths.paths)),
-            right(bytes(s.source_paths.nar_bytes)),
-            right(pct(s.source_paths.nar_bytes, s.nar_bytes)),
-        ]);
-        out.push_str(&t.to_string());
-        out.push('\n');
-        if let Some(fs) = &s.filesystem {
+    }
+    out.push_str(&t.to_string());
+    out.push_str("\n\n");
+}
+
+fn closures_table(out: &mut String, closures: &[super::ClosureEntry], st: Style) {
+    out.push_str(&st.heading("Largest closures (GC roots)"));
+    out.push('\n');
+    let all: Vec<&str> = closures.iter().map(|c| c.path.as_str()).collect();
+    if st.narrow() {
+        for (i, c) in closures.iter().enumerate() {
             out.push_str(&format!(
-                "Filesystem {}: {} free of {}\n",
-                fs.mount_point.display(),
-                bytes(fs.available_bytes),
-                bytes(fs.total_bytes)
+                "{}. {}{}\n   → {}: {}, {}; deleting it frees {}\n",
+                i + 1,
+                c.root,
+                if c.roots.len() > 1 {
+                    format!(" (+{} more)", c.roots.len() - 1)
+                } else {
+                    String::new()
+                },
+                short_path(&c.path, &all),
+                count(c.closure_paths, "path"),
+                bytes(c.closure_size),
+                freed(c)
             ));
         }
-        out.push('\n');
-    }
-
-    if sections.has("paths") && !report.largest_paths.is_empty() {
-        out.push_str(&h("Largest paths"));
-        out.push('\n');
-        let mut t = new_table(tty);
-        t.set_header(vec!["#", "path", "NAR size"]);
-        let all: Vec<&str> = report
-            .largest_paths
-            .iter()
-            .map(|p| p.path.as_str())
-            .collect();
-        for (i, p) in report.largest_paths.iter().enumerate() {
+    } else {
+        let mut t = st.table();
+        t.set_header(vec![
+            "#",
+            "root (delete to release)",
+            "store path",
+            "paths",
+            "closure size",
+            "deleting it frees",
+        ]);
+        for (i, c) in closures.iter().enumerate() {
+            let mut root = c.root.clone();
+            if c.roots.len() > 1 {
+                root.push_str(&format!(" (+{} more)", c.roots.len() - 1));
+            }
             t.add_row(vec![
                 right((i + 1).to_string()),
-                Cell::new(short_path(&p.path, &all)),
-                right(bytes(p.nar_size)),
+                Cell::new(root),
+                Cell::new(short_path(&c.path, &all)),
+                right(thousands(c.closure_paths)),
+                right(bytes(c.closure_size)),
+                right(freed(c)),
             ]);
         }
         out.push_str(&t.to_string());
-        out.push_str("\n\n");
-    }
-
-    if sections.has("closures") && !report.largest_closures.is_empty() {
-        out.push_str(&h("Largest closures (GC roots)"));
-        out.push('\n');
-        let all: Vec<&str> = report
-            .largest_closures
-            .iter()
-            .map(|c| c.path.as_str())
-            .collect();
-        if narrow(tty) {
-            for (i, c) in report.largest_closures.iter().enumerate() {
-                out.push_str(&format!(
-                    "{}. {}{}\n   → {}: {}, {}; deleting it frees {}\n",
-                    i + 1,
-                    c.root,
-                    if c.roots.len() > 1 {
-                        format!(" (+{} more)", c.roots.len() - 1)
-                    } else {
-                        String::new()
-                    },
-                    short_path(&c.path, &all),
-                    count(c.closure_paths, "path"),
-                    bytes(c.closure_size),
-                    freed(c)
-                ));
-            }
-        } else {
-            let mut t = new_table(tty);
-            t.set_header(vec![
-                "#",
-                "root (delete to release)",
-                "store path",
-                "paths",
-                "closure size",
-                "deleting it frees",
-            ]);
-            for (i, c) in report.largest_closures.iter().enumerate() {
-                let mut root = c.root.clone();
-                if c.roots.len() > 1 {
-                    root.push_str(&format!(" (+{} more)", c.roots.len() - 1));
-                }
-                t.add_row(vec![
-                    right((i + 1).to_string()),
-                    Cell::new(root),
-                    Cell::new(short_path(&c.path, &all)),
-                    right(thousands(c.closure_paths)),
-                    right(bytes(c.closure_size)),
-                    right(freed(c)),
-                ]);
-            }
-            out.push_str(&t.to_string());
-            out.push('\n');
-        }
-        if let Some(line) = most_shared(&report.largest_closures) {
-            out.push_str(&line);
-            out.push('\n');
-        }
         out.push('\n');
     }
-
-    if let Some(gc) = report.gc.as_ref().filter(|_| sections.has("gc")) {
-        out.push_str(&h("Garbage"));
+    if let Some(line) = most_shared(closures) {
+        out.push_str(&line);
         out.push('\n');
-        out.push_str(&format!(
-            "{}{} dead paths ({}) not reachable from {} GC roots ({} rooted paths, {} live paths).\n",
-            if gc.dead_is_upper_bound { "At most " } else { "" },
-            thousands(gc.dead_paths),
-            bytes(gc.dead_nar_bytes),
-            thousands(gc.roots),
-            thousands(gc.root_paths),
-            thousands(gc.live_paths)
-        ));
+    }
+    out.push('\n');
+}
+
+fn gc_table(out: &mut String, gc: &super::GcSection, st: Style) {
+    out.push_str(&st.heading("Garbage"));
+    out.push('\n');
+    out.push_str(&format!(
+        "{}{} dead paths ({}) not reachable from {} GC roots ({} rooted paths, {} live paths).\n",
         if gc.dead_is_upper_bound {
-            out.push_str(&format!(
-                "  upper bound: {} GC-root location(s) could not be read, and paths only they keep are counted as dead: {}\n",
-                gc.unreadable_roots.len(),
-                gc.unreadable_roots
-                    .iter()
-                    .map(|u| u.path.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        for c in &gc.caveats {
-            out.push_str(&format!("  note: {c}\n"));
-        }
-        out.push('\n');
+            "At most "
+        } else {
+            ""
+        },
+        thousands(gc.dead_paths),
+        bytes(gc.dead_nar_bytes),
+        thousands(gc.roots),
+        thousands(gc.root_paths),
+        thousands(gc.live_paths)
+    ));
+    if gc.dead_is_upper_bound {
+        out.push_str(&format!(
+            "  upper bound: {} GC-root location(s) could not be read, and paths only they keep are counted as dead: {}\n",
+            gc.unreadable_roots.len(),
+            gc.unreadable_roots
+                .iter()
+                .map(|u| u.path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
+    for c in &gc.caveats {
+        out.push_str(&format!("  note: {c}\n"));
+    }
+    out.push('\n');
+}
 
-    if let Some(c) = report.closure.as_ref().filter(|_| sections.has("coverage")) {
-        out.push_str(&h("Closure"));
+/// The `--closure` line and each cache's share of it.
+fn coverage_table(out: &mut String, report: &Report, st: Style) {
+    if let Some(c) = &report.closure {
+        out.push_str(&st.heading("Closure"));
         out.push('\n');
         out.push_str(&format!(
             "{}: {} paths, {}\n\n",
@@ -375,100 +415,105 @@ fn table_body(report: &Report, tty: bool, color: bool, sections: Sections) -> St
             bytes(c.nar_bytes)
         ));
     }
-    if sections.has("coverage") && !report.coverage.is_empty() {
-        out.push_str(&h("Cache coverage of the closure"));
-        out.push('\n');
-        if narrow(tty) {
-            for c in &report.coverage {
-                let (paths, nar, rate) = coverage_cells(c);
-                out.push_str(&format!(
-                    "{}{}\n   {rate}: {paths} paths, {nar}\n",
-                    c.cache,
-                    c.priority
-                        .map(|p| format!(" (priority {p})"))
-                        .unwrap_or_default()
-                ));
-                let sig = signatures_cell(c);
-                if !sig.is_empty() {
-                    out.push_str(&format!("   signatures: {sig}\n"));
-                }
-                let note = coverage_note(c);
-                if !note.is_empty() {
-                    out.push_str(&format!("   {note}\n"));
-                }
+    if report.coverage.is_empty() {
+        return;
+    }
+    out.push_str(&st.heading("Cache coverage of the closure"));
+    out.push('\n');
+    if st.narrow() {
+        for c in &report.coverage {
+            let (paths, nar, rate) = coverage_cells(c);
+            out.push_str(&format!(
+                "{}{}\n   {rate}: {paths} paths, {nar}\n",
+                c.cache,
+                c.priority
+                    .map(|p| format!(" (priority {p})"))
+                    .unwrap_or_default()
+            ));
+            let sig = signatures_cell(c);
+            if !sig.is_empty() {
+                out.push_str(&format!("   signatures: {sig}\n"));
             }
-            out.push('\n');
-        } else {
-            let mut t = new_table(tty);
-            t.set_header(vec![
-                "cache",
-                "priority",
-                "paths",
-                "NAR bytes",
-                "hit rate (bytes)",
-                "signatures",
-                "note",
+            let note = coverage_note(c);
+            if !note.is_empty() {
+                out.push_str(&format!("   {note}\n"));
+            }
+        }
+        out.push('\n');
+    } else {
+        let mut t = st.table();
+        t.set_header(vec![
+            "cache",
+            "priority",
+            "paths",
+            "NAR bytes",
+            "hit rate (bytes)",
+            "signatures",
+            "note",
+        ]);
+        for c in &report.coverage {
+            let (paths, nar, rate) = coverage_cells(c);
+            t.add_row(vec![
+                Cell::new(&c.cache),
+                right(c.priority.map(|p| p.to_string()).unwrap_or_default()),
+                right(paths),
+                right(nar),
+                right(rate),
+                Cell::new(signatures_cell(c)),
+                Cell::new(coverage_note(c)),
             ]);
-            for c in &report.coverage {
-                let (paths, nar, rate) = coverage_cells(c);
-                t.add_row(vec![
-                    Cell::new(&c.cache),
-                    right(c.priority.map(|p| p.to_string()).unwrap_or_default()),
-                    right(paths),
-                    right(nar),
-                    right(rate),
-                    Cell::new(signatures_cell(c)),
-                    Cell::new(coverage_note(c)),
-                ]);
-            }
-            out.push_str(&t.to_string());
-            out.push_str("\n\n");
+        }
+        out.push_str(&t.to_string());
+        out.push_str("\n\n");
+    }
+}
+
+fn diff_table(out: &mut String, d: &super::diff::Diff, st: Style) {
+    out.push_str(&st.heading(&format!("Changes: {} → {}", d.old.label, d.new.label)));
+    out.push('\n');
+    out.push_str(&format!("Closure: {}\n", diff_headline(d)));
+    if !d.packages.is_empty() {
+        let mut t = st.table();
+        t.set_header(vec!["package", "before", "after", "size change"]);
+        for [n, o, v, delta] in package_rows(d) {
+            t.add_row(vec![Cell::new(n), Cell::new(o), Cell::new(v), right(delta)]);
+        }
+        out.push_str(&t.to_string());
+        out.push('\n');
+        if let Some(m) = more(d.packages.len()) {
+            out.push_str(&format!("{m}\n"));
         }
     }
-
-    if let Some(d) = report.diff.as_ref().filter(|_| sections.has("diff")) {
-        out.push_str(&h(&format!("Changes: {} → {}", d.old.label, d.new.label)));
+    if !d.added.is_empty() {
+        out.push_str("Largest additions:\n");
+        let mut t = st.table();
+        t.set_header(vec!["added path", "NAR size"]);
+        let all: Vec<&str> = d.added.iter().map(|e| e.path.as_str()).collect();
+        for e in d.added.iter().take(DIFF_ROWS) {
+            t.add_row(vec![
+                Cell::new(short_path(&e.path, &all)),
+                right(bytes(e.nar_size)),
+            ]);
+        }
+        out.push_str(&t.to_string());
         out.push('\n');
-        out.push_str(&format!("Closure: {}\n", diff_headline(d)));
-        if !d.packages.is_empty() {
-            let mut t = new_table(tty);
-            t.set_header(vec!["package", "before", "after", "size change"]);
-            for [n, o, v, delta] in package_rows(d) {
-                t.add_row(vec![Cell::new(n), Cell::new(o), Cell::new(v), right(delta)]);
-            }
-            out.push_str(&t.to_string());
-            out.push('\n');
-            if let Some(m) = more(d.packages.len()) {
-                out.push_str(&format!("{m}\n"));
-            }
+        if let Some(m) = more(d.added.len()) {
+            out.push_str(&format!("{m}\n"));
         }
-        if !d.added.is_empty() {
-            out.push_str("Largest additions:\n");
-            let mut t = new_table(tty);
-            t.set_header(vec!["added path", "NAR size"]);
-            let all: Vec<&str> = d.added.iter().map(|e| e.path.as_str()).collect();
-            for e in d.added.iter().take(DIFF_ROWS) {
-                t.add_row(vec![
-                    Cell::new(short_path(&e.path, &all)),
-                    right(bytes(e.nar_size)),
-                ]);
-            }
-            out.push_str(&t.to_string());
-            out.push('\n');
-            if let Some(m) = more(d.added.len()) {
-                out.push_str(&format!("{m}\n"));
-            }
-        }
-        out.push_str(&format!(
-            "{} removed.\n",
-            count(d.removed.len() as u64, "path")
-        ));
-        for c in &d.coverage {
-            out.push_str(&format!("{}\n", hit_rate_change(c, &c.cache)));
-        }
-        out.push('\n');
     }
+    out.push_str(&format!(
+        "{} removed.\n",
+        count(d.removed.len() as u64, "path")
+    ));
+    for c in &d.coverage {
+        out.push_str(&format!("{}\n", hit_rate_change(c, &c.cache)));
+    }
+    out.push('\n');
+}
 
+/// The findings `sections` asks for: the configuration's with `config`, the others with
+/// `findings`.
+fn findings_table(out: &mut String, report: &Report, sections: Sections, st: Style) {
     let shown: Vec<&Finding> = report
         .findings
         .iter()
@@ -480,60 +525,57 @@ fn table_body(report: &Report, tty: bool, color: bool, sections: Sections) -> St
             }
         })
         .collect();
-    if sections.has("config") || sections.has("findings") {
-        out.push_str(&h("Findings"));
-        out.push('\n');
-        if shown.is_empty() {
-            out.push_str("none\n");
-        } else if term_width(tty).is_some() {
-            // Prose in four columns reads badly at any width (and a path in a cell is cut
-            // mid-hash): on a terminal, one wrapped block per finding.
-            for f in shown {
-                let loc = location(f);
-                let at = if loc.is_empty() {
-                    String::new()
-                } else {
-                    format!(" at {loc}")
-                };
-                out.push_str(&format!(
-                    "{} {}{at}\n  {}\n  → {}\n",
-                    f.severity.icon(),
-                    f.severity.as_str(),
-                    f.message,
-                    f.what_to_do
-                ));
-            }
-        } else {
-            let mut t = new_table(tty);
-            t.set_header(vec!["severity", "where", "finding", "what to do"]);
-            for f in shown {
-                t.add_row(vec![
-                    Cell::new(f.severity.as_str()),
-                    Cell::new(location(f)),
-                    Cell::new(&f.message),
-                    Cell::new(&f.what_to_do),
-                ]);
-            }
-            out.push_str(&t.to_string());
-            out.push('\n');
+    out.push_str(&st.heading("Findings"));
+    out.push('\n');
+    if shown.is_empty() {
+        out.push_str("none\n");
+    } else if term_width(st.tty).is_some() {
+        // Prose in four columns reads badly at any width (and a path in a cell is cut
+        // mid-hash): on a terminal, one wrapped block per finding.
+        for f in shown {
+            let loc = location(f);
+            let at = if loc.is_empty() {
+                String::new()
+            } else {
+                format!(" at {loc}")
+            };
+            out.push_str(&format!(
+                "{} {}{at}\n  {}\n  → {}\n",
+                f.severity.icon(),
+                f.severity.as_str(),
+                f.message,
+                f.what_to_do
+            ));
         }
-        if sections.has("config") && report.config.checked && report.config.findings.is_empty() {
-            out.push_str("Configuration: no problems in the files Nix reads.\n");
+    } else {
+        let mut t = st.table();
+        t.set_header(vec!["severity", "where", "finding", "what to do"]);
+        for f in shown {
+            t.add_row(vec![
+                Cell::new(f.severity.as_str()),
+                Cell::new(location(f)),
+                Cell::new(&f.message),
+                Cell::new(&f.what_to_do),
+            ]);
         }
+        out.push_str(&t.to_string());
         out.push('\n');
     }
+    if sections.has("config") && report.config.checked && report.config.findings.is_empty() {
+        out.push_str("Configuration: no problems in the files Nix reads.\n");
+    }
+    out.push('\n');
+}
 
-    if sections.has("recommendations") && !report.recommendations.is_empty() {
-        out.push_str(&h("Recommendations"));
-        out.push('\n');
-        for (i, r) in report.recommendations.iter().enumerate() {
-            out.push_str(&format!("{}. {}\n", i + 1, r.message));
-            if let Some(c) = &r.command {
-                out.push_str(&format!("   $ {c}\n"));
-            }
+fn recommendations_table(out: &mut String, recommendations: &[super::Recommendation], st: Style) {
+    out.push_str(&st.heading("Recommendations"));
+    out.push('\n');
+    for (i, r) in recommendations.iter().enumerate() {
+        out.push_str(&format!("{}. {}\n", i + 1, r.message));
+        if let Some(c) = &r.command {
+            out.push_str(&format!("   $ {c}\n"));
         }
     }
-    out
 }
 
 /// Rows of the diff tables shown in the table and Markdown (the JSON has all).
@@ -750,7 +792,7 @@ pub struct Sections(u16);
 
 impl Sections {
     /// Every section, in the order `--sections` lists them.
-    pub const NAMES: [&'static str; 9] = [
+    const NAMES: [&'static str; 9] = [
         "coverage",
         "config",
         "diff",
@@ -762,7 +804,7 @@ impl Sections {
         "gc",
     ];
 
-    pub const ALL: Sections = Sections((1 << Self::NAMES.len()) - 1);
+    const ALL: Sections = Sections((1 << Self::NAMES.len()) - 1);
 
     /// `coverage,config,...` (any order); an unknown name is an error listing the names.
     pub fn parse(list: &str) -> Result<Sections, String> {
@@ -790,7 +832,7 @@ impl Sections {
         Ok(Sections(bits))
     }
 
-    pub fn has(self, name: &str) -> bool {
+    fn has(self, name: &str) -> bool {
         Self::NAMES
             .iter()
             .position(|n| *n == name)
@@ -943,11 +985,6 @@ fn mermaid_pie(report: &Report) -> Option<String> {
 /// Markdown job summary (secrets hidden): a headline and a one-line verdict, then what
 /// matters on CI — coverage, configuration, changes, findings, recommendations — and the
 /// store, largest paths and closures and garbage collapsed in `<details>`.
-pub fn markdown(report: &Report) -> String {
-    markdown_sections(report, Sections::ALL)
-}
-
-/// [`markdown`] of the chosen sections.
 pub fn markdown_sections(report: &Report, sections: Sections) -> String {
     super::hide_secrets(&markdown_unredacted(report, sections), &report.secrets)
 }

@@ -17,46 +17,44 @@ use crate::redact;
 use std::time::{Duration, Instant};
 
 /// The default `--timeout`: a few minutes for the whole upload.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Attempts Nix makes of each HTTP transfer itself (its default is 5).
-pub const NIX_DOWNLOAD_ATTEMPTS: u32 = 2;
+pub(super) const NIX_DOWNLOAD_ATTEMPTS: u32 = 2;
 
 /// The end of the time a push may take.
 #[derive(Debug, Clone, Copy)]
-pub struct Deadline {
+pub(super) struct Deadline {
     end: Instant,
     limit: Duration,
 }
 
 impl Deadline {
-    pub fn after(limit: Duration) -> Self {
+    /// `limit` from now.
+    pub(super) fn after(limit: Duration) -> Self {
         Deadline {
             end: Instant::now() + limit,
             limit,
         }
     }
 
-    /// The whole limit, as given.
-    pub fn limit(&self) -> Duration {
-        self.limit
-    }
-
     /// The moment it ends.
-    pub fn instant(&self) -> Instant {
+    pub(super) fn instant(&self) -> Instant {
         self.end
     }
 
-    pub fn left(&self) -> Duration {
+    /// The time left (zero once it has passed).
+    pub(super) fn left(&self) -> Duration {
         self.end.saturating_duration_since(Instant::now())
     }
 
-    pub fn expired(&self) -> bool {
+    /// Whether no time is left.
+    pub(super) fn expired(&self) -> bool {
         self.left().is_zero()
     }
 
     /// Why a path was not (fully) attempted once the time is up.
-    pub fn expired_reason(&self) -> String {
+    pub(super) fn expired_reason(&self) -> String {
         format!(
             "not attempted: the push reached its time limit (--timeout {} s)",
             self.limit.as_secs()
@@ -64,14 +62,14 @@ impl Deadline {
     }
 
     /// Sleeps `d`, or less when the deadline comes first.
-    pub fn sleep(&self, d: Duration) {
+    pub(super) fn sleep(&self, d: Duration) {
         std::thread::sleep(d.min(self.left()));
     }
 }
 
 /// `--option NAME VALUE` pairs for every `nix copy`: few retries of its own, no long
 /// stalls, a connect timeout — all within the time left.
-pub fn nix_options(deadline: &Deadline) -> Vec<String> {
+pub(super) fn nix_options(deadline: &Deadline) -> Vec<String> {
     let secs = |d: Duration| d.as_secs().max(1).to_string();
     let left = deadline.left();
     [
@@ -90,7 +88,7 @@ pub fn nix_options(deadline: &Deadline) -> Vec<String> {
 /// Runs `cmd` with the time left, streaming stderr lines to `on_line`. In dry-run mode
 /// the command is printed (credentials hidden) and not run. With no time left it is
 /// not started: [`CmdError::TimedOut`] after zero seconds.
-pub fn run(
+pub(super) fn run(
     runner: &Runner,
     cmd: Cmd,
     deadline: &Deadline,
@@ -112,7 +110,7 @@ pub fn run(
 
 /// Whether another attempt may help: not for a program that was killed (by a signal
 /// such as the OOM killer's, or at the deadline) or could not be started.
-pub fn retryable(e: &CmdError) -> bool {
+pub(super) fn retryable(e: &CmdError) -> bool {
     !(e.killed_by_signal()
         || matches!(
             e,
@@ -124,7 +122,7 @@ pub fn retryable(e: &CmdError) -> bool {
 /// when it quotes the server's answer (`response body:`), its first line; else the
 /// last line of stderr; plus how the program ended when that says more (a signal, the
 /// time limit).
-pub fn reason(e: &CmdError) -> String {
+pub(super) fn reason(e: &CmdError) -> String {
     let how = match e {
         CmdError::TimedOut { after, .. } if after.is_zero() => {
             return "not attempted: the push reached its time limit (--timeout)".to_owned();

@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Where paths go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(super) enum Target {
     /// Any Nix store URI, through `nix copy --to`.
     Store(String),
     /// `cachix:NAME`, through `cachix push NAME`.
@@ -19,7 +19,7 @@ pub enum Target {
 impl Target {
     /// Parses a `--to` / `push.to` value (already checked by
     /// [`crate::cachetoml::validate_push_target`]).
-    pub fn parse(to: &str) -> Result<Self, String> {
+    pub(super) fn parse(to: &str) -> Result<Self, String> {
         crate::cachetoml::validate_push_target(to)?;
         Ok(if let Some(n) = to.strip_prefix("cachix:") {
             Target::Cachix(n.to_owned())
@@ -31,7 +31,7 @@ impl Target {
     }
 
     /// The program that uploads, as looked up on PATH.
-    pub fn program(&self) -> &'static str {
+    pub(super) fn program(&self) -> &'static str {
         match self {
             Target::Store(_) => "nix",
             Target::Cachix(_) => "cachix",
@@ -52,7 +52,7 @@ impl std::fmt::Display for Target {
 }
 
 /// Adds `secret-key=FILE` to a store URI's parameters, so Nix signs what it uploads.
-pub fn with_secret_key(uri: &str, key_file: &Path) -> String {
+pub(super) fn with_secret_key(uri: &str, key_file: &Path) -> String {
     // Already there (the key came from the URI itself): not twice.
     if crate::url::store_param(uri, "secret-key").is_some() {
         return uri.to_owned();
@@ -64,7 +64,7 @@ pub fn with_secret_key(uri: &str, key_file: &Path) -> String {
 /// `nix copy [OPTIONS] --no-recursive --to URI PATHS...`: exactly these paths, nothing
 /// of their closure (the caller orders them and knows the references are there).
 /// `options` are `--option NAME VALUE` pairs (see [`super::attempt::nix_options`]).
-pub fn nix_copy(nix: &Nix, uri: &str, paths: &[String], options: &[String]) -> Cmd {
+pub(super) fn nix_copy(nix: &Nix, uri: &str, paths: &[String], options: &[String]) -> Cmd {
     nix.command(["copy"])
         .args(options)
         .args(["--no-recursive", "--to", uri])
@@ -73,7 +73,7 @@ pub fn nix_copy(nix: &Nix, uri: &str, paths: &[String], options: &[String]) -> C
 
 /// `cachix push [-j N] NAME` with the paths on stdin, one per line. Cachix pushes
 /// closures; the caller passes a set closed under references, so nothing else goes.
-pub fn cachix_push(name: &str, jobs: Option<usize>, paths: &[String]) -> Cmd {
+pub(super) fn cachix_push(name: &str, jobs: Option<usize>, paths: &[String]) -> Cmd {
     let mut c = Cmd::new("cachix").arg("push");
     if let Some(j) = jobs {
         c = c.args(["--jobs".to_owned(), j.to_string()]);
@@ -86,7 +86,7 @@ pub fn cachix_push(name: &str, jobs: Option<usize>, paths: &[String]) -> Cmd {
 /// `attic push [-j N] --no-closure [SERVER:]CACHE PATHS...`. Paths go as arguments: every
 /// attic release takes them there (`--stdin` only exists in newer ones); `--no-closure`
 /// uploads exactly the set given (attic checks itself what the server already has).
-pub fn attic_push(cache: &str, jobs: Option<usize>, paths: &[String]) -> Cmd {
+pub(super) fn attic_push(cache: &str, jobs: Option<usize>, paths: &[String]) -> Cmd {
     let mut c = Cmd::new("attic").arg("push");
     if let Some(j) = jobs {
         c = c.args(["--jobs".to_owned(), j.to_string()]);
@@ -96,7 +96,7 @@ pub fn attic_push(cache: &str, jobs: Option<usize>, paths: &[String]) -> Cmd {
 
 /// Why pushing to this target cannot work without credentials, or `None` when some are
 /// there. `env` looks up environment variables (injected for tests).
-pub fn missing_credentials(
+pub(super) fn missing_credentials(
     target: &Target,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<String> {

@@ -149,17 +149,17 @@ impl Upload<'_> {
         }
     }
 
-    fn pushed(&self, p: &str, started: &BTreeSet<String>, report: &mut Report) {
-        if !started.contains(p) {
+    fn pushed(&self, p: &str, tally: &mut Tally<'_>) {
+        if !tally.started.contains(p) {
             self.progress
                 .done(p, self.size_of(p), self.nix.runner().is_dry_run());
         }
-        report.pushed.push(p.to_owned());
+        tally.report.pushed.push(p.to_owned());
     }
 
-    fn fail(&self, p: String, why: String, failed: &mut BTreeMap<String, String>) {
+    fn fail(&self, p: String, why: String, tally: &mut Tally<'_>) {
         self.progress.failed(&p, &why);
-        failed.insert(p, why);
+        tally.failed.insert(p, why);
     }
 
     /// Uploads `to_push` (references first). `failed` starts with the paths known to be
@@ -167,7 +167,7 @@ impl Upload<'_> {
     pub(super) fn run(
         &self,
         to_push: &[String],
-        mut failed: BTreeMap<String, String>,
+        failed: BTreeMap<String, String>,
         report: &mut Report,
     ) -> Result<(), PushError> {
         let nodes = self.nodes;
@@ -177,168 +177,215 @@ impl Upload<'_> {
                 .map(|i| i.references.clone())
                 .unwrap_or_default()
         };
-        let mut started: BTreeSet<String> = BTreeSet::new();
+        let mut tally = Tally {
+            failed,
+            started: BTreeSet::new(),
+            report,
+        };
         for stage in stages(to_push, &refs, upload_processes(self.uri)) {
-            // Paths whose reference failed earlier cannot go: the cache would hold them
-            // without that reference. Nothing starts after the deadline.
-            let mut chunks: Vec<Vec<String>> = Vec::new();
-            for chunk in stage {
-                let mut ready = Vec::new();
-                for p in chunk {
-                    if let Some(r) = failed_reference(&p, nodes, &failed) {
-                        let why = format!("not attempted: its reference {r} failed to upload");
-                        self.fail(p, why, &mut failed);
-                    } else if self.deadline.expired() {
-                        self.fail(p, self.deadline.expired_reason(), &mut failed);
-                    } else {
-                        ready.push(p);
-                    }
-                }
-                if !ready.is_empty() {
-                    chunks.push(ready);
-                }
-            }
-            // Each chunk is one `nix copy` (Nix uploads references first, in parallel);
-            // the chunks of a stage run at the same time.
-            let results: Vec<(BTreeSet<String>, Result<(), CmdError>)> = std::thread::scope(|s| {
-                let handles: Vec<_> = chunks
-                    .iter()
-                    .map(|chunk| {
-                        s.spawn(move || {
-                            let mut seen = BTreeSet::new();
-                            let r = self.copy(chunk, &mut |line| {
-                                if let Some(p) = copying_path(line) {
-                                    if nodes.contains_key(p) && seen.insert(p.to_owned()) {
-                                        self.progress.started(p, self.size_of(p));
-                                    }
-                                }
-                            });
-                            (seen, r)
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            (
-                                BTreeSet::new(),
-                                Err(CmdError::Failed {
-                                    cmdline: "nix copy".to_owned(),
-                                    status: "upload thread panicked".to_owned(),
-                                    stderr: String::new(),
-                                    stdout: String::new(),
-                                }),
-                            )
-                        })
-                    })
-                    .collect()
-            });
-            let mut retry: Vec<String> = Vec::new();
-            for (chunk, (seen, result)) in chunks.iter().zip(results) {
-                started.extend(seen);
-                match result {
-                    Ok(()) => {
-                        for p in chunk {
-                            self.pushed(p, &started, report);
-                        }
-                    }
-                    Err(e @ (CmdError::NotFound { .. } | CmdError::Spawn { .. })) => {
-                        // Nix itself is unusable: nothing else will work either.
-                        return Err(PushError::Cmd(e));
-                    }
-                    Err(e) => {
-                        let why = attempt::reason(&e);
-                        let again = attempt::retryable(&e) && !self.deadline.expired();
-                        self.progress.line(&format!(
-                            "upload of {} paths failed{}: {why}",
-                            chunk.len(),
-                            if again {
-                                ", retrying what is missing"
-                            } else {
-                                " (not retried)"
-                            }
-                        ));
-                        // Keep what made it; retry the rest (or give up on it).
-                        let present = self.present(chunk);
-                        for p in chunk {
-                            if present.contains(p) {
-                                self.pushed(p, &started, report);
-                            } else if again {
-                                retry.push(p.clone());
-                            } else {
-                                self.fail(p.clone(), why.clone(), &mut failed);
-                            }
-                        }
-                    }
-                }
-            }
-            // First the whole remainder once more, after a pause: a transient failure
-            // then costs one more `nix copy`, not one per path.
-            if !retry.is_empty() {
-                self.deadline.sleep(RETRY_DELAYS[0]);
-                let again = self.copy(&retry, &mut |_| {});
-                let present: BTreeSet<String> = match &again {
-                    Ok(()) => retry.iter().cloned().collect(),
-                    Err(_) => self.present(&retry),
-                };
-                let give_up = match &again {
-                    Err(e) if !attempt::retryable(e) => Some(attempt::reason(e)),
-                    _ => None,
-                };
-                let mut rest = Vec::new();
-                for p in std::mem::take(&mut retry) {
-                    if present.contains(&p) {
-                        self.pushed(&p, &started, report);
-                    } else if let Some(why) = &give_up {
-                        self.fail(p, why.clone(), &mut failed);
-                    } else {
-                        rest.push(p);
-                    }
-                }
-                retry = rest;
-            }
-            // Then what is still missing, one path at a time in dependency order: at
-            // once, then after each remaining pause — while there is time.
-            for p in retry {
-                if let Some(r) = failed_reference(&p, nodes, &failed) {
-                    let why = format!("not attempted: its reference {r} failed to upload");
-                    self.fail(p, why, &mut failed);
-                    continue;
-                }
-                let mut last_err = self.deadline.expired_reason();
-                let mut ok = false;
-                for delay in [Duration::ZERO, RETRY_DELAYS[1], RETRY_DELAYS[2]] {
-                    self.deadline.sleep(delay);
-                    if self.deadline.expired() {
-                        break;
-                    }
-                    match self.copy(std::slice::from_ref(&p), &mut |_| {}) {
-                        Ok(()) => {
-                            ok = true;
-                            break;
-                        }
-                        Err(e) => {
-                            last_err = attempt::reason(&e);
-                            if !attempt::retryable(&e) {
-                                break;
-                            }
-                        }
-                    }
-                }
-                if ok {
-                    self.pushed(&p, &started, report);
-                } else {
-                    self.fail(p, last_err, &mut failed);
-                }
-            }
+            let chunks = self.ready_chunks(stage, &mut tally);
+            let results = self.copy_chunks(&chunks);
+            let retry = self.record_chunks(&chunks, results, &mut tally)?;
+            let retry = self.retry_together(retry, &mut tally);
+            self.retry_each(retry, &mut tally);
         }
+        let Tally { failed, report, .. } = tally;
         for (p, e) in failed {
             report.failed.push(p.clone());
             report.failures.push(Failure { path: p, reason: e });
         }
         Ok(())
     }
+
+    /// The chunks of a stage without the paths that cannot go: those whose reference
+    /// failed earlier (the cache would hold them without that reference), and all once
+    /// the deadline has passed.
+    fn ready_chunks(&self, stage: Vec<Vec<String>>, tally: &mut Tally<'_>) -> Vec<Vec<String>> {
+        let mut chunks: Vec<Vec<String>> = Vec::new();
+        for chunk in stage {
+            let mut ready = Vec::new();
+            for p in chunk {
+                if let Some(r) = failed_reference(&p, self.nodes, &tally.failed) {
+                    let why = format!("not attempted: its reference {r} failed to upload");
+                    self.fail(p, why, tally);
+                } else if self.deadline.expired() {
+                    self.fail(p, self.deadline.expired_reason(), tally);
+                } else {
+                    ready.push(p);
+                }
+            }
+            if !ready.is_empty() {
+                chunks.push(ready);
+            }
+        }
+        chunks
+    }
+
+    /// One `nix copy` per chunk, all at the same time (Nix uploads references first, in
+    /// parallel): for each, the paths Nix announced and how it ended.
+    fn copy_chunks(&self, chunks: &[Vec<String>]) -> Vec<(BTreeSet<String>, Result<(), CmdError>)> {
+        let nodes = self.nodes;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .iter()
+                .map(|chunk| {
+                    s.spawn(move || {
+                        let mut seen = BTreeSet::new();
+                        let r = self.copy(chunk, &mut |line| {
+                            if let Some(p) = copying_path(line) {
+                                if nodes.contains_key(p) && seen.insert(p.to_owned()) {
+                                    self.progress.started(p, self.size_of(p));
+                                }
+                            }
+                        });
+                        (seen, r)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        (
+                            BTreeSet::new(),
+                            Err(CmdError::Failed {
+                                cmdline: "nix copy".to_owned(),
+                                status: "upload thread panicked".to_owned(),
+                                stderr: String::new(),
+                                stdout: String::new(),
+                            }),
+                        )
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// What the chunks' `nix copy` runs did: their paths pushed, or, after a failure,
+    /// kept when the cache holds them and else to be retried (or failed when another
+    /// attempt cannot help). Returns the paths to retry; an unusable Nix is an error.
+    fn record_chunks(
+        &self,
+        chunks: &[Vec<String>],
+        results: Vec<(BTreeSet<String>, Result<(), CmdError>)>,
+        tally: &mut Tally<'_>,
+    ) -> Result<Vec<String>, PushError> {
+        let mut retry: Vec<String> = Vec::new();
+        for (chunk, (seen, result)) in chunks.iter().zip(results) {
+            tally.started.extend(seen);
+            match result {
+                Ok(()) => {
+                    for p in chunk {
+                        self.pushed(p, tally);
+                    }
+                }
+                Err(e @ (CmdError::NotFound { .. } | CmdError::Spawn { .. })) => {
+                    // Nix itself is unusable: nothing else will work either.
+                    return Err(PushError::Cmd(e));
+                }
+                Err(e) => {
+                    let why = attempt::reason(&e);
+                    let again = attempt::retryable(&e) && !self.deadline.expired();
+                    self.progress.line(&format!(
+                        "upload of {} paths failed{}: {why}",
+                        chunk.len(),
+                        if again {
+                            ", retrying what is missing"
+                        } else {
+                            " (not retried)"
+                        }
+                    ));
+                    // Keep what made it; retry the rest (or give up on it).
+                    let present = self.present(chunk);
+                    for p in chunk {
+                        if present.contains(p) {
+                            self.pushed(p, tally);
+                        } else if again {
+                            retry.push(p.clone());
+                        } else {
+                            self.fail(p.clone(), why.clone(), tally);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(retry)
+    }
+
+    /// The whole remainder once more, after a pause: a transient failure then costs one
+    /// more `nix copy`, not one per path. Returns what is still missing.
+    fn retry_together(&self, retry: Vec<String>, tally: &mut Tally<'_>) -> Vec<String> {
+        if retry.is_empty() {
+            return retry;
+        }
+        self.deadline.sleep(RETRY_DELAYS[0]);
+        let again = self.copy(&retry, &mut |_| {});
+        let present: BTreeSet<String> = match &again {
+            Ok(()) => retry.iter().cloned().collect(),
+            Err(_) => self.present(&retry),
+        };
+        let give_up = match &again {
+            Err(e) if !attempt::retryable(e) => Some(attempt::reason(e)),
+            _ => None,
+        };
+        let mut rest = Vec::new();
+        for p in retry {
+            if present.contains(&p) {
+                self.pushed(&p, tally);
+            } else if let Some(why) = &give_up {
+                self.fail(p, why.clone(), tally);
+            } else {
+                rest.push(p);
+            }
+        }
+        rest
+    }
+
+    /// What is still missing, one path at a time in dependency order: at once, then after
+    /// each remaining pause — while there is time.
+    fn retry_each(&self, retry: Vec<String>, tally: &mut Tally<'_>) {
+        for p in retry {
+            if let Some(r) = failed_reference(&p, self.nodes, &tally.failed) {
+                let why = format!("not attempted: its reference {r} failed to upload");
+                self.fail(p, why, tally);
+                continue;
+            }
+            let mut last_err = self.deadline.expired_reason();
+            let mut ok = false;
+            for delay in [Duration::ZERO, RETRY_DELAYS[1], RETRY_DELAYS[2]] {
+                self.deadline.sleep(delay);
+                if self.deadline.expired() {
+                    break;
+                }
+                match self.copy(std::slice::from_ref(&p), &mut |_| {}) {
+                    Ok(()) => {
+                        ok = true;
+                        break;
+                    }
+                    Err(e) => {
+                        last_err = attempt::reason(&e);
+                        if !attempt::retryable(&e) {
+                            break;
+                        }
+                    }
+                }
+            }
+            if ok {
+                self.pushed(&p, tally);
+            } else {
+                self.fail(p, last_err, tally);
+            }
+        }
+    }
+}
+
+/// What a push through `nix copy` has found out so far.
+struct Tally<'r> {
+    /// Paths that failed or cannot go, with the reason.
+    failed: BTreeMap<String, String>,
+    /// Paths Nix announced uploading (their progress line is shown already).
+    started: BTreeSet<String>,
+    report: &'r mut Report,
 }
 
 pub(super) fn failed_reference<'a>(

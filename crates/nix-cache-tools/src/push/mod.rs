@@ -23,18 +23,17 @@
 //!
 //! Dry-run: queries run, nothing is uploaded; commands that would run are printed.
 
-pub mod attempt;
-pub mod backend;
+mod attempt;
+mod backend;
 mod copy;
 mod native;
-pub mod plan;
+mod plan;
 mod report;
 mod roots;
 
 use copy::{Upload, upload_with_tool};
 use report::Progress;
 pub use report::{Failure, Kept, Report};
-pub use roots::{parse_build_json, result_links};
 use roots::{read_closure, resolve_roots};
 
 use crate::binarycache::{BinaryCache, Found, QueryOptions};
@@ -55,7 +54,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What a push filter is, for error messages.
-pub const FILTER_HINT: &str = "the filter is a regex (Rust `regex` syntax) matched against each full store path, e.g. '(-source$|nixpkgs\\.tar\\.gz$)'";
+const FILTER_HINT: &str = "the filter is a regex (Rust `regex` syntax) matched against each full store path, e.g. '(-source$|nixpkgs\\.tar\\.gz$)'";
 
 /// Checks a `--filter` value (the front end rejects a bad one as a usage error).
 pub fn check_filter(src: &str) -> Result<(), String> {
@@ -66,10 +65,15 @@ pub fn check_filter(src: &str) -> Result<(), String> {
 
 pub use crate::cli::ExitCode;
 
+/// Why a push could not go ahead (paths that fail to upload are in the [`Report`]
+/// instead); [`PushError::exit_code`] is the exit code for it.
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
+    /// cache.toml (`--config`, or the one found from `cwd` up) cannot be read or is
+    /// invalid; the error names file, line and key.
     #[error(transparent)]
     Config(#[from] CacheTomlError),
+    /// Neither `--to` nor `to` under `[push]` in cache.toml names a target.
     #[error(
         "no push target: pass --to URI (cachix:NAME, attic:CACHE, file:///dir, https://host, s3://bucket, ssh-ng://host) or set `to` under [push] in cache.toml"
     )]
@@ -77,57 +81,110 @@ pub enum PushError {
     /// The message names the target and what to use instead.
     #[error("{0}")]
     BadTarget(String),
+    /// [`Options::filter`] is not a regex (push-cache rejects a bad `--filter` as a usage
+    /// error first, and cache.toml's `filter` is checked as the file is read).
     #[error("the push filter `{regex}` is not a valid regex: {reason}\n{FILTER_HINT}")]
-    BadFilter { regex: String, reason: String },
+    BadFilter {
+        /// The filter as written.
+        regex: String,
+        /// What the regex parser objects to.
+        reason: String,
+    },
+    /// The secret key file cannot be read or holds no Nix secret key.
     #[error(
         "the secret key file `{path}` is unusable: {error}; make one with `nix key generate-secret --key-name NAME > FILE` (nothing was uploaded)"
     )]
-    SecretKey { path: PathBuf, error: KeyError },
+    SecretKey {
+        /// The file (relative ones taken from `cwd`).
+        path: PathBuf,
+        /// What is wrong with it.
+        error: KeyError,
+    },
+    /// No arguments, no `--stdin`, and no `result*` link in the working directory.
     #[error(
         "nothing to push: no paths given and no ./result* links in {dir}; run `nix build` first, or pass store paths or installables (e.g. `.#default`), or --stdin"
     )]
-    NothingGiven { dir: PathBuf },
+    NothingGiven {
+        /// The directory searched for `result*` links.
+        dir: PathBuf,
+    },
+    /// An existing file or link argument that leads outside the store.
     #[error(
         "`{arg}` is not in the Nix store (it resolves to {resolved}); pass a store path, a result link or an installable"
     )]
-    NotInStore { arg: String, resolved: String },
+    NotInStore {
+        /// The argument as given.
+        arg: String,
+        /// Where it leads, or `nothing (...)` with why it leads nowhere.
+        resolved: String,
+    },
+    /// `nix path-info` reports a path of the closure as not valid in the store.
     #[error("{path} is not a valid path in the local store: build or fetch it first")]
-    InvalidPath { path: String },
+    InvalidPath {
+        /// The store path.
+        path: String,
+    },
+    /// The cache's `nix-cache-info` names another store directory: Nix would refuse its
+    /// paths.
     #[error(
         "`{url}` has StoreDir {found}, but this store is {expected}: the cache is for another store"
     )]
     StoreDirMismatch {
+        /// The cache, credentials hidden.
         url: String,
+        /// The cache's `StoreDir`.
         found: String,
+        /// This store's directory.
         expected: String,
     },
     /// `reason` names the URL (every [`crate::binarycache::CacheError`] does).
     #[error(
         "could not read the cache: {reason}; check the URL (--to, or `to` under [push] in cache.toml) and that the cache is up (nothing was uploaded)"
     )]
-    CacheRead { url: String, reason: String },
+    CacheRead {
+        /// The cache, credentials hidden.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The message names the URL and what is wrong with its `nix-cache-info`.
     #[error("{0} (nothing was uploaded)")]
     NotABinaryCache(String),
+    /// `cachix` or `attic` is not on PATH (a missing `nix` shows as its first command
+    /// failing: [`PushError::Nix`] or [`PushError::Cmd`]).
     #[error("`{program}` is not on PATH; it is needed to push to {target}{hint}")]
     MissingProgram {
+        /// The program looked up.
         program: String,
+        /// The target it uploads to, credentials hidden.
         target: String,
+        /// How to get it (`: run inside ...`), or empty.
         hint: String,
     },
+    /// `--require-push`, and no credentials for the target.
     #[error("push required (--require-push) but not possible: {reason}")]
-    NotPushed { reason: String },
+    NotPushed {
+        /// Which credentials are missing, and where they would come from.
+        reason: String,
+    },
+    /// `--stdin`: standard input could not be read (the I/O error).
     #[error("could not read standard input: {0}")]
     Stdin(String),
+    /// `--source database`: the closure could not be read from the store database (why).
     #[error("--source database: {0}; use --source auto (or nix) to ask Nix instead")]
     Database(String),
+    /// A `nix` query (`nix path-info`, a build's JSON) failed or could not be read.
     #[error(transparent)]
     Nix(#[from] NixError),
+    /// A command failed: `nix build` of an installable, or `nix copy` that could not be
+    /// started at all.
     #[error(transparent)]
     Cmd(#[from] CmdError),
 }
 
 impl PushError {
+    /// [`ExitCode::NotPushed`] (7), [`ExitCode::MissingProgram`] (8) when `cachix`,
+    /// `attic` or `nix` is not on PATH, else [`ExitCode::Error`] (1).
     pub fn exit_code(&self) -> ExitCode {
         match self {
             PushError::NotPushed { .. } => ExitCode::NotPushed,
@@ -146,14 +203,27 @@ pub struct Options {
     pub args: Vec<String>,
     /// Lines read from stdin (`--stdin`), already split by the caller.
     pub stdin_paths: Option<Vec<String>>,
+    /// `--to`: `cachix:NAME`, `attic:[SERVER:]CACHE` or a Nix store URI; else `to` under
+    /// `[push]` in cache.toml.
     pub to: Option<String>,
     /// `--config FILE`; else `cache.toml` is searched from `cwd` up.
     pub config: Option<PathBuf>,
+    /// `--filter`: a regex matched against each full store path; else cache.toml's,
+    /// else [`cachetoml::DEFAULT_PUSH_FILTER`].
     pub filter: Option<String>,
+    /// `--no-filter`: the whole closure is pushed.
     pub no_filter: bool,
+    /// `--secret-key-file`: the Nix secret key to sign with (store URIs only); else
+    /// cache.toml's, else the URI's `?secret-key=`.
     pub secret_key_file: Option<PathBuf>,
+    /// `--jobs`: parallel cache queries (default 16, 64 for `s3://`) and upload workers
+    /// (default twice the cores, 4 to 16); cachix and attic get it as `--jobs`.
     pub jobs: Option<usize>,
+    /// `--dry-run`: the cache is asked, nothing is uploaded; the report's `pushed` is what
+    /// would be.
     pub dry_run: bool,
+    /// `--require-push`: no credentials is [`PushError::NotPushed`] instead of a
+    /// skipped push.
     pub require_push: bool,
     /// Progress bar instead of plain lines (the caller decides: stderr is a terminal).
     pub progress_bar: bool,
@@ -165,107 +235,215 @@ pub struct Options {
     /// `--via nix`: upload to file:// and http(s):// with `nix copy` instead of the
     /// native pipeline.
     pub via_nix: bool,
-    /// `--compression` (zstd, xz, none) and `--compression-level` for the native
-    /// pipeline; default: the URI's `?compression=`, else zstd.
+    /// `--compression` (zstd, xz, none) for the native pipeline; default: the URI's
+    /// `?compression=`, else zstd.
     pub compression: Option<String>,
+    /// `--compression-level` (zstd 1-19, xz 0-9); default: the URI's
+    /// `?compression-level=` when the method is the URI's, else the method's own (zstd 3,
+    /// xz 6).
     pub compression_level: Option<i32>,
     /// `--no-refresh`: leave this machine's narinfo disk cache alone after a push.
     pub no_refresh: bool,
+    /// The working directory: relative arguments, `result*` links and the cache.toml
+    /// search start here.
     pub cwd: PathBuf,
 }
 
 /// Runs a push. Warnings and per-path progress go to stderr; the caller prints the
 /// [`Report`] (summary or JSON).
 pub fn run(opts: &Options) -> Result<Report, PushError> {
-    // Configuration: flags win over cache.toml.
-    let config = cachetoml::locate(opts.config.as_deref(), &opts.cwd)?.map(|(_, t)| t);
-    let push_cfg = config.as_ref().and_then(|c| c.push.clone());
-    let to = opts
-        .to
-        .clone()
-        .or_else(|| push_cfg.as_ref().and_then(|p| p.to.clone()))
-        .ok_or(PushError::NoTarget)?;
-    crate::redact::register_url_secrets(&to);
-    let target = Target::parse(&to).map_err(PushError::BadTarget)?;
-    let filter_src = if opts.no_filter {
-        None
-    } else {
-        Some(
-            opts.filter
-                .clone()
-                .or_else(|| push_cfg.as_ref().and_then(|p| p.filter.clone()))
-                .unwrap_or_else(|| cachetoml::DEFAULT_PUSH_FILTER.to_owned()),
-        )
-    };
-    let filter = match &filter_src {
-        Some(src) => Some(Regex::new(src).map_err(|e| PushError::BadFilter {
-            regex: src.clone(),
-            reason: e.to_string(),
-        })?),
-        None => None,
-    };
-    // `--secret-key-file`, else cache.toml's, else the store URI's `?secret-key=` (what
-    // `nix copy` would sign with): the native pipeline signs with it too.
-    let key_file = opts
-        .secret_key_file
-        .clone()
-        .or_else(|| push_cfg.as_ref().and_then(|p| p.secret_key_file.clone()))
-        .or_else(|| crate::url::store_param(&to, "secret-key").map(PathBuf::from));
-
-    // Warnings go into the report: the library prints nothing itself.
-    let mut warnings = Vec::new();
-    // A bad key is an error before anything else happens.
-    let key_file = match key_file {
-        Some(k) => {
-            let k = if k.is_relative() { opts.cwd.join(k) } else { k };
-            let key_warnings =
-                SecretKey::read_with_warnings(&k).map_err(|e| PushError::SecretKey {
-                    path: k.clone(),
-                    error: e,
-                })?;
-            let (_, key_warnings) = key_warnings;
-            warnings.extend(key_warnings);
-            if !matches!(target, Target::Store(_)) {
-                warnings.push(format!(
-                    "--secret-key-file is ignored for {target}: {}",
-                    match target {
-                        Target::Cachix(_) =>
-                            "Cachix signs with CACHIX_SIGNING_KEY or on its servers",
-                        _ => "attic signs on the server",
-                    }
-                ));
-                None
-            } else {
-                Some(k)
-            }
-        }
-        None => None,
-    };
-
+    let mut setup = Setup::resolve(opts)?;
     let mut report = Report {
-        target: target.to_string(),
+        target: setup.target.to_string(),
         dry_run: opts.dry_run,
-        filter: filter_src.clone(),
-        warnings,
+        filter: setup.filter_src.clone(),
+        warnings: std::mem::take(&mut setup.warnings),
         ..Report::default()
     };
+    if skip_without_credentials(&setup.target, opts, &mut report)? {
+        return Ok(report);
+    }
+    check_program(&setup.target)?;
+    let nix = push_nix(Runner::new().dry_run(opts.dry_run));
+    let Some(closure) = plan_closure(opts, &nix, setup.filter.as_ref(), &mut report)? else {
+        return Ok(report);
+    };
 
-    // No credentials (e.g. a fork's pull request): skip cleanly, or fail when required.
-    let env = |k: &str| std::env::var(k).ok();
-    if let Some(why) = backend::missing_credentials(&target, &env) {
-        if opts.require_push {
-            return Err(PushError::NotPushed { reason: why });
-        }
-        if !opts.dry_run {
-            report.skipped = Some(why);
-            return Ok(report);
-        }
-        report
-            .warnings
-            .push(format!("{why}; a real run would skip the push"));
+    // From here on the push is bounded in time.
+    let deadline = Deadline::after(opts.timeout.unwrap_or(attempt::DEFAULT_TIMEOUT));
+    let cache = open_cache(&setup.target, &deadline)?;
+    // A cache without `nix-cache-info` is new: Nix writes that file when it first opens
+    // a binary cache, before any upload. Asking it about every path would only find them
+    // all missing (and `nix copy` checks again anyway), so it is not asked.
+    report.queried = cache.is_some();
+    let mut todo = match &cache {
+        Some((cache, true)) => ask_cache(
+            cache,
+            &closure.plan.ordered,
+            &setup.target,
+            opts,
+            &deadline,
+            &mut report,
+        ),
+        _ => Todo {
+            to_push: closure.plan.ordered.clone(),
+            unusable: BTreeMap::new(),
+        },
+    };
+    let native = matches!(&setup.target, Target::Store(uri) if crate::binarycache::is_supported(uri))
+        && !opts.via_nix;
+    if native && !todo.unusable.is_empty() {
+        todo.replace_unusable(&closure.plan.ordered, &mut report);
+    }
+    if todo.to_push.is_empty() && todo.unusable.is_empty() {
+        return Ok(report);
     }
 
-    // The uploading program must be there (nix is checked by running it below).
+    let progress = Progress::new(
+        todo.to_push.len() + todo.unusable.len(),
+        opts.progress_bar && !opts.dry_run,
+    );
+    for (p, why) in &todo.unusable {
+        progress.failed(p, why);
+    }
+    let push = Push {
+        opts,
+        target: &setup.target,
+        nix: &nix,
+        nodes: &closure.nodes,
+        cache: cache.as_ref(),
+        key_file: setup.key_file.as_deref(),
+        deadline: &deadline,
+        progress: &progress,
+    };
+    push.upload(native, todo, &mut report)?;
+    progress.finish();
+    let size_of = |p: &str| closure.nodes.get(p).map(|i| i.nar_size).unwrap_or(0);
+    report.nar_bytes_pushed = report.pushed.iter().map(|p| size_of(p)).sum();
+    Ok(report)
+}
+
+/// What the flags and cache.toml ask for, checked (the first phase of [`run`]).
+struct Setup {
+    target: Target,
+    /// The filter in effect (`None` with `--no-filter`), as given.
+    filter_src: Option<String>,
+    filter: Option<Regex>,
+    /// The secret key to sign with (read once, so it is usable); store URIs only.
+    key_file: Option<PathBuf>,
+    /// For the report: the key's, and that the target signs by itself.
+    warnings: Vec<String>,
+}
+
+impl Setup {
+    /// Flags win over cache.toml. A bad target, filter or key is an error before anything
+    /// else happens.
+    fn resolve(opts: &Options) -> Result<Self, PushError> {
+        let config = cachetoml::locate(opts.config.as_deref(), &opts.cwd)?.map(|(_, t)| t);
+        let push_cfg = config.as_ref().and_then(|c| c.push.clone());
+        let to = opts
+            .to
+            .clone()
+            .or_else(|| push_cfg.as_ref().and_then(|p| p.to.clone()))
+            .ok_or(PushError::NoTarget)?;
+        crate::redact::register_url_secrets(&to);
+        let target = Target::parse(&to).map_err(PushError::BadTarget)?;
+        let filter_src = if opts.no_filter {
+            None
+        } else {
+            Some(
+                opts.filter
+                    .clone()
+                    .or_else(|| push_cfg.as_ref().and_then(|p| p.filter.clone()))
+                    .unwrap_or_else(|| cachetoml::DEFAULT_PUSH_FILTER.to_owned()),
+            )
+        };
+        let filter = match &filter_src {
+            Some(src) => Some(Regex::new(src).map_err(|e| PushError::BadFilter {
+                regex: src.clone(),
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
+        // `--secret-key-file`, else cache.toml's, else the store URI's `?secret-key=`
+        // (what `nix copy` would sign with): the native pipeline signs with it too.
+        let key_file = opts
+            .secret_key_file
+            .clone()
+            .or_else(|| push_cfg.as_ref().and_then(|p| p.secret_key_file.clone()))
+            .or_else(|| crate::url::store_param(&to, "secret-key").map(PathBuf::from));
+        // Warnings go into the report: the library prints nothing itself.
+        let mut warnings = Vec::new();
+        let key_file = match key_file {
+            Some(k) => check_key(k, &target, &opts.cwd, &mut warnings)?,
+            None => None,
+        };
+        Ok(Setup {
+            target,
+            filter_src,
+            filter,
+            key_file,
+            warnings,
+        })
+    }
+}
+
+/// Reads the secret key `k` (relative to `cwd`) once, so a bad one fails the push before
+/// any upload; its warnings go to `warnings`. `None` for Cachix and attic, which sign by
+/// themselves (with a warning that the key is ignored).
+fn check_key(
+    k: PathBuf,
+    target: &Target,
+    cwd: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Option<PathBuf>, PushError> {
+    let k = if k.is_relative() { cwd.join(k) } else { k };
+    let (_, key_warnings) =
+        SecretKey::read_with_warnings(&k).map_err(|e| PushError::SecretKey {
+            path: k.clone(),
+            error: e,
+        })?;
+    warnings.extend(key_warnings);
+    if matches!(target, Target::Store(_)) {
+        return Ok(Some(k));
+    }
+    warnings.push(format!(
+        "--secret-key-file is ignored for {target}: {}",
+        match target {
+            Target::Cachix(_) => "Cachix signs with CACHIX_SIGNING_KEY or on its servers",
+            _ => "attic signs on the server",
+        }
+    ));
+    Ok(None)
+}
+
+/// No credentials for the target (e.g. a fork's pull request): `true` when the push is
+/// skipped cleanly (the report says why), [`PushError::NotPushed`] with
+/// `--require-push`; a dry run goes on, with a warning.
+fn skip_without_credentials(
+    target: &Target,
+    opts: &Options,
+    report: &mut Report,
+) -> Result<bool, PushError> {
+    let env = |k: &str| std::env::var(k).ok();
+    let Some(why) = backend::missing_credentials(target, &env) else {
+        return Ok(false);
+    };
+    if opts.require_push {
+        return Err(PushError::NotPushed { reason: why });
+    }
+    if !opts.dry_run {
+        report.skipped = Some(why);
+        return Ok(true);
+    }
+    report
+        .warnings
+        .push(format!("{why}; a real run would skip the push"));
+    Ok(false)
+}
+
+/// The uploading program must be there (nix is checked by running it).
+fn check_program(target: &Target) -> Result<(), PushError> {
     if !matches!(target, Target::Store(_)) && which::which(target.program()).is_err() {
         return Err(PushError::MissingProgram {
             program: target.program().to_owned(),
@@ -273,13 +451,15 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
             hint: crate::cmd::install_hint(target.program()).to_owned(),
         });
     }
+    Ok(())
+}
 
-    let runner = Runner::new().dry_run(opts.dry_run);
-    // push-cache only runs `nix path-info --json`, `nix build --json` and `nix copy
-    // --no-recursive`, whose flags and output are read the same way from 2.8 on, so it
-    // does not spend a process asking Nix its version. A missing `nix` shows up as the
-    // first command failing with an install hint (exit code 8).
-    let nix = Nix::with_version(
+/// The Nix push-cache runs. It only runs `nix path-info --json`, `nix build --json` and
+/// `nix copy --no-recursive`, whose flags and output are read the same way from 2.8 on,
+/// so it does not spend a process asking Nix its version. A missing `nix` shows up as the
+/// first command failing with an install hint (exit code 8).
+fn push_nix(runner: Runner) -> Nix {
+    Nix::with_version(
         NixVersion {
             major: 2,
             minor: 8,
@@ -287,21 +467,35 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
             lix: false,
         },
         None,
-        runner.clone(),
-    );
+        runner,
+    )
+}
 
-    // Roots and closure.
-    let roots = resolve_roots(opts, &nix)?;
+/// The closure of the roots and what of it to push.
+struct Closure {
+    nodes: BTreeMap<String, PathInfo>,
+    plan: plan::Plan,
+}
+
+/// Roots and closure, then the filter: sizes, left-out and kept paths (with a warning
+/// for each kept one) go into the report. `None` when standard input named no path.
+fn plan_closure(
+    opts: &Options,
+    nix: &Nix,
+    filter: Option<&Regex>,
+    report: &mut Report,
+) -> Result<Option<Closure>, PushError> {
+    let roots = resolve_roots(opts, nix)?;
     if roots.is_empty() {
         // Only possible with --stdin and empty input (e.g. CI found no new paths).
         report
             .warnings
             .push("no paths on standard input".to_owned());
-        return Ok(report);
+        return Ok(None);
     }
-    let nodes = read_closure(&roots, opts.source, &nix)?;
+    let nodes = read_closure(&roots, opts.source, nix)?;
     report.sizes = nodes.iter().map(|(p, i)| (p.clone(), i.nar_size)).collect();
-    let plan = plan::plan(&nodes, filter.as_ref());
+    let plan = plan::plan(&nodes, filter);
     for (kept, by) in &plan.kept {
         report.warnings.push(format!(
             "pushing {kept} although it matches the filter: {by} references it, and a cache must not hold a path without its references"
@@ -316,183 +510,220 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
             referenced_by: by.clone(),
         })
         .collect();
+    Ok(Some(Closure { nodes, plan }))
+}
 
-    // From here on the push is bounded in time.
-    let deadline = Deadline::after(opts.timeout.unwrap_or(attempt::DEFAULT_TIMEOUT));
-
-    // Ask the cache what it has.
-    let mut to_push = plan.ordered.clone();
-    let cache = match &target {
-        Target::Store(uri) if crate::binarycache::is_supported(uri) => {
-            let per_request = deadline.left().min(Duration::from_secs(30));
-            let cache =
-                BinaryCache::with_timeout(uri, per_request).map_err(|e| PushError::CacheRead {
-                    url: redact::url(uri),
-                    reason: e.to_string(),
-                })?;
-            let initialised = check_store_dir(&cache)?;
-            Some((cache, initialised))
-        }
-        _ => None,
+/// A client for a `file://`, `http(s)://` or `s3://` target and whether the cache has a
+/// `nix-cache-info` (its `StoreDir` checked); `None` for other targets.
+fn open_cache(
+    target: &Target,
+    deadline: &Deadline,
+) -> Result<Option<(BinaryCache, bool)>, PushError> {
+    let Target::Store(uri) = target else {
+        return Ok(None);
     };
-    // A cache without `nix-cache-info` is new: Nix writes that file when it first opens
-    // a binary cache, before any upload. Asking it about every path would only find them
-    // all missing (and `nix copy` checks again anyway), so it is not asked.
-    report.queried = cache.is_some();
-    // Paths whose narinfo in the cache is there but proves nothing, and that `nix copy`
-    // cannot replace (it reads that narinfo first and stops): failed from the start.
-    let mut unusable: BTreeMap<String, String> = BTreeMap::new();
-    if let Some((cache, true)) = &cache {
-        // S3 services answer each request after a fixed delay rather than by load (seen
-        // ~20 ms per request from s3s-fs even on loopback; AWS documents tens of ms):
-        // more requests in flight, not faster ones, make the presence check quick.
-        let s3 = matches!(&target, Target::Store(u) if u.starts_with("s3://"));
-        let q = QueryOptions {
-            jobs: opts.jobs.unwrap_or(if s3 { 64 } else { 16 }),
-            deadline: Some(deadline.instant()),
-            ..QueryOptions::default()
-        };
-        let found = cache.query_detailed(&to_push, &q);
-        let mut missing = Vec::new();
-        let mut errors = 0usize;
-        for (path, f) in to_push.iter().cloned().zip(found) {
-            match f {
-                Found::Present { .. } => report.already_cached.push(path),
-                Found::Absent => missing.push(path),
-                Found::Invalid(why) => match cache.local_dir() {
-                    // In a file:// cache the bad narinfo is removed, and Nix writes a
-                    // good one.
-                    Some(dir) => {
-                        report.warnings.push(format!(
-                            "the cache's narinfo for {path} proves nothing ({why}); replacing it"
-                        ));
-                        if !opts.dry_run {
-                            let file = dir
-                                .join(crate::narinfo::narinfo_file_name(&path).unwrap_or_default());
-                            if let Err(e) = crate::fsutil::remove_file_checked(
-                                &file,
-                                crate::fsutil::Expect::Any,
-                            ) {
-                                unusable.insert(
-                                    path,
-                                    format!("the cache holds a narinfo that proves nothing ({why}), and it could not be removed: {e}"),
-                                );
-                                continue;
-                            }
-                        }
-                        missing.push(path);
-                    }
-                    None => {
-                        let why = format!(
-                            "the cache holds a narinfo for it that proves nothing ({why}); nix copy reads it before uploading and cannot replace it: delete that file from the cache, then push again"
-                        );
-                        unusable.insert(path, why);
-                    }
-                },
-                Found::Error(e) => {
-                    if errors == 0 {
-                        report.warnings.push(format!(
-                            "could not ask {} about {path}: {e}; such paths are pushed (nix copy checks again)",
-                            cache.display_url(),
-                        ));
-                    }
-                    errors += 1;
-                    missing.push(path);
-                }
-            }
-        }
-        if errors > 1 {
-            report.warnings.push(format!(
-                "the cache did not answer for {errors} paths in all"
-            ));
-        }
-        to_push = missing;
+    if !crate::binarycache::is_supported(uri) {
+        return Ok(None);
     }
+    let per_request = deadline.left().min(Duration::from_secs(30));
+    let cache = BinaryCache::with_timeout(uri, per_request).map_err(|e| PushError::CacheRead {
+        url: redact::url(uri),
+        reason: e.to_string(),
+    })?;
+    let initialised = check_store_dir(&cache)?;
+    Ok(Some((cache, initialised)))
+}
 
-    // The native pipeline writes narinfos itself: one that proves nothing is replaced.
-    let native = matches!(&target, Target::Store(uri) if crate::binarycache::is_supported(uri))
-        && !opts.via_nix;
-    if native && !unusable.is_empty() {
-        for p in unusable.keys() {
+/// What is left to upload once the cache has been asked.
+struct Todo {
+    /// Paths to upload, references first.
+    to_push: Vec<String>,
+    /// Paths whose narinfo in the cache is there but proves nothing, and that `nix copy`
+    /// cannot replace (it reads that narinfo first and stops): failed from the start,
+    /// with the reason.
+    unusable: BTreeMap<String, String>,
+}
+
+impl Todo {
+    /// For the native pipeline, which writes narinfos itself: a narinfo that proves
+    /// nothing is replaced, so those paths go again (in `ordered`'s order).
+    fn replace_unusable(&mut self, ordered: &[String], report: &mut Report) {
+        for p in self.unusable.keys() {
             report.warnings.push(format!(
                 "the cache's narinfo for {p} proves nothing; it is replaced"
             ));
         }
-        let again: BTreeSet<&String> = unusable.keys().chain(to_push.iter()).collect();
-        to_push = plan
-            .ordered
+        let again: BTreeSet<&String> = self.unusable.keys().chain(self.to_push.iter()).collect();
+        self.to_push = ordered
             .iter()
             .filter(|p| again.contains(p))
             .cloned()
             .collect();
-        unusable.clear();
+        self.unusable.clear();
     }
-    let size_of = |p: &str| nodes.get(p).map(|i| i.nar_size).unwrap_or(0);
-    if to_push.is_empty() && unusable.is_empty() {
-        return Ok(report);
+}
+
+/// Asks the cache about every path of `ordered`, in parallel within the deadline: what
+/// it holds is already cached (in the report), what it lacks or could not answer for is
+/// pushed, and a narinfo that proves nothing is replaced where that is possible.
+fn ask_cache(
+    cache: &BinaryCache,
+    ordered: &[String],
+    target: &Target,
+    opts: &Options,
+    deadline: &Deadline,
+    report: &mut Report,
+) -> Todo {
+    // S3 services answer each request after a fixed delay rather than by load (seen
+    // ~20 ms per request from s3s-fs even on loopback; AWS documents tens of ms):
+    // more requests in flight, not faster ones, make the presence check quick.
+    let s3 = matches!(target, Target::Store(u) if u.starts_with("s3://"));
+    let q = QueryOptions {
+        jobs: opts.jobs.unwrap_or(if s3 { 64 } else { 16 }),
+        deadline: Some(deadline.instant()),
+        ..QueryOptions::default()
+    };
+    let found = cache.query_detailed(ordered, &q);
+    let mut todo = Todo {
+        to_push: Vec::new(),
+        unusable: BTreeMap::new(),
+    };
+    let mut errors = 0usize;
+    for (path, f) in ordered.iter().cloned().zip(found) {
+        match f {
+            Found::Present { .. } => report.already_cached.push(path),
+            Found::Absent => todo.to_push.push(path),
+            Found::Invalid(why) => {
+                match replace_invalid(cache, &path, &why, opts.dry_run, report) {
+                    Ok(()) => todo.to_push.push(path),
+                    Err(why) => {
+                        todo.unusable.insert(path, why);
+                    }
+                }
+            }
+            Found::Error(e) => {
+                if errors == 0 {
+                    report.warnings.push(format!(
+                        "could not ask {} about {path}: {e}; such paths are pushed (nix copy checks again)",
+                        cache.display_url(),
+                    ));
+                }
+                errors += 1;
+                todo.to_push.push(path);
+            }
+        }
+    }
+    if errors > 1 {
+        report.warnings.push(format!(
+            "the cache did not answer for {errors} paths in all"
+        ));
+    }
+    todo
+}
+
+/// A narinfo for `path` that proves nothing (`why`): in a `file://` cache it is removed
+/// and Nix writes a good one (`Ok`: push the path); elsewhere, or when it cannot be
+/// removed, why the path cannot be pushed.
+fn replace_invalid(
+    cache: &BinaryCache,
+    path: &str,
+    why: &str,
+    dry_run: bool,
+    report: &mut Report,
+) -> Result<(), String> {
+    let Some(dir) = cache.local_dir() else {
+        return Err(format!(
+            "the cache holds a narinfo for it that proves nothing ({why}); nix copy reads it before uploading and cannot replace it: delete that file from the cache, then push again"
+        ));
+    };
+    report.warnings.push(format!(
+        "the cache's narinfo for {path} proves nothing ({why}); replacing it"
+    ));
+    if !dry_run {
+        let file = dir.join(crate::narinfo::narinfo_file_name(path).unwrap_or_default());
+        if let Err(e) = crate::fsutil::remove_file_checked(&file, crate::fsutil::Expect::Any) {
+            return Err(format!(
+                "the cache holds a narinfo that proves nothing ({why}), and it could not be removed: {e}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Everything the upload needs, whichever way it goes.
+struct Push<'a> {
+    opts: &'a Options,
+    target: &'a Target,
+    nix: &'a Nix,
+    nodes: &'a BTreeMap<String, PathInfo>,
+    /// The cache client and whether the cache has a `nix-cache-info`.
+    cache: Option<&'a (BinaryCache, bool)>,
+    key_file: Option<&'a Path>,
+    deadline: &'a Deadline,
+    progress: &'a Progress,
+}
+
+impl Push<'_> {
+    /// Uploads `todo` the target's way: the native pipeline (`native`), `nix copy`, or
+    /// Cachix's and attic's CLIs.
+    fn upload(&self, native: bool, todo: Todo, report: &mut Report) -> Result<(), PushError> {
+        let Todo { to_push, unusable } = todo;
+        match self.target {
+            Target::Store(uri) if native => {
+                let present: BTreeSet<String> = report.already_cached.iter().cloned().collect();
+                native::Native {
+                    uri,
+                    nodes: self.nodes,
+                    present: &present,
+                    initialised: self.cache.is_some_and(|(_, i)| *i),
+                    key_file: self.key_file,
+                    deadline: self.deadline.instant(),
+                    progress: self.progress,
+                }
+                .run(self.opts, &to_push, report)
+            }
+            Target::Store(uri) => {
+                report.via = "nix copy".to_owned();
+                let uri = match self.key_file {
+                    Some(k) => backend::with_secret_key(uri, k),
+                    None => uri.clone(),
+                };
+                let upload = Upload {
+                    nix: self.nix,
+                    uri: &uri,
+                    nodes: self.nodes,
+                    cache: self.cache.map(|(c, _)| c),
+                    progress: self.progress,
+                    deadline: self.deadline,
+                };
+                upload.run(&to_push, unusable, report)
+            }
+            Target::Cachix(name) => {
+                report.via = "cachix push".to_owned();
+                let cmd = backend::cachix_push(name, self.opts.jobs, &to_push);
+                self.with_tool(&cmd, &to_push, report);
+                Ok(())
+            }
+            Target::Attic(c) => {
+                report.via = "attic push".to_owned();
+                let cmd = backend::attic_push(c, self.opts.jobs, &to_push);
+                self.with_tool(&cmd, &to_push, report);
+                Ok(())
+            }
+        }
     }
 
-    let progress = Progress::new(
-        to_push.len() + unusable.len(),
-        opts.progress_bar && !opts.dry_run,
-    );
-    for (p, why) in &unusable {
-        progress.failed(p, why);
+    fn with_tool(&self, cmd: &crate::cmd::Cmd, to_push: &[String], report: &mut Report) {
+        upload_with_tool(
+            self.nix.runner(),
+            cmd,
+            to_push,
+            self.nodes,
+            self.progress,
+            self.deadline,
+            report,
+        );
     }
-    match &target {
-        Target::Store(uri) if native => {
-            let present: BTreeSet<String> = report.already_cached.iter().cloned().collect();
-            native::Native {
-                uri,
-                nodes: &nodes,
-                present: &present,
-                initialised: cache.as_ref().is_some_and(|(_, i)| *i),
-                key_file: key_file.as_deref(),
-                deadline: deadline.instant(),
-                progress: &progress,
-            }
-            .run(opts, &to_push, &mut report)?;
-        }
-        Target::Store(uri) => {
-            report.via = "nix copy".to_owned();
-            let uri = match &key_file {
-                Some(k) => backend::with_secret_key(uri, k),
-                None => uri.clone(),
-            };
-            let upload = Upload {
-                nix: &nix,
-                uri: &uri,
-                nodes: &nodes,
-                cache: cache.as_ref().map(|(c, _)| c),
-                progress: &progress,
-                deadline: &deadline,
-            };
-            upload.run(&to_push, unusable, &mut report)?;
-        }
-        Target::Cachix(_) | Target::Attic(_) => {
-            let (via, cmd) = match &target {
-                Target::Cachix(name) => (
-                    "cachix push",
-                    backend::cachix_push(name, opts.jobs, &to_push),
-                ),
-                Target::Attic(c) => ("attic push", backend::attic_push(c, opts.jobs, &to_push)),
-                Target::Store(_) => unreachable!("matched above"),
-            };
-            report.via = via.to_owned();
-            upload_with_tool(
-                &runner,
-                &cmd,
-                &to_push,
-                &nodes,
-                &progress,
-                &deadline,
-                &mut report,
-            );
-        }
-    }
-    progress.finish();
-    report.nar_bytes_pushed = report.pushed.iter().map(|p| size_of(p)).sum();
-    Ok(report)
 }
 
 /// Checks the cache's `StoreDir`; returns whether it has a `nix-cache-info` at all.
@@ -523,6 +754,7 @@ fn check_store_dir(cache: &BinaryCache) -> Result<bool, PushError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::copy::{copying_path, stages};
+    use super::roots::{parse_build_json, result_links};
     use super::*;
 
     #[test]

@@ -17,7 +17,7 @@ const S3_PART_SIZE: u64 = 32 * 1024 * 1024;
 
 /// The compression: `--compression` / `--compression-level`, else the target URI's
 /// `?compression=` (as Nix reads it), else zstd at its default level.
-pub fn settings(opts: &Options, uri: &str) -> Result<Settings, PushError> {
+pub(super) fn settings(opts: &Options, uri: &str) -> Result<Settings, PushError> {
     let bad = PushError::BadTarget;
     let from_uri = compress::from_store_uri(uri).map_err(bad)?;
     let method = match &opts.compression {
@@ -32,7 +32,7 @@ pub fn settings(opts: &Options, uri: &str) -> Result<Settings, PushError> {
 
 /// The default number of upload workers: compression keeps a core busy, uploads wait on
 /// the network, so twice the cores (at least 4, at most 16).
-pub fn default_jobs() -> usize {
+pub(super) fn default_jobs() -> usize {
     std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .saturating_mul(2)
@@ -61,21 +61,21 @@ fn netrc_auth(host: &str) -> Option<String> {
 }
 
 /// Everything the native upload needs from [`super::run`].
-pub struct Native<'a> {
-    pub uri: &'a str,
-    pub nodes: &'a BTreeMap<String, PathInfo>,
+pub(super) struct Native<'a> {
+    pub(super) uri: &'a str,
+    pub(super) nodes: &'a BTreeMap<String, PathInfo>,
     /// Paths the cache holds already (their narinfos count as written).
-    pub present: &'a BTreeSet<String>,
+    pub(super) present: &'a BTreeSet<String>,
     /// Whether the cache has a `nix-cache-info` (else one is written first).
-    pub initialised: bool,
-    pub key_file: Option<&'a Path>,
-    pub deadline: Instant,
-    pub progress: &'a Progress,
+    pub(super) initialised: bool,
+    pub(super) key_file: Option<&'a Path>,
+    pub(super) deadline: Instant,
+    pub(super) progress: &'a Progress,
 }
 
 impl Native<'_> {
     /// Uploads `to_push` and fills the report: pushed, failed with reasons, bytes.
-    pub fn run(
+    pub(super) fn run(
         &self,
         opts: &Options,
         to_push: &[String],
@@ -108,7 +108,41 @@ impl Native<'_> {
             retries: 3,
         };
         let clean = crate::binarycache::strip_store_params(self.uri).trim_end_matches('/');
-        let sink: Box<dyn Sink> = match clean.strip_prefix("file://") {
+        let sink = self.sink(clean, &upload_opts, report)?;
+        let started = Instant::now();
+        let progress = self.progress;
+        let on_event = |e: Event<'_>| match e {
+            Event::Started { path, nar_size } => progress.started(path, nar_size),
+            Event::Done { path, nar_size, .. } => progress.done(path, nar_size, false),
+            Event::Failed { .. } => {}
+        };
+        let results = upload::upload(
+            to_push,
+            self.nodes,
+            self.present,
+            sink.as_ref(),
+            &upload_opts,
+            &on_event,
+        );
+        report.seconds = Some(started.elapsed().as_secs_f64());
+        self.record(results, report);
+        if !opts.no_refresh && !report.pushed.is_empty() {
+            forget_stale_answers(clean, report);
+        }
+        Ok(())
+    }
+
+    /// Where the files go for `clean` (the URI without store parameters): a `file://`
+    /// directory, an S3 bucket (after aborting the multipart uploads an interrupted push
+    /// left), else an HTTP cache with the netrc's credentials.
+    fn sink(
+        &self,
+        clean: &str,
+        upload_opts: &upload::Options,
+        report: &mut Report,
+    ) -> Result<Box<dyn Sink>, PushError> {
+        let jobs = upload_opts.jobs;
+        Ok(match clean.strip_prefix("file://") {
             Some(dir) => Box::new(FileSink::new(clean, Path::new(dir)).map_err(|e| {
                 PushError::CacheRead {
                     url: crate::redact::url(clean),
@@ -146,24 +180,12 @@ impl Native<'_> {
                 }
                 Box::new(s)
             }
-        };
-        let started = Instant::now();
-        let progress = self.progress;
-        let nodes = self.nodes;
-        let on_event = |e: Event<'_>| match e {
-            Event::Started { path, nar_size } => progress.started(path, nar_size),
-            Event::Done { path, nar_size, .. } => progress.done(path, nar_size, false),
-            Event::Failed { .. } => {}
-        };
-        let results = upload::upload(
-            to_push,
-            nodes,
-            self.present,
-            sink.as_ref(),
-            &upload_opts,
-            &on_event,
-        );
-        report.seconds = Some(started.elapsed().as_secs_f64());
+        })
+    }
+
+    /// The pipeline's outcomes in the report: pushed paths and compressed bytes, failed
+    /// paths with their reasons (credentials hidden).
+    fn record(&self, results: upload::Results, report: &mut Report) {
         for (p, o) in results.outcomes {
             match o {
                 Outcome::Pushed { file_size } => {
@@ -172,7 +194,7 @@ impl Native<'_> {
                 }
                 Outcome::Failed(why) => {
                     let why = crate::redact::urls_in(&why);
-                    progress.failed(&p, &why);
+                    self.progress.failed(&p, &why);
                     report.failed.push(p.clone());
                     report.failures.push(Failure {
                         path: p,
@@ -181,16 +203,18 @@ impl Native<'_> {
                 }
             }
         }
-        if !opts.no_refresh && !report.pushed.is_empty() {
-            if let Some(db) = upload::fresh::disk_cache_dir() {
-                match upload::fresh::forget_negative(&db, clean, &report.pushed) {
-                    Ok(n) => report.refreshed = Some(n),
-                    Err(e) => report.warnings.push(format!(
-                        "could not forget this machine's stale 'not in this cache' answers ({e}); a build in the next hour may not see the pushed paths: nix build --option narinfo-cache-negative-ttl 0"
-                    )),
-                }
-            }
+    }
+}
+
+/// Forgets this machine's "not in this cache" answers of `cache_url` for the pushed
+/// paths ([`upload::fresh`]); a warning when the disk cache cannot be changed.
+fn forget_stale_answers(cache_url: &str, report: &mut Report) {
+    if let Some(db) = upload::fresh::disk_cache_dir() {
+        match upload::fresh::forget_negative(&db, cache_url, &report.pushed) {
+            Ok(n) => report.refreshed = Some(n),
+            Err(e) => report.warnings.push(format!(
+                "could not forget this machine's stale 'not in this cache' answers ({e}); a build in the next hour may not see the pushed paths: nix build --option narinfo-cache-negative-ttl 0"
+            )),
         }
-        Ok(())
     }
 }

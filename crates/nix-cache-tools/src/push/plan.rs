@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The outcome of [`plan`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Plan {
+pub(super) struct Plan {
     /// Paths to push, references before the paths that refer to them.
-    pub ordered: Vec<String>,
+    pub(super) ordered: Vec<String>,
     /// Filtered paths kept because a pushed path references them: (kept, referrer).
-    pub kept: Vec<(String, String)>,
+    pub(super) kept: Vec<(String, String)>,
     /// Paths the filter leaves out (no pushed path references them), sorted.
-    pub filtered: Vec<String>,
+    pub(super) filtered: Vec<String>,
 }
 
 /// Applies `filter` (matched against the full store path, like cachix-action's
@@ -22,7 +22,7 @@ pub struct Plan {
 /// references are missing there — and such paths are reported in [`Plan::kept`] with one
 /// referrer each. `closure` maps each store path to its info (only `references` is read;
 /// self references allowed); references outside it are ignored.
-pub fn plan(closure: &BTreeMap<String, PathInfo>, filter: Option<&Regex>) -> Plan {
+pub(super) fn plan(closure: &BTreeMap<String, PathInfo>, filter: Option<&Regex>) -> Plan {
     let matches = |p: &str| filter.is_some_and(|f| f.is_match(p));
 
     // Start from every unfiltered path, then pull in what they reference, transitively.

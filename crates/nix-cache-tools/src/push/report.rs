@@ -7,27 +7,38 @@ use super::*;
 /// A path that could not be uploaded, and why (credentials hidden).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Failure {
+    /// The store path.
     pub path: String,
+    /// Why, e.g. Nix's error line with the server's answer, or `not attempted: ...`.
     pub reason: String,
 }
 
 /// A path the filter matched that was pushed anyway: a pushed path references it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Kept {
+    /// The matching path.
     pub path: String,
+    /// A pushed path that references it.
     pub referenced_by: String,
 }
 
 /// What happened; `--json` prints the serialized form.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Report {
+    /// The target as given (`--to` or cache.toml), credentials hidden.
     pub target: String,
     /// Pushed paths (with `dry_run`: what would be pushed), in upload order.
     pub pushed: Vec<String>,
+    /// Paths to push that the cache already holds (queried targets only).
     pub already_cached: Vec<String>,
+    /// Paths the filter left out (matching paths that had to go are in `pushed`).
     pub filtered: Vec<String>,
+    /// Paths not uploaded after retries, or not attempted (a reference failed, the time
+    /// ran out); [`Report::failures`] says why.
     pub failed: Vec<String>,
+    /// Sum of the NAR sizes of `pushed`, in bytes.
     pub nar_bytes_pushed: u64,
+    /// `--dry-run` was given.
     pub dry_run: bool,
     /// Why nothing was pushed (no credentials), when it was skipped.
     pub skipped: Option<String>,
@@ -47,17 +58,22 @@ pub struct Report {
     pub seconds: Option<f64>,
     /// Stale "not in this cache" answers of this machine's Nix forgotten after the push.
     pub refreshed: Option<usize>,
+    /// Everything the push warned about (the binary prints them on stderr without
+    /// `--json`).
     pub warnings: Vec<String>,
     /// The filter in effect (`--filter`, or cache.toml's), if any.
     pub filter: Option<String>,
     /// Whether the target was asked what it holds (file://, http(s)://).
     #[serde(skip)]
-    pub queried: bool,
+    pub(super) queried: bool,
+    /// NAR size in bytes of every path of the closure (for the dry run's list and the
+    /// Markdown table).
     #[serde(skip)]
     pub sizes: BTreeMap<String, u64>,
 }
 
 impl Report {
+    /// [`ExitCode::PushFailed`] (6) when a path failed, else [`ExitCode::Ok`].
     pub fn exit_code(&self) -> ExitCode {
         if self.failed.is_empty() {
             ExitCode::Ok
@@ -66,6 +82,7 @@ impl Report {
         }
     }
 
+    /// The `--json` report, pretty-printed.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".to_owned())
     }

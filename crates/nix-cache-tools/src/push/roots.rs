@@ -134,7 +134,7 @@ fn first_store_target(link: &Path) -> std::io::Result<String> {
 }
 
 /// Every `result*` symlink in `dir` (what `nix build` leaves), sorted.
-pub fn result_links(dir: &Path) -> Vec<String> {
+pub(super) fn result_links(dir: &Path) -> Vec<String> {
     let mut links: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(Result::ok)
@@ -178,7 +178,7 @@ pub(super) fn build_installables(
 
 /// Output paths from `nix build --json`: `[{"drvPath":..,"outputs":{"out":"/nix/store/.."}}]`
 /// (opaque store paths appear as `{"path": ..}`).
-pub fn parse_build_json(json: &str) -> Result<Vec<String>, String> {
+pub(super) fn parse_build_json(json: &str) -> Result<Vec<String>, String> {
     let v: serde_json::Value =
         serde_json::from_str(json).map_err(|e| format!("invalid JSON: {e}"))?;
     let items = v.as_array().ok_or("expected a JSON array")?;

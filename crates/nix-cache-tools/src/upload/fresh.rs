@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// The directory of the narinfo disk cache of the user running this process
 /// (`$XDG_CACHE_HOME/nix`, else `~/.cache/nix`).
-pub fn disk_cache_dir() -> Option<PathBuf> {
+pub(crate) fn disk_cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -26,7 +26,7 @@ pub fn disk_cache_dir() -> Option<PathBuf> {
 
 /// The disk cache files Nix versions use: `binary-cache-v6.sqlite` (Nix 2.8 to 2.2x),
 /// `binary-cache-v7.sqlite` (Nix 2.34; same `BinaryCaches` / `NARs` tables).
-pub const DISK_CACHE_FILES: [&str; 2] = ["binary-cache-v7.sqlite", "binary-cache-v6.sqlite"];
+const DISK_CACHE_FILES: [&str; 2] = ["binary-cache-v7.sqlite", "binary-cache-v6.sqlite"];
 
 /// [`forget_negative_in`] for every disk cache file in `dir` (what each installed Nix
 /// version keeps); the total.
@@ -40,7 +40,7 @@ pub fn forget_negative(dir: &Path, cache_url: &str, paths: &[String]) -> Result<
 
 /// Deletes the negative lookups of `paths` in the cache `cache_url` from the disk
 /// cache at `db`; returns how many there were. A missing disk cache is `Ok(0)`.
-pub fn forget_negative_in(db: &Path, cache_url: &str, paths: &[String]) -> Result<usize, String> {
+fn forget_negative_in(db: &Path, cache_url: &str, paths: &[String]) -> Result<usize, String> {
     if !db.is_file() {
         return Ok(0);
     }

@@ -23,7 +23,8 @@
 pub mod fresh;
 mod sink;
 
-pub use sink::{FileSink, HttpSink, S3Sink, Sink, SinkError};
+pub(crate) use sink::S3Sink;
+pub use sink::{FileSink, HttpSink, Sink, SinkError};
 
 use crate::compress::Settings;
 use crate::keys::SecretKey;
@@ -32,25 +33,29 @@ use crate::nixcli::PathInfo;
 use crate::storepath;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// A compressed NAR up to this size is kept in memory between compressing and
 /// uploading; bigger ones go to a temporary file.
-pub const MEMORY_SPOOL: usize = 4 * 1024 * 1024;
+const MEMORY_SPOOL: usize = 4 * 1024 * 1024;
 
 /// How the pipeline runs.
 #[derive(Debug)]
 pub struct Options {
+    /// The NARs' compression (method and level; the narinfos name the method).
     pub compression: Settings,
     /// Parallel workers (at least 1).
     pub jobs: usize,
+    /// Signs every narinfo, next to the signatures the store registered.
     pub secret_key: Option<SecretKey>,
     /// Where the store's files really are (`/nix/store`, or `DIR/nix/store` for a
-    /// chroot store), and the logical store directory their paths are named in.
+    /// chroot store).
     pub real_store_dir: PathBuf,
+    /// The logical store directory the paths are named in (`/nix/store`): the
+    /// `StoreDir` of the `nix-cache-info` written for a new cache.
     pub store_dir: String,
     /// Nothing is started after this, and it bounds every request.
     pub deadline: Instant,
@@ -61,16 +66,19 @@ pub struct Options {
 /// What happened to one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// Its NAR and its narinfo are in the cache.
     Pushed {
         /// Bytes of the compressed NAR.
         file_size: u64,
     },
+    /// It has no narinfo in the cache (its NAR may be there), and why.
     Failed(String),
 }
 
 /// The result of [`upload`], per path in the order given.
 #[derive(Debug, Clone, Default)]
 pub struct Results {
+    /// Every path given (twice if listed twice) with what became of it.
     pub outcomes: Vec<(String, Outcome)>,
     /// Whether `nix-cache-info` was written because the cache had none.
     pub wrote_cache_info: bool,
@@ -79,17 +87,28 @@ pub struct Results {
 /// Progress events, for a bar on a terminal or plain lines.
 #[derive(Debug, Clone)]
 pub enum Event<'a> {
+    /// A worker begins writing the path's NAR.
     Started {
+        /// The store path.
         path: &'a str,
+        /// Its NAR size in bytes.
         nar_size: u64,
     },
+    /// The path's narinfo is written: it is in the cache.
     Done {
+        /// The store path.
         path: &'a str,
+        /// Its NAR size in bytes.
         nar_size: u64,
+        /// Bytes of its compressed NAR.
         file_size: u64,
     },
+    /// The path failed; sent once every worker is done (at once when `nix-cache-info`
+    /// cannot be written).
     Failed {
+        /// The store path.
         path: &'a str,
+        /// Why, as in [`Outcome::Failed`].
         reason: &'a str,
     },
 }
@@ -199,7 +218,7 @@ impl<W: Write> Write for Timed<W> {
 
 /// The narinfo Nix writes for `info` uploaded as `packed`: the registered signatures
 /// kept, and ours added when there is a key.
-pub fn narinfo_for(
+fn narinfo_for(
     info: &PathInfo,
     nar_hash: &str,
     nar_size: u64,
@@ -256,202 +275,298 @@ pub fn upload(
     opts: &Options,
     on_event: &(dyn Fn(Event<'_>) + Sync),
 ) -> Results {
-    let mut results = Results::default();
-    match sink.ensure_cache_info(&opts.store_dir, opts.deadline) {
-        Ok(wrote) => results.wrote_cache_info = wrote,
+    let wrote_cache_info = match sink.ensure_cache_info(&opts.store_dir, opts.deadline) {
+        Ok(wrote) => wrote,
         Err(e) => {
             let why = format!("could not write nix-cache-info: {e}");
-            for p in paths {
-                on_event(Event::Failed {
-                    path: p,
-                    reason: &why,
-                });
-                results
-                    .outcomes
-                    .push((p.clone(), Outcome::Failed(why.clone())));
-            }
-            return results;
+            return all_failed(paths, &why, on_event);
         }
-    }
-    // Each path once (the first time it is listed); largest first; the queue is
-    // shared by the workers.
-    let mut seen = BTreeSet::new();
-    let mut order: Vec<&String> = paths.iter().filter(|p| seen.insert(p.as_str())).collect();
-    order.sort_by_key(|p| std::cmp::Reverse(infos.get(*p).map_or(0, |i| i.nar_size)));
-    let queue = Mutex::new(order.into_iter());
-    let wanted: BTreeSet<&str> = paths.iter().map(String::as_str).collect();
-    let (tx, rx) = mpsc::channel::<(String, Result<Packed, String>)>();
-    let mut outcome: BTreeMap<String, Outcome> = BTreeMap::new();
+    };
+    let pipeline = Pipeline {
+        infos,
+        sink,
+        opts,
+        on_event,
+    };
+    let queue = Mutex::new(largest_first(paths, infos).into_iter());
+    let (tx, rx) = mpsc::channel::<Packing>();
+    let mut coordinator = Coordinator {
+        pipeline,
+        wanted: paths.iter().map(String::as_str).collect(),
+        done: BTreeMap::new(),
+        have: present.iter().cloned().collect(),
+        failed: BTreeMap::new(),
+        outcome: BTreeMap::new(),
+    };
     std::thread::scope(|s| {
         for _ in 0..opts.jobs.max(1).min(paths.len().max(1)) {
             let tx = tx.clone();
             let queue = &queue;
-            s.spawn(move || {
-                loop {
-                    let next = queue.lock().ok().and_then(|mut q| q.next());
-                    let Some(p) = next else { break };
-                    let Some(info) = infos.get(p) else {
-                        let _ = tx.send((p.clone(), Err("no path info".to_owned())));
-                        continue;
-                    };
-                    if Instant::now() >= opts.deadline {
-                        let _ = tx.send((
-                            p.clone(),
-                            Err("not attempted: the time limit (--timeout) was reached".to_owned()),
-                        ));
-                        continue;
-                    }
-                    on_event(Event::Started {
-                        path: p,
-                        nar_size: info.nar_size,
-                    });
-                    let r = pack_and_put(info, sink, opts);
-                    let _ = tx.send((p.clone(), r));
-                }
-            });
+            s.spawn(move || pipeline.pack_all(queue, &tx));
         }
         drop(tx);
-        // The coordinator: narinfos in dependency order, as NARs complete.
-        let mut done: BTreeMap<String, Packed> = BTreeMap::new();
-        let mut have: BTreeSet<String> = present.iter().cloned().collect();
-        let mut failed: BTreeMap<String, String> = BTreeMap::new();
-        let refs_of = |p: &str| -> Vec<String> {
-            infos
-                .get(p)
-                .map(|i| {
-                    i.references
-                        .iter()
-                        .filter(|r| r.as_str() != p)
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let settle = |done: &mut BTreeMap<String, Packed>,
-                      have: &mut BTreeSet<String>,
-                      failed: &mut BTreeMap<String, String>,
-                      outcome: &mut BTreeMap<String, Outcome>| {
-            loop {
-                let mut progressed = false;
-                let ready: Vec<String> = done
-                    .keys()
-                    .filter(|p| refs_of(p).iter().all(|r| have.contains(r)))
-                    .cloned()
-                    .collect();
-                for p in ready {
-                    let Some(pk) = done.remove(&p) else { continue };
-                    let Some(info) = infos.get(&p) else { continue };
-                    let n = narinfo_for(
-                        info,
-                        &pk.nar_hash,
-                        pk.nar_size,
-                        &pk.file_hash,
-                        pk.file_size,
-                        opts,
-                    );
-                    let r = sink.put_bytes(
-                        &n.file_name(),
-                        n.render().as_bytes(),
-                        "text/x-nix-narinfo",
-                        opts.deadline,
-                    );
-                    match r {
-                        Ok(()) => {
-                            on_event(Event::Done {
-                                path: &p,
-                                nar_size: pk.nar_size,
-                                file_size: pk.file_size,
-                            });
-                            outcome.insert(
-                                p.clone(),
-                                Outcome::Pushed {
-                                    file_size: pk.file_size,
-                                },
-                            );
-                            have.insert(p);
-                        }
-                        Err(e) => {
-                            failed.insert(p, format!("could not write its narinfo: {e}"));
-                        }
-                    }
-                    progressed = true;
-                }
-                // A path waiting for a reference that failed (or is not coming) fails.
-                let blocked: Vec<(String, String)> = done
-                    .keys()
-                    .filter_map(|p| {
-                        refs_of(p)
-                            .into_iter()
-                            .find(|r| {
-                                failed.contains_key(r)
-                                    || (!have.contains(r) && !wanted.contains(r.as_str()))
-                            })
-                            .map(|r| (p.clone(), r))
-                    })
-                    .collect();
-                for (p, r) in blocked {
-                    done.remove(&p);
-                    let why = if failed.contains_key(&r) {
-                        format!(
-                            "its reference {r} failed to upload, so its narinfo was not written (the cache would hold it without that reference)"
-                        )
-                    } else {
-                        format!(
-                            "its narinfo was not written: its reference {r} is not in the cache"
-                        )
-                    };
-                    failed.insert(p, why);
-                    progressed = true;
-                }
-                if !progressed {
-                    break;
-                }
-            }
-        };
         for (p, r) in rx {
-            match r {
-                Ok(pk) => {
-                    done.insert(p, pk);
-                }
-                Err(e) => {
-                    failed.insert(p, e);
-                }
-            }
-            settle(&mut done, &mut have, &mut failed, &mut outcome);
+            coordinator.arrived(p, r);
         }
-        settle(&mut done, &mut have, &mut failed, &mut outcome);
-        for (p, _) in std::mem::take(&mut done) {
-            failed.insert(
+        coordinator.finish();
+    });
+    let outcomes = paths
+        .iter()
+        .map(|p| {
+            let o = coordinator
+                .outcome
+                .get(p)
+                .cloned()
+                .unwrap_or_else(|| Outcome::Failed("not attempted".to_owned()));
+            (p.clone(), o)
+        })
+        .collect();
+    Results {
+        outcomes,
+        wrote_cache_info,
+    }
+}
+
+/// Every path failed for the same reason (nothing could start).
+fn all_failed(paths: &[String], why: &str, on_event: &(dyn Fn(Event<'_>) + Sync)) -> Results {
+    let mut results = Results::default();
+    for p in paths {
+        on_event(Event::Failed {
+            path: p,
+            reason: why,
+        });
+        results
+            .outcomes
+            .push((p.clone(), Outcome::Failed(why.to_owned())));
+    }
+    results
+}
+
+/// Each path once (the first time it is listed), largest NAR first.
+fn largest_first<'p>(paths: &'p [String], infos: &BTreeMap<String, PathInfo>) -> Vec<&'p String> {
+    let mut seen = BTreeSet::new();
+    let mut order: Vec<&String> = paths.iter().filter(|p| seen.insert(p.as_str())).collect();
+    order.sort_by_key(|p| std::cmp::Reverse(infos.get(*p).map_or(0, |i| i.nar_size)));
+    order
+}
+
+/// What a worker reports for a path: its NAR uploaded, or why not.
+type Packing = (String, Result<Packed, String>);
+
+/// What the workers and the coordinator share.
+#[derive(Clone, Copy)]
+struct Pipeline<'a> {
+    infos: &'a BTreeMap<String, PathInfo>,
+    sink: &'a dyn Sink,
+    opts: &'a Options,
+    on_event: &'a (dyn Fn(Event<'_>) + Sync),
+}
+
+impl Pipeline<'_> {
+    /// One worker: NARs of the paths it takes off the shared `queue`, until it is empty;
+    /// past the deadline each path is only reported as not attempted.
+    fn pack_all(self, queue: &Mutex<std::vec::IntoIter<&String>>, tx: &mpsc::Sender<Packing>) {
+        loop {
+            let next = queue.lock().ok().and_then(|mut q| q.next());
+            let Some(p) = next else { break };
+            let Some(info) = self.infos.get(p) else {
+                let _ = tx.send((p.clone(), Err("no path info".to_owned())));
+                continue;
+            };
+            if Instant::now() >= self.opts.deadline {
+                let _ = tx.send((
+                    p.clone(),
+                    Err("not attempted: the time limit (--timeout) was reached".to_owned()),
+                ));
+                continue;
+            }
+            (self.on_event)(Event::Started {
+                path: p,
+                nar_size: info.nar_size,
+            });
+            let r = pack_and_put(info, self.sink, self.opts);
+            let _ = tx.send((p.clone(), r));
+        }
+    }
+
+    /// `p`'s references other than itself.
+    fn refs_of(&self, p: &str) -> Vec<String> {
+        self.infos
+            .get(p)
+            .map(|i| {
+                i.references
+                    .iter()
+                    .filter(|r| r.as_str() != p)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The coordinator: narinfos in dependency order, as NARs complete.
+struct Coordinator<'a> {
+    pipeline: Pipeline<'a>,
+    /// The paths asked for.
+    wanted: BTreeSet<&'a str>,
+    /// NARs uploaded whose narinfo is not written yet.
+    done: BTreeMap<String, Packed>,
+    /// Paths whose narinfo is in the cache.
+    have: BTreeSet<String>,
+    failed: BTreeMap<String, String>,
+    outcome: BTreeMap<String, Outcome>,
+}
+
+impl Coordinator<'_> {
+    /// A worker's report on `p`; then every narinfo that can be written is.
+    fn arrived(&mut self, p: String, r: Result<Packed, String>) {
+        match r {
+            Ok(pk) => {
+                self.done.insert(p, pk);
+            }
+            Err(e) => {
+                self.failed.insert(p, e);
+            }
+        }
+        self.settle();
+    }
+
+    /// Writes narinfos and fails blocked paths until neither changes anything.
+    fn settle(&mut self) {
+        loop {
+            let wrote = self.write_ready();
+            let blocked = self.fail_blocked();
+            if !wrote && !blocked {
+                break;
+            }
+        }
+    }
+
+    /// Writes the narinfo of every uploaded NAR whose references all have theirs; whether
+    /// there was any.
+    fn write_ready(&mut self) -> bool {
+        let ready: Vec<String> = self
+            .done
+            .keys()
+            .filter(|p| {
+                self.pipeline
+                    .refs_of(p)
+                    .iter()
+                    .all(|r| self.have.contains(r))
+            })
+            .cloned()
+            .collect();
+        let mut progressed = false;
+        for p in ready {
+            let Some(pk) = self.done.remove(&p) else {
+                continue;
+            };
+            let Some(info) = self.pipeline.infos.get(&p) else {
+                continue;
+            };
+            self.write_narinfo(p, info, &pk);
+            progressed = true;
+        }
+        progressed
+    }
+
+    fn write_narinfo(&mut self, p: String, info: &PathInfo, pk: &Packed) {
+        let Pipeline {
+            sink,
+            opts,
+            on_event,
+            ..
+        } = self.pipeline;
+        let n = narinfo_for(
+            info,
+            &pk.nar_hash,
+            pk.nar_size,
+            &pk.file_hash,
+            pk.file_size,
+            opts,
+        );
+        let r = sink.put_bytes(
+            &n.file_name(),
+            n.render().as_bytes(),
+            "text/x-nix-narinfo",
+            opts.deadline,
+        );
+        match r {
+            Ok(()) => {
+                on_event(Event::Done {
+                    path: &p,
+                    nar_size: pk.nar_size,
+                    file_size: pk.file_size,
+                });
+                self.outcome.insert(
+                    p.clone(),
+                    Outcome::Pushed {
+                        file_size: pk.file_size,
+                    },
+                );
+                self.have.insert(p);
+            }
+            Err(e) => {
+                self.failed
+                    .insert(p, format!("could not write its narinfo: {e}"));
+            }
+        }
+    }
+
+    /// Fails every uploaded path waiting for a reference that failed (or is not coming);
+    /// whether there was any.
+    fn fail_blocked(&mut self) -> bool {
+        let blocked: Vec<(String, String)> = self
+            .done
+            .keys()
+            .filter_map(|p| {
+                self.pipeline
+                    .refs_of(p)
+                    .into_iter()
+                    .find(|r| {
+                        self.failed.contains_key(r)
+                            || (!self.have.contains(r) && !self.wanted.contains(r.as_str()))
+                    })
+                    .map(|r| (p.clone(), r))
+            })
+            .collect();
+        let progressed = !blocked.is_empty();
+        for (p, r) in blocked {
+            self.done.remove(&p);
+            let why = if self.failed.contains_key(&r) {
+                format!(
+                    "its reference {r} failed to upload, so its narinfo was not written (the cache would hold it without that reference)"
+                )
+            } else {
+                format!("its narinfo was not written: its reference {r} is not in the cache")
+            };
+            self.failed.insert(p, why);
+        }
+        progressed
+    }
+
+    /// After the last worker: what is still waiting fails, and every failure is reported.
+    fn finish(&mut self) {
+        self.settle();
+        for (p, _) in std::mem::take(&mut self.done) {
+            self.failed.insert(
                 p,
                 "its NAR was uploaded but not its narinfo: a reference never made it".to_owned(),
             );
         }
-        for (p, why) in failed {
-            on_event(Event::Failed {
+        for (p, why) in std::mem::take(&mut self.failed) {
+            (self.pipeline.on_event)(Event::Failed {
                 path: &p,
                 reason: &why,
             });
-            outcome.insert(p, Outcome::Failed(why));
+            self.outcome.insert(p, Outcome::Failed(why));
         }
-    });
-    for p in paths {
-        let o = outcome
-            .get(p)
-            .cloned()
-            .unwrap_or_else(|| Outcome::Failed("not attempted".to_owned()));
-        results.outcomes.push((p.clone(), o));
     }
-    results
 }
 
 /// A deadline `limit` from now.
 pub fn deadline_in(limit: Duration) -> Instant {
     Instant::now() + limit
-}
-
-/// The real directory of the store's files for a store root (`/` or a chroot `DIR`).
-pub fn real_store_dir(root: &Path, store_dir: &str) -> PathBuf {
-    root.join(store_dir.trim_start_matches('/'))
 }
 
 #[cfg(test)]

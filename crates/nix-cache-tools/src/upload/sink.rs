@@ -7,23 +7,40 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Why a file could not be stored in the cache. 5xx and 429 answers and connection
+/// errors are retried before they are returned.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    /// The server did not accept the upload: an answer other than 2xx (a redirect too),
+    /// or S3's error document in a 200.
     #[error("HTTP error {status} uploading {url}{}", .body.as_deref().map(|b| format!("; the server answered: {b}")).unwrap_or_default())]
     Status {
+        /// The object's URL, credentials hidden.
         url: String,
+        /// The HTTP status.
         status: u16,
         /// The first line of the server's answer.
         body: Option<String>,
     },
+    /// No complete answer: the connection failed, timed out, or the answer did not end.
     #[error("{url}: {reason}")]
-    Transport { url: String, reason: String },
+    Transport {
+        /// The object's URL, credentials hidden.
+        url: String,
+        /// What went wrong (never with a presigned URL in it).
+        reason: String,
+    },
+    /// A local file could not be written or read: the spool, a file of a `file://`
+    /// cache.
     #[error("{path}: {source}")]
     Io {
+        /// The file, or the object whose spooled body could not be read.
         path: String,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// The time limit (`--timeout`) was reached: the object, or the last error before it.
     #[error("{0}: the time limit (--timeout) was reached")]
     Deadline(String),
 }
@@ -71,14 +88,6 @@ impl Spool {
         self.mem = Vec::new();
         self.file = Some(f);
         Ok(())
-    }
-
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 }
 
@@ -216,7 +225,7 @@ fn cache_info_text(store_dir: &str) -> String {
 }
 
 /// How old a spool file must be to count as left behind by an interrupted push.
-pub const STALE_SPOOL_AGE: Duration = Duration::from_secs(3600);
+const STALE_SPOOL_AGE: Duration = Duration::from_secs(3600);
 
 /// A `file://` cache: files appear by rename, so a reader never sees half a file.
 #[derive(Debug)]
@@ -226,6 +235,8 @@ pub struct FileSink {
 }
 
 impl FileSink {
+    /// The cache at `url`, whose directory is `dir`: its `nar/` is made, and spool files
+    /// an interrupted push left there over an hour ago are removed.
     pub fn new(url: &str, dir: &Path) -> Result<Self, SinkError> {
         let io = |source| SinkError::Io {
             path: dir.join("nar").display().to_string(),
@@ -243,7 +254,7 @@ impl FileSink {
     /// Removes `.push-cache-*.tmp` files older than `age` from the cache and its `nar/`:
     /// what an interrupted push (Ctrl-C, SIGKILL) left half-written. Younger ones may be
     /// another push's, under way, and are left alone. Returns how many went.
-    pub fn remove_stale_spools(&self, age: Duration) -> usize {
+    fn remove_stale_spools(&self, age: Duration) -> usize {
         let mut n = 0;
         for d in [self.dir.clone(), self.dir.join("nar")] {
             let Ok(rd) = std::fs::read_dir(&d) else {
@@ -379,7 +390,7 @@ impl HttpSink {
     }
 
     /// Sends this header with every upload (e.g. `Authorization` from the netrc).
-    pub fn header(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
     }
@@ -563,7 +574,7 @@ impl Body<'_> {
 /// a time, aborted when it fails. 429 and 503 ("SlowDown") answers are retried with a
 /// growing pause, as are other 5xx answers and connection errors.
 #[derive(Debug)]
-pub struct S3Sink {
+pub(crate) struct S3Sink {
     bucket: crate::s3::S3Bucket,
     agent: ureq::Agent,
     retries: u32,
@@ -573,10 +584,10 @@ pub struct S3Sink {
 }
 
 /// The smallest part S3 takes (all but the last part of an upload).
-pub const S3_MIN_PART: u64 = 5 * 1024 * 1024;
+const S3_MIN_PART: u64 = 5 * 1024 * 1024;
 
 impl S3Sink {
-    pub fn new(
+    pub(crate) fn new(
         bucket: crate::s3::S3Bucket,
         jobs: usize,
         retries: u32,
@@ -595,14 +606,14 @@ impl S3Sink {
     }
 
     /// Records the multipart uploads it starts there (see [`crate::s3::Journal`]).
-    pub fn with_journal(mut self, journal: Option<crate::s3::Journal>) -> Self {
+    pub(crate) fn with_journal(mut self, journal: Option<crate::s3::Journal>) -> Self {
         self.journal = journal;
         self
     }
 
     /// Aborts the multipart uploads to this bucket that pushes from this machine began
     /// and could not finish (killed); how many. One that S3 no longer knows is forgotten.
-    pub fn abort_abandoned(&self, deadline: Instant) -> usize {
+    pub(crate) fn abort_abandoned(&self, deadline: Instant) -> usize {
         let Some(journal) = &self.journal else {
             return 0;
         };
