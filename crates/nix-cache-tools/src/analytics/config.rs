@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Whether the daemon honours this user's substituters and keys.
-pub use crate::trust::UserTrust as Trust;
+pub(crate) use crate::trust::UserTrust as Trust;
 
 /// Is the file at `idx` the system file or something it includes (what the daemon reads)?
 fn is_system(layers: &Layers, idx: usize) -> bool {

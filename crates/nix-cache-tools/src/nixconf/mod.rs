@@ -29,7 +29,7 @@
 //! [`Env`] is a snapshot of `NIX_CONF_DIR`, `NIX_USER_CONF_FILES`, `XDG_CONFIG_HOME`,
 //! `XDG_CONFIG_DIRS`, `HOME`, `NIX_CONFIG`, `NIX_CONFIG_HOME` ([`Env::from_process`] or
 //! built by hand in tests). [`load`] reads every file Nix reads, each as a
-//! [`ConfFile`] with its path, [`LayerKind`] (system, user, XDG_CONFIG_DIRS,
+//! [`ConfFile`](layers::ConfFile) with its path, [`LayerKind`] (system, user, XDG_CONFIG_DIRS,
 //! NIX_USER_CONF_FILES, NIX_CONFIG, include), whether it exists, and its parsed
 //! [`NixConf`]. Includes are resolved relative to the including file and loaded in
 //! place; a missing `include` is a [`LoadError::MissingInclude`] (a missing `!include`
