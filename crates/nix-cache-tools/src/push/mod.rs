@@ -44,7 +44,6 @@ use crate::nixcli::{Nix, NixError, NixVersion, PathInfo};
 use crate::output::human_bytes;
 use crate::redact;
 use crate::store::SourcePref;
-use crate::store::location::{StoreKind, StoreLocation};
 use crate::storepath::{self, DEFAULT_STORE_DIR};
 use attempt::Deadline;
 use backend::Target;

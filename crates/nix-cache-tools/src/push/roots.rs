@@ -13,10 +13,11 @@ pub(super) fn read_closure(
     pref: SourcePref,
     nix: &Nix,
 ) -> Result<BTreeMap<String, PathInfo>, PushError> {
-    if pref != SourcePref::Nix {
-        match closure_from_db(roots) {
+    // `nix copy` opens the store anyway: falling back to Nix does no harm here.
+    if pref.tries_database() {
+        match crate::store::closure_from_db(roots) {
             Ok(nodes) => return Ok(nodes),
-            Err(why) if pref == SourcePref::Database => return Err(PushError::Database(why)),
+            Err(why) if !pref.falls_back(true) => return Err(PushError::Database(why)),
             Err(_) => {}
         }
     }
@@ -28,30 +29,6 @@ pub(super) fn read_closure(
         nodes.insert(i.path.clone(), i);
     }
     Ok(nodes)
-}
-
-/// [`read_closure`] from the database of the store Nix uses here (`NIX_REMOTE`, as
-/// `nix copy` will), or why it cannot be read.
-pub(super) fn closure_from_db(roots: &[String]) -> Result<BTreeMap<String, PathInfo>, String> {
-    let remote = std::env::var("NIX_REMOTE").ok();
-    let loc = StoreLocation::parse(remote.as_deref());
-    if loc.kind != StoreKind::Local {
-        return Err(format!("the store `{}` is not local", loc.display()));
-    }
-    let db = loc.db_path();
-    if !db.is_file() {
-        return Err(format!("there is no store database at {}", db.display()));
-    }
-    let (conn, _) = crate::store::db::open(&db).map_err(|e| e.to_string())?;
-    let closure = crate::store::db::read_closure(&conn, &db, roots).map_err(|e| e.to_string())?;
-    if let Some(r) = closure.missing_roots.first() {
-        return Err(format!("{r} is not a valid path in {}", db.display()));
-    }
-    Ok(closure
-        .paths
-        .into_iter()
-        .map(|i| (i.path.clone(), i))
-        .collect())
 }
 
 /// Store paths for the arguments, stdin lines or `./result*` links.

@@ -87,6 +87,52 @@ pub enum SourcePref {
     Nix,
 }
 
+/// The one rule both tools read a store by ([`load`] for cache-analytics, push-cache's
+/// closure): the database first, unless `--source nix`; when the database cannot be
+/// read, `nix path-info` instead only under `--source auto`, and only where letting Nix
+/// open the store does no harm.
+impl SourcePref {
+    /// Whether the database is read at all.
+    pub(crate) fn tries_database(self) -> bool {
+        self != SourcePref::Nix
+    }
+
+    /// After the database failed: ask `nix path-info`? `nix_may_open` says whether Nix
+    /// may open this store without harm (for a report: only the machine's store refusing
+    /// this user, never a damaged, foreign or chroot database Nix would write to; for a
+    /// push: always, since `nix copy` opens it anyway).
+    pub(crate) fn falls_back(self, nix_may_open: bool) -> bool {
+        self == SourcePref::Auto && nix_may_open
+    }
+}
+
+/// Reads the closure of `roots` from the database of the store Nix uses here
+/// (`NIX_REMOTE`, as `nix copy` will), or says why it cannot: the store is not
+/// local, has no database, or a root is not valid in it.
+pub(crate) fn closure_from_db(
+    roots: &[String],
+) -> Result<std::collections::BTreeMap<String, crate::nixcli::PathInfo>, String> {
+    let remote = std::env::var("NIX_REMOTE").ok();
+    let loc = StoreLocation::parse(remote.as_deref());
+    if loc.kind != StoreKind::Local {
+        return Err(format!("the store `{}` is not local", loc.display()));
+    }
+    let dbp = loc.db_path();
+    if !dbp.is_file() {
+        return Err(format!("there is no store database at {}", dbp.display()));
+    }
+    let (conn, _) = db::open(&dbp).map_err(|e| e.to_string())?;
+    let closure = db::read_closure(&conn, &dbp, roots).map_err(|e| e.to_string())?;
+    if let Some(r) = closure.missing_roots.first() {
+        return Err(format!("{r} is not a valid path in {}", dbp.display()));
+    }
+    Ok(closure
+        .paths
+        .into_iter()
+        .map(|i| (i.path.clone(), i))
+        .collect())
+}
+
 /// Why a store could not be read (one that does not exist is [`Source::Missing`], not
 /// an error).
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +193,7 @@ pub(crate) fn load(
     let (graph, source) = if missing {
         (Graph::default(), Source::Missing { database: dbp })
     } else {
-        let db_result = if loc.kind == StoreKind::Local && pref != SourcePref::Nix {
+        let db_result = if loc.kind == StoreKind::Local && pref.tries_database() {
             Some(db::load_graph(&dbp, &store_hint))
         } else {
             None
@@ -160,8 +206,7 @@ pub(crate) fn load(
                     mode,
                 },
             ),
-            Some(Err(e)) if pref == SourcePref::Database => return Err(e.into()),
-            Some(Err(e)) if !(e.is_permission_denied() && is_machine_store(loc)) => {
+            Some(Err(e)) if !pref.falls_back(e.is_permission_denied() && is_machine_store(loc)) => {
                 return Err(e.into());
             }
             other => {
