@@ -323,6 +323,27 @@ fn dry_run_uploads_nothing() {
     ));
     assert!(stderr(&out).contains("would run: nix"), "{}", stderr(&out));
     assert_eq!(server.count("PUT"), 0, "{:?}", server.requests());
+    // The same commands in the JSON report, for a script, and then not on stderr.
+    let out = run_ok(push_cache(
+        &b.env,
+        &b.work,
+        &["--to", &server.url, "--via", "nix", "--dry-run", "--json"],
+    ));
+    let j: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let would: Vec<&str> = j["would_run"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        !would.is_empty()
+            && would
+                .iter()
+                .all(|c| c.starts_with("nix ") && c.contains(" copy ")),
+        "{would:?}"
+    );
+    assert!(!stderr(&out).contains("would run"), "{}", stderr(&out));
     assert!(!b.env.path().join("served").join("nix-cache-info").exists());
 
     let dir = b.env.path().join("file-cache");

@@ -4,8 +4,9 @@
 //! A [`Cmd`] is a plain description (program, argv, environment, stdin) built apart from
 //! running it, so tests can check the exact argument vector without running anything.
 //! A [`Runner`] runs it. Dry-run is decided here and only here ([`Runner::skips`], also
-//! asked by push-cache's streaming runner): a command that changes something is printed
-//! instead of run when the runner is in dry-run mode, while commands marked
+//! asked by push-cache's streaming runner): a command that changes something is recorded
+//! ([`Runner::skipped`], for the report) instead of run when the runner is in dry-run
+//! mode, while commands marked
 //! [`Cmd::read_only`] (queries) still run. Every failure carries the full command
 //! line, the exit status and the program's stderr.
 
@@ -257,15 +258,22 @@ pub(crate) fn install_hint(program: &str) -> &'static str {
     }
 }
 
-/// Runs [`Cmd`]s, printing instead of running mutating ones in dry-run mode.
+/// Runs [`Cmd`]s; in dry-run mode it records the mutating ones instead of running them.
 #[derive(Debug, Clone, Default)]
 pub struct Runner {
     dry_run: bool,
+    /// The commands dry-run mode did not run, shared by every clone of this runner.
+    skipped: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Runner {
     pub fn new() -> Self {
         Runner::default()
+    }
+
+    /// The command lines dry-run mode did not run (by this runner or a clone), in order.
+    pub(crate) fn skipped(&self) -> Vec<String> {
+        self.skipped.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     pub fn dry_run(mut self, yes: bool) -> Self {
@@ -277,12 +285,15 @@ impl Runner {
         self.dry_run
     }
 
-    /// In dry-run mode, a command not marked [`Cmd::read_only`] is not run: this prints
-    /// `would run: COMMAND` (credentials in URLs hidden) and returns true. Every runner
-    /// of external programs asks this first, so dry-run is decided here only.
+    /// In dry-run mode, a command not marked [`Cmd::read_only`] is not run: this records
+    /// its command line (credentials in URLs hidden) for [`Runner::skipped`] and returns
+    /// true. Every runner of external programs asks this first, so dry-run is decided
+    /// here only.
     pub fn skips(&self, cmd: &Cmd) -> bool {
         if self.dry_run && !cmd.read_only {
-            eprintln!("would run: {}", crate::redact::urls_in(&cmd.display()));
+            if let Ok(mut s) = self.skipped.lock() {
+                s.push(crate::redact::urls_in(&cmd.display()));
+            }
             true
         } else {
             false

@@ -189,6 +189,9 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         for w in &report.warnings {
             eprintln!("warning: {}", redact::urls_in(w));
         }
+        for c in &report.would_run {
+            eprintln!("would run: {c}");
+        }
         nix_cache_tools::output::println(&redact::urls_in(&report.summary_text()));
     }
     if args.summary {

@@ -315,8 +315,10 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
         deadline: &deadline,
         progress: &progress,
     };
-    push.upload(native, todo, &mut report)?;
+    let uploaded = push.upload(native, todo, &mut report);
     progress.finish();
+    report.would_run = nix.runner().skipped();
+    uploaded?;
     let size_of = |p: &str| closure.nodes.get(p).map(|i| i.nar_size).unwrap_or(0);
     report.nar_bytes_pushed = report.pushed.iter().map(|p| size_of(p)).sum();
     Ok(report)

@@ -63,6 +63,9 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// The filter in effect (`--filter`, or cache.toml's), if any.
     pub filter: Option<String>,
+    /// `--dry-run`: the commands that would have run (`nix copy`, `cachix push`, `attic
+    /// push`), credentials hidden; the binary prints each as `would run: ...`.
+    pub would_run: Vec<String>,
     /// Whether the target was asked what it holds (file://, http(s)://).
     #[serde(skip)]
     pub(super) queried: bool,
