@@ -302,7 +302,7 @@ impl Runner {
 
     /// Runs the command to completion, capturing stdout and stderr. A non-zero exit is an
     /// error carrying the command line, status and stderr. In dry-run mode a command not
-    /// marked read-only is printed to stderr as `would run: ...` and not run.
+    /// marked read-only is recorded ([`Runner::skipped`]) and not run.
     pub fn run(&self, cmd: &Cmd) -> Result<Output, CmdError> {
         check(cmd, self.execute(cmd, None)?)
     }
