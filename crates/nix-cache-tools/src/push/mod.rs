@@ -867,10 +867,11 @@ mod tests {
             "warnings",
             "kept",
             "filter",
+            "would_run",
         ] {
             assert!(keys.contains(&k), "{k} missing in {keys:?}");
         }
-        assert_eq!(keys.len(), 17, "{keys:?}");
+        assert_eq!(keys.len(), 18, "{keys:?}");
         assert!(r.markdown().contains("| pushed | 1 | 5 B |"));
     }
 
