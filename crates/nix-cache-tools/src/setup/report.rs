@@ -199,7 +199,7 @@ impl Report {
     /// Records the planned edit: whether the target changes or goes, each cache's
     /// status, the diffs (secrets redacted), the netrc change and the plan's warnings.
     pub(super) fn record(&mut self, req: &Request, view: &View, cur: &Current, edit: &Edit) {
-        self.changed = edit.text != cur.text;
+        self.changed = edit.text != cur.text();
         // Never delete a file a plain `include` names: Nix stops when that one is missing.
         self.deleted = req.remove
             && self.changed
@@ -208,7 +208,7 @@ impl Report {
         self.caches = cache_reports(req, view, cur, edit);
         self.diff = diff(
             &self.target,
-            &crate::redact::nixconf(&cur.text),
+            &crate::redact::nixconf(cur.text()),
             &crate::redact::nixconf(&edit.text),
         );
         if let Some(after) = edit.netrc.text() {

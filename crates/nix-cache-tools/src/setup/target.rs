@@ -178,8 +178,6 @@ pub(super) struct Current {
     pub(super) read: Option<(String, fsutil::ReadFile)>,
     /// What the write must find at the target.
     pub(super) expect: fsutil::Expect,
-    /// The target's text (empty when it does not exist).
-    pub(super) text: String,
     /// [`Current::text`] on the lossless model.
     pub(super) conf: NixConf,
     /// The judged layers as they are before the edit.
@@ -192,6 +190,11 @@ pub(super) struct Current {
 }
 
 impl Current {
+    /// The target's text (empty when it does not exist).
+    pub(super) fn text(&self) -> &str {
+        self.read.as_ref().map_or("", |(t, _)| t)
+    }
+
     /// Reads the target, and the netrc when it may change: for a token to write (an
     /// error then stops the run), or for entries to take out (when it cannot be read
     /// then, and no cache removed is a private one, the removal goes on and says what
@@ -205,8 +208,7 @@ impl Current {
         // Read through the descriptor of the very file checked, never through a symlink
         // swapped in since (O_NOFOLLOW); the write later replaces only that same file.
         let read = read_file(&view.at.target)?;
-        let text = read.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
-        let conf = NixConf::parse(&text);
+        let conf = NixConf::parse(read.as_ref().map_or("", |(t, _)| t.as_str()));
         let before = simulate(&view.judged, &view.judged_idx, &conf);
         let netrc_path = netrc_path(req, &before, &view.at.target, view.at.system());
         let netrc_read = if !has_tokens && !req.remove {
@@ -233,7 +235,6 @@ impl Current {
             netrc_expect: fsutil::Expect::after_read(netrc_read.as_ref().map(|(_, f)| f)),
             netrc: netrc_read.map(|(t, _)| t),
             read,
-            text,
             conf,
             before,
             netrc_path,
