@@ -248,8 +248,9 @@ pub struct Options {
     pub cwd: PathBuf,
 }
 
-/// Runs a push. Warnings and per-path progress go to stderr; the caller prints the
-/// [`Report`] (summary or JSON).
+/// Runs a push. Per-path progress goes to stderr as it happens; warnings, failures and
+/// the commands a dry run did not run are in the [`Report`], which the caller prints
+/// (summary or JSON).
 pub fn run(opts: &Options) -> Result<Report, PushError> {
     let mut setup = Setup::resolve(opts)?;
     let mut report = Report {
