@@ -519,8 +519,10 @@ pub(crate) struct FileLock {
 
 impl FileLock {
     /// Blocks until the lock on `target`'s directory is held (the directory is created
-    /// when missing).
-    pub(crate) fn acquire(target: &Path) -> Result<Self, FsError> {
+    /// when missing). When another process holds it for more than a moment, `on_wait`
+    /// is called once with the locked path (the caller says so: the wait cannot wait
+    /// for a report) and the wait goes on.
+    pub(crate) fn acquire(target: &Path, on_wait: LockWait) -> Result<Self, FsError> {
         let path = target
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -532,7 +534,7 @@ impl FileLock {
         // directory we may not write to, and the write itself then names the problem.
         let file = File::open(&path)
             .map_err(|e| FsError::new("failed to open the directory to lock", &path, e))?;
-        match lock_saying_when_waiting(&file, &path) {
+        match lock_telling_when_waiting(&file, &path, on_wait) {
             Ok(()) => Ok(FileLock { file }),
             // NFS emulates flock with POSIX locks, which need a file open for writing:
             // there (and wherever directories cannot be locked) fall back to a lock
@@ -543,13 +545,13 @@ impl FileLock {
                     Some(libc::EBADF | libc::ENOLCK | libc::EINVAL | libc::EOPNOTSUPP)
                 ) =>
             {
-                Self::acquire_lock_file(target)
+                Self::acquire_lock_file(target, on_wait)
             }
             Err(e) => Err(FsError::new("failed to lock", &path, e)),
         }
     }
 
-    fn acquire_lock_file(target: &Path) -> Result<Self, FsError> {
+    fn acquire_lock_file(target: &Path, on_wait: LockWait) -> Result<Self, FsError> {
         let mut name = target.file_name().unwrap_or_default().to_owned();
         name.push(".lock");
         let path = target.with_file_name(name);
@@ -559,7 +561,8 @@ impl FileLock {
             .write(true)
             .open(&path)
             .map_err(|e| FsError::new("failed to open lock file", &path, e))?;
-        flock(&file, libc::LOCK_EX).map_err(|e| FsError::new("failed to lock", &path, e))?;
+        lock_telling_when_waiting(&file, &path, on_wait)
+            .map_err(|e| FsError::new("failed to lock", &path, e))?;
         Ok(FileLock { file })
     }
 }
@@ -573,19 +576,19 @@ impl Drop for FileLock {
 /// How long a lock may be busy before the wait is announced.
 const LOCK_NOTICE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Takes the lock; when another process holds it for more than a moment, says so on
-/// stderr (while waiting: the message cannot wait for a report) and keeps waiting.
-fn lock_saying_when_waiting(file: &File, path: &Path) -> io::Result<()> {
+/// Called once when a lock is busy for more than a moment, with the path locked.
+pub(crate) type LockWait = fn(&Path);
+
+/// Takes the lock; when another process holds it for more than a moment, calls
+/// `on_wait` and keeps waiting.
+fn lock_telling_when_waiting(file: &File, path: &Path, on_wait: LockWait) -> io::Result<()> {
     let start = std::time::Instant::now();
     loop {
         match flock(file, libc::LOCK_EX | libc::LOCK_NB) {
             Ok(()) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
                 if start.elapsed() >= LOCK_NOTICE_AFTER {
-                    eprintln!(
-                        "waiting for another run that holds the lock on {} (another setup-cache editing this directory; stop it, or wait)...",
-                        path.display()
-                    );
+                    on_wait(path);
                     return flock(file, libc::LOCK_EX);
                 }
                 std::thread::sleep(std::time::Duration::from_millis(50));
@@ -736,7 +739,7 @@ mod tests {
     fn lock_is_exclusive() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("nix.conf");
-        let l = FileLock::acquire(&target).unwrap();
+        let l = FileLock::acquire(&target, |_| {}).unwrap();
         let f = File::open(dir.path()).unwrap();
         use std::os::fd::AsRawFd;
         #[allow(unsafe_code)]
@@ -750,6 +753,22 @@ mod tests {
         assert_eq!(r, 0);
         // Nothing is left in the directory: no `nix.conf.lock`.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_busy_lock_is_told_to_the_caller_once_and_then_taken() {
+        static WAITED_ON: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("nix.conf");
+        let held = FileLock::acquire(&target, |_| panic!("the lock was free")).unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(LOCK_NOTICE_AFTER * 2);
+            drop(held);
+        });
+        let taken = FileLock::acquire(&target, |p| WAITED_ON.lock().unwrap().push(p.into()));
+        releaser.join().unwrap();
+        assert!(taken.is_ok());
+        assert_eq!(*WAITED_ON.lock().unwrap(), [dir.path().to_owned()]);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use clap::Parser;
 use nix_cache_tools::cli::{self, Tool};
 use nix_cache_tools::nixconf::Env;
 use nix_cache_tools::setup::{self, CacheArgs, ExitCode, Request, SetupError, Target};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -95,7 +95,7 @@ fn run(args: &Args) -> anyhow::Result<(setup::Report, Option<String>)> {
         if args.dry_run {
             saved = Some(format!("would record the cache in {}", path.display()));
         } else {
-            let added = setup::save(&path, &resolved.caches)
+            let added = setup::save(&path, &resolved.caches, say_waiting_for_lock)
                 .with_context(|| format!("--save: could not update {}", path.display()))?;
             saved = Some(if added.is_empty() {
                 format!("{} already lists the cache", path.display())
@@ -118,9 +118,18 @@ fn run(args: &Args) -> anyhow::Result<(setup::Report, Option<String>)> {
         ask_nix: true,
         check_trust: true,
         cli_args: resolved.cli_args,
+        on_lock_wait: say_waiting_for_lock,
     };
     let report = setup::run(&req)?;
     Ok((report, saved))
+}
+
+/// Another run holds the lock on the directory: said at once, since the wait may be long.
+fn say_waiting_for_lock(dir: &Path) {
+    eprintln!(
+        "setup-cache: waiting for another run that holds the lock on {} (another setup-cache editing this directory; stop it, or wait)...",
+        dir.display()
+    );
 }
 
 fn exit_code_of(err: &anyhow::Error) -> ExitCode {

@@ -17,7 +17,7 @@ pub(super) fn lock(
     if req.dry_run || nothing_to_remove {
         return Ok(None);
     }
-    let lock = fsutil::FileLock::acquire(target)?;
+    let lock = fsutil::FileLock::acquire(target, req.on_lock_wait)?;
     let netrc_guess = target.with_file_name("netrc");
     for stale in [target.to_owned(), backup_path(target), netrc_guess]
         .iter()

@@ -193,6 +193,10 @@ pub struct Request {
     pub check_trust: bool,
     /// The flags selecting the caches, for printed commands ([`Resolved::cli_args`]).
     pub cli_args: String,
+    /// Called once, with the locked directory, when another run holds the lock on the
+    /// target's directory for more than a moment (the binary says it is waiting; the
+    /// library prints nothing).
+    pub on_lock_wait: fn(&Path),
 }
 
 /// Runs setup-cache. Bad input (tokens, unreadable or non-UTF-8 files) is an error

@@ -133,11 +133,15 @@ pub fn resolve_caches(a: &CacheArgs) -> Result<Resolved, SetupError> {
 }
 
 /// `--save`: adds the caches to cache.toml (created when missing), keeping its comments.
-/// Returns the caches that were new there.
-pub fn save(path: &Path, caches: &[CacheSpec]) -> Result<Vec<String>, SetupError> {
+/// Returns the caches that were new there. `on_lock_wait` as in [`Request::on_lock_wait`].
+pub fn save(
+    path: &Path,
+    caches: &[CacheSpec],
+    on_lock_wait: fn(&Path),
+) -> Result<Vec<String>, SetupError> {
     // Read-modify-write under the same kind of lock as nix.conf: parallel `--save`s
     // cannot lose each other's entries.
-    let _lock = fsutil::FileLock::acquire(path)?;
+    let _lock = fsutil::FileLock::acquire(path, on_lock_wait)?;
     let mut added = Vec::new();
     for c in caches {
         if cachetoml::save_cache(path, &c.url, &c.public_key, c.token_env.as_deref())? {

@@ -44,6 +44,7 @@ impl T {
             ask_nix: false,
             check_trust: false,
             cli_args: String::new(),
+            on_lock_wait: |_| {},
         }
     }
     fn write_user(&self, text: &str) {
