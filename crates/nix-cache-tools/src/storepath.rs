@@ -14,7 +14,7 @@ pub fn hash_part(path: &str) -> Option<&str> {
 }
 
 /// The name after `<hash>-`, e.g. `hello-2.12` for `/nix/store/<hash>-hello-2.12`.
-pub(crate) fn name(path: &str) -> Option<&str> {
+pub fn name(path: &str) -> Option<&str> {
     hash_part(path)?;
     let base = path.rsplit('/').next().unwrap_or(path);
     base.get(HASH_LEN + 1..)

@@ -2,6 +2,8 @@
 // Doc comments on the arguments are `--help` text, not rustdoc.
 #![allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links)]
 
+mod progress;
+
 use anyhow::Context;
 use clap::Parser;
 use nix_cache_tools::cli::{self, Tool};
@@ -148,7 +150,6 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         jobs: args.jobs.map(usize::from),
         dry_run: args.dry_run,
         require_push: args.require_push,
-        progress_bar: output::progress_enabled() && !args.json,
         source: args.source,
         timeout: Some(std::time::Duration::from_secs(args.timeout)),
         via_nix: args.via.is_some(),
@@ -157,7 +158,8 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         no_refresh: args.no_refresh,
         cwd: std::env::current_dir().context("cannot read the current directory")?,
     };
-    let report = push::run(&opts)?;
+    let display = progress::Display::new(output::progress_enabled() && !args.json);
+    let report = push::run(&opts, &|p| display.show(p))?;
 
     if args.json {
         nix_cache_tools::output::println(&redact::urls_in(&report.to_json()));

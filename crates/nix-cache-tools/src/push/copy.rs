@@ -110,7 +110,7 @@ pub(super) struct Upload<'a> {
     pub(super) uri: &'a str,
     pub(super) nodes: &'a BTreeMap<String, PathInfo>,
     pub(super) cache: Option<&'a BinaryCache>,
-    pub(super) progress: &'a Progress,
+    pub(super) progress: &'a Reporter<'a>,
     pub(super) deadline: &'a Deadline,
 }
 
@@ -150,10 +150,7 @@ impl Upload<'_> {
     }
 
     fn pushed(&self, p: &str, tally: &mut Tally<'_>) {
-        if !tally.started.contains(p) {
-            self.progress
-                .done(p, self.size_of(p), self.nix.runner().is_dry_run());
-        }
+        self.progress.done(p, self.size_of(p));
         tally.report.pushed.push(p.to_owned());
     }
 
@@ -177,11 +174,7 @@ impl Upload<'_> {
                 .map(|i| i.references.clone())
                 .unwrap_or_default()
         };
-        let mut tally = Tally {
-            failed,
-            started: BTreeSet::new(),
-            report,
-        };
+        let mut tally = Tally { failed, report };
         for stage in stages(to_push, &refs, upload_processes(self.uri)) {
             let chunks = self.ready_chunks(stage, &mut tally);
             let results = self.copy_chunks(&chunks);
@@ -222,8 +215,8 @@ impl Upload<'_> {
     }
 
     /// One `nix copy` per chunk, all at the same time (Nix uploads references first, in
-    /// parallel): for each, the paths Nix announced and how it ended.
-    fn copy_chunks(&self, chunks: &[Vec<String>]) -> Vec<(BTreeSet<String>, Result<(), CmdError>)> {
+    /// parallel): how each ended (the paths Nix announces go to progress as it runs).
+    fn copy_chunks(&self, chunks: &[Vec<String>]) -> Vec<Result<(), CmdError>> {
         let nodes = self.nodes;
         std::thread::scope(|s| {
             let handles: Vec<_> = chunks
@@ -231,14 +224,13 @@ impl Upload<'_> {
                 .map(|chunk| {
                     s.spawn(move || {
                         let mut seen = BTreeSet::new();
-                        let r = self.copy(chunk, &mut |line| {
+                        self.copy(chunk, &mut |line| {
                             if let Some(p) = copying_path(line) {
                                 if nodes.contains_key(p) && seen.insert(p.to_owned()) {
                                     self.progress.started(p, self.size_of(p));
                                 }
                             }
-                        });
-                        (seen, r)
+                        })
                     })
                 })
                 .collect();
@@ -246,15 +238,12 @@ impl Upload<'_> {
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
-                        (
-                            BTreeSet::new(),
-                            Err(CmdError::Failed {
-                                cmdline: "nix copy".to_owned(),
-                                status: "upload thread panicked".to_owned(),
-                                stderr: String::new(),
-                                stdout: String::new(),
-                            }),
-                        )
+                        Err(CmdError::Failed {
+                            cmdline: "nix copy".to_owned(),
+                            status: "upload thread panicked".to_owned(),
+                            stderr: String::new(),
+                            stdout: String::new(),
+                        })
                     })
                 })
                 .collect()
@@ -267,12 +256,11 @@ impl Upload<'_> {
     fn record_chunks(
         &self,
         chunks: &[Vec<String>],
-        results: Vec<(BTreeSet<String>, Result<(), CmdError>)>,
+        results: Vec<Result<(), CmdError>>,
         tally: &mut Tally<'_>,
     ) -> Result<Vec<String>, PushError> {
         let mut retry: Vec<String> = Vec::new();
-        for (chunk, (seen, result)) in chunks.iter().zip(results) {
-            tally.started.extend(seen);
+        for (chunk, result) in chunks.iter().zip(results) {
             match result {
                 Ok(()) => {
                     for p in chunk {
@@ -383,8 +371,6 @@ impl Upload<'_> {
 struct Tally<'r> {
     /// Paths that failed or cannot go, with the reason.
     failed: BTreeMap<String, String>,
-    /// Paths Nix announced uploading (their progress line is shown already).
-    started: BTreeSet<String>,
     report: &'r mut Report,
 }
 
@@ -409,7 +395,7 @@ pub(super) fn upload_with_tool(
     cmd: &crate::cmd::Cmd,
     to_push: &[String],
     nodes: &BTreeMap<String, PathInfo>,
-    progress: &Progress,
+    progress: &Reporter<'_>,
     deadline: &Deadline,
     report: &mut Report,
 ) {
@@ -438,7 +424,7 @@ pub(super) fn upload_with_tool(
     match result {
         Ok(_) => {
             for p in to_push {
-                progress.done(p, size_of(p), runner.is_dry_run());
+                progress.done(p, size_of(p));
                 report.pushed.push(p.clone());
             }
         }

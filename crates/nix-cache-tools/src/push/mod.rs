@@ -19,7 +19,8 @@
 //!    (`native.rs`, [`crate::upload`]); other store URIs and `--via nix` through `nix
 //!    copy`, Cachix and attic through their CLIs (`copy.rs`, [`backend`], with the time
 //!    limits, retries and failure reasons of [`attempt`]).
-//! 5. **Report** (`report.rs`): text, `--json`, Markdown; progress on stderr.
+//! 5. **Report** (`report.rs`): text, `--json`, Markdown; [`Progress`] events for the
+//!    caller to show.
 //!
 //! Dry-run: queries run, nothing is uploaded; commands that would run are printed.
 
@@ -32,8 +33,9 @@ mod report;
 mod roots;
 
 use copy::{Upload, upload_with_tool};
-use report::Progress;
+use report::Reporter;
 pub use report::{Failure, Kept, Report};
+pub use report::{OnProgress, Progress};
 use roots::{read_closure, resolve_roots};
 
 use crate::binarycache::{BinaryCache, Found, QueryOptions};
@@ -224,8 +226,6 @@ pub struct Options {
     /// `--require-push`: no credentials is [`PushError::NotPushed`] instead of a
     /// skipped push.
     pub require_push: bool,
-    /// Progress bar instead of plain lines (the caller decides: stderr is a terminal).
-    pub progress_bar: bool,
     /// Where the closure is read from (`--source`).
     pub source: SourcePref,
     /// `--timeout`: the most the upload (cache queries and every upload process) may
@@ -248,10 +248,10 @@ pub struct Options {
     pub cwd: PathBuf,
 }
 
-/// Runs a push. Per-path progress goes to stderr as it happens; warnings, failures and
-/// the commands a dry run did not run are in the [`Report`], which the caller prints
-/// (summary or JSON).
-pub fn run(opts: &Options) -> Result<Report, PushError> {
+/// Runs a push. Per-path progress goes to `on_progress` as it happens (the caller shows
+/// it; the library prints nothing); warnings, failures and the commands a dry run did
+/// not run are in the [`Report`], which the caller prints (summary or JSON).
+pub fn run(opts: &Options, on_progress: OnProgress<'_>) -> Result<Report, PushError> {
     let mut setup = Setup::resolve(opts)?;
     let mut report = Report {
         target: setup.target.to_string(),
@@ -299,10 +299,8 @@ pub fn run(opts: &Options) -> Result<Report, PushError> {
         return Ok(report);
     }
 
-    let progress = Progress::new(
-        todo.to_push.len() + todo.unusable.len(),
-        opts.progress_bar && !opts.dry_run,
-    );
+    let progress = Reporter::new(on_progress, opts.dry_run);
+    progress.begin(todo.to_push.len() + todo.unusable.len());
     for (p, why) in &todo.unusable {
         progress.failed(p, why);
     }
@@ -662,7 +660,7 @@ struct Push<'a> {
     cache: Option<&'a (BinaryCache, bool)>,
     key_file: Option<&'a Path>,
     deadline: &'a Deadline,
-    progress: &'a Progress,
+    progress: &'a Reporter<'a>,
 }
 
 impl Push<'_> {
@@ -758,6 +756,48 @@ mod tests {
     use super::copy::{copying_path, stages};
     use super::roots::{parse_build_json, result_links};
     use super::*;
+
+    /// Every event a push sends, each as `{:?}`.
+    fn events(dry_run: bool) -> Vec<String> {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let on = |p: Progress<'_>| seen.lock().unwrap().push(format!("{p:?}"));
+        let r = Reporter::new(&on, dry_run);
+        r.begin(2);
+        r.started("/nix/store/a", 1);
+        r.done("/nix/store/a", 1);
+        r.line("PUT https://ci:hunter2@cache.example/x failed, retrying");
+        r.failed(
+            "/nix/store/b",
+            "HTTP 500 from https://ci:hunter2@cache.example\nbody",
+        );
+        r.finish();
+        seen.into_inner().unwrap()
+    }
+
+    #[test]
+    fn progress_reaches_the_caller_with_credentials_hidden() {
+        let all = events(false);
+        assert_eq!(all.len(), 6, "{all:?}");
+        assert!(all[0].starts_with("Begin { total: 2"), "{all:?}");
+        assert!(all[5].starts_with("End"), "{all:?}");
+        assert!(all.iter().all(|e| !e.contains("hunter2")), "{all:?}");
+        // A failure's first line only: the rest is in the report.
+        assert!(
+            all[4].contains("reason: \"HTTP 500 from https://ci:"),
+            "{all:?}"
+        );
+        assert!(!all[4].contains("body"), "{all:?}");
+    }
+
+    #[test]
+    fn a_dry_run_sends_only_notes_and_failures() {
+        let dry = events(true);
+        assert_eq!(dry.len(), 2, "{dry:?}");
+        assert!(
+            dry[0].starts_with("Note(") && dry[1].starts_with("Failed {"),
+            "{dry:?}"
+        );
+    }
 
     #[test]
     fn errors_and_reports_map_to_exit_codes() {

@@ -3,7 +3,7 @@
 //! with, where the store's files are, which credentials an HTTP cache gets (the netrc
 //! Nix would use), and the report.
 
-use super::{Failure, Options, Progress, PushError, Report};
+use super::{Failure, Options, PushError, Report, Reporter};
 use crate::compress::{self, Method, Settings};
 use crate::keys::SecretKey;
 use crate::nixcli::PathInfo;
@@ -70,7 +70,7 @@ pub(super) struct Native<'a> {
     pub(super) initialised: bool,
     pub(super) key_file: Option<&'a Path>,
     pub(super) deadline: Instant,
-    pub(super) progress: &'a Progress,
+    pub(super) progress: &'a Reporter<'a>,
 }
 
 impl Native<'_> {
@@ -113,7 +113,7 @@ impl Native<'_> {
         let progress = self.progress;
         let on_event = |e: Event<'_>| match e {
             Event::Started { path, nar_size } => progress.started(path, nar_size),
-            Event::Done { path, nar_size, .. } => progress.done(path, nar_size, false),
+            Event::Done { path, nar_size, .. } => progress.done(path, nar_size),
             Event::Failed { .. } => {}
         };
         let results = upload::upload(

@@ -224,71 +224,101 @@ impl Report {
     }
 }
 
-/// Progress: a bar on a terminal, one plain line per path otherwise.
-pub(super) struct Progress {
-    bar: Option<indicatif::ProgressBar>,
+/// What a push says while it runs, for the caller to show (a bar on a terminal, plain
+/// lines otherwise): the library prints nothing itself. Sent from the upload threads.
+/// A dry run sends only [`Progress::Failed`] and [`Progress::Note`] (its list of paths
+/// is the report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// The upload begins, with this many paths to go.
+    Begin {
+        /// Paths to upload (or to report as failed).
+        total: usize,
+    },
+    /// The upload of a path began.
+    Started {
+        /// The store path.
+        path: &'a str,
+        /// Its NAR size in bytes.
+        nar_size: u64,
+    },
+    /// A path is in the cache.
+    Done {
+        /// The store path.
+        path: &'a str,
+        /// Its NAR size in bytes.
+        nar_size: u64,
+    },
+    /// A path failed; the full reason is in [`Report::failures`].
+    Failed {
+        /// The store path.
+        path: &'a str,
+        /// The reason's first line, credentials hidden.
+        reason: &'a str,
+    },
+    /// Worth saying at once: a failed attempt and whether it is retried (credentials
+    /// hidden).
+    Note(&'a str),
+    /// The upload is over.
+    End,
 }
 
-impl Progress {
-    pub(super) fn new(total: usize, bar: bool) -> Self {
-        let bar = (bar && total > 0).then(|| {
-            let b = indicatif::ProgressBar::with_draw_target(
-                Some(total as u64),
-                indicatif::ProgressDrawTarget::stderr(),
-            );
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{spinner} [{bar:30}] {pos}/{len} paths {msg}",
-            ) {
-                b.set_style(style.progress_chars("=> "));
-            }
-            b
-        });
-        Progress { bar }
+/// The caller's [`Progress`] callback, as [`super::run`] takes it.
+pub type OnProgress<'a> = &'a (dyn Fn(Progress<'_>) + Sync);
+
+/// Hands progress to the caller: whatever it quotes (Nix's messages) with secrets
+/// hidden, and in a dry run only failures and notes.
+pub(super) struct Reporter<'a> {
+    on_progress: OnProgress<'a>,
+    dry_run: bool,
+}
+
+impl<'a> Reporter<'a> {
+    pub(super) fn new(on_progress: OnProgress<'a>, dry_run: bool) -> Self {
+        Reporter {
+            on_progress,
+            dry_run,
+        }
     }
 
-    /// A line of progress; whatever it quotes (Nix's messages), secrets are hidden.
+    fn send(&self, p: Progress<'_>) {
+        let quiet = matches!(
+            p,
+            Progress::Begin { .. }
+                | Progress::Started { .. }
+                | Progress::Done { .. }
+                | Progress::End
+        );
+        if !(quiet && self.dry_run) {
+            (self.on_progress)(p);
+        }
+    }
+
+    pub(super) fn begin(&self, total: usize) {
+        self.send(Progress::Begin { total });
+    }
+
+    /// A line worth saying now; whatever it quotes (Nix's messages), secrets are hidden.
     pub(super) fn line(&self, text: &str) {
-        let text = redact::urls_in(text);
-        match &self.bar {
-            Some(b) => b.println(text),
-            None => eprintln!("{text}"),
-        }
+        self.send(Progress::Note(&redact::urls_in(text)));
     }
 
-    /// Nix started uploading `path` (its "copying path" line).
-    pub(super) fn started(&self, path: &str, size: u64) {
-        match &self.bar {
-            Some(b) => {
-                b.set_message(storepath::name(path).unwrap_or(path).to_owned());
-                b.inc(1);
-            }
-            None => eprintln!("pushing {path} ({})", human_bytes(size)),
-        }
+    /// The upload of `path` began (Nix's "copying path" line, or a native worker).
+    pub(super) fn started(&self, path: &str, nar_size: u64) {
+        self.send(Progress::Started { path, nar_size });
     }
 
-    pub(super) fn done(&self, path: &str, size: u64, dry_run: bool) {
-        match &self.bar {
-            Some(b) => {
-                b.set_message(storepath::name(path).unwrap_or(path).to_owned());
-                b.inc(1);
-            }
-            // A dry run's list is the caller's output (stdout), not progress.
-            None if dry_run => {}
-            None => eprintln!("pushed {path} ({})", human_bytes(size)),
-        }
+    pub(super) fn done(&self, path: &str, nar_size: u64) {
+        self.send(Progress::Done { path, nar_size });
     }
 
     pub(super) fn failed(&self, path: &str, why: &str) {
-        let first = why.lines().next().unwrap_or(why);
-        self.line(&format!("FAILED {path}: {first}"));
-        if let Some(b) = &self.bar {
-            b.inc(1);
-        }
+        let why = redact::urls_in(why);
+        let reason = why.lines().next().unwrap_or("");
+        self.send(Progress::Failed { path, reason });
     }
 
     pub(super) fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
+        self.send(Progress::End);
     }
 }
