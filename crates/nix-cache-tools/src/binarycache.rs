@@ -304,6 +304,15 @@ impl BinaryCache {
         &self.url
     }
 
+    /// The bucket, with the credentials read when the client was made, for `s3://`
+    /// caches: the upload signs with the very credentials the queries used.
+    pub(crate) fn s3_bucket(&self) -> Option<std::sync::Arc<crate::s3::S3Bucket>> {
+        match &self.base {
+            Base::S3(b) => Some(std::sync::Arc::clone(b)),
+            _ => None,
+        }
+    }
+
     /// The cache's directory, for `file://` caches.
     pub(crate) fn local_dir(&self) -> Option<&std::path::Path> {
         match &self.base {

@@ -231,6 +231,12 @@ impl S3Bucket {
         self.part_size
     }
 
+    /// True when no credentials were found: requests go unsigned (a public bucket's
+    /// reads work; a push cannot).
+    pub(crate) fn is_anonymous(&self) -> bool {
+        self.credentials.is_none()
+    }
+
     /// `s3://BUCKET`.
     pub(crate) fn url(&self) -> &str {
         &self.url

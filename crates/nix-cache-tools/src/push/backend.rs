@@ -95,9 +95,11 @@ pub(super) fn attic_push(cache: &str, jobs: Option<usize>, paths: &[String]) -> 
 }
 
 /// Why pushing to this target cannot work without credentials, or `None` when some are
-/// there. `env` looks up environment variables (injected for tests).
+/// there. `s3` is an `s3://` target's bucket as opened (its credentials read then);
+/// `env` looks up environment variables (injected for tests).
 pub(super) fn missing_credentials(
     target: &Target,
+    s3: Option<&crate::s3::S3Bucket>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<String> {
     let set = |k: &str| env(k).is_some_and(|v| !v.is_empty());
@@ -106,19 +108,14 @@ pub(super) fn missing_credentials(
         .map(std::path::PathBuf::from)
         .or_else(|| env("HOME").map(|h| Path::new(&h).join(".config")));
     match target {
-        // Read from the real environment (and ~/.aws/credentials), as the upload will.
-        // A credentials file that cannot be read is not "no credentials": the upload
-        // reports it.
-        Target::Store(uri) if uri.starts_with("s3://") => {
-            let parsed = crate::s3::S3Uri::parse(uri).ok()?;
-            match crate::s3::credentials(&parsed) {
-                Ok(None) => Some(format!(
-                    "no S3 credentials to push to s3://{}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a profile of ~/.aws/credentials (profile= in the URI, or AWS_PROFILE); in CI, secrets are not given to pull requests from forks",
-                    parsed.bucket
-                )),
-                _ => None,
-            }
-        }
+        // A credentials file that cannot be read is not "no credentials": opening the
+        // bucket reported it already.
+        Target::Store(uri) if uri.starts_with("s3://") => s3.filter(|b| b.is_anonymous()).map(|b| {
+            format!(
+                "no S3 credentials to push to {}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a profile of ~/.aws/credentials (profile= in the URI, or AWS_PROFILE); in CI, secrets are not given to pull requests from forks",
+                b.url()
+            )
+        }),
         Target::Store(_) => None,
         Target::Cachix(name) => {
             if set("CACHIX_AUTH_TOKEN") || set("CACHIX_SIGNING_KEY") {
@@ -249,27 +246,27 @@ mod tests {
         };
         let cachix = Target::Cachix("team".into());
         let none = env_with(vec![("XDG_CONFIG_HOME", home.clone())]);
-        let why = missing_credentials(&cachix, &none).unwrap();
+        let why = missing_credentials(&cachix, None, &none).unwrap();
         assert!(why.contains("CACHIX_AUTH_TOKEN"), "{why}");
         let tok = env_with(vec![("CACHIX_AUTH_TOKEN", "t".into())]);
-        assert_eq!(missing_credentials(&cachix, &tok), None);
+        assert_eq!(missing_credentials(&cachix, None, &tok), None);
         let empty = env_with(vec![("CACHIX_SIGNING_KEY", String::new())]);
-        assert!(missing_credentials(&cachix, &empty).is_some());
+        assert!(missing_credentials(&cachix, None, &empty).is_some());
         std::fs::create_dir_all(dir.path().join("cachix")).unwrap();
         std::fs::write(
             dir.path().join("cachix/cachix.dhall"),
             "{ authToken = \"x\", hostname = \"https://cachix.org\", binaryCaches = [] : List { name : Text, secretKey : Text } }",
         )
         .unwrap();
-        assert_eq!(missing_credentials(&cachix, &none), None);
+        assert_eq!(missing_credentials(&cachix, None, &none), None);
         let attic = Target::Attic("team".into());
         assert!(
-            missing_credentials(&attic, &none)
+            missing_credentials(&attic, None, &none)
                 .unwrap()
                 .contains("attic login")
         );
         assert_eq!(
-            missing_credentials(&Target::Store("file:///x".into()), &none),
+            missing_credentials(&Target::Store("file:///x".into()), None, &none),
             None
         );
     }

@@ -260,7 +260,10 @@ pub fn run(opts: &Options, on_progress: OnProgress<'_>) -> Result<Report, PushEr
         warnings: std::mem::take(&mut setup.warnings),
         ..Report::default()
     };
-    if skip_without_credentials(&setup.target, opts, &mut report)? {
+    // Opened before anything is built: for `s3://` this reads the credentials, once,
+    // for the whole push (whether to skip it, the queries, the upload).
+    let client = open_client(&setup.target, opts)?;
+    if skip_without_credentials(&setup.target, client.as_ref(), opts, &mut report)? {
         return Ok(report);
     }
     check_program(&setup.target)?;
@@ -271,7 +274,13 @@ pub fn run(opts: &Options, on_progress: OnProgress<'_>) -> Result<Report, PushEr
 
     // From here on the push is bounded in time.
     let deadline = Deadline::after(opts.timeout.unwrap_or(attempt::DEFAULT_TIMEOUT));
-    let cache = open_cache(&setup.target, &deadline)?;
+    let cache = match client {
+        Some(c) => {
+            let initialised = check_store_dir(&c)?;
+            Some((c, initialised))
+        }
+        None => None,
+    };
     // A cache without `nix-cache-info` is new: Nix writes that file when it first opens
     // a binary cache, before any upload. Asking it about every path would only find them
     // all missing (and `nix copy` checks again anyway), so it is not asked.
@@ -422,11 +431,13 @@ fn check_key(
 /// `--require-push`; a dry run goes on, with a warning.
 fn skip_without_credentials(
     target: &Target,
+    client: Option<&BinaryCache>,
     opts: &Options,
     report: &mut Report,
 ) -> Result<bool, PushError> {
     let env = |k: &str| std::env::var(k).ok();
-    let Some(why) = backend::missing_credentials(target, &env) else {
+    let bucket = client.and_then(BinaryCache::s3_bucket);
+    let Some(why) = backend::missing_credentials(target, bucket.as_deref(), &env) else {
         return Ok(false);
     };
     if opts.require_push {
@@ -513,25 +524,23 @@ fn plan_closure(
     Ok(Some(Closure { nodes, plan }))
 }
 
-/// A client for a `file://`, `http(s)://` or `s3://` target and whether the cache has a
-/// `nix-cache-info` (its `StoreDir` checked); `None` for other targets.
-fn open_cache(
-    target: &Target,
-    deadline: &Deadline,
-) -> Result<Option<(BinaryCache, bool)>, PushError> {
+/// A client for a `file://`, `http(s)://` or `s3://` target (`None` for other targets),
+/// each request bounded by 30 s or `--timeout` when that is less. Nothing is sent yet.
+fn open_client(target: &Target, opts: &Options) -> Result<Option<BinaryCache>, PushError> {
     let Target::Store(uri) = target else {
         return Ok(None);
     };
     if !crate::binarycache::is_supported(uri) {
         return Ok(None);
     }
-    let per_request = deadline.left().min(Duration::from_secs(30));
-    let cache = BinaryCache::with_timeout(uri, per_request).map_err(|e| PushError::CacheRead {
-        url: redact::url(uri),
-        reason: e.to_string(),
-    })?;
-    let initialised = check_store_dir(&cache)?;
-    Ok(Some((cache, initialised)))
+    let limit = opts.timeout.unwrap_or(attempt::DEFAULT_TIMEOUT);
+    let per_request = limit.min(Duration::from_secs(30));
+    BinaryCache::with_timeout(uri, per_request)
+        .map(Some)
+        .map_err(|e| PushError::CacheRead {
+            url: redact::url(uri),
+            reason: e.to_string(),
+        })
 }
 
 /// What is left to upload once the cache has been asked.
@@ -676,6 +685,7 @@ impl Push<'_> {
                     nodes: self.nodes,
                     present: &present,
                     initialised: self.cache.is_some_and(|(_, i)| *i),
+                    s3_bucket: self.cache.and_then(|(c, _)| c.s3_bucket()),
                     key_file: self.key_file,
                     deadline: self.deadline.instant(),
                     progress: self.progress,

@@ -68,6 +68,8 @@ pub(super) struct Native<'a> {
     pub(super) present: &'a BTreeSet<String>,
     /// Whether the cache has a `nix-cache-info` (else one is written first).
     pub(super) initialised: bool,
+    /// For `s3://`: the bucket the presence queries used, credentials and all.
+    pub(super) s3_bucket: Option<std::sync::Arc<crate::s3::S3Bucket>>,
     pub(super) key_file: Option<&'a Path>,
     pub(super) deadline: Instant,
     pub(super) progress: &'a Reporter<'a>,
@@ -150,11 +152,10 @@ impl Native<'_> {
                 }
             })?),
             None if clean.starts_with("s3://") => {
-                let bucket =
-                    crate::s3::S3Bucket::open(self.uri).map_err(|e| PushError::CacheRead {
-                        url: clean.to_owned(),
-                        reason: e.to_string(),
-                    })?;
+                let bucket = self.s3_bucket.clone().ok_or_else(|| PushError::CacheRead {
+                    url: clean.to_owned(),
+                    reason: "no S3 client was opened for it".to_owned(),
+                })?;
                 // S3 takes 5 MiB at least (S3Sink raises a smaller one).
                 let part_size = bucket.part_size().unwrap_or(S3_PART_SIZE);
                 let sink = S3Sink::new(

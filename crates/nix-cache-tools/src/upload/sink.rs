@@ -575,7 +575,7 @@ impl Body<'_> {
 /// growing pause, as are other 5xx answers and connection errors.
 #[derive(Debug)]
 pub(crate) struct S3Sink {
-    bucket: crate::s3::S3Bucket,
+    bucket: std::sync::Arc<crate::s3::S3Bucket>,
     agent: ureq::Agent,
     retries: u32,
     has_cache_info: bool,
@@ -588,7 +588,7 @@ const S3_MIN_PART: u64 = 5 * 1024 * 1024;
 
 impl S3Sink {
     pub(crate) fn new(
-        bucket: crate::s3::S3Bucket,
+        bucket: std::sync::Arc<crate::s3::S3Bucket>,
         jobs: usize,
         retries: u32,
         has_cache_info: bool,
