@@ -8,6 +8,7 @@ mod support;
 use nix_cache_tools::compress::{Method, Settings};
 use nix_cache_tools::keys::SecretKey;
 use nix_cache_tools::nixcli::{PathInfo, parse_path_info};
+use nix_cache_tools::storepath::StorePath;
 use nix_cache_tools::upload::{self, FileSink, HttpSink, Outcome, Sink};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -16,9 +17,9 @@ use support::*;
 struct Fixture {
     env: NixEnv,
     top: String,
-    infos: BTreeMap<String, PathInfo>,
+    infos: BTreeMap<StorePath, PathInfo>,
     /// Dependency order (references first).
-    order: Vec<String>,
+    order: Vec<StorePath>,
     key: KeyPair,
 }
 
@@ -34,13 +35,16 @@ in mk "top-{tag}" "echo ${{mid}} > $out""#
     );
     let top = build(&env, &expr).remove(0);
     let out = run_ok(env.nix(&["path-info", "--json", "-r", &top]));
-    let infos: BTreeMap<String, PathInfo> = parse_path_info(&stdout(&out), "/nix/store")
+    let infos: BTreeMap<StorePath, PathInfo> = parse_path_info(&stdout(&out), "/nix/store")
         .unwrap()
         .into_iter()
         .map(|i| (i.path.clone(), i))
         .collect();
     // `nix-store -qR` lists references first.
-    let order = closure(&env, std::slice::from_ref(&top));
+    let order = closure(&env, std::slice::from_ref(&top))
+        .iter()
+        .map(|p| StorePath::new(p, "/nix/store").unwrap())
+        .collect();
     let key = generate_key(&env, &format!("{tag}.example-1"));
     Fixture {
         env,
@@ -368,7 +372,7 @@ fn a_path_listed_twice_is_pushed_once() {
     let dir = f.env.path().join("cache-twice");
     let sink = FileSink::new(&format!("file://{}", dir.display()), &dir).unwrap();
     let mut paths = f.order.clone();
-    paths.push(f.top.clone());
+    paths.push(StorePath::new(&f.top, "/nix/store").unwrap());
     let r = upload::upload(
         &paths,
         &f.infos,

@@ -547,19 +547,27 @@ impl BinaryCache {
     /// Asks the cache for each path's narinfo, in parallel on at most `opts.jobs`
     /// threads (at most [`MAX_JOBS`]). Results are in the order of `paths`. A path is
     /// present only when its narinfo parses and names it (see [`Found`]).
-    pub(crate) fn query(&self, paths: &[String], opts: &QueryOptions) -> Vec<PathStatus> {
+    pub(crate) fn query<S: AsRef<str> + Sync>(
+        &self,
+        paths: &[S],
+        opts: &QueryOptions,
+    ) -> Vec<PathStatus> {
         self.query_detailed(paths, opts)
             .into_iter()
             .zip(paths)
             .map(|(f, path)| PathStatus {
-                path: path.clone(),
+                path: path.as_ref().to_owned(),
                 presence: f.presence(),
             })
             .collect()
     }
 
     /// [`BinaryCache::query`], saying why a narinfo that is there does not count.
-    pub(crate) fn query_detailed(&self, paths: &[String], opts: &QueryOptions) -> Vec<Found> {
+    pub(crate) fn query_detailed<S: AsRef<str> + Sync>(
+        &self,
+        paths: &[S],
+        opts: &QueryOptions,
+    ) -> Vec<Found> {
         let jobs = opts.jobs.clamp(1, MAX_JOBS).min(paths.len().max(1));
         let next = AtomicUsize::new(0);
         let mut results: Vec<Option<Found>> = vec![None; paths.len()];
@@ -570,7 +578,7 @@ impl BinaryCache {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(path) = paths.get(i) else { break };
-                        let f = self.query_one(path, opts);
+                        let f = self.query_one(path.as_ref(), opts);
                         if let Ok(mut slots) = slots.lock() {
                             slots[i] = Some(f);
                         }
@@ -703,7 +711,7 @@ mod tests {
         );
         assert!(matches!(&r[3].presence, Presence::Error(_)));
         assert_eq!(r.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(), paths);
-        assert!(c.query(&[], &QueryOptions::default()).is_empty());
+        assert!(c.query::<&str>(&[], &QueryOptions::default()).is_empty());
         // The default probe proves presence the same way: a garbage narinfo is no proof.
         let head = c.query(&paths[..3], &QueryOptions::default());
         assert_eq!(head[0].presence, r[0].presence);

@@ -14,6 +14,7 @@
 //!   newer versions (absent on 2.8).
 
 use crate::cmd::{Cmd, CmdError, Runner};
+use crate::storepath::StorePath;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -89,10 +90,10 @@ impl fmt::Display for NixVersion {
 }
 
 /// One entry of `nix path-info --json`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PathInfo {
     /// Full store path.
-    pub path: String,
+    pub path: StorePath,
     /// False for a path the store does not hold (Nix prints it with `"valid": false` or
     /// as `null`); every other field is then empty.
     pub valid: bool,
@@ -103,9 +104,9 @@ pub struct PathInfo {
     /// Present with `--closure-size` (`-S`).
     pub closure_size: Option<u64>,
     /// Full store paths.
-    pub references: Vec<String>,
+    pub references: Vec<StorePath>,
     /// Full store path of the `.drv` that built it, when Nix knows it.
-    pub deriver: Option<String>,
+    pub deriver: Option<StorePath>,
     /// Signatures, `KEYNAME:BASE64`.
     pub signatures: Vec<String>,
     /// Content address of a content-addressed path (newer Nix may print it as an
@@ -113,7 +114,25 @@ pub struct PathInfo {
     pub ca: Option<String>,
 }
 
-/// Reads `nix path-info --json` output of any Nix version.
+impl PathInfo {
+    /// A path the store does not hold (`valid: false`, every other field empty).
+    pub fn invalid(path: StorePath) -> Self {
+        PathInfo {
+            path,
+            valid: false,
+            nar_hash: None,
+            nar_size: 0,
+            closure_size: None,
+            references: Vec::new(),
+            deriver: None,
+            signatures: Vec::new(),
+            ca: None,
+        }
+    }
+}
+
+/// Reads `nix path-info --json` output of any Nix version. A path in it that is not a
+/// store path under `store_dir` (or the `storeDir` it names) is an error.
 pub fn parse_path_info(json: &str, store_dir: &str) -> Result<Vec<PathInfo>, String> {
     let v: Value = serde_json::from_str(json).map_err(|e| format!("invalid JSON: {e}"))?;
     match v {
@@ -124,7 +143,7 @@ pub fn parse_path_info(json: &str, store_dir: &str) -> Result<Vec<PathInfo>, Str
                     .get("path")
                     .and_then(Value::as_str)
                     .ok_or("array entry without a `path` field")?;
-                Ok(one_path_info(path, Some(item), store_dir))
+                one_path_info(path, Some(item), store_dir)
             })
             .collect(),
         // `--json-format 2` (Nix 2.33+): `{"info": {BASENAME: {...}}, "storeDir": ..,
@@ -138,8 +157,7 @@ pub fn parse_path_info(json: &str, store_dir: &str) -> Result<Vec<PathInfo>, Str
                 .get("info")
                 .and_then(Value::as_object)
                 .ok_or("`--json-format 2` output without an `info` object")?;
-            Ok(info
-                .iter()
+            info.iter()
                 .map(|(name, item)| {
                     let path = if name.starts_with('/') {
                         name.clone()
@@ -148,30 +166,28 @@ pub fn parse_path_info(json: &str, store_dir: &str) -> Result<Vec<PathInfo>, Str
                     };
                     one_path_info(&path, Some(item).filter(|i| !i.is_null()), dir)
                 })
-                .collect())
+                .collect()
         }
-        Value::Object(map) => Ok(map
+        Value::Object(map) => map
             .iter()
             .map(|(path, item)| one_path_info(path, Some(item).filter(|i| !i.is_null()), store_dir))
-            .collect()),
+            .collect(),
         _ => Err("expected a JSON array or object".to_owned()),
     }
 }
 
-fn one_path_info(path: &str, item: Option<&Value>, store_dir: &str) -> PathInfo {
-    let Some(item) = item.filter(|i| i.get("valid") != Some(&Value::Bool(false))) else {
-        return PathInfo {
-            path: path.to_owned(),
-            valid: false,
-            ..PathInfo::default()
-        };
-    };
-    let full = |s: &str| {
+fn one_path_info(path: &str, item: Option<&Value>, store_dir: &str) -> Result<PathInfo, String> {
+    let checked = |s: &str| {
         if s.starts_with('/') {
-            s.to_owned()
+            StorePath::new(s, store_dir)
         } else {
-            format!("{store_dir}/{s}")
+            StorePath::from_base_name(s, store_dir)
         }
+        .map_err(|e| format!("Nix printed {e}"))
+    };
+    let path = checked(path)?;
+    let Some(item) = item.filter(|i| i.get("valid") != Some(&Value::Bool(false))) else {
+        return Ok(PathInfo::invalid(path));
     };
     let strings = |key: &str| -> Vec<String> {
         item.get(key)
@@ -198,17 +214,24 @@ fn one_path_info(path: &str, item: Option<&Value>, store_dir: &str) -> PathInfo 
         Some(v @ Value::Object(_)) => Some(v.to_string()),
         _ => None,
     };
-    PathInfo {
-        path: path.to_owned(),
+    Ok(PathInfo {
+        path,
         valid: true,
         nar_hash: hash,
         nar_size: item.get("narSize").and_then(Value::as_u64).unwrap_or(0),
         closure_size: item.get("closureSize").and_then(Value::as_u64),
-        references: strings("references").iter().map(|r| full(r)).collect(),
-        deriver: item.get("deriver").and_then(Value::as_str).map(full),
+        references: strings("references")
+            .iter()
+            .map(|r| checked(r))
+            .collect::<Result<_, _>>()?,
+        deriver: item
+            .get("deriver")
+            .and_then(Value::as_str)
+            .map(checked)
+            .transpose()?,
         signatures: strings("signatures"),
         ca,
-    }
+    })
 }
 
 /// How long a query of the configuration or the version may take: these answer in
@@ -282,9 +305,9 @@ impl Nix {
     }
 
     /// Argument vector of `nix path-info --json [-r] [-S] PATHS...`.
-    pub(crate) fn path_info_cmd(
+    pub(crate) fn path_info_cmd<S: AsRef<str>>(
         &self,
-        paths: &[String],
+        paths: &[S],
         recursive: bool,
         closure_size: bool,
     ) -> Cmd {
@@ -300,14 +323,14 @@ impl Nix {
         if closure_size {
             args.push("--closure-size".to_owned());
         }
-        args.extend(paths.iter().cloned());
+        args.extend(paths.iter().map(|p| p.as_ref().to_owned()));
         self.command(args).read_only().timeout(PATH_INFO_TIMEOUT)
     }
 
     /// Path infos of `paths` (and of their closure with `recursive`).
     pub(crate) fn path_info(
         &self,
-        paths: &[String],
+        paths: &[StorePath],
         recursive: bool,
     ) -> Result<Vec<PathInfo>, NixError> {
         let cmd = self.path_info_cmd(paths, recursive, false);
@@ -448,9 +471,7 @@ mod tests {
             None,
             Runner::new(),
         );
-        let argv = new
-            .path_info_cmd(&["/nix/store/x".into()], false, false)
-            .argv();
+        let argv = new.path_info_cmd(&["/nix/store/x"], false, false).argv();
         assert!(
             argv.windows(2).any(|w| w == ["--json-format", "1"]),
             "{argv:?}"
@@ -460,9 +481,7 @@ mod tests {
             None,
             Runner::new(),
         );
-        let argv = old
-            .path_info_cmd(&["/nix/store/x".into()], false, false)
-            .argv();
+        let argv = old.path_info_cmd(&["/nix/store/x"], false, false).argv();
         assert!(!argv.contains(&"--json-format".to_owned()), "{argv:?}");
     }
 
@@ -496,9 +515,7 @@ mod tests {
         );
         let argv = new.show_config_cmd().argv();
         assert_eq!(&argv[3..], ["config", "show", "--json"]);
-        let pi = new
-            .path_info_cmd(&["/nix/store/x".into()], true, false)
-            .argv();
+        let pi = new.path_info_cmd(&["/nix/store/x"], true, false).argv();
         assert_eq!(
             pi,
             [

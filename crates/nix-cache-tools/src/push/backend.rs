@@ -3,6 +3,7 @@
 
 use crate::cmd::Cmd;
 use crate::nixcli::Nix;
+use crate::storepath::StorePath;
 use std::path::Path;
 
 /// Where paths go.
@@ -64,21 +65,25 @@ pub(super) fn with_secret_key(uri: &str, key_file: &Path) -> String {
 /// `nix copy [OPTIONS] --no-recursive --to URI PATHS...`: exactly these paths, nothing
 /// of their closure (the caller orders them and knows the references are there).
 /// `options` are `--option NAME VALUE` pairs (see [`super::attempt::nix_options`]).
-pub(super) fn nix_copy(nix: &Nix, uri: &str, paths: &[String], options: &[String]) -> Cmd {
+pub(super) fn nix_copy(nix: &Nix, uri: &str, paths: &[StorePath], options: &[String]) -> Cmd {
     nix.command(["copy"])
         .args(options)
         .args(["--no-recursive", "--to", uri])
-        .args(paths)
+        .args(paths.iter().map(StorePath::as_str))
 }
 
 /// `cachix push [-j N] NAME` with the paths on stdin, one per line. Cachix pushes
 /// closures; the caller passes a set closed under references, so nothing else goes.
-pub(super) fn cachix_push(name: &str, jobs: Option<usize>, paths: &[String]) -> Cmd {
+pub(super) fn cachix_push(name: &str, jobs: Option<usize>, paths: &[StorePath]) -> Cmd {
     let mut c = Cmd::new("cachix").arg("push");
     if let Some(j) = jobs {
         c = c.args(["--jobs".to_owned(), j.to_string()]);
     }
-    let mut stdin = paths.join("\n");
+    let mut stdin = paths
+        .iter()
+        .map(StorePath::as_str)
+        .collect::<Vec<_>>()
+        .join("\n");
     stdin.push('\n');
     c.arg(name).stdin(stdin)
 }
@@ -86,12 +91,14 @@ pub(super) fn cachix_push(name: &str, jobs: Option<usize>, paths: &[String]) -> 
 /// `attic push [-j N] --no-closure [SERVER:]CACHE PATHS...`. Paths go as arguments: every
 /// attic release takes them there (`--stdin` only exists in newer ones); `--no-closure`
 /// uploads exactly the set given (attic checks itself what the server already has).
-pub(super) fn attic_push(cache: &str, jobs: Option<usize>, paths: &[String]) -> Cmd {
+pub(super) fn attic_push(cache: &str, jobs: Option<usize>, paths: &[StorePath]) -> Cmd {
     let mut c = Cmd::new("attic").arg("push");
     if let Some(j) = jobs {
         c = c.args(["--jobs".to_owned(), j.to_string()]);
     }
-    c.arg("--no-closure").arg(cache).args(paths)
+    c.arg("--no-closure")
+        .arg(cache)
+        .args(paths.iter().map(StorePath::as_str))
 }
 
 /// Why pushing to this target cannot work without credentials, or `None` when some are
@@ -194,7 +201,7 @@ mod tests {
             with_secret_key("s3://b?region=x", Path::new("/k")),
             "s3://b?region=x&secret-key=/k"
         );
-        let paths = vec!["/nix/store/a-x".to_owned(), "/nix/store/b-y".to_owned()];
+        let paths = vec![StorePath::fake("a-x"), StorePath::fake("b-y")];
         assert_eq!(
             nix_copy(
                 &nix,
@@ -214,15 +221,15 @@ mod tests {
                 "--no-recursive",
                 "--to",
                 "file:///tmp/c?secret-key=/k.sec",
-                "/nix/store/a-x",
-                "/nix/store/b-y"
+                paths[0].as_str(),
+                paths[1].as_str()
             ]
         );
         let c = cachix_push("team", Some(4), &paths);
         assert_eq!(c.argv(), ["cachix", "push", "--jobs", "4", "team"]);
         assert_eq!(
             c.stdin_bytes().unwrap(),
-            b"/nix/store/a-x\n/nix/store/b-y\n"
+            format!("{}\n{}\n", paths[0], paths[1]).as_bytes()
         );
         assert_eq!(
             attic_push("srv:team", None, &paths).argv(),
@@ -231,8 +238,8 @@ mod tests {
                 "push",
                 "--no-closure",
                 "srv:team",
-                "/nix/store/a-x",
-                "/nix/store/b-y"
+                paths[0].as_str(),
+                paths[1].as_str()
             ]
         );
     }

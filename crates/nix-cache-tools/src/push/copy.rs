@@ -39,21 +39,21 @@ pub(super) fn upload_processes(uri: &str) -> usize {
 /// enough paths is split `procs` ways, consecutive small levels share one `nix copy`
 /// (which orders them itself).
 pub(super) fn stages(
-    to_push: &[String],
-    references: &dyn Fn(&str) -> Vec<String>,
+    to_push: &[StorePath],
+    references: &dyn Fn(&StorePath) -> Vec<StorePath>,
     procs: usize,
-) -> Vec<Vec<Vec<String>>> {
+) -> Vec<Vec<Vec<StorePath>>> {
     // A `nix` process costs ~25 ms to start and open both stores; compressing a path
     // (xz, the default) ~3 ms even when it is small: from ~16 paths a second process
     // pays for itself on an idle core.
     const MIN_PER_PROCESS: usize = 16;
-    let mut level: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut levels: Vec<Vec<String>> = Vec::new();
+    let mut level: BTreeMap<&StorePath, usize> = BTreeMap::new();
+    let mut levels: Vec<Vec<StorePath>> = Vec::new();
     for p in to_push {
         let l = references(p)
             .iter()
-            .filter(|r| r.as_str() != p.as_str())
-            .filter_map(|r| level.get(r.as_str()))
+            .filter(|r| *r != p)
+            .filter_map(|r| level.get(r))
             .map(|l| l + 1)
             .max()
             .unwrap_or(0);
@@ -63,8 +63,8 @@ pub(super) fn stages(
         }
         levels[l].push(p.clone());
     }
-    let mut out: Vec<Vec<Vec<String>>> = Vec::new();
-    let mut serial: Vec<String> = Vec::new();
+    let mut out: Vec<Vec<Vec<StorePath>>> = Vec::new();
+    let mut serial: Vec<StorePath> = Vec::new();
     for lv in levels {
         let k = (lv.len() / MIN_PER_PROCESS).clamp(1, procs.max(1));
         if k == 1 {
@@ -75,7 +75,7 @@ pub(super) fn stages(
             out.push(vec![std::mem::take(&mut serial)]);
         }
         let per = lv.len().div_ceil(k);
-        out.push(lv.chunks(per).map(<[String]>::to_vec).collect());
+        out.push(lv.chunks(per).map(<[StorePath]>::to_vec).collect());
     }
     if !serial.is_empty() {
         out.push(vec![serial]);
@@ -89,26 +89,25 @@ pub(super) fn stages(
 /// in one parallel query that they are there and copies nothing for them. So what is
 /// uploaded is still exactly `paths`, without hundreds of sequential narinfo requests
 /// to a remote cache.
-pub(super) fn with_references(paths: &[String], nodes: &BTreeMap<String, PathInfo>) -> Vec<String> {
-    let own: BTreeSet<&str> = paths.iter().map(String::as_str).collect();
-    let refs: BTreeSet<&str> = paths
+pub(super) fn with_references(
+    paths: &[StorePath],
+    nodes: &BTreeMap<StorePath, PathInfo>,
+) -> Vec<StorePath> {
+    let own: BTreeSet<&StorePath> = paths.iter().collect();
+    let refs: BTreeSet<&StorePath> = paths
         .iter()
         .filter_map(|p| nodes.get(p))
-        .flat_map(|i| i.references.iter().map(String::as_str))
+        .flat_map(|i| i.references.iter())
         .filter(|r| !own.contains(r))
         .collect();
-    paths
-        .iter()
-        .cloned()
-        .chain(refs.into_iter().map(str::to_owned))
-        .collect()
+    paths.iter().chain(refs).cloned().collect()
 }
 
 /// One push through `nix copy`: what it needs, for [`Upload::run`].
 pub(super) struct Upload<'a> {
     pub(super) nix: &'a Nix,
     pub(super) uri: &'a str,
-    pub(super) nodes: &'a BTreeMap<String, PathInfo>,
+    pub(super) nodes: &'a BTreeMap<StorePath, PathInfo>,
     pub(super) cache: Option<&'a BinaryCache>,
     pub(super) progress: &'a Reporter<'a>,
     pub(super) deadline: &'a Deadline,
@@ -120,7 +119,7 @@ impl Upload<'_> {
     }
 
     /// `nix copy` of `paths` (with their references as hints), within the time left.
-    fn copy(&self, paths: &[String], on_line: &mut dyn FnMut(&str)) -> Result<(), CmdError> {
+    fn copy(&self, paths: &[StorePath], on_line: &mut dyn FnMut(&str)) -> Result<(), CmdError> {
         let cmd = backend::nix_copy(
             self.nix,
             self.uri,
@@ -131,7 +130,7 @@ impl Upload<'_> {
     }
 
     /// Which of `paths` the cache now proves to hold (none when it cannot be asked).
-    fn present(&self, paths: &[String]) -> BTreeSet<String> {
+    fn present(&self, paths: &[StorePath]) -> BTreeSet<StorePath> {
         match self.cache {
             Some(c) if !self.deadline.expired() => c
                 .query(
@@ -142,19 +141,20 @@ impl Upload<'_> {
                     },
                 )
                 .into_iter()
-                .filter(|s| s.is_present())
-                .map(|s| s.path)
+                .zip(paths)
+                .filter(|(s, _)| s.is_present())
+                .map(|(_, p)| p.clone())
                 .collect(),
             _ => BTreeSet::new(),
         }
     }
 
-    fn pushed(&self, p: &str, tally: &mut Tally<'_>) {
+    fn pushed(&self, p: &StorePath, tally: &mut Tally<'_>) {
         self.progress.done(p, self.size_of(p));
-        tally.report.pushed.push(p.to_owned());
+        tally.report.pushed.push(p.clone());
     }
 
-    fn fail(&self, p: String, why: String, tally: &mut Tally<'_>) {
+    fn fail(&self, p: StorePath, why: String, tally: &mut Tally<'_>) {
         self.progress.failed(&p, &why);
         tally.failed.insert(p, why);
     }
@@ -163,12 +163,12 @@ impl Upload<'_> {
     /// impossible; their dependents are not attempted. Every failure gets its reason.
     pub(super) fn run(
         &self,
-        to_push: &[String],
-        failed: BTreeMap<String, String>,
+        to_push: &[StorePath],
+        failed: BTreeMap<StorePath, String>,
         report: &mut Report,
     ) -> Result<(), PushError> {
         let nodes = self.nodes;
-        let refs = |p: &str| {
+        let refs = |p: &StorePath| {
             nodes
                 .get(p)
                 .map(|i| i.references.clone())
@@ -193,8 +193,12 @@ impl Upload<'_> {
     /// The chunks of a stage without the paths that cannot go: those whose reference
     /// failed earlier (the cache would hold them without that reference), and all once
     /// the deadline has passed.
-    fn ready_chunks(&self, stage: Vec<Vec<String>>, tally: &mut Tally<'_>) -> Vec<Vec<String>> {
-        let mut chunks: Vec<Vec<String>> = Vec::new();
+    fn ready_chunks(
+        &self,
+        stage: Vec<Vec<StorePath>>,
+        tally: &mut Tally<'_>,
+    ) -> Vec<Vec<StorePath>> {
+        let mut chunks: Vec<Vec<StorePath>> = Vec::new();
         for chunk in stage {
             let mut ready = Vec::new();
             for p in chunk {
@@ -216,7 +220,7 @@ impl Upload<'_> {
 
     /// One `nix copy` per chunk, all at the same time (Nix uploads references first, in
     /// parallel): how each ended (the paths Nix announces go to progress as it runs).
-    fn copy_chunks(&self, chunks: &[Vec<String>]) -> Vec<Result<(), CmdError>> {
+    fn copy_chunks(&self, chunks: &[Vec<StorePath>]) -> Vec<Result<(), CmdError>> {
         let nodes = self.nodes;
         std::thread::scope(|s| {
             let handles: Vec<_> = chunks
@@ -255,11 +259,11 @@ impl Upload<'_> {
     /// attempt cannot help). Returns the paths to retry; an unusable Nix is an error.
     fn record_chunks(
         &self,
-        chunks: &[Vec<String>],
+        chunks: &[Vec<StorePath>],
         results: Vec<Result<(), CmdError>>,
         tally: &mut Tally<'_>,
-    ) -> Result<Vec<String>, PushError> {
-        let mut retry: Vec<String> = Vec::new();
+    ) -> Result<Vec<StorePath>, PushError> {
+        let mut retry: Vec<StorePath> = Vec::new();
         for (chunk, result) in chunks.iter().zip(results) {
             match result {
                 Ok(()) => {
@@ -302,13 +306,13 @@ impl Upload<'_> {
 
     /// The whole remainder once more, after a pause: a transient failure then costs one
     /// more `nix copy`, not one per path. Returns what is still missing.
-    fn retry_together(&self, retry: Vec<String>, tally: &mut Tally<'_>) -> Vec<String> {
+    fn retry_together(&self, retry: Vec<StorePath>, tally: &mut Tally<'_>) -> Vec<StorePath> {
         if retry.is_empty() {
             return retry;
         }
         self.deadline.sleep(RETRY_DELAYS[0]);
         let again = self.copy(&retry, &mut |_| {});
-        let present: BTreeSet<String> = match &again {
+        let present: BTreeSet<StorePath> = match &again {
             Ok(()) => retry.iter().cloned().collect(),
             Err(_) => self.present(&retry),
         };
@@ -331,7 +335,7 @@ impl Upload<'_> {
 
     /// What is still missing, one path at a time in dependency order: at once, then after
     /// each remaining pause — while there is time.
-    fn retry_each(&self, retry: Vec<String>, tally: &mut Tally<'_>) {
+    fn retry_each(&self, retry: Vec<StorePath>, tally: &mut Tally<'_>) {
         for p in retry {
             if let Some(r) = failed_reference(&p, self.nodes, &tally.failed) {
                 let why = format!("not attempted: its reference {r} failed to upload");
@@ -370,20 +374,19 @@ impl Upload<'_> {
 /// What a push through `nix copy` has found out so far.
 struct Tally<'r> {
     /// Paths that failed or cannot go, with the reason.
-    failed: BTreeMap<String, String>,
+    failed: BTreeMap<StorePath, String>,
     report: &'r mut Report,
 }
 
 pub(super) fn failed_reference<'a>(
-    p: &str,
-    nodes: &'a BTreeMap<String, PathInfo>,
-    failed: &BTreeMap<String, String>,
-) -> Option<&'a str> {
+    p: &StorePath,
+    nodes: &'a BTreeMap<StorePath, PathInfo>,
+    failed: &BTreeMap<StorePath, String>,
+) -> Option<&'a StorePath> {
     nodes.get(p).and_then(|i| {
         i.references
             .iter()
-            .find(|r| r.as_str() != p && failed.contains_key(r.as_str()))
-            .map(String::as_str)
+            .find(|r| *r != p && failed.contains_key(*r))
     })
 }
 
@@ -393,8 +396,8 @@ pub(super) fn failed_reference<'a>(
 pub(super) fn upload_with_tool(
     runner: &Runner,
     cmd: &crate::cmd::Cmd,
-    to_push: &[String],
-    nodes: &BTreeMap<String, PathInfo>,
+    to_push: &[StorePath],
+    nodes: &BTreeMap<StorePath, PathInfo>,
     progress: &Reporter<'_>,
     deadline: &Deadline,
     report: &mut Report,

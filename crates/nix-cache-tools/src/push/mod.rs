@@ -46,7 +46,7 @@ use crate::nixcli::{Nix, NixError, NixVersion, PathInfo};
 use crate::output::human_bytes;
 use crate::redact;
 use crate::store::SourcePref;
-use crate::storepath::{self, DEFAULT_STORE_DIR};
+use crate::storepath::{self, DEFAULT_STORE_DIR, StorePath};
 use attempt::Deadline;
 use backend::Target;
 use regex::Regex;
@@ -123,7 +123,7 @@ pub enum PushError {
     #[error("{path} is not a valid path in the local store: build or fetch it first")]
     InvalidPath {
         /// The store path.
-        path: String,
+        path: StorePath,
     },
     /// The cache's `nix-cache-info` names another store directory: Nix would refuse its
     /// paths.
@@ -484,7 +484,7 @@ fn push_nix(runner: Runner) -> Nix {
 
 /// The closure of the roots and what of it to push.
 struct Closure {
-    nodes: BTreeMap<String, PathInfo>,
+    nodes: BTreeMap<StorePath, PathInfo>,
     plan: plan::Plan,
 }
 
@@ -546,23 +546,23 @@ fn open_client(target: &Target, opts: &Options) -> Result<Option<BinaryCache>, P
 /// What is left to upload once the cache has been asked.
 struct Todo {
     /// Paths to upload, references first.
-    to_push: Vec<String>,
+    to_push: Vec<StorePath>,
     /// Paths whose narinfo in the cache is there but proves nothing, and that `nix copy`
     /// cannot replace (it reads that narinfo first and stops): failed from the start,
     /// with the reason.
-    unusable: BTreeMap<String, String>,
+    unusable: BTreeMap<StorePath, String>,
 }
 
 impl Todo {
     /// For the native pipeline, which writes narinfos itself: a narinfo that proves
     /// nothing is replaced, so those paths go again (in `ordered`'s order).
-    fn replace_unusable(&mut self, ordered: &[String], report: &mut Report) {
+    fn replace_unusable(&mut self, ordered: &[StorePath], report: &mut Report) {
         for p in self.unusable.keys() {
             report.warnings.push(format!(
                 "the cache's narinfo for {p} proves nothing; it is replaced"
             ));
         }
-        let again: BTreeSet<&String> = self.unusable.keys().chain(self.to_push.iter()).collect();
+        let again: BTreeSet<&StorePath> = self.unusable.keys().chain(self.to_push.iter()).collect();
         self.to_push = ordered
             .iter()
             .filter(|p| again.contains(p))
@@ -577,7 +577,7 @@ impl Todo {
 /// pushed, and a narinfo that proves nothing is replaced where that is possible.
 fn ask_cache(
     cache: &BinaryCache,
-    ordered: &[String],
+    ordered: &[StorePath],
     target: &Target,
     opts: &Options,
     deadline: &Deadline,
@@ -664,7 +664,7 @@ struct Push<'a> {
     opts: &'a Options,
     target: &'a Target,
     nix: &'a Nix,
-    nodes: &'a BTreeMap<String, PathInfo>,
+    nodes: &'a BTreeMap<StorePath, PathInfo>,
     /// The cache client and whether the cache has a `nix-cache-info`.
     cache: Option<&'a (BinaryCache, bool)>,
     key_file: Option<&'a Path>,
@@ -679,7 +679,7 @@ impl Push<'_> {
         let Todo { to_push, unusable } = todo;
         match self.target {
             Target::Store(uri) if native => {
-                let present: BTreeSet<String> = report.already_cached.iter().cloned().collect();
+                let present: BTreeSet<StorePath> = report.already_cached.iter().cloned().collect();
                 native::Native {
                     uri,
                     nodes: self.nodes,
@@ -723,7 +723,7 @@ impl Push<'_> {
         }
     }
 
-    fn with_tool(&self, cmd: &crate::cmd::Cmd, to_push: &[String], report: &mut Report) {
+    fn with_tool(&self, cmd: &crate::cmd::Cmd, to_push: &[StorePath], report: &mut Report) {
         upload_with_tool(
             self.nix.runner(),
             cmd,
@@ -817,7 +817,7 @@ mod tests {
         );
         assert_eq!(PushError::NoTarget.exit_code(), ExitCode::Error);
         let r = Report {
-            failed: vec!["/nix/store/x".into()],
+            failed: vec![StorePath::fake("x")],
             ..Report::default()
         };
         assert_eq!(r.exit_code(), ExitCode::PushFailed);
@@ -828,19 +828,22 @@ mod tests {
     fn stages_keep_references_in_earlier_stages() {
         // 200 leaves, 4 groups of 50, one top: leaves split 2 ways, then groups and top
         // share one serial stage.
-        let leaves: Vec<String> = (0..200).map(|i| format!("/nix/store/l{i:03}")).collect();
-        let groups: Vec<String> = (0..4).map(|g| format!("/nix/store/g{g}")).collect();
+        let leaves: Vec<StorePath> = (0..200)
+            .map(|i| StorePath::fake(&format!("l{i:03}")))
+            .collect();
+        let groups: Vec<StorePath> = (0..4).map(|g| StorePath::fake(&format!("g{g}"))).collect();
+        let top = StorePath::fake("top");
         let mut order = leaves.clone();
         order.extend(groups.clone());
-        order.push("/nix/store/top".to_owned());
-        let refs = |p: &str| -> Vec<String> {
-            if let Some(g) = p.strip_prefix("/nix/store/g") {
+        order.push(top.clone());
+        let refs = |p: &StorePath| -> Vec<StorePath> {
+            if let Some(g) = p.name().strip_prefix('g') {
                 let g: usize = g.parse().unwrap();
                 leaves[g * 50..(g + 1) * 50].to_vec()
-            } else if p == "/nix/store/top" {
+            } else if *p == top {
                 groups.clone()
             } else {
-                vec![p.to_owned()]
+                vec![p.clone()]
             }
         };
         let st = stages(&order, &refs, 2);
@@ -848,7 +851,7 @@ mod tests {
         assert_eq!(st[0].len(), 2);
         assert_eq!(st[0][0].len() + st[0][1].len(), 200);
         assert_eq!(st[1].len(), 1);
-        assert_eq!(st[1][0].last().unwrap(), "/nix/store/top");
+        assert_eq!(st[1][0].last().unwrap(), &top);
         // One process: everything in one serial stage, order kept.
         let one = stages(&order, &refs, 1);
         assert_eq!(one, vec![vec![order.clone()]]);
@@ -894,7 +897,7 @@ mod tests {
     fn json_has_the_documented_keys() {
         let r = Report {
             target: "file:///c".into(),
-            pushed: vec!["/nix/store/a".into()],
+            pushed: vec![StorePath::fake("a")],
             nar_bytes_pushed: 5,
             ..Report::default()
         };

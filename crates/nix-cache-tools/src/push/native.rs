@@ -7,6 +7,7 @@ use super::{Failure, Options, PushError, Report, Reporter};
 use crate::compress::{self, Method, Settings};
 use crate::keys::SecretKey;
 use crate::nixcli::PathInfo;
+use crate::storepath::StorePath;
 use crate::upload::{self, Event, FileSink, HttpSink, Outcome, S3Sink, Sink};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -63,9 +64,9 @@ fn netrc_auth(host: &str) -> Option<String> {
 /// Everything the native upload needs from [`super::run`].
 pub(super) struct Native<'a> {
     pub(super) uri: &'a str,
-    pub(super) nodes: &'a BTreeMap<String, PathInfo>,
+    pub(super) nodes: &'a BTreeMap<StorePath, PathInfo>,
     /// Paths the cache holds already (their narinfos count as written).
-    pub(super) present: &'a BTreeSet<String>,
+    pub(super) present: &'a BTreeSet<StorePath>,
     /// Whether the cache has a `nix-cache-info` (else one is written first).
     pub(super) initialised: bool,
     /// For `s3://`: the bucket the presence queries used, credentials and all.
@@ -80,7 +81,7 @@ impl Native<'_> {
     pub(super) fn run(
         &self,
         opts: &Options,
-        to_push: &[String],
+        to_push: &[StorePath],
         report: &mut Report,
     ) -> Result<(), PushError> {
         let compression = settings(opts, self.uri)?;

@@ -2,6 +2,7 @@
 //! path, filtered paths kept when a pushed path references them, and dependency order.
 
 use crate::nixcli::PathInfo;
+use crate::storepath::StorePath;
 use regex::Regex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -9,11 +10,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(super) struct Plan {
     /// Paths to push, references before the paths that refer to them.
-    pub(super) ordered: Vec<String>,
+    pub(super) ordered: Vec<StorePath>,
     /// Filtered paths kept because a pushed path references them: (kept, referrer).
-    pub(super) kept: Vec<(String, String)>,
+    pub(super) kept: Vec<(StorePath, StorePath)>,
     /// Paths the filter leaves out (no pushed path references them), sorted.
-    pub(super) filtered: Vec<String>,
+    pub(super) filtered: Vec<StorePath>,
 }
 
 /// Applies `filter` (matched against the full store path, like cachix-action's
@@ -22,14 +23,14 @@ pub(super) struct Plan {
 /// references are missing there — and such paths are reported in [`Plan::kept`] with one
 /// referrer each. `closure` maps each store path to its info (only `references` is read;
 /// self references allowed); references outside it are ignored.
-pub(super) fn plan(closure: &BTreeMap<String, PathInfo>, filter: Option<&Regex>) -> Plan {
+pub(super) fn plan(closure: &BTreeMap<StorePath, PathInfo>, filter: Option<&Regex>) -> Plan {
     let matches = |p: &str| filter.is_some_and(|f| f.is_match(p));
 
     // Start from every unfiltered path, then pull in what they reference, transitively.
-    let mut chosen: BTreeSet<&str> = BTreeSet::new();
-    let mut kept: Vec<(String, String)> = Vec::new();
-    let mut stack: Vec<&str> = Vec::new();
-    for p in closure.keys().map(String::as_str) {
+    let mut chosen: BTreeSet<&StorePath> = BTreeSet::new();
+    let mut kept: Vec<(StorePath, StorePath)> = Vec::new();
+    let mut stack: Vec<&StorePath> = Vec::new();
+    for p in closure.keys() {
         if !matches(p) {
             chosen.insert(p);
             stack.push(p);
@@ -38,12 +39,11 @@ pub(super) fn plan(closure: &BTreeMap<String, PathInfo>, filter: Option<&Regex>)
     while let Some(p) = stack.pop() {
         let Some(node) = closure.get(p) else { continue };
         for r in &node.references {
-            let Some((r, _)) = closure.get_key_value(r.as_str()) else {
+            let Some((r, _)) = closure.get_key_value(r) else {
                 continue;
             };
-            let r = r.as_str();
             if chosen.insert(r) {
-                kept.push((r.to_owned(), p.to_owned()));
+                kept.push((r.clone(), p.clone()));
                 stack.push(r);
             }
         }
@@ -52,7 +52,7 @@ pub(super) fn plan(closure: &BTreeMap<String, PathInfo>, filter: Option<&Regex>)
 
     let filtered = closure
         .keys()
-        .filter(|p| !chosen.contains(p.as_str()))
+        .filter(|p| !chosen.contains(p))
         .cloned()
         .collect();
 
@@ -65,24 +65,26 @@ pub(super) fn plan(closure: &BTreeMap<String, PathInfo>, filter: Option<&Regex>)
 
 /// Depth-first post-order over `set` (iterative: closures can be long chains), so every
 /// path comes after its references. Deterministic: roots and edges visited sorted.
-fn topo_order(set: &BTreeSet<&str>, closure: &BTreeMap<String, PathInfo>) -> Vec<String> {
-    let mut state: HashMap<&str, u8> = HashMap::new(); // 1 = on stack, 2 = done
+fn topo_order(
+    set: &BTreeSet<&StorePath>,
+    closure: &BTreeMap<StorePath, PathInfo>,
+) -> Vec<StorePath> {
+    let mut state: HashMap<&StorePath, u8> = HashMap::new(); // 1 = on stack, 2 = done
     let mut out = Vec::with_capacity(set.len());
     for &root in set {
         if state.contains_key(root) {
             continue;
         }
         // (node, index of the next reference to visit)
-        let mut stack: Vec<(&str, usize)> = vec![(root, 0)];
+        let mut stack: Vec<(&StorePath, usize)> = vec![(root, 0)];
         state.insert(root, 1);
         while let Some((node, i)) = stack.pop() {
-            let refs: Vec<&str> = closure
+            let refs: Vec<&StorePath> = closure
                 .get(node)
                 .map(|n| {
-                    let mut r: Vec<&str> = n
+                    let mut r: Vec<&StorePath> = n
                         .references
                         .iter()
-                        .map(String::as_str)
                         .filter(|r| *r != node && set.contains(r))
                         .collect();
                     r.sort_unstable();
@@ -99,7 +101,7 @@ fn topo_order(set: &BTreeSet<&str>, closure: &BTreeMap<String, PathInfo>) -> Vec
                 // closures do not have (beyond self references); ignore it.
             } else {
                 state.insert(node, 2);
-                out.push(node.to_owned());
+                out.push(node.clone());
             }
         }
     }
@@ -111,25 +113,24 @@ fn topo_order(set: &BTreeSet<&str>, closure: &BTreeMap<String, PathInfo>) -> Vec
 mod tests {
     use super::*;
 
-    fn n(path: &str, refs: &[&str]) -> (String, PathInfo) {
+    fn n(path: &str, refs: &[&str]) -> (StorePath, PathInfo) {
         info(
-            format!("/nix/store/{path}"),
-            refs.iter().map(|r| format!("/nix/store/{r}")).collect(),
+            StorePath::fake(path),
+            refs.iter().map(|r| StorePath::fake(r)).collect(),
         )
     }
 
-    fn info(path: String, references: Vec<String>) -> (String, PathInfo) {
+    fn info(path: StorePath, references: Vec<StorePath>) -> (StorePath, PathInfo) {
         let i = PathInfo {
-            path: path.clone(),
             valid: true,
             nar_size: 1,
             references,
-            ..PathInfo::default()
+            ..PathInfo::invalid(path.clone())
         };
         (path, i)
     }
 
-    fn pos(order: &[String], p: &str) -> usize {
+    fn pos(order: &[StorePath], p: &str) -> usize {
         order.iter().position(|x| x.ends_with(p)).unwrap()
     }
 
@@ -151,8 +152,8 @@ mod tests {
         assert_eq!(
             p.filtered,
             [
-                "/nix/store/fff-standalone-source",
-                "/nix/store/ggg-nixpkgs.tar.gz"
+                StorePath::fake("fff-standalone-source"),
+                StorePath::fake("ggg-nixpkgs.tar.gz")
             ]
         );
         // Kept transitively: top → lib-source → patch-source.
@@ -160,12 +161,12 @@ mod tests {
             p.kept,
             [
                 (
-                    "/nix/store/ccc-lib-source".to_owned(),
-                    "/nix/store/aaa-top".to_owned()
+                    StorePath::fake("ccc-lib-source"),
+                    StorePath::fake("aaa-top")
                 ),
                 (
-                    "/nix/store/eee-patch-source".to_owned(),
-                    "/nix/store/ccc-lib-source".to_owned()
+                    StorePath::fake("eee-patch-source"),
+                    StorePath::fake("ccc-lib-source")
                 ),
             ]
         );
@@ -183,7 +184,10 @@ mod tests {
             .collect();
         let p = plan(&closure, None);
         assert!(p.filtered.is_empty() && p.kept.is_empty());
-        assert_eq!(p.ordered, ["/nix/store/bbb-y-source", "/nix/store/aaa-x"]);
+        assert_eq!(
+            p.ordered,
+            [StorePath::fake("bbb-y-source"), StorePath::fake("aaa-x")]
+        );
     }
 
     #[test]
@@ -191,11 +195,11 @@ mod tests {
         let closure = (0..50_000)
             .map(|i| {
                 let refs = if i > 0 {
-                    vec![format!("/nix/store/p{:08}", i - 1)]
+                    vec![StorePath::fake(&format!("p{:08}", i - 1))]
                 } else {
                     vec![]
                 };
-                info(format!("/nix/store/p{i:08}"), refs)
+                info(StorePath::fake(&format!("p{i:08}")), refs)
             })
             .collect();
         let p = plan(&closure, None);

@@ -8,7 +8,7 @@ use super::*;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Failure {
     /// The store path.
-    pub path: String,
+    pub path: StorePath,
     /// Why, e.g. Nix's error line with the server's answer, or `not attempted: ...`.
     pub reason: String,
 }
@@ -17,9 +17,9 @@ pub struct Failure {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Kept {
     /// The matching path.
-    pub path: String,
+    pub path: StorePath,
     /// A pushed path that references it.
-    pub referenced_by: String,
+    pub referenced_by: StorePath,
 }
 
 /// What happened; `--json` prints the serialized form.
@@ -28,14 +28,14 @@ pub struct Report {
     /// The target as given (`--to` or cache.toml), credentials hidden.
     pub target: String,
     /// Pushed paths (with `dry_run`: what would be pushed), in upload order.
-    pub pushed: Vec<String>,
+    pub pushed: Vec<StorePath>,
     /// Paths to push that the cache already holds (queried targets only).
-    pub already_cached: Vec<String>,
+    pub already_cached: Vec<StorePath>,
     /// Paths the filter left out (matching paths that had to go are in `pushed`).
-    pub filtered: Vec<String>,
+    pub filtered: Vec<StorePath>,
     /// Paths not uploaded after retries, or not attempted (a reference failed, the time
     /// ran out); [`Report::failures`] says why.
-    pub failed: Vec<String>,
+    pub failed: Vec<StorePath>,
     /// Sum of the NAR sizes of `pushed`, in bytes.
     pub nar_bytes_pushed: u64,
     /// `--dry-run` was given.
@@ -72,7 +72,7 @@ pub struct Report {
     /// NAR size in bytes of every path of the closure (for the dry run's list and the
     /// Markdown table).
     #[serde(skip)]
-    pub sizes: BTreeMap<String, u64>,
+    pub sizes: BTreeMap<StorePath, u64>,
 }
 
 impl Report {
@@ -166,7 +166,7 @@ impl Report {
             m.push_str(&format!("Push skipped: {why}\n"));
             return m;
         }
-        let bytes = |ps: &[String]| {
+        let bytes = |ps: &[StorePath]| {
             human_bytes(
                 ps.iter()
                     .map(|p| self.sizes.get(p).copied().unwrap_or(0))

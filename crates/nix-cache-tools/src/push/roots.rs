@@ -9,10 +9,10 @@ use super::*;
 /// user before Nix 2.22, a store that is not local, a root the database does not know)
 /// from `nix path-info --json --recursive`, whose answer then decides.
 pub(super) fn read_closure(
-    roots: &[String],
+    roots: &[StorePath],
     pref: SourcePref,
     nix: &Nix,
-) -> Result<BTreeMap<String, PathInfo>, PushError> {
+) -> Result<BTreeMap<StorePath, PathInfo>, PushError> {
     // `nix copy` opens the store anyway: falling back to Nix does no harm here.
     if pref.tries_database() {
         match crate::store::closure_from_db(roots) {
@@ -32,7 +32,7 @@ pub(super) fn read_closure(
 }
 
 /// Store paths for the arguments, stdin lines or `./result*` links.
-pub(super) fn resolve_roots(opts: &Options, nix: &Nix) -> Result<Vec<String>, PushError> {
+pub(super) fn resolve_roots(opts: &Options, nix: &Nix) -> Result<Vec<StorePath>, PushError> {
     let mut args: Vec<String> = opts.args.clone();
     if let Some(lines) = &opts.stdin_paths {
         args.extend(
@@ -57,17 +57,16 @@ pub(super) fn resolve_roots(opts: &Options, nix: &Nix) -> Result<Vec<String>, Pu
         let p = opts.cwd.join(arg);
         // A store path (or a file in one) is itself, even when it is a symlink: a store
         // path may be a link to another one, or out of the store.
-        if let Some(sp) = storepath::to_store_path(&p.display().to_string(), DEFAULT_STORE_DIR) {
-            roots.insert(sp.to_owned());
+        let as_given = p.display().to_string();
+        let found = if let Some(sp) = storepath::to_store_path(&as_given, DEFAULT_STORE_DIR) {
+            sp.to_owned()
         } else if std::fs::symlink_metadata(&p).is_ok() {
             let real_s = first_store_target(&p).map_err(|e| PushError::NotInStore {
                 arg: arg.clone(),
                 resolved: format!("nothing ({e})"),
             })?;
             match storepath::to_store_path(&real_s, DEFAULT_STORE_DIR) {
-                Some(sp) => {
-                    roots.insert(sp.to_owned());
-                }
+                Some(sp) => sp.to_owned(),
                 None => {
                     return Err(PushError::NotInStore {
                         arg: arg.clone(),
@@ -76,10 +75,17 @@ pub(super) fn resolve_roots(opts: &Options, nix: &Nix) -> Result<Vec<String>, Pu
                 }
             }
         } else if let Some(sp) = storepath::to_store_path(arg, DEFAULT_STORE_DIR) {
-            roots.insert(sp.to_owned());
+            sp.to_owned()
         } else {
             installables.push(arg.clone());
-        }
+            continue;
+        };
+        let path =
+            StorePath::new(&found, DEFAULT_STORE_DIR).map_err(|e| PushError::NotInStore {
+                arg: arg.clone(),
+                resolved: e.to_string(),
+            })?;
+        roots.insert(path);
     }
     if !installables.is_empty() {
         roots.extend(build_installables(nix, &installables, &opts.cwd)?);
@@ -132,7 +138,7 @@ pub(super) fn build_installables(
     nix: &Nix,
     installables: &[String],
     cwd: &Path,
-) -> Result<Vec<String>, PushError> {
+) -> Result<Vec<StorePath>, PushError> {
     let cmd = nix
         .command([
             "--extra-experimental-features",
@@ -145,12 +151,20 @@ pub(super) fn build_installables(
         .current_dir(cwd)
         .read_only();
     let out = nix.runner().run(&cmd)?;
-    parse_build_json(&out.stdout_str()).map_err(|reason| {
+    let parse_error = |reason| {
         PushError::Nix(NixError::Parse {
             cmdline: cmd.display(),
             reason,
         })
-    })
+    };
+    parse_build_json(&out.stdout_str())
+        .map_err(parse_error)?
+        .iter()
+        .map(|p| {
+            StorePath::new(p, DEFAULT_STORE_DIR)
+                .map_err(|e| parse_error(format!("Nix printed {e}")))
+        })
+        .collect()
 }
 
 /// Output paths from `nix build --json`: `[{"drvPath":..,"outputs":{"out":"/nix/store/.."}}]`

@@ -26,6 +26,7 @@
 
 use super::graph::{Graph, GraphBuilder};
 use crate::nixcli::PathInfo;
+use crate::storepath::StorePath;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -66,6 +67,11 @@ pub enum DbError {
         /// The directory on the way that may not be entered or read, when one is.
         blocked: Option<PathBuf>,
         error: std::io::Error,
+    },
+    #[error("the store database `{}` is damaged: it lists {error}; nothing was read or changed. Check it with `nix-store --verify` as the store's owner", .path.display())]
+    BadPath {
+        path: PathBuf,
+        error: crate::storepath::NotAStorePath,
     },
     #[error("cannot read the store database `{}`: {error}", .path.display())]
     Io {
@@ -661,16 +667,19 @@ pub(crate) struct Closure {
     /// `signatures` and `ca`; `closure_size` is not computed.
     pub(crate) paths: Vec<PathInfo>,
     /// Roots that are not valid paths in this database.
-    pub(crate) missing_roots: Vec<String>,
+    pub(crate) missing_roots: Vec<StorePath>,
 }
 
 /// The closure of `roots` only (a store can hold 500k paths; a push needs a few
 /// thousand): each root by the `path` index, then its references breadth-first, one
 /// indexed query per path, all from one read snapshot. Nothing is written.
+/// Every path in it is checked to be a store path under `store_dir`: a database that
+/// lists anything else is damaged ([`DbError::BadPath`]), and nothing of it is read.
 pub(crate) fn read_closure(
     conn: &Connection,
     db: &Path,
-    roots: &[String],
+    roots: &[StorePath],
+    store_dir: &str,
 ) -> Result<Closure, DbError> {
     let _ro = guard::ReadOnly::new();
     let rd = |error| DbError::Read {
@@ -687,11 +696,16 @@ pub(crate) fn read_closure(
              WHERE r.referrer = ?1",
         )
         .map_err(rd)?;
-    let info = |path: String, nar: Option<i64>| PathInfo {
-        path,
+    let checked = |path: &str| {
+        StorePath::new(path, store_dir).map_err(|error| DbError::BadPath {
+            path: db.to_owned(),
+            error,
+        })
+    };
+    let info = |path: StorePath, nar: Option<i64>| PathInfo {
         valid: true,
         nar_size: nar.unwrap_or(0).max(0) as u64,
-        ..PathInfo::default()
+        ..PathInfo::invalid(path)
     };
     // id -> index in `nodes`; `nodes[i].0` is the id.
     let mut index: HashMap<i64, usize> = HashMap::new();
@@ -699,7 +713,7 @@ pub(crate) fn read_closure(
     let mut out = Closure::default();
     for root in roots {
         let found: Option<(i64, Option<i64>)> = by_path
-            .query_row([root], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([root.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
             .map(Some)
             .or_else(|e| match e {
                 rusqlite::Error::QueryReturnedNoRows => Ok(None),
@@ -724,6 +738,7 @@ pub(crate) fn read_closure(
         while let Some(row) = rows.next().map_err(rd)? {
             let rid: i64 = row.get(0).map_err(rd)?;
             let rpath: String = row.get(1).map_err(rd)?;
+            let rpath = checked(&rpath)?;
             let nar: Option<i64> = row.get(2).map_err(rd)?;
             if let std::collections::hash_map::Entry::Vacant(v) = index.entry(rid) {
                 v.insert(nodes.len());
@@ -750,7 +765,10 @@ pub(crate) fn read_closure(
             .query_row([*id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .map_err(rd)?;
         p.nar_hash = hash.filter(|h| !h.is_empty());
-        p.deriver = deriver.filter(|d| !d.is_empty());
+        p.deriver = deriver
+            .filter(|d| !d.is_empty())
+            .map(|d| checked(&d))
+            .transpose()?;
         p.signatures = sigs
             .map(|s| s.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
@@ -849,67 +867,93 @@ mod tests {
         assert_eq!(sparse.get(9_000_000), Some(2));
     }
 
-    #[test]
-    fn reads_only_the_closure_of_the_roots() {
-        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let p = d.path().join("db.sqlite");
+    /// A store database with `rows` (`'@NAME` standing for `'` and
+    /// [`StorePath::fake`]`(NAME)`), opened read-only.
+    fn closure_db(dir: &Path, rows: &str) -> (Connection, PathBuf) {
+        let p = dir.join("db.sqlite");
+        let zeros = format!("'/nix/store/{}-", "0".repeat(crate::storepath::HASH_LEN));
         {
             let c = Connection::open(&p).unwrap_or_else(|e| panic!("{e}"));
-            c.execute_batch(
+            let sql = format!(
                 "CREATE TABLE ValidPaths (id integer primary key, path text unique, narSize integer, deriver text,
                    hash text, sigs text, ca text);
                  CREATE TABLE Refs (referrer integer, reference integer);
-                 INSERT INTO ValidPaths (id, path, narSize, deriver) VALUES (1, '/nix/store/top', 30, NULL), (2, '/nix/store/mid', 20, NULL),
-                   (3, '/nix/store/leaf', NULL, NULL), (4, '/nix/store/other', 5, NULL), (5, '/nix/store/top2', 7, NULL);
-                 UPDATE ValidPaths SET hash = 'sha256:00ff', sigs = 'k-1:AAAA k-2:BBBB', deriver = '/nix/store/top.drv' WHERE id = 1;
-                 INSERT INTO Refs VALUES (1, 2), (1, 3), (2, 3), (2, 2), (4, 3), (5, 2);
+                 {}
                  PRAGMA journal_mode=wal;",
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
+                rows.replace("'@", &zeros)
+            );
+            c.execute_batch(&sql).unwrap_or_else(|e| panic!("{e}"));
         }
         let (conn, _) = open(&p).unwrap_or_else(|e| panic!("{e}"));
-        let roots = [
-            "/nix/store/top".to_owned(),
-            "/nix/store/top2".to_owned(),
-            "/nix/store/gone".to_owned(),
-        ];
-        let c = read_closure(&conn, &p, &roots).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(c.missing_roots, ["/nix/store/gone"]);
+        (conn, p)
+    }
+
+    #[test]
+    fn reads_only_the_closure_of_the_roots() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (conn, p) = closure_db(
+            d.path(),
+            "INSERT INTO ValidPaths (id, path, narSize, deriver) VALUES (1, '@top', 30, NULL), (2, '@mid', 20, NULL),
+               (3, '@leaf', NULL, NULL), (4, '@other', 5, NULL), (5, '@top2', 7, NULL);
+             UPDATE ValidPaths SET hash = 'sha256:00ff', sigs = 'k-1:AAAA k-2:BBBB', deriver = '@top.drv' WHERE id = 1;
+             INSERT INTO Refs VALUES (1, 2), (1, 3), (2, 3), (2, 2), (4, 3), (5, 2);",
+        );
+        let roots = ["top", "top2", "gone"].map(StorePath::fake);
+        let c = read_closure(&conn, &p, &roots, "/nix/store").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.missing_roots, [StorePath::fake("gone")]);
         let got: Vec<(&str, u64, Vec<&str>)> = c
             .paths
             .iter()
             .map(|n| {
                 (
-                    n.path.as_str(),
+                    n.path.name(),
                     n.nar_size,
-                    n.references.iter().map(String::as_str).collect(),
+                    n.references.iter().map(StorePath::name).collect(),
                 )
             })
             .collect();
         assert_eq!(
             got,
             [
-                ("/nix/store/leaf", 0, vec![]),
-                (
-                    "/nix/store/mid",
-                    20,
-                    vec!["/nix/store/leaf", "/nix/store/mid"]
-                ),
-                (
-                    "/nix/store/top",
-                    30,
-                    vec!["/nix/store/leaf", "/nix/store/mid"]
-                ),
-                ("/nix/store/top2", 7, vec!["/nix/store/mid"]),
+                ("leaf", 0, vec![]),
+                ("mid", 20, vec!["leaf", "mid"]),
+                ("top", 30, vec!["leaf", "mid"]),
+                ("top2", 7, vec!["mid"]),
             ],
             "`other` is not in the closure; self references kept"
         );
         // What a narinfo needs comes along.
-        let top = c.paths.iter().find(|p| p.path == "/nix/store/top").unwrap();
+        let top = c.paths.iter().find(|p| p.path.name() == "top").unwrap();
         assert_eq!(top.nar_hash.as_deref(), Some("sha256:00ff"));
         assert_eq!(top.signatures, ["k-1:AAAA", "k-2:BBBB"]);
-        assert_eq!(top.deriver.as_deref(), Some("/nix/store/top.drv"));
+        assert_eq!(top.deriver, Some(StorePath::fake("top.drv")));
         assert_eq!(top.ca, None);
+    }
+
+    /// A damaged database listing something that is not a store path — which push-cache
+    /// would otherwise read a NAR from, `..` and all — is an error naming the database
+    /// and the entry; no closure is returned.
+    #[test]
+    fn a_closure_through_an_entry_that_is_no_store_path_is_an_error() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        for bad in ["/nix/store/..", "/etc/shadow", "/nix/store/x/../../etc"] {
+            let (conn, p) = closure_db(
+                d.path(),
+                &format!(
+                    "INSERT INTO ValidPaths (id, path, narSize) VALUES (1, '@top', 30), (2, '{bad}', 1);
+                     INSERT INTO Refs VALUES (1, 2);"
+                ),
+            );
+            let e = read_closure(&conn, &p, &[StorePath::fake("top")], "/nix/store").unwrap_err();
+            let text = e.to_string();
+            assert!(matches!(e, DbError::BadPath { .. }), "{text}");
+            assert!(
+                text.contains(&p.display().to_string()) && text.contains("is not a store path"),
+                "{text}"
+            );
+            drop(conn);
+            std::fs::remove_file(&p).unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 
     #[test]

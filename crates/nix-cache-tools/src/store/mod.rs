@@ -16,6 +16,7 @@ pub(crate) mod roots;
 
 use crate::cmd::Runner;
 use crate::nixcli::{Nix, NixError};
+use crate::storepath::StorePath;
 use graph::Graph;
 use location::{StoreKind, StoreLocation};
 use roots::GcRoot;
@@ -110,8 +111,8 @@ impl SourcePref {
 /// (`NIX_REMOTE`, as `nix copy` will), or says why it cannot: the store is not
 /// local, has no database, or a root is not valid in it.
 pub(crate) fn closure_from_db(
-    roots: &[String],
-) -> Result<std::collections::BTreeMap<String, crate::nixcli::PathInfo>, String> {
+    roots: &[StorePath],
+) -> Result<std::collections::BTreeMap<StorePath, crate::nixcli::PathInfo>, String> {
     let remote = std::env::var("NIX_REMOTE").ok();
     let loc = StoreLocation::parse(remote.as_deref());
     if loc.kind != StoreKind::Local {
@@ -122,7 +123,8 @@ pub(crate) fn closure_from_db(
         return Err(format!("there is no store database at {}", dbp.display()));
     }
     let (conn, _) = db::open(&dbp).map_err(|e| e.to_string())?;
-    let closure = db::read_closure(&conn, &dbp, roots).map_err(|e| e.to_string())?;
+    let closure =
+        db::read_closure(&conn, &dbp, roots, &loc.store_dir).map_err(|e| e.to_string())?;
     if let Some(r) = closure.missing_roots.first() {
         return Err(format!("{r} is not a valid path in {}", dbp.display()));
     }

@@ -10,6 +10,7 @@
 //! rows: negative ones, of this cache URL, for the pushed paths' hash parts. Positive
 //! entries and other caches are left alone.
 
+use crate::storepath::StorePath;
 use rusqlite::{Connection, OpenFlags, params};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,7 +31,7 @@ const DISK_CACHE_FILES: [&str; 2] = ["binary-cache-v7.sqlite", "binary-cache-v6.
 
 /// [`forget_negative_in`] for every disk cache file in `dir` (what each installed Nix
 /// version keeps); the total.
-pub fn forget_negative(dir: &Path, cache_url: &str, paths: &[String]) -> Result<usize, String> {
+pub fn forget_negative(dir: &Path, cache_url: &str, paths: &[StorePath]) -> Result<usize, String> {
     let mut n = 0;
     for f in DISK_CACHE_FILES {
         n += forget_negative_in(&dir.join(f), cache_url, paths)?;
@@ -40,7 +41,7 @@ pub fn forget_negative(dir: &Path, cache_url: &str, paths: &[String]) -> Result<
 
 /// Deletes the negative lookups of `paths` in the cache `cache_url` from the disk
 /// cache at `db`; returns how many there were. A missing disk cache is `Ok(0)`.
-fn forget_negative_in(db: &Path, cache_url: &str, paths: &[String]) -> Result<usize, String> {
+fn forget_negative_in(db: &Path, cache_url: &str, paths: &[StorePath]) -> Result<usize, String> {
     if !db.is_file() {
         return Ok(0);
     }
@@ -65,11 +66,9 @@ fn forget_negative_in(db: &Path, cache_url: &str, paths: &[String]) -> Result<us
             .map_err(|e| format!("{}: {e}", db.display()))?;
         let slash = format!("{url}/");
         for p in paths {
-            if let Some(h) = crate::storepath::hash_part(p) {
-                n += del
-                    .execute(params![h, url, slash])
-                    .map_err(|e| format!("{}: {e}", db.display()))?;
-            }
+            n += del
+                .execute(params![p.hash_part(), url, slash])
+                .map_err(|e| format!("{}: {e}", db.display()))?;
         }
     }
     tx.commit().map_err(|e| format!("{}: {e}", db.display()))?;

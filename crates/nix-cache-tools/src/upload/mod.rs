@@ -30,7 +30,7 @@ use crate::compress::Settings;
 use crate::keys::SecretKey;
 use crate::narinfo::NarInfo;
 use crate::nixcli::PathInfo;
-use crate::storepath;
+use crate::storepath::StorePath;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::PathBuf;
@@ -79,7 +79,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, Default)]
 pub struct Results {
     /// Every path given (twice if listed twice) with what became of it.
-    pub outcomes: Vec<(String, Outcome)>,
+    pub outcomes: Vec<(StorePath, Outcome)>,
     /// Whether `nix-cache-info` was written because the cache had none.
     pub wrote_cache_info: bool,
 }
@@ -130,7 +130,7 @@ fn expected_nar_hash(info: &PathInfo) -> Option<String> {
 /// Writes the NAR of `info.path`, compressed, to the sink's `nar/` and returns its
 /// hashes; refuses a path whose files no longer match the registered hash.
 fn pack_and_put(info: &PathInfo, sink: &dyn Sink, opts: &Options) -> Result<Packed, String> {
-    let base = storepath::base_name(&info.path);
+    let base = info.path.base_name();
     let src = opts.real_store_dir.join(base);
     // zstd splits a big NAR over every core in little memory; multithreaded xz needs
     // ~130 MiB per thread at its default level, so xz stays on one thread (memory
@@ -229,12 +229,12 @@ fn narinfo_for(
     let mut refs: Vec<String> = info
         .references
         .iter()
-        .map(|r| storepath::base_name(r).to_owned())
+        .map(|r| r.base_name().to_owned())
         .collect();
     refs.sort();
     refs.dedup();
     let mut n = NarInfo {
-        store_path: info.path.clone(),
+        store_path: info.path.to_string(),
         url: format!(
             "nar/{}{}",
             file_hash.trim_start_matches("sha256:"),
@@ -246,10 +246,7 @@ fn narinfo_for(
         nar_hash: nar_hash.to_owned(),
         nar_size,
         references: refs,
-        deriver: info
-            .deriver
-            .as_deref()
-            .map(|d| storepath::base_name(d).to_owned()),
+        deriver: info.deriver.as_ref().map(|d| d.base_name().to_owned()),
         sigs: info.signatures.clone(),
         ca: info.ca.clone(),
         extra: Vec::new(),
@@ -268,9 +265,9 @@ fn narinfo_for(
 /// Uploads `paths` (every one described in `infos`) to `sink`. `present` are paths the
 /// cache already holds (their narinfos count as written). `on_event` sees progress.
 pub fn upload(
-    paths: &[String],
-    infos: &BTreeMap<String, PathInfo>,
-    present: &BTreeSet<String>,
+    paths: &[StorePath],
+    infos: &BTreeMap<StorePath, PathInfo>,
+    present: &BTreeSet<StorePath>,
     sink: &dyn Sink,
     opts: &Options,
     on_event: &(dyn Fn(Event<'_>) + Sync),
@@ -292,7 +289,7 @@ pub fn upload(
     let (tx, rx) = mpsc::channel::<Packing>();
     let mut coordinator = Coordinator {
         pipeline,
-        wanted: paths.iter().map(String::as_str).collect(),
+        wanted: paths.iter().collect(),
         done: BTreeMap::new(),
         have: present.iter().cloned().collect(),
         failed: BTreeMap::new(),
@@ -328,7 +325,7 @@ pub fn upload(
 }
 
 /// Every path failed for the same reason (nothing could start).
-fn all_failed(paths: &[String], why: &str, on_event: &(dyn Fn(Event<'_>) + Sync)) -> Results {
+fn all_failed(paths: &[StorePath], why: &str, on_event: &(dyn Fn(Event<'_>) + Sync)) -> Results {
     let mut results = Results::default();
     for p in paths {
         on_event(Event::Failed {
@@ -343,20 +340,23 @@ fn all_failed(paths: &[String], why: &str, on_event: &(dyn Fn(Event<'_>) + Sync)
 }
 
 /// Each path once (the first time it is listed), largest NAR first.
-fn largest_first<'p>(paths: &'p [String], infos: &BTreeMap<String, PathInfo>) -> Vec<&'p String> {
+fn largest_first<'p>(
+    paths: &'p [StorePath],
+    infos: &BTreeMap<StorePath, PathInfo>,
+) -> Vec<&'p StorePath> {
     let mut seen = BTreeSet::new();
-    let mut order: Vec<&String> = paths.iter().filter(|p| seen.insert(p.as_str())).collect();
+    let mut order: Vec<&StorePath> = paths.iter().filter(|p| seen.insert(*p)).collect();
     order.sort_by_key(|p| std::cmp::Reverse(infos.get(*p).map_or(0, |i| i.nar_size)));
     order
 }
 
 /// What a worker reports for a path: its NAR uploaded, or why not.
-type Packing = (String, Result<Packed, String>);
+type Packing = (StorePath, Result<Packed, String>);
 
 /// What the workers and the coordinator share.
 #[derive(Clone, Copy)]
 struct Pipeline<'a> {
-    infos: &'a BTreeMap<String, PathInfo>,
+    infos: &'a BTreeMap<StorePath, PathInfo>,
     sink: &'a dyn Sink,
     opts: &'a Options,
     on_event: &'a (dyn Fn(Event<'_>) + Sync),
@@ -365,7 +365,7 @@ struct Pipeline<'a> {
 impl Pipeline<'_> {
     /// One worker: NARs of the paths it takes off the shared `queue`, until it is empty;
     /// past the deadline each path is only reported as not attempted.
-    fn pack_all(self, queue: &Mutex<std::vec::IntoIter<&String>>, tx: &mpsc::Sender<Packing>) {
+    fn pack_all(self, queue: &Mutex<std::vec::IntoIter<&StorePath>>, tx: &mpsc::Sender<Packing>) {
         loop {
             let next = queue.lock().ok().and_then(|mut q| q.next());
             let Some(p) = next else { break };
@@ -390,16 +390,10 @@ impl Pipeline<'_> {
     }
 
     /// `p`'s references other than itself.
-    fn refs_of(&self, p: &str) -> Vec<String> {
+    fn refs_of(&self, p: &StorePath) -> Vec<StorePath> {
         self.infos
             .get(p)
-            .map(|i| {
-                i.references
-                    .iter()
-                    .filter(|r| r.as_str() != p)
-                    .cloned()
-                    .collect()
-            })
+            .map(|i| i.references.iter().filter(|r| *r != p).cloned().collect())
             .unwrap_or_default()
     }
 }
@@ -408,18 +402,18 @@ impl Pipeline<'_> {
 struct Coordinator<'a> {
     pipeline: Pipeline<'a>,
     /// The paths asked for.
-    wanted: BTreeSet<&'a str>,
+    wanted: BTreeSet<&'a StorePath>,
     /// NARs uploaded whose narinfo is not written yet.
-    done: BTreeMap<String, Packed>,
+    done: BTreeMap<StorePath, Packed>,
     /// Paths whose narinfo is in the cache.
-    have: BTreeSet<String>,
-    failed: BTreeMap<String, String>,
-    outcome: BTreeMap<String, Outcome>,
+    have: BTreeSet<StorePath>,
+    failed: BTreeMap<StorePath, String>,
+    outcome: BTreeMap<StorePath, Outcome>,
 }
 
 impl Coordinator<'_> {
     /// A worker's report on `p`; then every narinfo that can be written is.
-    fn arrived(&mut self, p: String, r: Result<Packed, String>) {
+    fn arrived(&mut self, p: StorePath, r: Result<Packed, String>) {
         match r {
             Ok(pk) => {
                 self.done.insert(p, pk);
@@ -445,7 +439,7 @@ impl Coordinator<'_> {
     /// Writes the narinfo of every uploaded NAR whose references all have theirs; whether
     /// there was any.
     fn write_ready(&mut self) -> bool {
-        let ready: Vec<String> = self
+        let ready: Vec<StorePath> = self
             .done
             .keys()
             .filter(|p| {
@@ -470,7 +464,7 @@ impl Coordinator<'_> {
         progressed
     }
 
-    fn write_narinfo(&mut self, p: String, info: &PathInfo, pk: &Packed) {
+    fn write_narinfo(&mut self, p: StorePath, info: &PathInfo, pk: &Packed) {
         let Pipeline {
             sink,
             opts,
@@ -516,7 +510,7 @@ impl Coordinator<'_> {
     /// Fails every uploaded path waiting for a reference that failed (or is not coming);
     /// whether there was any.
     fn fail_blocked(&mut self) -> bool {
-        let blocked: Vec<(String, String)> = self
+        let blocked: Vec<(StorePath, StorePath)> = self
             .done
             .keys()
             .filter_map(|p| {
@@ -525,7 +519,7 @@ impl Coordinator<'_> {
                     .into_iter()
                     .find(|r| {
                         self.failed.contains_key(r)
-                            || (!self.have.contains(r) && !self.wanted.contains(r.as_str()))
+                            || (!self.have.contains(r) && !self.wanted.contains(r))
                     })
                     .map(|r| (p.clone(), r))
             })
