@@ -105,8 +105,12 @@ impl StorePath {
         if name.is_empty() || name.len() > 211 || !name.chars().all(allowed) {
             return Err("its name is empty, too long or has characters Nix does not allow");
         }
-        if name.starts_with('.') {
-            return Err("its name starts with a dot");
+        // A leading dot is allowed (by accident from Nix 2.4, officially since the fix for
+        // NixOS/nix#912): `.` and `..` are not, nor names whose first dash-separated part
+        // is one of them. The most any Nix version accepts is accepted here.
+        let first = name.split('-').next().unwrap_or(name);
+        if first == "." || first == ".." {
+            return Err("its name is `.` or `..` (or starts with `.-` / `..-`)");
         }
         Ok(())
     }
@@ -268,5 +272,20 @@ mod tests {
             );
         }
         assert!(StorePath::from_base_name("..", "/nix/store").is_err());
+        for bad in ["..", ".-x", "..-x", "."] {
+            let base = format!("4qlx2j065zn4jpg4bs70kqq4r8kjliwh-{bad}");
+            assert!(
+                StorePath::from_base_name(&base, "/nix/store").is_err(),
+                "{base}"
+            );
+        }
+        // Nix allows a leading dot in a name otherwise.
+        for good in [".envrc", "..x", ".a-1.0"] {
+            let base = format!("4qlx2j065zn4jpg4bs70kqq4r8kjliwh-{good}");
+            assert!(
+                StorePath::from_base_name(&base, "/nix/store").is_ok(),
+                "{base}"
+            );
+        }
     }
 }
