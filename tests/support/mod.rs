@@ -71,9 +71,26 @@ pub struct NixEnv {
     pub nix_conf_dir: PathBuf,
 }
 
+/// The store is made ready once per test process, before any test's Nix touches it.
+static STORE_READY: std::sync::Once = std::sync::Once::new();
+
 impl NixEnv {
     pub fn new() -> Self {
         Self::with_system_conf(BASE_SYSTEM_CONF)
+    }
+
+    /// On a fresh machine the first Nix commands create the store (its directories,
+    /// `gcroots/profiles`, the database). Nix 2.8 does not do that safely from several
+    /// processes at once — parallel tests' first builds then fail with `creating symlink
+    /// from '/nix/var/nix/gcroots/profiles' ...: File exists` or `SQLite database
+    /// '/nix/var/nix/db/db.sqlite' is busy` — so one `nix-store --init` goes first.
+    fn store_ready(&self) {
+        STORE_READY.call_once(|| {
+            // Where it cannot (no Nix, not allowed), the tests' own commands say why.
+            if on_path("nix-store").is_some() {
+                let _ = self.command("nix-store").arg("--init").output();
+            }
+        });
     }
 
     pub fn with_system_conf(system_conf: &str) -> Self {
@@ -84,12 +101,14 @@ impl NixEnv {
         std::fs::create_dir_all(&xdg_config_home).unwrap();
         std::fs::create_dir_all(&nix_conf_dir).unwrap();
         std::fs::write(nix_conf_dir.join("nix.conf"), system_conf).unwrap();
-        NixEnv {
+        let env = NixEnv {
             dir,
             home,
             xdg_config_home,
             nix_conf_dir,
-        }
+        };
+        env.store_ready();
+        env
     }
 
     pub fn path(&self) -> &Path {
