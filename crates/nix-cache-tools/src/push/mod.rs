@@ -32,10 +32,10 @@ mod plan;
 mod report;
 mod roots;
 
+pub use crate::upload::{OnProgress, Progress};
 use copy::{Upload, upload_with_tool};
 use report::Reporter;
 pub use report::{Failure, Kept, Report};
-pub use report::{OnProgress, Progress};
 use roots::{read_closure, resolve_roots};
 
 use crate::binarycache::{BinaryCache, Found, QueryOptions};

@@ -8,7 +8,7 @@ use crate::compress::{self, Method, Settings};
 use crate::keys::SecretKey;
 use crate::nixcli::PathInfo;
 use crate::storepath::StorePath;
-use crate::upload::{self, Event, FileSink, HttpSink, Outcome, S3Sink, Sink};
+use crate::upload::{self, FileSink, HttpSink, Outcome, S3Sink, Sink};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
@@ -113,19 +113,13 @@ impl Native<'_> {
         let clean = crate::binarycache::strip_store_params(self.uri).trim_end_matches('/');
         let sink = self.sink(clean, &upload_opts, report)?;
         let started = Instant::now();
-        let progress = self.progress;
-        let on_event = |e: Event<'_>| match e {
-            Event::Started { path, nar_size } => progress.started(path, nar_size),
-            Event::Done { path, nar_size, .. } => progress.done(path, nar_size),
-            Event::Failed { .. } => {}
-        };
         let results = upload::upload(
             to_push,
             self.nodes,
             self.present,
             sink.as_ref(),
             &upload_opts,
-            &on_event,
+            &|p| self.progress.send(p),
         );
         report.seconds = Some(started.elapsed().as_secs_f64());
         self.record(results, report);

@@ -224,48 +224,6 @@ impl Report {
     }
 }
 
-/// What a push says while it runs, for the caller to show (a bar on a terminal, plain
-/// lines otherwise): the library prints nothing itself. Sent from the upload threads.
-/// A dry run sends only [`Progress::Failed`] and [`Progress::Note`] (its list of paths
-/// is the report).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress<'a> {
-    /// The upload begins, with this many paths to go.
-    Begin {
-        /// Paths to upload (or to report as failed).
-        total: usize,
-    },
-    /// The upload of a path began.
-    Started {
-        /// The store path.
-        path: &'a str,
-        /// Its NAR size in bytes.
-        nar_size: u64,
-    },
-    /// A path is in the cache.
-    Done {
-        /// The store path.
-        path: &'a str,
-        /// Its NAR size in bytes.
-        nar_size: u64,
-    },
-    /// A path failed; the full reason is in [`Report::failures`].
-    Failed {
-        /// The store path.
-        path: &'a str,
-        /// The reason's first line, credentials hidden.
-        reason: &'a str,
-    },
-    /// Worth saying at once: a failed attempt and whether it is retried (credentials
-    /// hidden).
-    Note(&'a str),
-    /// The upload is over.
-    End,
-}
-
-/// The caller's [`Progress`] callback, as [`super::run`] takes it.
-pub type OnProgress<'a> = &'a (dyn Fn(Progress<'_>) + Sync);
-
 /// Hands progress to the caller: whatever it quotes (Nix's messages) with secrets
 /// hidden, and in a dry run only failures and notes.
 pub(super) struct Reporter<'a> {
@@ -281,7 +239,8 @@ impl<'a> Reporter<'a> {
         }
     }
 
-    fn send(&self, p: Progress<'_>) {
+    /// Passes `p` on (in a dry run, only failures and notes).
+    pub(super) fn send(&self, p: Progress<'_>) {
         let quiet = matches!(
             p,
             Progress::Begin { .. }

@@ -84,34 +84,48 @@ pub struct Results {
     pub wrote_cache_info: bool,
 }
 
-/// Progress events, for a bar on a terminal or plain lines.
-#[derive(Debug, Clone)]
-pub enum Event<'a> {
-    /// A worker begins writing the path's NAR.
+/// What a push says while it runs, for the caller to show (a bar on a terminal, plain
+/// lines otherwise): the library prints nothing itself. Sent from the upload threads.
+/// The pipeline ([`upload`]) sends [`Progress::Started`] and [`Progress::Done`];
+/// `push::run` passes those on and adds the rest. A dry run sends only
+/// [`Progress::Failed`] and [`Progress::Note`] (its list of paths is the report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// The upload begins, with this many paths to go.
+    Begin {
+        /// Paths to upload (or to report as failed).
+        total: usize,
+    },
+    /// The upload of a path began.
     Started {
         /// The store path.
         path: &'a str,
         /// Its NAR size in bytes.
         nar_size: u64,
     },
-    /// The path's narinfo is written: it is in the cache.
+    /// A path is in the cache.
     Done {
         /// The store path.
         path: &'a str,
         /// Its NAR size in bytes.
         nar_size: u64,
-        /// Bytes of its compressed NAR.
-        file_size: u64,
     },
-    /// The path failed; sent once every worker is done (at once when `nix-cache-info`
-    /// cannot be written).
+    /// A path failed; the full reason is in the push report's `failures`.
     Failed {
         /// The store path.
         path: &'a str,
-        /// Why, as in [`Outcome::Failed`].
+        /// The reason's first line, credentials hidden.
         reason: &'a str,
     },
+    /// Worth saying at once: a failed attempt and whether it is retried (credentials
+    /// hidden).
+    Note(&'a str),
+    /// The upload is over.
+    End,
 }
+
+/// The caller's [`Progress`] callback, as [`upload`] and `push::run` take it.
+pub type OnProgress<'a> = &'a (dyn Fn(Progress<'_>) + Sync);
 
 /// One path's NAR, compressed and on its way.
 struct Packed {
@@ -263,20 +277,21 @@ fn narinfo_for(
 }
 
 /// Uploads `paths` (every one described in `infos`) to `sink`. `present` are paths the
-/// cache already holds (their narinfos count as written). `on_event` sees progress.
+/// cache already holds (their narinfos count as written). `on_event` sees each path
+/// start and land; failures are in the [`Results`].
 pub fn upload(
     paths: &[StorePath],
     infos: &BTreeMap<StorePath, PathInfo>,
     present: &BTreeSet<StorePath>,
     sink: &dyn Sink,
     opts: &Options,
-    on_event: &(dyn Fn(Event<'_>) + Sync),
+    on_event: OnProgress<'_>,
 ) -> Results {
     let wrote_cache_info = match sink.ensure_cache_info(&opts.store_dir, opts.deadline) {
         Ok(wrote) => wrote,
         Err(e) => {
             let why = format!("could not write nix-cache-info: {e}");
-            return all_failed(paths, &why, on_event);
+            return all_failed(paths, &why);
         }
     };
     let pipeline = Pipeline {
@@ -325,13 +340,9 @@ pub fn upload(
 }
 
 /// Every path failed for the same reason (nothing could start).
-fn all_failed(paths: &[StorePath], why: &str, on_event: &(dyn Fn(Event<'_>) + Sync)) -> Results {
+fn all_failed(paths: &[StorePath], why: &str) -> Results {
     let mut results = Results::default();
     for p in paths {
-        on_event(Event::Failed {
-            path: p,
-            reason: why,
-        });
         results
             .outcomes
             .push((p.clone(), Outcome::Failed(why.to_owned())));
@@ -359,7 +370,7 @@ struct Pipeline<'a> {
     infos: &'a BTreeMap<StorePath, PathInfo>,
     sink: &'a dyn Sink,
     opts: &'a Options,
-    on_event: &'a (dyn Fn(Event<'_>) + Sync),
+    on_event: OnProgress<'a>,
 }
 
 impl Pipeline<'_> {
@@ -380,7 +391,7 @@ impl Pipeline<'_> {
                 ));
                 continue;
             }
-            (self.on_event)(Event::Started {
+            (self.on_event)(Progress::Started {
                 path: p,
                 nar_size: info.nar_size,
             });
@@ -487,10 +498,9 @@ impl Coordinator<'_> {
         );
         match r {
             Ok(()) => {
-                on_event(Event::Done {
+                on_event(Progress::Done {
                     path: &p,
                     nar_size: pk.nar_size,
-                    file_size: pk.file_size,
                 });
                 self.outcome.insert(
                     p.clone(),
@@ -549,10 +559,6 @@ impl Coordinator<'_> {
             );
         }
         for (p, why) in std::mem::take(&mut self.failed) {
-            (self.pipeline.on_event)(Event::Failed {
-                path: &p,
-                reason: &why,
-            });
             self.outcome.insert(p, Outcome::Failed(why));
         }
     }
