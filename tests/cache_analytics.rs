@@ -1154,6 +1154,65 @@ fn config_findings_at_their_file_and_line() {
     assert_eq!(out.status.code(), Some(9));
 }
 
+/// Nix 2.34 parses every substituter while loading the configuration and refuses to start
+/// on a quoted one or one that is no store; 2.26 and older start. Either way the line is
+/// reported at its file and line: an error where this Nix refuses it, else a warning.
+#[test]
+fn quoted_and_non_url_substituters_are_reported_as_this_nix_treats_them() {
+    require_nix();
+    let env = NixEnv::new();
+    let values = [
+        "\"https://cache.nixos.org\"",
+        "'https://x.cachix.org'",
+        "notaurl",
+    ];
+    let user = env.user_conf();
+    std::fs::create_dir_all(user.parent().unwrap()).unwrap();
+    let conf: String = values
+        .iter()
+        .map(|v| format!("extra-substituters = {v}\n"))
+        .collect();
+    std::fs::write(&user, format!("# team\n{conf}")).unwrap();
+    let missing = env.path().join("no-store");
+    let out = env
+        .command(BIN)
+        .args(["--store", missing.to_str().unwrap(), "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = config_findings(&report);
+    for (i, v) in values.iter().enumerate() {
+        // This Nix's own verdict on the line alone.
+        let one = env.path().join(format!("one-{i}"));
+        std::fs::create_dir_all(&one).unwrap();
+        std::fs::write(one.join("nix.conf"), format!("extra-substituters = {v}\n")).unwrap();
+        let starts = env
+            .nix(&["show-config"])
+            .env("NIX_CONF_DIR", &one)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        let sev = if starts { "warning" } else { "error" };
+        let text = if v.starts_with('n') {
+            "is not a store URL"
+        } else {
+            "is quoted"
+        };
+        let line = i as u64 + 2;
+        assert!(
+            got.iter()
+                .any(|(f, l, s, m)| *f == user.display().to_string()
+                    && *l == line
+                    && s == sev
+                    && m.contains(text)
+                    && m.contains(v)),
+            "expected {sev} at line {line} for {v} ({text}); got:\n{got:#?}"
+        );
+    }
+}
+
 #[test]
 fn clean_config_is_quiet() {
     require_nix();

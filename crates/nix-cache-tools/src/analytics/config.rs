@@ -6,6 +6,8 @@
 //! - lines Nix rejects (`a=b`, `a =b`), missing `include`s, include cycles, bad values
 //!   for boolean and integer settings (all fatal for every `nix` command) — errors;
 //! - malformed `trusted-public-keys` — errors;
+//! - a substituter that is quoted or not a store URL — an error where the installed Nix
+//!   refuses to start with it (2.34 does), else a warning (2.26 and older start);
 //! - substituters no trusted key could sign, keys no substituter uses, `require-sigs =
 //!   false`, plain-http caches other than loopback, a `substituters =` line that drops
 //!   cache.nixos.org, a setting assigned twice in one file, unknown settings (judged
@@ -17,7 +19,7 @@
 //! verdicts, and the trust status are inputs (asked by [`super::nixquery`]), so every
 //! rule is tested on fixture files without touching the machine.
 
-use super::nixquery::plain_number;
+use super::nixquery::{BadStore, bad_store_value, plain_number};
 pub use super::nixquery::{Kind, NixSettings};
 use super::{Finding, Severity};
 use crate::cachetoml::CacheToml;
@@ -171,6 +173,7 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
         out.extend(set_again(&mut seen, a));
     }
     out.extend(dead_list_lines(layers));
+    out.extend(bad_store_values(c.nix_verdicts, layers));
     let (keys, bad_keys) = trusted_keys(layers);
     out.extend(bad_keys);
     out.extend(require_sigs_off(layers));
@@ -332,6 +335,63 @@ fn number_accepted(verdicts: &BTreeMap<(String, String), bool>, name: &str, v: &
             .get(&(name.to_owned(), v.to_owned()))
             .copied()
             .unwrap_or_else(lenient)
+}
+
+/// A substituter that is not a store Nix can open ([`bad_store_value`]): an error when
+/// the installed Nix refused to start with it (2.34 parses every substituter at start-up:
+/// `Cannot parse Nix store '"https://x"'`), else a warning, since Nix 2.26 and older start
+/// but cannot use it, and a newer Nix stops every command on it.
+fn bad_store_values(verdicts: &BTreeMap<(String, String), bool>, layers: &Layers) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for a in layers.assignments() {
+        if !matches!(a.name, "substituters" | "trusted-substituters") {
+            continue;
+        }
+        for v in a.values {
+            let Some(why) = bad_store_value(v) else {
+                continue;
+            };
+            let shown = crate::redact::url(v);
+            let rejected = verdicts.get(&(a.name.to_owned(), v.clone())) == Some(&false);
+            let effect = if rejected {
+                "the installed Nix refuses to start with it, so every nix command fails"
+            } else {
+                "this Nix cannot open it, and Nix 2.3x (2.34 and later) refuses to start with it, so every nix command fails there"
+            };
+            let (what, fix) = match why {
+                BadStore::Quoted => (
+                    format!(
+                        "`{shown}` in `{}` is quoted; nix.conf values are never quoted, so Nix takes the quotes as part of the URL",
+                        a.key
+                    ),
+                    format!(
+                        "Remove the quotes: `{} = {}`.",
+                        a.key,
+                        crate::redact::url(v.trim_matches(['"', '\'']))
+                    ),
+                ),
+                BadStore::NotAStore => (
+                    format!(
+                        "`{shown}` in `{}` is not a store URL (`https://...`, `s3://...`, `file:///...`)",
+                        a.key
+                    ),
+                    "Write the cache's full URL, or remove the value.".to_owned(),
+                ),
+            };
+            out.push(finding(
+                if rejected {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
+                a.file,
+                a.line,
+                format!("{what}: {effect}."),
+                fix,
+            ));
+        }
+    }
+    out
 }
 
 /// A setting assigned twice in one file (not `extra-`): the earlier line does nothing.
@@ -671,6 +731,52 @@ mod tests {
             f.iter().map(|f| (f.line, f.severity)).collect::<Vec<_>>(),
             [(Some(1), Severity::Error), (Some(2), Severity::Error)]
         );
+    }
+
+    #[test]
+    fn quoted_and_non_url_substituters_are_flagged_at_their_line() {
+        let conf = "extra-substituters = \"https://x.cachix.org\" 'https://u:SECRET@y.org'\nextra-trusted-substituters = notaurl /srv/cache auto\nextra-substituters = https://ok.example s3://b?region=x\n";
+        let bad = |f: &[Finding]| {
+            lines(f)
+                .into_iter()
+                .filter(|x| x.2.contains("quoted") || x.2.contains("not a store URL"))
+                .collect::<Vec<_>>()
+        };
+        // Without Nix's verdict (or where it started, as 2.26 and older do): warnings.
+        let f = bad(&run(conf));
+        assert_eq!(
+            f.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
+            [
+                (1, Severity::Warning),
+                (1, Severity::Warning),
+                (2, Severity::Warning)
+            ],
+            "{f:#?}"
+        );
+        assert!(
+            f[0].2
+                .contains("Remove the quotes: `extra-substituters = https://x.cachix.org`"),
+            "{f:#?}"
+        );
+        assert!(f[0].2.contains("Nix 2.3x"), "{f:#?}");
+        assert!(f.iter().all(|x| !x.2.contains("SECRET")), "{f:#?}");
+        assert!(f[2].2.contains("`notaurl`"), "{f:#?}");
+        // Nix 2.34 refuses to start with the quoted one: that one is an error.
+        let mut v = BTreeMap::new();
+        v.insert(
+            (
+                "substituters".to_owned(),
+                "\"https://x.cachix.org\"".to_owned(),
+            ),
+            false,
+        );
+        let f = bad(&run_with(conf, &v));
+        assert_eq!(f[0].1, Severity::Error, "{f:#?}");
+        assert!(
+            f[0].2.contains("the installed Nix refuses to start"),
+            "{f:#?}"
+        );
+        assert_eq!((f[1].1, f[2].1), (Severity::Warning, Severity::Warning));
     }
 
     /// `(line, severity, message + what to do)` of every finding.

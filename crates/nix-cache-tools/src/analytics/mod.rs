@@ -374,7 +374,11 @@ impl Ctx<'_> {
             Some(n) => nixquery::ask_nix_about_values(
                 n,
                 &opts.runner,
-                &nixquery::unusual_numbers(&layers, &settings),
+                &[
+                    nixquery::unusual_numbers(&layers, &settings),
+                    nixquery::bad_stores(&layers),
+                ]
+                .concat(),
             ),
             None => Default::default(),
         };

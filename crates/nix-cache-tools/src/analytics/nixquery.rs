@@ -188,6 +188,52 @@ pub fn unusual_numbers(layers: &Layers, settings: &NixSettings) -> Vec<(String, 
     out
 }
 
+/// Why a substituter value is not a store Nix can open, if it is not: quoted (nix.conf
+/// values are never quoted, so the quotes become part of the URL) or no store reference
+/// at all (not `SCHEME://...`, an absolute path, `auto`, `daemon` or `local`).
+pub(super) fn bad_store_value(v: &str) -> Option<BadStore> {
+    if v.starts_with(['"', '\'']) || v.ends_with(['"', '\'']) {
+        Some(BadStore::Quoted)
+    } else if crate::url::scheme(v).is_some()
+        || v.starts_with('/')
+        || matches!(v, "auto" | "daemon" | "local")
+    {
+        None
+    } else {
+        Some(BadStore::NotAStore)
+    }
+}
+
+/// See [`bad_store_value`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BadStore {
+    /// `"https://x"` or `'https://x'`.
+    Quoted,
+    /// `notaurl`.
+    NotAStore,
+}
+
+/// `(name, value)` of every `substituters` / `trusted-substituters` value that is not a
+/// store Nix can open ([`bad_store_value`]). Nix 2.34 parses every substituter while it
+/// loads the configuration and refuses to start on such a value; 2.26 and older start
+/// and fail (or warn) only when the store is used. The installed Nix is asked
+/// ([`ask_nix_about_values`]) which of the two it is.
+pub fn bad_stores(layers: &Layers) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for a in layers.assignments() {
+        if !matches!(a.name, "substituters" | "trusted-substituters") {
+            continue;
+        }
+        for v in a.values {
+            let pair = (a.name.to_owned(), v.clone());
+            if bad_store_value(v).is_some() && !out.contains(&pair) {
+                out.push(pair);
+            }
+        }
+    }
+    out
+}
+
 /// Asks the installed Nix whether it accepts each `name = value`, one isolated
 /// `show-config` per pair (a file with that line only).
 pub fn ask_nix_about_values(

@@ -755,3 +755,26 @@ mod lossless {
         }
     }
 }
+
+#[test]
+fn a_setting_value_nix_rejects_is_located_at_the_line_that_sets_it() {
+    let t = T::new("require-sigs = maybe\ncores = 2\n");
+    let user = t.user();
+    fs::create_dir_all(user.parent().unwrap()).unwrap();
+    fs::write(&user, "# mine\ncores = lots\n").unwrap();
+    let layers = nixconf::load(&t.env);
+    let system = t.dir.path().join("etc/nix.conf");
+    // Every Nix names the setting and the value, never the line.
+    for (msg, at) in [
+        (
+            "error: Boolean setting 'require-sigs' has invalid value 'maybe'",
+            format!("{}:1", system.display()),
+        ),
+        (
+            "error: setting 'cores' has invalid value 'lots'",
+            format!("{}:2", user.display()),
+        ),
+    ] {
+        assert_eq!(super::locate_nix_error(&layers, msg), Some(at), "{msg}");
+    }
+}

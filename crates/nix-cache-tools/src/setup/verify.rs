@@ -103,18 +103,34 @@ fn not_started(layers: &Layers, why: &str) -> NixCheck {
     }
 }
 
-/// Nix names a store it cannot parse by its value, not by its line (Nix 2.34 parses
-/// every substituter while loading the configuration: `Cannot parse Nix store '"https://x"'`;
-/// 2.8 says `don't know how to open Nix store 'x'`): the `file:line` that holds it.
+/// The `file:line` of the value that stops Nix, from its error message. Nix names the
+/// value, never the line: a store it cannot parse (Nix 2.34 parses every substituter
+/// while loading the configuration: `Cannot parse Nix store '"https://x"'`; 2.8 says
+/// `don't know how to open Nix store 'x'`), or a setting with a value of the wrong type
+/// (every version: `Boolean setting 'require-sigs' has invalid value 'maybe'`,
+/// `setting 'cores' has invalid value 'x'`). The last line that assigns it wins, as in Nix.
 pub(super) fn locate_nix_error(layers: &Layers, msg: &str) -> Option<String> {
-    let line = msg.lines().find(|l| l.contains("Nix store '"))?;
-    let rest = &line[line.find("Nix store '")? + "Nix store '".len()..];
-    let value = &rest[..rest.rfind('\'')?];
-    layers
-        .assignments()
-        .iter()
-        .rfind(|a| a.values.iter().any(|v| v == value))
-        .map(|a| format!("{}:{}", a.file.display(), a.line))
+    let quoted_after = |line: &str, marker: &str| -> Option<String> {
+        let rest = &line[line.find(marker)? + marker.len()..];
+        Some(rest[..rest.find('\'')?].to_owned())
+    };
+    let all = layers.assignments();
+    let found = msg.lines().find_map(|l| {
+        if let Some(i) = l.find("Nix store '") {
+            let rest = &l[i + "Nix store '".len()..];
+            let value = &rest[..rest.rfind('\'')?];
+            return all.iter().rfind(|a| a.values.iter().any(|v| v == value));
+        }
+        let name = quoted_after(l, "setting '")?;
+        let value = quoted_after(l, "invalid value '");
+        all.iter()
+            .rfind(|a| {
+                (a.name == name || a.key == name)
+                    && value.as_ref().is_none_or(|v| a.values.join(" ") == *v)
+            })
+            .or_else(|| all.iter().rfind(|a| a.name == name || a.key == name))
+    })?;
+    Some(format!("{}:{}", found.file.display(), found.line))
 }
 
 /// Asks Nix whether each cache is (add) / is no longer (remove) in effect.
