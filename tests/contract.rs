@@ -209,3 +209,55 @@ fn summary_without_github_step_summary_says_so_in_both_tools() {
         );
     }
 }
+
+/// Runs `c` with stderr a pipe whose reader has already gone (`tool 2>&1 | head -1`
+/// after the first line, a CI step whose log collector died): writes to it fail with
+/// EPIPE. Stdout is collected.
+fn with_stderr_closed(c: &mut std::process::Command) -> Output {
+    // A socket whose peer has gone: every write fails with EPIPE, as on such a pipe.
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+    drop(ours);
+    let child = c
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::os::fd::OwnedFd::from(theirs))
+        .spawn()
+        .expect("spawn");
+    child.wait_with_output().expect("wait")
+}
+
+/// A closed stderr changes nothing but what is seen: the tool does its work and exits
+/// with its own code, never a panic (101), as `eprintln!` would make it.
+#[test]
+fn a_closed_stderr_changes_no_outcome() {
+    support::require_nix();
+    let env = NixEnv::new();
+    for tool in TOOLS {
+        let mut c = env.command(bin(tool));
+        c.arg("--no-such-flag").current_dir(env.path());
+        let out = with_stderr_closed(&mut c);
+        assert_eq!(out.status.code(), Some(2), "{}", tool.name());
+    }
+    // A push that prints a line per path gets every path there.
+    let top = support::build_small_closure(&env, "closed-stderr");
+    let paths = support::closure(&env, std::slice::from_ref(&top));
+    let cache = env.path().join("cache");
+    let mut c = env.command(bin(Tool::PushCache));
+    c.args(["--no-filter", "--to"])
+        .arg(format!("file://{}", cache.display()))
+        .arg(&top)
+        .current_dir(env.path());
+    let out = with_stderr_closed(&mut c);
+    assert_eq!(out.status.code(), Some(0));
+    let narinfos = std::fs::read_dir(&cache)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".narinfo")
+        })
+        .count();
+    assert_eq!(narinfos, paths.len());
+}

@@ -166,7 +166,7 @@ pub fn fail(tool: Tool, message: &str, code: ExitCode, json: bool) -> std::proce
         let v = serde_json::json!({ "error": message, "exit_code": code });
         crate::output::println(&serde_json::to_string_pretty(&v).unwrap_or_default());
     }
-    eprintln!("{}: error: {message}", tool.name());
+    crate::output::eprintln(&format!("{}: error: {message}", tool.name()));
     code.into()
 }
 
@@ -201,11 +201,15 @@ pub(crate) fn json_requested() -> bool {
 /// went, or that the variable is not set (the same in every tool).
 pub fn write_summary(tool: Tool, markdown: &str) -> Result<(), crate::fsutil::FsError> {
     match crate::output::append_step_summary(markdown)? {
-        Some(p) => eprintln!("{}: summary appended to {}", tool.name(), p.display()),
-        None => eprintln!(
+        Some(p) => crate::output::eprintln(&format!(
+            "{}: summary appended to {}",
+            tool.name(),
+            p.display()
+        )),
+        None => crate::output::eprintln(&format!(
             "{}: --summary: GITHUB_STEP_SUMMARY is not set, no summary written",
             tool.name()
-        ),
+        )),
     }
     Ok(())
 }

@@ -70,6 +70,15 @@ pub fn print(text: &str) {
     }
 }
 
+/// Writes `text` and a line break to stderr, where messages, warnings and progress go.
+/// A stderr nobody reads any more (`tool 2>&1 | head -1`, a CI log collector that died)
+/// is ignored: the tool goes on and ends with its own exit code, where `eprintln!` would
+/// panic (exit 101) and cut a push short.
+pub fn eprintln(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
 /// [`print()`] with a line break after `text`.
 pub fn println(text: &str) {
     print(&format!("{text}\n"));

@@ -164,7 +164,7 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if args.json {
         nix_cache_tools::output::println(&redact::urls_in(&report.to_json()));
         if let Some(why) = &report.skipped {
-            eprintln!("push skipped: {why}");
+            nix_cache_tools::output::eprintln(&format!("push skipped: {why}"));
         }
     } else {
         if report.dry_run {
@@ -177,22 +177,26 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
         }
         if !report.filtered.is_empty() {
-            eprintln!(
+            nix_cache_tools::output::eprintln(&format!(
                 "left out by the filter {}:",
                 report.filter.as_deref().unwrap_or("")
-            );
+            ));
             for p in &report.filtered {
-                eprintln!("  {p}");
+                nix_cache_tools::output::eprintln(&format!("  {p}"));
             }
         }
         for f in &report.failures {
-            eprintln!("failed: {}: {}", f.path, redact::urls_in(&f.reason));
+            nix_cache_tools::output::eprintln(&format!(
+                "failed: {}: {}",
+                f.path,
+                redact::urls_in(&f.reason)
+            ));
         }
         for w in &report.warnings {
-            eprintln!("warning: {}", redact::urls_in(w));
+            nix_cache_tools::output::eprintln(&format!("warning: {}", redact::urls_in(w)));
         }
         for c in &report.would_run {
-            eprintln!("would run: {c}");
+            nix_cache_tools::output::eprintln(&format!("would run: {c}"));
         }
         nix_cache_tools::output::println(&redact::urls_in(&report.summary_text()));
     }

@@ -30,14 +30,20 @@ impl Display {
             Progress::Begin { .. } => {}
             Progress::Started { path, nar_size } => match self.drawn.get() {
                 Some(b) => b.set_message(short(path)),
-                None => eprintln!("pushing {path} ({})", human_bytes(nar_size)),
+                None => nix_cache_tools::output::eprintln(&format!(
+                    "pushing {path} ({})",
+                    human_bytes(nar_size)
+                )),
             },
             Progress::Done { path, nar_size } => match self.drawn.get() {
                 Some(b) => {
                     b.set_message(short(path));
                     b.inc(1);
                 }
-                None => eprintln!("pushed {path} ({})", human_bytes(nar_size)),
+                None => nix_cache_tools::output::eprintln(&format!(
+                    "pushed {path} ({})",
+                    human_bytes(nar_size)
+                )),
             },
             Progress::Failed { path, reason } => {
                 self.line(&format!("FAILED {path}: {reason}"));
@@ -58,7 +64,7 @@ impl Display {
     fn line(&self, text: &str) {
         match self.drawn.get() {
             Some(b) => b.println(text),
-            None => eprintln!("{text}"),
+            None => nix_cache_tools::output::eprintln(text),
         }
     }
 }

@@ -126,10 +126,10 @@ fn run(args: &Args) -> anyhow::Result<(setup::Report, Option<String>)> {
 
 /// Another run holds the lock on the directory: said at once, since the wait may be long.
 fn say_waiting_for_lock(dir: &Path) {
-    eprintln!(
+    nix_cache_tools::output::eprintln(&format!(
         "setup-cache: waiting for another run that holds the lock on {} (another setup-cache editing this directory; stop it, or wait)...",
         dir.display()
-    );
+    ));
 }
 
 fn exit_code_of(err: &anyhow::Error) -> ExitCode {
