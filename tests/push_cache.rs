@@ -943,6 +943,48 @@ fn config_stdin_installables_and_bad_key() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // Compression flags that cannot apply: exit 2 before anything is built or sent,
+    // the flag named (not silently ignored by `nix copy`, Cachix or attic).
+    for (args, says) in [
+        (
+            &["--to", "file:///tmp/x", "--compression-level", "99"][..],
+            "--compression-level: compression level 99 is out of range for zstd: use 1..=19",
+        ),
+        (
+            &[
+                "--to",
+                "file:///tmp/x",
+                "--compression",
+                "xz",
+                "--compression-level",
+                "12",
+            ][..],
+            "out of range for xz: use 0..=9",
+        ),
+        (
+            &[
+                "--to",
+                "file:///tmp/x",
+                "--via",
+                "nix",
+                "--compression",
+                "zstd",
+            ][..],
+            "`?compression=zstd`",
+        ),
+        (
+            &["--to", "ssh-ng://builder", "--compression-level", "3"][..],
+            "does not upload to ssh-ng://builder",
+        ),
+        (
+            &["--to", "cachix:team", "--compression", "xz"][..],
+            "Cachix and attic compress by themselves",
+        ),
+    ] {
+        let out = push_cache(&b.env, &b.work, args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
     // A --to that is no push target, a --filter that is no regex: exit 2, the flag named
     // with what to write instead.
     let out = push_cache(&b.env, &b.work, &["--to", "nowhere"])

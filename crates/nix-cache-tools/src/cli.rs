@@ -108,10 +108,10 @@ impl ExitCode {
                 "no report: the store, cache.toml, a baseline or another file could not be read or written"
             }
             (E::Usage, Tool::SetupCache) => {
-                "bad command line or input: unknown flag, malformed key or URL, no cache.toml / --url"
+                "bad command line: unknown flag, malformed --url or --public-key, no cache.toml / --url"
             }
             (E::Usage, Tool::PushCache) => {
-                "bad command line (also a --to that is no push target, a --filter that is no regex)"
+                "bad command line (also a --to that is no push target, a --filter that is no regex, compression flags that cannot apply, no --to nor cache.toml target)"
             }
             (E::Usage, Tool::CacheAnalytics) => "bad command line",
             (E::StoreManaged, _) => {

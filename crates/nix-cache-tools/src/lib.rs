@@ -33,7 +33,7 @@
 //! - [`s3`]: `s3://` URIs, AWS credentials, signed requests, multipart journal.
 //! - [`store`]: the local store read fast (SQLite, `nix path-info` fallback), GC roots.
 //! - [`analytics`]: the `cache-analytics` report: model, sections, renderers.
-//! - [`upload`]: push-cache's own pipeline for `file://` and `http(s)://` caches: NARs
+//! - [`upload`]: push-cache's own pipeline for `file://`, `http(s)://` and `s3://` caches: NARs
 //!   from the store, compressed in parallel, signed, narinfos in dependency order.
 //! - [`push`]: push-cache (closure, filter, skip what is cached, upload, report).
 // The modules the binaries do not use are crate-private; the docs (built with

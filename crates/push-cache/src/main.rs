@@ -17,9 +17,9 @@ use std::path::PathBuf;
 /// Upload the closure of a build to a binary cache, filtered, signed, skipping what the
 /// cache already holds.
 ///
-/// Targets: file:// and http(s):// (PUT) through push-cache's own pipeline (NARs from
-/// the store, zstd, parallel, signed), any other Nix store URI (ssh-ng://, s3://...)
-/// through `nix copy`, `cachix:NAME` through `cachix push`, `attic:CACHE` through
+/// Targets: file://, http(s):// (PUT) and s3:// (signed AWS requests) through
+/// push-cache's own pipeline (NARs from the store, zstd, parallel, signed), any other
+/// Nix store URI (ssh-ng://, ssh://...) through `nix copy`, `cachix:NAME` through `cachix push`, `attic:CACHE` through
 /// `attic push`.
 #[derive(Debug, Parser)]
 #[command(name = "push-cache", version, after_help = ExitCode::help(Tool::PushCache))]
@@ -54,14 +54,16 @@ struct Args {
     /// twice the cores, 4 to 16); passed to cachix/attic as --jobs.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
-    /// NAR compression for file:// and http(s):// targets: zstd (default), xz or none
-    /// (default: the target URI's `?compression=`, else zstd).
+    /// NAR compression of push-cache's own pipeline (file://, http(s)://, s3://): zstd,
+    /// xz or none (default: the target URI's `?compression=`, else zstd). Other targets
+    /// refuse it (exit 2).
     #[arg(long, value_name = "METHOD", value_parser = ["zstd", "xz", "none"])]
     compression: Option<String>,
     /// Compression level (zstd 1-19, default 3; xz 0-9, default 6).
     #[arg(long, value_name = "N", allow_negative_numbers = false)]
     compression_level: Option<i32>,
-    /// Upload to file:// and http(s):// with `nix copy` instead of the native pipeline.
+    /// Upload to file://, http(s):// and s3:// with `nix copy` instead of the native
+    /// pipeline (the compression then comes from the URI's `?compression=`).
     #[arg(long, value_name = "nix", value_parser = ["nix"])]
     via: Option<String>,
     /// After pushing, leave this machine's Nix narinfo cache as it is (by default its

@@ -95,8 +95,8 @@ fn run(args: &Args) -> anyhow::Result<(setup::Report, Option<String>)> {
         if args.dry_run {
             saved = Some(format!("would record the cache in {}", path.display()));
         } else {
-            let added = setup::save(&path, &resolved.caches, say_waiting_for_lock)
-                .with_context(|| format!("--save: could not update {}", path.display()))?;
+            let added =
+                setup::save(&path, &resolved.caches, say_waiting_for_lock).context("--save")?;
             saved = Some(if added.is_empty() {
                 format!("{} already lists the cache", path.display())
             } else {

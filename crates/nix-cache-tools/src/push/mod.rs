@@ -12,17 +12,18 @@
 //!    closure. A match that a pushed path references is pushed anyway (a binary cache
 //!    must never hold a path whose references it lacks) with a warning naming both
 //!    paths; every other match is left out and listed.
-//! 3. **Skip what is there**: for `file://` and `http(s)://` targets every `.narinfo` is
+//! 3. **Skip what is there**: for `file://`, `http(s)://` and `s3://` targets every `.narinfo` is
 //!    read in parallel ([`crate::binarycache`]) and counts only when it parses and names
 //!    the path. A cache without `nix-cache-info` is new and not asked.
-//! 4. **Upload**: `file://` and `http(s)://` through push-cache's own pipeline
+//! 4. **Upload**: `file://`, `http(s)://` and `s3://` through push-cache's own pipeline
 //!    (`native.rs`, [`crate::upload`]); other store URIs and `--via nix` through `nix
 //!    copy`, Cachix and attic through their CLIs (`copy.rs`, [`backend`], with the time
 //!    limits, retries and failure reasons of [`attempt`]).
 //! 5. **Report** (`report.rs`): text, `--json`, Markdown; [`Progress`] events for the
 //!    caller to show.
 //!
-//! Dry-run: queries run, nothing is uploaded; commands that would run are printed.
+//! Dry-run: queries run, nothing is uploaded; the commands that would run are in
+//! [`Report::would_run`] for the binary to print.
 
 mod attempt;
 mod backend;
@@ -82,6 +83,10 @@ pub enum PushError {
     /// The message names the target and what to use instead.
     #[error("{0}")]
     BadTarget(String),
+    /// A flag that cannot apply (`--compression-level 99`, `--compression` with `--via
+    /// nix`): a bad command line, exit 2.
+    #[error("{0}")]
+    BadFlag(String),
     /// [`Options::filter`] is not a regex (push-cache rejects a bad `--filter` as a usage
     /// error first, and cache.toml's `filter` is checked as the file is read).
     #[error("the push filter `{regex}` is not a valid regex: {reason}\n{FILTER_HINT}")]
@@ -189,6 +194,8 @@ impl PushError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             PushError::NotPushed { .. } => ExitCode::NotPushed,
+            // No --to and no cache.toml target is setup-cache's "no cache.toml / --url".
+            PushError::BadFlag(_) | PushError::NoTarget => ExitCode::Usage,
             PushError::MissingProgram { .. } => ExitCode::MissingProgram,
             PushError::Cmd(CmdError::NotFound { .. })
             | PushError::Nix(NixError::Cmd(CmdError::NotFound { .. })) => ExitCode::MissingProgram,
@@ -357,6 +364,7 @@ impl Setup {
             .ok_or(PushError::NoTarget)?;
         crate::redact::register_url_secrets(&to);
         let target = Target::parse(&to).map_err(PushError::BadTarget)?;
+        check_compression_flags(opts, &target)?;
         let filter_src = if opts.no_filter {
             None
         } else {
@@ -394,6 +402,33 @@ impl Setup {
             key_file,
             warnings,
         })
+    }
+}
+
+/// `--compression` / `--compression-level` set push-cache's own pipeline: an error (exit
+/// 2) where no such pipeline runs (`--via nix`, `ssh-ng://`, Cachix, attic: the URI's
+/// `?compression=` is what `nix copy` reads), or with a level out of the method's range.
+fn check_compression_flags(opts: &Options, target: &Target) -> Result<(), PushError> {
+    if opts.compression.is_none() && opts.compression_level.is_none() {
+        return Ok(());
+    }
+    match target {
+        Target::Store(uri) if crate::binarycache::is_supported(uri) && !opts.via_nix => {
+            native::settings(opts, uri).map(drop).map_err(|e| match e {
+                PushError::BadTarget(m) if opts.compression_level.is_some() => {
+                    PushError::BadFlag(format!("--compression-level: {m}"))
+                }
+                other => other,
+            })
+        }
+        Target::Store(uri) => Err(PushError::BadFlag(format!(
+            "--compression and --compression-level set push-cache's own pipeline, which does not upload to {} {}: write the compression into the store URI for `nix copy` instead (`?compression=zstd`)",
+            crate::redact::url(uri),
+            if opts.via_nix { "with --via nix" } else { "(nix copy does)" }
+        ))),
+        _ => Err(PushError::BadFlag(
+            "--compression and --compression-level set push-cache's own pipeline; Cachix and attic compress by themselves".to_owned(),
+        )),
     }
 }
 
@@ -815,7 +850,8 @@ mod tests {
             PushError::NotPushed { reason: "x".into() }.exit_code(),
             ExitCode::NotPushed
         );
-        assert_eq!(PushError::NoTarget.exit_code(), ExitCode::Error);
+        assert_eq!(PushError::NoTarget.exit_code(), ExitCode::Usage);
+        assert_eq!(PushError::BadFlag("x".into()).exit_code(), ExitCode::Usage);
         let r = Report {
             failed: vec![StorePath::fake("x")],
             ..Report::default()

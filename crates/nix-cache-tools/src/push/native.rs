@@ -1,4 +1,4 @@
-//! The upload to `file://` and `http(s)://` caches through push-cache's own pipeline
+//! The upload to `file://`, `http(s)://` and `s3://` caches through push-cache's own pipeline
 //! ([`crate::upload`]), as [`super::run`] uses it unless `--via nix`: what to compress
 //! with, where the store's files are, which credentials an HTTP cache gets (the netrc
 //! Nix would use), and the report.

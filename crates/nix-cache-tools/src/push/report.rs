@@ -1,6 +1,7 @@
 //! What a push did, and how it is shown: the [`Report`] (`--json`, the summary line,
-//! Markdown for `$GITHUB_STEP_SUMMARY`) and the progress on stderr (a bar on a terminal,
-//! one plain line per path otherwise).
+//! Markdown for `$GITHUB_STEP_SUMMARY`), and the `Reporter` that sends [`Progress`]
+//! events, credentials hidden, to the caller (push-cache draws them on stderr: a bar on
+//! a terminal, one plain line per path otherwise).
 
 use super::*;
 
@@ -66,7 +67,7 @@ pub struct Report {
     /// `--dry-run`: the commands that would have run (`nix copy`, `cachix push`, `attic
     /// push`), credentials hidden; the binary prints each as `would run: ...`.
     pub would_run: Vec<String>,
-    /// Whether the target was asked what it holds (file://, http(s)://).
+    /// Whether the target was asked what it holds (file://, http(s)://, s3://).
     #[serde(skip)]
     pub(super) queried: bool,
     /// NAR size in bytes of every path of the closure (for the dry run's list and the

@@ -1,4 +1,4 @@
-//! push-cache's own upload pipeline for `file://` and `http(s)://` binary caches: NARs
+//! push-cache's own upload pipeline for `file://`, `http(s)://` and `s3://` binary caches: NARs
 //! written straight from the store's files, compressed in parallel, signed, uploaded,
 //! and a narinfo written for each path only once its references' narinfos are there.
 //!
