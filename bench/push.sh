@@ -8,7 +8,7 @@
 #    40 groups referencing 25 leaves each, one top referencing the groups);
 #  - realistic: ~300 paths shaped like a real closure, made of slices of this machine's
 #    own shared libraries (so they compress like real binaries, not like zeros): three
-#    large paths (64, 32 and 16 MiB) and ~300 small ones (16-512 KiB), ~140 MiB in all.
+#    large paths (64, 32 and 16 MiB) and ~300 small ones (16-512 KiB), ~188 MiB in all.
 # For each:
 #   1. empty cache:        the whole closure goes;
 #   2. 95% cached cache:  a file:// cache pre-filled with 95% of the closure (closed under

@@ -635,7 +635,7 @@ fn template_nix_config_matches_its_cache_toml_and_outputs_evaluate() {
     assert_eq!(v["nixConfig"], v["fromCacheToml"]);
     assert_eq!(
         v["inputs"],
-        json!({"nixpkgs": "github:NixOS/nixpkgs/nixos-25.05", "cache-tools": "github:OWNER/nix-cache-tools"})
+        json!({"nixpkgs": "github:NixOS/nixpkgs/nixos-25.05", "cache-tools": "github:nix-cache-tools/nix-cache-tools"})
     );
     assert_eq!(v["follows"], "nixpkgs");
     assert_eq!(

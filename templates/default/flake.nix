@@ -3,7 +3,7 @@
 
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
-    cache-tools.url = "github:OWNER/nix-cache-tools";
+    cache-tools.url = "github:nix-cache-tools/nix-cache-tools";
     cache-tools.inputs.nixpkgs.follows = "nixpkgs";
   };
 
