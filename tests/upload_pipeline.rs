@@ -149,32 +149,36 @@ fn file_cache_every_compression_is_substituted_by_nix() {
 #[test]
 fn http_cache_is_substituted_by_nix() {
     let f = fixture("uphttp");
-    let server = http::HttpCache::serve_writable(&f.env.path().join("served"));
-    let sink = HttpSink::new(&server.url, 3, 2, false);
-    let r = push(&f, &sink, &options(&f, Method::Zstd));
-    for (p, o) in &r.outcomes {
-        assert!(matches!(o, Outcome::Pushed { .. }), "{p}: {o:?}");
-    }
-    // nix-cache-info first; no narinfo before its references' narinfos.
-    let puts: Vec<String> = server
-        .requests()
-        .into_iter()
-        .filter(|q| q.method == "PUT")
-        .map(|q| q.path)
-        .collect();
-    assert_eq!(puts[0], "/nix-cache-info", "{puts:?}");
-    let pos = |p: &str| {
-        let h = nix_cache_tools::storepath::hash_part(p).unwrap();
-        puts.iter()
-            .position(|q| q == &format!("/{h}.narinfo"))
-            .unwrap()
-    };
-    for (p, i) in &f.infos {
-        for r in i.references.iter().filter(|r| *r != p) {
-            assert!(pos(r) < pos(p), "{r} after {p}: {puts:?}");
+    // Each compression, each to its own cache, substituted into its own fresh store.
+    for method in [Method::Zstd, Method::Xz, Method::None] {
+        let server =
+            http::HttpCache::serve_writable(&f.env.path().join(format!("served-{method}")));
+        let sink = HttpSink::new(&server.url, 3, 2, false);
+        let r = push(&f, &sink, &options(&f, method));
+        for (p, o) in &r.outcomes {
+            assert!(matches!(o, Outcome::Pushed { .. }), "{method}: {p}: {o:?}");
         }
+        // nix-cache-info first; no narinfo before its references' narinfos.
+        let puts: Vec<String> = server
+            .requests()
+            .into_iter()
+            .filter(|q| q.method == "PUT")
+            .map(|q| q.path)
+            .collect();
+        assert_eq!(puts[0], "/nix-cache-info", "{puts:?}");
+        let pos = |p: &str| {
+            let h = nix_cache_tools::storepath::hash_part(p).unwrap();
+            puts.iter()
+                .position(|q| q == &format!("/{h}.narinfo"))
+                .unwrap()
+        };
+        for (p, i) in &f.infos {
+            for r in i.references.iter().filter(|r| *r != p) {
+                assert!(pos(r) < pos(p), "{r} after {p}: {puts:?}");
+            }
+        }
+        substitute(&f, &server.url, &format!("http-{method}"));
     }
-    substitute(&f, &server.url, "http");
 }
 
 #[test]
