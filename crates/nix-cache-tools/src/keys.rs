@@ -232,7 +232,7 @@ impl SecretKey {
         Ok((key, warnings))
     }
 
-    #[cfg(test)]
+    /// The public half (Nix trusts what its `secret-key-files` sign).
     pub(crate) fn public(&self) -> PublicKey {
         PublicKey {
             name: self.name.clone(),

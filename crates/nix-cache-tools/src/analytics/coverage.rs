@@ -50,11 +50,18 @@ fn url_priority(url: &str) -> Option<u32> {
     crate::url::store_param(url, "priority")?.parse().ok()
 }
 
+/// `part` of `whole` in percent, two decimals; a partial figure is never rounded to
+/// 100 (one missing path of a million bytes is 99.99, not 100: a CI gate on `== 100`
+/// must not pass) nor a non-zero one to 0.
 fn rate(part: u64, whole: u64) -> f64 {
     if whole == 0 {
-        100.0
+        return 100.0;
+    }
+    let r = (part as f64 * 10000.0 / whole as f64).round() / 100.0;
+    if part < whole {
+        r.min(99.99).max(if part > 0 { 0.01 } else { 0.0 })
     } else {
-        (part as f64 * 10000.0 / whole as f64).round() / 100.0
+        r
     }
 }
 
@@ -264,6 +271,16 @@ pub(crate) fn check_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partial_rate_is_never_shown_as_all_or_nothing() {
+        assert_eq!(rate(12_001_240, 12_001_600), 99.99);
+        assert_eq!(rate(1, 1_000_000), 0.01);
+        assert_eq!(
+            (rate(3, 4), rate(0, 4), rate(4, 4), rate(0, 0)),
+            (75.0, 0.0, 100.0, 100.0)
+        );
+    }
 
     #[test]
     fn priority_param_and_rates() {

@@ -1008,15 +1008,30 @@ fn closure_members(g: &store::graph::Graph, starts: &[u32]) -> Vec<coverage::Mem
         .collect()
 }
 
-/// The keys and `require-sigs` in effect in `layers`; a key Nix could not parse is left
-/// out (the configuration check reports it).
+/// The keys and `require-sigs` in effect in `layers`, as Nix builds its key set
+/// (`getDefaultPublicKeys`, 2.8 → today): the `trusted-public-keys`, then the public
+/// halves of the readable `secret-key-files` (Nix trusts what it signs itself), one key
+/// per name, the first of each name winning (a map by name: a second `name:KEY` with the
+/// same name is ignored). A key Nix could not parse is left out (the configuration check
+/// reports it); an unreadable secret key file is skipped, as Nix skips it.
 fn sig_policy(layers: &crate::nixconf::Layers) -> coverage::SigPolicy {
+    let mut keys: Vec<crate::keys::PublicKey> = Vec::new();
+    let trusted = layers
+        .effective("trusted-public-keys")
+        .into_iter()
+        .filter_map(|k| crate::keys::PublicKey::parse(&k.value).ok());
+    let own = layers
+        .effective("secret-key-files")
+        .into_iter()
+        .filter_map(|f| crate::keys::SecretKey::read(std::path::Path::new(&f.value)).ok())
+        .map(|s| s.public());
+    for k in trusted.chain(own) {
+        if !keys.iter().any(|x| x.name == k.name) {
+            keys.push(k);
+        }
+    }
     coverage::SigPolicy {
-        keys: layers
-            .effective("trusted-public-keys")
-            .iter()
-            .filter_map(|k| crate::keys::PublicKey::parse(&k.value).ok())
-            .collect(),
+        keys,
         require_sigs: layers
             .effective_scalar("require-sigs")
             .and_then(|v| config::nix_bool(&v.value))
@@ -1068,6 +1083,49 @@ fn filesystem_of(dir: &Path) -> Option<Filesystem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `name:base64(seed ++ public)`, as `nix key generate-secret` writes it.
+    fn secret_text(name: &str, seed: u8) -> (String, String) {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        let mut raw = vec![seed; 32];
+        raw.extend_from_slice(sk.verifying_key().as_bytes());
+        (
+            format!("{name}:{}", b64.encode(&raw)),
+            format!("{name}:{}", b64.encode(sk.verifying_key().as_bytes())),
+        )
+    }
+
+    /// Nix's key set: a second key of a name already trusted is ignored (the first of
+    /// each name wins), and what `secret-key-files` sign is trusted.
+    #[test]
+    fn the_keys_in_effect_are_nix_s_key_set() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (_, a1) = secret_text("a-1", 1);
+        let (_, a2) = secret_text("a-1", 2);
+        let (b_secret, b_public) = secret_text("b-1", 3);
+        let sec = d.path().join("b.sec");
+        std::fs::write(&sec, &b_secret).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            d.path().join("nix.conf"),
+            format!(
+                "trusted-public-keys = {a1} {a2}\nsecret-key-files = {} {}\n",
+                sec.display(),
+                d.path().join("missing.sec").display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let env = crate::nixconf::Env {
+            nix_conf_dir: Some(d.path().to_owned()),
+            nix_user_conf_files: Some(Default::default()),
+            ..Default::default()
+        };
+        let p = sig_policy(&crate::nixconf::load(&env));
+        let keys: Vec<String> = p.keys.iter().map(ToString::to_string).collect();
+        assert_eq!(keys, [a1, b_public]);
+        assert!(p.require_sigs);
+    }
 
     #[test]
     fn a_profile_generation_is_released_with_nix_env_not_rm() {
