@@ -520,6 +520,8 @@ impl BinaryCache {
     }
 
     fn query_one(&self, path: &str, opts: &QueryOptions) -> Found {
+        /// Attempts after a "slow down" (1, 2, 4, 8 s apart, within the deadline).
+        const SLOW_DOWN_RETRIES: u32 = 4;
         let mut attempt = 0;
         loop {
             if opts
@@ -531,11 +533,34 @@ impl BinaryCache {
             match self.check_one(path, opts.deadline) {
                 Ok(f) => return f,
                 Err(e) => {
+                    // 429 and 503 are "slow down" (S3's SlowDown, a rate-limiting
+                    // proxy): asked again after a pause that doubles each time; other
+                    // 5xx and transport errors after a short one.
+                    let status = match &e {
+                        CacheError::Status { status, .. } => Some(*status),
+                        _ => None,
+                    };
+                    let slow_down = matches!(status, Some(429 | 503));
                     let transient = matches!(&e, CacheError::Transport { .. })
-                        || matches!(&e, CacheError::Status { status, .. } if *status >= 500);
-                    if transient && attempt < opts.retries {
+                        || slow_down
+                        || status.is_some_and(|s| s >= 500);
+                    // A throttled cache is asked a few more times than a failing one.
+                    let limit = if slow_down {
+                        opts.retries.max(SLOW_DOWN_RETRIES)
+                    } else {
+                        opts.retries
+                    };
+                    if transient && attempt < limit {
                         attempt += 1;
-                        std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+                        let pause = if slow_down {
+                            Duration::from_millis(500 << attempt.min(4))
+                        } else {
+                            Duration::from_millis(200 * u64::from(attempt))
+                        };
+                        let pause = opts.deadline.map_or(pause, |d| {
+                            pause.min(d.saturating_duration_since(std::time::Instant::now()))
+                        });
+                        std::thread::sleep(pause);
                         continue;
                     }
                     return Found::Error(e.to_string());
@@ -808,6 +833,51 @@ mod tests {
         assert_eq!(
             c.cache_info().unwrap_err().to_string(),
             format!("{}/nix-cache-info: HTTP 500", c.url())
+        );
+    }
+
+    /// A cache that says "slow down" (429, then 503) to the first requests is asked again
+    /// after a pause: the path is found, not an error.
+    #[test]
+    fn slow_down_answers_are_retried_after_a_pause() {
+        use std::io::{BufRead, BufReader, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for (n, s) in l.incoming().enumerate() {
+                let Ok(mut s) = s else { continue };
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = r.read_line(&mut line);
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                }
+                let (code, body) = match n {
+                    0 => (429, ""),
+                    1 => (503, ""),
+                    _ => (200, HELLO),
+                };
+                let body = if line.starts_with("HEAD") { "" } else { body };
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        let c = BinaryCache::with_timeout(&url, Duration::from_secs(5)).unwrap();
+        let paths = ["/nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-hello-2.10"];
+        let started = std::time::Instant::now();
+        let d = c.query_detailed(&paths, &QueryOptions::default());
+        assert!(matches!(&d[0], Found::Present { .. }), "{d:?}");
+        // Two pauses, 1 s then 2 s: it did wait, as a throttled server asks.
+        assert!(
+            started.elapsed() >= Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
         );
     }
 
