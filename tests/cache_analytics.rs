@@ -1584,6 +1584,35 @@ fn coverage_checks_each_caches_signatures_and_completeness_as_nix_does() {
                 .contains(&format!("{} ", url(&trusted)))),
         "the trusted, whole cache has no finding: {report}"
     );
+    // The job summary's verdict names a cache Nix would use (the trusted one, though
+    // four caches hold it all), and says so when only ignored ones hold the closure.
+    let mut a = vec!["--format", "markdown"];
+    a.extend_from_slice(&args);
+    let md = stdout(&analytics(&env, &a));
+    let first = md.lines().find(|l| l.starts_with("**")).unwrap_or_default();
+    assert!(
+        first.contains(&format!("% in {}", url(&trusted))) && !first.contains("ignores"),
+        "{first}"
+    );
+    let only_foreign = [
+        "--format",
+        "markdown",
+        "--store",
+        store,
+        "--closure",
+        &top,
+        "--cache",
+        &url(&foreign),
+    ];
+    let md = stdout(&analytics(&env, &only_foreign));
+    let first = md.lines().find(|l| l.starts_with("**")).unwrap_or_default();
+    assert!(
+        first.contains(&format!(
+            "% in {}, but Nix ignores its paths",
+            url(&foreign)
+        )),
+        "{first}"
+    );
     // The table and the job summary say the same.
     for format in ["table", "markdown"] {
         let mut a = vec!["--format", format];

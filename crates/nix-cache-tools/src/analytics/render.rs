@@ -850,23 +850,36 @@ impl Default for Sections {
 fn verdict(report: &Report) -> String {
     let mut parts = Vec::new();
     if let Some(c) = &report.closure {
+        // A cache whose signatures Nix refuses is no source, however much it holds: the
+        // best is the one Nix would use, then the higher hit rate, then the first listed.
+        let usable = |c: &&super::report::Coverage| {
+            c.signatures.as_ref().is_none_or(|s| {
+                !s.required || s.checked == 0 || s.trusted + s.content_addressed > 0
+            })
+        };
         let best = report
             .coverage
             .iter()
             .filter(|c| c.measured)
+            .rev()
             .max_by(|a, b| {
-                a.hit_rate_bytes
-                    .unwrap_or(0.0)
-                    .total_cmp(&b.hit_rate_bytes.unwrap_or(0.0))
+                (usable(a), a.hit_rate_bytes.unwrap_or(0.0))
+                    .partial_cmp(&(usable(b), b.hit_rate_bytes.unwrap_or(0.0)))
+                    .unwrap_or(std::cmp::Ordering::Equal)
             });
         let unmeasured = report.coverage.iter().filter(|c| !c.measured).count();
         parts.push(match best {
             Some(b) => format!(
-                "the closure ({} paths, {}) is {:.1}% in {}",
+                "the closure ({} paths, {}) is {:.1}% in {}{}",
                 thousands(c.paths),
                 bytes(c.nar_bytes),
                 b.hit_rate_bytes.unwrap_or(0.0),
-                md_cell(&b.cache)
+                md_cell(&b.cache),
+                if usable(&b) {
+                    ""
+                } else {
+                    ", but Nix ignores its paths: no trusted key signs them"
+                }
             ),
             None if report.coverage.is_empty() => format!(
                 "the closure has {} paths, {}; no cache to measure",
