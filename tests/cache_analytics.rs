@@ -1028,6 +1028,20 @@ fn config_fixture(name: &str) -> NixEnv {
     env
 }
 
+/// Whether this Nix starts (`show-config` succeeds) with a nix.conf of `line` alone, in
+/// the directory `dir` under the test's own: what some values do depends on the version.
+fn nix_starts_with(env: &NixEnv, dir: &str, line: &str) -> bool {
+    let one = env.path().join(dir);
+    std::fs::create_dir_all(&one).unwrap();
+    std::fs::write(one.join("nix.conf"), format!("{line}\n")).unwrap();
+    env.nix(&["show-config"])
+        .env("NIX_CONF_DIR", &one)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
 /// `(file, line, severity, message)` of every config finding.
 fn config_findings(report: &Value) -> Vec<(String, u64, String, String)> {
     // Once each, in `findings` (schema 3 has no `config.findings`).
@@ -1108,16 +1122,7 @@ fn config_findings_at_their_file_and_line() {
         ("NIX_CONFIG", 2, "warning", "`foo-unknown` is not a setting"),
     ];
     // Whether a size suffix is a valid number depends on the Nix version: ask Nix.
-    let one = env.path().join("one-line");
-    std::fs::create_dir_all(&one).unwrap();
-    std::fs::write(one.join("nix.conf"), "min-free = 1G\n").unwrap();
-    let suffix_ok = env
-        .nix(&["show-config"])
-        .env("NIX_CONF_DIR", &one)
-        .output()
-        .unwrap()
-        .status
-        .success();
+    let suffix_ok = nix_starts_with(&env, "one-line", "min-free = 1G");
     let mut want = want.to_vec();
     if !suffix_ok {
         want.push((&sys, 14, "error", "must be a whole number, not `1G`"));
@@ -1184,16 +1189,11 @@ fn quoted_and_non_url_substituters_are_reported_as_this_nix_treats_them() {
     let got = config_findings(&report);
     for (i, v) in values.iter().enumerate() {
         // This Nix's own verdict on the line alone.
-        let one = env.path().join(format!("one-{i}"));
-        std::fs::create_dir_all(&one).unwrap();
-        std::fs::write(one.join("nix.conf"), format!("extra-substituters = {v}\n")).unwrap();
-        let starts = env
-            .nix(&["show-config"])
-            .env("NIX_CONF_DIR", &one)
-            .output()
-            .unwrap()
-            .status
-            .success();
+        let starts = nix_starts_with(
+            &env,
+            &format!("one-{i}"),
+            &format!("extra-substituters = {v}"),
+        );
         let sev = if starts { "warning" } else { "error" };
         let text = if v.starts_with('n') {
             "is not a store URL"

@@ -744,14 +744,14 @@ mod tests {
         assert_eq!(head[2].presence, Presence::Absent);
     }
 
-    /// A tiny HTTP server: `/<hash>.narinfo` answers by the first character of the hash
-    /// (`x` 200 with HELLO, `1` 404, `2` 403, `5` 500), one request per connection.
-    fn tiny_server() -> String {
+    /// An HTTP server on 127.0.0.1, one request per connection: the `n`th request (from
+    /// 0) for `path` gets `reply(n, path)`, without the body for a HEAD.
+    fn answering(reply: fn(usize, &str) -> (u16, &'static str)) -> String {
         use std::io::{BufRead, BufReader, Write};
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", l.local_addr().unwrap());
         std::thread::spawn(move || {
-            for s in l.incoming() {
+            for (n, s) in l.incoming().enumerate() {
                 let Ok(mut s) = s else { continue };
                 let mut r = BufReader::new(s.try_clone().unwrap());
                 let mut line = String::new();
@@ -765,12 +765,7 @@ mod tests {
                 let mut parts = line.split_whitespace();
                 let method = parts.next().unwrap_or("").to_owned();
                 let path = parts.next().unwrap_or("").to_owned();
-                let (code, body) = match path.chars().nth(1) {
-                    Some('x') => (200, HELLO),
-                    Some('1') => (404, ""),
-                    Some('2') => (403, ""),
-                    _ => (500, ""),
-                };
+                let (code, body) = reply(n, &path);
                 let body = if method == "HEAD" { "" } else { body };
                 let _ = write!(
                     s,
@@ -780,6 +775,17 @@ mod tests {
             }
         });
         url
+    }
+
+    /// A tiny HTTP server: `/<hash>.narinfo` answers by the first character of the hash
+    /// (`x` 200 with HELLO, `1` 404, `2` 403, `5` 500).
+    fn tiny_server() -> String {
+        answering(|_, path| match path.chars().nth(1) {
+            Some('x') => (200, HELLO),
+            Some('1') => (404, ""),
+            Some('2') => (403, ""),
+            _ => (500, ""),
+        })
     }
 
     #[test]
@@ -840,33 +846,10 @@ mod tests {
     /// after a pause: the path is found, not an error.
     #[test]
     fn slow_down_answers_are_retried_after_a_pause() {
-        use std::io::{BufRead, BufReader, Write};
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", l.local_addr().unwrap());
-        std::thread::spawn(move || {
-            for (n, s) in l.incoming().enumerate() {
-                let Ok(mut s) = s else { continue };
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut line = String::new();
-                let _ = r.read_line(&mut line);
-                loop {
-                    let mut h = String::new();
-                    if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                        break;
-                    }
-                }
-                let (code, body) = match n {
-                    0 => (429, ""),
-                    1 => (503, ""),
-                    _ => (200, HELLO),
-                };
-                let body = if line.starts_with("HEAD") { "" } else { body };
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
+        let url = answering(|n, _| match n {
+            0 => (429, ""),
+            1 => (503, ""),
+            _ => (200, HELLO),
         });
         let c = BinaryCache::with_timeout(&url, Duration::from_secs(5)).unwrap();
         let paths = ["/nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-hello-2.10"];
