@@ -1113,9 +1113,9 @@ fn config_findings_at_their_file_and_line() {
         (&sys, 10, "warning", "`extra-` only works on list settings"),
         (
             &sys,
-            12,
+            11,
             "warning",
-            "line 11 of the same file has no effect",
+            "This line does nothing: `max-jobs` is set again at line 12 of the same file",
         ),
         (&sub, 2, "error", "`1`/`0`), not `maybe`"),
         (&user, 2, "info", "is already in `substituters`"),
@@ -1497,9 +1497,14 @@ fn coverage_checks_each_caches_signatures_and_completeness_as_nix_does() {
     std::fs::write(
         &toml,
         format!(
-            "[[cache]]\nurl = \"file://{}\"\npublic-key = \"{}\"\n",
+            "[[cache]]\nurl = \"file://{}\"\npublic-key = \"{}\"\n\n\
+             [[cache]]\nurl = \"file://{}\"\npublic-key = \"{}\"\n",
             foreign.display(),
-            other.public
+            other.public,
+            // The rotated cache described with the old key, the one already trusted:
+            // the right name, but it verifies none of that cache's signatures.
+            rotated.display(),
+            old.public
         ),
     )
     .unwrap();
@@ -1556,12 +1561,19 @@ fn coverage_checks_each_caches_signatures_and_completeness_as_nix_does() {
             .unwrap_or_else(|| panic!("no finding on {what} for {}: {report}", d.display()))
             .clone()
     };
+    let f = finding(&rotated, "another key of that name");
+    assert!(f["message"].as_str().unwrap().contains("team-1"), "{f}");
+    // Its cache.toml key is the trusted one, which verifies nothing: never "add" it.
     assert!(
-        finding(&rotated, "another key of that name")["message"]
-            .as_str()
-            .unwrap()
-            .contains("team-1")
+        !f["what_to_do"].as_str().unwrap().contains(&old.public)
+            && f["what_to_do"]
+                .as_str()
+                .unwrap()
+                .contains("current public key"),
+        "{f}"
     );
+    assert_eq!(sigs(&rotated)["suggested_key"], Value::Null);
+    assert_eq!(sigs(&foreign)["suggested_key"], other.public.as_str());
     // cache.toml has the foreign key: the exact line to add.
     let f = finding(&foreign, "other-1");
     assert!(

@@ -73,7 +73,7 @@ fn effective_unique(layers: &Layers, name: &str) -> Vec<Sourced> {
 /// A `substituters` / `trusted-public-keys` line (`extra-` or not) that a later plain
 /// assignment of the same setting replaces — in the same file, a later file or
 /// `NIX_CONFIG` — does nothing: a warning at that line, naming the one that resets it.
-/// (A plain line set again in its own file is the "set again" warning instead.)
+/// (A plain line set again in its own file is [`set_again`]'s warning, at the same line.)
 fn dead_list_lines(layers: &Layers) -> Vec<Finding> {
     let all = layers.assignments();
     let mut out = Vec::new();
@@ -394,8 +394,8 @@ fn bad_store_values(verdicts: &BTreeMap<(String, String), bool>, layers: &Layers
     out
 }
 
-/// A setting assigned twice in one file (not `extra-`): the earlier line does nothing.
-/// `seen` maps (file, setting) to the line it was last set on.
+/// A setting assigned twice in one file (not `extra-`): the earlier line does nothing, a
+/// warning at that line naming the one that replaces it. `seen` maps (file, setting) to the line it was last set on.
 fn set_again(seen: &mut BTreeMap<(usize, String), usize>, a: &Assignment<'_>) -> Option<Finding> {
     if a.is_extra {
         return None;
@@ -404,10 +404,10 @@ fn set_again(seen: &mut BTreeMap<(usize, String), usize>, a: &Assignment<'_>) ->
     Some(finding(
         Severity::Warning,
         a.file,
-        a.line,
+        prev,
         format!(
-            "`{}` is set again here; line {prev} of the same file has no effect.",
-            a.name
+            "This line does nothing: `{}` is set again at line {} of the same file, which replaces it.",
+            a.name, a.line
         ),
         format!(
             "Keep one of the two lines (use `extra-{}` to add to a list).",
@@ -867,12 +867,17 @@ mod tests {
                 .any(|(_, _, m)| m.contains("plain HTTP") || m.contains("http://")),
             "{f:#?}"
         );
-        // A plain line set again in the same file is the "set again" warning, once.
+        // A plain line set again in the same file: one warning, at the line that does
+        // nothing, naming the line that replaces it.
         let f = lines(&run(&format!(
             "substituters = https://a.example.org\nsubstituters = https://cache.nixos.org\ntrusted-public-keys = {NIXOS_KEY}\n"
         )));
         assert_eq!(f.len(), 1, "{f:#?}");
-        assert!(f[0].2.contains("is set again here"), "{f:#?}");
+        assert_eq!((f[0].0, f[0].1), (1, Severity::Warning), "{f:#?}");
+        assert!(
+            f[0].2.contains("This line does nothing") && f[0].2.contains("line 2"),
+            "{f:#?}"
+        );
     }
 
     #[test]

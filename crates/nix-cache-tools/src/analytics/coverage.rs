@@ -29,6 +29,9 @@ pub(crate) struct Member {
 pub(crate) struct SigPolicy {
     pub(crate) keys: Vec<PublicKey>,
     pub(crate) require_sigs: bool,
+    /// Keys that are not trusted but could be (cache.toml's): one that verifies an
+    /// untrusted signature is the key to suggest, proven by that signature.
+    pub(crate) candidates: Vec<PublicKey>,
 }
 
 /// At most this many present paths have their signatures checked per cache (an even
@@ -118,6 +121,15 @@ fn check_signatures(
             }
         } else {
             s.untrusted += 1;
+            if s.suggested_key.is_none() {
+                s.suggested_key = sign.fingerprint.as_deref().and_then(|fp| {
+                    policy
+                        .candidates
+                        .iter()
+                        .find(|k| sign.sigs.iter().any(|sig| k.verify(fp, sig)))
+                        .map(ToString::to_string)
+                });
+            }
             for sig in &sign.sigs {
                 let name = sig.split_once(':').map_or(sig.as_str(), |(n, _)| n);
                 if policy.keys.iter().any(|k| k.name == name) {
@@ -321,6 +333,7 @@ mod tests {
         let policy = SigPolicy {
             keys: vec![team.public()],
             require_sigs: true,
+            candidates: vec![],
         };
         let fp = "1;/nix/store/4qlx2j065zn4jpg4bs70kqq4r8kjliwh-b;sha256:x;1;";
         let all = [
@@ -345,6 +358,29 @@ mod tests {
         assert_eq!(s.untrusted_keys, vec!["other-1"]);
         assert_eq!(s.mismatched_keys, vec!["team-1"]);
         assert!(s.required);
+        assert_eq!(s.suggested_key, None);
+        // A candidate key is suggested only when a signature proves it: a key of the
+        // right name that verifies nothing is not.
+        let with = |candidates| SigPolicy {
+            candidates,
+            ..policy.clone()
+        };
+        let s = check_signatures(
+            &refs,
+            &with(vec![mk("other-1", [1u8; 32]).public()]),
+            false,
+            10,
+        );
+        assert_eq!(s.suggested_key, None);
+        let s = check_signatures(
+            &refs,
+            &with(vec![other.public(), rotated.public()]),
+            false,
+            10,
+        );
+        assert!(s.suggested_key.is_some(), "{s:?}");
+        let want = [rotated.public().to_string(), other.public().to_string()];
+        assert!(want.contains(s.suggested_key.as_ref().unwrap()), "{s:?}");
         // ?trusted=1 on the URL: Nix does not require signatures from that cache.
         assert!(!check_signatures(&refs, &policy, true, 10).required);
         // Beyond the cap an even sample, never more checks than the cap.

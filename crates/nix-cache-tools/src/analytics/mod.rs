@@ -603,7 +603,17 @@ impl Ctx<'_> {
         layers: Option<&crate::nixconf::Layers>,
     ) -> Vec<Coverage> {
         let targets = coverage_targets(self.opts, layers);
-        let policy = layers.map(sig_policy);
+        let project_keys: Vec<crate::keys::PublicKey> = self
+            .opts
+            .cache_toml
+            .iter()
+            .flat_map(|t| &t.caches)
+            .filter_map(|c| crate::keys::PublicKey::parse(&c.public_key).ok())
+            .collect();
+        let policy = layers.map(|l| coverage::SigPolicy {
+            candidates: project_keys,
+            ..sig_policy(l)
+        });
         let rows = coverage::check_all(
             &targets,
             members,
@@ -771,47 +781,43 @@ impl Ctx<'_> {
             return;
         };
         if s.untrusted > 0 {
-            let names: Vec<&str> = s
-                .untrusted_keys
-                .iter()
-                .chain(&s.mismatched_keys)
-                .map(String::as_str)
-                .collect();
-            // cache.toml's key for one of those names gives the exact line to add.
-            let known = self
-                .opts
-                .cache_toml
-                .iter()
-                .flat_map(|t| &t.caches)
-                .find_map(|k| {
-                    let key = k.public_key.as_str();
-                    let name = key.split_once(':')?.0;
-                    names.contains(&name).then(|| key.to_owned())
-                });
-            let mismatch = if s.mismatched_keys.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " A key named {} is trusted, but these signatures do not verify with it: the cache signs with another key of that name (a new or mistyped key).",
+            let mut whose = Vec::new();
+            if !s.untrusted_keys.is_empty() {
+                whose.push(format!(
+                    "signed by {}, not in trusted-public-keys",
+                    s.untrusted_keys.join(", ")
+                ));
+            }
+            if !s.mismatched_keys.is_empty() {
+                whose.push(format!(
+                    "signed as {}, a trusted name, but not by the trusted key of that name: the cache signs with another key of that name (a new or mistyped key)",
                     s.mismatched_keys.join(", ")
-                )
+                ));
+            }
+            let fix = match (&s.suggested_key, s.untrusted_keys.is_empty()) {
+                // Proven by a signature it verifies.
+                (Some(k), _) => format!(
+                    "Add the cache's key from cache.toml, which verifies these signatures: `extra-trusted-public-keys = {k}` (`setup-cache` writes it)."
+                ),
+                (None, false) => format!(
+                    "Add the public key named {} to `extra-trusted-public-keys = NAME:BASE64` (ask the cache's owner for it), or re-sign the paths with a trusted key (`nix store sign`).",
+                    s.untrusted_keys.join(" / ")
+                ),
+                (None, true) => format!(
+                    "Ask the cache's owner for its current public key and put it in place of the trusted key named {} (and in cache.toml), or re-sign the paths with the trusted key (`nix store sign`).",
+                    s.mismatched_keys.join(" / ")
+                ),
             };
             self.findings.push(Finding::new(
                 Severity::Warning,
                 Area::Coverage,
                 format!(
-                    "{} of {} narinfos checked at {shown} are signed only by keys not in trusted-public-keys ({}): Nix ignores those paths (\"untrusted public key\") and builds them.{mismatch}",
+                    "{} of {} narinfos checked at {shown} have no signature Nix can verify ({}): Nix ignores those paths (\"untrusted public key\") and builds them.",
                     s.untrusted,
                     s.checked,
-                    names.join(", ")
+                    whose.join("; ")
                 ),
-                match known {
-                    Some(k) => format!("Add the cache's key (from cache.toml): `extra-trusted-public-keys = {k}` (`setup-cache` writes it)."),
-                    None => format!(
-                        "Add the public key named {} to `extra-trusted-public-keys = NAME:BASE64` (ask the cache's owner for it), or re-sign the paths with a trusted key (`nix store sign`).",
-                        names.join(" / ")
-                    ),
-                },
+                fix,
             ));
         }
         if s.unsigned > 0 {
@@ -1032,6 +1038,7 @@ fn sig_policy(layers: &crate::nixconf::Layers) -> coverage::SigPolicy {
     }
     coverage::SigPolicy {
         keys,
+        candidates: Vec::new(),
         require_sigs: layers
             .effective_scalar("require-sigs")
             .and_then(|v| config::nix_bool(&v.value))

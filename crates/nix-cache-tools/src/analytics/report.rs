@@ -306,6 +306,9 @@ pub struct Signatures {
     /// Key names that are trusted but whose signatures do not verify: the cache signs
     /// with another key of that name.
     pub mismatched_keys: Vec<String>,
+    /// A key from cache.toml, `NAME:BASE64`, that verifies the untrusted signatures
+    /// checked (proven by one of them): the key to add. Null when none does.
+    pub suggested_key: Option<String>,
     /// Whether Nix requires a signature from this cache (`require-sigs`, and no
     /// `?trusted=1` on its URL).
     pub required: bool,
