@@ -1414,3 +1414,97 @@ fn nix_config_home_is_ignored_where_nix_ignores_it() {
     );
     assert_eq!(r.json["nix_check"]["ok"], true, "{}", r.stdout);
 }
+
+/// setup-cache tells whether the installed Nix can read an `s3://` cache at all, judged
+/// the way Nix itself behaves here: Nix is asked to open a bucket on a server that
+/// checks signatures, with the right credentials. A Nix without an S3 store (Debian's
+/// 2.8, 2.26) makes the added cache "not in effect" (exit 5, the HTTPS endpoint as the
+/// fix); one whose requests the server refuses unsigned (Debian's 2.34) gets a warning
+/// that only anonymous-read buckets work; one that signs, neither.
+#[test]
+fn setup_cache_says_whether_this_nix_can_read_an_s3_cache() {
+    require_nix();
+    let env = NixEnv::new();
+    let root = env.path().join("s3");
+    std::fs::create_dir_all(root.join("nixcache")).unwrap();
+    let private = support::s3::S3Server::start(
+        &root,
+        Some((support::s3::ACCESS_KEY, support::s3::SECRET_KEY)),
+    );
+    std::fs::write(
+        root.join("nixcache/nix-cache-info"),
+        "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n",
+    )
+    .unwrap();
+    let uri = private.uri("nixcache", "");
+    // What this Nix does with the bucket, with credentials.
+    let sub = if env
+        .nix(&["store", "info", "--help"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        "info"
+    } else {
+        "ping"
+    };
+    let asked = env
+        .nix(&[
+            "store",
+            sub,
+            "--store",
+            &uri,
+            "--option",
+            "download-attempts",
+            "1",
+        ])
+        .env("AWS_ACCESS_KEY_ID", support::s3::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", support::s3::SECRET_KEY)
+        .output()
+        .unwrap();
+    let said = stderr(&asked);
+    let no_s3 = said.contains("don't know how to open Nix store");
+    let refused_unsigned = !asked.status.success() && !no_s3;
+    let key = "team-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+    let out = env
+        .command(BIN)
+        .args(["--url", &uri, "--public-key", key, "--json"])
+        .output()
+        .unwrap();
+    let run = finish(out, true);
+    let (report, code) = (run.json, Some(run.code));
+    let text = report.to_string();
+    if no_s3 {
+        assert_eq!(code, Some(5), "{said}\n{report:#}");
+        let problems = report["nix_check"]["problems"].to_string();
+        assert!(
+            problems.contains("built without S3 support") && problems.contains("HTTPS endpoint"),
+            "{problems}"
+        );
+    } else if refused_unsigned {
+        assert!(
+            said.contains("403") || said.contains("AccessDenied") || said.contains("Signature"),
+            "{said}"
+        );
+        assert_eq!(code, Some(0), "{said}\n{report:#}");
+        assert!(
+            report["warnings"]
+                .to_string()
+                .contains("does not sign its requests"),
+            "{said}\n{report:#}"
+        );
+    } else {
+        assert_eq!(code, Some(0), "{said}\n{report:#}");
+        assert!(
+            !text.contains("S3 support") && !text.contains("does not sign"),
+            "{report:#}"
+        );
+    }
+    // The line is written either way: Nix accepts it (and a Nix with S3 support uses it).
+    let conf = std::fs::read_to_string(env.user_conf()).unwrap();
+    assert!(
+        conf.contains(&format!("extra-substituters = {uri}")),
+        "{conf}"
+    );
+}

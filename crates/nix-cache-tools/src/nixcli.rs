@@ -13,7 +13,7 @@
 //! - `nix store ping` became `nix store info` (2.19+); `--json` and `trusted` exist only on
 //!   newer versions (absent on 2.8).
 
-use crate::cmd::{Cmd, CmdError, Runner};
+use crate::cmd::{Cmd, CmdError, Output, Runner};
 use crate::storepath::StorePath;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -391,6 +391,102 @@ impl Nix {
             _ => None,
         }
     }
+}
+
+/// What a Nix says when it has no store implementation for a URI: Nix 2.8 `don't know
+/// how to open Nix store 's3://...'`, 2.26 `don't know how to open Nix store with scheme
+/// 's3'` (Debian builds both without S3 support).
+const NO_STORE_IMPLEMENTATION: &str = "don't know how to open Nix store";
+
+/// How a Nix reads `s3://` stores, found by [`Nix::s3_support`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum S3Support {
+    /// No S3 store in this build (Debian's Nix 2.8 and 2.26): it skips `s3://`
+    /// substituters with a warning.
+    None,
+    /// It opens `s3://` stores but sends its requests unsigned though credentials are
+    /// set (Debian's Nix 2.34): only buckets that allow anonymous reads work.
+    Unsigned,
+    /// Requests signed with AWS Signature V4 (upstream builds).
+    Signed,
+}
+
+impl Nix {
+    /// How this Nix reads `s3://` stores: it is pointed at an `s3://` store whose
+    /// endpoint is a listener of ours on 127.0.0.1, with throw-away credentials in its
+    /// environment, and the first request it sends (if any) tells whether it signs.
+    /// Nothing leaves the machine. `None` when it cannot be told (Nix did not run).
+    pub(crate) fn s3_support(&self) -> Option<S3Support> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+        let port = listener.local_addr().ok()?.port();
+        listener.set_nonblocking(true).ok()?;
+        let deadline = std::time::Instant::now() + QUICK_QUERY_TIMEOUT;
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let seen = std::thread::spawn(move || -> Option<bool> {
+            while std::time::Instant::now() < deadline && done_rx.try_recv().is_err() {
+                match listener.accept() {
+                    Ok((conn, _)) => return Some(request_is_signed(conn)),
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                }
+            }
+            None
+        });
+        let sub = if self.version.at_least(2, 19) {
+            "info"
+        } else {
+            "ping"
+        };
+        let uri = format!(
+            "s3://nix-cache-tools-probe?endpoint=http://127.0.0.1:{port}&region=us-east-1&scheme=http"
+        );
+        let cmd = Cmd::new(&self.program)
+            .args(["--extra-experimental-features", "nix-command"])
+            .args(["store", sub, "--store", uri.as_str()])
+            .args(["--option", "download-attempts", "1"])
+            .env("AWS_ACCESS_KEY_ID", "AKIANIXCACHETOOLSPROBE")
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                "nix-cache-tools-probe-not-a-secret",
+            )
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .read_only()
+            .timeout(QUICK_QUERY_TIMEOUT);
+        let out = self.runner.run_unchecked(&cmd);
+        let _ = done_tx.send(());
+        let signed = seen.join().ok().flatten();
+        let out = out.ok().filter(Output::was_run)?;
+        match signed {
+            Some(true) => Some(S3Support::Signed),
+            Some(false) => Some(S3Support::Unsigned),
+            None if out.stderr_str().contains(NO_STORE_IMPLEMENTATION) => Some(S3Support::None),
+            None => None,
+        }
+    }
+}
+
+/// Reads one request head from `conn` (at most 16 KiB, 5 s) and answers 404: whether it
+/// carries an AWS Signature V4 `Authorization` header.
+fn request_is_signed(mut conn: std::net::TcpStream) -> bool {
+    use std::io::{Read as _, Write as _};
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ =
+        conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    String::from_utf8_lossy(&head).lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("authorization")
+                && v.trim().starts_with("AWS4-HMAC-SHA256")
+        })
+    })
 }
 
 /// Reads `nix show-config --json` / `nix config show --json`: `{name: {value, ...}}`.

@@ -117,6 +117,21 @@ pub(crate) fn normalize(url: &str) -> &str {
     url.trim_end_matches('/')
 }
 
+/// Whether two store URIs name the same store as `nix config show` prints them: Nix
+/// 2.34 parses every substituter into a store reference and prints its parameters
+/// sorted by name (`s3://b?region=r&endpoint=e` shows as `s3://b?endpoint=e&region=r`);
+/// 2.8-2.26 print the value as written. A trailing slash of the address is dropped, as
+/// in [`normalize`].
+pub(crate) fn same_store(a: &str, b: &str) -> bool {
+    let parts = |u: &str| {
+        let (base, query) = u.split_once('?').unwrap_or((u, ""));
+        let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+        params.sort_unstable();
+        (normalize(base).to_owned(), params.join("&"))
+    };
+    parts(a) == parts(b)
+}
+
 /// `https://NAME.cachix.org` for a Cachix cache name.
 pub(crate) fn cachix_url(name: &str) -> String {
     format!("https://{name}.cachix.org")
@@ -212,5 +227,19 @@ mod tests {
         assert_eq!(cachix_name("https://a.b.cachix.org"), None);
         assert_eq!(cachix_name("https://cache.nixos.org"), None);
         assert!(!is_cachix_name("") && !is_cachix_name("a b"));
+    }
+
+    #[test]
+    fn same_store_ignores_the_order_of_parameters() {
+        assert!(same_store(
+            "s3://b?region=us-east-1&endpoint=127.0.0.1:9&scheme=http",
+            "s3://b?endpoint=127.0.0.1:9&region=us-east-1&scheme=http"
+        ));
+        assert!(same_store(
+            "https://c.example.org/",
+            "https://c.example.org"
+        ));
+        assert!(!same_store("s3://b?region=a", "s3://b?region=b"));
+        assert!(!same_store("s3://b?region=a", "s3://c?region=a"));
     }
 }

@@ -78,6 +78,11 @@ pub(super) fn verify(req: &Request, probe: &NixProbe, view: &View, report: &mut 
             (None, None) => None,
         };
     }
+    if !req.remove {
+        if let Some(nix) = &probe.nix {
+            s3_support(nix, req, report);
+        }
+    }
     if let Some(c) = &mut report.nix_check {
         for p in &mut c.problems {
             if let Some(at) = locate_nix_error(&view.real, p) {
@@ -86,6 +91,41 @@ pub(super) fn verify(req: &Request, probe: &NixProbe, view: &View, report: &mut 
                 }
             }
         }
+    }
+}
+
+/// Whether the installed Nix can read the `s3://` caches asked for: one without an S3
+/// store (Debian's 2.8 and 2.26) skips them, so they are not in effect (a problem of the
+/// Nix check, exit 5; a warning with `--dry-run`); one that sends unsigned requests
+/// (Debian's 2.34) reads only buckets open to anonymous reads (a warning).
+fn s3_support(nix: &Nix, req: &Request, report: &mut Report) {
+    let s3: Vec<String> = req
+        .caches
+        .iter()
+        .filter(|c| crate::url::scheme(&c.url).as_deref() == Some("s3"))
+        .map(|c| crate::redact::url(&c.url))
+        .collect();
+    if s3.is_empty() {
+        return;
+    }
+    let (list, version) = (s3.join(", "), nix.version());
+    match nix.s3_support() {
+        Some(nixcli::S3Support::None) => {
+            let why = format!(
+                "{version} was built without S3 support (it says \"don't know how to open Nix store\" for s3://): it skips {list} with a warning and builds instead. Point Nix at the bucket's HTTPS endpoint instead (e.g. https://BUCKET.s3.REGION.amazonaws.com, an R2 public or custom domain, Garage's website endpoint; a private one with --token-env), or use a Nix built with S3 support"
+            );
+            match &mut report.nix_check {
+                Some(c) => {
+                    c.ok = false;
+                    c.problems.push(why);
+                }
+                None => report.warnings.push(why),
+            }
+        }
+        Some(nixcli::S3Support::Unsigned) => report.warnings.push(format!(
+            "{version} reads s3:// stores but does not sign its requests, even with AWS credentials set: {list} works only if the bucket allows anonymous reads. For a private bucket, point Nix at an HTTPS endpoint with --token-env, or use a Nix that signs S3 requests"
+        )),
+        Some(nixcli::S3Support::Signed) | None => {}
     }
 }
 
@@ -151,7 +191,8 @@ pub(super) fn ask_nix(nix: &Nix, req: &Request) -> NixCheck {
     let keys = get(KEYS);
     let mut problems = Vec::new();
     for c in &req.caches {
-        let has_url = subs.iter().any(|s| same_url(s, &c.url));
+        // Nix 2.34 prints each store's parameters sorted by name.
+        let has_url = subs.iter().any(|s| crate::url::same_store(s, &c.url));
         let has_key = keys.contains(&c.public_key);
         if req.remove {
             if has_url {
