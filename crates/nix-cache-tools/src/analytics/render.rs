@@ -193,9 +193,46 @@ fn wrap_prose(text: &str, width: usize) -> String {
 fn table_unredacted(report: &Report, tty: bool, color: bool, sections: Sections) -> String {
     let text = table_body(report, tty, color, sections);
     match term_width(tty) {
-        Some(w) => wrap_prose(&text, w),
+        Some(w) => wrap_prose(&short_prose_paths(&text, &report.store.store_dir), w),
         None => text,
     }
+}
+
+/// On a terminal, store paths in prose by their names, as in the tables: every line but
+/// commands (`$ ...`, kept whole for copying). A name that two different paths of the
+/// text share keeps the hash's first 8 characters. Off a terminal (a file, a pipe) and
+/// in JSON and Markdown the paths stay whole.
+fn short_prose_paths(text: &str, store_dir: &str) -> String {
+    let Ok(re) = regex::Regex::new(&format!(
+        "{}/([0-9a-df-np-sv-z]{{32}})-([A-Za-z0-9+._?=-]+)",
+        regex::escape(store_dir.trim_end_matches('/'))
+    )) else {
+        return text.to_owned();
+    };
+    let mut hashes: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+        std::collections::BTreeMap::new();
+    for c in re.captures_iter(text) {
+        if let (Some(h), Some(n)) = (c.get(1), c.get(2)) {
+            hashes.entry(n.as_str()).or_default().insert(h.as_str());
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with("$ ") {
+            out.push_str(line);
+            continue;
+        }
+        let short = re.replace_all(line, |c: &regex::Captures<'_>| {
+            let (h, n) = (&c[1], &c[2]);
+            if hashes.get(n).is_some_and(|s| s.len() > 1) {
+                format!("{n} ({})", &h[..8])
+            } else {
+                n.to_owned()
+            }
+        });
+        out.push_str(&short);
+    }
+    out
 }
 
 /// How the table report is drawn: box characters on a terminal (`tty`), bold headings
@@ -1295,5 +1332,20 @@ mod tests {
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(200000), "200,000");
         assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn prose_paths_shortened_but_commands_kept_whole() {
+        let a = "/nix/store/gc5a6wfnrzjh7vx8754p2nfz14d5pz8m-hello-2.12";
+        let b = "/nix/store/micp0hq1ivjbl3wjh9a8yvd1annlswfx-hello-2.12";
+        let c = "/nix/store/0c5a6wfnrzjh7vx8754p2nfz14d5pz8m-app-1.0";
+        let text = format!("Changes:\n  {a} → {b}\nRoot {c}: 1 KiB\n   $ nix-store --delete {c}\n");
+        let short = short_prose_paths(&text, "/nix/store");
+        assert_eq!(
+            short,
+            format!(
+                "Changes:\n  hello-2.12 (gc5a6wfn) → hello-2.12 (micp0hq1)\nRoot app-1.0: 1 KiB\n   $ nix-store --delete {c}\n"
+            )
+        );
     }
 }
