@@ -2699,3 +2699,46 @@ fn flags_that_would_do_nothing_are_usage_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// An `s3://` substituter is judged by what the installed Nix does with it (asked
+/// against a server that checks signatures, with credentials): never used by a Nix
+/// without an S3 store (a warning at its line), anonymous reads only for one that sends
+/// unsigned requests (info), nothing to say for one that signs.
+#[test]
+fn s3_substituters_are_judged_by_what_this_nix_can_do() {
+    require_nix();
+    let env = NixEnv::new();
+    let (_server, uri) = support::s3::signed_cache_bucket(&env.path().join("s3"));
+    let (reads, said) = support::s3::nix_reads_s3(&env, &uri);
+    std::fs::write(
+        env.system_conf(),
+        format!(
+            "sandbox = false\nsubstituters =\nextra-substituters = {uri}\nextra-trusted-public-keys = team-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=\n"
+        ),
+    )
+    .unwrap();
+    let missing = env.path().join("no-store");
+    let report = analytics_json(&env, &["--store", missing.to_str().unwrap()]);
+    let sys = env.system_conf().display().to_string();
+    let about: Vec<(String, u64, String, String)> = config_findings(&report)
+        .into_iter()
+        .filter(|(_, _, _, m)| m.contains("s3://"))
+        .collect();
+    let want = match reads {
+        support::s3::NixReadsS3::Never => Some(("warning", "built without S3 support")),
+        support::s3::NixReadsS3::Unsigned => Some(("info", "without signing its requests")),
+        support::s3::NixReadsS3::Signed => None,
+    };
+    match want {
+        Some((sev, text)) => {
+            assert_eq!(about.len(), 1, "{said}\n{about:#?}");
+            assert_eq!(
+                (about[0].0.as_str(), about[0].1, about[0].2.as_str()),
+                (sys.as_str(), 3, sev),
+                "{about:#?}"
+            );
+            assert!(about[0].3.contains(text), "{about:#?}");
+        }
+        None => assert!(about.is_empty(), "{said}\n{about:#?}"),
+    }
+}

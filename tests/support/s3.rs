@@ -233,3 +233,72 @@ impl SlowDownProxy {
         self.seen.lock().unwrap().clone()
     }
 }
+
+/// What the installed Nix does with an `s3://` store, found by asking it to open a
+/// bucket on a server that checks signatures, with the right credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NixReadsS3 {
+    /// "don't know how to open Nix store" (no S3 store in this build).
+    Never,
+    /// It opens the store but the server refuses its requests (sent unsigned).
+    Unsigned,
+    /// It reads the bucket.
+    Signed,
+}
+
+/// Asks the Nix of `env` to open `uri` (a bucket of `server` holding a nix-cache-info)
+/// with the server's credentials; also returns what Nix printed.
+pub fn nix_reads_s3(env: &super::NixEnv, uri: &str) -> (NixReadsS3, String) {
+    let sub = if env
+        .nix(&["store", "info", "--help"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        "info"
+    } else {
+        "ping"
+    };
+    let asked = env
+        .nix(&[
+            "store",
+            sub,
+            "--store",
+            uri,
+            "--option",
+            "download-attempts",
+            "1",
+        ])
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .output()
+        .unwrap();
+    let said = super::stderr(&asked);
+    let verdict = if said.contains("don't know how to open Nix store") {
+        NixReadsS3::Never
+    } else if asked.status.success() {
+        NixReadsS3::Signed
+    } else {
+        assert!(
+            said.contains("403") || said.contains("AccessDenied"),
+            "Nix failed on the bucket for another reason: {said}"
+        );
+        NixReadsS3::Unsigned
+    };
+    (verdict, said)
+}
+
+/// A server that checks signatures, with one bucket `nixcache` holding a
+/// `nix-cache-info`, under `root`; and the bucket's `s3://` URI.
+pub fn signed_cache_bucket(root: &Path) -> (S3Server, String) {
+    std::fs::create_dir_all(root.join("nixcache")).unwrap();
+    std::fs::write(
+        root.join("nixcache/nix-cache-info"),
+        "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n",
+    )
+    .unwrap();
+    let server = S3Server::start(root, Some((ACCESS_KEY, SECRET_KEY)));
+    let uri = server.uri("nixcache", "");
+    (server, uri)
+}

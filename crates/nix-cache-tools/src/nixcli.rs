@@ -400,7 +400,7 @@ const NO_STORE_IMPLEMENTATION: &str = "don't know how to open Nix store";
 
 /// How a Nix reads `s3://` stores, found by [`Nix::s3_support`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum S3Support {
+pub enum S3Support {
     /// No S3 store in this build (Debian's Nix 2.8 and 2.26): it skips `s3://`
     /// substituters with a warning.
     None,

@@ -126,6 +126,9 @@ pub struct ConfigCheck<'a> {
     /// Nix's own verdict on the unusual number values ([`super::nixquery::unusual_numbers`]),
     /// from [`super::nixquery::ask_nix_about_values`]: `(name, value) → accepted`. Empty without Nix.
     pub nix_verdicts: &'a BTreeMap<(String, String), bool>,
+    /// How the installed Nix reads `s3://` stores (asked only when a substituter in
+    /// effect is one): `(version, support)`; `None` without Nix.
+    pub s3: Option<(crate::nixcli::NixVersion, crate::nixcli::S3Support)>,
 }
 
 /// A configuration finding at `file:line` (line 0: about the whole file).
@@ -178,6 +181,7 @@ pub fn check(c: &ConfigCheck<'_>) -> Vec<Finding> {
     out.extend(bad_keys);
     out.extend(require_sigs_off(layers));
     out.extend(plain_http(&subs));
+    out.extend(s3_unreadable(c.s3, &subs));
     out.extend(drops_default_cache(layers, &subs));
     if require_sigs(layers) {
         out.extend(unpaired(c.cache_toml, layers, &subs, &keys));
@@ -472,6 +476,43 @@ fn plain_http(subs: &[Sourced]) -> Vec<Finding> {
         .collect()
 }
 
+/// `s3://` substituters the installed Nix cannot use: one built without an S3 store
+/// (Debian's 2.8 and 2.26) skips them with a warning; one that sends unsigned requests
+/// (Debian's 2.34) reads only buckets open to anonymous reads.
+fn s3_unreadable(
+    s3: Option<(crate::nixcli::NixVersion, crate::nixcli::S3Support)>,
+    subs: &[Sourced],
+) -> Vec<Finding> {
+    use crate::nixcli::S3Support;
+    let Some((version, support)) = s3 else {
+        return Vec::new();
+    };
+    subs.iter()
+        .filter(|s| url::scheme(&s.value).as_deref() == Some("s3"))
+        .filter_map(|s| {
+            let shown = crate::redact::url(&s.value);
+            let (sev, message) = match support {
+                S3Support::None => (
+                    Severity::Warning,
+                    format!("`{shown}` is never used: {version} was built without S3 support (\"don't know how to open Nix store\"), so it skips this cache and builds instead."),
+                ),
+                S3Support::Unsigned => (
+                    Severity::Info,
+                    format!("`{shown}`: {version} reads s3:// stores without signing its requests, so this cache works only if the bucket allows anonymous reads."),
+                ),
+                S3Support::Signed => return None,
+            };
+            Some(finding(
+                sev,
+                s.file.as_ref()?,
+                s.line,
+                message,
+                "Use the bucket's HTTPS endpoint as the substituter (a public or custom domain, a website endpoint; a private bucket with a netrc token), or a Nix built with S3 support that signs its requests.".to_owned(),
+            ))
+        })
+        .collect()
+}
+
 /// A `substituters =` line that leaves cache.nixos.org out of the list in effect (store
 /// parameters such as `?priority=10` do not make it another cache).
 fn drops_default_cache(layers: &Layers, subs: &[Sourced]) -> Option<Finding> {
@@ -706,6 +747,7 @@ mod tests {
             trust: &Trust::Trusted,
             cache_toml: None,
             nix_verdicts: verdicts,
+            s3: None,
         })
     }
 

@@ -382,6 +382,13 @@ impl Ctx<'_> {
             ),
             None => Default::default(),
         };
+        let s3 = nix.as_ref().filter(|_| {
+            layers
+                .effective("substituters")
+                .iter()
+                .any(|s| crate::url::scheme(&s.value).as_deref() == Some("s3"))
+        });
+        let s3 = s3.and_then(|n| Some((n.version(), n.s3_support()?)));
         let section = ConfigSection {
             checked: true,
             files: layers
@@ -399,6 +406,7 @@ impl Ctx<'_> {
                 trust: &trust,
                 cache_toml: opts.cache_toml.as_ref(),
                 nix_verdicts: &nix_verdicts,
+                s3,
             }),
         };
         (section, Some(layers))
