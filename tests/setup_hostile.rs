@@ -231,15 +231,31 @@ fn secrets_never_reach_any_output() {
     std::fs::write(
         env.user_conf(),
         format!(
-            "access-tokens = github.com=ghp_PLANTED_A\nextra-access-tokens = gitlab.com=glpat-PLANTED_B\nnetrc-file = {}\n",
+            "access-tokens = github.com=ghp_PLANTED_A\nextra-access-tokens = gitlab.com=glpat-PLANTED_B\nnetrc-file = {}\n\
+             access-tokens=github.com=ghp_PLANTED_F\n!include token.txt\n!include id_ed25519\n",
             netrc.display()
         ),
     )
     .unwrap();
-    // A netrc with a password on its own line, the secret on the next one.
+    // Files Nix rejects as configuration, whose lines the warnings must not quote: a raw
+    // token, an SSH private key.
+    let dir = env.user_conf().parent().unwrap().to_owned();
+    std::fs::write(dir.join("token.txt"), "ghp_PLANTED_G\n").unwrap();
+    std::fs::write(
+        dir.join("id_ed25519"),
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmPLANTED_H\n-----END OPENSSH PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    // A netrc in the layouts curl reads: a password on its own line and the secret on
+    // the next one; `password` as a login's value, then the real password; a quoted
+    // password with a space; a macro whose body is secret. The last lines are those the
+    // diff shows as context.
     std::fs::write(
         &netrc,
-        "machine other.example\n  login me\n  password\n  PLANTED_C\n",
+        "machine other.example\n  login me\n  password\n  PLANTED_C\n\
+         macdef init\ncd PLANTED_L\n\n\
+         machine o.example login password password PLANTED_I\n\
+         machine y.example password \"PLANTED_J PLANTED_K\"\n",
     )
     .unwrap();
     let secrets = [
@@ -248,6 +264,14 @@ fn secrets_never_reach_any_output() {
         "PLANTED_C",
         "PLANTED_D",
         "PLANTED_E",
+        "PLANTED_F",
+        "PLANTED_G",
+        "PLANTED_H",
+        "OPENSSH",
+        "PLANTED_I",
+        "PLANTED_J",
+        "PLANTED_K",
+        "PLANTED_L",
     ];
     let url = "https://user:PLANTED_D@team.example";
     for mode in [

@@ -168,14 +168,41 @@ pub(crate) fn nixconf(text: &str) -> String {
     out
 }
 
+/// The length of the netrc token at the start of `s` (not white space): a word, or a
+/// quoted string up to its closing quote (backslash escapes the next character; an
+/// unclosed quote runs to the end of the line).
+fn netrc_token_len(s: &str) -> usize {
+    if !s.starts_with('"') {
+        return s.find(char::is_whitespace).unwrap_or(s.len());
+    }
+    let mut escaped = false;
+    for (i, c) in s.char_indices().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return i + 1,
+            '\n' => return i,
+            _ => {}
+        }
+    }
+    s.len()
+}
+
 /// netrc text with every `password` / `account` value and `macdef` body hidden. netrc
-/// is a stream of white-space separated words, so a value may stand on the line after
-/// its keyword; white space is kept exactly.
+/// is a stream of white-space separated tokens, read as curl reads them: each keyword
+/// that takes one is followed by its value (which is never a keyword, even when it reads
+/// `password`), a value may stand on the line after its keyword, and a `"quoted value"`
+/// (curl 7.84+) is one token, spaces and `\"` included. White space is kept exactly.
 pub(crate) fn netrc(text: &str) -> String {
+    /// What the next token is the value of.
+    enum Value {
+        Secret,
+        Plain,
+        MacroName,
+    }
     let mut out = String::with_capacity(text.len());
-    let mut hide_next = false;
+    let mut value_of: Option<Value> = None;
     let mut in_macdef = false;
-    let mut macdef_name_pending = false;
     let mut rest = text;
     while !rest.is_empty() {
         if in_macdef {
@@ -211,25 +238,33 @@ pub(crate) fn netrc(text: &str) -> String {
         if rest.is_empty() {
             break;
         }
-        let word_len = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word_len = netrc_token_len(rest);
         let word = &rest[..word_len];
         rest = &rest[word_len..];
-        if hide_next {
-            out.push_str(REDACTED);
-            hide_next = false;
-            continue;
+        match value_of.take() {
+            // A value is never read as a keyword (`login password password SECRET`).
+            Some(Value::Secret) => {
+                out.push_str(REDACTED);
+                continue;
+            }
+            Some(Value::Plain) => {
+                out.push_str(word);
+                continue;
+            }
+            Some(Value::MacroName) => {
+                out.push_str(word);
+                in_macdef = true;
+                continue;
+            }
+            None => {}
         }
         out.push_str(word);
-        if macdef_name_pending {
-            macdef_name_pending = false;
-            in_macdef = true;
-            continue;
-        }
-        match word {
-            "password" | "account" => hide_next = true,
-            "macdef" => macdef_name_pending = true,
-            _ => {}
-        }
+        value_of = match word {
+            "password" | "account" => Some(Value::Secret),
+            "machine" | "login" => Some(Value::Plain),
+            "macdef" => Some(Value::MacroName),
+            _ => None,
+        };
     }
     out
 }
@@ -297,5 +332,17 @@ mod tests {
         );
         assert!(r.contains("machine c"), "{r}");
         assert_eq!(r.lines().count(), text.lines().count(), "{r}");
+        // A value that reads like a keyword is still a value; a quoted password with
+        // spaces (and an escaped quote) is one token; an unclosed quote hides the line.
+        let text = "machine o login password password SEVEN
+machine y password \"EIGHT \\\" NINE\" login u
+machine z password \"TEN ELEVEN\nmachine w login password\n";
+        let r = netrc(text);
+        for s in ["SEVEN", "EIGHT", "NINE", "TEN", "ELEVEN"] {
+            assert!(!r.contains(s), "{s} in {r}");
+        }
+        assert!(r.contains("login password password <redacted>"), "{r}");
+        assert!(r.contains("<redacted> login u"), "{r}");
+        assert!(r.contains("machine w login password\n"), "{r}");
     }
 }

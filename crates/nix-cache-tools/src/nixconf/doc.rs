@@ -68,25 +68,56 @@ pub enum Invalid {
     },
 }
 
+/// `name` as it can be shown: a word shaped like a setting's name is shown as it is;
+/// anything else (a token, a line of a key file) only by its length, since a line Nix
+/// rejects may be a secret that was never meant to be a setting.
+fn shown_name(word: &str) -> String {
+    let is_name = word.len() <= 64
+        && word.starts_with(|c: char| c.is_ascii_lowercase() || c == '!')
+        && word
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '!');
+    if is_name {
+        format!("`{word}`")
+    } else {
+        format!(
+            "a word of {} characters that is not a setting name",
+            word.chars().count()
+        )
+    }
+}
+
+/// The messages name the setting at most, never a value: a rejected line may hold a
+/// secret (`access-tokens=...`, a line of an SSH key or of `/proc/self/environ` pulled
+/// in by `include`), and these messages reach terminals, JSON and CI summaries.
 impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const REJECTS: &str = "(Nix rejects the line and then every nix command fails)";
         match self {
             Invalid::SingleToken { token } => match token.split_once('=') {
-                Some((k, v)) if !k.is_empty() => write!(
+                Some((k, _)) if !k.is_empty() => write!(
                     f,
-                    "`{token}` needs spaces around `=`: write `{k} = {v}` (Nix rejects the line and then every nix command fails)"
+                    "{} needs spaces around `=`: write `{} = VALUE` {REJECTS}",
+                    shown_name(k),
+                    if shown_name(k).starts_with('`') {
+                        k
+                    } else {
+                        "NAME"
+                    }
                 ),
                 _ => write!(
                     f,
-                    "`{token}` alone is not a setting: write `NAME = VALUE` (Nix rejects the line and then every nix command fails)"
+                    "{} alone is not a setting: write `NAME = VALUE` {REJECTS}",
+                    shown_name(token)
                 ),
             },
-            Invalid::NoEquals { key, second } => {
+            Invalid::NoEquals { key, .. } => {
                 let k = key.trim_end_matches('=');
-                let v = second.trim_start_matches('=');
+                let name = shown_name(k);
                 write!(
                     f,
-                    "`=` must stand alone between spaces, found `{key} {second}`: write `{k} = {v}` (Nix rejects the line and then every nix command fails)"
+                    "`=` must stand alone between spaces after {name}: write `{} = VALUE` {REJECTS}",
+                    if name.starts_with('`') { k } else { "NAME" }
                 )
             }
             Invalid::BadInclude { words } => write!(

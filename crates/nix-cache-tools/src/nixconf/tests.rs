@@ -75,7 +75,7 @@ value = https://x/#frag
         LineKind::Invalid(i) => i.to_string(),
         _ => unreachable!(),
     };
-    assert!(msg.contains("`a = b`"), "{msg}");
+    assert!(msg.contains("`a = VALUE`"), "{msg}");
     assert_eq!(c.render(), text);
 }
 
@@ -381,11 +381,28 @@ fn invalid_lines_say_what_to_write() {
         LineKind::Invalid(i) => i.to_string(),
         other => panic!("{line}: {other:?}"),
     };
-    assert!(msg("a=b").contains("write `a = b`"));
-    assert!(msg("a =b").contains("write `a = b`"));
-    assert!(msg("a= b").contains("write `a = b`"));
-    assert!(msg("a b").contains("write `a = b`"));
+    assert!(msg("a=b").contains("write `a = VALUE`"), "{}", msg("a=b"));
+    assert!(msg("a =b").contains("write `a = VALUE`"));
+    assert!(msg("a= b").contains("write `a = VALUE`"));
+    assert!(msg("a b").contains("write `a = VALUE`"));
     assert!(msg("include").contains("exactly one path"));
+    // A value is never echoed (it may be a token, a line of a key file or of
+    // /proc/self/environ), nor a word that is not a setting's name.
+    for (line, secret) in [
+        ("access-tokens=github.com=ghp_LEAKA", "ghp_LEAKA"),
+        ("access-tokens =github.com=ghp_LEAKB", "ghp_LEAKB"),
+        ("ghp_RAWTOKEN0123456789abcdefghijklmnop", "RAWTOKEN"),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----", "OPENSSH"),
+        (
+            "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ==",
+            "b3BlbnNzaC1rZXkt",
+        ),
+        ("GITHUB_TOKEN=ghs_ENVSECRET", "ghs_ENVSECRET"),
+        ("password hunter2", "hunter2"),
+    ] {
+        assert!(!msg(line).contains(secret), "{line}: {}", msg(line));
+    }
+    assert!(msg("-----BEGIN OPENSSH PRIVATE KEY-----").contains("not a setting name"));
 }
 
 #[test]
