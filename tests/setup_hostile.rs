@@ -563,3 +563,92 @@ fn system_and_file_targets_are_judged_by_what_they_are_read_by() {
     assert_eq!(j["exit_code"], 0, "{j}");
     assert!(std::fs::read_to_string(&inc).unwrap().contains(URL));
 }
+
+/// Root editing another user's nix.conf: the `netrc-file` that file names is that
+/// user's choice, so root reads and writes it only when it is that user's file (or is
+/// made in that user's directory, owned by them). A user naming a file of root's (think
+/// /etc/shadow) gets an error naming both, and the file is neither read, shown, written
+/// nor re-permissioned.
+#[test]
+fn root_never_follows_another_users_netrc_file_to_a_file_not_theirs() {
+    require_nix();
+    let user = setup_daemon::test_user();
+    let env = NixEnv::new();
+    let theirs = env.path().join("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(user.uid), Some(user.gid)).unwrap();
+    let roots = env.path().join("rootfile");
+    std::fs::write(&roots, "ROOTDATA_PLANTED\n").unwrap();
+    std::fs::set_permissions(&roots, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let conf = theirs.join("nix.conf");
+    let write_conf = |netrc: &Path| {
+        std::fs::write(&conf, format!("netrc-file = {}\n", netrc.display())).unwrap();
+        std::os::unix::fs::chown(&conf, Some(user.uid), Some(user.gid)).unwrap();
+    };
+    write_conf(&roots);
+    let before = std::fs::read_to_string(&conf).unwrap();
+    let args = |extra: &'static [&'static str]| {
+        let mut a = vec![
+            "--file",
+            conf.to_str().unwrap(),
+            "--url",
+            URL,
+            "--public-key",
+            KEY,
+            "--token-env",
+            "TOK",
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    for extra in [&["--dry-run"][..], &[][..], &["--json"][..]] {
+        let a = args(extra);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let mut c = tool(&env, &a);
+        c.env("TOK", "tok_PLANTED");
+        let out = run_bounded(&mut c, 30);
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {all}");
+        assert!(
+            all.contains(roots.to_str().unwrap()) && all.contains("another user"),
+            "{all}"
+        );
+        assert!(
+            !all.contains("ROOTDATA") && !all.contains("tok_PLANTED"),
+            "{all}"
+        );
+        let m = std::fs::metadata(&roots).unwrap();
+        assert_eq!(m.mode() & 0o777, 0o644);
+        assert_eq!(
+            std::fs::read_to_string(&roots).unwrap(),
+            "ROOTDATA_PLANTED\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&conf).unwrap(),
+            before,
+            "nothing written"
+        );
+    }
+    // Their own netrc file, in their directory (missing, then present): written, and
+    // theirs, so that their Nix can read it.
+    let own = theirs.join("my-netrc");
+    write_conf(&own);
+    let a = args(&[]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut c = tool(&env, &a);
+    // Nix reads their file here, so the check finds the cache in effect.
+    c.env("TOK", "tok_PLANTED")
+        .env("NIX_USER_CONF_FILES", &conf);
+    let out = run_bounded(&mut c, 30);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let m = std::fs::metadata(&own).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid(), m.mode() & 0o777),
+        (user.uid, user.gid, 0o600)
+    );
+    assert!(
+        std::fs::read_to_string(&own)
+            .unwrap()
+            .contains("tok_PLANTED")
+    );
+}

@@ -45,7 +45,7 @@ pub(super) fn write(
             text.as_bytes(),
             &fsutil::Replace {
                 mode: Some(0o600),
-                owner: None,
+                owner: cur.netrc_owner,
                 expect: cur.netrc_expect,
             },
         )?,

@@ -149,6 +149,26 @@ pub enum SetupError {
         /// The file.
         path: PathBuf,
     },
+    /// Running as one user (root) on a nix.conf of another, the netrc that file names
+    /// belongs to neither: it is not read, shown nor written.
+    #[error(
+        "{} (owned by uid {target_owner}) names the netrc {}, which {}: setup-cache, run by another user (uid {me}), reads and writes only a netrc of the file's owner. Point `netrc-file` at a file of uid {target_owner}, or run setup-cache as that user",
+        .target.display(),
+        .netrc.display(),
+        .why
+    )]
+    ForeignNetrc {
+        /// The nix.conf edited.
+        target: PathBuf,
+        /// Its owner.
+        target_owner: u32,
+        /// The netrc it names.
+        netrc: PathBuf,
+        /// What is wrong with it: "is owned by uid N", "would be made in ..., not theirs".
+        why: String,
+        /// Who runs setup-cache.
+        me: u32,
+    },
     /// A file could not be read, locked or written (the error names the path and why).
     #[error(transparent)]
     Fs(#[from] FsError),
@@ -167,9 +187,10 @@ impl SetupError {
             | SetupError::BadToken { .. }
             | SetupError::NoUserFile(_) => ExitCode::Usage,
             // A cache.toml that cannot be used is exit 1 in every tool.
-            SetupError::CacheToml(_) | SetupError::NotUtf8 { .. } | SetupError::Fs(_) => {
-                ExitCode::Error
-            }
+            SetupError::CacheToml(_)
+            | SetupError::NotUtf8 { .. }
+            | SetupError::ForeignNetrc { .. }
+            | SetupError::Fs(_) => ExitCode::Error,
         }
     }
 }

@@ -187,6 +187,9 @@ pub(super) struct Current {
     pub(super) netrc: Option<String>,
     /// What a write of the netrc must find.
     pub(super) netrc_expect: fsutil::Expect,
+    /// The target's owner when another user (root) runs this: a netrc made for it is
+    /// theirs.
+    pub(super) netrc_owner: Option<(u32, u32)>,
 }
 
 impl Current {
@@ -211,9 +214,13 @@ impl Current {
         let conf = NixConf::parse(read.as_ref().map_or("", |(t, _)| t.as_str()));
         let before = simulate(&view.judged, &view.judged_idx, &conf);
         let netrc_path = netrc_path(req, &before, &view.at.target, view.at.system());
+        let owner = foreign_owner(&view.at.target, read.as_ref().map(|(_, f)| f));
         let netrc_read = if !has_tokens && !req.remove {
             None
         } else {
+            if let Some(owner) = owner {
+                check_foreign_netrc(&view.at.target, owner, &netrc_path)?;
+            }
             match read_file(&netrc_path) {
                 Ok(r) => r,
                 Err(e) if req.remove && req.caches.iter().all(|c| c.token_env.is_none()) => {
@@ -238,8 +245,55 @@ impl Current {
             conf,
             before,
             netrc_path,
+            netrc_owner: owner,
         })
     }
+}
+
+/// The owner of the target (of its directory when it does not exist yet) when that is
+/// not who runs this (root editing a user's file): `(uid, gid)`.
+fn foreign_owner(target: &Path, read: Option<&fsutil::ReadFile>) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let owner = match read {
+        Some(f) => (f.uid, f.gid),
+        None => {
+            let m = std::fs::symlink_metadata(target.parent()?).ok()?;
+            (m.uid(), m.gid())
+        }
+    };
+    (owner.0 != rustix::process::geteuid().as_raw()).then_some(owner)
+}
+
+/// The netrc a foreign target names must be its owner's: an existing one owned by them,
+/// or a new one in a directory of theirs (never a file of root's the user pointed at).
+fn check_foreign_netrc(target: &Path, owner: (u32, u32), netrc: &Path) -> Result<(), SetupError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let why = match std::fs::symlink_metadata(netrc) {
+        Ok(m) if m.uid() == owner.0 => return Ok(()),
+        Ok(m) => format!("is owned by uid {}", m.uid()),
+        Err(_) => {
+            let dir = netrc
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            match std::fs::symlink_metadata(dir) {
+                Ok(m) if m.is_dir() && m.uid() == owner.0 => return Ok(()),
+                Ok(m) => format!(
+                    "does not exist and would be made in {}, a directory of uid {}",
+                    dir.display(),
+                    m.uid()
+                ),
+                Err(e) => format!("does not exist, nor does its directory ({e})"),
+            }
+        }
+    };
+    Err(SetupError::ForeignNetrc {
+        target: target.to_owned(),
+        target_owner: owner.0,
+        netrc: netrc.to_owned(),
+        why,
+        me: rustix::process::geteuid().as_raw(),
+    })
 }
 
 /// A file this tool may rewrite, read safely: a regular file of bounded size, never
