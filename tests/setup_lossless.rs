@@ -295,6 +295,39 @@ fn save_keeps_a_crlf_cache_toml_crlf() {
     assert!(text.contains(&format!("url = \"{URL}\"\r\n")), "{text:?}");
 }
 
+/// cache.toml is committed: `--save` of a URL with a password is refused (exit 2, also
+/// with `--dry-run`), naming the way that keeps the token out (`--token-env`), and
+/// nothing is written anywhere.
+#[test]
+fn save_never_writes_a_password_into_cache_toml() {
+    require_nix();
+    let env = NixEnv::new();
+    let project = env.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let toml = project.join("cache.toml");
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let mut cmd = env.command(BIN);
+        cmd.args([
+            "--url",
+            "https://u:SAVEDSECRET@team.example",
+            "--public-key",
+            KEY,
+            "--save",
+        ])
+        .args(extra)
+        .current_dir(&project);
+        let out = bounded(cmd);
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert_eq!(out.status.code(), Some(2), "{all}");
+        assert!(
+            all.contains("--token-env") && !all.contains("SAVEDSECRET"),
+            "{all}"
+        );
+        assert!(!toml.exists(), "{extra:?}");
+        assert!(!env.user_conf().exists(), "{extra:?}");
+    }
+}
+
 mod generated {
     //! Generated user files, a few through the real binary (the library's property test
     //! in `setup::tests::lossless` runs hundreds).

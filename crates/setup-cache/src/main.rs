@@ -88,6 +88,7 @@ fn run(args: &Args) -> anyhow::Result<(setup::Report, Option<String>)> {
             )
             .into());
         }
+        setup::check_save(&resolved.caches)?;
         let path = args
             .config
             .clone()

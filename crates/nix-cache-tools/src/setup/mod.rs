@@ -44,7 +44,7 @@ use plan::*;
 pub use report::{
     CacheReport, CacheStatus, Mode, NetrcAction, NetrcReport, NixCheck, Report, TargetKind,
 };
-pub use request::{CacheArgs, Resolved, resolve_caches, save};
+pub use request::{CacheArgs, Resolved, check_save, resolve_caches, save};
 use target::*;
 use verify::*;
 

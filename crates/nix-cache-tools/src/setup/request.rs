@@ -134,11 +134,24 @@ pub fn resolve_caches(a: &CacheArgs) -> Result<Resolved, SetupError> {
 
 /// `--save`: adds the caches to cache.toml (created when missing), keeping its comments.
 /// Returns the caches that were new there. `on_lock_wait` as in [`Request::on_lock_wait`].
+/// Whether `caches` may be recorded in a cache.toml, a file teams commit: a URL with
+/// credentials (`https://user:PASSWORD@host`) may not; its token goes in a variable.
+pub fn check_save(caches: &[CacheSpec]) -> Result<(), SetupError> {
+    match caches.iter().find(|c| crate::redact::url(&c.url) != c.url) {
+        Some(c) => Err(SetupError::Usage(format!(
+            "--save: `{}` carries credentials, and cache.toml is a file meant to be committed: pass the URL without them and the token with --token-env VAR (recorded as `token-env`, the token itself never written to cache.toml)",
+            crate::redact::url(&c.url)
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub fn save(
     path: &Path,
     caches: &[CacheSpec],
     on_lock_wait: fn(&Path),
 ) -> Result<Vec<String>, SetupError> {
+    check_save(caches)?;
     // Read-modify-write under the same kind of lock as nix.conf: parallel `--save`s
     // cannot lose each other's entries.
     let _lock = fsutil::FileLock::acquire(path, on_lock_wait)?;
