@@ -132,8 +132,6 @@ pub fn resolve_caches(a: &CacheArgs) -> Result<Resolved, SetupError> {
     })
 }
 
-/// `--save`: adds the caches to cache.toml (created when missing), keeping its comments.
-/// Returns the caches that were new there. `on_lock_wait` as in [`Request::on_lock_wait`].
 /// Whether `caches` may be recorded in a cache.toml, a file teams commit: a URL with
 /// credentials (`https://user:PASSWORD@host`) may not; its token goes in a variable.
 pub fn check_save(caches: &[CacheSpec]) -> Result<(), SetupError> {
@@ -146,6 +144,8 @@ pub fn check_save(caches: &[CacheSpec]) -> Result<(), SetupError> {
     }
 }
 
+/// `--save`: adds the caches to cache.toml (created when missing), keeping its comments.
+/// Returns the caches that were new there. `on_lock_wait` as in [`Request::on_lock_wait`].
 pub fn save(
     path: &Path,
     caches: &[CacheSpec],
