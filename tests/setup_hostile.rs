@@ -356,11 +356,11 @@ fn stale_temporary_files_of_a_killed_run_are_cleaned_up() {
     let env = NixEnv::new();
     let d = env.user_conf().parent().unwrap().to_owned();
     std::fs::create_dir_all(&d).unwrap();
-    // Ours, and the kind an earlier version (tempfile's names) left.
-    for n in [".nix.conf.nct-0badf00d.tmp", ".nix.conf.Ab12Cd.tmp"] {
-        std::fs::write(d.join(n), "half-written").unwrap();
+    std::fs::write(d.join(".nix.conf.nct-0badf00d.tmp"), "half-written").unwrap();
+    // A user's own files of similar names are theirs, and stay.
+    for n in [".nix.conf.backup.tmp", ".nix.conf.keep.txt"] {
+        std::fs::write(d.join(n), "not ours").unwrap();
     }
-    std::fs::write(d.join(".nix.conf.keep.txt"), "not ours").unwrap();
     let out = run_bounded(
         &mut tool(&env, &["--url", URL, "--public-key", KEY, "--json"]),
         30,
@@ -369,7 +369,7 @@ fn stale_temporary_files_of_a_killed_run_are_cleaned_up() {
     assert_eq!(j["exit_code"], 0, "{j}");
     assert_eq!(
         listing(&d),
-        [".nix.conf.keep.txt", "nix.conf"],
+        [".nix.conf.backup.tmp", ".nix.conf.keep.txt", "nix.conf"],
         "{}",
         j["warnings"]
     );

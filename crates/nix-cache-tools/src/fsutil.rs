@@ -296,19 +296,20 @@ fn temp_name(name: &std::ffi::OsStr) -> std::ffi::OsString {
     t
 }
 
-/// Whether `entry` is a temporary file a write of `name` left behind: ours
-/// (`.NAME.nct-XXXXXXXX.tmp`) or an earlier version's (`.NAME.XXXXXX.tmp`).
+/// Whether `entry` is a temporary file a write of `name` left behind: ours only,
+/// `.NAME.nct-XXXXXXXX.tmp` with 8 lowercase hex digits ([`temp_name`]). A looser match
+/// (any `.NAME.WORD.tmp`) would delete a user's own `.nix.conf.backup.tmp`.
 fn is_temp_of(entry: &str, name: &str) -> bool {
-    let Some(rest) = entry
+    entry
         .strip_prefix('.')
         .and_then(|e| e.strip_prefix(name))
-        .and_then(|e| e.strip_prefix('.'))
+        .and_then(|e| e.strip_prefix(".nct-"))
         .and_then(|e| e.strip_suffix(".tmp"))
-    else {
-        return false;
-    };
-    let rand = rest.strip_prefix("nct-").unwrap_or(rest);
-    (6..=8).contains(&rand.len()) && rand.chars().all(|c| c.is_ascii_alphanumeric())
+        .is_some_and(|h| {
+            h.len() == 8
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
 }
 
 /// Removes temporary files a killed earlier run left next to `path` (between creating
@@ -718,21 +719,26 @@ mod tests {
     fn stale_temps_of_this_file_only_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("nix.conf");
-        for n in [
-            ".nix.conf.nct-0badf00d.tmp",
-            ".nix.conf.Ab12Cd.tmp",
-            ".nix.conf.keep",
+        // Ours, and names a user may give their own files, which stay.
+        let theirs = [
             ".netrc.nct-0badf00d.tmp",
-        ] {
+            ".nix.conf.20240101.tmp",
+            ".nix.conf.Ab12Cd.tmp",
+            ".nix.conf.backup.tmp",
+            ".nix.conf.keep",
+            ".nix.conf.nct-0BADF00D.tmp",
+            ".nix.conf.nct-notes.tmp",
+        ];
+        for n in theirs.iter().chain([&".nix.conf.nct-0badf00d.tmp"]) {
             fs::write(dir.path().join(n), "x").unwrap();
         }
-        assert_eq!(remove_stale_temps(&f).len(), 2);
+        assert_eq!(remove_stale_temps(&f).len(), 1);
         let mut names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
-        assert_eq!(names, [".netrc.nct-0badf00d.tmp", ".nix.conf.keep"]);
+        assert_eq!(names, theirs);
     }
 
     #[test]
