@@ -815,7 +815,8 @@ fn private_cache_uses_the_netrc_file_the_user_already_set() {
     assert_eq!(r.json["netrc"]["path"], own.display().to_string());
     assert_eq!(
         std::fs::read_to_string(&own).unwrap(),
-        "machine other.example password keep-me\nmachine 127.0.0.1 password tok-123\n"
+        // Its entry first, marked as setup-cache's, every byte of theirs after it.
+        "# added by setup-cache\nmachine 127.0.0.1 password tok-123\nmachine other.example password keep-me\n"
     );
     assert!(!env.user_conf().with_file_name("netrc").exists());
     let text = std::fs::read_to_string(env.user_conf()).unwrap();
@@ -865,7 +866,10 @@ fn private_cache_gets_a_netrc_and_the_token_is_never_shown() {
     );
     assert_eq!(
         std::fs::read_to_string(&netrc).unwrap(),
-        format!("machine 127.0.0.1 password {token}\n")
+        format!(
+            "{}\n# added by setup-cache\nmachine 127.0.0.1 password {token}\n",
+            nix_cache_tools::setup::netrc::CREATED
+        )
     );
     let cfg = env.nix_config();
     assert_eq!(cfg["netrc-file"]["value"], netrc.display().to_string());

@@ -295,6 +295,58 @@ fn save_keeps_a_crlf_cache_toml_crlf() {
     assert!(text.contains(&format!("url = \"{URL}\"\r\n")), "{text:?}");
 }
 
+/// The netrc is edited as losslessly as nix.conf: add with a token then `--remove` gives
+/// back its exact bytes (or no file, when there was none) — a netrc of comments only, one
+/// without a final line break, one with a `default` entry (setup-cache's entry goes
+/// before it: curl stops at `default`), one with an entry the user wrote for the host
+/// (kept as it is, never removed, with a warning).
+#[test]
+fn the_netrc_comes_back_byte_for_byte() {
+    require_nix();
+    let host_url = "http://127.0.0.1:1/private";
+    let cases: &[Option<&str>] = &[
+        None,
+        Some("# mine\n"),
+        Some("machine a.example password x"),
+        Some("default login anon password anonpw\n"),
+        Some("machine 127.0.0.1 login me password mine\n"),
+    ];
+    for original in cases {
+        let env = NixEnv::new();
+        let netrc = env.user_conf().with_file_name("my-netrc");
+        write_user(&env, &format!("netrc-file = {}\n", netrc.display()));
+        if let Some(t) = original {
+            std::fs::write(&netrc, t).unwrap();
+        }
+        let add = ["--url", host_url, "--public-key", KEY, "--token-env", "TOK"];
+        let r = setup_cache(&env, &add, &[("TOK", "tok-PLANTED")]);
+        assert_eq!(r.code, 0, "{original:?}: {}\n{}", r.stdout, r.stderr);
+        let text = std::fs::read_to_string(&netrc).unwrap();
+        let theirs = original.is_some_and(|t| t.contains("login me"));
+        let (_, password) = nix_cache_tools::setup::netrc::lookup(&text, "127.0.0.1").unwrap();
+        if theirs {
+            assert_eq!(Some(text.as_str()), *original);
+            assert_eq!(password, "mine");
+            assert!(
+                r.json["warnings"].to_string().contains("entry of yours"),
+                "{}",
+                r.stdout
+            );
+        } else {
+            // curl would send the token.
+            assert_eq!(password, "tok-PLANTED", "{text:?}");
+        }
+        let mut rm = add[..4].to_vec();
+        rm.push("--remove");
+        let r = setup_cache(&env, &rm, &[]);
+        assert_eq!(r.code, 0, "{original:?}: {}\n{}", r.stdout, r.stderr);
+        match original {
+            Some(t) => assert_eq!(&std::fs::read_to_string(&netrc).unwrap(), t),
+            None => assert!(!netrc.exists(), "{:?}", std::fs::read_to_string(&netrc)),
+        }
+    }
+}
+
 /// cache.toml is committed: `--save` of a URL with a password is refused (exit 2, also
 /// with `--dry-run`), naming the way that keeps the token out (`--token-env`), and
 /// nothing is written anywhere.

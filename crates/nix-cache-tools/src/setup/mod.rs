@@ -32,7 +32,7 @@
 
 mod apply;
 mod managed;
-pub(crate) mod netrc;
+pub mod netrc;
 mod plan;
 mod report;
 mod request;

@@ -325,14 +325,20 @@ fn add_tokens(
     conf: &mut NixConf,
     warnings: &mut Vec<String>,
 ) -> NetrcChange {
-    let mut text = cur.netrc.clone().unwrap_or_default();
+    let mut text = cur.netrc.clone();
     for (host, token) in tokens {
-        text = netrc::upsert(&text, host, token);
+        match netrc::add(text.as_deref(), host, token) {
+            netrc::Added::Text(t) => text = Some(t),
+            netrc::Added::Unchanged => {}
+            netrc::Added::TheirsKept => warnings.push(format!(
+                "{} already has an entry of yours for {host}, with other credentials: it is left as it is, and curl uses it; if the token changed, put it there yourself",
+                cur.netrc_path.display()
+            )),
+        }
     }
-    let change = if cur.netrc.as_deref() == Some(text.as_str()) {
-        NetrcChange::Keep
-    } else {
-        NetrcChange::Write(text)
+    let change = match text {
+        Some(t) if cur.netrc.as_deref() != Some(t.as_str()) => NetrcChange::Write(t),
+        _ => NetrcChange::Keep,
     };
     let now = simulate(&view.judged, &view.judged_idx, conf);
     let current = now
@@ -363,9 +369,9 @@ fn plan_remove(req: &Request, view: &View, cur: &Current) -> Edit {
     let mut conf = cur.conf.clone();
     let ours: Vec<bool> = req.caches.iter().map(|c| added_here(&conf, c)).collect();
     let by_name = remove_caches(req, view, &ours, &mut conf);
-    let warnings = user_line_warnings(req, &view.at.target, &ours, &cur.conf, &conf, &by_name);
+    let mut warnings = user_line_warnings(req, &view.at.target, &ours, &cur.conf, &conf, &by_name);
     let netrc = match &cur.netrc {
-        Some(text) => netrc_without(&req.caches, text),
+        Some(text) => netrc_without(&req.caches, text, &cur.netrc_path, &mut warnings),
         None => NetrcChange::Keep,
     };
     // The `netrc-file` line setup-cache added goes with the last netrc entry, or once
@@ -485,19 +491,35 @@ fn user_line_warnings(
     warnings
 }
 
-/// The netrc without the entries of `caches`' hosts: deleted when none is left.
-fn netrc_without(caches: &[CacheSpec], text: &str) -> NetrcChange {
+/// The netrc without setup-cache's entries for `caches`' hosts (exactly the lines it
+/// added); deleted when it was setup-cache's file and nothing else is left. An entry
+/// the user wrote for one of them stays, with a warning.
+fn netrc_without(
+    caches: &[CacheSpec],
+    text: &str,
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> NetrcChange {
     let mut t = text.to_owned();
     let mut any = false;
+    let mut last = None;
     for c in caches {
-        let (rest, had) = netrc::remove(&t, url::host(&c.url).unwrap_or_default());
-        any |= had;
-        t = rest;
+        let host = url::host(&c.url).unwrap_or_default();
+        let r = netrc::remove(&t, host);
+        if r.theirs_left {
+            warnings.push(format!(
+                "{} keeps the entry for {host} that you wrote (setup-cache removes only the entries it added)",
+                path.display()
+            ));
+        }
+        any |= r.had_ours;
+        t.clone_from(&r.text);
+        last = Some(r);
     }
-    match (any, netrc::has_entries(&t)) {
-        (false, _) => NetrcChange::Keep,
-        (true, true) => NetrcChange::Write(t),
-        (true, false) => NetrcChange::Delete,
+    match last {
+        _ if !any => NetrcChange::Keep,
+        Some(r) if r.only_created_marker() => NetrcChange::Delete,
+        _ => NetrcChange::Write(t),
     }
 }
 
