@@ -652,3 +652,33 @@ fn root_never_follows_another_users_netrc_file_to_a_file_not_theirs() {
             .contains("tok_PLANTED")
     );
 }
+
+/// A change that cannot be made whole is not made in part: when the backup cannot be
+/// written (here a directory stands where it goes), the run fails naming it before the
+/// netrc gets the token or nix.conf changes.
+#[test]
+fn nothing_is_written_when_the_backup_cannot_be() {
+    require_nix();
+    let env = NixEnv::new();
+    let d = env.user_conf().parent().unwrap().to_owned();
+    std::fs::create_dir_all(d.join("nix.conf.setup-cache.bak")).unwrap();
+    std::fs::write(env.user_conf(), "a = b\n").unwrap();
+    let mut c = tool(
+        &env,
+        &["--url", URL, "--public-key", KEY, "--token-env", "TOK"],
+    );
+    c.env("TOK", "tok_PLANTED");
+    let out = run_bounded(&mut c, 30);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("nix.conf.setup-cache.bak"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(env.user_conf()).unwrap(), "a = b\n");
+    assert!(
+        !d.join("netrc").exists(),
+        "the token was written: {:?}",
+        std::fs::read_to_string(d.join("netrc"))
+    );
+}

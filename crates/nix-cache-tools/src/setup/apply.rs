@@ -31,47 +31,50 @@ pub(super) fn lock(
     Ok(Some(lock))
 }
 
-/// Writes what `edit` plans: the netrc (mode 0600), the backup of the target as it was,
-/// then the target (or deletes it when `--remove` left it empty).
+/// Writes what `edit` plans, in the order that never leaves a half-done change: the
+/// backup of the target as it was (a copy, harmless on its own), then the netrc (mode
+/// 0600), then the target (or deletes it when `--remove` left it empty). When the
+/// target cannot be written after the netrc was, the netrc is put back as it was.
 pub(super) fn write(
     target: &Path,
     cur: &Current,
     edit: &Edit,
     report: &mut Report,
 ) -> Result<(), SetupError> {
+    if report.changed {
+        if let Some((prev, read)) = &cur.read {
+            // The backup is the user's file as it was: same owner and mode, so a user can
+            // read the backup root made of their nix.conf.
+            let b = backup_path(target);
+            fsutil::replace_file(
+                &b,
+                prev.as_bytes(),
+                &fsutil::Replace {
+                    mode: Some(read.mode & 0o7777),
+                    owner: Some((read.uid, read.gid)),
+                    expect: fsutil::Expect::Any,
+                },
+            )?;
+            report.backup = Some(b);
+        }
+    }
+    let netrc_mode = fsutil::Replace {
+        mode: Some(0o600),
+        owner: cur.netrc_owner,
+        expect: cur.netrc_expect,
+    };
     match &edit.netrc {
-        NetrcChange::Write(text) => fsutil::replace_file(
-            &cur.netrc_path,
-            text.as_bytes(),
-            &fsutil::Replace {
-                mode: Some(0o600),
-                owner: cur.netrc_owner,
-                expect: cur.netrc_expect,
-            },
-        )?,
+        NetrcChange::Write(text) => {
+            fsutil::replace_file(&cur.netrc_path, text.as_bytes(), &netrc_mode)?;
+        }
         NetrcChange::Delete => fsutil::remove_file_checked(&cur.netrc_path, cur.netrc_expect)?,
         NetrcChange::Keep => {}
     }
     if !report.changed {
         return Ok(());
     }
-    if let Some((prev, read)) = &cur.read {
-        // The backup is the user's file as it was: same owner and mode, so a user can
-        // read the backup root made of their nix.conf.
-        let b = backup_path(target);
-        fsutil::replace_file(
-            &b,
-            prev.as_bytes(),
-            &fsutil::Replace {
-                mode: Some(read.mode & 0o7777),
-                owner: Some((read.uid, read.gid)),
-                expect: fsutil::Expect::Any,
-            },
-        )?;
-        report.backup = Some(b);
-    }
-    if report.deleted {
-        fsutil::remove_file_checked(target, cur.expect)?;
+    let written = if report.deleted {
+        fsutil::remove_file_checked(target, cur.expect)
     } else {
         fsutil::replace_file(
             target,
@@ -80,7 +83,24 @@ pub(super) fn write(
                 expect: cur.expect,
                 ..fsutil::Replace::default()
             },
-        )?;
+        )
+    };
+    if let Err(e) = written {
+        if edit.netrc != NetrcChange::Keep {
+            // Best effort: the error about the target is the one to report.
+            let _ = match &cur.netrc {
+                Some(old) => fsutil::replace_file(
+                    &cur.netrc_path,
+                    old.as_bytes(),
+                    &fsutil::Replace {
+                        expect: fsutil::Expect::Any,
+                        ..netrc_mode
+                    },
+                ),
+                None => fsutil::remove_file_checked(&cur.netrc_path, fsutil::Expect::Any),
+            };
+        }
+        return Err(e.into());
     }
     Ok(())
 }
