@@ -295,6 +295,44 @@ fn save_keeps_a_crlf_cache_toml_crlf() {
     assert!(text.contains(&format!("url = \"{URL}\"\r\n")), "{text:?}");
 }
 
+/// A cache whose key was rotated (added again with its new key `NAME-2`): `--remove`
+/// with the new key takes out the whole cache, the old key setup-cache added for it
+/// too, and gives back the file as it was before either add. A marked line with no
+/// value (left by hand) is never the line an add appends to, so it survives.
+#[test]
+fn a_rotated_key_goes_with_its_cache_and_empty_marked_lines_stay() {
+    require_nix();
+    let env = NixEnv::new();
+    let original = "# mine\n";
+    write_user(&env, original);
+    let k1 = "lossless-1:U/8OwBxzrmKhrghm7KtNA3cRnYR5ioKlB637gbc2BF4=";
+    let k2 = "lossless-2:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+    for k in [k1, k2] {
+        let r = setup_cache(&env, &["--url", URL, "--public-key", k], &[]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    }
+    let keys = env.nix_setting("trusted-public-keys");
+    assert!(
+        keys.iter().any(|k| k == k1) && keys.iter().any(|k| k == k2),
+        "{keys:?}"
+    );
+    let r = setup_cache(&env, &["--url", URL, "--public-key", k2, "--remove"], &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.json["warnings"].to_string().contains(k1),
+        "the old key is named: {}",
+        r.stdout
+    );
+    assert_eq!(std::fs::read_to_string(env.user_conf()).unwrap(), original);
+    let keys = env.nix_setting("trusted-public-keys");
+    assert!(!keys.iter().any(|k| k == k1 || k == k2), "{keys:?}");
+    round_trip(
+        &env,
+        &format!("extra-trusted-public-keys = {MARK}\nextra-substituters = {MARK}\n"),
+        &[(URL, KEY), (URL2, KEY2)],
+    );
+}
+
 /// The netrc is edited as losslessly as nix.conf: add with a token then `--remove` gives
 /// back its exact bytes (or no file, when there was none) — a netrc of comments only, one
 /// without a final line break, one with a `default` entry (setup-cache's entry goes

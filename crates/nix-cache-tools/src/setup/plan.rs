@@ -61,8 +61,10 @@ pub(super) fn is_marked(line: &nixconf::Line) -> bool {
 
 /// The last `extra-NAME` line setup-cache wrote (the only kind of line it appends to).
 pub(super) fn last_extra_line(conf: &NixConf, name: &str) -> Option<usize> {
+    // A marked line without a value was not left by an add (remove deletes a line it
+    // empties): someone wrote it, and `--remove` must not delete it later.
     conf.settings()
-        .filter(|(l, s)| s.name == name && s.is_extra && is_marked(l))
+        .filter(|(l, s)| s.name == name && s.is_extra && is_marked(l) && !s.values.is_empty())
         .map(|(l, _)| l.number)
         .last()
 }
@@ -273,8 +275,9 @@ pub(super) struct Edit {
     pub(super) conf: NixConf,
     pub(super) text: String,
     pub(super) netrc: NetrcChange,
-    /// Keys taken out because they are named after the host of a cache removed by URL
-    /// alone (`--remove --cachix NAME`).
+    /// Keys taken out by their name: named after the host of a cache removed by URL
+    /// alone (`--remove --cachix NAME`), or an earlier key of a removed cache
+    /// ([`rotated_keys`]).
     pub(super) by_name: Vec<String>,
     pub(super) warnings: Vec<String>,
 }
@@ -370,6 +373,18 @@ fn plan_remove(req: &Request, view: &View, cur: &Current) -> Edit {
     let ours: Vec<bool> = req.caches.iter().map(|c| added_here(&conf, c)).collect();
     let by_name = remove_caches(req, view, &ours, &mut conf);
     let mut warnings = user_line_warnings(req, &view.at.target, &ours, &cur.conf, &conf, &by_name);
+    for k in &by_name {
+        if req
+            .caches
+            .iter()
+            .any(|c| !c.public_key.is_empty() && c.public_key != *k)
+        {
+            warnings.push(format!(
+                "also {} {k}: an earlier key of the same cache (the same name, another number) that setup-cache added",
+                if req.dry_run { "would take out" } else { "took out" }
+            ));
+        }
+    }
     let netrc = match &cur.netrc {
         Some(text) => netrc_without(&req.caches, text, &cur.netrc_path, &mut warnings),
         None => NetrcChange::Keep,
@@ -414,7 +429,10 @@ fn remove_caches(req: &Request, view: &View, ours: &[bool], conf: &mut NixConf) 
     let mut by_name = Vec::new();
     for lines in [Lines::Marked, Lines::All] {
         let caches = picked(&req.caches, ours, lines);
-        let named = keys_named_after(conf, &caches, &hosts_left, lines);
+        let mut named = keys_named_after(conf, &caches, &hosts_left, lines);
+        if lines == Lines::Marked {
+            named.extend(rotated_keys(conf, &caches));
+        }
         let keys: Vec<&str> = caches
             .iter()
             .map(|c| c.public_key.as_str())
@@ -426,6 +444,31 @@ fn remove_caches(req: &Request, view: &View, ours: &[bool], conf: &mut NixConf) 
         by_name.extend(named);
     }
     by_name
+}
+
+/// Earlier keys of the caches setup-cache added, on its own lines: a key of the same
+/// name but for its number (`NAME-1` when `NAME-2` is removed, a rotated key) goes with
+/// the cache, so that removing a cache whose key was rotated takes all of it out.
+fn rotated_keys(conf: &NixConf, caches: &[&CacheSpec]) -> Vec<String> {
+    let family = |k: &str| {
+        k.split_once(':')
+            .map(|(name, _)| crate::keys::name_base(name).to_owned())
+    };
+    let families: Vec<(String, &str)> = caches
+        .iter()
+        .filter(|c| !c.public_key.is_empty())
+        .filter_map(|c| Some((family(&c.public_key)?, c.public_key.as_str())))
+        .collect();
+    conf.settings()
+        .filter(|(l, s)| s.name == KEYS && is_marked(l))
+        .flat_map(|(_, s)| s.values.iter())
+        .filter(|v| {
+            families
+                .iter()
+                .any(|(f, k)| v.as_str() != *k && family(v).as_deref() == Some(f))
+        })
+        .cloned()
+        .collect()
 }
 
 /// The keys on `lines` named after the host of a cache given without a key, unless a
