@@ -682,3 +682,43 @@ fn nothing_is_written_when_the_backup_cannot_be() {
         std::fs::read_to_string(d.join("netrc"))
     );
 }
+
+/// Odd names and bytes get true answers: an include with bytes that are not UTF-8 (Nix
+/// reads bytes) does not make setup-cache claim Nix cannot start; a target whose name
+/// is not UTF-8 is still a string in the JSON; `NIX_USER_CONF_FILES=dir/` (a directory
+/// path) is refused instead of writing a file `dir` Nix never reads.
+#[test]
+fn odd_names_and_bytes_get_true_answers() {
+    use std::os::unix::ffi::OsStrExt as _;
+    require_nix();
+    let env = NixEnv::new();
+    let d = env.user_conf().parent().unwrap().to_owned();
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("inc.conf"), b"# caf\xe9\nsandbox = false\n").unwrap();
+    std::fs::write(env.user_conf(), "include inc.conf\n").unwrap();
+    let nix_starts = env.nix(&["show-config"]).output().unwrap().status.success();
+    let out = run_bounded(
+        &mut tool(&env, &["--url", URL, "--public-key", KEY, "--json"]),
+        30,
+    );
+    let j = json(&out);
+    if nix_starts {
+        assert_eq!(j["exit_code"], 0, "{j:#}");
+        assert!(!j.to_string().contains("cannot start"), "{j:#}");
+    }
+    let odd = d.join(std::ffi::OsStr::from_bytes(b"caf\xe9.conf"));
+    let mut c = tool(&env, &["--url", URL, "--public-key", KEY, "--json"]);
+    c.arg("--file").arg(&odd);
+    let j = json(&run_bounded(&mut c, 30));
+    assert!(
+        j["target"].as_str().is_some_and(|t| t.contains("caf")),
+        "{j:#}"
+    );
+    let dir = env.path().join("confdir");
+    let mut c = tool(&env, &["--url", URL, "--public-key", KEY]);
+    c.env("NIX_USER_CONF_FILES", format!("{}/", dir.display()));
+    let out = run_bounded(&mut c, 30);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(stderr(&out).contains("directory path"), "{}", stderr(&out));
+    assert!(!dir.exists());
+}

@@ -99,6 +99,30 @@ pub fn human_bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[u])
 }
 
+/// Serializes a path as a string even when it is not UTF-8 (lossily, `�` for the bad
+/// bytes): serde refuses such a path, and a report must never come out as `null`.
+pub(crate) fn lossy_path<S: serde::Serializer>(
+    p: &std::path::Path,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&p.to_string_lossy())
+}
+
+/// [`lossy_path`] for an optional path.
+#[allow(
+    clippy::ref_option,
+    reason = "the signature serde's `serialize_with` calls"
+)]
+pub(crate) fn lossy_opt_path<S: serde::Serializer>(
+    p: &Option<std::path::PathBuf>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match p {
+        Some(p) => s.serialize_some(&p.to_string_lossy()),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,6 +103,7 @@ pub struct Share {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Filesystem {
     /// Where it is mounted.
+    #[serde(serialize_with = "crate::output::lossy_path")]
     pub mount_point: PathBuf,
     /// Its size, in bytes.
     pub total_bytes: u64,
@@ -116,6 +117,7 @@ pub struct StoreSection {
     /// What was passed as `--store` (null: the default store).
     pub uri: Option<String>,
     /// `/`, or the directory of a chroot store.
+    #[serde(serialize_with = "crate::output::lossy_path")]
     pub root: PathBuf,
     /// The logical store directory (`/nix/store`), as store paths name it.
     pub store_dir: String,

@@ -44,6 +44,7 @@ pub struct CacheReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct NetrcReport {
     /// The netrc file (the `netrc-file` in effect, or the one beside the target).
+    #[serde(serialize_with = "crate::output::lossy_path")]
     pub path: PathBuf,
     /// The hosts whose entries were written or taken out.
     pub hosts: Vec<String>,
@@ -120,6 +121,7 @@ pub enum Mode {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// The nix.conf edited (absolute).
+    #[serde(serialize_with = "crate::output::lossy_path")]
     pub target: PathBuf,
     /// Which kind of file it is.
     pub target_kind: TargetKind,
@@ -134,6 +136,7 @@ pub struct Report {
     /// is gone again. The previous content is in `backup`.
     pub deleted: bool,
     /// The previous version, saved beside the target (`NAME.setup-cache.bak`).
+    #[serde(serialize_with = "crate::output::lossy_opt_path")]
     pub backup: Option<PathBuf>,
     /// One entry per cache, in the order given.
     pub caches: Vec<CacheReport>,

@@ -40,6 +40,15 @@ pub(super) fn resolve_target(req: &Request, layers: &Layers) -> Result<Resolutio
                         .into()
                 })
             })?;
+            // `dir/` names a directory (Nix reads no file there); written as a file it
+            // would be `dir`, which Nix never reads.
+            if target.as_os_str().as_encoded_bytes().ends_with(b"/") {
+                return Err(SetupError::NoUserFile(format!(
+                    "your user nix.conf would be `{}`, a directory path (from NIX_USER_CONF_FILES, ending in `/`): Nix reads no file there; name the file (e.g. `{}nix.conf`), or pass --file PATH",
+                    target.display(),
+                    target.display()
+                )));
+            }
             Resolution {
                 target,
                 kind: TargetKind::User,

@@ -22,7 +22,14 @@ impl NixProbe {
         let blocking: Vec<String> = nixconf::load(&req.env)
             .errors
             .iter()
-            .filter(|e| !matches!(e, nixconf::LoadError::Unreadable { .. }))
+            // An unreadable file, or bytes that are not UTF-8 (Nix reads bytes: a comment
+            // may hold any), are for Nix itself to judge: it is asked.
+            .filter(|e| {
+                !matches!(
+                    e,
+                    nixconf::LoadError::Unreadable { .. } | nixconf::LoadError::NotUtf8 { .. }
+                )
+            })
             .map(ToString::to_string)
             .collect();
         if !blocking.is_empty() {

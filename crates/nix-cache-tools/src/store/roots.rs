@@ -23,11 +23,15 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub(crate) struct GcRoot {
     /// The symlink (or file) that holds the root, as a real filesystem path.
+    #[serde(serialize_with = "crate::output::lossy_path")]
     pub link: PathBuf,
     /// The store path it roots.
     pub path: String,
     /// For an indirect root: the link under `gcroots/auto` that points at `link`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::output::lossy_opt_path"
+    )]
     pub via: Option<PathBuf>,
 }
 
@@ -35,6 +39,7 @@ pub(crate) struct GcRoot {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Unreadable {
     /// The directory or entry (cache-analytics' JSON `gc.unreadable_roots[].path`).
+    #[serde(serialize_with = "crate::output::lossy_path")]
     pub path: PathBuf,
     /// The error, e.g. "Permission denied (os error 13)".
     pub error: String,
