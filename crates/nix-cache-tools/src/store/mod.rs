@@ -221,8 +221,11 @@ pub(crate) fn load(
                     db_error: db_error.clone(),
                     hint: bare_directory_hint(loc),
                 };
-                let nix = Nix::detect(runner.clone(), loc.uri.clone()).map_err(fail)?;
+                let private = private_state(loc, &dbp)?;
+                let uri = private.as_ref().map(|(u, _)| u.clone()).or(loc.uri.clone());
+                let nix = Nix::detect(runner.clone(), uri).map_err(fail)?;
                 let (g, command) = pathinfo::read_graph(&nix, &loc.store_dir).map_err(fail)?;
+                drop(private);
                 (
                     g,
                     Source::NixPathInfo {
@@ -247,6 +250,63 @@ pub(crate) fn load(
         roots_known,
         unreadable_roots,
     })
+}
+
+/// Where `nix path-info` may read a local store without writing to it: Nix opens a
+/// local store's database read-write (it creates the schema in an empty file,
+/// checkpoints and deletes a WAL, rolls back a journal, makes `temproots` and per-user
+/// directories), so it is pointed at a private copy of the database directory instead
+/// (`local?root=ROOT&state=COPY`, every Nix since 2.4 takes `state`); the store's files
+/// stay where they are, read only. `None` for a store Nix reaches through the daemon (the
+/// machine's store, for a user who is not root) or one that is not local. The copy goes
+/// when the returned directory is dropped.
+fn private_state(
+    loc: &StoreLocation,
+    dbp: &std::path::Path,
+) -> Result<Option<(String, tempfile::TempDir)>, StoreError> {
+    if loc.kind != StoreKind::Local
+        || (is_machine_store(loc) && !rustix::process::geteuid().is_root())
+    {
+        return Ok(None);
+    }
+    let io = |error: std::io::Error| db::DbError::Io {
+        path: dbp.to_owned(),
+        error,
+    };
+    // Only regular files (through a link, as SQLite opens them): a FIFO or a device is
+    // never opened, let alone copied.
+    match std::fs::metadata(dbp) {
+        Ok(m) if m.is_file() => {}
+        Ok(m) => {
+            return Err(db::DbError::NotRegular {
+                path: dbp.to_owned(),
+                kind: crate::fsutil::describe_type(m.file_type()),
+            }
+            .into());
+        }
+        Err(e) => return Err(io(e).into()),
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("cache-analytics-state-")
+        .tempdir()
+        .map_err(io)?;
+    let copy = tmp.path().join("db");
+    std::fs::create_dir(&copy).map_err(io)?;
+    for name in ["db.sqlite", "db.sqlite-wal", "db.sqlite-journal", "schema"] {
+        let from = dbp.with_file_name(name);
+        if std::fs::metadata(&from).is_ok_and(|m| m.is_file()) {
+            std::fs::copy(&from, copy.join(name)).map_err(io)?;
+        }
+    }
+    let mut uri = format!(
+        "local?root={}&state={}",
+        loc.root.display(),
+        tmp.path().display()
+    );
+    if loc.store_dir != crate::storepath::DEFAULT_STORE_DIR {
+        uri.push_str(&format!("&store={}", loc.store_dir));
+    }
+    Ok(Some((uri, tmp)))
 }
 
 /// The machine's store under `/`, which a non-root user reaches through the daemon.
