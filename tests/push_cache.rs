@@ -1189,8 +1189,15 @@ fn narinfos_that_prove_nothing_are_not_already_cached() {
     let dir = b.env.path().join("cache");
     nix_copy_to_file_cache(&b.env, &dir, &key, std::slice::from_ref(&leaf));
     let good = std::fs::read_to_string(dir.join(name(&leaf))).unwrap();
-    std::fs::write(dir.join(name(&leaf)), "garbage\n").unwrap();
-    let truncated: String = good.lines().take(2).map(|l| format!("{l}\n")).collect();
+    // Leaf's narinfo is a link to a file of secrets (anyone who may write the cache
+    // directory can make one): never followed, never quoted.
+    let secret = b.env.path().join("netrc.secret");
+    std::fs::write(&secret, "machine h login u password PLANTED_N1\n").unwrap();
+    std::fs::remove_file(dir.join(name(&leaf))).unwrap();
+    std::os::unix::fs::symlink(&secret, dir.join(name(&leaf))).unwrap();
+    // Mid's is cut short, then a line that is no narinfo line: not quoted either.
+    let mut truncated: String = good.lines().take(2).map(|l| format!("{l}\n")).collect();
+    truncated.push_str("password PLANTED_N2\n");
     std::fs::write(dir.join(name(&mid)), truncated).unwrap();
     std::fs::write(dir.join(name(&b.top)), &good).unwrap();
     std::fs::write(dir.join(name(&b.kept_source)), "x".repeat(2 << 20)).unwrap();
@@ -1210,6 +1217,16 @@ fn narinfos_that_prove_nothing_are_not_already_cached() {
     c.env("NIX_CONFIG", "download-attempts = 1");
     let (out, _) = run_bounded(c, Duration::from_secs(120));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        !all.contains("PLANTED_N"),
+        "a cache file's content was printed: {all}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "machine h login u password PLANTED_N1\n",
+        "the link's target is never written"
+    );
     let j = json(&out);
     assert!(strings(&j["already_cached"]).is_empty(), "{j}");
     assert_eq!(strings(&j["pushed"]), sorted(&b.closure), "{j}");

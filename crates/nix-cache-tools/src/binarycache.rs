@@ -374,7 +374,9 @@ impl BinaryCache {
                     }
                     _ => {}
                 }
-                match crate::fsutil::read_regular(&path, cap, crate::fsutil::Follow::Symlinks) {
+                // Never through a link: anyone who may write the cache directory could
+                // point a narinfo at a file of this user's (a netrc, a key).
+                match crate::fsutil::read_regular(&path, cap, crate::fsutil::Follow::NoSymlinks) {
                     Ok(Some(f)) => Ok(Some(f.bytes)),
                     Ok(None) => Ok(None),
                     Err(e) => Err(CacheError::Io {
@@ -471,12 +473,12 @@ impl BinaryCache {
             path: path.to_owned(),
         })?;
         if let Base::File(dir) = &self.base {
-            // A FIFO, device or directory in place of a narinfo is no narinfo (and is
-            // never opened).
-            if let Ok(m) = std::fs::metadata(dir.join(&name)) {
+            // A FIFO, device, directory or symbolic link in place of a narinfo is no
+            // narinfo (and is never opened, nor followed).
+            if let Ok(m) = std::fs::symlink_metadata(dir.join(&name)) {
                 if !m.is_file() {
                     return Ok(Found::Invalid(format!(
-                        "{} is a {}, not a file",
+                        "{} is {}, not a regular file",
                         self.shown(&name),
                         crate::fsutil::describe_type(m.file_type())
                     )));

@@ -31,8 +31,9 @@ use std::fmt::Write as _;
 /// Why a text is not a narinfo Nix would accept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NarInfoError {
-    /// A line without a `:`.
-    #[error("narinfo line {line}: `{text}` is not `Key: value`")]
+    /// A line without a `:`. The message never quotes it: a narinfo of a hostile cache
+    /// (or a link in a `file://` cache to a file of secrets) is no text to print.
+    #[error("narinfo line {line} is not `Key: value`")]
     BadLine {
         /// 1-based.
         line: usize,
@@ -45,7 +46,8 @@ pub enum NarInfoError {
     /// A value Nix would refuse (an empty `URL`, a `NarSize` of 0 or no number, a
     /// `StorePath` that is no full store path), or a `NarHash` that
     /// [`NarInfo::fingerprint`] cannot use.
-    #[error("narinfo `{key}`: bad value `{value}`: {reason}")]
+    // The value is kept for callers, never printed (see `BadLine`).
+    #[error("narinfo `{key}`: bad value: {reason}")]
     BadValue {
         /// The narinfo key (`NarSize`).
         key: &'static str,
