@@ -1346,6 +1346,25 @@ fn coverage_against_http_and_file_caches_is_exact() {
     std::fs::write(c_dir.join("nix-cache-info"), "StoreDir: /gnu/store\n").unwrap();
     let b_url = format!("file://{}", b_dir.display());
     let c_url = format!("file://{}", c_dir.display());
+    // Cache D holds all of it too, but names `/nix/store/`: another prefix to Nix, which
+    // compares it exactly and refuses the cache.
+    let d_dir = env.path().join("cache-d");
+    support::nix_copy_to_file_cache(&env, &d_dir, &key, std::slice::from_ref(&top));
+    let d_info = std::fs::read_to_string(d_dir.join("nix-cache-info")).unwrap();
+    std::fs::write(
+        d_dir.join("nix-cache-info"),
+        d_info.replace("StoreDir: /nix/store\n", "StoreDir: /nix/store/\n"),
+    )
+    .unwrap();
+    let d_url = format!("file://{}", d_dir.display());
+    let nix_reads_d = env
+        .nix(&["path-info", "--store", &d_url, &top])
+        .output()
+        .unwrap();
+    assert!(
+        !nix_reads_d.status.success(),
+        "Nix took /nix/store/ as its store directory"
+    );
     let report = analytics_json(
         &env,
         &[
@@ -1361,14 +1380,25 @@ fn coverage_against_http_and_file_caches_is_exact() {
             &c_url,
             "--cache",
             "ssh-ng://builder.invalid",
+            "--cache",
+            &d_url,
         ],
     );
+    let d = report["coverage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cache"] == d_url.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(d["measured"], false, "{d}");
+    assert!(d["error"].as_str().unwrap().contains("/nix/store/"), "{d}");
     let total: u64 = full.iter().map(|p| sizes[p].0).sum();
     let part_bytes: u64 = part.iter().map(|p| sizes[p].0).sum();
     assert_eq!(report["closure"]["paths"], 4);
     assert_eq!(report["closure"]["nar_bytes"].as_u64().unwrap(), total);
     let cov = report["coverage"].as_array().unwrap();
-    assert_eq!(cov.len(), 4);
+    assert_eq!(cov.len(), 5);
     // Sorted by priority: A (30) first, then the others (default 50).
     assert_eq!(cov[0]["cache"], http.url.as_str());
     assert_eq!(cov[0]["priority"], 30);

@@ -187,7 +187,8 @@ fn check_one(
             cov.priority = cov.priority.or(info.priority).or(Some(50));
             if let Some(sd) = &info.store_dir {
                 cov.store_dir = Some(sd.clone());
-                if sd.trim_end_matches('/') != store_dir {
+                // Exactly, as Nix compares it: `/nix/store/` is another prefix, refused.
+                if sd != store_dir {
                     cov.error = Some(format!(
                         "the cache is for the store directory {sd}, not {store_dir}: Nix will not use it"
                     ));
