@@ -2031,6 +2031,69 @@ fn a_cache_that_never_answers_times_out_and_is_reported() {
     );
 }
 
+/// A cache that answers every narinfo with 429 ("slow down"), or with 503, is retried
+/// with pauses, but never without end: the cache is measured within a bound of a few
+/// `--timeout`s, and one whose first answers are all errors is not asked the rest. It is
+/// "not measured", never 0%.
+#[test]
+fn a_cache_that_only_says_slow_down_is_bounded() {
+    require_nix();
+    let env = NixEnv::new();
+    let store = synthetic(&env, 400, 3);
+    // The root with the largest closure.
+    let plain = analytics_json(&env, &["--store", &store]);
+    let top = plain["largest_closures"][0]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let paths = plain["largest_closures"][0]["closure_paths"]
+        .as_u64()
+        .unwrap();
+    assert!(paths >= 30, "a closure of {paths} paths");
+    let dir = env.path().join("served");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("nix-cache-info"), "StoreDir: /nix/store\n").unwrap();
+    for status in [429, 503] {
+        let hostile: support::http::Hostile = std::sync::Arc::new(move |_: &str, p: &str| {
+            p.ends_with(".narinfo")
+                .then(|| support::http::Answer::Status(status, b"slow down".to_vec()))
+        });
+        let http = support::http::HttpCache::serve_hostile(&dir, false, hostile);
+        let t0 = std::time::Instant::now();
+        let report = analytics_json(
+            &env,
+            &[
+                "--store",
+                &store,
+                "--closure",
+                &top,
+                "--cache",
+                &http.url,
+                "--timeout",
+                "1",
+            ],
+        );
+        let took = t0.elapsed();
+        // 6 s of queries at most (6 × --timeout), and some slack for a loaded machine.
+        assert!(
+            took < std::time::Duration::from_secs(15),
+            "{status}: took {took:?}"
+        );
+        let c = &report["coverage"][0];
+        assert_eq!(c["measured"], false, "{status}: {c}");
+        assert!(c["hit_rate_paths"].is_null(), "{c}");
+        let asked = http
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with(".narinfo"))
+            .count();
+        assert!(
+            (asked as u64) < paths * 2,
+            "{status}: {asked} narinfo requests for {paths} paths"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Safety (issue 8): read-only means read-only, bounded inputs, truthful figures.
 // ---------------------------------------------------------------------------------------

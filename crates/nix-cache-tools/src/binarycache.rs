@@ -139,6 +139,9 @@ pub(crate) struct QueryOptions {
     /// When set, no request runs past this moment (each gets at most the time left);
     /// paths not asked by then are [`Presence::Error`].
     pub deadline: Option<std::time::Instant>,
+    /// When set, a cache whose first this many answers are all errors (down, refusing,
+    /// slowing down) is not asked the rest: those are [`Found::Error`] at once.
+    pub give_up_after: Option<usize>,
 }
 
 impl Default for QueryOptions {
@@ -147,6 +150,7 @@ impl Default for QueryOptions {
             jobs: 16,
             retries: 1,
             deadline: None,
+            give_up_after: None,
         }
     }
 }
@@ -597,6 +601,11 @@ impl BinaryCache {
     ) -> Vec<Found> {
         let jobs = opts.jobs.clamp(1, MAX_JOBS).min(paths.len().max(1));
         let next = AtomicUsize::new(0);
+        // Answers so far that were errors, and whether any was not.
+        let (errors, answered) = (
+            AtomicUsize::new(0),
+            std::sync::atomic::AtomicBool::new(false),
+        );
         let mut results: Vec<Option<Found>> = vec![None; paths.len()];
         let slots = std::sync::Mutex::new(&mut results);
         std::thread::scope(|s| {
@@ -605,7 +614,23 @@ impl BinaryCache {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(path) = paths.get(i) else { break };
-                        let f = self.query_one(path.as_ref(), opts);
+                        let failing = opts.give_up_after.is_some_and(|n| {
+                            !answered.load(Ordering::Relaxed) && errors.load(Ordering::Relaxed) >= n
+                        });
+                        let f = if failing {
+                            Found::Error(format!(
+                                "not asked: the cache's first {} answers were all errors",
+                                errors.load(Ordering::Relaxed)
+                            ))
+                        } else {
+                            let f = self.query_one(path.as_ref(), opts);
+                            if matches!(f, Found::Error(_)) {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                answered.store(true, Ordering::Relaxed);
+                            }
+                            f
+                        };
                         if let Ok(mut slots) = slots.lock() {
                             slots[i] = Some(f);
                         }

@@ -38,6 +38,13 @@ pub(crate) struct SigPolicy {
 /// sample of them beyond that): ed25519 checks cost ~50 µs each.
 const MAX_SIG_CHECKS: usize = 4096;
 
+/// One cache is measured within this many `--timeout`s (60 s by default): queries not
+/// answered by then count as failed (the rates are then a lower bound).
+const MEASURE_ROUNDS: u32 = 6;
+
+/// A cache whose first this many answers are all errors is not asked the rest.
+const GIVE_UP_AFTER: usize = 32;
+
 /// Examples of incomplete paths kept per cache.
 const MAX_INCOMPLETE_EXAMPLES: usize = 5;
 
@@ -209,7 +216,15 @@ fn check_one(
         }
     }
     let paths: Vec<String> = closure.iter().map(|m| m.path.clone()).collect();
-    let found = cache.query_detailed(&paths, &QueryOptions::default());
+    // Bounded, whatever the cache does: each request within `timeout`, the whole cache
+    // within MEASURE_ROUNDS of them, and a cache whose first answers are all errors
+    // (down, 429 to everything) not asked the rest.
+    let opts = QueryOptions {
+        deadline: Some(std::time::Instant::now() + timeout * MEASURE_ROUNDS),
+        give_up_after: Some(GIVE_UP_AFTER),
+        ..QueryOptions::default()
+    };
+    let found = cache.query_detailed(&paths, &opts);
     let (mut present, mut bytes, mut first_error) = (0u64, 0u64, None);
     let mut held = vec![false; closure.len()];
     let mut signing = Vec::new();
