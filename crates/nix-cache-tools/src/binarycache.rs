@@ -852,6 +852,7 @@ mod tests {
                 retries: 1,
                 jobs: 2,
                 deadline: None,
+                give_up_after: None,
             },
         );
         assert_eq!(
