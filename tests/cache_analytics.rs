@@ -1479,6 +1479,58 @@ fn file_cache(
     dir
 }
 
+/// A cache's words never drive the terminal or the job summary: a `Sig` whose key name
+/// carries ANSI escapes, HTML and a Markdown link shows in every format made harmless.
+#[test]
+fn a_caches_key_names_cannot_inject_into_any_output() {
+    require_nix();
+    let env = NixEnv::new();
+    let top = support::build_small_closure(&env, &support::unique("inj"));
+    let dir = env.path().join("chroot");
+    copy_to_chroot(&env, &dir, &top);
+    let cache = file_cache(&env, "cache", None, &top);
+    let evil = "k\x1b]0;pwned\x07\x1b[2J<img src=//evil.example/p.png>[Fix your cache](//evil.example/login)";
+    for e in std::fs::read_dir(&cache).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "narinfo") {
+            let mut t = std::fs::read_to_string(&p).unwrap();
+            t.push_str(&format!("Sig: {evil}:AAAA\n"));
+            std::fs::write(&p, t).unwrap();
+        }
+    }
+    let url = format!("file://{}", cache.display());
+    for format in ["table", "markdown", "json"] {
+        let out = analytics(
+            &env,
+            &[
+                "--store",
+                dir.to_str().unwrap(),
+                "--closure",
+                &top,
+                "--cache",
+                &url,
+                "--format",
+                format,
+            ],
+        );
+        let text = format!("{}{}", stdout(&out), support::stderr(&out));
+        // The name is shown (made harmless), not dropped.
+        assert!(
+            text.contains("pwned") && text.contains("evil.example"),
+            "{format}: {text}"
+        );
+        assert!(
+            !text.contains('\x1b') && !text.contains('\x07'),
+            "{format}: {text:?}"
+        );
+        assert!(
+            !text.contains("\\u001b") && !text.contains("<img"),
+            "{format}: {text}"
+        );
+        assert!(!text.contains("[Fix your cache]("), "{format}: {text}");
+    }
+}
+
 #[test]
 #[allow(
     clippy::too_many_lines,

@@ -1330,9 +1330,11 @@ fn every_put_500_ends_within_the_timeout_with_reasons() {
     std::fs::write(root.join("nix-cache-info"), "StoreDir: /nix/store\n").unwrap();
     let hostile: http::Hostile = Arc::new(|m: &str, _p: &str| {
         (m == "PUT").then(|| {
+            // The server's first line tries to drive the terminal (retitle it, clear
+            // it) and to break out of the summary's collapsed list with HTML.
             http::Answer::Status(
                 500,
-                b"Internal Server Error: disk quota exceeded\nsecond line\n".to_vec(),
+                b"Internal Server Error: disk quota exceeded \x1b]0;pwned\x07\x1b[2J</details><img src=//evil.example/x.png>\nsecond line\n".to_vec(),
             )
         })
     });
@@ -1365,6 +1367,13 @@ fn every_put_500_ends_within_the_timeout_with_reasons() {
         md.contains("HTTP error 500") && md.contains("disk quota exceeded"),
         "{md}"
     );
+    for text in [&err, &stdout(&out), &md] {
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+        assert!(
+            !text.contains("<img") && !text.contains("</details><img"),
+            "{text}"
+        );
+    }
 
     let c = push_cache(
         &b.env,

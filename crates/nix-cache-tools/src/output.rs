@@ -123,6 +123,54 @@ pub(crate) fn lossy_opt_path<S: serde::Serializer>(
     }
 }
 
+/// Text that came from outside (a server's answer, a cache's key name or `StoreDir`,
+/// Nix quoting a server), made safe for every output: control characters (an ANSI
+/// escape would retitle or clear the terminal) become spaces, runs of white space one
+/// space, and the characters that make Markdown or HTML in a CI job summary (`<`, `>`,
+/// `[`, `]`, `` ` ``, `|`) their look-alikes `‹ › ( ) ' ¦`; at most `max` characters.
+/// The `<redacted>` of [`crate::redact`] stays as it is, so that text is redacted first
+/// (a secret is matched before any character of it is replaced).
+pub(crate) fn untrusted(text: &str, max: usize) -> String {
+    let parts: Vec<String> = text
+        .split(crate::redact::REDACTED)
+        .map(|p| untrusted_part(p, max))
+        .collect();
+    let joined = parts.join(crate::redact::REDACTED);
+    match joined.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &joined[..i]),
+        None => joined,
+    }
+}
+
+fn untrusted_part(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max * 4));
+    let mut space = false;
+    let mut count = 0;
+    for c in text.chars() {
+        let c = match c {
+            c if c.is_control() || c.is_whitespace() => ' ',
+            '<' => '‹',
+            '>' => '›',
+            '[' => '(',
+            ']' => ')',
+            '`' => '\'',
+            '|' => '¦',
+            c => c,
+        };
+        if c == ' ' && space {
+            continue;
+        }
+        space = c == ' ';
+        if count == max {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+        count += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +180,21 @@ mod tests {
         assert_eq!(human_bytes(0), "0 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+
+    #[test]
+    fn untrusted_text_cannot_drive_a_terminal_or_a_summary() {
+        let t = untrusted(
+            "k\x1b]0;pwned\x07\x1b[2J </details><img src=//evil.example/p.png> [Fix](//evil) `x` a|b\r\nnext",
+            200,
+        );
+        assert!(!t.chars().any(char::is_control), "{t:?}");
+        for bad in ['<', '>', '[', ']', '`', '|'] {
+            assert!(!t.contains(bad), "{bad} in {t:?}");
+        }
+        assert!(t.contains("‹img src=//evil.example/p.png›"), "{t}");
+        assert_eq!(untrusted("abcdef", 3), "abc…");
+        assert_eq!(untrusted("a \t\n b", 10), "a b");
+        assert_eq!(untrusted("u:<redacted>@h <b>", 40), "u:<redacted>@h ‹b›");
     }
 }

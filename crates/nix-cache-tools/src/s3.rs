@@ -426,19 +426,14 @@ pub(crate) fn upload_id(answer: &str) -> Option<String> {
         .map(|r| r.upload_id().to_owned())
 }
 
-/// `Code: Message` of an S3 error document, for messages (`None` when it is not one).
+/// `Code: Message` of an S3 error document, for messages (`None` when it is not one);
+/// the server's words made safe ([`crate::output::untrusted`]).
 pub(crate) fn error_summary(body: &str) -> Option<String> {
     let field = |name: &str| {
         let open = format!("<{name}>");
         let start = body.find(&open)? + open.len();
         let len = body[start..].find(&format!("</{name}>"))?;
-        Some(
-            body[start..start + len]
-                .trim()
-                .chars()
-                .take(200)
-                .collect::<String>(),
-        )
+        Some(crate::output::untrusted(&body[start..start + len], 200))
     };
     let code = field("Code")?;
     Some(match field("Message") {

@@ -138,7 +138,12 @@ fn check_signatures(
                 });
             }
             for sig in &sign.sigs {
-                let name = sig.split_once(':').map_or(sig.as_str(), |(n, _)| n);
+                // The cache's words: a name made safe for every output.
+                let name = crate::output::untrusted(
+                    sig.split_once(':').map_or(sig.as_str(), |(n, _)| n),
+                    100,
+                );
+                let name = name.as_str();
                 if policy.keys.iter().any(|k| k.name == name) {
                     mismatched.insert(name.to_owned());
                 } else {
@@ -193,11 +198,12 @@ fn check_one(
             // Nix gives a cache whose nix-cache-info names none priority 50.
             cov.priority = cov.priority.or(info.priority).or(Some(50));
             if let Some(sd) = &info.store_dir {
-                cov.store_dir = Some(sd.clone());
+                cov.store_dir = Some(crate::output::untrusted(sd, 200));
                 // Exactly, as Nix compares it: `/nix/store/` is another prefix, refused.
                 if sd != store_dir {
                     cov.error = Some(format!(
-                        "the cache is for the store directory {sd}, not {store_dir}: Nix will not use it"
+                        "the cache is for the store directory {}, not {store_dir}: Nix will not use it",
+                        crate::output::untrusted(sd, 200)
                     ));
                     return cov;
                 }

@@ -145,7 +145,8 @@ pub(super) fn reason(e: &CmdError) -> String {
         (None, Some(h)) => format!("{h}, with no error message"),
         (None, None) => "failed".to_owned(),
     };
-    shorten(&redact::urls_in(&text), 500)
+    // Nix quotes the server's answer: never able to drive a terminal or a summary.
+    crate::output::untrusted(&redact::urls_in(&text), 500)
 }
 
 /// Nix's last `error:` line (without the prefix), with the first line of the response
@@ -184,15 +185,6 @@ fn error_line(stderr: &str) -> Option<String> {
         }
     }
     Some(out)
-}
-
-fn shorten(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut t: String = s.chars().take(max).collect();
-    t.push('…');
-    t
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ impl HttpSink {
                         body: Some(match resp.header("Location") {
                             Some(to) => format!(
                                 "the cache redirected the upload to {}; use that URL",
-                                crate::redact::url(to)
+                                crate::output::untrusted(&crate::redact::url(to), 300)
                             ),
                             None => "the upload was not accepted (not a 2xx answer)".to_owned(),
                         }),
@@ -90,10 +90,11 @@ impl HttpSink {
                     Err(ureq::Error::Status(status, resp)) => {
                         let mut first = String::new();
                         let _ = resp.into_reader().take(1024).read_to_string(&mut first);
-                        let line = first.lines().find(|l| !l.trim().is_empty()).map(|l| {
-                            let l = l.trim();
-                            l.chars().take(200).collect::<String>()
-                        });
+                        // The server's words: never able to drive a terminal or a summary.
+                        let line = first
+                            .lines()
+                            .find(|l| !l.trim().is_empty())
+                            .map(|l| crate::output::untrusted(l.trim(), 200));
                         SinkError::Status {
                             url: crate::redact::url(&url),
                             status,
