@@ -186,15 +186,26 @@ impl SecretKey {
             }
             _ => return Err(KeyError::NotASecretKey),
         };
-        // Never echo secret material in errors.
-        let redacted = format!("{name}:<secret>");
-        let bytes = decode(&redacted, b64, "secret", 64)?;
+        // Never echo the file in errors, not even the part before the `:` (in a file
+        // that is no key, it may be an access key id) nor where the base64 breaks.
+        let bytes = STANDARD.decode(b64).map_err(|_| KeyError::BadBase64 {
+            key: "NAME:<secret>".to_owned(),
+            reason: "not base64".to_owned(),
+        })?;
+        if bytes.len() != 64 {
+            return Err(KeyError::BadLength {
+                key: "NAME:<secret>".to_owned(),
+                kind: "secret",
+                got: bytes.len(),
+                want: 64,
+            });
+        }
         let mut seed = [0u8; 32];
         seed.copy_from_slice(&bytes[..32]);
         let signing = SigningKey::from_bytes(&seed);
         if signing.verifying_key().as_bytes()[..] != bytes[32..] {
             return Err(KeyError::Inconsistent {
-                name: name.to_owned(),
+                name: "NAME".to_owned(),
             });
         }
         Ok(SecretKey {
@@ -381,7 +392,16 @@ mod tests {
         let e = SecretKey::read(&f).unwrap_err().to_string();
         assert!(!e.contains("PLANTED") && !e.contains("OPENSSH"), "{e}");
         assert!(e.contains("not a Nix secret key"), "{e}");
-        for text in ["token:with:colons PLANTED", "PLANTED", "name: PLANTED"] {
+        for text in [
+            "token:with:colons PLANTED",
+            "PLANTED",
+            "name: PLANTED",
+            // The part before the `:` may be an access key id; where the base64 breaks
+            // says something about the secret too.
+            "AKIAPLANTED13:wJalrXUtnFEMI/K7MDENG/bPxRfiCY",
+            "PLANTED9:",
+            "PLANTED:ab:cd",
+        ] {
             let e = SecretKey::parse(text).unwrap_err().to_string();
             assert!(!e.contains("PLANTED"), "{e}");
         }
@@ -409,6 +429,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("c2VjcmV0c2VjcmV0"), "{err}");
-        assert!(err.contains("mykey"), "{err}");
+        assert!(!err.contains("mykey") && !err.contains("offset"), "{err}");
+        assert!(err.contains("decodes to 12 bytes"), "{err}");
     }
 }
