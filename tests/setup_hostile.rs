@@ -293,6 +293,20 @@ fn secrets_never_reach_any_output() {
         assert_no_secret(&all, &secrets, &format!("setup-cache {mode:?}"));
         assert!(all.contains("<redacted>"), "{mode:?}: {all}");
     }
+    // A password with characters JSON escapes (`"`, `\`) is hidden in --json too.
+    for mode in [&["--dry-run", "--json"][..], &["--json"][..]] {
+        let mut args = vec![
+            "--url",
+            "https://u:ab\"PLANTED_Q\\x@quoted.example",
+            "--public-key",
+            KEY,
+        ];
+        args.extend_from_slice(mode);
+        let out = run_bounded(&mut tool(&env, &args), 30);
+        let all = format!("{}\n{}", stdout(&out), stderr(&out));
+        assert!(!all.contains("PLANTED_Q"), "{mode:?}: {all}");
+        assert!(all.contains("<redacted>"), "{mode:?}: {all}");
+    }
     // An error that quotes the URL hides its password too.
     let out = run_bounded(
         &mut tool(

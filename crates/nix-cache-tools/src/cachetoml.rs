@@ -380,19 +380,27 @@ fn parse_push(ctx: &Ctx, t: &Table) -> Result<Push, CacheTomlError> {
 
 /// `cachix:NAME`, `attic:[SERVER:]CACHE`, or a store URI with a scheme.
 pub fn validate_push_target(to: &str) -> Result<(), String> {
+    // A name that starts with `-` would reach `cachix push` / `attic push` as an option.
     if let Some(name) = to.strip_prefix("cachix:") {
-        if name.is_empty() || name.contains('/') {
-            return Err(format!("`{to}`: expected cachix:NAME"));
+        if !url::is_cachix_name(name) || name.starts_with('-') {
+            return Err(format!(
+                "`{to}`: expected cachix:NAME (letters, digits, `-` and `_`, not starting with `-`)"
+            ));
         }
         return Ok(());
     }
     if let Some(name) = to.strip_prefix("attic:") {
-        if name.is_empty() {
+        if name.is_empty() || name.starts_with('-') || name.contains(char::is_whitespace) {
             return Err(format!(
-                "`{to}`: expected attic:CACHE or attic:SERVER:CACHE"
+                "`{to}`: expected attic:CACHE or attic:SERVER:CACHE (not starting with `-`)"
             ));
         }
         return Ok(());
+    }
+    if url::option_like_ssh_host(to) {
+        return Err(format!(
+            "`{to}` names a host starting with `-`, which ssh would take as an option: give the host name"
+        ));
     }
     if url::scheme(to).is_none() {
         return Err(format!(
@@ -817,5 +825,27 @@ filter = '(-source$|nixpkgs\.tar\.gz$)'
         let c = load(&p).unwrap();
         assert_eq!(c.caches[1].url, "https://team.cachix.org.example/x");
         assert_eq!(c.caches[1].token_env, None);
+    }
+
+    #[test]
+    fn push_targets_that_would_be_options_are_refused() {
+        for bad in [
+            "cachix:--version",
+            "cachix:-j",
+            "cachix:a b",
+            "attic:--help",
+            "ssh-ng://-oProxyCommand=x",
+            "ssh://u@-oProxyCommand=x",
+        ] {
+            assert!(validate_push_target(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "cachix:nanna-coder",
+            "attic:srv:cache",
+            "ssh-ng://builder",
+            "file:///c",
+        ] {
+            assert_eq!(validate_push_target(good), Ok(()), "{good}");
+        }
     }
 }

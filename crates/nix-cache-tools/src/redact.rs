@@ -57,6 +57,27 @@ pub(crate) fn is_secret_setting(name: &str) -> bool {
     base == "access-tokens"
 }
 
+/// Pretty JSON of `value` with [`urls_in`] applied to every string in it, before it is
+/// serialized: redacting the serialized text instead would miss a password with a `"`
+/// or `\\` in it (JSON escapes those, so the text no longer holds the secret as it is).
+pub fn json_pretty<T: serde::Serialize>(value: &T) -> String {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => *s = urls_in(s),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            serde_json::Value::Object(o) => o.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    match serde_json::to_value(value) {
+        Ok(mut v) => {
+            walk(&mut v);
+            serde_json::to_string_pretty(&v).unwrap_or_else(|_| "{}".to_owned())
+        }
+        Err(_) => "{}".to_owned(),
+    }
+}
+
 /// One URL with the credentials of its authority hidden.
 pub(crate) fn url(u: &str) -> String {
     urls_in(u)

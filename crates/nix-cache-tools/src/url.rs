@@ -26,6 +26,12 @@ pub enum UrlError {
     /// Nothing between `://` and the path (any scheme but `file`).
     #[error("`{0}` has no host after `://`")]
     NoHost(String),
+    /// An `ssh://` / `ssh-ng://` host starting with `-`: ssh would read it as an option
+    /// (`ssh://-oProxyCommand=...` runs a command); Nix refuses it too.
+    #[error(
+        "`{0}` names a host starting with `-`, which ssh would take as an option: give the host name"
+    )]
+    OptionHost(String),
     /// White space or `#`, which nix.conf would split on or cut at.
     #[error("`{url}` contains `{ch}`, which Nix's config parser would cut or split: {why}")]
     BadChar {
@@ -87,7 +93,19 @@ pub fn validate_substituter(url: &str) -> Result<(), UrlError> {
     if scheme != "file" && host(url).is_none_or(str::is_empty) {
         return Err(UrlError::NoHost(url.to_owned()));
     }
+    if option_like_ssh_host(url) {
+        return Err(UrlError::OptionHost(url.to_owned()));
+    }
     Ok(())
+}
+
+/// An `ssh://` / `ssh-ng://` URI whose `[user@]host` starts with `-` (either part):
+/// ssh would read it as an option (`-oProxyCommand=...` runs a command).
+pub(crate) fn option_like_ssh_host(url: &str) -> bool {
+    let authority = url.split_once("://").map_or("", |(_, r)| r);
+    let user_host = authority.split(['/', '?']).next().unwrap_or("");
+    scheme(url).is_some_and(|s| s.starts_with("ssh"))
+        && (user_host.starts_with('-') || host(url).is_some_and(|h| h.starts_with('-')))
 }
 
 /// The host of `scheme://[user@]host[:port]/...`, without port or user.
@@ -241,5 +259,22 @@ mod tests {
         ));
         assert!(!same_store("s3://b?region=a", "s3://b?region=b"));
         assert!(!same_store("s3://b?region=a", "s3://c?region=a"));
+    }
+
+    #[test]
+    fn an_ssh_host_that_reads_as_an_option_is_refused() {
+        for u in [
+            "ssh://-oProxyCommand=touch${IFS}/tmp/x",
+            "ssh-ng://-oProxyCommand=x@h",
+            "ssh://user@-oProxyCommand=x",
+        ] {
+            assert_eq!(
+                validate_substituter(u),
+                Err(UrlError::OptionHost(u.to_owned())),
+                "{u}"
+            );
+        }
+        assert_eq!(validate_substituter("ssh-ng://builder.example"), Ok(()));
+        assert_eq!(validate_substituter("https://-weird.example"), Ok(()));
     }
 }

@@ -159,9 +159,7 @@ fn main() -> std::process::ExitCode {
                 if let (Some(s), Some(obj)) = (saved, v.as_object_mut()) {
                     obj.insert("saved".into(), serde_json::Value::String(s));
                 }
-                nix_cache_tools::output::println(&hide(
-                    &serde_json::to_string_pretty(&v).unwrap_or_default(),
-                ));
+                nix_cache_tools::output::println(&nix_cache_tools::redact::json_pretty(&v));
             } else {
                 nix_cache_tools::output::print(&hide(&report.human()));
                 if let Some(s) = saved {

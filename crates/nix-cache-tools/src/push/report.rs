@@ -86,9 +86,9 @@ impl Report {
         }
     }
 
-    /// The `--json` report, pretty-printed.
+    /// The `--json` report, pretty-printed, credentials hidden in every string.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".to_owned())
+        crate::redact::json_pretty(self)
     }
 
     /// The final human summary.
