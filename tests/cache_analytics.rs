@@ -1163,6 +1163,29 @@ fn config_findings_at_their_file_and_line() {
 /// Nix 2.34 parses every substituter while loading the configuration and refuses to start
 /// on a quoted one or one that is no store; 2.26 and older start. Either way the line is
 /// reported at its file and line: an error where this Nix refuses it, else a warning.
+/// `--sections findings` (the findings that are not the configuration's) never says
+/// "none" alone while configuration findings exist: it names the section that has them;
+/// and the recommendation does not point "above" at a section not shown.
+#[test]
+fn a_section_left_out_is_named_not_hidden() {
+    require_nix();
+    let env = config_fixture("broken");
+    let missing = env.path().join("no-store");
+    let out = env
+        .command(BIN)
+        .args([
+            "--store",
+            missing.to_str().unwrap(),
+            "--sections",
+            "findings,recommendations",
+        ])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("`--sections config`"), "{text}");
+    assert!(!text.contains("listed above"), "{text}");
+}
+
 #[test]
 fn quoted_and_non_url_substituters_are_reported_as_this_nix_treats_them() {
     require_nix();

@@ -463,8 +463,8 @@ impl Ctx<'_> {
                     if self.st.unreadable_roots.is_empty() { "" } else { "at most " },
                     render::thousands(dead_paths),
                     if dead_paths == 1 { "" } else { "s" },
-                    if dead_paths == 1 { "is" } else { "are" },
                     crate::output::human_bytes(dead_bytes),
+                    if dead_paths == 1 { "is" } else { "are" },
                     if self.st.unreadable_roots.is_empty() { "" } else { " this user can read (some root directories could not be read)" }
                 ),
                 command: Some(format!("nix-store{} --gc", self.store_hint)),
@@ -853,7 +853,7 @@ impl Ctx<'_> {
                 Recommendation {
                     area: Area::Config,
                     message: format!(
-                        "Fix the {} configuration problem{} listed above, starting with {}:{}.",
+                        "Fix the {} configuration problem{} among the findings (section `config`), starting with {}:{}.",
                         problems.len(),
                         if problems.len() == 1 { "" } else { "s" },
                         first.file.as_deref().unwrap_or("?"),

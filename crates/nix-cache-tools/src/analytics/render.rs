@@ -411,7 +411,7 @@ fn gc_table(out: &mut String, gc: &super::GcSection, st: Style) {
     out.push_str(&st.heading("Garbage"));
     out.push('\n');
     out.push_str(&format!(
-        "{}{} dead paths ({}) not reachable from {} GC roots ({} rooted paths, {} live paths).\n",
+        "{}{} dead paths ({}) not reachable from {} ({} rooted paths, {} live paths).\n",
         if gc.dead_is_upper_bound {
             "At most "
         } else {
@@ -419,7 +419,7 @@ fn gc_table(out: &mut String, gc: &super::GcSection, st: Style) {
         },
         thousands(gc.dead_paths),
         bytes(gc.dead_nar_bytes),
-        thousands(gc.roots),
+        count(gc.roots, "GC root"),
         thousands(gc.root_paths),
         thousands(gc.live_paths)
     ));
@@ -564,6 +564,18 @@ fn findings_table(out: &mut String, report: &Report, sections: Sections, st: Sty
         .collect();
     out.push_str(&st.heading("Findings"));
     out.push('\n');
+    let hidden = report.findings.len() - shown.len();
+    if hidden > 0 {
+        out.push_str(&format!(
+            "{hidden} more not shown here: `--sections {}` shows {}\n",
+            if sections.has("config") {
+                "findings"
+            } else {
+                "config"
+            },
+            if hidden == 1 { "it" } else { "them" }
+        ));
+    }
     if shown.is_empty() {
         out.push_str("none\n");
     } else if term_width(st.tty).is_some() {
@@ -1231,7 +1243,7 @@ fn gc_md(out: &mut String, gc: &super::GcSection) {
         bytes(gc.dead_nar_bytes)
     ));
     out.push_str(&format!(
-        "**{}{} dead paths ({})** are not reachable from the {} GC roots ({} live paths).\n\n",
+        "**{}{} dead paths ({})** are not reachable from the {} ({} live paths).\n\n",
         if gc.dead_is_upper_bound {
             "At most "
         } else {
@@ -1239,7 +1251,7 @@ fn gc_md(out: &mut String, gc: &super::GcSection) {
         },
         thousands(gc.dead_paths),
         bytes(gc.dead_nar_bytes),
-        thousands(gc.roots),
+        count(gc.roots, "GC root"),
         thousands(gc.live_paths)
     ));
     if gc.dead_is_upper_bound {
