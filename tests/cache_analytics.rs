@@ -1502,6 +1502,51 @@ fn file_cache(
     dir
 }
 
+/// A narinfo that names a path of the closure but another NarSize (other contents: Nix
+/// would fail on its NAR) is not "present": counted apart, with a warning.
+#[test]
+fn narinfos_for_other_contents_are_not_coverage() {
+    require_nix();
+    let env = NixEnv::new();
+    let top = support::build_small_closure(&env, &support::unique("oth"));
+    let dir = env.path().join("chroot");
+    copy_to_chroot(&env, &dir, &top);
+    let cache = file_cache(&env, "cache", None, &top);
+    let file = cache.join(nix_cache_tools::narinfo::narinfo_file_name(&top).unwrap());
+    let text: String = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("NarSize: ") {
+                "NarSize: 999999".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&file, text).unwrap();
+    let url = format!("file://{}", cache.display());
+    let report = analytics_json(
+        &env,
+        &[
+            "--store",
+            dir.to_str().unwrap(),
+            "--closure",
+            &top,
+            "--cache",
+            &url,
+        ],
+    );
+    let c = &report["coverage"][0];
+    assert_eq!(c["other_contents"], 1, "{c}");
+    assert_eq!(c["paths_present"], 3, "{c}");
+    assert!(
+        report["findings"].to_string().contains("other contents"),
+        "{report}"
+    );
+}
+
 /// A cache's words never drive the terminal or the job summary: a `Sig` whose key name
 /// carries ANSI escapes, HTML and a Markdown link shows in every format made harmless.
 #[test]

@@ -1316,6 +1316,54 @@ fn narinfos_that_prove_nothing_are_not_already_cached() {
     }
 }
 
+/// A narinfo that parses and names the path but describes other contents (another
+/// NarHash: a corrupted or forged entry; Nix would fail on it with "hash mismatch") is
+/// no proof the cache holds this store's path: it is pushed again, and the cache's
+/// narinfo then says what this store holds.
+#[test]
+fn a_narinfo_for_other_contents_is_not_already_cached() {
+    use std::time::Duration;
+    let b = build_fixture("pother");
+    let dir = b.env.path().join("cache");
+    let to = format!("file://{}", dir.display());
+    let (out, _) = run_bounded(
+        push_cache(&b.env, &b.work, &["--to", &to, "--json", &b.top]),
+        Duration::from_secs(120),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let leaf = b
+        .closure
+        .iter()
+        .find(|p| p.contains("-leaf-"))
+        .unwrap()
+        .clone();
+    let file = dir.join(nix_cache_tools::narinfo::narinfo_file_name(&leaf).unwrap());
+    let good = std::fs::read_to_string(&file).unwrap();
+    let forged: String = good
+        .lines()
+        .map(|l| {
+            if l.starts_with("NarHash: ") {
+                "NarHash: sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(forged, good);
+    std::fs::write(&file, &forged).unwrap();
+    let (out, _) = run_bounded(
+        push_cache(&b.env, &b.work, &["--to", &to, "--json", &b.top]),
+        Duration::from_secs(120),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let j = json(&out);
+    assert!(!strings(&j["already_cached"]).contains(&leaf), "{j}");
+    assert!(strings(&j["pushed"]).contains(&leaf), "{j}");
+    assert!(j["warnings"].to_string().contains("other contents"), "{j}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), good);
+}
+
 /// A cache that answers every upload with HTTP 500 (and Nix's default download-attempts):
 /// the push ends within --timeout, exit 3, and each failed path says why — the HTTP
 /// status and the first line of the server's answer — in text, --json and Markdown.

@@ -186,6 +186,8 @@ pub(crate) enum Found {
     Present {
         nar_size: u64,
         file_size: Option<u64>,
+        /// Its `NarHash` as `sha256:<nix32>` (`None` when it is no sha256 Nix reads).
+        nar_hash: Option<String>,
         /// What a signature check needs: its `Sig` lines, the fingerprint they cover
         /// (`None` when its `NarHash` is not one Nix can sign) and whether it has a `CA`.
         signing: Box<Signing>,
@@ -517,6 +519,7 @@ impl BinaryCache {
         Ok(Found::Present {
             nar_size: info.nar_size,
             file_size: info.file_size,
+            nar_hash: crate::narinfo::nar_hash_nix32(&info.nar_hash),
             signing: Box::new(Signing {
                 fingerprint: info.fingerprint().ok(),
                 content_addressed: info.ca.is_some(),

@@ -93,6 +93,7 @@ fn empty(target: &Target, closure: &[Member]) -> Coverage {
         error: None,
         signatures: None,
         incomplete: None,
+        other_contents: 0,
     }
 }
 
@@ -236,6 +237,10 @@ fn check_one(
     let mut signing = Vec::new();
     for ((f, m), held) in found.iter().zip(closure).zip(&mut held) {
         match f {
+            // Other contents than this store's path: Nix would fail on its NAR.
+            Found::Present { nar_size, .. } if *nar_size != m.nar_size && m.nar_size != 0 => {
+                cov.other_contents += 1;
+            }
             Found::Present { signing: s, .. } => {
                 present += 1;
                 bytes += m.nar_size;

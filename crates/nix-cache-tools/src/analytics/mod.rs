@@ -688,6 +688,17 @@ impl Ctx<'_> {
                 "Run again, or raise `--timeout`, when the cache answers reliably.".to_owned(),
             ));
         }
+        if c.other_contents > 0 {
+            self.findings.push(Finding::new(
+                Severity::Warning,
+                Area::Coverage,
+                format!(
+                    "{} narinfos at {shown} name paths of the closure but describe other contents (another NarSize than this store's): Nix would download them and fail (\"hash mismatch\"); they are not counted as present.",
+                    c.other_contents
+                ),
+                "Push this store's paths again (`push-cache` replaces such narinfos), or find out which build made the cache's (a path that does not build reproducibly).".to_owned(),
+            ));
+        }
         self.signature_findings(c, &shown);
         // The command that pushes the rest of the closure to this cache.
         let push = format!(

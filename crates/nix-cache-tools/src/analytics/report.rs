@@ -288,6 +288,10 @@ pub struct Coverage {
     pub signatures: Option<Signatures>,
     /// Paths the cache holds without one of their references (null when not measured).
     pub incomplete: Option<Incomplete>,
+    /// Narinfos that name a path of the closure but another `NarSize` than this store's:
+    /// other contents (corrupted, or another build of a non-reproducible path), which
+    /// Nix would refuse on download ("hash mismatch"). Not counted as present.
+    pub other_contents: u64,
 }
 
 /// The signatures of one cache's narinfos for the closure, checked as Nix checks them.

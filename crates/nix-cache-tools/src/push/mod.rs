@@ -296,6 +296,7 @@ pub fn run(opts: &Options, on_progress: OnProgress<'_>) -> Result<Report, PushEr
         Some((cache, true)) => ask_cache(
             cache,
             &closure.plan.ordered,
+            &closure.nodes,
             &setup.target,
             opts,
             &deadline,
@@ -613,6 +614,7 @@ impl Todo {
 fn ask_cache(
     cache: &BinaryCache,
     ordered: &[StorePath],
+    nodes: &BTreeMap<StorePath, PathInfo>,
     target: &Target,
     opts: &Options,
     deadline: &Deadline,
@@ -634,6 +636,28 @@ fn ask_cache(
     };
     let mut errors = 0usize;
     for (path, f) in ordered.iter().cloned().zip(found) {
+        // A narinfo for other contents than this store's (another NAR hash or size: a
+        // corrupted or forged entry, re-signed or not) is no proof either: Nix would
+        // download it and fail with "hash mismatch".
+        let f = match (f, nodes.get(&path)) {
+            (
+                Found::Present {
+                    nar_size, nar_hash, ..
+                },
+                Some(local),
+            ) if (local.nar_size != 0 && nar_size != local.nar_size)
+                || local
+                    .nar_hash
+                    .as_deref()
+                    .and_then(crate::narinfo::nar_hash_nix32)
+                    .is_some_and(|h| nar_hash.as_deref() != Some(h.as_str())) =>
+            {
+                Found::Invalid(format!(
+                    "it describes other contents than this store's {path} (another NarHash or NarSize)"
+                ))
+            }
+            (f, _) => f,
+        };
         match f {
             Found::Present { .. } => report.already_cached.push(path),
             Found::Absent => todo.to_push.push(path),
