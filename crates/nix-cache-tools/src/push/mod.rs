@@ -36,7 +36,7 @@ mod roots;
 pub use crate::upload::{OnProgress, Progress};
 use copy::{Upload, upload_with_tool};
 use report::Reporter;
-pub use report::{Failure, Kept, Report};
+pub use report::{Failure, Kept, Report, Via};
 use roots::{read_closure, resolve_roots};
 
 use crate::binarycache::{BinaryCache, Found, QueryOptions};
@@ -752,7 +752,7 @@ impl Push<'_> {
                 .run(self.opts, &to_push, report)
             }
             Target::Store(uri) => {
-                report.via = "nix copy".to_owned();
+                report.via = Via::NixCopy;
                 let uri = match self.key_file {
                     Some(k) => backend::with_secret_key(uri, k),
                     None => uri.clone(),
@@ -768,13 +768,13 @@ impl Push<'_> {
                 upload.run(&to_push, unusable, report)
             }
             Target::Cachix(name) => {
-                report.via = "cachix push".to_owned();
+                report.via = Via::Cachix;
                 let cmd = backend::cachix_push(name, self.opts.jobs, &to_push);
                 self.with_tool(&cmd, &to_push, report);
                 Ok(())
             }
             Target::Attic(c) => {
-                report.via = "attic push".to_owned();
+                report.via = Via::Attic;
                 let cmd = backend::attic_push(c, self.opts.jobs, &to_push);
                 self.with_tool(&cmd, &to_push, report);
                 Ok(())

@@ -86,7 +86,7 @@ impl Native<'_> {
     ) -> Result<(), PushError> {
         let compression = settings(opts, self.uri)?;
         report.compression = Some(compression.method.narinfo_name().to_owned());
-        report.via = "native".to_owned();
+        report.via = super::Via::Native;
         if opts.dry_run {
             report.pushed.extend(to_push.iter().cloned());
             return Ok(());

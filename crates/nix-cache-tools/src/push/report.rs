@@ -23,6 +23,27 @@ pub struct Kept {
     pub referenced_by: StorePath,
 }
 
+/// How the upload went: the `via` of the JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub enum Via {
+    /// Nothing had to go.
+    #[default]
+    #[serde(rename = "")]
+    Nothing,
+    /// push-cache's own pipeline (`file://`, `http(s)://`, `s3://`).
+    #[serde(rename = "native")]
+    Native,
+    /// `nix copy` (other store URIs, `--via nix`).
+    #[serde(rename = "nix copy")]
+    NixCopy,
+    /// `cachix push`.
+    #[serde(rename = "cachix push")]
+    Cachix,
+    /// `attic push`.
+    #[serde(rename = "attic push")]
+    Attic,
+}
+
 /// What happened; `--json` prints the serialized form.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Report {
@@ -48,9 +69,8 @@ pub struct Report {
     pub kept: Vec<Kept>,
     /// Every failed path with the reason.
     pub failures: Vec<Failure>,
-    /// How the upload went: `native` (push-cache's own pipeline), `nix copy`,
-    /// `cachix push` or `attic push` (empty when nothing had to go).
-    pub via: String,
+    /// How the upload went (`""` in the JSON when nothing had to go).
+    pub via: Via,
     /// The NAR compression of the native pipeline (`zstd`, `xz`, `none`).
     pub compression: Option<String>,
     /// Bytes of the compressed NARs uploaded (native pipeline).
