@@ -1502,6 +1502,23 @@ fn file_cache(
     dir
 }
 
+/// A pie of one slice (here: the whole store is garbage) is a full circle that says
+/// nothing: the summary has none.
+#[test]
+fn no_pie_of_one_slice() {
+    require_nix();
+    let env = NixEnv::new();
+    let top = support::build_small_closure(&env, &support::unique("pie"));
+    let dir = env.path().join("chroot");
+    copy_to_chroot(&env, &dir, &top);
+    let md = stdout(&analytics(
+        &env,
+        &["--store", dir.to_str().unwrap(), "--format", "markdown"],
+    ));
+    assert!(md.contains("Garbage"), "{md}");
+    assert!(!md.contains("```mermaid"), "{md}");
+}
+
 /// A narinfo that names a path of the closure but another NarSize (other contents: Nix
 /// would fail on its NAR) is not "present": counted apart, with a warning.
 #[test]

@@ -1001,7 +1001,18 @@ fn mermaid_pie(report: &Report) -> Option<String> {
     if s.nar_bytes == 0 {
         return None;
     }
-    let label = |t: &str| t.replace(['"', '\n', '\r', ';', ':', '#'], " ");
+    // A root's link name may hold anything: nothing that ends the fence or the label.
+    let label = |t: &str| {
+        t.chars()
+            .map(|c| {
+                if c.is_control() || "\"`;:#".contains(c) {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect::<String>()
+    };
     // A unit the slices read well in: KiB under 10 MiB, GiB from 10 GiB.
     let (unit, div) = match s.nar_bytes {
         n if n < 10 << 20 => ("KiB", 1024.0),
@@ -1036,8 +1047,13 @@ fn mermaid_pie(report: &Report) -> Option<String> {
             slices.push(("other paths".to_owned(), rest));
         }
     }
+    slices.retain(|(_, b)| *b > 0);
+    // One slice (it is all one root's, say) is a full circle that says nothing.
+    if slices.len() < 2 {
+        return None;
+    }
     let mut out = format!("```mermaid\npie showData title Where the store's bytes go ({unit})\n");
-    for (name, b) in slices.iter().filter(|(_, b)| *b > 0) {
+    for (name, b) in &slices {
         out.push_str(&format!("    \"{}\" : {}\n", label(name), amount(*b)));
     }
     out.push_str("```\n\n");
