@@ -33,7 +33,8 @@ cargo build --release --quiet -p cache-analytics
 bin=$PWD/target/release/cache-analytics
 
 now() { date +%s.%N; }
-# Median wall time in seconds of RUNS runs of "$@" (stdout to $out).
+# Median wall time in seconds of RUNS runs of "$@" (stdout to $out); every run's time
+# goes to $out.times, for the run-to-run range printed at the end.
 median() {
   local out=$1; shift
   local times=()
@@ -42,8 +43,11 @@ median() {
     t0=$(now); "$@" >"$out"; t1=$(now)
     times+=("$(awk "BEGIN{print $t1 - $t0}")")
   done
-  printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}'
+  printf '%s\n' "${times[@]}" | sort -g >"$out.times"
+  awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}' "$out.times"
 }
+# "(min–max)" of the runs behind a median.
+range() { awk 'NR==1{lo=$1} {hi=$1} END {printf "(%.3f–%.3f)", lo, hi}' "$1.times"; }
 
 # Same page-cache state for both: read the database once first.
 cat "$store/nix/var/nix/db/db.sqlite" >/dev/null
@@ -122,11 +126,11 @@ if command -v taskset >/dev/null 2>&1; then
 fi
 
 printf '\n%-52s %8s s\n' "nix path-info --all -s --json" "$(printf %.3f "$t_nix")"
-printf '%-52s %8s s   (%.1fx faster)\n' "cache-analytics --format json (full report)" "$t_ours" "$(awk "BEGIN{print $t_nix / $t_ours}")"
+printf '%-52s %8s s   (%.1fx faster) %s\n' "cache-analytics --format json (full report)" "$t_ours" "$(awk "BEGIN{print $t_nix / $t_ours}")" "$(range "$tmp/ours.json")"
 if [ -n "$t_one" ]; then
-  printf '%-52s %8s s   (%.1fx faster)\n' "taskset -c 0 cache-analytics --format json" "$t_one" "$(awk "BEGIN{print $t_nix / $t_one}")"
+  printf '%-52s %8s s   (%.1fx faster) %s\n' "taskset -c 0 cache-analytics --format json" "$t_one" "$(awk "BEGIN{print $t_nix / $t_one}")" "$(range "$tmp/ours1.json")"
 fi
-printf '%-52s %8s s\n' "cache-analytics, store with derivers" "$t_drv"
+printf '%-52s %8s s   %s\n' "cache-analytics, store with derivers" "$t_drv" "$(range "$tmp/ours-drv.json")"
 if [ -n "$t_drv1" ]; then
-  printf '%-52s %8s s\n' "taskset -c 0 cache-analytics, store with derivers" "$t_drv1"
+  printf '%-52s %8s s   %s\n' "taskset -c 0 cache-analytics, store with derivers" "$t_drv1" "$(range "$tmp/ours-drv1.json")"
 fi

@@ -19,7 +19,7 @@
 //! verdicts, and the trust status are inputs (asked by [`super::nixquery`]), so every
 //! rule is tested on fixture files without touching the machine.
 
-use super::nixquery::{BadStore, bad_store_value, plain_number};
+use super::nixquery::{BadStore, plain_number};
 pub use super::nixquery::{Kind, NixSettings};
 use super::{Finding, Severity};
 use crate::cachetoml::CacheToml;
@@ -347,53 +347,45 @@ fn number_accepted(verdicts: &BTreeMap<(String, String), bool>, name: &str, v: &
 /// but cannot use it, and a newer Nix stops every command on it.
 fn bad_store_values(verdicts: &BTreeMap<(String, String), bool>, layers: &Layers) -> Vec<Finding> {
     let mut out = Vec::new();
-    for a in layers.assignments() {
-        if !matches!(a.name, "substituters" | "trusted-substituters") {
-            continue;
-        }
-        for v in a.values {
-            let Some(why) = bad_store_value(v) else {
-                continue;
-            };
-            let shown = crate::redact::url(v);
-            let rejected = verdicts.get(&(a.name.to_owned(), v.clone())) == Some(&false);
-            let effect = if rejected {
-                "the installed Nix refuses to start with it, so every nix command fails"
+    for (a, v, why) in super::nixquery::bad_store_assignments(layers) {
+        let shown = crate::redact::url(v);
+        let rejected = verdicts.get(&(a.name.to_owned(), v.to_owned())) == Some(&false);
+        let effect = if rejected {
+            "the installed Nix refuses to start with it, so every nix command fails"
+        } else {
+            "this Nix cannot open it, and Nix 2.3x (2.34 and later) refuses to start with it, so every nix command fails there"
+        };
+        let (what, fix) = match why {
+            BadStore::Quoted => (
+                format!(
+                    "`{shown}` in `{}` is quoted; nix.conf values are never quoted, so Nix takes the quotes as part of the URL",
+                    a.key
+                ),
+                format!(
+                    "Remove the quotes: `{} = {}`.",
+                    a.key,
+                    crate::redact::url(v.trim_matches(['"', '\'']))
+                ),
+            ),
+            BadStore::NotAStore => (
+                format!(
+                    "`{shown}` in `{}` is not a store URL (`https://...`, `s3://...`, `file:///...`)",
+                    a.key
+                ),
+                "Write the cache's full URL, or remove the value.".to_owned(),
+            ),
+        };
+        out.push(finding(
+            if rejected {
+                Severity::Error
             } else {
-                "this Nix cannot open it, and Nix 2.3x (2.34 and later) refuses to start with it, so every nix command fails there"
-            };
-            let (what, fix) = match why {
-                BadStore::Quoted => (
-                    format!(
-                        "`{shown}` in `{}` is quoted; nix.conf values are never quoted, so Nix takes the quotes as part of the URL",
-                        a.key
-                    ),
-                    format!(
-                        "Remove the quotes: `{} = {}`.",
-                        a.key,
-                        crate::redact::url(v.trim_matches(['"', '\'']))
-                    ),
-                ),
-                BadStore::NotAStore => (
-                    format!(
-                        "`{shown}` in `{}` is not a store URL (`https://...`, `s3://...`, `file:///...`)",
-                        a.key
-                    ),
-                    "Write the cache's full URL, or remove the value.".to_owned(),
-                ),
-            };
-            out.push(finding(
-                if rejected {
-                    Severity::Error
-                } else {
-                    Severity::Warning
-                },
-                a.file,
-                a.line,
-                format!("{what}: {effect}."),
-                fix,
-            ));
-        }
+                Severity::Warning
+            },
+            a.file,
+            a.line,
+            format!("{what}: {effect}."),
+            fix,
+        ));
     }
     out
 }

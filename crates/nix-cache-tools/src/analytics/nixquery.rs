@@ -220,14 +220,28 @@ pub(super) enum BadStore {
 /// ([`ask_nix_about_values`]) which of the two it is.
 pub fn bad_stores(layers: &Layers) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
+    for (a, v, _) in bad_store_assignments(layers) {
+        let pair = (a.name.to_owned(), v.to_owned());
+        if !out.contains(&pair) {
+            out.push(pair);
+        }
+    }
+    out
+}
+
+/// Every `substituters` / `trusted-substituters` value that is no store Nix can open,
+/// with its line and why: the one walk [`bad_stores`] and the configuration check share.
+pub(super) fn bad_store_assignments<'a>(
+    layers: &'a Layers,
+) -> Vec<(crate::nixconf::Assignment<'a>, &'a str, BadStore)> {
+    let mut out = Vec::new();
     for a in layers.assignments() {
         if !matches!(a.name, "substituters" | "trusted-substituters") {
             continue;
         }
         for v in a.values {
-            let pair = (a.name.to_owned(), v.clone());
-            if bad_store_value(v).is_some() && !out.contains(&pair) {
-                out.push(pair);
+            if let Some(why) = bad_store_value(v) {
+                out.push((a.clone(), v.as_str(), why));
             }
         }
     }
