@@ -473,3 +473,113 @@ fn plain_http_that_is_not_loopback_gets_a_warning() {
         stdout(&out)
     );
 }
+
+/// The daemon's own rules, each checked against what it then really does: root is no
+/// special case through the daemon (only `trusted-users` counts); `@group` means the
+/// group database, not the groups of the client's session; `require-sigs = false` in the
+/// system file lets the daemon take an allowed cache's paths whatever key signed them.
+#[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one fixture (built paths, a server), three daemons in turn"
+)]
+fn the_daemon_judges_root_groups_and_signatures_by_its_own_rules() {
+    let w = world("rules");
+    let server = http::HttpCache::serve(&w.cache_dir);
+    let add = [
+        "--url",
+        server.url.as_str(),
+        "--public-key",
+        w.key.public.as_str(),
+    ];
+
+    // 1. `@users` is trusted; this session has the group `users`, the group database
+    //    does not list the user in it. The daemon goes by the database.
+    let users_gid = String::from_utf8(
+        Command::new("getent")
+            .args(["group", "users"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .split(':')
+    .nth(2)
+    .unwrap()
+    .to_owned();
+    w.write_system(&format!("{BASE}trusted-users = root @users\n"));
+    let daemon = w.daemon();
+    let session = |program: &std::ffi::OsStr| {
+        let mut c =
+            setup_daemon::as_user_in_groups(&w.user, &w.shared.home, program, Some(&users_gid));
+        daemon.client_env(&mut c);
+        c
+    };
+    let mut c = session(w.bin.as_os_str());
+    c.args(add).arg("--json");
+    let r = finish(output_within(c, LIMIT));
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let mut c = session(std::ffi::OsStr::new("nix-store"));
+    c.args(["--realise", &w.top]);
+    let out = output_within(c, LIMIT);
+    assert!(!out.status.success(), "the daemon trusted a session group");
+    assert!(
+        stderr(&out).contains("ignoring untrusted substituter"),
+        "{}",
+        stderr(&out)
+    );
+    drop(daemon);
+    let _ = std::fs::remove_file(w.user_conf());
+
+    // 2. Root through the daemon, which trusts only the test user.
+    w.write_system(&format!(
+        "sandbox = false\nsubstituters =\ntrusted-users = {}\n",
+        w.user.name
+    ));
+    let daemon = w.daemon();
+    let root_home = w.env.path().join("root-home");
+    std::fs::create_dir_all(&root_home).unwrap();
+    let as_root = |program: &str| {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("HOME", &root_home)
+            .env("XDG_CONFIG_HOME", root_home.join(".config"))
+            .env("XDG_CONFIG_DIRS", root_home.join("no-xdg-dirs"))
+            .current_dir(&root_home);
+        daemon.client_env(&mut c);
+        c
+    };
+    let mut c = as_root(BIN);
+    c.args(add).arg("--json");
+    let r = finish(output_within(c, LIMIT));
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("whom Nix always trusts"), "{}", r.stdout);
+    let mut c = as_root("nix-store");
+    c.args(["--realise", &w.top]);
+    let out = output_within(c, LIMIT);
+    assert!(!out.status.success(), "the daemon trusted root");
+    assert!(
+        stderr(&out).contains("ignoring untrusted substituter"),
+        "{}",
+        stderr(&out)
+    );
+    drop(daemon);
+
+    // 3. The cache is allowed and signatures are not required: no key needed, exit 0,
+    //    and the daemon substitutes though it trusts no key.
+    w.write_system(&format!(
+        "{BASE}trusted-substituters = {}\nrequire-sigs = false\n",
+        server.url
+    ));
+    let daemon = w.daemon();
+    let r = w.tool(
+        &daemon,
+        &["--url", &server.url, "--public-key", OTHER_KEY],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json["trust"]["status"], "allowed", "{}", r.json["trust"]);
+    let out = w.realise(&daemon);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

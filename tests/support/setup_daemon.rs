@@ -104,10 +104,22 @@ impl SharedDir {
 /// `program` run as `user` through `setpriv`, with a clean environment: PATH, HOME and
 /// XDG_CONFIG_HOME under `home`, NO_COLOR. Add the Nix variables yourself.
 pub fn as_user(user: &User, home: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    as_user_in_groups(user, home, program, None)
+}
+
+/// [`as_user`], with the session's supplementary groups set to `groups` (gids, comma
+/// separated) instead of those of the group database: a session that lags behind (or
+/// runs ahead of) `/etc/group`.
+pub fn as_user_in_groups(
+    user: &User,
+    home: &Path,
+    program: impl AsRef<std::ffi::OsStr>,
+    groups: Option<&str>,
+) -> Command {
     let mut c = Command::new("setpriv");
     c.arg(format!("--reuid={}", user.uid))
         .arg(format!("--regid={}", user.gid))
-        .arg("--init-groups")
+        .arg(groups.map_or_else(|| "--init-groups".to_owned(), |g| format!("--groups={g}")))
         .arg("--")
         .arg(program)
         .env_clear()

@@ -58,7 +58,9 @@ pub struct TrustInput {
     pub(crate) user: String,
     /// The effective uid (0: root).
     pub(crate) uid: u32,
-    /// The user's groups (`id -Gn`), for `@group` entries of `trusted-users`.
+    /// The user's groups as the daemon finds them (`id -Gn USER`: the group database,
+    /// not this session's groups, which lag behind a `usermod -aG` until the next login),
+    /// for `@group` entries of `trusted-users`.
     pub(crate) groups: Vec<String>,
     pub(crate) store_mode: StoreMode,
     /// The system configuration the daemon reads (`$NIX_CONF_DIR/nix.conf` + includes).
@@ -296,7 +298,10 @@ fn verdict(input: &TrustInput, status: TrustStatus, reason: String) -> TrustRepo
 /// Why the user is trusted (root, a single-user install, `trusted-users`, or Nix's own
 /// answer, which wins), or `None`.
 fn trusted_because(input: &TrustInput) -> Option<String> {
-    if input.uid == 0 {
+    // Root is trusted when it opens the store itself; through the daemon, root is a user
+    // like any other (in `trusted-users` by default, and not when the admin leaves it
+    // out: the daemon has no rule for uid 0).
+    if input.uid == 0 && input.store_mode == StoreMode::Local {
         return Some("you are root, whom Nix always trusts".into());
     }
     if input.store_mode == StoreMode::Local {
@@ -353,9 +358,19 @@ impl<'a> Untrusted<'a> {
             .chain(values(&input.system, "trusted-substituters"))
             .collect();
         let sys_keys = values(&input.system, "trusted-public-keys");
+        // `require-sigs = false` in the system file: the daemon takes unsigned paths (and
+        // paths signed by any key) from the caches it allows.
+        let sigs_required = input
+            .system
+            .effective_scalar("require-sigs")
+            .and_then(|v| crate::analytics::config::nix_bool(&v.value))
+            .unwrap_or(true);
         let ignored: Vec<&CacheSpec> = caches
             .iter()
-            .filter(|c| !(daemon_allows(&sys_subs, &c.url) && sys_keys.contains(&c.public_key)))
+            .filter(|c| {
+                !(daemon_allows(&sys_subs, &c.url)
+                    && (!sigs_required || sys_keys.contains(&c.public_key)))
+            })
             .collect();
         let covered = |host: &str| match &input.daemon_netrc.state {
             NetrcState::Read { machines, default } => {
@@ -667,7 +682,22 @@ pub(crate) fn gather(env: &Env, runner: &Runner, nix: Option<&crate::nixcli::Nix
         let u = id("-un");
         if u.is_empty() { uid.to_string() } else { u }
     };
-    let groups = id("-Gn").split_whitespace().map(str::to_owned).collect();
+    // The daemon matches `@group` with the group database (getgrnam's members, and the
+    // primary group), never the client's session: so does this.
+    let groups = runner
+        .run(
+            &Cmd::new("id")
+                .args(["-Gn", "--", user.as_str()])
+                .read_only()
+                .timeout(crate::nixcli::QUICK_QUERY_TIMEOUT),
+        )
+        .map(|o| {
+            o.stdout_str()
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_else(|_| id("-Gn").split_whitespace().map(str::to_owned).collect());
     let sys_env = Env {
         nix_conf_dir: env.nix_conf_dir.clone(),
         nix_user_conf_files: Some(Default::default()),
