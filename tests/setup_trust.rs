@@ -582,4 +582,58 @@ fn the_daemon_judges_root_groups_and_signatures_by_its_own_rules() {
     assert_eq!(r.json["trust"]["status"], "allowed", "{}", r.json["trust"]);
     let out = w.realise(&daemon);
     assert!(out.status.success(), "{}", stderr(&out));
+    drop(daemon);
+    run_ok(w.env.command("nix-store").args(["--delete", &w.top]));
+    let _ = std::fs::remove_file(w.user_conf());
+
+    // 4. The user is not in `allowed-users`: the daemon refuses every connection of
+    //    theirs, whatever the system allows.
+    w.write_system(&format!(
+        "{BASE}trusted-substituters = {}\ntrusted-public-keys = {}\nallowed-users = root\n",
+        server.url, w.key.public
+    ));
+    let daemon = w.daemon();
+    let r = w.tool(&daemon, &add, &[]);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.json["trust"]["reason"]
+            .to_string()
+            .contains("allowed-users"),
+        "{}",
+        r.json["trust"]
+    );
+    let out = w.realise(&daemon);
+    assert!(
+        !out.status.success(),
+        "the daemon let a user not allowed in"
+    );
+    drop(daemon);
+
+    // 5. A system file the user may not read, which trusts them: a verdict from Nix's
+    //    defaults would be wrong. Nix 2.15+ answers `nix store info` (trusted: exit 0);
+    //    where it cannot, an "untrusted" verdict must say it could not read the file.
+    w.write_system(&format!("{BASE}trusted-users = root {}\n", w.user.name));
+    std::fs::set_permissions(
+        w.conf_dir.join("nix.conf"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let daemon = w.daemon();
+    let r = w.tool(&daemon, &add, &[]);
+    if r.code != 0 {
+        assert!(
+            warnings(&r)
+                .iter()
+                .any(|w| w.contains("could not read") && w.contains("may be wrong")),
+            "{}\n{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+    let out = w.realise(&daemon);
+    assert!(
+        out.status.success(),
+        "the daemon trusts the user: {}",
+        stderr(&out)
+    );
 }

@@ -226,6 +226,18 @@ pub fn assess(
     cache_args: &str,
 ) -> TrustReport {
     let mut r = decide(input, caches, restart, cache_args);
+    // A system file this user may not read (mode 0600) is judged as if it set nothing:
+    // the verdict may be wrong, and says so.
+    if input.nix_says.is_none() {
+        for e in &input.system.errors {
+            if let nixconf::LoadError::Unreadable { file, reason } = e {
+                r.warnings.push(format!(
+                    "could not read {} ({reason}), which the nix-daemon reads: this verdict takes Nix's defaults for what it sets (trusted-users, trusted-substituters, ...) and may be wrong; ask the administrator, or run with a Nix that answers `nix store info` (2.15 and later)",
+                    file.display()
+                ));
+            }
+        }
+    }
     if input.store_mode == StoreMode::Daemon {
         let s3: Vec<String> = caches
             .iter()
@@ -250,6 +262,40 @@ fn decide(
 ) -> TrustReport {
     if let Some(why) = trusted_because(input) {
         return verdict(input, TrustStatus::Trusted, why);
+    }
+    // The daemon refuses the connection of a user who is neither trusted nor allowed:
+    // no cache at all, whatever the configuration.
+    // Nix's default is `*` (everyone); `allowed-users =` set empty allows no one.
+    let allowed = if input
+        .system
+        .assignments()
+        .iter()
+        .any(|a| a.name == "allowed-users")
+    {
+        values(&input.system, "allowed-users")
+    } else {
+        vec!["*".to_owned()]
+    };
+    if input.store_mode == StoreMode::Daemon
+        && input.nix_says.is_none()
+        && !matches_user(&allowed, input)
+    {
+        let mut r = verdict(
+            input,
+            TrustStatus::Untrusted,
+            format!(
+                "the nix-daemon refuses you altogether: you (`{}`) are not in allowed-users = {} ({}) nor in trusted-users, so no nix command of yours reaches the store",
+                input.user,
+                allowed.join(" "),
+                where_set(&input.system, "allowed-users", &input.system_file)
+            ),
+        );
+        r.fix = Some(format!(
+            "Ask the administrator to add you to `allowed-users` in {} (or to `trusted-users`), then restart the daemon ({restart})",
+            input.system_file.display()
+        ));
+        r.ignored = caches.iter().map(|c| redact::url(&c.url)).collect();
+        return r;
     }
     let u = Untrusted::gather(input, caches);
     let (relies, warnings) = u.relies_on_daemon_netrc(restart);
@@ -310,12 +356,7 @@ fn trusted_because(input: &TrustInput) -> Option<String> {
         );
     }
     let trusted_users = values(&input.system, "trusted-users");
-    let matched = trusted_users.iter().find(|t| {
-        *t == "*"
-            || **t == input.user
-            || t.strip_prefix('@')
-                .is_some_and(|g| input.groups.iter().any(|ug| ug == g))
-    });
+    let matched = trusted_users.iter().find(|t| user_entry_matches(t, input));
     let by_config = matched.is_some();
     if !input.nix_says.unwrap_or(by_config) {
         return None;
@@ -328,6 +369,21 @@ fn trusted_because(input: &TrustInput) -> Option<String> {
         (Some(true), None) => "the nix-daemon reports you as trusted".into(),
         _ => "trusted".into(),
     })
+}
+
+/// Whether an entry of `trusted-users` / `allowed-users` names the user: `*`, their
+/// name, or `@GROUP` of one of their groups (as the daemon's `matchUser`).
+fn user_entry_matches(entry: &str, input: &TrustInput) -> bool {
+    entry == "*"
+        || entry == input.user
+        || entry
+            .strip_prefix('@')
+            .is_some_and(|g| input.groups.iter().any(|ug| ug == g))
+}
+
+/// Whether any entry of `list` names the user ([`user_entry_matches`]).
+fn matches_user(list: &[String], input: &TrustInput) -> bool {
+    list.iter().any(|e| user_entry_matches(e, input))
 }
 
 /// A private cache: its spec, the variable with its token, its host (lowercase).
