@@ -636,4 +636,26 @@ fn the_daemon_judges_root_groups_and_signatures_by_its_own_rules() {
         "the daemon trusts the user: {}",
         stderr(&out)
     );
+    drop(daemon);
+    run_ok(w.env.command("nix-store").args(["--delete", &w.top]));
+    let _ = std::fs::remove_file(w.user_conf());
+
+    // 6. The URL allowed, its key not: the daemon asks the cache, then refuses its paths;
+    //    the reason says that, not "ignoring untrusted substituter".
+    w.write_system(&format!("{BASE}trusted-substituters = {}\n", server.url));
+    std::fs::set_permissions(
+        w.conf_dir.join("nix.conf"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let daemon = w.daemon();
+    let r = w.tool(&daemon, &add, &[]);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let reason = r.json["trust"]["reason"].to_string();
+    assert!(reason.contains("not signed by any of the keys"), "{reason}");
+    let out = w.realise(&daemon);
+    assert!(
+        !out.status.success(),
+        "the daemon took paths signed by a key it does not trust"
+    );
 }

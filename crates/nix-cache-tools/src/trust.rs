@@ -527,9 +527,20 @@ impl<'a> Untrusted<'a> {
     fn reasons(&self) -> Vec<String> {
         let mut reasons = Vec::new();
         if !self.ignored.is_empty() {
+            // The URL allowed but not the key: the daemon asks the cache, then refuses
+            // every path it offers; else it never asks the cache at all.
+            let says = if self
+                .ignored
+                .iter()
+                .all(|c| daemon_allows(&self.sys_subs, &c.url))
+            {
+                "the daemon refuses its paths: \"not signed by any of the keys in 'trusted-public-keys'\""
+            } else {
+                "Nix warns \"ignoring untrusted substituter\""
+            };
             let mut r = format!(
                 "the nix-daemon ignores substituters and keys from users it does not trust, and {}; \
-                 so your nix.conf entry for {} has no effect (Nix warns \"ignoring untrusted substituter\")",
+                 so your nix.conf entry for {} has no effect ({says})",
                 self.who,
                 self.ignored_urls().join(", ")
             );

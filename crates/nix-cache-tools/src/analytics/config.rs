@@ -341,7 +341,7 @@ fn number_accepted(verdicts: &BTreeMap<(String, String), bool>, name: &str, v: &
             .unwrap_or_else(lenient)
 }
 
-/// A substituter that is not a store Nix can open ([`bad_store_value`]): an error when
+/// A substituter that is not a store Nix can open ([`super::nixquery::bad_store_value`]): an error when
 /// the installed Nix refused to start with it (2.34 parses every substituter at start-up:
 /// `Cannot parse Nix store '"https://x"'`), else a warning, since Nix 2.26 and older start
 /// but cannot use it, and a newer Nix stops every command on it.
