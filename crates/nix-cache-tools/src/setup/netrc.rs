@@ -62,10 +62,14 @@ pub enum Added {
 /// The netrc with setup-cache's entry for `host` carrying `token`. `text` is `None`
 /// when the file does not exist (then it is created, starting with [`CREATED`]).
 pub fn add(text: Option<&str>, host: &str, token: &str) -> Added {
-    let entry = format!("machine {host} password {token}\n");
     let Some(text) = text else {
-        return Added::Text(format!("{CREATED}\n{MARK}\n{entry}"));
+        return Added::Text(format!(
+            "{CREATED}\n{MARK}\nmachine {host} password {token}\n"
+        ));
     };
+    // The file's own line ending (a CRLF netrc stays CRLF).
+    let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let entry = format!("machine {host} password {token}{nl}");
     let lines = split_lines(text);
     if let Some(i) = ours(&lines, host) {
         if our_entry(lines[i + 1], host) == Some(token) {
@@ -104,10 +108,10 @@ pub fn add(text: Option<&str>, host: &str, token: &str) -> Added {
     };
     let (before, after) = (lines[..at].concat(), lines[at..].concat());
     if before.is_empty() || before.ends_with('\n') {
-        return Added::Text(format!("{before}{MARK}\n{entry}{after}"));
+        return Added::Text(format!("{before}{MARK}{nl}{entry}{after}"));
     }
     // The end of a file without a final line break: the marker says it added one.
-    Added::Text(format!("{before}\n{MARK_AFTER_BREAK}\n{entry}{after}"))
+    Added::Text(format!("{before}{nl}{MARK_AFTER_BREAK}{nl}{entry}{after}"))
 }
 
 /// What [`remove`] leaves.
@@ -136,7 +140,15 @@ pub fn remove(text: &str, host: &str) -> Removed {
         Some(i) => {
             let mut out: String = lines[..i].concat();
             if is_line(lines[i], MARK_AFTER_BREAK) && i + 2 == lines.len() {
-                out.pop();
+                // The line break it added, as it wrote it.
+                let added = if lines[i].ends_with("\r\n") {
+                    "\r\n"
+                } else {
+                    "\n"
+                };
+                if out.ends_with(added) {
+                    out.truncate(out.len() - added.len());
+                }
             }
             out.push_str(&lines[i + 2..].concat());
             (out, true)
@@ -257,6 +269,8 @@ mod tests {
             "",
             "# mine\n",
             "# mine",
+            "# mine\r\nmachine a.example password x\r\n",
+            "machine a.example password x\r\nmachine b.example password y",
             "machine a.example password x",
             "machine a.example login me password old\r\nmachine b.example\n  password bpw\n",
             "default login anon password anonpw\n",
@@ -277,6 +291,10 @@ mod tests {
                 "{again:?}"
             );
             assert_eq!(add(Some(&again), "c.example", "tok2"), Added::Unchanged);
+            // A CRLF file gets CRLF lines.
+            if original.contains("\r\n") && !original.replace("\r\n", "").contains('\n') {
+                assert!(!again.replace("\r\n", "").contains('\n'), "{again:?}");
+            }
             let r = remove(&again, "c.example");
             assert!(r.had_ours && !r.theirs_left, "{r:?}");
             assert_eq!(r.text, original);
