@@ -133,50 +133,6 @@ fn daemon_allows(allowed: &[String], url: &str) -> bool {
         || (!url.ends_with('/') && allowed.iter().any(|a| *a == format!("{url}/")))
 }
 
-/// `machine` names (lowercase) of a netrc, and whether it has a `default` entry. netrc is
-/// a stream of words (an entry may span lines); `#` lines and `macdef` bodies are skipped.
-fn netrc_machines(text: &str) -> (Vec<String>, bool) {
-    #[derive(Clone, Copy)]
-    enum Next {
-        Host,
-        Value,
-        MacroName,
-    }
-    let (mut machines, mut default) = (Vec::new(), false);
-    let (mut next, mut in_macro) = (None, false);
-    for line in text.lines() {
-        if in_macro {
-            in_macro = !line.trim().is_empty();
-            continue;
-        }
-        if line.trim_start().starts_with('#') {
-            continue;
-        }
-        for w in line.split_whitespace() {
-            match next.take() {
-                Some(Next::Host) => {
-                    machines.push(w.to_ascii_lowercase());
-                    continue;
-                }
-                Some(Next::Value) => continue,
-                Some(Next::MacroName) => {
-                    in_macro = true;
-                    break;
-                }
-                None => {}
-            }
-            match w {
-                "machine" => next = Some(Next::Host),
-                "default" => default = true,
-                "login" | "password" | "account" => next = Some(Next::Value),
-                "macdef" => next = Some(Next::MacroName),
-                _ => {}
-            }
-        }
-    }
-    (machines, default)
-}
-
 /// The daemon's netrc path and what this user can learn of it.
 fn daemon_netrc(system: &Layers, conf_dir: &Path) -> DaemonNetrc {
     let path = system
@@ -187,7 +143,8 @@ fn daemon_netrc(system: &Layers, conf_dir: &Path) -> DaemonNetrc {
     let state = match fsutil::read_regular(&path, fsutil::MAX_TEXT_FILE, Follow::Symlinks) {
         Ok(None) => NetrcState::Missing,
         Ok(Some(f)) => {
-            let (machines, default) = netrc_machines(&String::from_utf8_lossy(&f.bytes));
+            let (machines, default) =
+                crate::setup::netrc::hosts(&String::from_utf8_lossy(&f.bytes));
             NetrcState::Read { machines, default }
         }
         Err(e) if e.io.kind() == std::io::ErrorKind::PermissionDenied => NetrcState::NotReadable,
@@ -218,6 +175,15 @@ pub(crate) fn transport_warnings(caches: &[CacheSpec]) -> Vec<String> {
         .collect()
 }
 
+/// The `s3://` caches among `caches`, as messages show them (credentials hidden).
+pub(crate) fn s3_urls(caches: &[CacheSpec]) -> Vec<String> {
+    caches
+        .iter()
+        .filter(|c| url::scheme(&c.url).as_deref() == Some("s3"))
+        .map(|c| redact::url(&c.url))
+        .collect()
+}
+
 /// The verdict for `caches`, given the facts.
 pub fn assess(
     input: &TrustInput,
@@ -239,11 +205,7 @@ pub fn assess(
         }
     }
     if input.store_mode == StoreMode::Daemon {
-        let s3: Vec<String> = caches
-            .iter()
-            .filter(|c| url::scheme(&c.url).as_deref() == Some("s3"))
-            .map(|c| redact::url(&c.url))
-            .collect();
+        let s3 = s3_urls(caches);
         if !s3.is_empty() {
             r.reason.push_str(&format!(
                 "; {} is fetched by the nix-daemon, so the S3 credentials that count are the nix-daemon's (its environment, or ~/.aws of the user it runs as, normally root), not yours",
@@ -266,16 +228,7 @@ fn decide(
     // The daemon refuses the connection of a user who is neither trusted nor allowed:
     // no cache at all, whatever the configuration.
     // Nix's default is `*` (everyone); `allowed-users =` set empty allows no one.
-    let allowed = if input
-        .system
-        .assignments()
-        .iter()
-        .any(|a| a.name == "allowed-users")
-    {
-        values(&input.system, "allowed-users")
-    } else {
-        vec!["*".to_owned()]
-    };
+    let allowed = values(&input.system, "allowed-users");
     if input.store_mode == StoreMode::Daemon
         && input.nix_says.is_none()
         && !matches_user(&allowed, input)
@@ -733,11 +686,11 @@ pub(crate) fn user_trust(
 /// Gathers the facts for this process: user and groups (`id`), store mode, the system
 /// configuration, and what Nix says when it can.
 pub(crate) fn gather(env: &Env, runner: &Runner, nix: Option<&crate::nixcli::Nix>) -> TrustInput {
-    let id = |flag: &str| {
+    let id = |args: &[&str]| {
         runner
             .run(
                 &Cmd::new("id")
-                    .arg(flag)
+                    .args(args)
                     .read_only()
                     .timeout(crate::nixcli::QUICK_QUERY_TIMEOUT),
             )
@@ -746,25 +699,16 @@ pub(crate) fn gather(env: &Env, runner: &Runner, nix: Option<&crate::nixcli::Nix
     };
     let uid = euid();
     let user = {
-        let u = id("-un");
+        let u = id(&["-un"]);
         if u.is_empty() { uid.to_string() } else { u }
     };
     // The daemon matches `@group` with the group database (getgrnam's members, and the
     // primary group), never the client's session: so does this.
-    let groups = runner
-        .run(
-            &Cmd::new("id")
-                .args(["-Gn", "--", user.as_str()])
-                .read_only()
-                .timeout(crate::nixcli::QUICK_QUERY_TIMEOUT),
-        )
-        .map(|o| {
-            o.stdout_str()
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_else(|_| id("-Gn").split_whitespace().map(str::to_owned).collect());
+    let mut groups = id(&["-Gn", "--", user.as_str()]);
+    if groups.is_empty() {
+        groups = id(&["-Gn"]);
+    }
+    let groups = groups.split_whitespace().map(str::to_owned).collect();
     let sys_env = Env {
         nix_conf_dir: env.nix_conf_dir.clone(),
         nix_user_conf_files: Some(Default::default()),
@@ -963,13 +907,13 @@ mod tests {
 
     #[test]
     fn netrc_machines_in_every_layout() {
-        let (m, d) = netrc_machines(
+        let (m, d) = crate::setup::netrc::hosts(
             "# comment machine hidden\nmachine A.example password x\nmachine\nb.example\nlogin u password machine\n\
              macdef init\nmachine in-macro\n\nmachine c.example\n",
         );
         assert_eq!(m, ["a.example", "b.example", "c.example"]);
         assert!(!d);
-        let (m, d) = netrc_machines("default login u password p\n");
+        let (m, d) = crate::setup::netrc::hosts("default login u password p\n");
         assert!(m.is_empty() && d);
     }
 

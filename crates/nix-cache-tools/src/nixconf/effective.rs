@@ -10,6 +10,8 @@ pub(crate) const DEFAULT_TRUSTED_PUBLIC_KEYS: &[&str] =
     &["cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="];
 /// `trusted-users` when nothing sets it.
 pub(crate) const DEFAULT_TRUSTED_USERS: &[&str] = &["root"];
+/// `allowed-users` when nothing sets it: everyone may connect to the daemon.
+pub(crate) const DEFAULT_ALLOWED_USERS: &[&str] = &["*"];
 
 /// Nix's default for a setting this module knows, or `None`.
 pub(crate) fn default_of(name: &str) -> Option<&'static [&'static str]> {
@@ -17,7 +19,8 @@ pub(crate) fn default_of(name: &str) -> Option<&'static [&'static str]> {
         "substituters" => Some(DEFAULT_SUBSTITUTERS),
         "trusted-public-keys" => Some(DEFAULT_TRUSTED_PUBLIC_KEYS),
         "trusted-users" => Some(DEFAULT_TRUSTED_USERS),
-        "trusted-substituters" | "allowed-users" => None,
+        "allowed-users" => Some(DEFAULT_ALLOWED_USERS),
+        "trusted-substituters" => None,
         _ => None,
     }
 }

@@ -228,6 +228,20 @@ fn entries(text: &str) -> Vec<(Option<&str>, Option<&str>, Option<&str>)> {
     out
 }
 
+/// The `machine` names (lowercase, as curl compares them) of every entry, and whether
+/// there is a `default` entry.
+pub(crate) fn hosts(text: &str) -> (Vec<String>, bool) {
+    let mut default = false;
+    let mut machines = Vec::new();
+    for (host, _, _) in entries(text) {
+        match host {
+            Some(h) => machines.push(h.to_ascii_lowercase()),
+            None => default = true,
+        }
+    }
+    (machines, default)
+}
+
 /// The `machine HOST` entry's login and password, ignoring `default`.
 fn lookup_machine<'a>(text: &'a str, host: &str) -> Option<(Option<&'a str>, &'a str)> {
     entries(text)

@@ -106,12 +106,7 @@ pub(super) fn verify(req: &Request, probe: &NixProbe, view: &View, report: &mut 
 /// Nix check, exit 5; a warning with `--dry-run`); one that sends unsigned requests
 /// (Debian's 2.34) reads only buckets open to anonymous reads (a warning).
 fn s3_support(nix: &Nix, req: &Request, report: &mut Report) {
-    let s3: Vec<String> = req
-        .caches
-        .iter()
-        .filter(|c| crate::url::scheme(&c.url).as_deref() == Some("s3"))
-        .map(|c| crate::redact::url(&c.url))
-        .collect();
+    let s3 = trust::s3_urls(&req.caches);
     if s3.is_empty() {
         return;
     }
