@@ -61,20 +61,22 @@ pub(crate) fn is_secret_setting(name: &str) -> bool {
 /// serialized: redacting the serialized text instead would miss a password with a `"`
 /// or `\\` in it (JSON escapes those, so the text no longer holds the secret as it is).
 pub fn json_pretty<T: serde::Serialize>(value: &T) -> String {
-    fn walk(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::String(s) => *s = urls_in(s),
-            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
-            serde_json::Value::Object(o) => o.values_mut().for_each(walk),
-            _ => {}
-        }
-    }
     match serde_json::to_value(value) {
         Ok(mut v) => {
-            walk(&mut v);
+            json_strings(&mut v, &urls_in);
             serde_json::to_string_pretty(&v).unwrap_or_else(|_| "{}".to_owned())
         }
         Err(_) => "{}".to_owned(),
+    }
+}
+
+/// Applies `hide` to every string in `v` (keys and structure untouched).
+pub(crate) fn json_strings(v: &mut serde_json::Value, hide: &dyn Fn(&str) -> String) {
+    match v {
+        serde_json::Value::String(s) => *s = hide(s),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| json_strings(x, hide)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| json_strings(x, hide)),
+        _ => {}
     }
 }
 

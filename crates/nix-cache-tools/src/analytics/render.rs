@@ -31,21 +31,11 @@ fn bytes(n: u64) -> String {
     human_bytes(n)
 }
 
-/// Every string in `v` with secrets hidden (keys and structure untouched).
-fn hide_in_json(v: &mut serde_json::Value, secrets: &[String]) {
-    match v {
-        serde_json::Value::String(s) => *s = super::hide_secrets(s, secrets),
-        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| hide_in_json(x, secrets)),
-        serde_json::Value::Object(o) => o.values_mut().for_each(|x| hide_in_json(x, secrets)),
-        _ => {}
-    }
-}
-
 /// Pretty JSON of the report, secrets hidden in every string.
 pub fn json(report: &Report) -> String {
     let mut s = match serde_json::to_value(report) {
         Ok(mut v) => {
-            hide_in_json(&mut v, &report.secrets);
+            crate::redact::json_strings(&mut v, &|s| super::hide_secrets(s, &report.secrets));
             serde_json::to_string_pretty(&v)
         }
         Err(e) => Err(e),
