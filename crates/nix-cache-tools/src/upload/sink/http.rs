@@ -116,10 +116,6 @@ impl Sink for HttpSink {
         &self.url
     }
 
-    fn spool(&self, size_hint: u64) -> Result<Spool, SinkError> {
-        temp_spool(size_hint)
-    }
-
     fn put_spooled(
         &self,
         spool: Spool,

@@ -205,8 +205,11 @@ fn retrying<T>(
 pub trait Sink: Sync {
     /// The cache's URL, for messages.
     fn url(&self) -> &str;
-    /// A spool for a NAR of about `size_hint` bytes.
-    fn spool(&self, size_hint: u64) -> Result<Spool, SinkError>;
+    /// A spool for a NAR of about `size_hint` bytes: in memory, or a temporary file
+    /// for a big one (a `file://` cache spools in its own directory, to rename it).
+    fn spool(&self, size_hint: u64) -> Result<Spool, SinkError> {
+        temp_spool(size_hint)
+    }
     /// Stores the spooled bytes as `rel` (relative to the cache root).
     fn put_spooled(
         &self,

@@ -287,10 +287,6 @@ impl Sink for S3Sink {
         self.bucket.url()
     }
 
-    fn spool(&self, size_hint: u64) -> Result<Spool, SinkError> {
-        temp_spool(size_hint)
-    }
-
     fn put_spooled(
         &self,
         spool: Spool,
