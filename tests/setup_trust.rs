@@ -119,6 +119,13 @@ impl World {
     fn user_conf(&self) -> PathBuf {
         self.shared.home.join(".config/nix/nix.conf")
     }
+
+    /// After a substitution: the path out of the store again, and the user's nix.conf
+    /// gone, for the next case to start from nothing.
+    fn forget(&self) {
+        run_ok(self.env.command("nix-store").args(["--delete", &self.top]));
+        let _ = std::fs::remove_file(self.user_conf());
+    }
 }
 
 const BASE: &str = "sandbox = false\nsubstituters =\ntrusted-users = root\n";
@@ -583,8 +590,7 @@ fn the_daemon_judges_root_groups_and_signatures_by_its_own_rules() {
     let out = w.realise(&daemon);
     assert!(out.status.success(), "{}", stderr(&out));
     drop(daemon);
-    run_ok(w.env.command("nix-store").args(["--delete", &w.top]));
-    let _ = std::fs::remove_file(w.user_conf());
+    w.forget();
 
     // 4. The user is not in `allowed-users`: the daemon refuses every connection of
     //    theirs, whatever the system allows.
@@ -637,8 +643,7 @@ fn the_daemon_judges_root_groups_and_signatures_by_its_own_rules() {
         stderr(&out)
     );
     drop(daemon);
-    run_ok(w.env.command("nix-store").args(["--delete", &w.top]));
-    let _ = std::fs::remove_file(w.user_conf());
+    w.forget();
 
     // 6. The URL allowed, its key not: the daemon asks the cache, then refuses its paths;
     //    the reason says that, not "ignoring untrusted substituter".
