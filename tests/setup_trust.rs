@@ -116,6 +116,21 @@ impl World {
         output_within(c, LIMIT)
     }
 
+    /// `program` as root (a home of its own in the test's directory), through `daemon`.
+    fn as_root(&self, daemon: &Daemon, program: &str) -> Command {
+        let root_home = self.env.path().join("root-home");
+        std::fs::create_dir_all(&root_home).unwrap();
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("HOME", &root_home)
+            .env("XDG_CONFIG_HOME", root_home.join(".config"))
+            .env("XDG_CONFIG_DIRS", root_home.join("no-xdg-dirs"))
+            .current_dir(&root_home);
+        daemon.client_env(&mut c);
+        c
+    }
+
     fn user_conf(&self) -> PathBuf {
         self.shared.home.join(".config/nix/nix.conf")
     }
@@ -544,19 +559,7 @@ fn the_daemon_judges_root_groups_and_signatures_by_its_own_rules() {
         w.user.name
     ));
     let daemon = w.daemon();
-    let root_home = w.env.path().join("root-home");
-    std::fs::create_dir_all(&root_home).unwrap();
-    let as_root = |program: &str| {
-        let mut c = Command::new(program);
-        c.env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-            .env("HOME", &root_home)
-            .env("XDG_CONFIG_HOME", root_home.join(".config"))
-            .env("XDG_CONFIG_DIRS", root_home.join("no-xdg-dirs"))
-            .current_dir(&root_home);
-        daemon.client_env(&mut c);
-        c
-    };
+    let as_root = |program: &str| w.as_root(&daemon, program);
     let mut c = as_root(BIN);
     c.args(add).arg("--json");
     let r = finish(output_within(c, LIMIT));
@@ -662,5 +665,59 @@ fn the_daemon_judges_root_groups_and_signatures_by_its_own_rules() {
     assert!(
         !out.status.success(),
         "the daemon took paths signed by a key it does not trust"
+    );
+}
+
+/// The daemon reads the user file of the account it runs as (root's
+/// `~/.config/nix/nix.conf` under systemd) after the system file. Root through the daemon
+/// can see the daemon's environment, so setup-cache judges by what the daemon really
+/// reads: trusted here, though the system file leaves root out, as the daemon proves by
+/// substituting.
+#[test]
+fn the_daemons_own_user_file_is_read_as_the_daemon_reads_it() {
+    let w = world("daemon-home");
+    let server = http::HttpCache::serve(&w.cache_dir);
+    w.write_system(&format!(
+        "sandbox = false\nsubstituters =\ntrusted-users = {}\n",
+        w.user.name
+    ));
+    let daemon_user_file = Daemon::home_of(&w.conf_dir).join(".config/nix/nix.conf");
+    std::fs::create_dir_all(daemon_user_file.parent().unwrap()).unwrap();
+    std::fs::write(&daemon_user_file, "extra-trusted-users = root\n").unwrap();
+    let daemon = Daemon::start_with(&w.conf_dir, &w.shared.path().join("daemon.sock"), true);
+
+    let mut c = w.as_root(&daemon, BIN);
+    c.args([
+        "--url",
+        &server.url,
+        "--public-key",
+        &w.key.public,
+        "--json",
+    ]);
+    let r = finish(output_within(c, LIMIT));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let trust = &r.json["trust"];
+    assert_eq!(trust["status"], "trusted", "{trust}");
+    let reason = trust["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("{}:1", daemon_user_file.display())),
+        "{reason}"
+    );
+    assert_eq!(trust["daemon_config"]["from"], "running-daemon", "{trust}");
+    assert!(
+        trust["daemon_config"]["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == &Value::from(daemon_user_file.display().to_string())),
+        "{trust}"
+    );
+    let mut c = w.as_root(&daemon, "nix-store");
+    c.args(["--realise", &w.top]);
+    let out = output_within(c, LIMIT);
+    assert!(
+        out.status.success(),
+        "the daemon trusts root through its own user file: {}",
+        stderr(&out)
     );
 }

@@ -137,23 +137,44 @@ pub struct Daemon {
     child: Child,
     pub socket: PathBuf,
     pub conf_dir: PathBuf,
+    /// Whether it reads its home's user file ([`Daemon::start_with`]).
+    own_user_file: bool,
     pub log: PathBuf,
 }
 
 impl Daemon {
-    /// Starts the daemon with `NIX_CONF_DIR=conf_dir` and waits for its socket.
+    /// Starts the daemon with `NIX_CONF_DIR=conf_dir` and waits for its socket. It reads
+    /// no user file (`NIX_USER_CONF_FILES=`).
     pub fn start(conf_dir: &Path, socket: &Path) -> Self {
+        Self::start_with(conf_dir, socket, false)
+    }
+
+    /// The home the daemon runs with: `conf_dir/daemon-home`.
+    pub fn home_of(conf_dir: &Path) -> PathBuf {
+        conf_dir.join("daemon-home")
+    }
+
+    /// Like [`Daemon::start`]; with `own_user_file`, the daemon also reads the user file
+    /// of its home ([`Daemon::home_of`]`/.config/nix/nix.conf`), as a nix-daemon started
+    /// by systemd reads root's (its XDG_CONFIG_DIRS points into `conf_dir`, so the
+    /// machine's `/etc/xdg` is not read).
+    pub fn start_with(conf_dir: &Path, socket: &Path, own_user_file: bool) -> Self {
         require_root("starting a nix-daemon");
         let _ = std::fs::remove_file(socket);
         let log = socket.with_extension("log");
-        let root_home = conf_dir.join("daemon-home");
+        let root_home = Self::home_of(conf_dir);
         std::fs::create_dir_all(&root_home).unwrap();
-        let child = Command::new("nix-daemon")
-            .env_clear()
+        let mut c = Command::new("nix-daemon");
+        c.env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-            .env("HOME", &root_home)
-            .env("XDG_CONFIG_HOME", root_home.join(".config"))
-            .env("NIX_USER_CONF_FILES", "")
+            .env("HOME", &root_home);
+        if own_user_file {
+            c.env("XDG_CONFIG_DIRS", conf_dir.join("daemon-xdg"));
+        } else {
+            c.env("XDG_CONFIG_HOME", root_home.join(".config"))
+                .env("NIX_USER_CONF_FILES", "");
+        }
+        let child = c
             .env("NIX_CONF_DIR", conf_dir)
             .env("NIX_DAEMON_SOCKET_PATH", socket)
             .env("NIX_REMOTE", "local")
@@ -176,6 +197,7 @@ impl Daemon {
             child,
             socket: socket.to_owned(),
             conf_dir: conf_dir.to_owned(),
+            own_user_file,
             log,
         }
     }
@@ -183,9 +205,13 @@ impl Daemon {
     /// Stops and starts again, so the daemon re-reads nix.conf (as after
     /// `systemctl restart nix-daemon`).
     pub fn restart(self) -> Self {
-        let (conf, sock) = (self.conf_dir.clone(), self.socket.clone());
+        let (conf, sock, own) = (
+            self.conf_dir.clone(),
+            self.socket.clone(),
+            self.own_user_file,
+        );
         drop(self);
-        Daemon::start(&conf, &sock)
+        Daemon::start_with(&conf, &sock, own)
     }
 
     /// Environment a client needs to talk to this daemon.

@@ -51,6 +51,32 @@ pub(crate) struct DaemonNetrc {
     pub(crate) state: NetrcState,
 }
 
+/// Where the daemon's configuration was learned ([`TrustInput::daemon`]).
+#[derive(Debug, Clone)]
+pub(crate) struct DaemonFacts {
+    pub(crate) source: nixconf::daemon::Source,
+    /// The user files it reads (root's `~/.config/nix/nix.conf`, ...), highest first.
+    pub(crate) user_files: Vec<PathBuf>,
+}
+
+/// What the verdict took for the nix-daemon's configuration: the `trust.daemon_config`
+/// object of setup-cache's JSON (through the daemon only).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DaemonConfig {
+    /// `running-daemon` (its environment read from `/proc`) or `assumed` (a service
+    /// manager's defaults: root's home, no Nix variables).
+    pub from: &'static str,
+    /// The daemon's pid, when read from the running process.
+    pub pid: Option<u32>,
+    /// Why its environment could not be read, when assumed.
+    pub why_assumed: Option<String>,
+    /// The files it reads that exist (and `NIX_CONFIG` when set), in the order applied.
+    pub files: Vec<String>,
+    /// Files it reads that this user may not (root's user file, normally), judged as
+    /// setting nothing.
+    pub unreadable: Vec<String>,
+}
+
 /// Everything the verdict depends on, gathered apart from deciding so tests can build it.
 #[derive(Debug, Clone)]
 pub struct TrustInput {
@@ -63,8 +89,12 @@ pub struct TrustInput {
     /// for `@group` entries of `trusted-users`.
     pub(crate) groups: Vec<String>,
     pub(crate) store_mode: StoreMode,
-    /// The system configuration the daemon reads (`$NIX_CONF_DIR/nix.conf` + includes).
+    /// The configuration the daemon reads: `$NIX_CONF_DIR/nix.conf` and its includes, the
+    /// user files of the account it runs as, its `NIX_CONFIG` ([`nixconf::daemon`]).
     pub(crate) system: Layers,
+    /// How the daemon's environment was learned, and its user files (through the daemon
+    /// only).
+    pub(crate) daemon: Option<DaemonFacts>,
     /// `$NIX_CONF_DIR/nix.conf`, as reasons and fixes name it.
     pub(crate) system_file: PathBuf,
     /// The daemon's netrc (private caches).
@@ -104,6 +134,9 @@ pub struct TrustReport {
     /// Private caches the daemon would fetch without credentials: the user's netrc is
     /// not used and the daemon's own netrc has no entry for the host.
     pub missing_credentials: Vec<String>,
+    /// What the daemon's configuration was taken to be (through the daemon only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemon_config: Option<DaemonConfig>,
     /// Caveats for the report's warnings list (not repeated in the JSON `trust` object).
     #[serde(skip)]
     pub(crate) warnings: Vec<String>,
@@ -123,6 +156,26 @@ fn where_set(l: &Layers, name: &str, file: &Path) -> String {
         Some((f, line)) => format!("{}:{line}", f.display()),
         None => format!("{} (Nix's default)", file.display()),
     }
+}
+
+/// The file an administrator's `extra-NAME` lines must go in for the daemon to use them:
+/// the system file, unless a file the daemon reads after it (root's user file, ...) sets
+/// one of `names` plainly, which resets an `extra-` line of the system file: then the
+/// last such file.
+fn extra_target(l: &Layers, names: &[&str], system_file: &Path) -> PathBuf {
+    let root_of = |mut i: usize| {
+        while let Some((parent, _)) = l.files[i].included_from {
+            i = parent;
+        }
+        i
+    };
+    l.assignments()
+        .iter()
+        .filter(|a| !a.is_extra && names.contains(&a.name))
+        .map(|a| root_of(a.file_index))
+        .filter(|&r| Some(&r) != l.roots.first() && l.files[r].kind != nixconf::LayerKind::EnvVar)
+        .max_by_key(|&r| l.roots.iter().position(|&x| x == r))
+        .map_or_else(|| system_file.to_owned(), |r| l.files[r].path.clone())
 }
 
 /// Whether the daemon keeps substituter `url` from an untrusted user, given its own
@@ -195,8 +248,11 @@ pub fn assess(
     // A system file this user may not read (mode 0600) is judged as if it set nothing:
     // the verdict may be wrong, and says so.
     if input.nix_says.is_none() {
+        let quiet: Vec<&Path> = unreadable_user_files(input).collect();
         for e in &input.system.errors {
-            if let nixconf::LoadError::Unreadable { file, reason } = e {
+            if let nixconf::LoadError::Unreadable { file, reason } = e
+                && !quiet.contains(&file.as_path())
+            {
                 r.warnings.push(format!(
                     "could not read {} ({reason}), which the nix-daemon reads: this verdict takes Nix's defaults for what it sets (trusted-users, trusted-substituters, ...) and may be wrong; ask the administrator, or run with a Nix that answers `nix store info` (2.15 and later)",
                     file.display()
@@ -245,7 +301,12 @@ fn decide(
         );
         r.fix = Some(format!(
             "Ask the administrator to add you to `allowed-users` in {} (or to `trusted-users`), then restart the daemon ({restart})",
-            input.system_file.display()
+            extra_target(
+                &input.system,
+                &["allowed-users", "trusted-users"],
+                &input.system_file
+            )
+            .display()
         ));
         r.ignored = caches.iter().map(|c| redact::url(&c.url)).collect();
         return r;
@@ -290,8 +351,51 @@ fn verdict(input: &TrustInput, status: TrustStatus, reason: String) -> TrustRepo
         fix: None,
         ignored: Vec::new(),
         missing_credentials: Vec::new(),
+        daemon_config: daemon_config(input),
         warnings: Vec::new(),
     }
+}
+
+/// [`DaemonConfig`] from the facts.
+fn daemon_config(input: &TrustInput) -> Option<DaemonConfig> {
+    use nixconf::daemon::Source;
+    let d = input.daemon.as_ref()?;
+    let (from, pid, why_assumed) = match &d.source {
+        Source::Process { pid } => ("running-daemon", Some(*pid), None),
+        Source::Assumed { why } => ("assumed", None, Some(why.clone())),
+    };
+    let files = input
+        .system
+        .files
+        .iter()
+        .filter(|f| f.exists)
+        .map(|f| f.path.to_string_lossy().into_owned())
+        .collect();
+    Some(DaemonConfig {
+        from,
+        pid,
+        why_assumed,
+        files,
+        unreadable: unreadable_user_files(input)
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect(),
+    })
+}
+
+/// The daemon's user files this user may not read (root's, normally): no warning, as
+/// they are unreadable on every machine where root's home is private.
+fn unreadable_user_files(input: &TrustInput) -> impl Iterator<Item = &Path> {
+    input.system.errors.iter().filter_map(|e| match e {
+        nixconf::LoadError::Unreadable { file, .. }
+            if input
+                .daemon
+                .as_ref()
+                .is_some_and(|d| d.user_files.contains(file)) =>
+        {
+            Some(file.as_path())
+        }
+        _ => None,
+    })
 }
 
 /// Why the user is trusted (root, a single-user install, `trusted-users`, or Nix's own
@@ -547,7 +651,17 @@ impl<'a> Untrusted<'a> {
     /// The exact fix: the URL as the system allows it (no administrator needed), else
     /// what an administrator does, then the daemon's restart.
     fn fix(&self, restart: &str, cache_args: &str) -> String {
-        let sys = self.input.system_file.display();
+        let system = &self.input.system;
+        let allow_in = extra_target(
+            system,
+            &[
+                "substituters",
+                "trusted-substituters",
+                "trusted-public-keys",
+            ],
+            &self.input.system_file,
+        );
+        let trust_in = extra_target(system, &["trusted-users"], &self.input.system_file);
         let net_path = self.input.daemon_netrc.path.display();
         let mut fix = String::new();
         let exact: Vec<String> = self
@@ -578,9 +692,10 @@ impl<'a> Untrusted<'a> {
         if !self.ignored.is_empty() {
             let keys: Vec<&str> = self.ignored.iter().map(|c| c.public_key.as_str()).collect();
             fix.push_str(&format!(
-                "\x20 a) allow this cache for all users: add to {sys}\n\
+                "\x20 a) allow this cache for all users: add to {}\n\
                  \x20      extra-trusted-substituters = {}\n\
                  \x20      extra-trusted-public-keys = {}\n",
+                allow_in.display(),
                 self.ignored_urls().join(" "),
                 keys.join(" "),
             ));
@@ -602,8 +717,9 @@ impl<'a> Untrusted<'a> {
             fix.push_str(&format!("\x20      {}\n", admin_cmd(c, var)));
         }
         fix.push_str(&format!(
-            "\x20 b) trust your user: add to {sys}\n\
+            "\x20 b) trust your user: add to {}\n\
              \x20      extra-trusted-users = {}",
+            trust_in.display(),
             self.input.user,
         ));
         fix
@@ -709,25 +825,40 @@ pub(crate) fn gather(env: &Env, runner: &Runner, nix: Option<&crate::nixcli::Nix
         groups = id(&["-Gn"]);
     }
     let groups = groups.split_whitespace().map(str::to_owned).collect();
-    let sys_env = Env {
-        nix_conf_dir: env.nix_conf_dir.clone(),
-        nix_user_conf_files: Some(Default::default()),
-        ..Env::default()
-    };
     let store_mode = store_mode();
     let nix_says = match (store_mode, nix) {
         (StoreMode::Daemon, Some(n)) => n.store_trusted(),
         _ => None,
     };
-    let system = nixconf::load(&sys_env);
+    // Through the daemon: what it reads (its system file, its own user files and
+    // NIX_CONFIG). Opening the store directly, the user is trusted whatever it says;
+    // the system layers alone are kept for the facts reported.
+    let (daemon_env, daemon) = match store_mode {
+        StoreMode::Daemon => {
+            let d = nixconf::daemon::discover(env);
+            let mut e = d.env;
+            if let Some(n) = nix {
+                e = e.for_nix_version(n.version());
+            }
+            let user_files = e.user_files().into_iter().map(|(f, _)| f).collect();
+            let facts = DaemonFacts {
+                source: d.source,
+                user_files,
+            };
+            (e, Some(facts))
+        }
+        StoreMode::Local => (env.system_only(), None),
+    };
+    let system = nixconf::load(&daemon_env);
     TrustInput {
         user,
         uid,
         groups,
         store_mode,
-        daemon_netrc: daemon_netrc(&system, &env.conf_dir()),
+        daemon_netrc: daemon_netrc(&system, &daemon_env.conf_dir()),
         system,
-        system_file: env.system_file(),
+        daemon,
+        system_file: daemon_env.system_file(),
         nix_says,
     }
 }
@@ -750,6 +881,7 @@ mod tests {
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             store_mode: StoreMode::Daemon,
             system: nixconf::load(&env),
+            daemon: None,
             system_file: env.system_file(),
             daemon_netrc: DaemonNetrc {
                 path: d.path().join("netrc"),
@@ -813,6 +945,110 @@ mod tests {
         let (_d, mut i) = input("trusted-users = root\n", "bob", &[]);
         i.store_mode = StoreMode::Local;
         assert_eq!(status(&i), TrustStatus::Trusted);
+    }
+
+    /// The daemon reads the user file of the account it runs as after the system file:
+    /// what it sets counts, and a fix's `extra-` line goes after its plain settings.
+    #[test]
+    fn the_daemons_own_user_file_counts() {
+        let with_daemon_user_file = |system: &str, daemon_user: &str| {
+            let d = tempfile::tempdir().unwrap();
+            std::fs::write(d.path().join("nix.conf"), system).unwrap();
+            let user_file = d.path().join("root-home/.config/nix/nix.conf");
+            std::fs::create_dir_all(user_file.parent().unwrap()).unwrap();
+            std::fs::write(&user_file, daemon_user).unwrap();
+            let env = Env {
+                nix_conf_dir: Some(d.path().to_owned()),
+                home: Some(d.path().join("root-home")),
+                xdg_config_dirs: Some(Default::default()),
+                ..Env::default()
+            };
+            let (_, mut i) = input("", "alice", &["alice"]);
+            i.system = nixconf::load(&env);
+            i.system_file = env.system_file();
+            i.daemon = Some(DaemonFacts {
+                source: nixconf::daemon::Source::Process { pid: 7 },
+                user_files: vec![user_file.clone()],
+            });
+            (d, user_file, i)
+        };
+        let (_d, user_file, i) =
+            with_daemon_user_file("trusted-users = root\n", "extra-trusted-users = alice\n");
+        let r = assess(&i, &cache(), RESTART, AGAIN);
+        assert_eq!(r.status, TrustStatus::Trusted);
+        assert!(
+            r.reason.contains(&format!("{}:1", user_file.display())),
+            "{}",
+            r.reason
+        );
+        let dc = r.daemon_config.unwrap();
+        assert_eq!((dc.from, dc.pid), ("running-daemon", Some(7)));
+        assert!(
+            dc.files.contains(&user_file.display().to_string()),
+            "{:?}",
+            dc.files
+        );
+
+        // Root's user file resets what the system file grants: untrusted, and the fix's
+        // lines go in root's file, where they come after the reset.
+        let (_d, user_file, i) = with_daemon_user_file(
+            "trusted-users = root alice\ntrusted-substituters = https://c.example\n",
+            "trusted-users = root\ntrusted-substituters =\n",
+        );
+        let r = assess(&i, &cache(), RESTART, AGAIN);
+        assert_eq!(r.status, TrustStatus::Untrusted);
+        assert!(
+            r.reason.contains(&format!("{}:1", user_file.display())),
+            "{}",
+            r.reason
+        );
+        let fix = r.fix.unwrap();
+        assert_eq!(
+            fix.matches(&format!("add to {}", user_file.display()))
+                .count(),
+            2,
+            "{fix}"
+        );
+        // Extra lines only there: the system file keeps the fix.
+        let (_d, _, i) =
+            with_daemon_user_file("trusted-users = root\n", "extra-trusted-users = bob\n");
+        let fix = assess(&i, &cache(), RESTART, AGAIN).fix.unwrap();
+        assert_eq!(
+            fix.matches(&format!("add to {}", i.system_file.display()))
+                .count(),
+            2,
+            "{fix}"
+        );
+    }
+
+    /// Root's user file is unreadable to everyone else on most machines: judged as
+    /// setting nothing, said in `daemon_config`, no warning on every run.
+    #[test]
+    fn an_unreadable_daemon_user_file_is_noted_not_warned_about() {
+        let (_d, mut i) = input("trusted-users = root\n", "alice", &[]);
+        let hidden = PathBuf::from("/root/.config/nix/nix.conf");
+        i.system.errors.push(nixconf::LoadError::Unreadable {
+            file: hidden.clone(),
+            reason: "Permission denied".into(),
+        });
+        i.daemon = Some(DaemonFacts {
+            source: nixconf::daemon::Source::Assumed {
+                why: "another user".into(),
+            },
+            user_files: vec![hidden.clone()],
+        });
+        let r = assess(&i, &cache(), RESTART, AGAIN);
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        let dc = r.daemon_config.unwrap();
+        assert_eq!(dc.from, "assumed");
+        assert_eq!(dc.unreadable, [hidden.display().to_string()]);
+        // The system file unreadable is still warned about.
+        i.system.errors.push(nixconf::LoadError::Unreadable {
+            file: i.system_file.clone(),
+            reason: "Permission denied".into(),
+        });
+        let r = assess(&i, &cache(), RESTART, AGAIN);
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
     }
 
     const KEY: &str = "c-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";

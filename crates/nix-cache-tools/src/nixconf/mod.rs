@@ -63,6 +63,7 @@
 //! assert!(conf.invalid_lines().count() == 1);
 //! ```
 
+pub(crate) mod daemon;
 mod doc;
 mod effective;
 mod layers;
