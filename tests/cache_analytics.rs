@@ -1564,6 +1564,45 @@ fn narinfos_for_other_contents_are_not_coverage() {
     );
 }
 
+/// A narinfo whose NAR is gone is no coverage (Nix would find the path, then fail to
+/// download it): counted apart, with a warning, over `file://` and over HTTP (`HEAD`).
+#[test]
+fn narinfos_whose_nar_is_gone_are_not_coverage() {
+    require_nix();
+    let env = NixEnv::new();
+    let top = support::build_small_closure(&env, &support::unique("nonar"));
+    let dir = env.path().join("chroot");
+    copy_to_chroot(&env, &dir, &top);
+    let cache = file_cache(&env, "cache", None, &top);
+    let file = cache.join(nix_cache_tools::narinfo::narinfo_file_name(&top).unwrap());
+    let info =
+        nix_cache_tools::narinfo::NarInfo::parse(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    std::fs::remove_file(cache.join(&info.url)).unwrap();
+    let server = support::http::HttpCache::serve(&cache);
+    for url in [format!("file://{}", cache.display()), server.url.clone()] {
+        let report = analytics_json(
+            &env,
+            &[
+                "--store",
+                dir.to_str().unwrap(),
+                "--closure",
+                &top,
+                "--cache",
+                &url,
+            ],
+        );
+        let c = &report["coverage"][0];
+        assert_eq!(c["nar_missing"], 1, "{url}: {c}");
+        assert_eq!(c["paths_present"], 3, "{url}: {c}");
+        assert!(
+            report["findings"]
+                .to_string()
+                .contains("whose NAR is not in the cache"),
+            "{url}: {report}"
+        );
+    }
+}
+
 /// A cache's words never drive the terminal or the job summary: a `Sig` whose key name
 /// carries ANSI escapes, HTML and a Markdown link shows in every format made harmless.
 #[test]

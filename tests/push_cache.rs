@@ -1364,6 +1364,45 @@ fn a_narinfo_for_other_contents_is_not_already_cached() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), good);
 }
 
+/// A narinfo whose NAR is gone from the cache (a lifecycle rule, a half-synced mirror, a
+/// hand-deleted file) is no proof: Nix finds the narinfo, then fails to download. Such a
+/// path is pushed again, over `file://` and over HTTP, and its NAR is there afterwards.
+#[test]
+fn a_narinfo_whose_nar_is_gone_is_not_already_cached() {
+    use std::time::Duration;
+    let b = build_fixture("pnonar");
+    let dir = b.env.path().join("cache");
+    let to = format!("file://{}", dir.display());
+    let push = |to: &str| {
+        let (out, _) = run_bounded(
+            push_cache(&b.env, &b.work, &["--to", to, "--json", &b.top]),
+            Duration::from_secs(120),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        json(&out)
+    };
+    push(&to);
+    let leaf = b.closure.iter().find(|p| p.contains("-leaf-")).unwrap();
+    let mid = b.closure.iter().find(|p| p.contains("-mid-")).unwrap();
+    for (path, to) in [(leaf, to.clone()), (mid, String::new())] {
+        let nar = dir.join(narinfo_in(&dir, path).unwrap().url);
+        std::fs::remove_file(&nar).unwrap();
+        let server;
+        let to = if to.is_empty() {
+            server = http::HttpCache::serve_writable(&dir);
+            server.url.clone()
+        } else {
+            to
+        };
+        let j = push(&to);
+        assert!(!strings(&j["already_cached"]).contains(path), "{to}: {j}");
+        assert!(strings(&j["pushed"]).contains(path), "{to}: {j}");
+        assert!(j["warnings"].to_string().contains("NAR"), "{to}: {j}");
+        assert_eq!(assert_no_dangling_narinfo(&dir), 4);
+        assert_eq!(strings(&j["already_cached"]).len(), 3, "{to}: {j}");
+    }
+}
+
 /// A cache that answers every upload with HTTP 500 (and Nix's default download-attempts):
 /// the push ends within --timeout, exit 3, and each failed path says why — the HTTP
 /// status and the first line of the server's answer — in text, --json and Markdown.

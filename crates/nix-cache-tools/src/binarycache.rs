@@ -142,6 +142,10 @@ pub(crate) struct QueryOptions {
     /// When set, a cache whose first this many answers are all errors (down, refusing,
     /// slowing down) is not asked the rest: those are [`Found::Error`] at once.
     pub give_up_after: Option<usize>,
+    /// Whether a good narinfo's NAR must be in the cache too (a `stat` for `file://`, a
+    /// `HEAD` over HTTP and S3), else [`Found::NarMissing`]. On by default; a NAR named by
+    /// an absolute URL (another host) is not asked.
+    pub check_nar: bool,
 }
 
 impl Default for QueryOptions {
@@ -151,6 +155,7 @@ impl Default for QueryOptions {
             retries: 1,
             deadline: None,
             give_up_after: None,
+            check_nar: true,
         }
     }
 }
@@ -197,6 +202,9 @@ pub(crate) enum Found {
     /// A narinfo is there but proves nothing: why (garbage, truncated, too big, another
     /// path's). [`BinaryCache::query`] counts it as absent.
     Invalid(String),
+    /// The narinfo is good but the NAR it names is not in the cache: Nix would find the
+    /// path, then fail to download it. Why, naming the NAR. Counted as absent.
+    NarMissing(String),
     /// The cache could not be asked (transport error, 5xx, timeout).
     Error(String),
 }
@@ -224,7 +232,7 @@ impl Found {
                 nar_size: Some(nar_size),
                 file_size,
             },
-            Found::Absent | Found::Invalid(_) => Presence::Absent,
+            Found::Absent | Found::Invalid(_) | Found::NarMissing(_) => Presence::Absent,
             Found::Error(e) => Presence::Error(e),
         }
     }
@@ -447,6 +455,72 @@ impl BinaryCache {
         }
     }
 
+    /// Why the NAR a good narinfo names (its `URL`) is not in the cache, or `None` when it
+    /// is (or cannot be asked: an absolute URL, another host's; a server that does not
+    /// answer `HEAD`).
+    fn nar_missing(
+        &self,
+        url: &str,
+        until: Option<std::time::Instant>,
+    ) -> Result<Option<String>, CacheError> {
+        if url.contains("://") {
+            return Ok(None);
+        }
+        // What Nix writes is `nar/<nix32>.nar[.xz|.zst|...]`; anything outside the
+        // cache, or with characters no file name of a cache has, is never asked for.
+        let plain = |c: char| c.is_ascii_alphanumeric() || "._+-=".contains(c);
+        if url.starts_with('/')
+            || url
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+            || !url.chars().all(|c| c == '/' || plain(c))
+        {
+            return Ok(Some(format!(
+                "its URL `{}` is no file of the cache",
+                crate::output::untrusted(url, 120)
+            )));
+        }
+        let missing = || {
+            Some(format!(
+                "its narinfo is there but not its NAR, {}: Nix would fail to download it",
+                self.shown(url)
+            ))
+        };
+        match &self.base {
+            Base::File(dir) => match std::fs::symlink_metadata(dir.join(url)) {
+                Ok(m) if m.is_file() => Ok(None),
+                Ok(m) => Ok(Some(format!(
+                    "its NAR {} is {}, not a regular file",
+                    self.shown(url),
+                    crate::fsutil::describe_type(m.file_type())
+                ))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(missing()),
+                Err(e) => Err(CacheError::Io {
+                    url: self.shown(url),
+                    source: e,
+                }),
+            },
+            Base::Http(_) | Base::S3(_) => {
+                let loc = match &self.base {
+                    Base::S3(b) => b.head(url),
+                    _ => self.location(url),
+                };
+                let mut req = self.agent.head(&loc);
+                if let Some(until) = until {
+                    let left = until.saturating_duration_since(std::time::Instant::now());
+                    req = req.timeout(left.min(self.timeout).max(Duration::from_millis(1)));
+                }
+                match req.call() {
+                    Ok(_) => Ok(None),
+                    Err(ureq::Error::Status(code, _)) if is_absent_status(code) => Ok(missing()),
+                    // A server that does not do HEAD: not asked, as Nix never asks.
+                    Err(ureq::Error::Status(405 | 501, _)) => Ok(None),
+                    Err(e) => Err(http_error(self.shown(url), e)),
+                }
+            }
+        }
+    }
+
     /// `nix-cache-info`, or `None` when the cache has none. One that is there but is
     /// not one (not text, no `StoreDir`, larger than [`MAX_CACHE_INFO`]) is
     /// [`CacheError::NotABinaryCache`].
@@ -474,6 +548,7 @@ impl BinaryCache {
         &self,
         path: &str,
         until: Option<std::time::Instant>,
+        check_nar: bool,
     ) -> Result<Found, CacheError> {
         let name = narinfo_file_name(path).ok_or_else(|| CacheError::NotAStorePath {
             path: path.to_owned(),
@@ -516,6 +591,9 @@ impl BinaryCache {
                 info.store_path
             )));
         }
+        if check_nar && let Some(why) = self.nar_missing(&info.url, until)? {
+            return Ok(Found::NarMissing(why));
+        }
         Ok(Found::Present {
             nar_size: info.nar_size,
             file_size: info.file_size,
@@ -539,7 +617,7 @@ impl BinaryCache {
             {
                 return Found::Error("not asked: the time limit was reached".to_owned());
             }
-            match self.check_one(path, opts.deadline) {
+            match self.check_one(path, opts.deadline, opts.check_nar) {
                 Ok(f) => return f,
                 Err(e) => {
                     // 429 and 503 are "slow down" (S3's SlowDown, a rate-limiting
@@ -723,6 +801,8 @@ mod tests {
             HELLO,
         )
         .unwrap();
+        std::fs::create_dir(dir.path().join("nar")).unwrap();
+        std::fs::write(dir.path().join("nar/x.nar.xz"), "").unwrap();
         std::fs::write(
             dir.path().join("00000000000000000000000000000000.narinfo"),
             "garbage",
@@ -808,9 +888,10 @@ mod tests {
     }
 
     /// A tiny HTTP server: `/<hash>.narinfo` answers by the first character of the hash
-    /// (`x` 200 with HELLO, `1` 404, `2` 403, `5` 500).
+    /// (`x` 200 with HELLO, `1` 404, `2` 403, `5` 500); `/nar/...` 200 (HELLO's NAR).
     fn tiny_server() -> String {
         answering(|_, path| match path.chars().nth(1) {
+            _ if path.starts_with("/nar/") => (200, ""),
             Some('x') => (200, HELLO),
             Some('1') => (404, ""),
             Some('2') => (403, ""),
@@ -854,8 +935,7 @@ mod tests {
             &QueryOptions {
                 retries: 1,
                 jobs: 2,
-                deadline: None,
-                give_up_after: None,
+                ..QueryOptions::default()
             },
         );
         assert_eq!(
@@ -932,6 +1012,8 @@ mod tests {
         Endless,
         /// 200 with `StoreDir: /nix/store\n` repeated, one byte every 200 ms, for ever.
         Trickle,
+        /// That status, no body.
+        Status(u16),
     }
 
     /// A server on 127.0.0.1 answering every request with `reply(path)`; it counts the
@@ -971,6 +1053,12 @@ mod tests {
                             && sent.load(Ordering::SeqCst) < 8 << 30
                     };
                     match reply(&path) {
+                        Reply::Status(code) => {
+                            let _ = write!(
+                                s,
+                                "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            );
+                        }
                         Reply::Body(b) => {
                             let _ = write!(
                                 s,
@@ -1006,6 +1094,106 @@ mod tests {
             }
         });
         (url, sent)
+    }
+
+    /// A good narinfo proves presence only with its NAR there: `HEAD` over HTTP, a file
+    /// for `file://`. A server without `HEAD` and a NAR on another host are not asked; a
+    /// URL outside the cache is never asked.
+    #[test]
+    fn a_narinfo_without_its_nar_is_no_proof() {
+        fn narinfo(hash: &str, url: &str) -> String {
+            format!(
+                "StorePath: /nix/store/{hash}-p\nURL: {url}\nCompression: none\nNarHash: sha256:16mvl7v0ylzcg2n3xzjn41qhzbmgcn5iyarx16nn5l2r36n2kqci\nNarSize: 8\nReferences: \n"
+            )
+        }
+        const CASES: [(&str, &str); 6] = [
+            ("11111111111111111111111111111111", "nar/here.nar"),
+            ("22222222222222222222222222222222", "nar/gone.nar"),
+            ("33333333333333333333333333333333", "nar/nohead.nar"),
+            ("44444444444444444444444444444444", "../../etc/passwd"),
+            (
+                "55555555555555555555555555555555",
+                "http://elsewhere.example/n.nar",
+            ),
+            ("66666666666666666666666666666666", "nar/\u{1b}[2J.nar"),
+        ];
+        let (url, _) = hostile_server(|p| {
+            for (hash, nar) in CASES {
+                if p == format!("/{hash}.narinfo") {
+                    return Reply::Body(narinfo(hash, nar).leak());
+                }
+            }
+            match p {
+                "/nar/here.nar" => Reply::Body("12345678"),
+                "/nar/nohead.nar" => Reply::Status(405),
+                _ => Reply::Status(404),
+            }
+        });
+        let paths: Vec<String> = CASES
+            .iter()
+            .map(|(h, _)| format!("/nix/store/{h}-p"))
+            .collect();
+        let c = BinaryCache::new(&url).unwrap();
+        let d = c.query_detailed(&paths, &QueryOptions::default());
+        assert!(matches!(d[0], Found::Present { .. }), "{d:?}");
+        assert!(
+            matches!(&d[1], Found::NarMissing(e) if e.contains("/nar/gone.nar") && e.contains("not its NAR")),
+            "{d:?}"
+        );
+        assert!(matches!(d[2], Found::Present { .. }), "{d:?}");
+        assert!(
+            matches!(&d[3], Found::NarMissing(e) if e.contains("no file of the cache")),
+            "{d:?}"
+        );
+        assert!(matches!(d[4], Found::Present { .. }), "{d:?}");
+        assert!(
+            matches!(&d[5], Found::NarMissing(e) if !e.contains('\u{1b}')),
+            "{d:?}"
+        );
+        assert_eq!(
+            c.query(&paths, &QueryOptions::default())[1].presence,
+            Presence::Absent
+        );
+        // Not asked when the caller says so.
+        let unchecked = c.query_detailed(
+            &paths[1..2],
+            &QueryOptions {
+                check_nar: false,
+                ..QueryOptions::default()
+            },
+        );
+        assert!(
+            matches!(unchecked[0], Found::Present { .. }),
+            "{unchecked:?}"
+        );
+
+        // file://: the NAR must be a regular file, never followed through a link.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("nar")).unwrap();
+        std::fs::write(dir.path().join("nar/here.nar"), "12345678").unwrap();
+        std::os::unix::fs::symlink("here.nar", dir.path().join("nar/link.nar")).unwrap();
+        for (hash, nar) in [
+            ("11111111111111111111111111111111", "nar/here.nar"),
+            ("22222222222222222222222222222222", "nar/gone.nar"),
+            ("33333333333333333333333333333333", "nar/link.nar"),
+        ] {
+            std::fs::write(
+                dir.path().join(format!("{hash}.narinfo")),
+                narinfo(hash, nar),
+            )
+            .unwrap();
+        }
+        let c = BinaryCache::new(&format!("file://{}", dir.path().display())).unwrap();
+        let d = c.query_detailed(&paths[..3], &QueryOptions::default());
+        assert!(matches!(d[0], Found::Present { .. }), "{d:?}");
+        assert!(
+            matches!(&d[1], Found::NarMissing(e) if e.contains("gone.nar")),
+            "{d:?}"
+        );
+        assert!(
+            matches!(&d[2], Found::NarMissing(e) if e.contains("symbolic link")),
+            "{d:?}"
+        );
     }
 
     #[test]
@@ -1219,6 +1407,8 @@ mod tests {
                         let path = line.split_whitespace().nth(1).unwrap_or("");
                         let (code, body) = if path.starts_with("/xcp9") {
                             (200, HELLO)
+                        } else if path.starts_with("/nar/") {
+                            (200, "")
                         } else {
                             (404, "")
                         };

@@ -258,6 +258,13 @@ impl S3Bucket {
             .into()
     }
 
+    pub(crate) fn head(&self, key: &str) -> String {
+        self.bucket
+            .head_object(self.creds(), key)
+            .sign(SIGNED_FOR)
+            .into()
+    }
+
     pub(crate) fn put(&self, key: &str) -> String {
         self.bucket
             .put_object(self.creds(), key)

@@ -94,6 +94,7 @@ fn empty(target: &Target, closure: &[Member]) -> Coverage {
         signatures: None,
         incomplete: None,
         other_contents: 0,
+        nar_missing: 0,
     }
 }
 
@@ -247,6 +248,7 @@ fn check_one(
                 *held = true;
                 signing.push(&**s);
             }
+            Found::NarMissing(_) => cov.nar_missing += 1,
             Found::Absent | Found::Invalid(_) => {}
             Found::Error(e) => {
                 cov.errors += 1;

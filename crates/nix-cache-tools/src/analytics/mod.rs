@@ -699,6 +699,17 @@ impl Ctx<'_> {
                 "Push this store's paths again (`push-cache` replaces such narinfos), or find out which build made the cache's (a path that does not build reproducibly).".to_owned(),
             ));
         }
+        if c.nar_missing > 0 {
+            self.findings.push(Finding::new(
+                Severity::Warning,
+                Area::Coverage,
+                format!(
+                    "{} narinfos at {shown} name paths of the closure whose NAR is not in the cache: Nix finds them there, then fails to download them; they are not counted as present.",
+                    c.nar_missing
+                ),
+                "Push the closure again: `push-cache` uploads a path whose NAR is gone.".to_owned(),
+            ));
+        }
         self.signature_findings(c, &shown);
         // The command that pushes the rest of the closure to this cache.
         let push = format!(

@@ -292,6 +292,9 @@ pub struct Coverage {
     /// other contents (corrupted, or another build of a non-reproducible path), which
     /// Nix would refuse on download ("hash mismatch"). Not counted as present.
     pub other_contents: u64,
+    /// Good narinfos whose NAR is not in the cache: Nix finds the path there, then fails
+    /// to download it. Not counted as present.
+    pub nar_missing: u64,
 }
 
 /// The signatures of one cache's narinfos for the closure, checked as Nix checks them.

@@ -304,7 +304,7 @@ pub fn run(opts: &Options, on_progress: OnProgress<'_>) -> Result<Report, PushEr
         ),
         _ => Todo {
             to_push: closure.plan.ordered.clone(),
-            unusable: BTreeMap::new(),
+            ..Todo::default()
         },
     };
     let native = matches!(&setup.target, Target::Store(uri) if crate::binarycache::is_supported(uri))
@@ -580,6 +580,7 @@ fn open_client(target: &Target, opts: &Options) -> Result<Option<BinaryCache>, P
 }
 
 /// What is left to upload once the cache has been asked.
+#[derive(Default)]
 struct Todo {
     /// Paths to upload, references first.
     to_push: Vec<StorePath>,
@@ -587,6 +588,8 @@ struct Todo {
     /// cannot replace (it reads that narinfo first and stops): failed from the start,
     /// with the reason.
     unusable: BTreeMap<StorePath, String>,
+    /// Why each of [`Todo::unusable`]'s narinfos proves nothing.
+    reasons: BTreeMap<StorePath, String>,
 }
 
 impl Todo {
@@ -594,8 +597,12 @@ impl Todo {
     /// nothing is replaced, so those paths go again (in `ordered`'s order).
     fn replace_unusable(&mut self, ordered: &[StorePath], report: &mut Report) {
         for p in self.unusable.keys() {
+            let why = self
+                .reasons
+                .get(p)
+                .map_or(String::new(), |w| format!(" ({w})"));
             report.warnings.push(format!(
-                "the cache's narinfo for {p} proves nothing; it is replaced"
+                "the cache's narinfo for {p} proves nothing{why}; it is replaced"
             ));
         }
         let again: BTreeSet<&StorePath> = self.unusable.keys().chain(self.to_push.iter()).collect();
@@ -630,10 +637,7 @@ fn ask_cache(
         ..QueryOptions::default()
     };
     let found = cache.query_detailed(ordered, &q);
-    let mut todo = Todo {
-        to_push: Vec::new(),
-        unusable: BTreeMap::new(),
-    };
+    let mut todo = Todo::default();
     let mut errors = 0usize;
     for (path, f) in ordered.iter().cloned().zip(found) {
         // A narinfo for other contents than this store's (another NAR hash or size: a
@@ -661,11 +665,12 @@ fn ask_cache(
         match f {
             Found::Present { .. } => report.already_cached.push(path),
             Found::Absent => todo.to_push.push(path),
-            Found::Invalid(why) => {
+            Found::Invalid(why) | Found::NarMissing(why) => {
                 match replace_invalid(cache, &path, &why, opts.dry_run, report) {
                     Ok(()) => todo.to_push.push(path),
-                    Err(why) => {
-                        todo.unusable.insert(path, why);
+                    Err(message) => {
+                        todo.reasons.insert(path.clone(), why);
+                        todo.unusable.insert(path, message);
                     }
                 }
             }
@@ -735,7 +740,9 @@ impl Push<'_> {
     /// Uploads `todo` the target's way: the native pipeline (`native`), `nix copy`, or
     /// Cachix's and attic's CLIs.
     fn upload(&self, native: bool, todo: Todo, report: &mut Report) -> Result<(), PushError> {
-        let Todo { to_push, unusable } = todo;
+        let Todo {
+            to_push, unusable, ..
+        } = todo;
         match self.target {
             Target::Store(uri) if native => {
                 let present: BTreeSet<StorePath> = report.already_cached.iter().cloned().collect();
