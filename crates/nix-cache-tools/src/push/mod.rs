@@ -30,16 +30,18 @@ mod backend;
 mod copy;
 mod native;
 mod plan;
+mod presence;
 mod report;
 mod roots;
 
 pub use crate::upload::{OnProgress, Progress};
 use copy::{Upload, upload_with_tool};
+use presence::Todo;
 use report::Reporter;
 pub use report::{Failure, Kept, Report, Via};
 use roots::{read_closure, resolve_roots};
 
-use crate::binarycache::{BinaryCache, Found, QueryOptions};
+use crate::binarycache::{BinaryCache, QueryOptions};
 use crate::cachetoml::{self, CacheTomlError};
 use crate::cmd::{CmdError, Runner};
 use crate::keys::{KeyError, SecretKey};
@@ -269,7 +271,7 @@ pub fn run(opts: &Options, on_progress: OnProgress<'_>) -> Result<Report, PushEr
     };
     // Opened before anything is built: for `s3://` this reads the credentials, once,
     // for the whole push (whether to skip it, the queries, the upload).
-    let client = open_client(&setup.target, opts)?;
+    let client = presence::open_client(&setup.target, opts)?;
     if skip_without_credentials(&setup.target, client.as_ref(), opts, &mut report)? {
         return Ok(report);
     }
@@ -283,35 +285,22 @@ pub fn run(opts: &Options, on_progress: OnProgress<'_>) -> Result<Report, PushEr
     let deadline = Deadline::after(opts.timeout.unwrap_or(attempt::DEFAULT_TIMEOUT));
     let cache = match client {
         Some(c) => {
-            let initialised = check_store_dir(&c)?;
+            let initialised = presence::check_store_dir(&c)?;
             Some((c, initialised))
         }
         None => None,
     };
-    // A cache without `nix-cache-info` is new: Nix writes that file when it first opens
-    // a binary cache, before any upload. Asking it about every path would only find them
-    // all missing (and `nix copy` checks again anyway), so it is not asked.
-    report.queried = cache.is_some();
-    let mut todo = match &cache {
-        Some((cache, true)) => ask_cache(
-            cache,
-            &closure.plan.ordered,
-            &closure.nodes,
-            &setup.target,
-            opts,
-            &deadline,
-            &mut report,
-        ),
-        _ => Todo {
-            to_push: closure.plan.ordered.clone(),
-            ..Todo::default()
-        },
-    };
     let native = matches!(&setup.target, Target::Store(uri) if crate::binarycache::is_supported(uri))
         && !opts.via_nix;
-    if native && !todo.unusable.is_empty() {
-        todo.replace_unusable(&closure.plan.ordered, &mut report);
+    let todo = presence::Ask {
+        cache: cache.as_ref(),
+        ordered: &closure.plan.ordered,
+        nodes: &closure.nodes,
+        target: &setup.target,
+        opts,
+        deadline: &deadline,
     }
+    .run(native, &mut report);
     if todo.to_push.is_empty() && todo.unusable.is_empty() {
         return Ok(report);
     }
@@ -560,169 +549,6 @@ fn plan_closure(
     Ok(Some(Closure { nodes, plan }))
 }
 
-/// A client for a `file://`, `http(s)://` or `s3://` target (`None` for other targets),
-/// each request bounded by 30 s or `--timeout` when that is less. Nothing is sent yet.
-fn open_client(target: &Target, opts: &Options) -> Result<Option<BinaryCache>, PushError> {
-    let Target::Store(uri) = target else {
-        return Ok(None);
-    };
-    if !crate::binarycache::is_supported(uri) {
-        return Ok(None);
-    }
-    let limit = opts.timeout.unwrap_or(attempt::DEFAULT_TIMEOUT);
-    let per_request = limit.min(Duration::from_secs(30));
-    BinaryCache::with_timeout(uri, per_request)
-        .map(Some)
-        .map_err(|e| PushError::CacheRead {
-            url: redact::url(uri),
-            reason: e.to_string(),
-        })
-}
-
-/// What is left to upload once the cache has been asked.
-#[derive(Default)]
-struct Todo {
-    /// Paths to upload, references first.
-    to_push: Vec<StorePath>,
-    /// Paths whose narinfo in the cache is there but proves nothing, and that `nix copy`
-    /// cannot replace (it reads that narinfo first and stops): failed from the start,
-    /// with the reason.
-    unusable: BTreeMap<StorePath, String>,
-    /// Why each of [`Todo::unusable`]'s narinfos proves nothing.
-    reasons: BTreeMap<StorePath, String>,
-}
-
-impl Todo {
-    /// For the native pipeline, which writes narinfos itself: a narinfo that proves
-    /// nothing is replaced, so those paths go again (in `ordered`'s order).
-    fn replace_unusable(&mut self, ordered: &[StorePath], report: &mut Report) {
-        for p in self.unusable.keys() {
-            let why = self
-                .reasons
-                .get(p)
-                .map_or(String::new(), |w| format!(" ({w})"));
-            report.warnings.push(format!(
-                "the cache's narinfo for {p} proves nothing{why}; it is replaced"
-            ));
-        }
-        let again: BTreeSet<&StorePath> = self.unusable.keys().chain(self.to_push.iter()).collect();
-        self.to_push = ordered
-            .iter()
-            .filter(|p| again.contains(p))
-            .cloned()
-            .collect();
-        self.unusable.clear();
-    }
-}
-
-/// Asks the cache about every path of `ordered`, in parallel within the deadline: what
-/// it holds is already cached (in the report), what it lacks or could not answer for is
-/// pushed, and a narinfo that proves nothing is replaced where that is possible.
-fn ask_cache(
-    cache: &BinaryCache,
-    ordered: &[StorePath],
-    nodes: &BTreeMap<StorePath, PathInfo>,
-    target: &Target,
-    opts: &Options,
-    deadline: &Deadline,
-    report: &mut Report,
-) -> Todo {
-    // S3 services answer each request after a fixed delay rather than by load (seen
-    // ~20 ms per request from s3s-fs even on loopback; AWS documents tens of ms):
-    // more requests in flight, not faster ones, make the presence check quick.
-    let s3 = matches!(target, Target::Store(u) if u.starts_with("s3://"));
-    let q = QueryOptions {
-        jobs: opts.jobs.unwrap_or(if s3 { 64 } else { 16 }),
-        deadline: Some(deadline.instant()),
-        ..QueryOptions::default()
-    };
-    let found = cache.query_detailed(ordered, &q);
-    let mut todo = Todo::default();
-    let mut errors = 0usize;
-    for (path, f) in ordered.iter().cloned().zip(found) {
-        // A narinfo for other contents than this store's (another NAR hash or size: a
-        // corrupted or forged entry, re-signed or not) is no proof either: Nix would
-        // download it and fail with "hash mismatch".
-        let f = match (f, nodes.get(&path)) {
-            (
-                Found::Present {
-                    nar_size, nar_hash, ..
-                },
-                Some(local),
-            ) if (local.nar_size != 0 && nar_size != local.nar_size)
-                || local
-                    .nar_hash
-                    .as_deref()
-                    .and_then(crate::narinfo::nar_hash_nix32)
-                    .is_some_and(|h| nar_hash.as_deref() != Some(h.as_str())) =>
-            {
-                Found::Invalid(format!(
-                    "it describes other contents than this store's {path} (another NarHash or NarSize)"
-                ))
-            }
-            (f, _) => f,
-        };
-        match f {
-            Found::Present { .. } => report.already_cached.push(path),
-            Found::Absent => todo.to_push.push(path),
-            Found::Invalid(why) | Found::NarMissing(why) => {
-                match replace_invalid(cache, &path, &why, opts.dry_run, report) {
-                    Ok(()) => todo.to_push.push(path),
-                    Err(message) => {
-                        todo.reasons.insert(path.clone(), why);
-                        todo.unusable.insert(path, message);
-                    }
-                }
-            }
-            Found::Error(e) => {
-                if errors == 0 {
-                    report.warnings.push(format!(
-                        "could not ask {} about {path}: {e}; such paths are pushed (nix copy checks again)",
-                        cache.display_url(),
-                    ));
-                }
-                errors += 1;
-                todo.to_push.push(path);
-            }
-        }
-    }
-    if errors > 1 {
-        report.warnings.push(format!(
-            "the cache did not answer for {errors} paths in all"
-        ));
-    }
-    todo
-}
-
-/// A narinfo for `path` that proves nothing (`why`): in a `file://` cache it is removed
-/// and Nix writes a good one (`Ok`: push the path); elsewhere, or when it cannot be
-/// removed, why the path cannot be pushed.
-fn replace_invalid(
-    cache: &BinaryCache,
-    path: &str,
-    why: &str,
-    dry_run: bool,
-    report: &mut Report,
-) -> Result<(), String> {
-    let Some(dir) = cache.local_dir() else {
-        return Err(format!(
-            "the cache holds a narinfo for it that proves nothing ({why}); nix copy reads it before uploading and cannot replace it: delete that file from the cache, then push again"
-        ));
-    };
-    report.warnings.push(format!(
-        "the cache's narinfo for {path} proves nothing ({why}); replacing it"
-    ));
-    if !dry_run {
-        let file = dir.join(crate::narinfo::narinfo_file_name(path).unwrap_or_default());
-        if let Err(e) = crate::fsutil::remove_file_checked(&file, crate::fsutil::Expect::Any) {
-            return Err(format!(
-                "the cache holds a narinfo that proves nothing ({why}), and it could not be removed: {e}"
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Everything the upload needs, whichever way it goes.
 struct Push<'a> {
     opts: &'a Options,
@@ -800,30 +626,6 @@ impl Push<'_> {
             report,
         );
     }
-}
-
-/// Checks the cache's `StoreDir`; returns whether it has a `nix-cache-info` at all.
-fn check_store_dir(cache: &BinaryCache) -> Result<bool, PushError> {
-    let info = cache.cache_info().map_err(|e| match e {
-        crate::binarycache::CacheError::NotABinaryCache { .. } => {
-            PushError::NotABinaryCache(e.to_string())
-        }
-        _ => PushError::CacheRead {
-            url: cache.display_url(),
-            reason: e.to_string(),
-        },
-    })?;
-    let initialised = info.is_some();
-    if let Some(dir) = info.and_then(|i| i.store_dir) {
-        if dir != DEFAULT_STORE_DIR {
-            return Err(PushError::StoreDirMismatch {
-                url: cache.display_url(),
-                found: dir,
-                expected: DEFAULT_STORE_DIR.to_owned(),
-            });
-        }
-    }
-    Ok(initialised)
 }
 
 #[cfg(test)]
