@@ -8,6 +8,7 @@ mod support;
 
 use nix_cache_tools::cli::{ExitCode, Tool};
 use serde_json::Value;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::Output;
 use support::NixEnv;
@@ -206,6 +207,102 @@ fn summary_without_github_step_summary_says_so_in_both_tools() {
             )),
             "{}: {err}",
             tool.name()
+        );
+    }
+}
+
+/// `$GITHUB_STEP_SUMMARY` naming a FIFO (with or without a reader) or a directory: never
+/// a hang, an error naming it; push-cache keeps the push's exit code (the push is done),
+/// cache-analytics, whose report it is, exits 1.
+#[test]
+fn a_summary_that_is_no_regular_file_is_refused_without_hanging() {
+    support::require_nix();
+    let env = NixEnv::new();
+    let top = support::build_small_closure(&env, &support::unique("sumfifo"));
+    let cache = env.path().join("cache");
+    let store = env.path().join("none");
+    let fifo = env.path().join("summary.fifo");
+    support::run_ok(std::process::Command::new("mkfifo").arg(&fifo));
+    // A reader that holds the FIFO open for the whole test, never reading.
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_o_nonblock())
+        .open(&fifo)
+        .unwrap();
+    let dir = env.path().join("summary.dir");
+    std::fs::create_dir(&dir).unwrap();
+    let mut reader = Some(reader);
+    // The FIFO with a reader, the directory, then the FIFO with no reader (where a
+    // plain open blocks for ever).
+    for (i, target) in [&fifo, &dir, &fifo].into_iter().enumerate() {
+        if i == 2 {
+            drop(reader.take());
+        }
+        for (tool, args, code) in [
+            (
+                Tool::PushCache,
+                vec![
+                    "--summary".to_owned(),
+                    "--no-filter".to_owned(),
+                    "--to".to_owned(),
+                    format!("file://{}", cache.display()),
+                    top.clone(),
+                ],
+                0,
+            ),
+            (
+                Tool::CacheAnalytics,
+                vec![
+                    "--summary".to_owned(),
+                    "--store".to_owned(),
+                    store.display().to_string(),
+                ],
+                1,
+            ),
+        ] {
+            let mut c = std::process::Command::new(bin(tool));
+            c.args(&args)
+                .env("GITHUB_STEP_SUMMARY", target)
+                .env("HOME", env.path())
+                .env("NIX_REMOTE", "local");
+            let started = std::time::Instant::now();
+            let out = support::run_bounded(&mut c, 60);
+            let err = support::stderr(&out);
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "{}: hung",
+                tool.name()
+            );
+            assert_eq!(out.status.code(), Some(code), "{}: {err}", tool.name());
+            assert!(
+                err.contains(&target.display().to_string()) && err.contains("not a regular file"),
+                "{}: {err}",
+                tool.name()
+            );
+        }
+    }
+}
+
+/// `O_NONBLOCK`, so that opening the FIFO's read end does not wait for a writer.
+fn libc_o_nonblock() -> i32 {
+    0o4000
+}
+
+/// `--timeout` past a week is refused (exit 2), never a panic on the deadline.
+#[test]
+fn a_timeout_past_a_week_is_a_usage_error() {
+    let env = NixEnv::new();
+    for tool in [Tool::PushCache, Tool::CacheAnalytics] {
+        let out = run(
+            &env,
+            tool,
+            &["--timeout".to_owned(), "18446744073709551615".to_owned()],
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
+        assert!(
+            support::stderr(&out).contains("1..=604800"),
+            "{}",
+            support::stderr(&out)
         );
     }
 }

@@ -69,7 +69,7 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = SourcePref::Auto, env = "CACHE_ANALYTICS_SOURCE")]
     source: SourcePref,
     /// Seconds before a cache query gives up.
-    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=nix_cache_tools::cli::MAX_TIMEOUT_SECS))]
     timeout: u64,
     /// List every dead path in the JSON output (gc.dead), like `nix-store --gc --print-dead`
     /// (needs --format json).

@@ -37,6 +37,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+/// Redirects followed for one request (curl's default for Nix is more; five is plenty for
+/// a CDN or an object store in front of a cache).
+const MAX_REDIRECTS: usize = 5;
+
 /// The most a `nix-cache-info` may hold: a real one is three short lines.
 pub(crate) const MAX_CACHE_INFO: u64 = 64 * 1024;
 /// The most a `.narinfo` may hold: a real one is well under 10 KiB, even with
@@ -303,6 +307,9 @@ impl BinaryCache {
             // Keep a connection per worker thread alive (ureq keeps one by default).
             .max_idle_connections_per_host(64)
             .user_agent(concat!("nix-cache-tools/", env!("CARGO_PKG_VERSION")))
+            // Followed by `call`, which goes only to http(s) locations (ureq 2 panics on
+            // a redirect to `file:` and other schemes).
+            .redirects(0)
             .build();
         Ok(BinaryCache {
             url: clean.to_owned(),
@@ -401,12 +408,7 @@ impl BinaryCache {
             }
             Base::Http(_) | Base::S3(_) => {
                 let loc = self.location(rel);
-                let mut req = self.agent.get(&loc);
-                if let Some(until) = until {
-                    let left = until.saturating_duration_since(std::time::Instant::now());
-                    req = req.timeout(left.min(self.timeout).max(Duration::from_millis(1)));
-                }
-                match req.call() {
+                match self.call("GET", &loc, rel, until)? {
                     Ok(resp) => {
                         let too_big = CacheError::TooBig {
                             url: self.shown(rel),
@@ -453,6 +455,55 @@ impl BinaryCache {
                 }
             }
         }
+    }
+
+    /// `method` (`GET`, `HEAD`) of `loc`, within `until`, following redirects as curl
+    /// does for Nix — at most [`MAX_REDIRECTS`], and only to `http(s)` locations: a
+    /// redirect elsewhere (`file:`, `ftp:`) is an error, never followed. `rel` names the
+    /// file in messages. The inner result is ureq's (status errors included).
+    fn call(
+        &self,
+        method: &str,
+        loc: &str,
+        rel: &str,
+        until: Option<std::time::Instant>,
+    ) -> Result<Result<ureq::Response, ureq::Error>, CacheError> {
+        let mut loc = loc.to_owned();
+        for _ in 0..=MAX_REDIRECTS {
+            let mut req = self.agent.request(method, &loc);
+            if let Some(until) = until {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                req = req.timeout(left.min(self.timeout).max(Duration::from_millis(1)));
+            }
+            let resp = match req.call() {
+                Ok(r) if (300..400).contains(&r.status()) => r,
+                other => return Ok(other),
+            };
+            let bad = |why: String| CacheError::Transport {
+                url: self.shown(rel),
+                reason: why,
+            };
+            let Some(next) = resp.header("Location") else {
+                return Err(bad(format!(
+                    "HTTP {} without a Location to go to",
+                    resp.status()
+                )));
+            };
+            let next = ::url::Url::parse(&loc)
+                .and_then(|base| base.join(next))
+                .map_err(|_| bad("redirected to a location that is no URL".to_owned()))?;
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(bad(format!(
+                    "redirected to {}, which is not http(s): not followed",
+                    crate::output::untrusted(&redact::url(next.as_str()), 120)
+                )));
+            }
+            loc = next.into();
+        }
+        Err(CacheError::Transport {
+            url: self.shown(rel),
+            reason: format!("more than {MAX_REDIRECTS} redirects"),
+        })
     }
 
     /// Why the NAR a good narinfo names (its `URL`) is not in the cache, or `None` when it
@@ -505,12 +556,7 @@ impl BinaryCache {
                     Base::S3(b) => b.head(url),
                     _ => self.location(url),
                 };
-                let mut req = self.agent.head(&loc);
-                if let Some(until) = until {
-                    let left = until.saturating_duration_since(std::time::Instant::now());
-                    req = req.timeout(left.min(self.timeout).max(Duration::from_millis(1)));
-                }
-                match req.call() {
+                match self.call("HEAD", &loc, url, until)? {
                     Ok(_) => Ok(None),
                     Err(ureq::Error::Status(code, _)) if is_absent_status(code) => Ok(missing()),
                     // A server that does not do HEAD: not asked, as Nix never asks.
@@ -1014,6 +1060,8 @@ mod tests {
         Trickle,
         /// That status, no body.
         Status(u16),
+        /// 302 to that location.
+        Redirect(&'static str),
     }
 
     /// A server on 127.0.0.1 answering every request with `reply(path)`; it counts the
@@ -1053,6 +1101,12 @@ mod tests {
                             && sent.load(Ordering::SeqCst) < 8 << 30
                     };
                     match reply(&path) {
+                        Reply::Redirect(to) => {
+                            let _ = write!(
+                                s,
+                                "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            );
+                        }
                         Reply::Status(code) => {
                             let _ = write!(
                                 s,
@@ -1192,6 +1246,50 @@ mod tests {
         );
         assert!(
             matches!(&d[2], Found::NarMissing(e) if e.contains("symbolic link")),
+            "{d:?}"
+        );
+    }
+
+    /// Redirects are followed to http(s) only: one to `file:` (which made ureq panic) or
+    /// another scheme is an error naming it, for nix-cache-info, narinfos and NARs.
+    #[test]
+    fn redirects_go_to_http_only() {
+        let (url, _) = hostile_server(|p| match p {
+            "/nix-cache-info" => Reply::Redirect("/real/nix-cache-info"),
+            "/real/nix-cache-info" => Reply::Body("StoreDir: /nix/store\n"),
+            "/xcp9cav49dmsjbwdjlmkjxj10gkpx553.narinfo" => Reply::Redirect("file:///etc/passwd"),
+            "/11111111111111111111111111111111.narinfo" => Reply::Redirect("ftp://x.example/n"),
+            "/22222222222222222222222222222222.narinfo" => Reply::Redirect("/loop"),
+            "/loop" => Reply::Redirect("/loop"),
+            _ => Reply::Status(404),
+        });
+        let c = BinaryCache::new(&url).unwrap();
+        assert_eq!(
+            c.cache_info().unwrap().unwrap().store_dir.as_deref(),
+            Some("/nix/store")
+        );
+        let paths = [
+            "/nix/store/xcp9cav49dmsjbwdjlmkjxj10gkpx553-hello-2.10",
+            "/nix/store/11111111111111111111111111111111-p",
+            "/nix/store/22222222222222222222222222222222-p",
+        ];
+        let d = c.query_detailed(
+            &paths,
+            &QueryOptions {
+                retries: 0,
+                ..QueryOptions::default()
+            },
+        );
+        assert!(
+            matches!(&d[0], Found::Error(e) if e.contains("file:///etc/passwd") && e.contains("not followed")),
+            "{d:?}"
+        );
+        assert!(
+            matches!(&d[1], Found::Error(e) if e.contains("ftp://")),
+            "{d:?}"
+        );
+        assert!(
+            matches!(&d[2], Found::Error(e) if e.contains("redirects")),
             "{d:?}"
         );
     }

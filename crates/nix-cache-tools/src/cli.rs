@@ -5,6 +5,10 @@
 
 use serde::Serialize;
 
+/// The largest `--timeout` the tools take, in seconds (a week): more is surely a typo,
+/// and a deadline that far is still a moment the clock can hold.
+pub const MAX_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
+
 /// A tool of the suite, for the exit codes it can end with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {

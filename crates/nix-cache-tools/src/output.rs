@@ -43,11 +43,39 @@ pub(crate) fn append_step_summary(
         return Ok(None);
     };
     let path = std::path::PathBuf::from(path);
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| crate::fsutil::FsError::new("failed to open", &path, e))?;
+    let not_regular = |kind: std::fs::FileType| {
+        crate::fsutil::FsError::new(
+            "failed to open",
+            &path,
+            std::io::Error::other(format!(
+                "it is {}, not a regular file",
+                crate::fsutil::describe_type(kind)
+            )),
+        )
+    };
+    if let Ok(m) = std::fs::metadata(&path)
+        && !m.is_file()
+    {
+        return Err(not_regular(m.file_type()));
+    }
+    // Never blocks, even when the path is swapped for a FIFO after that check: without a
+    // reader the open fails at once (ENXIO), with one it is refused below.
+    let mut f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&path)
+            .map_err(|e| crate::fsutil::FsError::new("failed to open", &path, e))?
+    };
+    let kind = f
+        .metadata()
+        .map_err(|e| crate::fsutil::FsError::new("failed to open", &path, e))?
+        .file_type();
+    if !kind.is_file() {
+        return Err(not_regular(kind));
+    }
     let mut text = markdown.to_owned();
     if !text.ends_with('\n') {
         text.push('\n');

@@ -4,7 +4,7 @@
 //!
 //! What counts as a secret:
 //! - credentials in URLs: `https://user:pass@host` → `https://user:<redacted>@host`,
-//!   `https://TOKEN@host` → `https://<redacted>@host` ([`url`], [`urls_in`]);
+//!   `https://TOKEN@host` → `https://<redacted>@host` ([`url`](fn@url), [`urls_in`]);
 //! - values of nix.conf's `access-tokens` / `extra-access-tokens` (`host=TOKEN` →
 //!   `host=<redacted>`) ([`setting_value`], [`nixconf`]);
 //! - netrc `password` and `account` values in every layout netrc allows (on one line,

@@ -90,7 +90,7 @@ struct Args {
     /// (nix copy, cachix, attic) get the time left, and nothing starts after it; paths
     /// not uploaded by then fail (exit 6). Builds of installables are not counted.
     #[arg(long, value_name = "SECONDS", default_value_t = 300, env = "PUSH_CACHE_TIMEOUT",
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=nix_cache_tools::cli::MAX_TIMEOUT_SECS))]
     timeout: u64,
     /// Print the man page or the completions of a shell (man, complete-bash,
     /// complete-zsh, complete-fish, complete-elvish, complete-powershell) and exit.
@@ -202,9 +202,14 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
         nix_cache_tools::output::println(&redact::urls_in(&report.summary_text()));
     }
+    // The push is done: a summary that cannot be written is a warning, and the exit code
+    // stays the push's.
     if args.summary {
-        cli::write_summary(Tool::PushCache, &redact::urls_in(&report.markdown()))
-            .context("could not write the job summary ($GITHUB_STEP_SUMMARY)")?;
+        if let Err(e) = cli::write_summary(Tool::PushCache, &redact::urls_in(&report.markdown())) {
+            nix_cache_tools::output::eprintln(&format!(
+                "warning: could not write the job summary ($GITHUB_STEP_SUMMARY): {e}"
+            ));
+        }
     }
     Ok(report.exit_code())
 }

@@ -32,8 +32,12 @@ pub(super) struct Deadline {
 impl Deadline {
     /// `limit` from now.
     pub(super) fn after(limit: Duration) -> Self {
+        let now = Instant::now();
         Deadline {
-            end: Instant::now() + limit,
+            // A limit past what the clock holds is no limit.
+            end: now
+                .checked_add(limit)
+                .unwrap_or_else(|| now + Duration::from_secs(crate::cli::MAX_TIMEOUT_SECS)),
             limit,
         }
     }
