@@ -1554,8 +1554,12 @@ fn planted_secrets_never_appear_in_any_output() {
     let root = b.env.path().join("served");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("nix-cache-info"), "StoreDir: /nix/store\n").unwrap();
+    // A server that echoes the Authorization header it got (base64 of user:PLANTEDPW).
+    const ECHOED: &str = "dXNlcjpQTEFOVEVEUFc=";
     let hostile: http::Hostile = Arc::new(|m: &str, _p: &str| {
-        (m == "PUT").then(|| http::Answer::Status(500, b"nope\n".to_vec()))
+        (m == "PUT").then(|| {
+            http::Answer::Status(500, format!("nope: you sent Basic {ECHOED}\n").into_bytes())
+        })
     });
     let server = http::HttpCache::serve_hostile(&root, true, hostile);
     let with_creds = server.url.replace("http://", "http://user:PLANTEDPW@");
@@ -1563,7 +1567,7 @@ fn planted_secrets_never_appear_in_any_output() {
     let scan = |what: &str, out: &Output| {
         for (name, text) in [("stdout", stdout(out)), ("stderr", stderr(out))] {
             assert!(
-                !text.contains("PLANTED"),
+                !text.contains("PLANTED") && !text.contains(ECHOED),
                 "{what}: secret in {name}:\n{text}"
             );
         }
@@ -1648,7 +1652,7 @@ fn planted_secrets_never_appear_in_any_output() {
         scan(what, &out);
     }
     let md = std::fs::read_to_string(&summary).unwrap();
-    assert!(!md.contains("PLANTED"), "{md}");
+    assert!(!md.contains("PLANTED") && !md.contains(ECHOED), "{md}");
     assert!(md.contains("user:<redacted>@127.0.0.1"), "{md}");
 
     // Key files that are no key.

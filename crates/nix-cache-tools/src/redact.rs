@@ -37,6 +37,44 @@ pub(crate) fn register_url_secrets(url: &str) {
         None => userinfo,
     };
     register_secret(secret);
+    // What an HTTP client sends for it (`Authorization: Basic base64(user:password)`,
+    // the userinfo percent-decoded), which a server may echo in an error.
+    if !scheme.starts_with("ssh") {
+        use base64::Engine;
+        let decoded: Vec<u8> = percent_decode(userinfo);
+        let raw = if userinfo.contains(':') {
+            decoded
+        } else {
+            [decoded.as_slice(), b":"].concat()
+        };
+        register_secret(&base64::engine::general_purpose::STANDARD.encode(&raw));
+        if let Ok(pw) = String::from_utf8(percent_decode(secret)) {
+            register_secret(&pw);
+        }
+    }
+}
+
+/// `%XX` sequences decoded, as URL userinfo is before it is sent.
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// Remembers `secret` (a token, a password from a netrc) to hide from every output.
@@ -92,10 +130,47 @@ pub fn urls_in(text: &str) -> String {
     if let Ok(k) = KNOWN.lock() {
         for s in k.iter() {
             if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), REDACTED);
+                out = hide_known(&out, s);
             }
         }
     }
+    out
+}
+
+/// Secrets at least this long are hidden wherever they appear; shorter ones only where
+/// they stand as a word of their own, so that a password such as `example` or `setup`
+/// does not also blank out `a.example.org` or `setup-cache` in the same output.
+const HIDDEN_ANYWHERE: usize = 16;
+
+/// `text` with every occurrence of `secret` that [`HIDDEN_ANYWHERE`] says to hide
+/// replaced by [`REDACTED`].
+fn hide_known(text: &str, secret: &str) -> String {
+    if secret.len() >= HIDDEN_ANYWHERE {
+        return text.replace(secret, REDACTED);
+    }
+    let b = text.as_bytes();
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+    // Inside a longer word: next to a word character, or to a `.` that joins it to one
+    // (`a.example.org`), unlike a full stop ending a sentence.
+    let joined_before =
+        |i: usize| i > 0 && (word(b[i - 1]) || (b[i - 1] == b'.' && i > 1 && word(b[i - 2])));
+    let joined_after = |j: usize| {
+        j < b.len() && (word(b[j]) || (b[j] == b'.' && j + 1 < b.len() && word(b[j + 1])))
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (i, _) in text.match_indices(secret) {
+        if i < last {
+            continue;
+        }
+        let j = i + secret.len();
+        if !joined_before(i) && !joined_after(j) {
+            out.push_str(&text[last..i]);
+            out.push_str(REDACTED);
+            last = j;
+        }
+    }
+    out.push_str(&text[last..]);
     out
 }
 
@@ -324,6 +399,32 @@ mod tests {
         assert!(!urls_in("token tok3nABC").contains("tok3nABC"));
         register_url_secrets("ssh-ng://nix@builder");
         assert_eq!(urls_in("nix@builder"), "nix@builder");
+        // What an HTTP client sends for URL credentials, echoed by a server.
+        register_url_secrets("http://alice:s3cret%21PW@127.0.0.1:1");
+        assert_eq!(
+            urls_in("you sent Basic YWxpY2U6czNjcmV0IVBX and s3cret!PW"),
+            "you sent Basic <redacted> and <redacted>"
+        );
+    }
+
+    /// A short secret that is also part of the text around it (`example`, `setup`) is
+    /// hidden where it stands alone, not inside host names, key names or words.
+    #[test]
+    fn short_secrets_are_hidden_as_words_only() {
+        register_url_secrets("https://x:example@a.example");
+        register_url_secrets("https://x:setup@b.example");
+        assert_eq!(
+            urls_in("would add https://a.example/ with key test.example.org-1: ok"),
+            "would add https://a.example/ with key test.example.org-1: ok"
+        );
+        assert_eq!(
+            urls_in("# added by setup-cache; the server said: bad password example."),
+            "# added by setup-cache; the server said: bad password <redacted>."
+        );
+        assert_eq!(urls_in("pw=setup,"), "pw=<redacted>,");
+        // A long one goes wherever it is.
+        register_secret("0123456789abcdefXYZ");
+        assert_eq!(urls_in("a0123456789abcdefXYZb"), "a<redacted>b");
     }
 
     #[test]
