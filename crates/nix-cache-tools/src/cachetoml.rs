@@ -402,13 +402,41 @@ pub fn validate_push_target(to: &str) -> Result<(), String> {
             "`{to}` names a host starting with `-`, which ssh would take as an option: give the host name"
         ));
     }
-    if url::scheme(to).is_none() {
+    if to.contains(char::is_control) {
         return Err(format!(
-            "`{to}` is not a push target: use cachix:NAME, attic:CACHE, or a Nix store URI such as file:///path, https://host, s3://bucket, ssh-ng://host"
+            "`{}` contains a control character, which no push target has: type it again",
+            crate::output::escape_controls(to)
         ));
     }
-    Ok(())
+    let hint = "use cachix:NAME, attic:CACHE, or a Nix store URI such as file:///path, https://host, s3://bucket, ssh-ng://host";
+    match url::scheme(to) {
+        None => Err(format!("`{to}` is not a push target: {hint}")),
+        // The store types Nix opens by URI (`nix help-stores`); anything else (`ftp://`)
+        // would only fail in `nix copy`, after the build, with retries.
+        Some(scheme) if !PUSH_SCHEMES.contains(&scheme.as_str()) => Err(format!(
+            "`{to}`: Nix has no store of type `{scheme}`: {hint} (store types: {})",
+            PUSH_SCHEMES.join(", ")
+        )),
+        Some(_) => Ok(()),
+    }
 }
+
+/// The URI schemes of the stores Nix can copy to: binary caches (`file`, `http`,
+/// `https`, `s3`), remote stores (`ssh`, `ssh-ng`, `mounted-ssh-ng`), and local and
+/// daemon stores (`local`, `daemon`, `unix`, `local-overlay`).
+const PUSH_SCHEMES: &[&str] = &[
+    "file",
+    "http",
+    "https",
+    "s3",
+    "ssh",
+    "ssh-ng",
+    "mounted-ssh-ng",
+    "local",
+    "daemon",
+    "unix",
+    "local-overlay",
+];
 
 /// Adds a `[[cache]]` entry to the cache.toml at `path` (created when missing), keeping
 /// every comment and the layout of what is there. Returns `false` when an entry with
@@ -836,14 +864,20 @@ filter = '(-source$|nixpkgs\.tar\.gz$)'
             "attic:--help",
             "ssh-ng://-oProxyCommand=x",
             "ssh://u@-oProxyCommand=x",
+            "ftp://x.example",
+            "gopher://x",
+            "http://a/\u{1b}[2J",
         ] {
-            assert!(validate_push_target(bad).is_err(), "{bad}");
+            let e = validate_push_target(bad).unwrap_err();
+            assert!(!e.contains('\u{1b}'), "{e:?}");
         }
         for good in [
             "cachix:nanna-coder",
             "attic:srv:cache",
             "ssh-ng://builder",
             "file:///c",
+            "s3://b?region=x",
+            "unix:///run/nix.sock",
         ] {
             assert_eq!(validate_push_target(good), Ok(()), "{good}");
         }

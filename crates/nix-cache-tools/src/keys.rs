@@ -114,7 +114,7 @@ fn split_key(s: &str) -> Result<(&str, &str), KeyError> {
     // nix.conf splits values on white space and cuts at `#`: such a key would be
     // written as a broken line (`trusted-public-keys = NAME:KEY` pasted whole, say).
     if name.contains(|c: char| c.is_whitespace() || c == '#' || c == '=') || b64.contains('#') {
-        return Err(KeyError::BadName(s.to_owned()));
+        return Err(KeyError::BadName(crate::output::escape_controls(s)));
     }
     Ok((name, b64))
 }
@@ -139,6 +139,11 @@ impl PublicKey {
     /// Parses `NAME:BASE64` of 32 bytes (white space around it ignored).
     pub fn parse(s: &str) -> Result<Self, KeyError> {
         let s = s.trim();
+        // A control character (an escape sequence pasted along) is in no key, and the
+        // error must not echo it raw.
+        if s.contains(char::is_control) {
+            return Err(KeyError::BadName(crate::output::escape_controls(s)));
+        }
         let (name, b64) = split_key(s)?;
         let bytes = decode(s, b64, "public", 32)?;
         let mut key = [0u8; 32];

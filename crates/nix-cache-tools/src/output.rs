@@ -151,6 +151,25 @@ pub(crate) fn lossy_opt_path<S: serde::Serializer>(
     }
 }
 
+/// `text` with its control characters escaped (`\u{1b}`), as an error may quote what a
+/// user typed: an escape sequence pasted into a flag must not drive the terminal.
+/// Text without any is returned as it is.
+pub(crate) fn escape_controls(text: &str) -> String {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        text.to_owned()
+    }
+}
+
 /// Text that came from outside (a server's answer, a cache's key name or `StoreDir`,
 /// Nix quoting a server), made safe for every output: control characters (an ANSI
 /// escape would retitle or clear the terminal) become spaces, runs of white space one

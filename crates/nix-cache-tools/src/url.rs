@@ -32,6 +32,17 @@ pub enum UrlError {
         "`{0}` names a host starting with `-`, which ssh would take as an option: give the host name"
     )]
     OptionHost(String),
+    /// A control character (an escape sequence, `^A`), which no URL has; the URL is shown
+    /// with it escaped.
+    #[error(
+        "`{url}` contains the control character U+{code:04X}, which no URL has: type the URL again"
+    )]
+    Control {
+        /// The URL, its control characters escaped.
+        url: String,
+        /// The first control character's code point.
+        code: u32,
+    },
     /// White space or `#`, which nix.conf would split on or cut at.
     #[error("`{url}` contains `{ch}`, which Nix's config parser would cut or split: {why}")]
     BadChar {
@@ -64,9 +75,15 @@ pub(crate) fn scheme(url: &str) -> Option<String> {
 pub fn validate_substituter(url: &str) -> Result<(), UrlError> {
     if let Some(ch) = url.chars().find(|c| c.is_whitespace()) {
         return Err(UrlError::BadChar {
-            url: url.to_owned(),
+            url: crate::output::escape_controls(url),
             ch,
             why: "nix.conf values are split on white space",
+        });
+    }
+    if let Some(ch) = url.chars().find(|c| c.is_control()) {
+        return Err(UrlError::Control {
+            url: crate::output::escape_controls(url),
+            code: u32::from(ch),
         });
     }
     if url.contains('#') {

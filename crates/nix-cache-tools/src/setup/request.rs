@@ -47,7 +47,10 @@ pub fn resolve_caches(a: &CacheArgs) -> Result<Resolved, SetupError> {
         let u = cachetoml::cache_url(a.url.as_deref(), a.cachix.as_deref()).map_err(|e| {
             match e.field {
                 "url" => SetupError::BadUrl {
-                    flag: format!("--url {}", a.url.as_deref().unwrap_or("")),
+                    flag: format!(
+                        "--url {}",
+                        crate::output::escape_controls(a.url.as_deref().unwrap_or(""))
+                    ),
                     reason: e.message,
                 },
                 // Both given, or a Cachix name that is not one.
@@ -82,7 +85,9 @@ pub fn resolve_caches(a: &CacheArgs) -> Result<Resolved, SetupError> {
                 )));
             }
         };
-        if !key.is_empty() {
+        // Given, it must be a key, an empty one included (`--public-key ''` wrote an
+        // empty marked line that no `--remove` took out).
+        if a.public_key.is_some() {
             PublicKey::parse(&key).map_err(|reason| SetupError::BadKey {
                 origin: "--public-key".into(),
                 reason,

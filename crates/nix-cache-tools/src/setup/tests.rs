@@ -262,6 +262,32 @@ fn resolves_flags_and_cache_toml() {
     let e = resolve_caches(&bad).unwrap_err();
     assert_eq!(e.exit_code(), ExitCode::Usage);
     assert!(e.to_string().contains("--public-key"), "{e}");
+    // Given empty (for an add or a remove), it is no key either.
+    for remove in [false, true] {
+        let empty = CacheArgs {
+            url: Some("https://x.example".into()),
+            public_key: Some(String::new()),
+            remove,
+            ..a.clone()
+        };
+        let e = resolve_caches(&empty).unwrap_err();
+        assert_eq!(e.exit_code(), ExitCode::Usage, "{e}");
+    }
+    // Control characters: refused, and never echoed raw.
+    for (url, key) in [
+        ("https://a.exa\u{1}mple", KEY_A.to_owned()),
+        ("https://a.example/\u{1b}[2J", KEY_A.to_owned()),
+        ("https://a.example", format!("\u{1b}[31m{KEY_A}")),
+    ] {
+        let bad = CacheArgs {
+            url: Some(url.into()),
+            public_key: Some(key),
+            ..a.clone()
+        };
+        let e = resolve_caches(&bad).unwrap_err();
+        assert_eq!(e.exit_code(), ExitCode::Usage, "{e}");
+        assert!(!e.to_string().contains(['\u{1}', '\u{1b}']), "{e:?}");
+    }
     let cachix = CacheArgs {
         cachix: Some("nanna-coder".into()),
         public_key: Some(KEY_A.into()),
