@@ -1564,6 +1564,59 @@ fn narinfos_for_other_contents_are_not_coverage() {
     );
 }
 
+/// The same rules as push-cache's: a narinfo with another NarHash than this store's
+/// (re-signed or not: Nix fails with "hash mismatch") is other contents, and one that is
+/// garbage proves nothing — neither is coverage, and each gets a warning.
+#[test]
+fn narinfos_with_another_hash_or_garbage_are_not_coverage() {
+    require_nix();
+    let env = NixEnv::new();
+    let top = support::build_small_closure(&env, &support::unique("ohash"));
+    let dir = env.path().join("chroot");
+    copy_to_chroot(&env, &dir, &top);
+    let cache = file_cache(&env, "cache", None, &top);
+    let file = cache.join(nix_cache_tools::narinfo::narinfo_file_name(&top).unwrap());
+    let text: String = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("NarHash: ") {
+                "NarHash: sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&file, text).unwrap();
+    // And another path's narinfo is garbage.
+    let other = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "narinfo") && *p != file)
+        .unwrap();
+    std::fs::write(&other, "<html>not a narinfo</html>\n").unwrap();
+    let url = format!("file://{}", cache.display());
+    let report = analytics_json(
+        &env,
+        &[
+            "--store",
+            dir.to_str().unwrap(),
+            "--closure",
+            &top,
+            "--cache",
+            &url,
+        ],
+    );
+    let c = &report["coverage"][0];
+    assert_eq!(c["other_contents"], 1, "{c}");
+    assert_eq!(c["invalid_narinfos"], 1, "{c}");
+    assert_eq!(c["paths_present"], 2, "{c}");
+    let findings = report["findings"].to_string();
+    assert!(findings.contains("other contents"), "{findings}");
+    assert!(findings.contains("prove nothing"), "{findings}");
+}
+
 /// A narinfo whose NAR is gone is no coverage (Nix would find the path, then fail to
 /// download it): counted apart, with a warning, over `file://` and over HTTP (`HEAD`).
 #[test]

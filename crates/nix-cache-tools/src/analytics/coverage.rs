@@ -18,6 +18,9 @@ use std::time::Duration;
 pub(crate) struct Member {
     pub(crate) path: String,
     pub(crate) nar_size: u64,
+    /// Its NAR hash as narinfos write it (`sha256:<nix32>`), where the store's database
+    /// was read (`None`: only the size is compared).
+    pub(crate) nar_hash: Option<String>,
     /// Its references other than itself, as indices into the member list (a closure holds
     /// all of them).
     pub(crate) references: Vec<u32>,
@@ -95,6 +98,8 @@ fn empty(target: &Target, closure: &[Member]) -> Coverage {
         incomplete: None,
         other_contents: 0,
         nar_missing: 0,
+        invalid_narinfos: 0,
+        invalid_example: None,
     }
 }
 
@@ -238,8 +243,16 @@ fn check_one(
     let mut signing = Vec::new();
     for ((f, m), held) in found.iter().zip(closure).zip(&mut held) {
         match f {
-            // Other contents than this store's path: Nix would fail on its NAR.
-            Found::Present { nar_size, .. } if *nar_size != m.nar_size && m.nar_size != 0 => {
+            // Other contents than this store's path (another NarSize or NarHash: a
+            // corrupted or forged entry, re-signed or not): Nix would fail on its NAR with
+            // "hash mismatch". The same rule as push-cache's.
+            Found::Present {
+                nar_size, nar_hash, ..
+            } if (*nar_size != m.nar_size && m.nar_size != 0)
+                || m.nar_hash
+                    .as_ref()
+                    .is_some_and(|h| nar_hash.as_ref() != Some(h)) =>
+            {
                 cov.other_contents += 1;
             }
             Found::Present { signing: s, .. } => {
@@ -249,7 +262,11 @@ fn check_one(
                 signing.push(&**s);
             }
             Found::NarMissing(_) => cov.nar_missing += 1,
-            Found::Absent | Found::Invalid(_) => {}
+            Found::Invalid(why) => {
+                cov.invalid_narinfos += 1;
+                cov.invalid_example.get_or_insert_with(|| why.clone());
+            }
+            Found::Absent => {}
             Found::Error(e) => {
                 cov.errors += 1;
                 first_error.get_or_insert_with(|| e.clone());
@@ -424,6 +441,7 @@ mod tests {
         let m = |p: &str, refs: Vec<u32>| Member {
             path: p.to_owned(),
             nar_size: 1,
+            nar_hash: None,
             references: refs,
         };
         let closure = [m("top", vec![1, 2]), m("mid", vec![2]), m("leaf", vec![])];
@@ -451,6 +469,7 @@ mod tests {
             &[Member {
                 path: "/nix/store/4qlx2j065zn4jpg4bs70kqq4r8kjliwh-b".into(),
                 nar_size: 10,
+                nar_hash: None,
                 references: vec![],
             }],
             "/nix/store",

@@ -559,6 +559,24 @@ impl Ctx<'_> {
         }
     }
 
+    /// Each member's NAR hash from the store's database, where that is what was read
+    /// (the graph keeps only sizes: a million hashes would slow every report), so that
+    /// coverage compares contents as push-cache does. Left out when it cannot be read.
+    fn add_nar_hashes(&self, members: &mut [coverage::Member]) {
+        let store::Source::Sqlite { database, .. } = &self.st.source else {
+            return;
+        };
+        let Ok((conn, _)) = store::db::open(database) else {
+            return;
+        };
+        let paths: Vec<&str> = members.iter().map(|m| m.path.as_str()).collect();
+        if let Ok(hashes) = store::db::nar_hashes(&conn, database, &paths) {
+            for (m, h) in members.iter_mut().zip(hashes) {
+                m.nar_hash = h.as_deref().and_then(crate::narinfo::nar_hash_nix32);
+            }
+        }
+    }
+
     /// The `--closure` section and its members `(path, nar_size)`; an error finding for
     /// each argument that is not a valid path of the store.
     fn closure_section(&mut self) -> Option<(ClosureSection, Vec<coverage::Member>)> {
@@ -582,7 +600,8 @@ impl Ctx<'_> {
                 )),
             }
         }
-        let members = closure_members(g, &starts);
+        let mut members = closure_members(g, &starts);
+        self.add_nar_hashes(&mut members);
         let mut contents: Vec<PathEntry> = members
             .iter()
             .map(|m| PathEntry {
@@ -693,10 +712,22 @@ impl Ctx<'_> {
                 Severity::Warning,
                 Area::Coverage,
                 format!(
-                    "{} narinfos at {shown} name paths of the closure but describe other contents (another NarSize than this store's): Nix would download them and fail (\"hash mismatch\"); they are not counted as present.",
+                    "{} narinfos at {shown} name paths of the closure but describe other contents (another NarHash or NarSize than this store's): Nix would download them and fail (\"hash mismatch\"); they are not counted as present.",
                     c.other_contents
                 ),
                 "Push this store's paths again (`push-cache` replaces such narinfos), or find out which build made the cache's (a path that does not build reproducibly).".to_owned(),
+            ));
+        }
+        if c.invalid_narinfos > 0 {
+            self.findings.push(Finding::new(
+                Severity::Warning,
+                Area::Coverage,
+                format!(
+                    "{} narinfos at {shown} for paths of the closure prove nothing (e.g. {}): Nix cannot use them; they are not counted as present.",
+                    c.invalid_narinfos,
+                    crate::output::untrusted(c.invalid_example.as_deref().unwrap_or(""), 200)
+                ),
+                "Push the closure again: `push-cache` replaces such narinfos. If every narinfo is garbage, check that the URL is the cache's (a web page answers everything with HTML).".to_owned(),
             ));
         }
         if c.nar_missing > 0 {
@@ -1034,6 +1065,7 @@ fn closure_members(g: &store::graph::Graph, starts: &[u32]) -> Vec<coverage::Mem
         .map(|(i, _)| coverage::Member {
             path: g.path(i as u32).to_owned(),
             nar_size: g.nar_size(i as u32),
+            nar_hash: None,
             references: g
                 .references(i as u32)
                 .iter()

@@ -295,6 +295,11 @@ pub struct Coverage {
     /// Good narinfos whose NAR is not in the cache: Nix finds the path there, then fails
     /// to download it. Not counted as present.
     pub nar_missing: u64,
+    /// Narinfos that are there but prove nothing (garbage, truncated, too big, another
+    /// path's): Nix cannot use them. Not counted as present.
+    pub invalid_narinfos: u64,
+    /// Why the first of them proves nothing.
+    pub invalid_example: Option<String>,
 }
 
 /// The signatures of one cache's narinfos for the closure, checked as Nix checks them.

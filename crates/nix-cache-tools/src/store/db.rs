@@ -779,6 +779,34 @@ pub(crate) fn read_closure(
     Ok(out)
 }
 
+/// The NAR hash the database records for each of `paths` (`sha256:...` as Nix stores
+/// it; `None` for a path it does not list), in one read snapshot. Nothing is written.
+pub(crate) fn nar_hashes(
+    conn: &Connection,
+    db: &Path,
+    paths: &[&str],
+) -> Result<Vec<Option<String>>, DbError> {
+    let _ro = guard::ReadOnly::new();
+    let rd = |error| DbError::Read {
+        path: db.to_owned(),
+        error,
+    };
+    let _snapshot = conn.unchecked_transaction().map_err(rd)?;
+    let mut q = conn
+        .prepare("SELECT hash FROM ValidPaths WHERE path = ?1")
+        .map_err(rd)?;
+    paths
+        .iter()
+        .map(
+            |p| match q.query_row([p], |r| r.get::<_, Option<String>>(0)) {
+                Ok(h) => Ok(h.filter(|h| !h.is_empty())),
+                Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+                Err(e) => Err(rd(e)),
+            },
+        )
+        .collect()
+}
+
 /// `DerivationOutputs` and derivers, needed for `keep-derivations` / `keep-outputs`.
 /// Skipped entirely (one probe) on stores that have none.
 fn read_derivation_facts(
