@@ -667,6 +667,44 @@ impl Ctx<'_> {
         rows
     }
 
+    /// Narinfos the cache has that Nix cannot use: other contents, garbage, a NAR gone.
+    fn narinfo_findings(&mut self, c: &Coverage, shown: &str) {
+        if c.other_contents > 0 {
+            self.findings.push(Finding::new(
+                Severity::Warning,
+                Area::Coverage,
+                format!(
+                    "{} narinfos at {shown} name paths of the closure but describe other contents (another NarHash or NarSize than this store's): Nix would download them and fail (\"hash mismatch\"); they are not counted as present.",
+                    c.other_contents
+                ),
+                "Push this store's paths again (`push-cache` replaces such narinfos), or find out which build made the cache's (a path that does not build reproducibly).".to_owned(),
+            ));
+        }
+        if c.invalid_narinfos > 0 {
+            self.findings.push(Finding::new(
+                Severity::Warning,
+                Area::Coverage,
+                format!(
+                    "{} narinfos at {shown} for paths of the closure prove nothing (e.g. {}): Nix cannot use them; they are not counted as present.",
+                    c.invalid_narinfos,
+                    crate::output::untrusted(c.invalid_example.as_deref().unwrap_or(""), 200)
+                ),
+                "Push the closure again: `push-cache` replaces such narinfos. If every narinfo is garbage, check that the URL is the cache's (a web page answers everything with HTML).".to_owned(),
+            ));
+        }
+        if c.nar_missing > 0 {
+            self.findings.push(Finding::new(
+                Severity::Warning,
+                Area::Coverage,
+                format!(
+                    "{} narinfos at {shown} name paths of the closure whose NAR is not in the cache: Nix finds them there, then fails to download them; they are not counted as present.",
+                    c.nar_missing
+                ),
+                "Push the closure again: `push-cache` uploads a path whose NAR is gone.".to_owned(),
+            ));
+        }
+    }
+
     /// What one cache's coverage means: not measured, failed queries (a lower bound),
     /// untrusted signatures, an incomplete closure in the cache, the rest to push.
     fn coverage_findings(&mut self, c: &Coverage) {
@@ -707,40 +745,7 @@ impl Ctx<'_> {
                 "Run again, or raise `--timeout`, when the cache answers reliably.".to_owned(),
             ));
         }
-        if c.other_contents > 0 {
-            self.findings.push(Finding::new(
-                Severity::Warning,
-                Area::Coverage,
-                format!(
-                    "{} narinfos at {shown} name paths of the closure but describe other contents (another NarHash or NarSize than this store's): Nix would download them and fail (\"hash mismatch\"); they are not counted as present.",
-                    c.other_contents
-                ),
-                "Push this store's paths again (`push-cache` replaces such narinfos), or find out which build made the cache's (a path that does not build reproducibly).".to_owned(),
-            ));
-        }
-        if c.invalid_narinfos > 0 {
-            self.findings.push(Finding::new(
-                Severity::Warning,
-                Area::Coverage,
-                format!(
-                    "{} narinfos at {shown} for paths of the closure prove nothing (e.g. {}): Nix cannot use them; they are not counted as present.",
-                    c.invalid_narinfos,
-                    crate::output::untrusted(c.invalid_example.as_deref().unwrap_or(""), 200)
-                ),
-                "Push the closure again: `push-cache` replaces such narinfos. If every narinfo is garbage, check that the URL is the cache's (a web page answers everything with HTML).".to_owned(),
-            ));
-        }
-        if c.nar_missing > 0 {
-            self.findings.push(Finding::new(
-                Severity::Warning,
-                Area::Coverage,
-                format!(
-                    "{} narinfos at {shown} name paths of the closure whose NAR is not in the cache: Nix finds them there, then fails to download them; they are not counted as present.",
-                    c.nar_missing
-                ),
-                "Push the closure again: `push-cache` uploads a path whose NAR is gone.".to_owned(),
-            ));
-        }
+        self.narinfo_findings(c, &shown);
         self.signature_findings(c, &shown);
         // The command that pushes the rest of the closure to this cache.
         let push = format!(
