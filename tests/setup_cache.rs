@@ -887,6 +887,12 @@ fn private_cache_gets_a_netrc_and_the_token_is_never_shown() {
         "{}",
         r.stdout
     );
+    // And it says what it would do, not what it did.
+    assert!(
+        r.stdout.contains("would be written (mode 0600)") && !r.stdout.contains("} written ("),
+        "{}",
+        r.stdout
+    );
     // Missing variable: usage error, nothing written.
     let out = env
         .command(BIN)

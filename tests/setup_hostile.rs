@@ -549,6 +549,30 @@ fn system_and_file_targets_are_judged_by_what_they_are_read_by() {
     let j = json(&out);
     assert_eq!(j["caches"][0]["status"], "added", "{j}");
     assert!(std::fs::read_to_string(&f).unwrap().contains(URL));
+    // A cache in effect nowhere else: exit 5, and Nix's check says why — Nix does not
+    // read F — not that "a later file" resets it.
+    let out = run_bounded(
+        &mut tool(
+            &env,
+            &[
+                "--file",
+                f.to_str().unwrap(),
+                "--url",
+                "https://elsewhere.example",
+                "--public-key",
+                KEY,
+                "--json",
+            ],
+        ),
+        30,
+    );
+    let j = json(&out);
+    assert_eq!(out.status.code(), Some(5), "{j}");
+    let problems = j["nix_check"]["problems"].to_string();
+    assert!(
+        problems.contains("does not read") && !problems.contains("a later file"),
+        "{j}"
+    );
     // --file F for a file Nix reads (an include of the system file): written too,
     // though the user file already has the cache in effect.
     let inc = env.nix_conf_dir.join("team.conf");

@@ -154,7 +154,16 @@ fn where_set(l: &Layers, name: &str, file: &Path) -> String {
         .find_map(|s| s.file.clone().map(|f| (f, s.line)))
     {
         Some((f, line)) => format!("{}:{line}", f.display()),
-        None => format!("{} (Nix's default)", file.display()),
+        // Set, but to nothing (`trusted-users =`): the line that emptied it.
+        None => match l
+            .assignments()
+            .iter()
+            .rev()
+            .find(|a| a.name == name && !a.is_extra)
+        {
+            Some(a) => format!("{}:{}", a.file.display(), a.line),
+            None => format!("{} (Nix's default)", file.display()),
+        },
     }
 }
 
@@ -909,6 +918,14 @@ mod tests {
 
     #[test]
     fn verdicts() {
+        // Set empty: the reason names the line that emptied it, not Nix's default.
+        let (_d, i) = input("sandbox = false\ntrusted-users =\n", "alice", &[]);
+        let r = assess(&i, &cache(), RESTART, AGAIN);
+        assert!(
+            r.reason.contains("nix.conf:2") && !r.reason.contains("default"),
+            "{}",
+            r.reason
+        );
         let (_d, i) = input("trusted-users = root\n", "alice", &["alice", "users"]);
         let r = assess(&i, &cache(), RESTART, AGAIN);
         assert_eq!(r.status, TrustStatus::Untrusted);

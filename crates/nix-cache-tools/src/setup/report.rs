@@ -361,10 +361,14 @@ impl Report {
             o.push_str(&format!("  previous version saved as {}\n", b.display()));
         }
         if let Some(n) = &self.netrc {
+            let done = if self.dry_run {
+                format!("would be {}", n.action)
+            } else {
+                n.action.to_string()
+            };
             o.push_str(&format!(
-                "  netrc {} {} (mode 0600) for {}\n",
+                "  netrc {} {done} (mode 0600) for {}\n",
                 n.path.display(),
-                n.action,
                 n.hosts.join(", ")
             ));
         }

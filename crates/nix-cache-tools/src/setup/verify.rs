@@ -80,7 +80,11 @@ pub(super) fn verify(req: &Request, probe: &NixProbe, view: &View, report: &mut 
     }
     if req.ask_nix && !req.dry_run && !view.judged_idx.is_empty() {
         report.nix_check = match (&probe.nix, &probe.failed) {
-            (Some(n), _) => Some(ask_nix(n, req)),
+            (Some(n), _) => Some(ask_nix(
+                n,
+                req,
+                view.real_idx.is_empty().then_some(view.at.target.as_path()),
+            )),
             (None, Some(e)) => Some(not_started(&view.real, e)),
             (None, None) => None,
         };
@@ -176,7 +180,9 @@ pub(super) fn locate_nix_error(layers: &Layers, msg: &str) -> Option<String> {
 }
 
 /// Asks Nix whether each cache is (add) / is no longer (remove) in effect.
-pub(super) fn ask_nix(nix: &Nix, req: &Request) -> NixCheck {
+/// `unread`: the target, when Nix does not read it in this environment (that is then
+/// why a cache is not in effect, and the problem says so).
+pub(super) fn ask_nix(nix: &Nix, req: &Request, unread: Option<&std::path::Path>) -> NixCheck {
     let version = nix.version().to_string();
     let cfg = match nix.show_config() {
         Ok(c) => c,
@@ -203,6 +209,12 @@ pub(super) fn ask_nix(nix: &Nix, req: &Request) -> NixCheck {
                     c.url
                 ));
             }
+        } else if let Some(target) = unread.filter(|_| !(has_url && has_key)) {
+            problems.push(format!(
+                "Nix does not have {} in effect: it does not read {} in this environment (not its system or user nix.conf, nor included from one)",
+                c.url,
+                target.display()
+            ));
         } else {
             if !has_url {
                 problems.push(format!(
