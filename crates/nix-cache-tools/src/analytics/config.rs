@@ -629,18 +629,26 @@ fn listed_twice(layers: &Layers) -> Vec<Finding> {
         "trusted-public-keys",
         "trusted-substituters",
     ] {
-        let mut cur: BTreeMap<String, (String, usize)> = BTreeMap::new();
+        let mut cur: BTreeMap<String, (String, usize, bool)> = BTreeMap::new();
         for a in assignments.iter().filter(|a| a.name == name) {
             if !a.is_extra {
                 cur.clear();
             }
+            // setup-cache writes a key once per cache it added with it (two URLs of one
+            // cache): its own marked copies are no mistake to report.
+            let marked = layers.files[a.file_index]
+                .conf
+                .line(a.line)
+                .and_then(|l| l.comment())
+                .is_some_and(|c| c.trim_end() == crate::setup::MARK);
             for v in a.values {
                 let key = if name == "trusted-public-keys" {
                     v.clone()
                 } else {
                     url::normalize(v).to_owned()
                 };
-                if let Some((pf, pl)) = cur.get(&key) {
+                if let Some((_, _, true)) = cur.get(&key).filter(|_| marked) {
+                } else if let Some((pf, pl, _)) = cur.get(&key) {
                     out.push(finding(
                         Severity::Info,
                         a.file,
@@ -649,7 +657,7 @@ fn listed_twice(layers: &Layers) -> Vec<Finding> {
                         "Remove the duplicate.".to_owned(),
                     ));
                 } else {
-                    cur.insert(key, (a.file.display().to_string(), a.line));
+                    cur.insert(key, (a.file.display().to_string(), a.line, marked));
                 }
             }
         }
@@ -954,6 +962,12 @@ mod tests {
         );
         // `binary-caches` is the old name of `substituters`.
         assert!(f[1].2.contains("already in `substituters`"), "{f:#?}");
+        // setup-cache's own copies, one per cache that uses the key: no finding.
+        let mark = crate::setup::MARK;
+        let f = lines(&run(&format!(
+            "extra-substituters = https://a.example {mark}\nextra-trusted-public-keys = {NIXOS_KEY} {mark}\nextra-substituters = https://b.example {mark}\nextra-trusted-public-keys = {NIXOS_KEY} {mark}\n"
+        )));
+        assert!(!f.iter().any(|x| x.2.contains("already in")), "{f:#?}");
     }
 
     #[test]

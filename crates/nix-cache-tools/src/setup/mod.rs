@@ -40,6 +40,7 @@ mod target;
 mod verify;
 
 use crate::nixconf::restart_command;
+pub(crate) use plan::MARK;
 use plan::*;
 pub use report::{
     CacheReport, CacheStatus, Mode, NetrcAction, NetrcReport, NixCheck, Report, TargetKind,

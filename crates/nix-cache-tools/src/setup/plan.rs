@@ -309,6 +309,7 @@ fn plan_add(req: &Request, view: &View, cur: &Current, tokens: &[(String, String
     let keys: Vec<String> = req.caches.iter().map(|c| c.public_key.clone()).collect();
     add_values(&view.judged, &view.judged_idx, &mut conf, SUBS, &urls);
     add_values(&view.judged, &view.judged_idx, &mut conf, KEYS, &keys);
+    count_shared_keys(req, &cur.conf, &mut conf);
     let mut warnings = Vec::new();
     let netrc = if tokens.is_empty() {
         NetrcChange::Keep
@@ -316,6 +317,48 @@ fn plan_add(req: &Request, view: &View, cur: &Current, tokens: &[(String, String
         add_tokens(req, view, cur, tokens, &mut conf, &mut warnings)
     };
     Edit::new(conf, netrc, Vec::new(), warnings)
+}
+
+/// setup-cache's own lines hold a key once per cache it added with that key (a cache
+/// reached at two URLs, say), so that `--remove` of one takes out one of them and the
+/// other cache keeps its key: for each cache newly added here whose key is already on a
+/// marked line (or was just added for another cache of this run), the key again, on a
+/// marked line of its own.
+fn count_shared_keys(req: &Request, orig: &NixConf, conf: &mut NixConf) {
+    let marked = |c: &NixConf, key: &str| {
+        c.settings()
+            .filter(|(l, s)| s.name == KEYS && is_marked(l))
+            .flat_map(|(_, s)| s.values.iter())
+            .filter(|v| *v == key)
+            .count()
+    };
+    let mut keys: Vec<&str> = req.caches.iter().map(|c| c.public_key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys.into_iter().filter(|k| !k.is_empty()) {
+        // Caches whose URL this run wrote (not merely found missing: a URL already on a
+        // line but reset by a later file is not written again).
+        let new_caches = req
+            .caches
+            .iter()
+            .filter(|c| {
+                c.public_key == key
+                    && count_values(conf, SUBS, &c.url) > count_values(orig, SUBS, &c.url)
+            })
+            .count();
+        let (had, has) = (marked(orig, key), marked(conf, key));
+        if has == 0 {
+            continue; // the user's key, or not ours to count
+        }
+        let wanted = if had > 0 {
+            had + new_caches
+        } else {
+            new_caches
+        };
+        for _ in has..wanted {
+            conf.append_line(&format!("extra-{KEYS} = {key} {MARK}"));
+        }
+    }
 }
 
 /// The netrc with an entry per token, and the `netrc-file` line when Nix would not
@@ -431,16 +474,26 @@ fn remove_caches(req: &Request, view: &View, ours: &[bool], conf: &mut NixConf) 
         let caches = picked(&req.caches, ours, lines);
         let mut named = keys_named_after(conf, &caches, &hosts_left, lines);
         if lines == Lines::Marked {
-            named.extend(rotated_keys(conf, &caches));
+            named.extend(rotated_keys(conf, &caches, &hosts_left));
         }
         let keys: Vec<&str> = caches
             .iter()
             .map(|c| c.public_key.as_str())
             .filter(|k| !k.is_empty())
             .collect();
-        remove_values(conf, KEYS, lines, &|v| {
-            keys.contains(&v) || named.iter().any(|k| k == v)
-        });
+        if lines == Lines::Marked {
+            // One of setup-cache's copies of a key per cache removed: another cache it
+            // added with the same key keeps its own ([`count_shared_keys`]).
+            for k in &keys {
+                let n = keys.iter().filter(|x| *x == k).count();
+                remove_last(conf, KEYS, k, n);
+            }
+            remove_values(conf, KEYS, lines, &|v| named.iter().any(|k| k == v));
+        } else {
+            remove_values(conf, KEYS, lines, &|v| {
+                keys.contains(&v) || named.iter().any(|k| k == v)
+            });
+        }
         by_name.extend(named);
     }
     by_name
@@ -449,26 +502,74 @@ fn remove_caches(req: &Request, view: &View, ours: &[bool], conf: &mut NixConf) 
 /// Earlier keys of the caches setup-cache added, on its own lines: a key of the same
 /// name but for its number (`NAME-1` when `NAME-2` is removed, a rotated key) goes with
 /// the cache, so that removing a cache whose key was rotated takes all of it out.
-fn rotated_keys(conf: &NixConf, caches: &[&CacheSpec]) -> Vec<String> {
+///
+/// A key of that name is only the cache's own when nothing says it may be another's:
+/// it is named after the cache's host (`HOST-1`, and no substituter left is on that
+/// host), or no substituter setup-cache added is left at all. Another cache that merely
+/// uses a key of the same name (`mycache-2` for a second bucket) keeps it.
+fn rotated_keys(conf: &NixConf, caches: &[&CacheSpec], hosts_left: &[String]) -> Vec<String> {
     let family = |k: &str| {
         k.split_once(':')
             .map(|(name, _)| crate::keys::name_base(name).to_owned())
     };
-    let families: Vec<(String, &str)> = caches
+    let ours_left = conf.settings().any(|(l, s)| s.name == SUBS && is_marked(l));
+    let families: Vec<(String, &str, Option<&str>)> = caches
         .iter()
         .filter(|c| !c.public_key.is_empty())
-        .filter_map(|c| Some((family(&c.public_key)?, c.public_key.as_str())))
+        .filter_map(|c| {
+            Some((
+                family(&c.public_key)?,
+                c.public_key.as_str(),
+                url::host(&c.url),
+            ))
+        })
         .collect();
     conf.settings()
         .filter(|(l, s)| s.name == KEYS && is_marked(l))
         .flat_map(|(_, s)| s.values.iter())
         .filter(|v| {
-            families
-                .iter()
-                .any(|(f, k)| v.as_str() != *k && family(v).as_deref() == Some(f))
+            families.iter().any(|(f, k, host)| {
+                v.as_str() != *k
+                    && family(v).as_deref() == Some(f)
+                    && (!ours_left
+                        || host.is_some_and(|h| {
+                            crate::keys::named_after(v, h) && !hosts_left.iter().any(|l| l == h)
+                        }))
+            })
         })
         .cloned()
         .collect()
+}
+
+/// Takes the last `n` occurrences of `value` out of setup-cache's own `name` lines (the
+/// most recent first, so removals undo adds in reverse); a line left empty goes.
+fn remove_last(conf: &mut NixConf, name: &str, value: &str, n: usize) {
+    let lines: Vec<usize> = conf
+        .settings()
+        .filter(|(l, s)| s.name == name && is_marked(l) && s.values.iter().any(|v| v == value))
+        .map(|(l, _)| l.number)
+        .collect();
+    let left = std::cell::Cell::new(n);
+    for line in lines.into_iter().rev() {
+        if left.get() == 0 {
+            break;
+        }
+        let before = conf
+            .line(line)
+            .and_then(|l| l.setting())
+            .map_or(0, |s| s.values.len());
+        let removed = conf.remove_values(line, |v: &str| {
+            if v == value && left.get() > 0 {
+                left.set(left.get() - 1);
+                true
+            } else {
+                false
+            }
+        });
+        if removed > 0 && removed == before {
+            conf.remove_line(line);
+        }
+    }
 }
 
 /// The keys on `lines` named after the host of a cache given without a key, unless a

@@ -721,17 +721,17 @@ mod lossless {
             prop_assert!(!again.changed, "second add changed:\n{}", again.diff);
             prop_assert_eq!(&c.t.read_user(), &added);
 
-            // Caches the add did not write, and caches an earlier run of setup-cache
-            // added (on marked lines already): `--remove` takes these out as it would
-            // without the add; everything else goes back to the original bytes.
+            // Caches the add did not write, and caches whose URL an earlier run of
+            // setup-cache added (on a marked line already): `--remove` takes these out as
+            // it would without the add; everything else goes back to the original bytes
+            // (a key an earlier run marked is counted once more by the add, and one copy
+            // goes with the remove).
             let orig_conf = NixConf::parse(&original);
             let not_written: Vec<usize> = picked
                 .iter()
                 .zip(&add.caches)
                 .filter(|(i, r)| {
-                    let i = **i;
-                    let spec = CacheSpec { url: CACHES[i].0.into(), public_key: CACHES[i].1.into(), token_env: None };
-                    r.status != CacheStatus::Added || added_here(&orig_conf, &spec)
+                    r.status != CacheStatus::Added || on_marked_line(&orig_conf, SUBS, CACHES[**i].0)
                 })
                 .map(|(&i, _)| i)
                 .collect();
@@ -803,4 +803,107 @@ fn a_setting_value_nix_rejects_is_located_at_the_line_that_sets_it() {
     ] {
         assert_eq!(super::locate_nix_error(&layers, msg), Some(at), "{msg}");
     }
+}
+
+/// Runs `req` as an add or a remove and returns the user file afterwards (`None`:
+/// deleted).
+fn step(t: &T, caches: &[(&str, &str)], remove: bool) -> Option<String> {
+    let mut req = t.req(caches);
+    req.remove = remove;
+    let r = run(&req).unwrap();
+    assert!(
+        matches!(r.exit_code, ExitCode::Ok),
+        "{:?}: {}",
+        r.exit_code,
+        r.human()
+    );
+    fs::read_to_string(t.user()).ok()
+}
+
+/// Two caches that share one key (a cache at two URLs): removing one leaves the other
+/// its key, in either order, and removing both gives back the original bytes.
+#[test]
+fn a_key_two_added_caches_share_stays_until_both_are_removed() {
+    let keys_of = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("extra-trusted-public-keys"))
+            .flat_map(|l| {
+                l.split_whitespace()
+                    .skip(2)
+                    .take_while(|w| !w.starts_with('#'))
+            })
+            .filter(|w| *w == KEY_A)
+            .count()
+    };
+    for first_removed in ["http://a.example", "http://b.example"] {
+        let t = T::new("substituters =\n");
+        let original = "# mine\n";
+        t.write_user(original);
+        step(&t, &[("http://a.example", KEY_A)], false);
+        step(&t, &[("http://b.example", KEY_A)], false);
+        let after = step(&t, &[(first_removed, KEY_A)], true).unwrap();
+        assert_eq!(keys_of(&after), 1, "{first_removed}: {after}");
+        let other = if first_removed.contains("a.") {
+            "http://b.example"
+        } else {
+            "http://a.example"
+        };
+        assert!(after.contains(other), "{after}");
+        let end = step(&t, &[(other, KEY_A)], true);
+        assert_eq!(end.as_deref(), Some(original), "{first_removed}");
+    }
+    // Both in one run, then each alone.
+    let t = T::new("substituters =\n");
+    t.write_user("");
+    step(
+        &t,
+        &[("http://a.example", KEY_A), ("http://b.example", KEY_A)],
+        false,
+    );
+    let after = step(&t, &[("http://a.example", KEY_A)], true).unwrap();
+    assert_eq!(keys_of(&after), 1, "{after}");
+    assert_eq!(step(&t, &[("http://b.example", KEY_A)], true), None);
+}
+
+/// A key of the same name but another number goes with a cache only when it is that
+/// cache's rotated key: named after its host, or no other cache setup-cache added is left
+/// that could use it — never another cache's key that merely shares the name.
+#[test]
+fn removing_a_cache_keeps_another_caches_key_of_the_same_name() {
+    const M1: &str = "mycache-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+    const M2: &str = "mycache-2:U/8OwBxzrmKhrghm7KtNA3cRnYR5ioKlB637gbc2BF4=";
+    let t = T::new("substituters =\n");
+    t.write_user("# x\n");
+    step(&t, &[("https://a.example", M1)], false);
+    step(&t, &[("https://b.example", M2)], false);
+    let after = step(&t, &[("https://a.example", M1)], true).unwrap();
+    assert!(
+        after.contains(M2) && after.contains("https://b.example"),
+        "{after}"
+    );
+    assert!(!after.contains(M1), "{after}");
+    assert_eq!(
+        step(&t, &[("https://b.example", M2)], true).as_deref(),
+        Some("# x\n")
+    );
+    // A real rotation: the same cache, its key replaced; removing it takes both out.
+    let t = T::new("substituters =\n");
+    t.write_user("# x\n");
+    step(&t, &[("https://a.example", M1)], false);
+    step(&t, &[("https://a.example", M2)], false);
+    assert_eq!(
+        step(&t, &[("https://a.example", M2)], true).as_deref(),
+        Some("# x\n")
+    );
+    // Rotated keys named after the host go with it even when other caches stay.
+    const A1: &str = "a.example-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=";
+    const A2: &str = "a.example-2:U/8OwBxzrmKhrghm7KtNA3cRnYR5ioKlB637gbc2BF4=";
+    let t = T::new("substituters =\n");
+    t.write_user("# x\n");
+    step(&t, &[("https://a.example", A1)], false);
+    step(&t, &[("https://a.example", A2)], false);
+    step(&t, &[("https://c.example", KEY_B)], false);
+    let after = step(&t, &[("https://a.example", A2)], true).unwrap();
+    assert!(!after.contains(A1) && !after.contains(A2), "{after}");
+    assert!(after.contains(KEY_B), "{after}");
 }
