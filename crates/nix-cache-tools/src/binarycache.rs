@@ -84,12 +84,25 @@ pub(crate) enum CacheError {
     },
 }
 
+/// `std::stoi` as Nix applies it to `Priority`: an optional sign and digits at the start
+/// (what follows them is ignored), within an `int`.
+fn stoi(v: &str) -> Option<i32> {
+    let v = v.trim_start();
+    let sign = usize::from(v.starts_with(['-', '+']));
+    let digits = v[sign..].bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    v[..sign + digits].parse().ok()
+}
+
 /// The contents of `nix-cache-info`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub(crate) struct CacheInfo {
     pub store_dir: Option<String>,
     pub want_mass_query: Option<bool>,
-    pub priority: Option<u32>,
+    /// `Priority:` as Nix reads it (a C++ `int`: negative allowed).
+    pub priority: Option<i32>,
 }
 
 impl CacheInfo {
@@ -105,6 +118,19 @@ impl CacheInfo {
             return Err("its nix-cache-info is not text (control characters)".to_owned());
         }
         let info = Self::parse(text);
+        // Nix reads `Priority` with `std::stoi` and refuses the whole cache when that
+        // fails (no number, or one past an `int`).
+        if let Some(v) = text.lines().find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.trim() == "Priority")
+                .map(|(_, v)| v.trim())
+        }) && stoi(v).is_none()
+        {
+            return Err(format!(
+                "its nix-cache-info has `Priority: {}`, which Nix cannot read as a number (Nix refuses the cache)",
+                crate::output::untrusted(v, 40)
+            ));
+        }
         match &info.store_dir {
             None => Err("its nix-cache-info has no `StoreDir:` line".to_owned()),
             Some(d) if !d.starts_with('/') => Err(format!(
@@ -126,7 +152,7 @@ impl CacheInfo {
             match k.trim() {
                 "StoreDir" => info.store_dir = Some(v.to_owned()),
                 "WantMassQuery" => info.want_mass_query = Some(v == "1" || v == "true"),
-                "Priority" => info.priority = v.parse().ok(),
+                "Priority" => info.priority = stoi(v),
                 _ => {}
             }
         }
@@ -814,6 +840,18 @@ mod tests {
 
     #[test]
     fn cache_info_parses() {
+        assert_eq!(
+            CacheInfo::parse_strict(b"StoreDir: /nix/store\nPriority: -5\n")
+                .unwrap()
+                .priority,
+            Some(-5)
+        );
+        assert_eq!(CacheInfo::parse("Priority: 30abc").priority, Some(30));
+        for bad in ["Priority: 99999999999999999999", "Priority: high"] {
+            let e = CacheInfo::parse_strict(format!("StoreDir: /nix/store\n{bad}\n").as_bytes())
+                .unwrap_err();
+            assert!(e.contains("Nix refuses"), "{e}");
+        }
         let i = CacheInfo::parse("StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n");
         assert_eq!(i.store_dir.as_deref(), Some("/nix/store"));
         assert_eq!(i.want_mass_query, Some(true));

@@ -59,7 +59,7 @@ pub(crate) struct Target {
 }
 
 /// The `priority=N` store parameter of a URL, which overrides `nix-cache-info`.
-fn url_priority(url: &str) -> Option<u32> {
+fn url_priority(url: &str) -> Option<i32> {
     crate::url::store_param(url, "priority")?.parse().ok()
 }
 

@@ -259,7 +259,7 @@ pub struct Coverage {
     pub from: String,
     /// The cache's priority as Nix takes it (`Priority:` in `nix-cache-info`, or
     /// `?priority=` in the URL; 50 when neither names one); null when not measured.
-    pub priority: Option<u32>,
+    pub priority: Option<i32>,
     /// The `StoreDir` its `nix-cache-info` names; null when not measured.
     pub store_dir: Option<String>,
     /// False when the cache could not be asked (unreachable, an HTTP error for

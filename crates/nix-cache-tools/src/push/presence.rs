@@ -36,7 +36,7 @@ impl Ask<'_> {
         // find them all missing (and `nix copy` checks again anyway), so it is not asked.
         report.queried = self.cache.is_some();
         let mut todo = match self.cache {
-            Some((cache, true)) => self.ask_cache(cache, report),
+            Some((cache, true)) => self.ask_cache(cache, native, report),
             _ => Todo {
                 to_push: self.ordered.to_vec(),
                 ..Todo::default()
@@ -51,7 +51,7 @@ impl Ask<'_> {
     /// Asks the cache about every path of `ordered`, in parallel within the deadline: what
     /// it holds is already cached (in the report), what it lacks or could not answer for is
     /// pushed, and a narinfo that proves nothing is replaced where that is possible.
-    fn ask_cache(&self, cache: &BinaryCache, report: &mut Report) -> Todo {
+    fn ask_cache(&self, cache: &BinaryCache, native: bool, report: &mut Report) -> Todo {
         let Ask {
             ordered,
             nodes,
@@ -110,8 +110,13 @@ impl Ask<'_> {
                 Found::Error(e) => {
                     if errors == 0 {
                         report.warnings.push(format!(
-                            "could not ask {} about {path}: {e}; such paths are pushed (nix copy checks again)",
+                            "could not ask {} about {path}: {e}; such paths are pushed {}",
                             cache.display_url(),
+                            if native {
+                                "(an upload writes over what may be there)"
+                            } else {
+                                "(nix copy checks again)"
+                            },
                         ));
                     }
                     errors += 1;
