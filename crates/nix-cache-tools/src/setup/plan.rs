@@ -310,13 +310,31 @@ fn plan_add(req: &Request, view: &View, cur: &Current, tokens: &[(String, String
     add_values(&view.judged, &view.judged_idx, &mut conf, SUBS, &urls);
     add_values(&view.judged, &view.judged_idx, &mut conf, KEYS, &keys);
     count_shared_keys(req, &cur.conf, &mut conf);
-    let mut warnings = Vec::new();
+    let mut warnings = password_warnings(req, cur, &conf);
     let netrc = if tokens.is_empty() {
         NetrcChange::Keep
     } else {
         add_tokens(req, view, cur, tokens, &mut conf, &mut warnings)
     };
     Edit::new(conf, netrc, Vec::new(), warnings)
+}
+
+/// A URL with a password written into a nix.conf others may read (nix.conf is 0644 as
+/// a rule, and a new one is made so): said, with the way that keeps it private.
+fn password_warnings(req: &Request, cur: &Current, conf: &NixConf) -> Vec<String> {
+    let others_read = cur.read.as_ref().is_none_or(|(_, r)| r.mode & 0o044 != 0);
+    req.caches
+        .iter()
+        .filter(|c| others_read && crate::redact::url(&c.url) != c.url)
+        .filter(|c| count_values(conf, SUBS, &c.url) > count_values(&cur.conf, SUBS, &c.url))
+        .map(|c| {
+            format!(
+                "{} holds a password, and {} may be read by other users of this machine: give the token with --token-env VAR instead (it goes to a netrc entry, mode 0600) and the URL without it",
+                crate::redact::url(&c.url),
+                if cur.read.is_some() { "this nix.conf" } else { "the new nix.conf" }
+            )
+        })
+        .collect()
 }
 
 /// setup-cache's own lines hold a key once per cache it added with that key (a cache

@@ -907,3 +907,28 @@ fn removing_a_cache_keeps_another_caches_key_of_the_same_name() {
     assert!(!after.contains(A1) && !after.contains(A2), "{after}");
     assert!(after.contains(KEY_B), "{after}");
 }
+
+/// A URL with a password lands in nix.conf, which others may read: a warning saying how
+/// to keep it private; none when the file is the user's alone (mode 0600).
+#[test]
+fn a_password_in_the_url_is_warned_about_where_others_may_read_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let url = "https://u:hunter2pw@a.example";
+    let t = T::new("substituters =\n");
+    let r = run(&t.req(&[(url, KEY_A)])).unwrap();
+    let w = r.warnings.join("\n");
+    assert!(
+        w.contains("holds a password") && w.contains("--token-env"),
+        "{w}"
+    );
+    assert!(!w.contains("hunter2pw"), "{w}");
+    let t = T::new("substituters =\n");
+    t.write_user("# mine\n");
+    fs::set_permissions(t.user(), fs::Permissions::from_mode(0o600)).unwrap();
+    let r = run(&t.req(&[(url, KEY_A)])).unwrap();
+    assert!(
+        !r.warnings.iter().any(|w| w.contains("holds a password")),
+        "{:?}",
+        r.warnings
+    );
+}
