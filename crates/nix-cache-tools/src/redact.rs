@@ -92,7 +92,10 @@ pub(crate) fn register_secret(secret: &str) {
 /// Settings whose values are secrets (alias-resolved names, without `extra-`).
 pub(crate) fn is_secret_setting(name: &str) -> bool {
     let base = name.strip_prefix("extra-").unwrap_or(name);
-    base == "access-tokens"
+    // `access-tokens`, and what a typo or another tool makes of it (`acces-tokens`,
+    // `access-token`, `github-token`): a value under such a name is surely a secret, even
+    // where Nix ignores the line as unknown.
+    base == "access-tokens" || base.contains("token") || base.contains("password")
 }
 
 /// Pretty JSON of `value` with [`urls_in`] applied to every string in it, before it is
@@ -425,6 +428,16 @@ mod tests {
         // A long one goes wherever it is.
         register_secret("0123456789abcdefXYZ");
         assert_eq!(urls_in("a0123456789abcdefXYZb"), "a<redacted>b");
+    }
+
+    #[test]
+    fn values_of_misspelt_token_settings_are_hidden_too() {
+        let r = nixconf(
+            "acces-tokens = github.com=ghp_TYPO1\naccess-token = ghp_TYPO2\nmy-password = pw3\n",
+        );
+        for s in ["ghp_TYPO1", "ghp_TYPO2", "pw3"] {
+            assert!(!r.contains(s), "{s} in {r}");
+        }
     }
 
     #[test]
