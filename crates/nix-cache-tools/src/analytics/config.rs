@@ -640,7 +640,7 @@ fn listed_twice(layers: &Layers) -> Vec<Finding> {
                 .conf
                 .line(a.line)
                 .and_then(|l| l.comment())
-                .is_some_and(|c| c.trim_end() == crate::setup::MARK);
+                .is_some_and(|c| c.starts_with(crate::setup::MARK));
             for v in a.values {
                 let key = if name == "trusted-public-keys" {
                     v.clone()
@@ -965,7 +965,7 @@ mod tests {
         // setup-cache's own copies, one per cache that uses the key: no finding.
         let mark = crate::setup::MARK;
         let f = lines(&run(&format!(
-            "extra-substituters = https://a.example {mark}\nextra-trusted-public-keys = {NIXOS_KEY} {mark}\nextra-substituters = https://b.example {mark}\nextra-trusted-public-keys = {NIXOS_KEY} {mark}\n"
+            "extra-substituters = https://a.example {mark}\nextra-trusted-public-keys = {NIXOS_KEY} {mark}\nextra-substituters = https://b.example {mark}\nextra-trusted-public-keys = {NIXOS_KEY} {mark} for https://b.example\n"
         )));
         assert!(!f.iter().any(|x| x.2.contains("already in")), "{f:#?}");
     }

@@ -306,10 +306,27 @@ pub(super) fn plan(req: &Request, view: &View, cur: &Current, tokens: &[(String,
 fn plan_add(req: &Request, view: &View, cur: &Current, tokens: &[(String, String)]) -> Edit {
     let mut conf = cur.conf.clone();
     let urls: Vec<String> = req.caches.iter().map(|c| c.url.clone()).collect();
-    let keys: Vec<String> = req.caches.iter().map(|c| c.public_key.clone()).collect();
     add_values(&view.judged, &view.judged_idx, &mut conf, SUBS, &urls);
+    let shared = shared_keys(req, &cur.conf, &conf);
+    let keys: Vec<String> = req
+        .caches
+        .iter()
+        .filter(|c| !shared.contains(&c.url.as_str()))
+        .map(|c| c.public_key.clone())
+        .collect();
     add_values(&view.judged, &view.judged_idx, &mut conf, KEYS, &keys);
-    count_shared_keys(req, &cur.conf, &mut conf);
+    for c in req
+        .caches
+        .iter()
+        .filter(|c| shared.contains(&c.url.as_str()))
+    {
+        if key_for(&conf, &c.url).is_none() {
+            conf.append_line(&format!(
+                "extra-{KEYS} = {} {MARK_FOR}{}",
+                c.public_key, c.url
+            ));
+        }
+    }
     let mut warnings = password_warnings(req, cur, &conf);
     let netrc = if tokens.is_empty() {
         NetrcChange::Keep
@@ -337,46 +354,47 @@ fn password_warnings(req: &Request, cur: &Current, conf: &NixConf) -> Vec<String
         .collect()
 }
 
-/// setup-cache's own lines hold a key once per cache it added with that key (a cache
-/// reached at two URLs, say), so that `--remove` of one takes out one of them and the
-/// other cache keeps its key: for each cache newly added here whose key is already on a
-/// marked line (or was just added for another cache of this run), the key again, on a
-/// marked line of its own.
-fn count_shared_keys(req: &Request, orig: &NixConf, conf: &mut NixConf) {
-    let marked = |c: &NixConf, key: &str| {
-        c.settings()
-            .filter(|(l, s)| s.name == KEYS && is_marked(l))
-            .flat_map(|(_, s)| s.values.iter())
-            .filter(|v| *v == key)
-            .count()
-    };
-    let mut keys: Vec<&str> = req.caches.iter().map(|c| c.public_key.as_str()).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    for key in keys.into_iter().filter(|k| !k.is_empty()) {
-        // Caches whose URL this run wrote (not merely found missing: a URL already on a
-        // line but reset by a later file is not written again).
-        let new_caches = req
-            .caches
-            .iter()
-            .filter(|c| {
-                c.public_key == key
-                    && count_values(conf, SUBS, &c.url) > count_values(orig, SUBS, &c.url)
-            })
-            .count();
-        let (had, has) = (marked(orig, key), marked(conf, key));
-        if has == 0 {
-            continue; // the user's key, or not ours to count
+/// The caches (by URL) that get their own copy of their key, on a line marked
+/// [`MARK_FOR`] their URL: a key two caches added by setup-cache share (one cache at two
+/// URLs), so that `--remove` of either leaves the other its key. A cache this run added
+/// (its URL written now by `conf`, on none of setup-cache's lines before) whose key is
+/// on setup-cache's lines already, from an earlier run or for an earlier cache of this
+/// run.
+fn shared_keys<'a>(req: &'a Request, orig: &NixConf, conf: &NixConf) -> Vec<&'a str> {
+    let mut keyed_here: Vec<&str> = Vec::new();
+    let mut shared = Vec::new();
+    for c in &req.caches {
+        let key = c.public_key.as_str();
+        let new = !key.is_empty()
+            && !on_marked_line(orig, SUBS, &c.url)
+            && count_values(conf, SUBS, &c.url) > count_values(orig, SUBS, &c.url);
+        if !new {
+            continue;
         }
-        let wanted = if had > 0 {
-            had + new_caches
+        if on_marked_line(orig, KEYS, key) || keyed_here.contains(&key) {
+            shared.push(c.url.as_str());
         } else {
-            new_caches
-        };
-        for _ in has..wanted {
-            conf.append_line(&format!("extra-{KEYS} = {key} {MARK}"));
+            keyed_here.push(key);
         }
     }
+    shared
+}
+
+/// The marker of a key's copy for one cache ([`count_shared_keys`]): `MARK_FOR` + URL.
+pub(super) const MARK_FOR: &str = "# added by setup-cache for ";
+
+/// The URL a line's [`MARK_FOR`] names, if it has one.
+fn marked_for(line: &nixconf::Line) -> Option<&str> {
+    line.comment()?
+        .trim_end_matches([' ', '\t', '\r'])
+        .strip_prefix(MARK_FOR)
+}
+
+/// The line holding the key copy for cache `url`, if any.
+fn key_for(conf: &NixConf, url: &str) -> Option<usize> {
+    conf.settings()
+        .find(|(l, s)| s.name == KEYS && marked_for(l).is_some_and(|u| same_url(u, url)))
+        .map(|(l, _)| l.number)
 }
 
 /// The netrc with an entry per token, and the `netrc-file` line when Nix would not
@@ -499,19 +517,26 @@ fn remove_caches(req: &Request, view: &View, ours: &[bool], conf: &mut NixConf) 
             .map(|c| c.public_key.as_str())
             .filter(|k| !k.is_empty())
             .collect();
+        // A cache with its own copy of a shared key ([`count_shared_keys`]): that copy
+        // goes, and the key stays on setup-cache's lines for the cache it was added for.
+        let mut own_copy: Vec<&str> = Vec::new();
         if lines == Lines::Marked {
-            // One of setup-cache's copies of a key per cache removed: another cache it
-            // added with the same key keeps its own ([`count_shared_keys`]).
-            for k in &keys {
-                let n = keys.iter().filter(|x| *x == k).count();
-                remove_last(conf, KEYS, k, n);
+            for c in &caches {
+                while let Some(n) = key_for(conf, &c.url) {
+                    conf.remove_line(n);
+                    own_copy.push(c.url.as_str());
+                }
             }
-            remove_values(conf, KEYS, lines, &|v| named.iter().any(|k| k == v));
-        } else {
-            remove_values(conf, KEYS, lines, &|v| {
-                keys.contains(&v) || named.iter().any(|k| k == v)
-            });
         }
+        let keys: Vec<&str> = caches
+            .iter()
+            .filter(|c| !own_copy.contains(&c.url.as_str()))
+            .map(|c| c.public_key.as_str())
+            .filter(|k| keys.contains(k))
+            .collect();
+        remove_values(conf, KEYS, lines, &|v| {
+            keys.contains(&v) || named.iter().any(|k| k == v)
+        });
         by_name.extend(named);
     }
     by_name
@@ -557,37 +582,6 @@ fn rotated_keys(conf: &NixConf, caches: &[&CacheSpec], hosts_left: &[String]) ->
         })
         .cloned()
         .collect()
-}
-
-/// Takes the last `n` occurrences of `value` out of setup-cache's own `name` lines (the
-/// most recent first, so removals undo adds in reverse); a line left empty goes.
-fn remove_last(conf: &mut NixConf, name: &str, value: &str, n: usize) {
-    let lines: Vec<usize> = conf
-        .settings()
-        .filter(|(l, s)| s.name == name && is_marked(l) && s.values.iter().any(|v| v == value))
-        .map(|(l, _)| l.number)
-        .collect();
-    let left = std::cell::Cell::new(n);
-    for line in lines.into_iter().rev() {
-        if left.get() == 0 {
-            break;
-        }
-        let before = conf
-            .line(line)
-            .and_then(|l| l.setting())
-            .map_or(0, |s| s.values.len());
-        let removed = conf.remove_values(line, |v: &str| {
-            if v == value && left.get() > 0 {
-                left.set(left.get() - 1);
-                true
-            } else {
-                false
-            }
-        });
-        if removed > 0 && removed == before {
-            conf.remove_line(line);
-        }
-    }
 }
 
 /// The keys on `lines` named after the host of a cache given without a key, unless a

@@ -721,17 +721,22 @@ mod lossless {
             prop_assert!(!again.changed, "second add changed:\n{}", again.diff);
             prop_assert_eq!(&c.t.read_user(), &added);
 
-            // Caches the add did not write, and caches whose URL an earlier run of
-            // setup-cache added (on a marked line already): `--remove` takes these out as
-            // it would without the add; everything else goes back to the original bytes
-            // (a key an earlier run marked is counted once more by the add, and one copy
-            // goes with the remove).
+            // Caches the add did not write, and caches an earlier run of setup-cache
+            // added (on marked lines already): `--remove` takes these out as it would
+            // without the add; everything else goes back to the original bytes. A cache
+            // whose URL this add wrote, though an earlier run marked its key, got its own
+            // copy of the key: that one goes back to the original bytes too.
             let orig_conf = NixConf::parse(&original);
+            let added_conf = NixConf::parse(&added);
             let not_written: Vec<usize> = picked
                 .iter()
                 .zip(&add.caches)
                 .filter(|(i, r)| {
-                    r.status != CacheStatus::Added || on_marked_line(&orig_conf, SUBS, CACHES[**i].0)
+                    let (url, key) = CACHES[**i];
+                    let spec = CacheSpec { url: url.into(), public_key: key.into(), token_env: None };
+                    let url_written = !on_marked_line(&orig_conf, SUBS, url)
+                        && count_values(&added_conf, SUBS, url) > count_values(&orig_conf, SUBS, url);
+                    r.status != CacheStatus::Added || (added_here(&orig_conf, &spec) && !url_written)
                 })
                 .map(|(&i, _)| i)
                 .collect();
