@@ -221,6 +221,8 @@ pub(crate) enum Found {
     Present {
         nar_size: u64,
         file_size: Option<u64>,
+        /// Its `URL`: where its NAR is.
+        nar_url: String,
         /// Its `NarHash` as `sha256:<nix32>` (`None` when it is no sha256 Nix reads).
         nar_hash: Option<String>,
         /// What a signature check needs: its `Sig` lines, the fingerprint they cover
@@ -669,6 +671,7 @@ impl BinaryCache {
         Ok(Found::Present {
             nar_size: info.nar_size,
             file_size: info.file_size,
+            nar_url: info.url.clone(),
             nar_hash: crate::narinfo::nar_hash_nix32(&info.nar_hash),
             signing: Box::new(Signing {
                 fingerprint: info.fingerprint().ok(),
@@ -678,7 +681,7 @@ impl BinaryCache {
         })
     }
 
-    fn query_one(&self, path: &str, opts: &QueryOptions) -> Found {
+    fn query_one(&self, path: &str, opts: &QueryOptions, check_nar: bool) -> Found {
         /// Attempts after a "slow down" (1, 2, 4, 8 s apart, within the deadline).
         const SLOW_DOWN_RETRIES: u32 = 4;
         let mut attempt = 0;
@@ -689,7 +692,7 @@ impl BinaryCache {
             {
                 return Found::Error("not asked: the time limit was reached".to_owned());
             }
-            match self.check_one(path, opts.deadline, opts.check_nar) {
+            match self.check_one(path, opts.deadline, check_nar) {
                 Ok(f) => return f,
                 Err(e) => {
                     // 429 and 503 are "slow down" (S3's SlowDown, a rate-limiting
@@ -747,55 +750,102 @@ impl BinaryCache {
     }
 
     /// [`BinaryCache::query`], saying why a narinfo that is there does not count.
+    ///
+    /// NARs ([`QueryOptions::check_nar`]): every one for `file://` (a `stat`); over HTTP
+    /// and S3, where each is a request more, an even sample of [`NAR_SAMPLE`] first — a
+    /// cache that lost NARs (a lifecycle rule, a half-synced mirror) loses many — and all
+    /// of them once the sample finds one missing.
     pub(crate) fn query_detailed<S: AsRef<str> + Sync>(
         &self,
         paths: &[S],
         opts: &QueryOptions,
     ) -> Vec<Found> {
         let jobs = opts.jobs.clamp(1, MAX_JOBS).min(paths.len().max(1));
-        let next = AtomicUsize::new(0);
+        let every = matches!(self.base, Base::File(_));
+        let stride = if every {
+            1
+        } else {
+            (paths.len() / NAR_SAMPLE).max(1)
+        };
+        let sampled = |i: usize| opts.check_nar && i % stride == 0;
         // Answers so far that were errors, and whether any was not.
         let (errors, answered) = (
             AtomicUsize::new(0),
             std::sync::atomic::AtomicBool::new(false),
         );
-        let mut results: Vec<Option<Found>> = vec![None; paths.len()];
-        let slots = std::sync::Mutex::new(&mut results);
-        std::thread::scope(|s| {
-            for _ in 0..jobs {
-                s.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(path) = paths.get(i) else { break };
-                        let failing = opts.give_up_after.is_some_and(|n| {
-                            !answered.load(Ordering::Relaxed) && errors.load(Ordering::Relaxed) >= n
-                        });
-                        let f = if failing {
-                            Found::Error(format!(
-                                "not asked: the cache's first {} answers were all errors",
-                                errors.load(Ordering::Relaxed)
-                            ))
-                        } else {
-                            let f = self.query_one(path.as_ref(), opts);
-                            if matches!(f, Found::Error(_)) {
-                                errors.fetch_add(1, Ordering::Relaxed);
-                            } else {
-                                answered.store(true, Ordering::Relaxed);
-                            }
-                            f
-                        };
-                        if let Ok(mut slots) = slots.lock() {
-                            slots[i] = Some(f);
-                        }
-                    }
-                });
+        let mut results = in_parallel(paths.len(), jobs, |i| {
+            let failing = opts.give_up_after.is_some_and(|n| {
+                !answered.load(Ordering::Relaxed) && errors.load(Ordering::Relaxed) >= n
+            });
+            if failing {
+                return Found::Error(format!(
+                    "not asked: the cache's first {} answers were all errors",
+                    errors.load(Ordering::Relaxed)
+                ));
             }
-        });
+            let f = self.query_one(paths[i].as_ref(), opts, sampled(i));
+            if matches!(f, Found::Error(_)) {
+                errors.fetch_add(1, Ordering::Relaxed);
+            } else {
+                answered.store(true, Ordering::Relaxed);
+            }
+            f
+        })
+        .into_iter()
+        .map(|f| f.unwrap_or_else(|| Found::Error("query thread failed".to_owned())))
+        .collect::<Vec<Found>>();
+        if stride > 1 && results.iter().any(|f| matches!(f, Found::NarMissing(_))) {
+            let rest: Vec<usize> = (0..results.len())
+                .filter(|&i| !sampled(i) && matches!(results[i], Found::Present { .. }))
+                .collect();
+            let checked = in_parallel(rest.len(), jobs, |k| match &results[rest[k]] {
+                Found::Present { nar_url, .. } => match self.nar_missing(nar_url, opts.deadline) {
+                    Ok(None) => None,
+                    Ok(Some(why)) => Some(Found::NarMissing(why)),
+                    Err(e) => Some(Found::Error(e.to_string())),
+                },
+                _ => None,
+            });
+            for (k, f) in checked.into_iter().enumerate() {
+                if let Some(Some(f)) = f {
+                    results[rest[k]] = f;
+                }
+            }
+        }
         results
-            .into_iter()
-            .map(|f| f.unwrap_or_else(|| Found::Error("query thread failed".to_owned())))
-            .collect()
     }
+}
+
+/// How many NARs [`BinaryCache::query_detailed`] asks about over HTTP and S3 before it
+/// has found one missing.
+pub(crate) const NAR_SAMPLE: usize = 64;
+
+/// `f(0..n)` on at most `jobs` threads, results in order (`None` where a thread died).
+fn in_parallel<T: Send + Clone>(
+    n: usize,
+    jobs: usize,
+    f: impl Fn(usize) -> T + Sync,
+) -> Vec<Option<T>> {
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<Option<T>> = vec![None; n];
+    let slots = std::sync::Mutex::new(&mut results);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let r = f(i);
+                    if let Ok(mut slots) = slots.lock() {
+                        slots[i] = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    results
 }
 
 fn is_absent_status(code: u16) -> bool {
@@ -1285,6 +1335,42 @@ mod tests {
         assert!(
             matches!(&d[2], Found::NarMissing(e) if e.contains("symbolic link")),
             "{d:?}"
+        );
+    }
+
+    /// Over HTTP a sample of NARs is asked first; once one is missing, all are.
+    #[test]
+    fn a_missing_nar_in_the_sample_makes_every_nar_asked() {
+        let (url, _) = hostile_server(|p| {
+            if let Some(hash) = p.strip_prefix('/').and_then(|r| r.strip_suffix(".narinfo")) {
+                return Reply::Body(
+                    format!(
+                        "StorePath: /nix/store/{hash}-p\nURL: nar/{hash}.nar\nCompression: none\nNarHash: sha256:16mvl7v0ylzcg2n3xzjn41qhzbmgcn5iyarx16nn5l2r36n2kqci\nNarSize: 8\nReferences: \n"
+                    )
+                    .leak(),
+                );
+            }
+            // One NAR in ten is gone.
+            if p.ends_with("7.nar") {
+                Reply::Status(404)
+            } else {
+                Reply::Body("12345678")
+            }
+        });
+        let paths: Vec<String> = (0..200).map(|i| format!("/nix/store/{i:0>32}-p")).collect();
+        let c = BinaryCache::new(&url).unwrap();
+        let d = c.query_detailed(&paths, &QueryOptions::default());
+        let missing: Vec<usize> = (0..200)
+            .filter(|&i| matches!(d[i], Found::NarMissing(_)))
+            .collect();
+        assert_eq!(
+            missing,
+            (0..200).filter(|i| i % 10 == 7).collect::<Vec<_>>()
+        );
+        assert!(
+            d.iter()
+                .enumerate()
+                .all(|(i, f)| i % 10 == 7 || matches!(f, Found::Present { .. }))
         );
     }
 
