@@ -380,7 +380,7 @@ fn shared_keys<'a>(req: &'a Request, orig: &NixConf, conf: &NixConf) -> Vec<&'a 
     shared
 }
 
-/// The marker of a key's copy for one cache ([`count_shared_keys`]): `MARK_FOR` + URL.
+/// The marker of a key's copy for one cache ([`shared_keys`]): `MARK_FOR` + URL.
 pub(super) const MARK_FOR: &str = "# added by setup-cache for ";
 
 /// The URL a line's [`MARK_FOR`] names, if it has one.
@@ -517,7 +517,7 @@ fn remove_caches(req: &Request, view: &View, ours: &[bool], conf: &mut NixConf) 
             .map(|c| c.public_key.as_str())
             .filter(|k| !k.is_empty())
             .collect();
-        // A cache with its own copy of a shared key ([`count_shared_keys`]): that copy
+        // A cache with its own copy of a shared key ([`shared_keys`]): that copy
         // goes, and the key stays on setup-cache's lines for the cache it was added for.
         let mut own_copy: Vec<&str> = Vec::new();
         if lines == Lines::Marked {
