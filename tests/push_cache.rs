@@ -1076,7 +1076,7 @@ fn recording_nix(env: &NixEnv) -> (String, PathBuf) {
 
 /// A `nix-cache-info` that is there but is none — garbage, not text, no `StoreDir`,
 /// 5 GB, endless — is "not a binary cache" naming the URL: exit 1, nothing uploaded,
-/// nix never run, and the body is not read past a small cap. One that trickles is cut
+/// `nix copy` never run, and the body is not read past a small cap. One that trickles is cut
 /// by the time limit.
 #[test]
 fn a_nix_cache_info_that_is_none_is_not_a_binary_cache() {
@@ -1119,11 +1119,11 @@ fn a_nix_cache_info_that_is_none_is_not_a_binary_cache() {
         assert!(err.contains("nothing was uploaded"), "{what}: {err}");
         assert!(took < Duration::from_secs(20), "{what}: {took:?}");
         assert_eq!(server.count("PUT"), 0, "{what}: {:?}", server.requests());
-        assert!(
-            !record.exists(),
-            "{what}: nix ran: {:?}",
-            std::fs::read_to_string(&record)
-        );
+        // Nothing handed to `nix copy`. (Reading the closure may fall back to `nix
+        // path-info` when other tests' builds keep changing the store database: seen
+        // once on Nix 2.26 under the full parallel suite.)
+        let ran = std::fs::read_to_string(&record).unwrap_or_default();
+        assert!(!ran.contains(" copy "), "{what}: nix ran: {ran:?}");
         assert!(
             server.hostile_bytes_sent() < 64 << 20,
             "{what}: {} bytes sent",
