@@ -1484,6 +1484,47 @@ fn coverage_against_http_and_file_caches_is_exact() {
     assert_eq!(cov[0]["nar_bytes_present"].as_u64().unwrap(), part_bytes);
 }
 
+/// A small closure copied into a chroot store (the store analysed) and a `file://`
+/// cache holding it.
+struct CachedClosure {
+    env: NixEnv,
+    top: String,
+    dir: std::path::PathBuf,
+    cache: std::path::PathBuf,
+}
+
+impl CachedClosure {
+    fn new(tag: &str) -> Self {
+        require_nix();
+        let env = NixEnv::new();
+        let top = support::build_small_closure(&env, &support::unique(tag));
+        let dir = env.path().join("chroot");
+        copy_to_chroot(&env, &dir, &top);
+        let cache = file_cache(&env, "cache", None, &top);
+        CachedClosure {
+            env,
+            top,
+            dir,
+            cache,
+        }
+    }
+}
+
+/// The JSON report of store `dir` with `--closure top --cache url`.
+fn coverage_of(env: &NixEnv, dir: &Path, top: &str, url: &str) -> Value {
+    analytics_json(
+        env,
+        &[
+            "--store",
+            dir.to_str().unwrap(),
+            "--closure",
+            top,
+            "--cache",
+            url,
+        ],
+    )
+}
+
 /// Copies the closure of `top` into a new `file://` cache under `env`, signed with
 /// `key` (unsigned without).
 fn file_cache(
@@ -1523,38 +1564,16 @@ fn no_pie_of_one_slice() {
 /// would fail on its NAR) is not "present": counted apart, with a warning.
 #[test]
 fn narinfos_for_other_contents_are_not_coverage() {
-    require_nix();
-    let env = NixEnv::new();
-    let top = support::build_small_closure(&env, &support::unique("oth"));
-    let dir = env.path().join("chroot");
-    copy_to_chroot(&env, &dir, &top);
-    let cache = file_cache(&env, "cache", None, &top);
+    let CachedClosure {
+        env,
+        top,
+        dir,
+        cache,
+    } = CachedClosure::new("oth");
     let file = cache.join(nix_cache_tools::narinfo::narinfo_file_name(&top).unwrap());
-    let text: String = std::fs::read_to_string(&file)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            if l.starts_with("NarSize: ") {
-                "NarSize: 999999".to_owned()
-            } else {
-                l.to_owned()
-            }
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&file, text).unwrap();
+    support::set_narinfo_field(&file, "NarSize", "999999");
     let url = format!("file://{}", cache.display());
-    let report = analytics_json(
-        &env,
-        &[
-            "--store",
-            dir.to_str().unwrap(),
-            "--closure",
-            &top,
-            "--cache",
-            &url,
-        ],
-    );
+    let report = coverage_of(&env, &dir, &top, &url);
     let c = &report["coverage"][0];
     assert_eq!(c["other_contents"], 1, "{c}");
     assert_eq!(c["paths_present"], 3, "{c}");
@@ -1569,26 +1588,14 @@ fn narinfos_for_other_contents_are_not_coverage() {
 /// garbage proves nothing — neither is coverage, and each gets a warning.
 #[test]
 fn narinfos_with_another_hash_or_garbage_are_not_coverage() {
-    require_nix();
-    let env = NixEnv::new();
-    let top = support::build_small_closure(&env, &support::unique("ohash"));
-    let dir = env.path().join("chroot");
-    copy_to_chroot(&env, &dir, &top);
-    let cache = file_cache(&env, "cache", None, &top);
+    let CachedClosure {
+        env,
+        top,
+        dir,
+        cache,
+    } = CachedClosure::new("ohash");
     let file = cache.join(nix_cache_tools::narinfo::narinfo_file_name(&top).unwrap());
-    let text: String = std::fs::read_to_string(&file)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            if l.starts_with("NarHash: ") {
-                "NarHash: sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s".to_owned()
-            } else {
-                l.to_owned()
-            }
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&file, text).unwrap();
+    support::set_narinfo_field(&file, "NarHash", support::FOREIGN_NAR_HASH);
     // And another path's narinfo is garbage.
     let other = std::fs::read_dir(&cache)
         .unwrap()
@@ -1597,17 +1604,7 @@ fn narinfos_with_another_hash_or_garbage_are_not_coverage() {
         .unwrap();
     std::fs::write(&other, "<html>not a narinfo</html>\n").unwrap();
     let url = format!("file://{}", cache.display());
-    let report = analytics_json(
-        &env,
-        &[
-            "--store",
-            dir.to_str().unwrap(),
-            "--closure",
-            &top,
-            "--cache",
-            &url,
-        ],
-    );
+    let report = coverage_of(&env, &dir, &top, &url);
     let c = &report["coverage"][0];
     assert_eq!(c["other_contents"], 1, "{c}");
     assert_eq!(c["invalid_narinfos"], 1, "{c}");
@@ -1621,29 +1618,19 @@ fn narinfos_with_another_hash_or_garbage_are_not_coverage() {
 /// download it): counted apart, with a warning, over `file://` and over HTTP (`HEAD`).
 #[test]
 fn narinfos_whose_nar_is_gone_are_not_coverage() {
-    require_nix();
-    let env = NixEnv::new();
-    let top = support::build_small_closure(&env, &support::unique("nonar"));
-    let dir = env.path().join("chroot");
-    copy_to_chroot(&env, &dir, &top);
-    let cache = file_cache(&env, "cache", None, &top);
+    let CachedClosure {
+        env,
+        top,
+        dir,
+        cache,
+    } = CachedClosure::new("nonar");
     let file = cache.join(nix_cache_tools::narinfo::narinfo_file_name(&top).unwrap());
     let info =
         nix_cache_tools::narinfo::NarInfo::parse(&std::fs::read_to_string(&file).unwrap()).unwrap();
     std::fs::remove_file(cache.join(&info.url)).unwrap();
     let server = support::http::HttpCache::serve(&cache);
     for url in [format!("file://{}", cache.display()), server.url.clone()] {
-        let report = analytics_json(
-            &env,
-            &[
-                "--store",
-                dir.to_str().unwrap(),
-                "--closure",
-                &top,
-                "--cache",
-                &url,
-            ],
-        );
+        let report = coverage_of(&env, &dir, &top, &url);
         let c = &report["coverage"][0];
         assert_eq!(c["nar_missing"], 1, "{url}: {c}");
         assert_eq!(c["paths_present"], 3, "{url}: {c}");
@@ -1660,12 +1647,12 @@ fn narinfos_whose_nar_is_gone_are_not_coverage() {
 /// carries ANSI escapes, HTML and a Markdown link shows in every format made harmless.
 #[test]
 fn a_caches_key_names_cannot_inject_into_any_output() {
-    require_nix();
-    let env = NixEnv::new();
-    let top = support::build_small_closure(&env, &support::unique("inj"));
-    let dir = env.path().join("chroot");
-    copy_to_chroot(&env, &dir, &top);
-    let cache = file_cache(&env, "cache", None, &top);
+    let CachedClosure {
+        env,
+        top,
+        dir,
+        cache,
+    } = CachedClosure::new("inj");
     let evil = "k\x1b]0;pwned\x07\x1b[2J<img src=//evil.example/p.png>[Fix your cache](//evil.example/login)";
     for e in std::fs::read_dir(&cache).unwrap() {
         let p = e.unwrap().path();

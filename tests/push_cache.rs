@@ -1346,20 +1346,7 @@ fn a_narinfo_for_other_contents_is_not_already_cached() {
         .unwrap()
         .clone();
     let file = dir.join(nix_cache_tools::narinfo::narinfo_file_name(&leaf).unwrap());
-    let good = std::fs::read_to_string(&file).unwrap();
-    let forged: String = good
-        .lines()
-        .map(|l| {
-            if l.starts_with("NarHash: ") {
-                "NarHash: sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s".to_owned()
-            } else {
-                l.to_owned()
-            }
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    assert_ne!(forged, good);
-    std::fs::write(&file, &forged).unwrap();
+    let good = support::set_narinfo_field(&file, "NarHash", support::FOREIGN_NAR_HASH);
     let (out, _) = run_bounded(
         push_cache(&b.env, &b.work, &["--to", &to, "--json", &b.top]),
         Duration::from_secs(120),

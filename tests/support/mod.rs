@@ -43,6 +43,29 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// A `NarHash` that belongs to no path here: what a forged narinfo carries.
+pub const FOREIGN_NAR_HASH: &str = "sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s";
+
+/// Rewrites the `FIELD: value` line of the narinfo `file` to `value` (a forged or
+/// corrupted entry); returns the text it had.
+pub fn set_narinfo_field(file: &Path, field: &str, value: &str) -> String {
+    let old = std::fs::read_to_string(file).unwrap();
+    let prefix = format!("{field}: ");
+    let new: String = old
+        .lines()
+        .map(|l| {
+            if l.starts_with(&prefix) {
+                format!("{prefix}{value}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert_ne!(new, old, "{} has no {field} line to change", file.display());
+    std::fs::write(file, new).unwrap();
+    old
+}
+
 /// A unique token per call in this process, to make derivations no other test builds.
 pub fn unique(tag: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
