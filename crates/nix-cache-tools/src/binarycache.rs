@@ -172,9 +172,10 @@ pub(crate) struct QueryOptions {
     /// When set, a cache whose first this many answers are all errors (down, refusing,
     /// slowing down) is not asked the rest: those are [`Found::Error`] at once.
     pub give_up_after: Option<usize>,
-    /// Whether a good narinfo's NAR must be in the cache too (a `stat` for `file://`, a
-    /// `HEAD` over HTTP and S3), else [`Found::NarMissing`]. On by default; a NAR named by
-    /// an absolute URL (another host) is not asked.
+    /// Whether a good narinfo's NAR must be in the cache too, else [`Found::NarMissing`]:
+    /// a `stat` of each for `file://`; over HTTP and S3 a `HEAD` for a sample, then for
+    /// all once one is missing ([`BinaryCache::query_detailed`]). On by default; a NAR
+    /// named by an absolute URL (another host) is not asked.
     pub check_nar: bool,
 }
 
